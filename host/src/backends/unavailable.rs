@@ -1,0 +1,82 @@
+//! The stand-in for a backend that has not been built yet: every call fails
+//! with `unavailable` and says so, so that policies and `review` work today
+//! and the run exits with the documented code 4.
+
+use std::sync::Arc;
+
+use super::*;
+
+/// A backend that is not built yet.
+pub struct Unavailable {
+    message: String,
+}
+
+impl Unavailable {
+    /// `what` (PostgreSQL) arrives with `issue`; `target` is what the run
+    /// was pointed at.
+    pub fn new(what: &str, issue: &str, target: Arc<str>) -> Self {
+        Unavailable { message: format!("no {what} backend in this build of runner (it arrives with issue {issue}); target `{target}` was not contacted") }
+    }
+
+    fn fail<T>(&self) -> BackendResult<T> {
+        Err(BackendError::new(ErrorCode::Unavailable, self.message.clone()))
+    }
+}
+
+#[async_trait::async_trait]
+impl Kube for Unavailable {
+    async fn get(&self, _: &ObjectRef) -> BackendResult<String> {
+        self.fail()
+    }
+    async fn list(&self, _: &ListOptions) -> BackendResult<String> {
+        self.fail()
+    }
+    async fn wait_for(&self, _: &ObjectRef, _: &WaitFor, _: u64) -> BackendResult<String> {
+        self.fail()
+    }
+    async fn patch(&self, _: &ObjectRef, _: PatchType, _: &str) -> BackendResult<String> {
+        self.fail()
+    }
+    async fn delete(&self, _: &ObjectRef, _: Option<u32>) -> BackendResult<()> {
+        self.fail()
+    }
+    async fn scale(&self, _: &ObjectRef, _: u32) -> BackendResult<()> {
+        self.fail()
+    }
+    async fn evict(&self, _: Option<&str>, _: &str) -> BackendResult<()> {
+        self.fail()
+    }
+    async fn set_unschedulable(&self, _: &str, _: bool) -> BackendResult<()> {
+        self.fail()
+    }
+    async fn drain(&self, _: &str, _: &DrainOptions) -> BackendResult<String> {
+        self.fail()
+    }
+    async fn exec(&self, _: Option<&str>, _: &str, _: Option<&str>, _: &[String]) -> BackendResult<ExecOutput> {
+        self.fail()
+    }
+}
+
+#[async_trait::async_trait]
+impl Postgres for Unavailable {
+    async fn query(&self, _: &str, _: &str, _: &[String]) -> BackendResult<String> {
+        self.fail()
+    }
+    async fn execute(&self, _: &str, _: &str, _: &[String]) -> BackendResult<u64> {
+        self.fail()
+    }
+}
+
+#[async_trait::async_trait]
+impl Redis for Unavailable {
+    async fn command(&self, _: &str, _: &[String]) -> BackendResult<String> {
+        self.fail()
+    }
+}
+
+#[async_trait::async_trait]
+impl Mongo for Unavailable {
+    async fn run_command(&self, _: &str, _: &str, _: &str) -> BackendResult<String> {
+        self.fail()
+    }
+}

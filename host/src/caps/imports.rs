@@ -1,0 +1,149 @@
+//! What a component can call, derived from its actual WIT imports, compared
+//! with what its manifest requests.
+
+use super::Capability;
+
+/// The policy interfaces of the `runner:policy` package and the capability
+/// verbs each one serves (`None` for interfaces that need no capability).
+const FAMILIES: &[(&str, Option<(&str, &[&str])>, bool)] = &[
+    // (interface, (capability interface, verbs), gate world may import it)
+    ("types", None, true),
+    ("report", None, true),
+    ("clock", None, true),
+    ("kube-read", Some(("kube", &["get", "list"])), true),
+    ("postgres-read", Some(("postgres", &["query"])), true),
+    ("redis-read", Some(("redis", &["read"])), true),
+    ("mongo-read", Some(("mongo", &["read"])), true),
+    ("kube-write", Some(("kube", &["patch", "delete", "scale", "evict", "cordon", "drain", "exec"])), false),
+    ("postgres-write", Some(("postgres", &["execute"])), false),
+    ("redis-write", Some(("redis", &["command"])), false),
+    ("mongo-write", Some(("mongo", &["command"])), false),
+    ("approval", Some(("approval", &["request"])), false),
+    ("gates", Some(("gates", &["run"])), false),
+];
+
+
+/// Look up a `runner:policy` interface (`kube-write`): the capability
+/// interface and verbs it serves, and whether a gate may import it. `None`
+/// for an interface the host does not know.
+pub fn family_of_interface(interface: &str) -> Option<(Option<(&'static str, &'static [&'static str])>, bool)> {
+    FAMILIES.iter().find(|(name, ..)| *name == interface).map(|(_, family, gate)| (*family, *gate))
+}
+
+/// The result of comparing a component's imports with its manifest.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ImportReport {
+    /// `runner:policy` interfaces the component imports (`kube-read`, ...).
+    pub policy_interfaces: Vec<String>,
+    /// WASI interfaces the component imports (the sandbox gives them nothing
+    /// ambient: no files, network, environment or stdin).
+    pub wasi_interfaces: Vec<String>,
+    /// Imports the host cannot provide; the component cannot run.
+    pub unknown: Vec<String>,
+    /// Requested capabilities whose interface the component never imports.
+    pub unused_requests: Vec<Capability>,
+    /// Imported interfaces for which no capability was requested: every call
+    /// to them will be denied.
+    pub unrequested_imports: Vec<String>,
+}
+
+impl ImportReport {
+    /// Compare `imports` (full import names such as
+    /// `runner:policy/kube-read@0.1.0`) with the `requested` capabilities.
+    pub fn new(imports: &[String], requested: &[Capability]) -> Self {
+        let mut report = ImportReport::default();
+        for import in imports {
+            let without_version = import.split('@').next().unwrap_or(import);
+            if let Some(interface) = without_version.strip_prefix("runner:policy/") {
+                if family_of_interface(interface).is_some() {
+                    report.policy_interfaces.push(interface.to_string());
+                } else {
+                    report.unknown.push(import.clone());
+                }
+            } else if without_version.starts_with("wasi:") {
+                report.wasi_interfaces.push(import.clone());
+            } else {
+                report.unknown.push(import.clone());
+            }
+        }
+        for interface in &report.policy_interfaces {
+            if let Some((Some((cap_interface, verbs)), _)) = family_of_interface(interface) {
+                let requested_any =
+                    requested.iter().any(|r| verbs.iter().any(|verb| r.overlaps(&Capability::needed(cap_interface, verb, "*"))));
+                if !requested_any {
+                    report.unrequested_imports.push(interface.clone());
+                }
+            }
+        }
+        for request in requested {
+            let imported = report.policy_interfaces.iter().any(|interface| {
+                matches!(family_of_interface(interface), Some((Some((cap_interface, verbs)), _))
+                    if verbs.iter().any(|verb| request.overlaps(&Capability::needed(cap_interface, verb, "*"))))
+            });
+            if !imported {
+                report.unused_requests.push(request.clone());
+            }
+        }
+        report
+    }
+
+    /// Imported interfaces a gate must not have.
+    pub fn mutating_interfaces(&self) -> Vec<&str> {
+        self.policy_interfaces
+            .iter()
+            .filter(|i| matches!(family_of_interface(i), Some((_, false))))
+            .map(String::as_str)
+            .collect()
+    }
+
+    /// One line per mismatch between imports and manifest, for humans.
+    pub fn mismatches(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        for request in &self.unused_requests {
+            lines.push(format!("requests `{request}` but never imports the interface that serves it"));
+        }
+        for interface in &self.unrequested_imports {
+            lines.push(format!("imports `runner:policy/{interface}` but requests none of its capabilities: every call will be denied"));
+        }
+        lines
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn sorts_imports_and_finds_mismatches() {
+        let imports = strings(&[
+            "runner:policy/types@0.1.0",
+            "runner:policy/kube-read@0.1.0",
+            "runner:policy/kube-write@0.1.0",
+            "runner:policy/postgres-read@0.1.0",
+            "wasi:cli/stdout@0.2.6",
+            "acme:evil/exfiltrate",
+            "runner:policy/teleport@0.1.0",
+        ]);
+        let requested: Vec<Capability> = vec!["kube:list:v1/Pod".parse().unwrap(), "redis:read".parse().unwrap()];
+        let report = ImportReport::new(&imports, &requested);
+        assert_eq!(report.policy_interfaces, strings(&["types", "kube-read", "kube-write", "postgres-read"]));
+        assert_eq!(report.wasi_interfaces, strings(&["wasi:cli/stdout@0.2.6"]));
+        assert_eq!(report.unknown, strings(&["acme:evil/exfiltrate", "runner:policy/teleport@0.1.0"]));
+        assert_eq!(report.unrequested_imports, strings(&["kube-write", "postgres-read"]));
+        assert_eq!(report.unused_requests, vec!["redis:read".parse().unwrap()]);
+        assert_eq!(report.mutating_interfaces(), vec!["kube-write"]);
+        assert_eq!(report.mismatches().len(), 3);
+    }
+
+    #[test]
+    fn wildcard_requests_count_for_every_interface_they_reach() {
+        let imports = strings(&["runner:policy/kube-read@0.1.0", "runner:policy/kube-write@0.1.0"]);
+        let report = ImportReport::new(&imports, &["kube:*".parse().unwrap()]);
+        assert!(report.unrequested_imports.is_empty());
+        assert!(report.unused_requests.is_empty());
+    }
+}

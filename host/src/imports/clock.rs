@@ -1,0 +1,31 @@
+//! `clock`: the only way a component can tell or spend time. A sleep never
+//! outlives the component's deadline.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::json;
+
+use super::HostState;
+use crate::engine::Stop;
+use crate::wit::pattern::runner::policy::clock;
+
+impl clock::Host for HostState {
+    fn now(&mut self) -> wasmtime::Result<u64> {
+        let started = Instant::now();
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or_default();
+        self.note("clock.now", serde_json::Value::Null, started)?;
+        Ok(now)
+    }
+
+    async fn sleep(&mut self, ms: u64) -> wasmtime::Result<()> {
+        let started = Instant::now();
+        self.note("clock.sleep", json!({"ms": ms}), started)?;
+        let wanted = started + Duration::from_millis(ms);
+        if wanted > self.deadline {
+            tokio::time::sleep_until(self.deadline.into()).await;
+            return Err(Stop::Deadline.into());
+        }
+        tokio::time::sleep_until(wanted.into()).await;
+        Ok(())
+    }
+}

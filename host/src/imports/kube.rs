@@ -1,0 +1,150 @@
+//! `kube-read` and `kube-write`: capability `kube:<verb>:<apiVersion>/<Kind>`.
+
+use serde_json::json;
+
+use super::{need, Effect, HostState};
+use crate::backends::{self, DrainOptions as Drain, ObjectRef as Ref, WaitFor as Until};
+use crate::wit::pattern::runner::policy::kube_read::{self, ListOptions, ObjectRef, WaitFor};
+use crate::wit::pattern::runner::policy::kube_write::{self, DrainOptions, ExecOutput, PatchType};
+use crate::wit::Error;
+
+type Answer<T> = wasmtime::Result<Result<T, Error>>;
+
+fn to_ref(object: ObjectRef) -> Ref {
+    Ref { api_version: object.api_version, kind: object.kind, namespace: object.namespace, name: object.name }
+}
+
+fn kind_scope(api_version: &str, kind: &str) -> String {
+    format!("{api_version}/{kind}")
+}
+
+fn ref_args(object: &Ref) -> serde_json::Value {
+    json!({"apiVersion": object.api_version, "kind": object.kind, "namespace": object.namespace, "name": object.name})
+}
+
+impl kube_read::Host for HostState {
+    async fn get(&mut self, object: ObjectRef) -> Answer<String> {
+        let object = to_ref(object);
+        let scope = kind_scope(&object.api_version, &object.kind);
+        let kube = self.run.backends.kube.clone();
+        self.guarded("kube-read.get", need("kube", "get", &scope), ref_args(&object), Effect::Read, async { kube.get(&object).await }).await
+    }
+
+    async fn list(&mut self, options: ListOptions) -> Answer<String> {
+        let options = backends::ListOptions {
+            api_version: options.api_version,
+            kind: options.kind,
+            namespace: options.namespace,
+            label_selector: options.label_selector,
+            field_selector: options.field_selector,
+        };
+        let scope = kind_scope(&options.api_version, &options.kind);
+        let args = json!({"apiVersion": options.api_version, "kind": options.kind, "namespace": options.namespace, "labelSelector": options.label_selector, "fieldSelector": options.field_selector});
+        let kube = self.run.backends.kube.clone();
+        self.guarded("kube-read.list", need("kube", "list", &scope), args, Effect::Read, async { kube.list(&options).await }).await
+    }
+
+    async fn wait_for_condition(&mut self, object: ObjectRef, until: WaitFor, timeout_ms: u64) -> Answer<String> {
+        let object = to_ref(object);
+        let until = match until {
+            WaitFor::Condition(c) => Until::Condition { condition_type: c.type_, status: c.status },
+            WaitFor::Field(f) => Until::Field { pointer: f.pointer, value: f.value },
+            WaitFor::Deleted => Until::Deleted,
+        };
+        let scope = kind_scope(&object.api_version, &object.kind);
+        let mut args = ref_args(&object);
+        args["until"] = json!(format!("{until:?}"));
+        args["timeoutMs"] = json!(timeout_ms);
+        let kube = self.run.backends.kube.clone();
+        self.guarded("kube-read.wait-for-condition", need("kube", "get", &scope), args, Effect::Read, async { kube.wait_for(&object, &until, timeout_ms).await }).await
+    }
+}
+
+impl kube_write::Host for HostState {
+    async fn patch(&mut self, object: ObjectRef, kind: PatchType, body: String) -> Answer<String> {
+        let object = to_ref(object);
+        let patch_type = match kind {
+            PatchType::Merge => backends::PatchType::Merge,
+            PatchType::Json => backends::PatchType::Json,
+            PatchType::Strategic => backends::PatchType::Strategic,
+            PatchType::Apply => backends::PatchType::Apply,
+        };
+        let scope = kind_scope(&object.api_version, &object.kind);
+        let mut args = ref_args(&object);
+        args["patchType"] = json!(format!("{patch_type:?}").to_lowercase());
+        args["body"] = serde_json::from_str(&body).unwrap_or_else(|_| json!(body));
+        // A dry run answers with the body itself: the fields the pattern set.
+        let answer = Effect::Mutate { dry_run_answer: if patch_type == backends::PatchType::Json { "{}".to_string() } else { body.clone() } };
+        let kube = self.run.backends.kube.clone();
+        self.guarded("kube-write.patch", need("kube", "patch", &scope), args, answer, async { kube.patch(&object, patch_type, &body).await }).await
+    }
+
+    async fn delete(&mut self, object: ObjectRef, grace_period_seconds: Option<u32>) -> Answer<()> {
+        let object = to_ref(object);
+        let scope = kind_scope(&object.api_version, &object.kind);
+        let mut args = ref_args(&object);
+        args["gracePeriodSeconds"] = json!(grace_period_seconds);
+        let kube = self.run.backends.kube.clone();
+        let effect = Effect::Mutate { dry_run_answer: () };
+        self.guarded("kube-write.delete", need("kube", "delete", &scope), args, effect, async { kube.delete(&object, grace_period_seconds).await }).await
+    }
+
+    async fn scale(&mut self, object: ObjectRef, replicas: u32) -> Answer<()> {
+        let object = to_ref(object);
+        let scope = kind_scope(&object.api_version, &object.kind);
+        let mut args = ref_args(&object);
+        args["replicas"] = json!(replicas);
+        let kube = self.run.backends.kube.clone();
+        let effect = Effect::Mutate { dry_run_answer: () };
+        self.guarded("kube-write.scale", need("kube", "scale", &scope), args, effect, async { kube.scale(&object, replicas).await }).await
+    }
+
+    async fn evict(&mut self, namespace: Option<String>, pod: String) -> Answer<()> {
+        let args = json!({"namespace": namespace, "pod": pod});
+        let kube = self.run.backends.kube.clone();
+        let effect = Effect::Mutate { dry_run_answer: () };
+        self.guarded("kube-write.evict", need("kube", "evict", "v1/Pod"), args, effect, async { kube.evict(namespace.as_deref(), &pod).await }).await
+    }
+
+    async fn cordon(&mut self, node: String) -> Answer<()> {
+        self.set_unschedulable("kube-write.cordon", node, true).await
+    }
+
+    async fn uncordon(&mut self, node: String) -> Answer<()> {
+        self.set_unschedulable("kube-write.uncordon", node, false).await
+    }
+
+    async fn drain(&mut self, node: String, options: DrainOptions) -> Answer<String> {
+        let options = Drain {
+            ignore_daemonsets: options.ignore_daemonsets,
+            delete_emptydir_data: options.delete_emptydir_data,
+            force: options.force,
+            grace_period_seconds: options.grace_period_seconds,
+            timeout_ms: options.timeout_ms,
+        };
+        let args = json!({"node": node, "options": format!("{options:?}")});
+        let kube = self.run.backends.kube.clone();
+        let effect = Effect::Mutate { dry_run_answer: json!({"node": node, "evicted": [], "dryRun": true}).to_string() };
+        self.guarded("kube-write.drain", need("kube", "drain", "v1/Node"), args, effect, async { kube.drain(&node, &options).await }).await
+    }
+
+    async fn exec(&mut self, namespace: Option<String>, pod: String, container: Option<String>, command: Vec<String>) -> Answer<ExecOutput> {
+        let args = json!({"namespace": namespace, "pod": pod, "container": container, "command": command});
+        let kube = self.run.backends.kube.clone();
+        let effect = Effect::Mutate { dry_run_answer: ExecOutput { exit_code: 0, stdout: String::new(), stderr: String::new() } };
+        self.guarded("kube-write.exec", need("kube", "exec", "v1/Pod"), args, effect, async {
+            kube.exec(namespace.as_deref(), &pod, container.as_deref(), &command)
+                .await
+                .map(|out| ExecOutput { exit_code: out.exit_code, stdout: out.stdout, stderr: out.stderr })
+        })
+        .await
+    }
+}
+
+impl HostState {
+    async fn set_unschedulable(&mut self, call: &'static str, node: String, unschedulable: bool) -> Answer<()> {
+        let kube = self.run.backends.kube.clone();
+        let effect = Effect::Mutate { dry_run_answer: () };
+        self.guarded(call, need("kube", "cordon", "v1/Node"), json!({"node": node}), effect, async { kube.set_unschedulable(&node, unschedulable).await }).await
+    }
+}

@@ -1,0 +1,248 @@
+//! The host side of every `runner:policy` import.
+//!
+//! Each interface lives in its own file and follows the same path for every
+//! call: check the capability, journal the call, then either answer from the
+//! dry-run plan or hand plain values to a backend. Nothing here knows how a
+//! backend reaches its server.
+
+mod approval;
+mod clock;
+mod databases;
+mod gates;
+mod kube;
+mod report;
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::backends::{BackendError, BackendResult, Backends, ErrorCode as BackendCode};
+use crate::caps::{Decision, Grants};
+use crate::journal::{redact, Entry, Journal};
+use crate::wit::pattern::runner::policy::types;
+use crate::wit::{Error, ErrorCode};
+
+pub use approval::Approval;
+pub use gates::GateRunner;
+
+/// What every component of one run shares: the journal, the backends, the
+/// operator's choices, and the record that becomes the run report.
+pub struct RunContext {
+    pub journal: Journal,
+    pub backends: Backends,
+    /// Answer mutations from the plan instead of the backends.
+    pub dry_run: bool,
+    pub approval: Approval,
+    /// Runs the gates bound to a pattern's slots.
+    pub gates: Option<Arc<dyn GateRunner>>,
+    pub record: Mutex<RunRecord>,
+}
+
+impl RunContext {
+    /// A context for one run.
+    pub fn new(journal: Journal, backends: Backends, dry_run: bool, approval: Approval) -> Self {
+        RunContext { journal, backends, dry_run, approval, gates: None, record: Mutex::default() }
+    }
+
+    fn record(&self) -> std::sync::MutexGuard<'_, RunRecord> {
+        self.record.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// What happened during a run, for the report.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct RunRecord {
+    pub steps: Vec<StepRecord>,
+    pub metrics: Vec<Metric>,
+    /// Mutations answered from the plan under `--dry-run`, in order.
+    pub plan: Vec<PlannedCall>,
+    /// Calls refused for want of a capability.
+    pub denied: Vec<String>,
+    /// Calls whose backend could not be reached.
+    pub unavailable: Vec<String>,
+    /// Gates run through `gates.run`, in order.
+    pub gates: Vec<GateRecord>,
+}
+
+/// One gate run on behalf of a pattern.
+#[derive(Debug, Clone, Serialize)]
+pub struct GateRecord {
+    pub slot: String,
+    pub gate: String,
+    /// `pass`, `warn`, `fail`, or `error` when the gate did not answer.
+    pub outcome: String,
+    pub reasons: Vec<String>,
+}
+
+/// One step of a pattern.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepRecord {
+    pub component: String,
+    pub name: String,
+    pub description: String,
+    /// `succeeded`, `failed`, `skipped`, `rolled-back`, or `running` if the
+    /// component never ended it.
+    pub outcome: String,
+    pub detail: String,
+    pub ms: f64,
+    #[serde(skip)]
+    started: Option<Instant>,
+}
+
+/// One measurement.
+#[derive(Debug, Clone, Serialize)]
+pub struct Metric {
+    pub component: String,
+    pub name: String,
+    pub value: f64,
+    pub unit: String,
+}
+
+/// One mutation a dry run would have made.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedCall {
+    pub component: String,
+    pub call: String,
+    pub args: Value,
+}
+
+/// The host state of one component instance: who it is, what it was
+/// granted, when it must stop, and the run it belongs to.
+pub struct HostState {
+    pub component: Arc<str>,
+    pub grants: Grants,
+    /// When the component started.
+    pub started: Instant,
+    /// When the sandbox stops it.
+    pub deadline: Instant,
+    pub run: Arc<RunContext>,
+}
+
+impl HostState {
+    /// The state for `component`, starting now and allowed to run for `budget`
+    /// but never past `not_after`.
+    pub fn new(component: Arc<str>, grants: Grants, budget: Duration, not_after: Option<Instant>, run: Arc<RunContext>) -> Self {
+        let started = Instant::now();
+        let deadline = not_after.map_or(started + budget, |limit| limit.min(started + budget));
+        HostState { component, grants, started, deadline, run }
+    }
+}
+
+/// The capability one call needs.
+pub(crate) struct Need<'a> {
+    interface: &'static str,
+    verb: &'static str,
+    scope: &'a str,
+}
+
+pub(crate) fn need<'a>(interface: &'static str, verb: &'static str, scope: &'a str) -> Need<'a> {
+    Need { interface, verb, scope }
+}
+
+/// Whether a call reads or changes something; a change carries the answer
+/// a dry run gives in its place.
+pub(crate) enum Effect<T> {
+    Read,
+    Mutate { dry_run_answer: T },
+}
+
+impl HostState {
+    /// Check, journal and perform one call.
+    pub(crate) async fn guarded<T: Send>(
+        &self,
+        call: &'static str,
+        need: Need<'_>,
+        mut args: Value,
+        effect: Effect<T>,
+        backend: impl Future<Output = BackendResult<T>> + Send,
+    ) -> wasmtime::Result<Result<T, Error>> {
+        let started = Instant::now();
+        redact(&mut args);
+        let mutating = matches!(effect, Effect::Mutate { .. });
+        match self.grants.decide(need.interface, need.verb, need.scope) {
+            Decision::Granted => {}
+            refused => {
+                let capability = format!("{}:{}:{}", need.interface, need.verb, need.scope);
+                let message = match refused {
+                    Decision::NotRequested => format!("`{}` did not request `{capability}` in its manifest", self.component),
+                    _ => format!("`{capability}` changes the cluster; the operator did not allow it (pass --allow {capability})"),
+                };
+                return Ok(Err(self.deny(call, args, message, started)?));
+            }
+        }
+        if let (true, Effect::Mutate { dry_run_answer }) = (self.run.dry_run, effect) {
+            self.journal(call, args.clone(), "planned", None, started.elapsed(), true)?;
+            self.run.record().plan.push(PlannedCall { component: self.component.to_string(), call: call.to_string(), args });
+            return Ok(Ok(dry_run_answer));
+        }
+        let result = backend.await;
+        match &result {
+            Ok(_) => self.journal(call, args, "ok", None, started.elapsed(), mutating)?,
+            Err(e) => {
+                self.journal(call, args, e.code.as_str(), Some(&e.message), started.elapsed(), mutating)?;
+                if e.code == BackendCode::Unavailable {
+                    self.run.record().unavailable.push(format!("{}: {call}: {}", self.component, e.message));
+                }
+            }
+        }
+        Ok(result.map_err(to_wit_error))
+    }
+
+    /// Refuse a call: journal it as denied and remember it for the report.
+    pub(crate) fn deny(&self, call: &'static str, args: Value, message: String, started: Instant) -> wasmtime::Result<Error> {
+        self.journal(call, args, "denied", Some(&message), started.elapsed(), true)?;
+        self.run.record().denied.push(format!("{}: {call}: {message}", self.component));
+        Ok(Error { code: ErrorCode::Denied, message })
+    }
+
+    /// Journal a call that needs no capability (report, clock).
+    pub(crate) fn note(&self, call: &'static str, args: Value, started: Instant) -> wasmtime::Result<()> {
+        self.journal(call, args, "ok", None, started.elapsed(), false)
+    }
+
+    fn journal(&self, call: &str, args: Value, outcome: &str, error: Option<&str>, duration: Duration, flush: bool) -> wasmtime::Result<()> {
+        let entry = Entry { component: &self.component, call, args, outcome, error, duration };
+        self.run.journal.record(&entry, flush).map_err(|e| wasmtime::format_err!("cannot write the journal, stopping before anything goes unrecorded: {e}"))
+    }
+}
+
+/// A backend error in WIT terms.
+pub(crate) fn to_wit_error(error: BackendError) -> Error {
+    let code = match error.code {
+        BackendCode::Denied => ErrorCode::Denied,
+        BackendCode::NotFound => ErrorCode::NotFound,
+        BackendCode::Conflict => ErrorCode::Conflict,
+        BackendCode::Timeout => ErrorCode::Timeout,
+        BackendCode::Unavailable => ErrorCode::Unavailable,
+        BackendCode::Invalid => ErrorCode::Invalid,
+        BackendCode::Internal => ErrorCode::Internal,
+    };
+    Error { code, message: error.message }
+}
+
+/// The WIT spelling of an error code.
+pub fn code_name(code: ErrorCode) -> &'static str {
+    match code {
+        ErrorCode::Denied => "denied",
+        ErrorCode::NotFound => "not-found",
+        ErrorCode::Conflict => "conflict",
+        ErrorCode::Timeout => "timeout",
+        ErrorCode::Unavailable => "unavailable",
+        ErrorCode::Invalid => "invalid",
+        ErrorCode::Internal => "internal",
+    }
+}
+
+impl types::Host for HostState {}
+
+/// Register every `runner:policy` import for a store whose data gives access
+/// to a [`HostState`].
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut wasmtime::component::Linker<T>,
+    host: fn(&mut T) -> &mut HostState,
+) -> wasmtime::Result<()> {
+    crate::wit::pattern::Pattern::add_to_linker::<T, wasmtime::component::HasSelf<HostState>>(linker, host)
+}

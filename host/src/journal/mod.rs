@@ -1,0 +1,154 @@
+//! The journal: every host call of a run, one JSON line each, appended as it
+//! happens, with secrets redacted from the arguments.
+//!
+//! A line looks like
+//! `{"ts":"2026-11-21T20:01:02.345Z","run":"...","component":"pods-ready","call":"kube-read.list","args":{...},"outcome":"ok","ms":1.2}`.
+//! `outcome` is `ok`, `planned` (a mutation under `--dry-run`), `denied`, or
+//! an error code (`not-found`, `unavailable`, ...) with `error` holding the
+//! message.
+
+mod redact;
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::Value;
+
+pub use redact::redact;
+
+/// One host call, as recorded.
+#[derive(Debug, Serialize)]
+pub struct Entry<'a> {
+    /// The component that made the call.
+    pub component: &'a str,
+    /// `interface.function`, e.g. `kube-write.patch`.
+    pub call: &'a str,
+    /// The arguments, already redacted.
+    pub args: Value,
+    /// `ok`, `planned`, `denied` or an error code.
+    pub outcome: &'a str,
+    /// The error message, when there was one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<&'a str>,
+    /// How long the call took.
+    #[serde(skip)]
+    pub duration: Duration,
+}
+
+#[derive(Serialize)]
+struct Line<'a> {
+    ts: String,
+    run: &'a str,
+    #[serde(flatten)]
+    entry: &'a Entry<'a>,
+    ms: f64,
+}
+
+/// An append-only journal file shared by every component of one run.
+#[derive(Debug)]
+pub struct Journal {
+    run_id: String,
+    path: Option<PathBuf>,
+    out: Option<Mutex<BufWriter<File>>>,
+}
+
+impl Journal {
+    /// Append to `path`, creating it and its directory if needed.
+    pub fn open(path: &Path, run_id: String) -> std::io::Result<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        Ok(Journal { run_id, path: Some(path.to_path_buf()), out: Some(Mutex::new(BufWriter::new(file))) })
+    }
+
+    /// A journal that records nothing (benchmarks only).
+    pub fn disabled() -> Self {
+        Journal { run_id: String::new(), path: None, out: None }
+    }
+
+    /// The default file for a new run: `<state dir>/runner/journal/<run id>.jsonl`.
+    pub fn default_path(run_id: &str) -> PathBuf {
+        dirs::state_dir().or_else(dirs::data_local_dir).unwrap_or_else(std::env::temp_dir).join("runner/journal").join(format!("{run_id}.jsonl"))
+    }
+
+    /// The file being written, if any.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// The run this journal belongs to.
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    /// Append one entry. Mutations are flushed at once so that the record of
+    /// a change reaches the file before the run goes on.
+    pub fn record(&self, entry: &Entry<'_>, flush: bool) -> std::io::Result<()> {
+        let Some(out) = &self.out else { return Ok(()) };
+        let line = Line { ts: timestamp(), run: &self.run_id, entry, ms: entry.duration.as_secs_f64() * 1000.0 };
+        let mut out = out.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        serde_json::to_writer(&mut *out, &line)?;
+        out.write_all(b"\n")?;
+        if flush {
+            out.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Write out everything buffered.
+    pub fn flush(&self) -> std::io::Result<()> {
+        match &self.out {
+            Some(out) => out.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        let _ = self.flush();
+    }
+}
+
+/// RFC 3339 UTC time with milliseconds.
+pub fn timestamp() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    now.format(&time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z")).unwrap_or_default()
+}
+
+/// A run identifier that sorts by time: `20261121T200102Z-<pid>`.
+pub fn new_run_id(name: &str) -> String {
+    let now = time::OffsetDateTime::now_utc();
+    let stamp = now.format(&time::macros::format_description!("[year][month][day]T[hour][minute][second]Z")).unwrap_or_default();
+    format!("{stamp}-{name}-{}", std::process::id())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn appends_one_json_line_per_call() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nested/run.jsonl");
+        let journal = Journal::open(&path, "run-1".into()).unwrap();
+        for outcome in ["ok", "denied"] {
+            let entry = Entry { component: "pods-ready", call: "kube-read.list", args: serde_json::json!({"kind": "Pod"}), outcome, error: None, duration: Duration::from_micros(1500) };
+            journal.record(&entry, false).unwrap();
+        }
+        drop(journal);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[1]["outcome"], "denied");
+        assert_eq!(lines[0]["run"], "run-1");
+        assert_eq!(lines[0]["call"], "kube-read.list");
+        assert_eq!(lines[0]["ms"], 1.5);
+        assert!(lines[0]["ts"].as_str().unwrap().ends_with('Z'));
+    }
+}

@@ -1,0 +1,193 @@
+//! A policy on disk: found by name or path, read, fingerprinted and
+//! inspected without being compiled or run.
+
+pub mod config;
+pub mod manifest;
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use wasmparser::{Encoding, Parser, Payload};
+
+use crate::caps::ImportReport;
+pub use manifest::{Manifest, World};
+
+/// Why a policy could not be loaded. All of these are bad input (exit 2).
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("{0}: no such file, and no bundled policy of that name (bundled: {1}); build them with scripts/build-policies")]
+    NotFound(String, String),
+    #[error("{path}: cannot read: {source}")]
+    Unreadable { path: PathBuf, source: std::io::Error },
+    #[error("{0}: not a WebAssembly component (no wasm header)")]
+    NotWasm(PathBuf),
+    #[error("{0}: a core WebAssembly module, not a component; build for wasm32-wasip2")]
+    CoreModule(PathBuf),
+    #[error("{path}: truncated or corrupt component: {reason}")]
+    Corrupt { path: PathBuf, reason: String },
+    #[error("{path}: {source}")]
+    Manifest { path: PathBuf, source: manifest::ManifestError },
+    #[error("{path}: imports the host cannot provide: {imports}")]
+    UnknownImports { path: PathBuf, imports: String },
+    #[error("{path}: manifest says world `{world}` but the component {reason}")]
+    WrongWorld { path: PathBuf, world: World, reason: String },
+}
+
+/// A policy read from disk and inspected.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// Where it was read from.
+    pub path: PathBuf,
+    /// The component's bytes.
+    pub bytes: Vec<u8>,
+    /// `sha256:<hex>` of the bytes.
+    pub digest: String,
+    /// The embedded manifest.
+    pub manifest: Manifest,
+    /// Every top-level import, by full name.
+    pub imports: Vec<String>,
+    /// Every top-level export, by name.
+    pub exports: Vec<String>,
+    /// Imports compared with the manifest's requests.
+    pub import_report: ImportReport,
+}
+
+impl Policy {
+    /// Find a policy by path or bundled name and load it.
+    pub fn find(name_or_path: &str, search: &[PathBuf]) -> Result<Self, PolicyError> {
+        Self::load(&locate(name_or_path, search)?)
+    }
+
+    /// Read and inspect the component at `path`.
+    pub fn load(path: &Path) -> Result<Self, PolicyError> {
+        let bytes = std::fs::read(path).map_err(|source| PolicyError::Unreadable { path: path.into(), source })?;
+        Self::from_bytes(path, bytes)
+    }
+
+    /// Inspect component bytes that claim to come from `path`.
+    pub fn from_bytes(path: &Path, bytes: Vec<u8>) -> Result<Self, PolicyError> {
+        let path = path.to_path_buf();
+        if !bytes.starts_with(b"\0asm") {
+            return Err(PolicyError::NotWasm(path));
+        }
+        if Parser::is_core_wasm(&bytes) {
+            return Err(PolicyError::CoreModule(path));
+        }
+        let inspected = inspect(&bytes).map_err(|reason| PolicyError::Corrupt { path: path.clone(), reason })?;
+        let text = inspected.manifest.ok_or(manifest::ManifestError::Missing).and_then(|raw| String::from_utf8(raw).map_err(|_| manifest::ManifestError::NotText));
+        let manifest = text.and_then(|t| Manifest::parse(&t)).map_err(|source| PolicyError::Manifest { path: path.clone(), source })?;
+        let import_report = ImportReport::new(&inspected.imports, &manifest.requested());
+        if !import_report.unknown.is_empty() {
+            return Err(PolicyError::UnknownImports { path, imports: import_report.unknown.join(", ") });
+        }
+        let wrong_world = |reason: String| PolicyError::WrongWorld { path: path.clone(), world: manifest.world, reason };
+        let export = match manifest.world {
+            World::Gate => "evaluate",
+            World::Pattern => "run",
+        };
+        if !inspected.exports.iter().any(|e| e == export) {
+            return Err(wrong_world(format!("does not export `{export}` (exports: {})", list_or_none(&inspected.exports))));
+        }
+        if manifest.world == World::Gate {
+            let mutating = import_report.mutating_interfaces();
+            if !mutating.is_empty() {
+                return Err(wrong_world(format!("imports interfaces a gate may not have: {}", mutating.join(", "))));
+            }
+        }
+        let digest = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
+        Ok(Policy { path, bytes, digest, manifest, imports: inspected.imports, exports: inspected.exports, import_report })
+    }
+
+    /// The name to show for this policy (`pods-ready`).
+    pub fn name(&self) -> &str {
+        &self.manifest.name
+    }
+}
+
+fn list_or_none(items: &[String]) -> String {
+    if items.is_empty() { "none".into() } else { items.join(", ") }
+}
+
+struct Inspected {
+    imports: Vec<String>,
+    exports: Vec<String>,
+    manifest: Option<Vec<u8>>,
+}
+
+fn inspect(bytes: &[u8]) -> Result<Inspected, String> {
+    let mut found = Inspected { imports: Vec::new(), exports: Vec::new(), manifest: None };
+    // Nested modules and components each end with their own `End`.
+    let mut depth = 0usize;
+    for payload in Parser::new(0).parse_all(bytes) {
+        match payload.map_err(|e| e.to_string())? {
+            Payload::Version { encoding: Encoding::Module, .. } if depth == 0 => return Err("not a component".into()),
+            Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => depth += 1,
+            Payload::End(_) => depth = depth.saturating_sub(1),
+            Payload::ComponentImportSection(reader) if depth == 0 => {
+                for import in reader {
+                    found.imports.push(import.map_err(|e| e.to_string())?.name.name.to_string());
+                }
+            }
+            Payload::ComponentExportSection(reader) if depth == 0 => {
+                for export in reader {
+                    found.exports.push(export.map_err(|e| e.to_string())?.name.name.to_string());
+                }
+            }
+            Payload::CustomSection(section) if section.name() == manifest::SECTION => {
+                if found.manifest.is_some() {
+                    return Err(format!("more than one `{}` section", manifest::SECTION));
+                }
+                found.manifest = Some(section.data().to_vec());
+            }
+            _ => {}
+        }
+    }
+    Ok(found)
+}
+
+/// Find a policy: an existing path wins; otherwise a bundled policy named
+/// `name` (file `name.wasm`) in the first directory of `search` that has it.
+pub fn locate(name_or_path: &str, search: &[PathBuf]) -> Result<PathBuf, PolicyError> {
+    let as_path = Path::new(name_or_path);
+    if as_path.exists() || name_or_path.contains('/') || name_or_path.ends_with(".wasm") {
+        return Ok(as_path.to_path_buf());
+    }
+    search
+        .iter()
+        .map(|dir| dir.join(format!("{name_or_path}.wasm")))
+        .find(|candidate| candidate.is_file())
+        .ok_or_else(|| PolicyError::NotFound(name_or_path.to_string(), list_or_none(&bundled(search).into_iter().map(|(n, _)| n).collect::<Vec<_>>())))
+}
+
+/// Every bundled policy in the search path: (name, path), first one wins.
+pub fn bundled(search: &[PathBuf]) -> Vec<(String, PathBuf)> {
+    let mut found: Vec<(String, PathBuf)> = Vec::new();
+    for dir in search {
+        let Ok(entries) = std::fs::read_dir(dir) else { continue };
+        let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "wasm")).collect();
+        paths.sort();
+        for path in paths {
+            let name = path.file_stem().unwrap_or_default().to_string_lossy().to_string();
+            if !found.iter().any(|(n, _)| *n == name) {
+                found.push((name, path));
+            }
+        }
+    }
+    found
+}
+
+/// Where bundled policies are looked for, in order: `RUNNER_POLICY_PATH`
+/// (colon-separated), the `policies` folder beside the `runner` executable,
+/// the source checkout's `policies/dist` (filled by scripts/build-policies),
+/// and the user's data directory (`~/.local/share/runner/policies`).
+pub fn default_search_path() -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("RUNNER_POLICY_PATH").map(|v| std::env::split_paths(&v).collect()).unwrap_or_default();
+    if let Some(exe_dir) = std::env::current_exe().ok().and_then(|p| p.parent().map(Path::to_path_buf)) {
+        dirs.push(exe_dir.join("policies"));
+    }
+    dirs.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/dist"));
+    if let Some(data) = dirs::data_dir() {
+        dirs.push(data.join("runner/policies"));
+    }
+    dirs
+}

@@ -1,0 +1,50 @@
+//! Generated bindings (experiment)
+pub mod imports {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "imports",
+        generate_all,
+    });
+}
+pub mod gate {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "gate",
+        with: {
+            "runner:policy/types@0.1.0": crate::bindings::imports::runner::policy::types,
+            "runner:policy/kube-read@0.1.0": crate::bindings::imports::runner::policy::kube_read,
+            "runner:policy/postgres-read@0.1.0": crate::bindings::imports::runner::policy::postgres_read,
+            "runner:policy/redis-read@0.1.0": crate::bindings::imports::runner::policy::redis_read,
+            "runner:policy/mongo-read@0.1.0": crate::bindings::imports::runner::policy::mongo_read,
+            "runner:policy/report@0.1.0": crate::bindings::imports::runner::policy::report,
+            "runner:policy/clock@0.1.0": crate::bindings::imports::runner::policy::clock,
+        },
+        pub_export_macro: true,
+        export_macro_name: "export_gate",
+        default_bindings_module: "runner_sdk::bindings::gate",
+    });
+}
+pub mod pattern {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "pattern",
+        with: {
+            "runner:policy/types@0.1.0": crate::bindings::imports::runner::policy::types,
+            "runner:policy/kube-read@0.1.0": crate::bindings::imports::runner::policy::kube_read,
+            "runner:policy/postgres-read@0.1.0": crate::bindings::imports::runner::policy::postgres_read,
+            "runner:policy/redis-read@0.1.0": crate::bindings::imports::runner::policy::redis_read,
+            "runner:policy/mongo-read@0.1.0": crate::bindings::imports::runner::policy::mongo_read,
+            "runner:policy/report@0.1.0": crate::bindings::imports::runner::policy::report,
+            "runner:policy/clock@0.1.0": crate::bindings::imports::runner::policy::clock,
+            "runner:policy/kube-write@0.1.0": crate::bindings::imports::runner::policy::kube_write,
+            "runner:policy/postgres-write@0.1.0": crate::bindings::imports::runner::policy::postgres_write,
+            "runner:policy/redis-write@0.1.0": crate::bindings::imports::runner::policy::redis_write,
+            "runner:policy/mongo-write@0.1.0": crate::bindings::imports::runner::policy::mongo_write,
+            "runner:policy/approval@0.1.0": crate::bindings::imports::runner::policy::approval,
+            "runner:policy/gates@0.1.0": crate::bindings::imports::runner::policy::gates,
+        },
+        pub_export_macro: true,
+        export_macro_name: "export_pattern",
+        default_bindings_module: "runner_sdk::bindings::pattern",
+    });
+}
