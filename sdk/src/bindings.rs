@@ -1,4 +1,11 @@
-//! Generated bindings (experiment)
+//! Bindings generated from `wit/policy.wit`.
+//!
+//! `imports` holds every interface a policy may import; `gate` and `pattern`
+//! hold only each world's export and reuse the `imports` types, so one
+//! helper works for both. A component only imports what it calls: an unused
+//! interface leaves no trace in the built component.
+
+/// Every `runner:policy` interface.
 pub mod imports {
     wit_bindgen::generate!({
         path: "../wit",
@@ -6,6 +13,9 @@ pub mod imports {
         generate_all,
     });
 }
+
+/// The `gate` world's export: implement [`gate::Guest`] and call
+/// [`export_gate!`](crate::export_gate).
 pub mod gate {
     wit_bindgen::generate!({
         path: "../wit",
@@ -24,6 +34,9 @@ pub mod gate {
         default_bindings_module: "runner_sdk::bindings::gate",
     });
 }
+
+/// The `pattern` world's export: implement [`pattern::Guest`] and call
+/// [`export_pattern!`](crate::export_pattern).
 pub mod pattern {
     wit_bindgen::generate!({
         path: "../wit",

@@ -1,1 +1,154 @@
-pub fn main() -> std::process::ExitCode { std::process::ExitCode::SUCCESS }
+//! The `runner` command line.
+
+mod bench;
+mod exec;
+mod list;
+mod review;
+mod scaffold;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+
+/// Exit codes, as documented in the README.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// Success, or a gate passed (or warned).
+    Success = 0,
+    /// The policy reported failure: a gate failed, a pattern rolled back or aborted.
+    PolicyFailed = 1,
+    /// Bad input: unreadable or invalid component, bad config, target or flag.
+    BadInput = 2,
+    /// The sandbox stopped the component: deadline, memory, trap, capability denied.
+    Sandbox = 3,
+    /// A backend was unreachable.
+    Unavailable = 4,
+}
+
+/// A command that did not succeed: what to print and how to exit.
+#[derive(Debug)]
+pub struct Failure {
+    pub exit: Exit,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(exit: Exit, message: impl Into<String>) -> Self {
+        Failure { exit, message: message.into() }
+    }
+
+    pub fn bad_input(message: impl Into<String>) -> Self {
+        Failure::new(Exit::BadInput, message)
+    }
+}
+
+/// What a command returns.
+pub type CommandResult = Result<Exit, Failure>;
+
+/// Run database-aware Kubernetes upgrade patterns and gates shipped as sandboxed WebAssembly components.
+#[derive(Parser, Debug)]
+#[command(name = "runner", version, about, long_about = None, after_help = EXIT_CODES)]
+pub struct Cli {
+    /// More log output (-v: info, -vv: debug). RUNNER_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+
+    /// Where compiled components are cached.
+    #[arg(long, global = true, env = "RUNNER_CACHE_DIR", value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+const EXIT_CODES: &str = "Exit codes: 0 success or gate pass, 1 the policy reported failure, 2 bad input, \
+3 the sandbox stopped the component (deadline, memory, trap, capability denied), 4 a backend was unreachable.";
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a gate or a pattern.
+    Exec(exec::ExecArgs),
+    /// Show what a policy can touch and will do, before it runs.
+    Review(review::ReviewArgs),
+    /// List the bundled policies.
+    List(list::ListArgs),
+    /// Create a new gate or pattern crate that builds as generated.
+    New(scaffold::NewArgs),
+    /// Print shell completions.
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+    /// Measure the engine: compile, cached load, instantiate, host calls, exec.
+    Bench(bench::BenchArgs),
+}
+
+/// How results are printed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Default)]
+pub enum OutputFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// Entry point of the `runner` binary.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { Exit::BadInput as u8 } else { 0 });
+        }
+    };
+    init_logging(cli.verbose);
+    let cache_dir = cli.cache_dir.clone().or_else(crate::engine::default_cache_dir);
+    let result = match cli.command {
+        Command::Exec(args) => exec::run(args, cache_dir),
+        Command::Review(args) => review::run(args),
+        Command::List(args) => list::run(args),
+        Command::New(args) => scaffold::run(args),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "runner", &mut std::io::stdout());
+            Ok(Exit::Success)
+        }
+        Command::Bench(args) => bench::run(args, cache_dir),
+    };
+    match result {
+        Ok(exit) => ExitCode::from(exit as u8),
+        Err(failure) => {
+            eprintln!("error: {}", failure.message);
+            ExitCode::from(failure.exit as u8)
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn,policy=info",
+        1 => "info",
+        _ => "debug,cranelift_codegen=info,wasmtime=info",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RUNNER_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).without_time().with_target(false).try_init();
+}
+
+/// A tokio runtime for one command.
+fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| Failure::new(Exit::PolicyFailed, format!("cannot start the async runtime: {e}")))
+}
+
+/// Load a policy by name or path, as a bad-input failure.
+fn load_policy(name_or_path: &str) -> Result<crate::policy::Policy, Failure> {
+    crate::policy::Policy::find(name_or_path, &crate::policy::default_search_path()).map_err(|e| Failure::bad_input(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

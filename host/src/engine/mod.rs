@@ -27,6 +27,7 @@ use crate::wit::gate::GatePre;
 use crate::wit::pattern::{PatternPre, PatternResult};
 use crate::wit::{Error, Verdict};
 
+pub use cache::default_dir as default_cache_dir;
 pub use gates::SlotRunner;
 pub use output::Output;
 
@@ -350,6 +351,7 @@ fn finish<T>(result: wasmtime::Result<T>, store: &Store<StoreData>) -> Result<T,
                 Some(message) => format!("the component panicked: {message}"),
                 None => "the component aborted (unreachable code reached)".to_string(),
             },
+            Trap::MemoryOutOfBounds => "out-of-bounds memory access (a Rust component whose stack overflows into its data ends this way)".to_string(),
             other => format!("trap: {other}"),
         };
         return Err(stopped(reason));

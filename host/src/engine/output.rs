@@ -11,6 +11,8 @@ use super::Stop;
 
 /// Lines of stderr kept to explain a panic.
 const KEPT_LINES: usize = 20;
+/// Longest line forwarded to the log.
+const MAX_LINE: usize = 1000;
 
 #[derive(Debug, Default)]
 struct State {
@@ -64,7 +66,15 @@ impl Output {
         }
     }
 
-    fn emit(&self, state: &mut State, line: String) {
+    fn emit(&self, state: &mut State, mut line: String) {
+        if line.len() > MAX_LINE {
+            let mut cut = MAX_LINE;
+            while !line.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            line.truncate(cut);
+            line.push_str(" [line truncated]");
+        }
         tracing::info!(target: "policy", "[{} {}] {line}", self.component, self.stream);
         if state.recent.len() == KEPT_LINES {
             state.recent.remove(0);

@@ -107,6 +107,8 @@ pub struct PlannedCall {
     pub component: String,
     pub call: String,
     pub args: Value,
+    /// The `--allow` a real run of this call would need, if not yet given.
+    pub needs_allow: Option<String>,
 }
 
 /// The host state of one component instance: who it is, what it was
@@ -162,20 +164,23 @@ impl HostState {
         let started = Instant::now();
         redact(&mut args);
         let mutating = matches!(effect, Effect::Mutate { .. });
-        match self.grants.decide(need.interface, need.verb, need.scope) {
-            Decision::Granted => {}
-            refused => {
-                let capability = format!("{}:{}:{}", need.interface, need.verb, need.scope);
-                let message = match refused {
-                    Decision::NotRequested => format!("`{}` did not request `{capability}` in its manifest", self.component),
-                    _ => format!("`{capability}` changes the cluster; the operator did not allow it (pass --allow {capability})"),
-                };
-                return Ok(Err(self.deny(call, args, message, started)?));
-            }
+        let decision = self.grants.decide(need.interface, need.verb, need.scope);
+        let capability = || format!("{}:{}:{}", need.interface, need.verb, need.scope);
+        // Under --dry-run a mutation the operator has not allowed yet still
+        // goes into the plan, marked, so one dry run shows every --allow needed.
+        let needs_allow = decision == Decision::NotAllowed && self.run.dry_run && mutating;
+        if decision != Decision::Granted && !needs_allow {
+            let message = match decision {
+                Decision::NotRequested => format!("`{}` did not request `{}` in its manifest", self.component, capability()),
+                _ => format!("`{0}` changes the cluster; the operator did not allow it (pass --allow {0})", capability()),
+            };
+            return Ok(Err(self.deny(call, args, message, started)?));
         }
         if let (true, Effect::Mutate { dry_run_answer }) = (self.run.dry_run, effect) {
-            self.journal(call, args.clone(), "planned", None, started.elapsed(), true)?;
-            self.run.record().plan.push(PlannedCall { component: self.component.to_string(), call: call.to_string(), args });
+            let needs_allow = needs_allow.then(capability);
+            let outcome = if needs_allow.is_some() { "planned, needs --allow" } else { "planned" };
+            self.journal(call, args.clone(), outcome, None, started.elapsed(), true)?;
+            self.run.record().plan.push(PlannedCall { component: self.component.to_string(), call: call.to_string(), args, needs_allow });
             return Ok(Ok(dry_run_answer));
         }
         let result = backend.await;

@@ -109,12 +109,27 @@ fn list_or_none(items: &[String]) -> String {
 }
 
 struct Inspected {
+    /// Imports through which the component can call the host: instances
+    /// with at least one function, and bare functions. An instance imported
+    /// only for its types (kube-write needs kube-read's `object-ref`) is not one.
     imports: Vec<String>,
     exports: Vec<String>,
     manifest: Option<Vec<u8>>,
 }
 
 fn inspect(bytes: &[u8]) -> Result<Inspected, String> {
+    let types = wasmparser::Validator::new().validate_all(bytes).map_err(|e| e.to_string())?;
+    let types = types.as_ref();
+    let callable = |ty: &wasmparser::ComponentTypeRef| match ty {
+        wasmparser::ComponentTypeRef::Instance(index) => match types.component_any_type_at(*index) {
+            wasmparser::component_types::ComponentAnyTypeId::Instance(id) => {
+                types[id].exports.values().any(|item| matches!(item.ty, wasmparser::component_types::ComponentEntityType::Func(_)))
+            }
+            _ => true,
+        },
+        wasmparser::ComponentTypeRef::Type(_) => false,
+        _ => true,
+    };
     let mut found = Inspected { imports: Vec::new(), exports: Vec::new(), manifest: None };
     // Nested modules and components each end with their own `End`.
     let mut depth = 0usize;
@@ -125,12 +140,18 @@ fn inspect(bytes: &[u8]) -> Result<Inspected, String> {
             Payload::End(_) => depth = depth.saturating_sub(1),
             Payload::ComponentImportSection(reader) if depth == 0 => {
                 for import in reader {
-                    found.imports.push(import.map_err(|e| e.to_string())?.name.name.to_string());
+                    let import = import.map_err(|e| e.to_string())?;
+                    if callable(&import.ty) {
+                        found.imports.push(import.name.name.to_string());
+                    }
                 }
             }
             Payload::ComponentExportSection(reader) if depth == 0 => {
                 for export in reader {
-                    found.exports.push(export.map_err(|e| e.to_string())?.name.name.to_string());
+                    let export = export.map_err(|e| e.to_string())?;
+                    if export.kind != wasmparser::ComponentExternalKind::Type {
+                        found.exports.push(export.name.name.to_string());
+                    }
                 }
             }
             Payload::CustomSection(section) if section.name() == manifest::SECTION => {

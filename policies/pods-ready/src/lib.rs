@@ -1,11 +1,69 @@
-use runner_sdk::bindings::gate::Guest;
-use runner_sdk::bindings::imports::runner::policy::types::{Verdict, Error, Outcome};
-use runner_sdk::bindings::imports::runner::policy::clock;
-struct G;
-impl Guest for G {
-    fn evaluate(_c: String) -> Result<Verdict, Error> {
-        let t = clock::now();
-        Ok(Verdict { outcome: Outcome::Pass, reasons: vec![format!("{t}")], evidence: "{}".into() })
+//! Gate `pods-ready`: every Pod matching a label selector is Ready.
+
+use runner_sdk::prelude::*;
+use serde::Deserialize;
+
+runner_sdk::manifest!(
+    r#"
+name = "pods-ready"
+version = "0.1.0"
+description = "Every Pod matching a label selector has the Ready condition, and at least a minimum number of them exist. Names each Pod that is not Ready with its phase and node."
+world = "gate"
+capabilities = ["kube:list:v1/Pod"]
+
+[config.selector]
+type = "string"
+default = "app=postgres"
+description = "label selector of the Pods to check"
+
+[config.namespace]
+type = "string"
+default = ""
+description = "namespace (empty: the target's default)"
+
+[config.min-pods]
+type = "integer"
+default = 1
+description = "fail when fewer Pods than this match"
+"#
+);
+
+#[derive(Deserialize)]
+#[serde(rename_all = "kebab-case")]
+struct Config {
+    selector: String,
+    namespace: String,
+    min_pods: u64,
+}
+
+struct PodsReady;
+
+impl runner_sdk::gate::Guest for PodsReady {
+    fn evaluate(config: String) -> Result<Verdict, Error> {
+        let config: Config = parse_config(&config)?;
+        let pods = list_json(&ListOptions::of("v1", "Pod").labels(&config.selector).in_namespace(&config.namespace))?;
+        let mut check = Check::new();
+        let mut ready = 0;
+        let mut seen = Vec::new();
+        for pod in &pods {
+            let name = pod["metadata"]["name"].as_str().unwrap_or("?");
+            let phase = pod["status"]["phase"].as_str().unwrap_or("Unknown");
+            let node = pod["spec"]["nodeName"].as_str().unwrap_or("unscheduled");
+            let is_ready = pod_is_ready(pod);
+            if is_ready {
+                ready += 1;
+            } else {
+                check.fail(format!("{name}: not Ready (phase {phase}, node {node})"));
+            }
+            seen.push(json!({"name": name, "ready": is_ready, "phase": phase, "node": node}));
+        }
+        if (pods.len() as u64) < config.min_pods {
+            check.fail(format!("{} Pod(s) match `{}`, fewer than the {} required", pods.len(), config.selector, config.min_pods));
+        }
+        check.note(format!("{ready}/{} Pods matching `{}` are Ready", pods.len(), config.selector));
+        check.evidence("ready", ready).evidence("total", pods.len()).evidence("pods", seen);
+        Ok(check.verdict())
     }
 }
-runner_sdk::bindings::gate::export_gate!(G);
+
+runner_sdk::export_gate!(PodsReady);

@@ -1,0 +1,232 @@
+//! `runner review`: what a policy can touch and will do, for the person who
+//! decides whether it may run in production; with `--against`, what changed.
+
+use std::collections::BTreeSet;
+use std::fmt::Write;
+
+use clap::Args;
+use serde_json::{json, Value};
+
+use super::{load_policy, CommandResult, Exit, OutputFormat};
+use crate::caps::Capability;
+use crate::policy::Policy;
+
+#[derive(Args, Debug)]
+pub struct ReviewArgs {
+    /// A bundled policy's name or a component file.
+    policy: String,
+
+    /// Show only what changed since this earlier version (name or file).
+    #[arg(long, value_name = "OLD")]
+    against: Option<String>,
+
+    /// Report format.
+    #[arg(long, value_enum, default_value_t)]
+    output: OutputFormat,
+}
+
+pub fn run(args: ReviewArgs) -> CommandResult {
+    let policy = load_policy(&args.policy)?;
+    let old = args.against.as_deref().map(load_policy).transpose()?;
+    match (&old, args.output) {
+        (None, OutputFormat::Text) => print!("{}", text(&policy)),
+        (None, OutputFormat::Json) => println!("{}", serde_json::to_string_pretty(&describe(&policy)).unwrap_or_default()),
+        (Some(old), OutputFormat::Text) => print!("{}", diff_text(&diff(old, &policy))),
+        (Some(old), OutputFormat::Json) => println!("{}", serde_json::to_string_pretty(&diff(old, &policy)).unwrap_or_default()),
+    }
+    Ok(Exit::Success)
+}
+
+fn capabilities(policy: &Policy) -> Vec<(Capability, bool)> {
+    policy.manifest.requested().into_iter().map(|c| {
+        let mutating = c.is_mutating();
+        (c, mutating)
+    }).collect()
+}
+
+/// Everything a reviewer needs, as JSON.
+pub fn describe(policy: &Policy) -> Value {
+    let m = &policy.manifest;
+    json!({
+        "name": m.name,
+        "version": m.version,
+        "world": m.world,
+        "description": m.description,
+        "digest": policy.digest,
+        "path": policy.path,
+        "size_bytes": policy.bytes.len(),
+        "capabilities": capabilities(policy).iter().map(|(c, mutating)| json!({"capability": c.to_string(), "mutating": mutating})).collect::<Vec<_>>(),
+        "imports": {
+            "policy": policy.import_report.policy_interfaces,
+            "wasi": policy.import_report.wasi_interfaces,
+        },
+        "mismatches": policy.import_report.mismatches(),
+        "config": m.config,
+        "gates": m.gates,
+        "steps": m.steps,
+        "rollback": m.rollback,
+    })
+}
+
+fn text(policy: &Policy) -> String {
+    let m = &policy.manifest;
+    let mut out = String::new();
+    let _ = writeln!(out, "{} {} ({})", m.name, m.version, m.world);
+    if !m.description.is_empty() {
+        let _ = writeln!(out, "  {}", m.description);
+    }
+    let _ = writeln!(out, "digest:  {}", policy.digest);
+    let _ = writeln!(out, "file:    {} ({} KiB)", policy.path.display(), policy.bytes.len().div_ceil(1024));
+    let caps = capabilities(policy);
+    let mutating = caps.iter().filter(|(_, m)| *m).count();
+    let _ = writeln!(out, "\ncapabilities ({} requested, {mutating} mutating):", caps.len());
+    if caps.is_empty() {
+        let _ = writeln!(out, "  none");
+    }
+    // Mutations first: they are what a reviewer must weigh.
+    for (cap, is_mutating) in caps.iter().filter(|(_, m)| *m).chain(caps.iter().filter(|(_, m)| !*m)) {
+        let _ = writeln!(out, "  {:<8} {cap}", if *is_mutating { "MUTATES" } else { "reads" });
+    }
+    let report = &policy.import_report;
+    let _ = writeln!(out, "\nimports:");
+    let _ = writeln!(out, "  runner:policy  {}", report.policy_interfaces.join(", "));
+    let _ = writeln!(out, "  wasi           {} (nothing ambient: no files, network, environment or stdin)", report.wasi_interfaces.len());
+    let mismatches = report.mismatches();
+    if !mismatches.is_empty() {
+        let _ = writeln!(out, "\nmanifest and imports disagree:");
+        for line in mismatches {
+            let _ = writeln!(out, "  ! {line}");
+        }
+    }
+    let _ = writeln!(out, "\nconfig:");
+    if m.config.is_empty() {
+        let _ = writeln!(out, "  none");
+    }
+    for (key, field) in &m.config {
+        let default = match (&field.default, field.required) {
+            (Some(d), _) => format!("default {d}"),
+            (None, true) => "required".into(),
+            (None, false) => "optional".into(),
+        };
+        let _ = writeln!(out, "  {key:<20} {:<8} {default:<24} {}", field.kind.to_string(), field.description);
+    }
+    if !m.gates.is_empty() {
+        let _ = writeln!(out, "\ngate slots:");
+        for (slot, gate) in &m.gates {
+            let _ = writeln!(out, "  {slot:<20} -> {:<20} {}", gate.default, gate.description);
+        }
+    }
+    if !m.steps.is_empty() {
+        let _ = writeln!(out, "\nsteps:");
+        for (i, step) in m.steps.iter().enumerate() {
+            let _ = writeln!(out, "  {:>2}. {:<24} {}", i + 1, step.name, step.description);
+        }
+    }
+    if !m.rollback.is_empty() {
+        let _ = writeln!(out, "\nrollback: {}", m.rollback);
+    }
+    out
+}
+
+fn added_removed<T: Ord + Clone>(old: &BTreeSet<T>, new: &BTreeSet<T>) -> (Vec<T>, Vec<T>) {
+    (new.difference(old).cloned().collect(), old.difference(new).cloned().collect())
+}
+
+/// What changed between two versions of a policy, most alarming first.
+pub fn diff(old: &Policy, new: &Policy) -> Value {
+    let (om, nm) = (&old.manifest, &new.manifest);
+    let caps = |p: &Policy| p.manifest.requested().into_iter().collect::<BTreeSet<_>>();
+    let (caps_added, caps_removed) = added_removed(&caps(old), &caps(new));
+    let imports = |p: &Policy| p.import_report.policy_interfaces.iter().cloned().collect::<BTreeSet<_>>();
+    let (imports_added, imports_removed) = added_removed(&imports(old), &imports(new));
+    let keys = |p: &Policy| p.manifest.config.keys().cloned().collect::<BTreeSet<_>>();
+    let (config_added, config_removed) = added_removed(&keys(old), &keys(new));
+    let config_changed: Vec<Value> = nm
+        .config
+        .iter()
+        .filter_map(|(k, field)| om.config.get(k).filter(|before| *before != field).map(|before| json!({"key": k, "before": before, "after": field})))
+        .collect();
+    let slots_changed: Vec<Value> = nm
+        .gates
+        .iter()
+        .filter(|(slot, gate)| om.gates.get(*slot) != Some(gate))
+        .map(|(slot, gate)| json!({"slot": slot, "before": om.gates.get(slot).map(|g| &g.default), "after": gate.default}))
+        .chain(om.gates.keys().filter(|s| !nm.gates.contains_key(*s)).map(|slot| json!({"slot": slot, "before": om.gates[slot].default, "after": null})))
+        .collect();
+    let step_names = |p: &Policy| p.manifest.steps.iter().map(|s| s.name.clone()).collect::<Vec<_>>();
+    json!({
+        "name": nm.name,
+        "old": {"name": om.name, "version": om.version, "digest": old.digest},
+        "new": {"version": nm.version, "digest": new.digest},
+        "capabilities_added": caps_added.iter().map(|c| json!({"capability": c.to_string(), "mutating": c.is_mutating()})).collect::<Vec<_>>(),
+        "capabilities_removed": caps_removed.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "world": (om.world != nm.world).then(|| json!({"before": om.world, "after": nm.world})),
+        "imports_added": imports_added,
+        "imports_removed": imports_removed,
+        "config_added": config_added,
+        "config_removed": config_removed,
+        "config_changed": config_changed,
+        "gate_slots_changed": slots_changed,
+        "steps": (step_names(old) != step_names(new)).then(|| json!({"before": step_names(old), "after": step_names(new)})),
+        "rollback": (om.rollback != nm.rollback).then(|| json!({"before": om.rollback, "after": nm.rollback})),
+        "description_changed": om.description != nm.description,
+        "code_changed": old.digest != new.digest,
+    })
+}
+
+fn diff_text(diff: &Value) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{}: {} -> {}", diff["name"].as_str().unwrap_or_default(), diff["old"]["version"].as_str().unwrap_or_default(), diff["new"]["version"].as_str().unwrap_or_default());
+    let list = |v: &Value| v.as_array().cloned().unwrap_or_default();
+    let mut changes = 0;
+    let mut line = |out: &mut String, text: String| {
+        changes += 1;
+        let _ = writeln!(out, "{text}");
+    };
+    if diff["old"]["name"] != diff["name"] {
+        line(&mut out, format!("  ! a different policy: {} -> {}", diff["old"]["name"].as_str().unwrap_or_default(), diff["name"].as_str().unwrap_or_default()));
+    }
+    for cap in list(&diff["capabilities_added"]) {
+        let tag = if cap["mutating"].as_bool() == Some(true) { "NEW MUTATING CAPABILITY" } else { "new capability" };
+        line(&mut out, format!("  + {tag}: {}", cap["capability"].as_str().unwrap_or_default()));
+    }
+    if !diff["world"].is_null() {
+        line(&mut out, format!("  ! world: {} -> {}", diff["world"]["before"], diff["world"]["after"]));
+    }
+    for cap in list(&diff["capabilities_removed"]) {
+        line(&mut out, format!("  - capability: {}", cap.as_str().unwrap_or_default()));
+    }
+    for import in list(&diff["imports_added"]) {
+        line(&mut out, format!("  + import: runner:policy/{}", import.as_str().unwrap_or_default()));
+    }
+    for import in list(&diff["imports_removed"]) {
+        line(&mut out, format!("  - import: runner:policy/{}", import.as_str().unwrap_or_default()));
+    }
+    for slot in list(&diff["gate_slots_changed"]) {
+        line(&mut out, format!("  ~ gate slot {}: {} -> {}", slot["slot"].as_str().unwrap_or_default(), slot["before"], slot["after"]));
+    }
+    for key in list(&diff["config_added"]) {
+        line(&mut out, format!("  + config: {}", key.as_str().unwrap_or_default()));
+    }
+    for key in list(&diff["config_removed"]) {
+        line(&mut out, format!("  - config: {}", key.as_str().unwrap_or_default()));
+    }
+    for change in list(&diff["config_changed"]) {
+        line(&mut out, format!("  ~ config {}: {} -> {}", change["key"].as_str().unwrap_or_default(), change["before"], change["after"]));
+    }
+    if !diff["steps"].is_null() {
+        line(&mut out, format!("  ~ steps: {} -> {}", diff["steps"]["before"], diff["steps"]["after"]));
+    }
+    if !diff["rollback"].is_null() {
+        line(&mut out, format!("  ~ rollback: {} -> {}", diff["rollback"]["before"], diff["rollback"]["after"]));
+    }
+    if diff["description_changed"].as_bool() == Some(true) {
+        line(&mut out, "  ~ description changed".into());
+    }
+    if changes == 0 {
+        let code = if diff["code_changed"].as_bool() == Some(true) { "the code changed (digest differs)" } else { "identical component" };
+        let _ = writeln!(out, "  no change in capabilities, imports, config, slots or steps; {code}");
+    }
+    let _ = writeln!(out, "  digest: {} -> {}", diff["old"]["digest"].as_str().unwrap_or_default(), diff["new"]["digest"].as_str().unwrap_or_default());
+    out
+}
