@@ -136,7 +136,9 @@ fn added_removed<T: Ord + Clone>(old: &BTreeSet<T>, new: &BTreeSet<T>) -> (Vec<T
 pub fn diff(old: &Policy, new: &Policy) -> Value {
     let (om, nm) = (&old.manifest, &new.manifest);
     let caps = |p: &Policy| p.manifest.requested().into_iter().collect::<BTreeSet<_>>();
-    let (caps_added, caps_removed) = added_removed(&caps(old), &caps(new));
+    let (mut caps_added, caps_removed) = added_removed(&caps(old), &caps(new));
+    // A new mutation is the first thing a reviewer must see.
+    caps_added.sort_by_key(|c| !c.is_mutating());
     let imports = |p: &Policy| p.import_report.policy_interfaces.iter().cloned().collect::<BTreeSet<_>>();
     let (imports_added, imports_removed) = added_removed(&imports(old), &imports(new));
     let keys = |p: &Policy| p.manifest.config.keys().cloned().collect::<BTreeSet<_>>();

@@ -1,0 +1,142 @@
+//! Every kind of bad input gets one clear line and exit code 2, never a panic.
+
+mod common;
+
+use common::*;
+
+fn expect_bad_input(output: &std::process::Output, mentions: &str) {
+    let text = expect_exit(output, 2);
+    let err = stderr(output);
+    assert!(err.contains(mentions), "stderr should mention `{mentions}`:\n{text}");
+    assert!(!err.contains("panicked"), "no panics:\n{text}");
+}
+
+/// A component binary with a `runner-manifest` custom section appended.
+fn component_with_manifest(wat: &str, manifest: &str) -> Vec<u8> {
+    let mut bytes = wat::parse_str(wat).unwrap();
+    let name = b"runner-manifest";
+    let mut payload = vec![name.len() as u8];
+    payload.extend_from_slice(name);
+    payload.extend_from_slice(manifest.as_bytes());
+    bytes.push(0);
+    let mut size = payload.len();
+    loop {
+        let byte = (size & 0x7f) as u8;
+        size >>= 7;
+        if size == 0 {
+            bytes.push(byte);
+            break;
+        }
+        bytes.push(byte | 0x80);
+    }
+    bytes.extend_from_slice(&payload);
+    bytes
+}
+
+const GATE_MANIFEST: &str = "name = \"odd\"\nversion = \"0.1.0\"\nworld = \"gate\"\n";
+
+#[test]
+fn missing_file() {
+    let sandbox = Sandbox::new();
+    expect_bad_input(&sandbox.runner(&["exec", "/nonexistent/gate.wasm"]), "cannot read");
+    expect_bad_input(&sandbox.runner(&["exec", "no-such-policy"]), "no bundled policy of that name");
+}
+
+#[test]
+fn not_wasm() {
+    let sandbox = Sandbox::new();
+    let file = sandbox.dir.path().join("notes.wasm");
+    std::fs::write(&file, "just some text").unwrap();
+    expect_bad_input(&sandbox.runner(&["exec", path(&file)]), "not a WebAssembly component");
+}
+
+#[test]
+fn truncated_component() {
+    let sandbox = Sandbox::new();
+    let bytes = std::fs::read(bundled("pods-ready")).unwrap();
+    let file = sandbox.dir.path().join("truncated.wasm");
+    std::fs::write(&file, &bytes[..bytes.len() / 2]).unwrap();
+    expect_bad_input(&sandbox.runner(&["exec", path(&file)]), "truncated or corrupt");
+    expect_bad_input(&sandbox.runner(&["review", path(&file)]), "truncated or corrupt");
+}
+
+#[test]
+fn core_module_instead_of_component() {
+    let sandbox = Sandbox::new();
+    let file = sandbox.dir.path().join("core.wasm");
+    std::fs::write(&file, wat::parse_str("(module (func (export \"evaluate\")))").unwrap()).unwrap();
+    expect_bad_input(&sandbox.runner(&["exec", path(&file)]), "core WebAssembly module, not a component");
+}
+
+#[test]
+fn component_without_manifest() {
+    let sandbox = Sandbox::new();
+    let file = sandbox.dir.path().join("bare.wasm");
+    std::fs::write(&file, wat::parse_str("(component)").unwrap()).unwrap();
+    expect_bad_input(&sandbox.runner(&["exec", path(&file)]), "no `runner-manifest` custom section");
+}
+
+#[test]
+fn unknown_imports() {
+    let sandbox = Sandbox::new();
+    let file = sandbox.dir.path().join("exfiltrate.wasm");
+    let wat = r#"(component
+        (import "acme:evil/exfiltrate" (instance (export "send" (func (param "data" string)))))
+        (core module $m (func (export "evaluate")))
+    )"#;
+    std::fs::write(&file, component_with_manifest(wat, GATE_MANIFEST)).unwrap();
+    expect_bad_input(&sandbox.runner(&["exec", path(&file)]), "imports the host cannot provide: acme:evil/exfiltrate");
+}
+
+#[test]
+fn component_of_another_world() {
+    let sandbox = Sandbox::new();
+    // Says gate, exports nothing a gate exports.
+    let file = sandbox.dir.path().join("no-export.wasm");
+    std::fs::write(&file, component_with_manifest("(component)", GATE_MANIFEST)).unwrap();
+    expect_bad_input(&sandbox.runner(&["exec", path(&file)]), "does not export `evaluate`");
+    // Exports `evaluate` with the wrong signature.
+    let file = sandbox.dir.path().join("wrong-signature.wasm");
+    let wat = r#"(component
+        (core module $m (func (export "f")))
+        (core instance $i (instantiate $m))
+        (func (export "evaluate") (canon lift (core func $i "f")))
+    )"#;
+    std::fs::write(&file, component_with_manifest(wat, GATE_MANIFEST)).unwrap();
+    expect_bad_input(&sandbox.runner(&["exec", path(&file)]), "does not match the `gate` world");
+    // A real pattern presented as a gate to a slot, and a gate that imports a mutating interface.
+    expect_bad_input(&sandbox.runner(&["exec", path(&fixture("sneaky-gate"))]), "imports interfaces a gate may not have: kube-write");
+    let probe = fixture("probe-pattern");
+    expect_bad_input(&sandbox.runner(&["exec", path(&probe), "--gate", &format!("check={}", path(&probe))]), "is a pattern, not a gate");
+}
+
+#[test]
+fn bad_config_values() {
+    let sandbox = Sandbox::new();
+    expect_bad_input(&sandbox.runner(&["exec", "pods-ready", "--config", "colour=red"]), "unknown config key `colour`");
+    expect_bad_input(&sandbox.runner(&["exec", "pods-ready", "--config", "min-pods=several"]), "not a valid integer");
+    expect_bad_input(&sandbox.runner(&["exec", "pods-ready", "--config", "novalue"]), "is not KEY=VALUE");
+}
+
+#[test]
+fn bad_allow_values() {
+    let sandbox = Sandbox::new();
+    expect_bad_input(&sandbox.runner(&["exec", "pods-ready", "--allow", "kube"]), "not of the form interface:verb");
+    expect_bad_input(&sandbox.runner(&["exec", "pods-ready", "--allow", "kube:teleport"]), "unknown verb");
+    let grants = sandbox.dir.path().join("grants.toml");
+    std::fs::write(&grants, "allow = [\"kube:patch\"]\nextra = 1\n").unwrap();
+    expect_bad_input(&sandbox.runner(&["exec", "pods-ready", "--grants", path(&grants)]), "unknown field");
+}
+
+#[test]
+fn bad_target_gate_binding_and_flags() {
+    let sandbox = Sandbox::new();
+    expect_bad_input(&sandbox.runner(&["exec", "pods-ready", "--target", "/nonexistent/target.yaml"]), "no such file");
+    let probe = fixture("probe-pattern");
+    expect_bad_input(&sandbox.runner(&["exec", path(&probe), "--gate", "nope=pods-ready"]), "has no slot `nope`");
+    expect_bad_input(&sandbox.runner(&["exec", "pods-ready", "--gate", "x=pods-ready"]), "has no slot `x`");
+    expect_bad_input(&sandbox.runner(&["exec", "pods-ready", "--memory", "lots"]), "not a size");
+    expect_bad_input(&sandbox.runner(&["exec", "pods-ready", "--deadline", "soon"]), "not a duration");
+    expect_exit(&sandbox.runner(&["exec", "pods-ready", "--frobnicate"]), 2);
+    expect_exit(&sandbox.runner(&["launch"]), 2);
+}

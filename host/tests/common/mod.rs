@@ -1,0 +1,76 @@
+//! Shared helpers for the command-line tests: the built components, a
+//! sandboxed cache and journal per test, and a runner invocation.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// A built test component (`hostile-gate`), or a panic saying how to build it.
+pub fn fixture(name: &str) -> PathBuf {
+    built(&repo().join("tests/fixtures/dist").join(format!("{name}.wasm")))
+}
+
+/// A built bundled policy.
+pub fn bundled(name: &str) -> PathBuf {
+    built(&repo().join("policies/dist").join(format!("{name}.wasm")))
+}
+
+fn built(path: &Path) -> PathBuf {
+    assert!(path.is_file(), "{} is missing: run scripts/build-policies first (scripts/test does)", path.display());
+    path.to_path_buf()
+}
+
+/// One test's private cache and journal.
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    pub fn new() -> Self {
+        Sandbox { dir: tempfile::tempdir().unwrap() }
+    }
+
+    pub fn journal(&self) -> PathBuf {
+        self.dir.path().join("journal.jsonl")
+    }
+
+    pub fn journal_lines(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.journal()).unwrap_or_default().lines().map(|l| serde_json::from_str(l).expect("journal line is JSON")).collect()
+    }
+
+    /// `runner ARGS` with this sandbox's cache; `exec` also gets its journal.
+    pub fn runner(&self, args: &[&str]) -> Output {
+        let mut command = assert_cmd::Command::cargo_bin("runner").unwrap();
+        command.env("RUNNER_CACHE_DIR", self.dir.path().join("cache")).env_remove("RUNNER_LOG").env("RUNNER_POLICY_PATH", repo().join("policies/dist"));
+        command.args(args);
+        if args.first() == Some(&"exec") {
+            command.arg("--journal").arg(self.journal());
+        }
+        command.timeout(std::time::Duration::from_secs(120));
+        command.output().unwrap()
+    }
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Assert the exit code and return stdout+stderr for further checks.
+#[track_caller]
+pub fn expect_exit(output: &Output, code: i32) -> String {
+    let text = format!("{}{}", stdout(output), stderr(output));
+    assert_eq!(output.status.code(), Some(code), "expected exit {code}, got {:?}\n{text}", output.status.code());
+    text
+}
+
+pub fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}

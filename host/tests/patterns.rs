@@ -1,0 +1,148 @@
+//! Patterns: grants, dry-run plans, gate slots, approval, exit codes, the
+//! journal and the JSON report.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+fn probe(sandbox: &Sandbox, extra: &[&str]) -> std::process::Output {
+    let pattern = fixture("probe-pattern");
+    let gate = format!("check={}", path(&fixture("hostile-gate")));
+    let mut args = vec!["exec", path(&pattern), "--gate", &gate];
+    args.extend_from_slice(extra);
+    sandbox.runner(&args)
+}
+
+fn report(output: &std::process::Output) -> Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("JSON report ({e}): {}", stdout(output)))
+}
+
+#[test]
+fn mutations_are_denied_unless_the_operator_allows_them() {
+    let sandbox = Sandbox::new();
+    let output = probe(&sandbox, &["--approve"]);
+    let text = expect_exit(&output, 3);
+    assert!(text.contains("pass --allow kube:scale:apps/v1/StatefulSet"), "{text}");
+    let journal = sandbox.journal_lines();
+    let scale = journal.iter().find(|l| l["call"] == "kube-write.scale").expect("scale journaled");
+    assert_eq!(scale["outcome"], "denied");
+    assert!(journal.iter().all(|l| l["call"] != "kube-write.patch"), "nothing after the denial");
+}
+
+#[test]
+fn allowed_mutations_reach_the_backend() {
+    let sandbox = Sandbox::new();
+    let output = probe(&sandbox, &["--approve", "--allow", "kube:*", "--allow", "postgres:execute"]);
+    let text = expect_exit(&output, 4);
+    assert!(text.contains("no Kubernetes backend"), "{text}");
+    let scale = sandbox.journal_lines().into_iter().find(|l| l["call"] == "kube-write.scale").unwrap();
+    assert_eq!(scale["outcome"], "unavailable");
+}
+
+#[test]
+fn an_allowance_cannot_widen_what_the_component_requested() {
+    let sandbox = Sandbox::new();
+    let grants = sandbox.dir.path().join("grants.toml");
+    std::fs::write(&grants, "allow = [\"*:*\"]\n").unwrap();
+    // The gate slot runs `hostile-gate` in `denied` mode: it asks for Secrets it never requested.
+    let output = probe(&sandbox, &["--grants", path(&grants), "--approve", "--config", r#"gate-input={"mode":"denied"}"#]);
+    expect_exit(&output, 3);
+    let denied = sandbox.journal_lines().into_iter().find(|l| l["outcome"] == "denied").unwrap();
+    assert_eq!(denied["component"], "hostile-gate");
+    assert_eq!(denied["args"]["kind"], "Secret");
+}
+
+#[test]
+fn dry_run_prints_the_ordered_plan_and_changes_nothing() {
+    let sandbox = Sandbox::new();
+    let output = probe(&sandbox, &["--dry-run", "--allow", "kube:scale", "--output", "json"]);
+    expect_exit(&output, 0);
+    let report = report(&output);
+    assert_eq!(report["outcome"], "succeeded");
+    assert_eq!(report["dry_run"], true);
+    let plan: Vec<(&str, Option<&str>)> = report["plan"].as_array().unwrap().iter().map(|c| (c["call"].as_str().unwrap(), c["needs_allow"].as_str())).collect();
+    assert_eq!(
+        plan,
+        vec![
+            ("approval.request", None),
+            ("kube-write.scale", None),
+            ("kube-write.patch", Some("kube:patch:v1/Service")),
+            ("postgres-write.execute", Some("postgres:execute:postgres-cluster-0")),
+        ]
+    );
+    let steps: Vec<&str> = report["steps"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(steps, vec!["check", "scale", "repoint", "checkpoint"]);
+    assert_eq!(report["gates"][0]["gate"], "hostile-gate");
+    assert_eq!(report["gates"][0]["outcome"], "pass");
+    let journal = sandbox.journal_lines();
+    assert!(journal.iter().filter(|l| l["call"].as_str().unwrap().contains("write")).all(|l| l["outcome"].as_str().unwrap().starts_with("planned")));
+    let text = probe(&Sandbox::new(), &["--dry-run"]);
+    let text = expect_exit(&text, 0);
+    assert!(text.contains("[needs --allow kube:scale:apps/v1/StatefulSet]"), "{text}");
+    assert!(text.contains("none was performed"), "{text}");
+}
+
+#[test]
+fn a_failing_gate_stops_the_pattern_before_any_mutation() {
+    let sandbox = Sandbox::new();
+    // The gate cannot reach Kubernetes: the pattern stops at its first step.
+    let output = probe(&sandbox, &["--dry-run", "--config", r#"gate-input={"mode":"kube"}"#, "--output", "json"]);
+    expect_exit(&output, 4);
+    let report = report(&output);
+    assert_eq!(report["plan"], serde_json::json!([]));
+    assert_eq!(report["steps"][0]["outcome"], "failed");
+    assert_eq!(report["gates"][0]["outcome"], "error");
+}
+
+#[test]
+fn a_gate_stopped_by_the_sandbox_is_an_error_for_the_pattern() {
+    let sandbox = Sandbox::new();
+    let output = probe(&sandbox, &["--dry-run", "--config", r#"gate-input={"mode":"panic"}"#, "--output", "json"]);
+    expect_exit(&output, 1);
+    let report = report(&output);
+    assert!(report["error"]["message"].as_str().unwrap().contains("gate `hostile-gate`: hostile-gate: stopped by the sandbox: the component panicked"));
+}
+
+#[test]
+fn gate_input_is_checked_against_the_gates_schema() {
+    let sandbox = Sandbox::new();
+    let output = probe(&sandbox, &["--dry-run", "--config", r#"gate-input={"colour":"red"}"#]);
+    let text = expect_exit(&output, 2);
+    assert!(text.contains("unknown config key `colour`"), "{text}");
+}
+
+#[test]
+fn approval_without_a_terminal_or_flag_is_unavailable() {
+    let sandbox = Sandbox::new();
+    let output = probe(&sandbox, &["--allow", "kube:*"]);
+    let text = expect_exit(&output, 4);
+    assert!(text.contains("pass --approve"), "{text}");
+}
+
+#[test]
+fn a_rolled_back_pattern_exits_1() {
+    let sandbox = Sandbox::new();
+    let output = probe(&sandbox, &["--dry-run", "--config", "outcome=rolled-back"]);
+    assert!(expect_exit(&output, 1).contains("ROLLED-BACK"));
+}
+
+#[test]
+fn the_journal_records_every_call_with_timing() {
+    let sandbox = Sandbox::new();
+    expect_exit(&probe(&sandbox, &["--dry-run", "--config", r#"gate-input={"mode":"calls","n":3}"#]), 0);
+    let journal = sandbox.journal_lines();
+    assert_eq!(journal.iter().filter(|l| l["call"] == "clock.now" && l["component"] == "hostile-gate").count(), 3);
+    let calls: Vec<&str> = journal.iter().map(|l| l["call"].as_str().unwrap()).collect();
+    for expected in ["report.step-begin", "gates.run", "approval.request", "kube-write.scale", "kube-write.patch", "postgres-write.execute", "report.metric"] {
+        assert!(calls.contains(&expected), "{expected} missing from {calls:?}");
+    }
+    let run = journal[0]["run"].as_str().unwrap();
+    for line in &journal {
+        assert_eq!(line["run"], run, "one run id for the pattern and its gate");
+        assert!(line["ts"].as_str().unwrap().ends_with('Z'));
+        assert!(line["ms"].as_f64().unwrap() >= 0.0);
+    }
+    let components: std::collections::BTreeSet<&str> = journal.iter().map(|l| l["component"].as_str().unwrap()).collect();
+    assert_eq!(components, ["hostile-gate", "probe-pattern"].into());
+}

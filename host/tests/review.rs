@@ -1,0 +1,95 @@
+//! `review`, `list`, `new` and completions: what a reviewer and a policy
+//! author see.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn review_shows_what_a_policy_can_touch() {
+    let sandbox = Sandbox::new();
+    let output = sandbox.runner(&["review", path(&fixture("probe-pattern"))]);
+    let text = expect_exit(&output, 0);
+    let mutating: Vec<&str> = text.lines().filter(|l| l.trim_start().starts_with("MUTATES")).collect();
+    assert_eq!(mutating.len(), 3, "{text}");
+    let first_cap = text.lines().skip_while(|l| !l.starts_with("capabilities")).nth(1).unwrap();
+    assert!(first_cap.contains("MUTATES"), "mutations come first: {text}");
+    for expected in ["probe-pattern 0.1.0 (pattern)", "digest:  sha256:", "gate slots:", "check", "-> pods-ready", "steps:", "rollback:", "outcome", "kube-write"] {
+        assert!(text.contains(expected), "`{expected}` missing:\n{text}");
+    }
+    assert!(!text.contains("disagree"), "kube-read imported only for its types is not a mismatch:\n{text}");
+}
+
+#[test]
+fn review_json_is_complete() {
+    let sandbox = Sandbox::new();
+    let output = sandbox.runner(&["review", "pods-ready", "--output", "json"]);
+    expect_exit(&output, 0);
+    let review: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(review["name"], "pods-ready");
+    assert_eq!(review["world"], "gate");
+    assert_eq!(review["capabilities"], serde_json::json!([{"capability": "kube:list:v1/Pod", "mutating": false}]));
+    assert_eq!(review["imports"]["policy"], serde_json::json!(["kube-read"]));
+    assert_eq!(review["config"]["selector"]["default"], "app=postgres");
+    assert!(review["digest"].as_str().unwrap().starts_with("sha256:"));
+}
+
+#[test]
+fn review_against_puts_new_capabilities_first() {
+    let sandbox = Sandbox::new();
+    let output = sandbox.runner(&["review", path(&fixture("probe-pattern")), "--against", "pods-ready"]);
+    let text = expect_exit(&output, 0);
+    let changes: Vec<&str> = text.lines().skip(1).collect();
+    assert!(changes[0].contains("a different policy: pods-ready -> probe-pattern"), "{text}");
+    assert!(changes[1].contains("NEW MUTATING CAPABILITY"), "{text}");
+    assert!(text.contains("- capability: kube:list:v1/Pod"), "{text}");
+    assert!(text.contains("+ config: outcome"), "{text}");
+    let same = sandbox.runner(&["review", "pods-ready", "--against", path(&bundled("pods-ready")), "--output", "json"]);
+    expect_exit(&same, 0);
+    let diff: serde_json::Value = serde_json::from_slice(&same.stdout).unwrap();
+    assert_eq!(diff["code_changed"], false);
+    assert_eq!(diff["capabilities_added"], serde_json::json!([]));
+}
+
+#[test]
+fn list_shows_the_bundled_policies() {
+    let sandbox = Sandbox::new();
+    let output = sandbox.runner(&["list"]);
+    let text = expect_exit(&output, 0);
+    assert!(text.lines().any(|l| l.starts_with("pods-ready") && l.contains("gate")), "{text}");
+}
+
+#[test]
+fn completions_are_printed() {
+    let sandbox = Sandbox::new();
+    let output = sandbox.runner(&["completions", "bash"]);
+    assert!(expect_exit(&output, 0).contains("runner"));
+}
+
+#[test]
+fn a_scaffold_builds_as_generated_and_runs() {
+    let sandbox = Sandbox::new();
+    for kind in ["gate", "pattern"] {
+        let dir = sandbox.dir.path().join(format!("my-{kind}"));
+        let name = format!("my-{kind}");
+        let output = sandbox.runner(&["new", kind, &name, "--dir", path(&dir)]);
+        expect_exit(&output, 0);
+        let target_dir = std::env::var("CARGO_TARGET_DIR").map(std::path::PathBuf::from).unwrap_or_else(|_| repo().join("target"));
+        let build = std::process::Command::new("cargo")
+            .args(["build", "--release", "--quiet", "--target", "wasm32-wasip2", "--target-dir"])
+            .arg(&target_dir)
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        assert!(build.status.success(), "the generated {kind} must build:\n{}", String::from_utf8_lossy(&build.stderr));
+        let wasm = target_dir.join(format!("wasm32-wasip2/release/my_{kind}.wasm"));
+        let review = sandbox.runner(&["review", path(&wasm)]);
+        assert!(expect_exit(&review, 0).contains(&format!("{name} 0.1.0 ({kind})")));
+        // No backend yet: the gate (and the pattern's preflight gate) report it with exit 4.
+        let exec = sandbox.runner(&["exec", path(&wasm), "--dry-run"]);
+        expect_exit(&exec, 4);
+    }
+    let again = sandbox.runner(&["new", "gate", "my-gate", "--dir", path(&sandbox.dir.path().join("my-gate"))]);
+    assert!(expect_exit(&again, 2).contains("already exists"));
+    assert!(expect_exit(&sandbox.runner(&["new", "gate", "Bad Name"]), 2).contains("not a valid name"));
+}

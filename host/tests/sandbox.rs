@@ -1,0 +1,158 @@
+//! Hostile components are stopped by the sandbox with exit code 3 and a
+//! one-line reason, within the deadline plus one second.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn hostile(sandbox: &Sandbox, mode: &str, extra: &[&str]) -> (std::process::Output, Duration) {
+    let gate = fixture("hostile-gate");
+    let config = format!("mode={mode}");
+    let mut args = vec!["exec", path(&gate), "--config", &config];
+    args.extend_from_slice(extra);
+    let started = Instant::now();
+    let output = sandbox.runner(&args);
+    (output, started.elapsed())
+}
+
+#[track_caller]
+fn expect_stopped(output: &std::process::Output, reason: &str) {
+    let text = expect_exit(output, 3);
+    let last = stderr(output).lines().last().unwrap_or_default().to_string();
+    assert!(last.starts_with("error: hostile-gate: stopped by the sandbox: "), "one clear last line:\n{text}");
+    assert!(last.contains(reason), "`{last}` should mention `{reason}`");
+}
+
+#[test]
+fn a_well_behaved_gate_passes() {
+    let sandbox = Sandbox::new();
+    let (output, _) = hostile(&sandbox, "pass", &[]);
+    assert!(expect_exit(&output, 0).contains("PASS"));
+}
+
+#[test]
+fn infinite_loop_hits_the_deadline() {
+    let sandbox = Sandbox::new();
+    let (output, elapsed) = hostile(&sandbox, "loop", &["--deadline", "1s"]);
+    expect_stopped(&output, "deadline exceeded");
+    // Deadline plus one second, plus a generous allowance for compiling on a busy machine.
+    assert!(elapsed < Duration::from_secs(12), "took {elapsed:?}");
+}
+
+#[test]
+fn sleeping_past_the_deadline_is_stopped_too() {
+    let sandbox = Sandbox::new();
+    let (output, elapsed) = hostile(&sandbox, "sleep", &["--deadline", "1s"]);
+    expect_stopped(&output, "deadline exceeded");
+    assert!(elapsed < Duration::from_secs(12), "took {elapsed:?}");
+}
+
+#[test]
+fn allocating_past_the_cap() {
+    let sandbox = Sandbox::new();
+    let (output, _) = hostile(&sandbox, "alloc", &["--memory", "64MiB"]);
+    expect_stopped(&output, "memory limit exceeded: the component tried to grow past 64 MiB");
+}
+
+#[test]
+fn overflowing_the_wasm_stack() {
+    let sandbox = Sandbox::new();
+    let (output, _) = hostile(&sandbox, "stack", &[]);
+    expect_stopped(&output, "stack overflow");
+}
+
+#[test]
+fn overflowing_the_shadow_stack() {
+    let sandbox = Sandbox::new();
+    let (output, _) = hostile(&sandbox, "shadow-stack", &[]);
+    expect_stopped(&output, "out-of-bounds memory access");
+}
+
+#[test]
+fn trapping() {
+    let sandbox = Sandbox::new();
+    let (output, _) = hostile(&sandbox, "trap", &[]);
+    expect_stopped(&output, "unreachable code reached");
+}
+
+#[test]
+fn panicking_names_the_panic() {
+    let sandbox = Sandbox::new();
+    let (output, _) = hostile(&sandbox, "panic", &[]);
+    expect_stopped(&output, "the component panicked: hostile-gate panicked on purpose");
+}
+
+#[test]
+fn printing_100_mib_is_cut_off() {
+    let sandbox = Sandbox::new();
+    let (output, _) = hostile(&sandbox, "print", &["--output-limit", "256KiB"]);
+    expect_stopped(&output, "output limit exceeded: the component wrote more than 262144 bytes to stdout");
+    assert!(output.stderr.len() < 1 << 20, "the log is bounded too: {} bytes", output.stderr.len());
+}
+
+#[test]
+fn an_ungranted_call_is_denied_and_journaled() {
+    let sandbox = Sandbox::new();
+    let (output, _) = hostile(&sandbox, "denied", &[]);
+    let text = expect_exit(&output, 3);
+    assert!(text.contains("did not request `kube:list:v1/Secret`"), "{text}");
+    let denied: Vec<_> = sandbox.journal_lines().into_iter().filter(|l| l["outcome"] == "denied").collect();
+    assert_eq!(denied.len(), 1, "one denied call journaled");
+    assert_eq!(denied[0]["call"], "kube-read.list");
+    assert_eq!(denied[0]["args"]["kind"], "Secret");
+    assert_eq!(denied[0]["component"], "hostile-gate");
+}
+
+#[test]
+fn an_unreachable_backend_exits_4() {
+    let sandbox = Sandbox::new();
+    let (output, _) = hostile(&sandbox, "kube", &[]);
+    let text = expect_exit(&output, 4);
+    assert!(text.contains("unavailable: no Kubernetes backend"), "{text}");
+    let output = sandbox.runner(&["exec", "pods-ready"]);
+    expect_exit(&output, 4);
+}
+
+#[test]
+fn a_second_exec_loads_the_compiled_artifact_from_the_cache() {
+    let sandbox = Sandbox::new();
+    let report = |output: &std::process::Output| -> serde_json::Value { serde_json::from_slice(&output.stdout).expect("JSON report") };
+    let gate = fixture("hostile-gate");
+    let first = sandbox.runner(&["exec", path(&gate), "--output", "json"]);
+    expect_exit(&first, 0);
+    assert_eq!(report(&first)["compiled_from_cache"], false);
+    let cached: Vec<_> = std::fs::read_dir(sandbox.dir.path().join("cache")).unwrap().collect();
+    assert_eq!(cached.len(), 1, "one compiled artifact on disk");
+    let second = sandbox.runner(&["exec", path(&gate), "--output", "json"]);
+    expect_exit(&second, 0);
+    assert_eq!(report(&second)["compiled_from_cache"], true, "the second exec must not recompile");
+    // A corrupt cache entry is recompiled, not trusted.
+    let entry = std::fs::read_dir(sandbox.dir.path().join("cache")).unwrap().next().unwrap().unwrap().path();
+    std::fs::write(&entry, b"garbage").unwrap();
+    let third = sandbox.runner(&["exec", path(&gate), "--output", "json"]);
+    expect_exit(&third, 0);
+    assert_eq!(report(&third)["compiled_from_cache"], false);
+}
+
+#[test]
+fn the_sandbox_has_nothing_ambient() {
+    let gate = fixture("hostile-gate");
+    let mut command = assert_cmd::Command::cargo_bin("runner").unwrap();
+    let sandbox = Sandbox::new();
+    command
+        .env("RUNNER_CACHE_DIR", sandbox.dir.path().join("cache"))
+        .env("DATABASE_PASSWORD", "hunter2")
+        .args(["exec", path(&gate), "--config", "mode=ambient", "--output", "json", "--journal", path(&sandbox.journal())])
+        .write_stdin("a line the component must not read\n");
+    let output = command.output().unwrap();
+    expect_exit(&output, 0);
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let evidence = &report["evidence"];
+    assert_eq!(evidence["env"], 0, "no environment variables: {evidence}");
+    assert_eq!(evidence["args"], 0, "no arguments: {evidence}");
+    assert_eq!(evidence["fs"], false, "no filesystem: {evidence}");
+    assert_eq!(evidence["stdin_bytes"], 0, "no inherited stdin: {evidence}");
+    assert_eq!(evidence["net"], false, "no network: {evidence}");
+}
