@@ -86,11 +86,17 @@ pub fn run(args: BenchArgs, _cache_dir: Option<PathBuf>) -> CommandResult {
     let calls = engine.prepare(&fixture).map_err(failure)?;
     let journal_path = scratch.path().join("journal.jsonl");
     let journaled = Arc::new(RunContext::new(Journal::open(&journal_path, "bench".into()).map_err(failure)?, Backends::unavailable("bench"), false, Approval::Unattended));
-    for (label, run) in [("host call, checked", &context), ("host call, checked+journal", &journaled)] {
+    let runs = [
+        ("calls", "trivial call, no journal", &context),
+        ("calls", "trivial call, journaled", &journaled),
+        ("checked-calls", "checked call, no journal", &context),
+        ("checked-calls", "checked call, journaled", &journaled),
+    ];
+    for (mode, label, run) in runs {
         let mut per_call = Vec::new();
         for _ in 0..3 {
             let timed_run = |n: u64| -> Result<Duration, Failure> {
-                let config = format!(r#"{{"mode":"calls","n":{n}}}"#);
+                let config = format!(r#"{{"mode":"{mode}","n":{n}}}"#);
                 let state = host(&calls, run, Grants::read_only(fixture.manifest.requested()));
                 let start = Instant::now();
                 rt.block_on(engine.evaluate(&calls, state, &config)).map_err(failure)?.map_err(|e| failure(e.message))?;
@@ -100,7 +106,8 @@ pub fn run(args: BenchArgs, _cache_dir: Option<PathBuf>) -> CommandResult {
             let full = timed_run(args.calls)?;
             per_call.push(full.saturating_sub(baseline) / args.calls as u32);
         }
-        println!("{label:<28} {:>10} ns  (median of 3 runs of {} clock.now calls)", median(per_call).as_nanos(), args.calls);
+        let call = if mode == "calls" { "clock.now" } else { "kube-read.get, capability checked" };
+        println!("{label:<28} {:>10} ns  (median of 3 runs of {} {call} calls)", median(per_call).as_nanos(), args.calls);
     }
 
     let exe = std::env::current_exe().map_err(failure)?;

@@ -13,7 +13,7 @@ type Answer<T> = wasmtime::Result<Result<T, Error>>;
 
 impl postgres_read::Host for HostState {
     async fn query(&mut self, member: String, sql: String, params: Vec<String>) -> Answer<String> {
-        let args = json!({"member": member, "sql": sql, "params": params});
+        let args = || json!({"member": member, "sql": sql, "params": params});
         let pg = self.run.backends.postgres.clone();
         self.guarded("postgres-read.query", need("postgres", "query", &member), args, Effect::Read, async { pg.query(&member, &sql, &params).await }).await
     }
@@ -21,7 +21,7 @@ impl postgres_read::Host for HostState {
 
 impl postgres_write::Host for HostState {
     async fn execute(&mut self, member: String, sql: String, params: Vec<String>) -> Answer<u64> {
-        let args = json!({"member": member, "sql": sql, "params": params});
+        let args = || json!({"member": member, "sql": sql, "params": params});
         let pg = self.run.backends.postgres.clone();
         let effect = Effect::Mutate { dry_run_answer: 0 };
         self.guarded("postgres-write.execute", need("postgres", "execute", &member), args, effect, async { pg.execute(&member, &sql, &params).await }).await
@@ -34,7 +34,7 @@ impl redis_read::Host for HostState {
             let verb = args.iter().take(2).cloned().collect::<Vec<_>>().join(" ");
             return self.refuse_write("redis-read.command", json!({"member": member, "args": args}), format!("`{verb}` is not a read-only Redis command; it needs redis-write and the redis:command capability")).await;
         }
-        let journal_args = json!({"member": member, "args": args});
+        let journal_args = || json!({"member": member, "args": args});
         let redis = self.run.backends.redis.clone();
         self.guarded("redis-read.command", need("redis", "read", &member), journal_args, Effect::Read, async { redis.command(&member, &args).await }).await
     }
@@ -42,7 +42,7 @@ impl redis_read::Host for HostState {
 
 impl redis_write::Host for HostState {
     async fn command(&mut self, member: String, args: Vec<String>) -> Answer<String> {
-        let journal_args = json!({"member": member, "args": args});
+        let journal_args = || json!({"member": member, "args": args});
         let redis = self.run.backends.redis.clone();
         let effect = Effect::Mutate { dry_run_answer: "\"OK\"".to_string() };
         self.guarded("redis-write.command", need("redis", "command", &member), journal_args, effect, async { redis.command(&member, &args).await }).await
@@ -55,9 +55,9 @@ impl mongo_read::Host for HostState {
             Ok(doc) => doc,
             Err(e) => return Ok(Err(Error { code: ErrorCode::Invalid, message: format!("command is not JSON: {e}") })),
         };
-        let args = json!({"member": member, "db": db, "command": document});
+        let args = || json!({"member": member, "db": db, "command": document});
         if !readonly::mongo_is_read(&document) {
-            return self.refuse_write("mongo-read.run-command", args, "not a read-only MongoDB command; it needs mongo-write and the mongo:command capability".into()).await;
+            return self.refuse_write("mongo-read.run-command", args(), "not a read-only MongoDB command; it needs mongo-write and the mongo:command capability".into()).await;
         }
         let mongo = self.run.backends.mongo.clone();
         self.guarded("mongo-read.run-command", need("mongo", "read", &member), args, Effect::Read, async { mongo.run_command(&member, &db, &command).await }).await
@@ -66,7 +66,7 @@ impl mongo_read::Host for HostState {
 
 impl mongo_write::Host for HostState {
     async fn run_command(&mut self, member: String, db: String, command: String) -> Answer<String> {
-        let args = json!({"member": member, "db": db, "command": serde_json::from_str::<serde_json::Value>(&command).unwrap_or_else(|_| json!(command))});
+        let args = || json!({"member": member, "db": db, "command": serde_json::from_str::<serde_json::Value>(&command).unwrap_or_else(|_| json!(command))});
         let mongo = self.run.backends.mongo.clone();
         let effect = Effect::Mutate { dry_run_answer: "{\"ok\":1}".to_string() };
         self.guarded("mongo-write.run-command", need("mongo", "command", &member), args, effect, async { mongo.run_command(&member, &db, &command).await }).await

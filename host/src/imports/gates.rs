@@ -22,7 +22,7 @@ pub trait GateRunner: Send + Sync {
 
 impl gates::Host for HostState {
     async fn run(&mut self, slot: String, input: String) -> wasmtime::Result<Result<Verdict, Error>> {
-        let args = json!({"slot": slot, "input": serde_json::from_str::<serde_json::Value>(&input).unwrap_or_else(|_| json!(input))});
+        let args = || json!({"slot": slot, "input": serde_json::from_str::<serde_json::Value>(&input).unwrap_or_else(|_| json!(input))});
         let run = self.run.clone();
         let deadline = self.deadline;
         let outcome = self

@@ -27,7 +27,7 @@ impl kube_read::Host for HostState {
         let object = to_ref(object);
         let scope = kind_scope(&object.api_version, &object.kind);
         let kube = self.run.backends.kube.clone();
-        self.guarded("kube-read.get", need("kube", "get", &scope), ref_args(&object), Effect::Read, async { kube.get(&object).await }).await
+        self.guarded("kube-read.get", need("kube", "get", &scope), || ref_args(&object), Effect::Read, async { kube.get(&object).await }).await
     }
 
     async fn list(&mut self, options: ListOptions) -> Answer<String> {
@@ -39,7 +39,7 @@ impl kube_read::Host for HostState {
             field_selector: options.field_selector,
         };
         let scope = kind_scope(&options.api_version, &options.kind);
-        let args = json!({"apiVersion": options.api_version, "kind": options.kind, "namespace": options.namespace, "labelSelector": options.label_selector, "fieldSelector": options.field_selector});
+        let args = || json!({"apiVersion": options.api_version, "kind": options.kind, "namespace": options.namespace, "labelSelector": options.label_selector, "fieldSelector": options.field_selector});
         let kube = self.run.backends.kube.clone();
         self.guarded("kube-read.list", need("kube", "list", &scope), args, Effect::Read, async { kube.list(&options).await }).await
     }
@@ -52,9 +52,12 @@ impl kube_read::Host for HostState {
             WaitFor::Deleted => Until::Deleted,
         };
         let scope = kind_scope(&object.api_version, &object.kind);
-        let mut args = ref_args(&object);
-        args["until"] = json!(format!("{until:?}"));
-        args["timeoutMs"] = json!(timeout_ms);
+        let args = || {
+            let mut args = ref_args(&object);
+            args["until"] = json!(format!("{until:?}"));
+            args["timeoutMs"] = json!(timeout_ms);
+            args
+        };
         let kube = self.run.backends.kube.clone();
         self.guarded("kube-read.wait-for-condition", need("kube", "get", &scope), args, Effect::Read, async { kube.wait_for(&object, &until, timeout_ms).await }).await
     }
@@ -70,9 +73,12 @@ impl kube_write::Host for HostState {
             PatchType::Apply => backends::PatchType::Apply,
         };
         let scope = kind_scope(&object.api_version, &object.kind);
-        let mut args = ref_args(&object);
-        args["patchType"] = json!(format!("{patch_type:?}").to_lowercase());
-        args["body"] = serde_json::from_str(&body).unwrap_or_else(|_| json!(body));
+        let args = || {
+            let mut args = ref_args(&object);
+            args["patchType"] = json!(format!("{patch_type:?}").to_lowercase());
+            args["body"] = serde_json::from_str(&body).unwrap_or_else(|_| json!(body));
+            args
+        };
         // A dry run answers with the body itself: the fields the pattern set.
         let answer = Effect::Mutate { dry_run_answer: if patch_type == backends::PatchType::Json { "{}".to_string() } else { body.clone() } };
         let kube = self.run.backends.kube.clone();
@@ -82,8 +88,11 @@ impl kube_write::Host for HostState {
     async fn delete(&mut self, object: ObjectRef, grace_period_seconds: Option<u32>) -> Answer<()> {
         let object = to_ref(object);
         let scope = kind_scope(&object.api_version, &object.kind);
-        let mut args = ref_args(&object);
-        args["gracePeriodSeconds"] = json!(grace_period_seconds);
+        let args = || {
+            let mut args = ref_args(&object);
+            args["gracePeriodSeconds"] = json!(grace_period_seconds);
+            args
+        };
         let kube = self.run.backends.kube.clone();
         let effect = Effect::Mutate { dry_run_answer: () };
         self.guarded("kube-write.delete", need("kube", "delete", &scope), args, effect, async { kube.delete(&object, grace_period_seconds).await }).await
@@ -92,15 +101,18 @@ impl kube_write::Host for HostState {
     async fn scale(&mut self, object: ObjectRef, replicas: u32) -> Answer<()> {
         let object = to_ref(object);
         let scope = kind_scope(&object.api_version, &object.kind);
-        let mut args = ref_args(&object);
-        args["replicas"] = json!(replicas);
+        let args = || {
+            let mut args = ref_args(&object);
+            args["replicas"] = json!(replicas);
+            args
+        };
         let kube = self.run.backends.kube.clone();
         let effect = Effect::Mutate { dry_run_answer: () };
         self.guarded("kube-write.scale", need("kube", "scale", &scope), args, effect, async { kube.scale(&object, replicas).await }).await
     }
 
     async fn evict(&mut self, namespace: Option<String>, pod: String) -> Answer<()> {
-        let args = json!({"namespace": namespace, "pod": pod});
+        let args = || json!({"namespace": namespace, "pod": pod});
         let kube = self.run.backends.kube.clone();
         let effect = Effect::Mutate { dry_run_answer: () };
         self.guarded("kube-write.evict", need("kube", "evict", "v1/Pod"), args, effect, async { kube.evict(namespace.as_deref(), &pod).await }).await
@@ -122,14 +134,14 @@ impl kube_write::Host for HostState {
             grace_period_seconds: options.grace_period_seconds,
             timeout_ms: options.timeout_ms,
         };
-        let args = json!({"node": node, "options": format!("{options:?}")});
+        let args = || json!({"node": node, "options": format!("{options:?}")});
         let kube = self.run.backends.kube.clone();
         let effect = Effect::Mutate { dry_run_answer: json!({"node": node, "evicted": [], "dryRun": true}).to_string() };
         self.guarded("kube-write.drain", need("kube", "drain", "v1/Node"), args, effect, async { kube.drain(&node, &options).await }).await
     }
 
     async fn exec(&mut self, namespace: Option<String>, pod: String, container: Option<String>, command: Vec<String>) -> Answer<ExecOutput> {
-        let args = json!({"namespace": namespace, "pod": pod, "container": container, "command": command});
+        let args = || json!({"namespace": namespace, "pod": pod, "container": container, "command": command});
         let kube = self.run.backends.kube.clone();
         let effect = Effect::Mutate { dry_run_answer: ExecOutput { exit_code: 0, stdout: String::new(), stderr: String::new() } };
         self.guarded("kube-write.exec", need("kube", "exec", "v1/Pod"), args, effect, async {
@@ -145,6 +157,6 @@ impl HostState {
     async fn set_unschedulable(&mut self, call: &'static str, node: String, unschedulable: bool) -> Answer<()> {
         let kube = self.run.backends.kube.clone();
         let effect = Effect::Mutate { dry_run_answer: () };
-        self.guarded(call, need("kube", "cordon", "v1/Node"), json!({"node": node}), effect, async { kube.set_unschedulable(&node, unschedulable).await }).await
+        self.guarded(call, need("kube", "cordon", "v1/Node"), || json!({"node": node}), effect, async { kube.set_unschedulable(&node, unschedulable).await }).await
     }
 }

@@ -59,10 +59,12 @@ pub struct RunRecord {
     pub metrics: Vec<Metric>,
     /// Mutations answered from the plan under `--dry-run`, in order.
     pub plan: Vec<PlannedCall>,
-    /// Calls refused for want of a capability.
+    /// Calls refused for want of a capability (the first few).
     pub denied: Vec<String>,
-    /// Calls whose backend could not be reached.
+    pub denied_count: usize,
+    /// Calls whose backend could not be reached (the first few).
     pub unavailable: Vec<String>,
+    pub unavailable_count: usize,
     /// Gates run through `gates.run`, in order.
     pub gates: Vec<GateRecord>,
 }
@@ -75,6 +77,25 @@ pub struct GateRecord {
     /// `pass`, `warn`, `fail`, or `error` when the gate did not answer.
     pub outcome: String,
     pub reasons: Vec<String>,
+}
+
+/// Refusals and unreachable backends kept for the report; the journal has them all.
+const KEPT_PROBLEMS: usize = 20;
+
+impl RunRecord {
+    fn note_denied(&mut self, line: impl FnOnce() -> String) {
+        self.denied_count += 1;
+        if self.denied.len() < KEPT_PROBLEMS {
+            self.denied.push(line());
+        }
+    }
+
+    fn note_unavailable(&mut self, line: impl FnOnce() -> String) {
+        self.unavailable_count += 1;
+        if self.unavailable.len() < KEPT_PROBLEMS {
+            self.unavailable.push(line());
+        }
+    }
 }
 
 /// One step of a pattern.
@@ -157,13 +178,20 @@ impl HostState {
         &self,
         call: &'static str,
         need: Need<'_>,
-        mut args: Value,
+        args: impl FnOnce() -> Value,
         effect: Effect<T>,
         backend: impl Future<Output = BackendResult<T>> + Send,
     ) -> wasmtime::Result<Result<T, Error>> {
         let started = Instant::now();
-        redact(&mut args);
         let mutating = matches!(effect, Effect::Mutate { .. });
+        // Arguments are only built when something will record them.
+        let args = if self.run.journal.is_enabled() || (self.run.dry_run && mutating) {
+            let mut args = args();
+            redact(&mut args);
+            args
+        } else {
+            Value::Null
+        };
         let decision = self.grants.decide(need.interface, need.verb, need.scope);
         let capability = || format!("{}:{}:{}", need.interface, need.verb, need.scope);
         // Under --dry-run a mutation the operator has not allowed yet still
@@ -189,7 +217,7 @@ impl HostState {
             Err(e) => {
                 self.journal(call, args, e.code.as_str(), Some(&e.message), started.elapsed(), mutating)?;
                 if e.code == BackendCode::Unavailable {
-                    self.run.record().unavailable.push(format!("{}: {call}: {}", self.component, e.message));
+                    self.run.record().note_unavailable(|| format!("{}: {call}: {}", self.component, e.message));
                 }
             }
         }
@@ -199,7 +227,7 @@ impl HostState {
     /// Refuse a call: journal it as denied and remember it for the report.
     pub(crate) fn deny(&self, call: &'static str, args: Value, message: String, started: Instant) -> wasmtime::Result<Error> {
         self.journal(call, args, "denied", Some(&message), started.elapsed(), true)?;
-        self.run.record().denied.push(format!("{}: {call}: {message}", self.component));
+        self.run.record().note_denied(|| format!("{}: {call}: {message}", self.component));
         Ok(Error { code: ErrorCode::Denied, message })
     }
 

@@ -76,6 +76,11 @@ impl Journal {
         dirs::state_dir().or_else(dirs::data_local_dir).unwrap_or_else(std::env::temp_dir).join("runner/journal").join(format!("{run_id}.jsonl"))
     }
 
+    /// Whether entries are recorded at all.
+    pub fn is_enabled(&self) -> bool {
+        self.out.is_some()
+    }
+
     /// The file being written, if any.
     pub fn path(&self) -> Option<&Path> {
         self.path.as_deref()

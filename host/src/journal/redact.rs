@@ -70,8 +70,7 @@ fn redact_command(items: &mut [Value]) {
 
 /// SQL: the literal after PASSWORD (`CREATE ROLE x PASSWORD 'secret'`).
 fn redact_sql(text: &str) -> Option<String> {
-    let lower = text.to_ascii_lowercase();
-    let at = lower.find("password")?;
+    let at = text.as_bytes().windows(8).position(|w| w.eq_ignore_ascii_case(b"password"))?;
     let rest = &text[at + "password".len()..];
     let quote_start = rest.find('\'')?;
     if !rest[..quote_start].trim().is_empty() {
