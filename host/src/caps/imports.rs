@@ -3,31 +3,47 @@
 
 use super::Capability;
 
-/// The policy interfaces of the `runner:policy` package and the capability
-/// verbs each one serves (`None` for interfaces that need no capability).
-const FAMILIES: &[(&str, Option<(&str, &[&str])>, bool)] = &[
-    // (interface, (capability interface, verbs), gate world may import it)
-    ("types", None, true),
-    ("report", None, true),
-    ("clock", None, true),
-    ("kube-read", Some(("kube", &["get", "list"])), true),
-    ("postgres-read", Some(("postgres", &["query"])), true),
-    ("redis-read", Some(("redis", &["read"])), true),
-    ("mongo-read", Some(("mongo", &["read"])), true),
-    ("kube-write", Some(("kube", &["patch", "delete", "scale", "evict", "cordon", "drain", "exec"])), false),
-    ("postgres-write", Some(("postgres", &["execute"])), false),
-    ("redis-write", Some(("redis", &["command"])), false),
-    ("mongo-write", Some(("mongo", &["command"])), false),
-    ("approval", Some(("approval", &["request"])), false),
-    ("gates", Some(("gates", &["run"])), false),
+/// One `runner:policy` interface as the capability system sees it.
+#[derive(Clone, Copy, Debug)]
+pub struct Family {
+    /// The WIT interface (`kube-write`).
+    pub interface: &'static str,
+    /// The capability interface and the verbs it serves (`kube`, `[patch, ...]`);
+    /// `None` for interfaces that need no capability.
+    pub serves: Option<(&'static str, &'static [&'static str])>,
+    /// Whether the `gate` world may import it.
+    pub gate_may_import: bool,
+}
+
+const fn family(interface: &'static str, serves: Option<(&'static str, &'static [&'static str])>, gate_may_import: bool) -> Family {
+    Family { interface, serves, gate_may_import }
+}
+
+const FAMILIES: &[Family] = &[
+    family("types", None, true),
+    family("report", None, true),
+    family("clock", None, true),
+    family("kube-read", Some(("kube", &["get", "list"])), true),
+    family("postgres-read", Some(("postgres", &["query"])), true),
+    family("redis-read", Some(("redis", &["read"])), true),
+    family("mongo-read", Some(("mongo", &["read"])), true),
+    family("kube-write", Some(("kube", &["patch", "delete", "scale", "evict", "cordon", "drain", "exec"])), false),
+    family("postgres-write", Some(("postgres", &["execute"])), false),
+    family("redis-write", Some(("redis", &["command"])), false),
+    family("mongo-write", Some(("mongo", &["command"])), false),
+    family("approval", Some(("approval", &["request"])), false),
+    family("gates", Some(("gates", &["run"])), false),
 ];
 
+/// Look up a `runner:policy` interface (`kube-write`); `None` for an
+/// interface the host does not know.
+pub fn family_of_interface(interface: &str) -> Option<Family> {
+    FAMILIES.iter().find(|f| f.interface == interface).copied()
+}
 
-/// Look up a `runner:policy` interface (`kube-write`): the capability
-/// interface and verbs it serves, and whether a gate may import it. `None`
-/// for an interface the host does not know.
-pub fn family_of_interface(interface: &str) -> Option<(Option<(&'static str, &'static [&'static str])>, bool)> {
-    FAMILIES.iter().find(|(name, ..)| *name == interface).map(|(_, family, gate)| (*family, *gate))
+/// Whether `request` reaches any verb of `family`.
+fn reaches(request: &Capability, family: &Family) -> bool {
+    family.serves.is_some_and(|(cap_interface, verbs)| verbs.iter().any(|verb| request.overlaps(&Capability::needed(cap_interface, verb, "*"))))
 }
 
 /// The result of comparing a component's imports with its manifest.
@@ -66,21 +82,14 @@ impl ImportReport {
                 report.unknown.push(import.clone());
             }
         }
-        for interface in &report.policy_interfaces {
-            if let Some((Some((cap_interface, verbs)), _)) = family_of_interface(interface) {
-                let requested_any =
-                    requested.iter().any(|r| verbs.iter().any(|verb| r.overlaps(&Capability::needed(cap_interface, verb, "*"))));
-                if !requested_any {
-                    report.unrequested_imports.push(interface.clone());
-                }
+        let families: Vec<Family> = report.policy_interfaces.iter().filter_map(|i| family_of_interface(i)).collect();
+        for family in families.iter().filter(|f| f.serves.is_some()) {
+            if !requested.iter().any(|r| reaches(r, family)) {
+                report.unrequested_imports.push(family.interface.to_string());
             }
         }
         for request in requested {
-            let imported = report.policy_interfaces.iter().any(|interface| {
-                matches!(family_of_interface(interface), Some((Some((cap_interface, verbs)), _))
-                    if verbs.iter().any(|verb| request.overlaps(&Capability::needed(cap_interface, verb, "*"))))
-            });
-            if !imported {
+            if !families.iter().any(|f| reaches(request, f)) {
                 report.unused_requests.push(request.clone());
             }
         }
@@ -91,7 +100,7 @@ impl ImportReport {
     pub fn mutating_interfaces(&self) -> Vec<&str> {
         self.policy_interfaces
             .iter()
-            .filter(|i| matches!(family_of_interface(i), Some((_, false))))
+            .filter(|i| family_of_interface(i).is_some_and(|f| !f.gate_may_import))
             .map(String::as_str)
             .collect()
     }

@@ -16,7 +16,7 @@ mod imports;
 pub mod readonly;
 
 pub use grants::{Decision, GrantState, Grants};
-pub use imports::{family_of_interface, ImportReport};
+pub use imports::{family_of_interface, Family, ImportReport};
 
 use std::fmt;
 use std::str::FromStr;

@@ -153,6 +153,9 @@ pub fn run(args: ExecArgs, cache_dir: Option<PathBuf>) -> CommandResult {
     let policy = load_policy(&args.policy)?;
     let pairs: Vec<(String, String)> = args.config.iter().map(|p| config::split_pair(p).map_err(|e| Failure::bad_input(format!("--config: {e}")))).collect::<Result<_, _>>()?;
     let config = config::build(&policy.manifest.config, &pairs).map_err(Failure::bad_input)?;
+    for mismatch in policy.import_report.mismatches() {
+        tracing::warn!("{}: {mismatch}", policy.name());
+    }
     let allowed = allowed(&args)?;
     let target = target(&args.target)?;
     let slots = bind_gates(&policy, &args.gates)?;

@@ -61,10 +61,10 @@ fn redact_command(items: &mut [Value]) {
         hide_next = matches!(lower.as_str(), "auth" | "requirepass" | "masterauth" | "masteruser" | "password");
     }
     // `AUTH user pass`: hide the last argument too.
-    if let [Value::String(first), .., Value::String(last)] = items {
-        if first.eq_ignore_ascii_case("auth") {
-            *last = REDACTED.into();
-        }
+    if let [Value::String(first), .., Value::String(last)] = items
+        && first.eq_ignore_ascii_case("auth")
+    {
+        *last = REDACTED.into();
     }
 }
 

@@ -168,10 +168,10 @@ impl Manifest {
             }
         }
         for (key, field) in &self.config {
-            if let Some(default) = &field.default {
-                if let Err(e) = super::config::coerce_toml(field.kind, default) {
-                    return invalid(format!("config `{key}`: default {e}"));
-                }
+            if let Some(default) = &field.default
+                && let Err(e) = super::config::coerce_toml(field.kind, default)
+            {
+                return invalid(format!("config `{key}`: default {e}"));
             }
         }
         for slot in self.gates.keys() {
