@@ -57,6 +57,15 @@ fn allocating_past_the_cap() {
 }
 
 #[test]
+fn instance_and_table_limits_are_enforced() {
+    let sandbox = Sandbox::new();
+    for flags in [["--max-instances", "1"], ["--max-tables", "1"], ["--max-table-elements", "2"]] {
+        let (output, _) = hostile(&sandbox, "pass", &flags);
+        expect_stopped(&output, "exceeds the sandbox's instance or table limits");
+    }
+}
+
+#[test]
 fn overflowing_the_wasm_stack() {
     let sandbox = Sandbox::new();
     let (output, _) = hostile(&sandbox, "stack", &[]);

@@ -70,6 +70,18 @@ pub struct ExecArgs {
     /// Bytes a component may write to stdout, and to stderr.
     #[arg(long, value_name = "SIZE", default_value = "1MiB", value_parser = parse_size)]
     output_limit: usize,
+
+    /// Core instances (and memories) per component.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().instances)]
+    max_instances: usize,
+
+    /// Tables per component.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().tables)]
+    max_tables: usize,
+
+    /// Elements per table.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().table_elements)]
+    max_table_elements: usize,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -163,7 +175,14 @@ pub fn run(args: ExecArgs, cache_dir: Option<PathBuf>) -> CommandResult {
     let journal_path = args.journal.clone().unwrap_or_else(|| Journal::default_path(&run_id));
     let journal = Journal::open(&journal_path, run_id).map_err(|e| Failure::bad_input(format!("{}: cannot open the journal: {e}", journal_path.display())))?;
 
-    let mut limits = Limits { memory_bytes: args.memory, output_bytes: args.output_limit, ..Limits::default() };
+    let mut limits = Limits {
+        memory_bytes: args.memory,
+        output_bytes: args.output_limit,
+        instances: args.max_instances.max(1),
+        tables: args.max_tables.max(1),
+        table_elements: args.max_table_elements,
+        ..Limits::default()
+    };
     if let Some(deadline) = args.deadline {
         limits.gate_deadline = deadline;
         limits.pattern_deadline = deadline;

@@ -18,7 +18,15 @@ pub fn default_dir() -> Option<PathBuf> {
 /// Returns whether it came from the cache.
 pub fn load_or_compile(engine: &wasmtime::Engine, dir: Option<&Path>, policy: &Policy) -> Result<(Component, bool), EngineError> {
     let compile = || {
-        Component::new(engine, &policy.bytes).map_err(|e| EngineError::Invalid(format!("{}: not a valid component: {}", policy.path.display(), error_chain(&e))))
+        Component::new(engine, &policy.bytes).map_err(|e| {
+            let reason = error_chain(&e);
+            // The pooling allocator refuses components larger than the sandbox's limits.
+            if reason.contains("pooling allocator") {
+                EngineError::Stopped { component: policy.manifest.name.clone(), reason: format!("exceeds the sandbox's instance or table limits: {reason}") }
+            } else {
+                EngineError::Invalid(format!("{}: not a valid component: {reason}", policy.path.display()))
+            }
+        })
     };
     let Some(dir) = dir else { return Ok((compile()?, false)) };
     let mut hasher = DefaultHasher::new();

@@ -200,7 +200,7 @@ impl HostState {
         if decision != Decision::Granted && !needs_allow {
             let message = match decision {
                 Decision::NotRequested => format!("`{}` did not request `{}` in its manifest", self.component, capability()),
-                _ => format!("`{0}` changes the cluster; the operator did not allow it (pass --allow {0})", capability()),
+                _ => format!("`{0}` is a mutating capability the operator did not allow (pass --allow {0})", capability()),
             };
             return Ok(Err(self.deny(call, args, message, started)?));
         }
@@ -242,31 +242,26 @@ impl HostState {
     }
 }
 
+/// Backend error codes and their WIT counterparts, one to one.
+const CODES: [(BackendCode, ErrorCode); 7] = [
+    (BackendCode::Denied, ErrorCode::Denied),
+    (BackendCode::NotFound, ErrorCode::NotFound),
+    (BackendCode::Conflict, ErrorCode::Conflict),
+    (BackendCode::Timeout, ErrorCode::Timeout),
+    (BackendCode::Unavailable, ErrorCode::Unavailable),
+    (BackendCode::Invalid, ErrorCode::Invalid),
+    (BackendCode::Internal, ErrorCode::Internal),
+];
+
 /// A backend error in WIT terms.
 pub(crate) fn to_wit_error(error: BackendError) -> Error {
-    let code = match error.code {
-        BackendCode::Denied => ErrorCode::Denied,
-        BackendCode::NotFound => ErrorCode::NotFound,
-        BackendCode::Conflict => ErrorCode::Conflict,
-        BackendCode::Timeout => ErrorCode::Timeout,
-        BackendCode::Unavailable => ErrorCode::Unavailable,
-        BackendCode::Invalid => ErrorCode::Invalid,
-        BackendCode::Internal => ErrorCode::Internal,
-    };
+    let code = CODES.iter().find(|(backend, _)| *backend == error.code).map_or(ErrorCode::Internal, |(_, wit)| *wit);
     Error { code, message: error.message }
 }
 
-/// The WIT spelling of an error code.
+/// The WIT spelling of an error code (`not-found`).
 pub fn code_name(code: ErrorCode) -> &'static str {
-    match code {
-        ErrorCode::Denied => "denied",
-        ErrorCode::NotFound => "not-found",
-        ErrorCode::Conflict => "conflict",
-        ErrorCode::Timeout => "timeout",
-        ErrorCode::Unavailable => "unavailable",
-        ErrorCode::Invalid => "invalid",
-        ErrorCode::Internal => "internal",
-    }
+    CODES.iter().find(|(_, wit)| *wit == code).map_or("internal", |(backend, _)| backend.as_str())
 }
 
 impl types::Host for HostState {}
