@@ -1,0 +1,1 @@
+//! Real database server processes for the lab.

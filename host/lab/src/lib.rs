@@ -1,0 +1,7 @@
+//! The lab: a small Kubernetes API server on loopback and the controllers
+//! that make its objects real (a Pod is a real database server process).
+//!
+//! The lab knows nothing of the runner's engine: the runner reaches it
+//! through its API like any other cluster.
+
+pub mod apiserver;
