@@ -5,3 +5,10 @@
 //! through its API like any other cluster.
 
 pub mod apiserver;
+pub mod client;
+pub mod controllers;
+pub mod daemon;
+pub mod exec;
+pub mod net;
+pub mod ops;
+pub mod topology;

@@ -2,6 +2,7 @@
 
 mod bench;
 mod exec;
+mod lab;
 mod list;
 mod review;
 mod scaffold;
@@ -73,6 +74,8 @@ enum Command {
     Review(review::ReviewArgs),
     /// List the bundled policies.
     List(list::ListArgs),
+    /// The embedded local cluster: a Kubernetes API server whose Pods are real PostgreSQL and Redis servers.
+    Lab(lab::LabArgs),
     /// Create a new gate or pattern crate that builds as generated.
     New(scaffold::NewArgs),
     /// Print shell completions.
@@ -107,6 +110,7 @@ pub fn main() -> ExitCode {
         Command::Exec(args) => exec::run(args, cache_dir),
         Command::Review(args) => review::run(args),
         Command::List(args) => list::run(args),
+        Command::Lab(args) => lab::run(args),
         Command::New(args) => scaffold::run(args),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "runner", &mut std::io::stdout());

@@ -1,1 +1,39 @@
-//! The Kubernetes API server.
+//! The Kubernetes API server of the lab.
+//!
+//! A [`Store`] holds every object (as `serde_json::Value`) with one global
+//! resourceVersion counter, persisted to a directory; [`serve`] speaks the
+//! Kubernetes REST API for it on a loopback address, well enough for
+//! `kubectl` and kube-rs: discovery, get/list/watch with label and field
+//! selectors, create/update/patch (merge, JSON, strategic, apply)/delete,
+//! Tables for `kubectl get`, the `status`, `scale`, `eviction` and `exec`
+//! subresources, bearer-token authentication and real `Status` errors.
+//!
+//! Served kinds: core v1 Namespace, Node, Pod, Service, Endpoints, Secret,
+//! ConfigMap, Event; apps/v1 StatefulSet, DaemonSet; policy/v1
+//! PodDisruptionBudget; batch/v1 Job.
+//!
+//! The store itself keeps PodDisruptionBudget status current, deletes
+//! dependents of deleted owners (ownerReferences), empties and removes
+//! deleted namespaces, and records Events for evictions and scaling.
+//! Everything else (running Pods, StatefulSet members, Job pods, Service
+//! proxies) is the job of the lab's controllers, which use the [`Store`]
+//! directly and learn about changes from [`Store::subscribe`].
+
+mod discovery;
+mod error;
+mod exec;
+mod kinds;
+mod patch;
+mod resources;
+mod selector;
+mod server;
+mod store;
+mod table;
+mod time;
+mod tls;
+
+pub use error::ApiError;
+pub use exec::{ExecHandler, Object, ProcessExec};
+pub use patch::PatchType;
+pub use server::{ApiServer, kubeconfig, kubeconfig_with_ca, serve};
+pub use store::{EventType, Store, StoreEvent};

@@ -1,0 +1,365 @@
+//! The kubelet: runs each Pod bound to a lab Node as a real database
+//! server process, and reports what that process really does.
+//!
+//! The image chooses the workload (`postgres:*`, `redis:*`). The Pod's volume
+//! is a directory that outlives the Pod, so a Pod recreated under the same
+//! name starts from the same data. Phase and the Ready condition follow the
+//! process: Ready means it accepts connections. Deleting a Pod stops its
+//! process (SIGTERM, then SIGKILL after the grace period) before the Pod
+//! object goes away.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use runner_lab_runtime::{self as runtime, Bootstrap, MemberSpec, Workload};
+use serde_json::{json, Value};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::scheduler::set_condition;
+use super::statefulset::ordinal;
+use super::{name, namespace, now, pod_ready, terminating};
+use crate::apiserver::Store;
+use crate::net::{Addresses, Range};
+
+/// How often a running Pod's process and readiness are checked.
+const PROBE_INTERVAL: Duration = Duration::from_millis(200);
+
+/// The members the kubelet runs, by `namespace/name`, for exec.
+pub type Members = Arc<Mutex<BTreeMap<String, MemberSpec>>>;
+
+struct Running {
+    uid: String,
+    stop: watch::Sender<Option<Duration>>,
+    task: JoinHandle<()>,
+}
+
+/// Where the kubelet keeps Pod data.
+#[derive(Clone)]
+pub struct Kubelet {
+    pub store: Store,
+    pub addresses: Addresses,
+    /// Volumes live in `<dir>/volumes`, scratch in `<dir>/run`.
+    pub dir: PathBuf,
+    pub members: Members,
+}
+
+impl Kubelet {
+    /// Run Pods until `stopped`; then stop every process. The Pods stay, to
+    /// be started again from their volumes when the lab comes back.
+    pub async fn run(self, stopped: watch::Receiver<bool>) {
+        let mut running: BTreeMap<String, Running> = BTreeMap::new();
+        let mut events = self.store.subscribe();
+        loop {
+            self.reconcile(&mut running);
+            if !super::next_change(&mut events, &stopped).await {
+                break;
+            }
+        }
+        for (_, pod) in running {
+            let _ = pod.stop.send(Some(Duration::from_secs(10)));
+            let _ = pod.task.await;
+        }
+    }
+
+    fn reconcile(&self, running: &mut BTreeMap<String, Running>) {
+        let Ok(pods) = self.store.list("v1", "Pod", None, None) else { return };
+        let mut present = Vec::new();
+        for pod in pods.iter().filter(|p| !p["spec"]["nodeName"].as_str().unwrap_or_default().is_empty()) {
+            let key = format!("{}/{}", namespace(pod), name(pod));
+            let uid = pod["metadata"]["uid"].as_str().unwrap_or_default().to_string();
+            present.push(key.clone());
+            if terminating(pod) {
+                if let Some(current) = running.get(&key) {
+                    let grace = pod["metadata"]["deletionGracePeriodSeconds"].as_u64().unwrap_or(30);
+                    let _ = current.stop.send(Some(Duration::from_secs(grace)));
+                } else {
+                    // Nothing runs for it (the lab restarted meanwhile): finish the deletion.
+                    let _ = self.store.remove("v1", "Pod", Some(namespace(pod)), name(pod));
+                }
+                continue;
+            }
+            let restart = running.get(&key).is_some_and(|r| r.uid != uid || r.task.is_finished());
+            if restart {
+                if let Some(old) = running.remove(&key) {
+                    let _ = old.stop.send(Some(Duration::ZERO));
+                }
+            }
+            if !running.contains_key(&key) {
+                let (stop, stopped) = watch::channel(None);
+                let task = tokio::spawn(self.clone().run_pod(pod.clone(), stopped));
+                running.insert(key, Running { uid, stop, task });
+            }
+        }
+        // Pods removed without a graceful stop (force deletion): kill at once.
+        running.retain(|key, pod| {
+            let keep = present.contains(key);
+            if !keep {
+                let _ = pod.stop.send(Some(Duration::ZERO));
+            }
+            keep
+        });
+    }
+
+    fn member_spec(&self, pod: &Value, workload: Workload) -> Result<MemberSpec, String> {
+        let (ns, pod_name) = (namespace(pod), name(pod));
+        let ip = self.addresses.of(Range::Pods, &format!("{ns}/{pod_name}")).ok_or("no free Pod address left in 127.0.1.0/24")?;
+        let container = &pod["spec"]["containers"][0];
+        let default_port = match workload {
+            Workload::Postgres => 5432,
+            Workload::Redis => 6379,
+        };
+        let port = container["ports"][0]["containerPort"].as_u64().map_or(default_port, |p| p as u16);
+        let password = self.password(ns, container)?;
+        Ok(MemberSpec {
+            name: pod_name.to_string(),
+            workload,
+            ip,
+            port,
+            volume: self.dir.join("volumes").join(ns).join(pod_name),
+            run_dir: self.dir.join("run").join(ns).join(pod_name),
+            password,
+        })
+    }
+
+    /// The password from the container's `*_PASSWORD` env var, read from the
+    /// Secret it references; it never appears in the Pod object.
+    fn password(&self, ns: &str, container: &Value) -> Result<String, String> {
+        let env = container["env"].as_array().cloned().unwrap_or_default();
+        let Some(var) = env.iter().find(|e| e["name"].as_str().is_some_and(|n| n.ends_with("PASSWORD"))) else {
+            return Err("the container has no *_PASSWORD env var referencing a Secret".into());
+        };
+        if let Some(value) = var["value"].as_str() {
+            return Ok(value.to_string());
+        }
+        let reference = &var["valueFrom"]["secretKeyRef"];
+        let (secret, key) = (reference["name"].as_str().unwrap_or_default(), reference["key"].as_str().unwrap_or_default());
+        let object = self.store.get("v1", "Secret", Some(ns), secret).ok_or(format!("secret \"{secret}\" not found"))?;
+        let encoded = object["data"][key].as_str().ok_or(format!("secret \"{secret}\" has no key \"{key}\""))?;
+        use base64::Engine;
+        let bytes = base64::engine::general_purpose::STANDARD.decode(encoded).map_err(|e| format!("secret \"{secret}\" key \"{key}\": {e}"))?;
+        String::from_utf8(bytes).map_err(|_| format!("secret \"{secret}\" key \"{key}\" is not text"))
+    }
+
+    /// How an empty volume is first filled.
+    async fn bootstrap(&self, pod: &Value, spec: &MemberSpec) -> Result<Bootstrap, String> {
+        if spec.workload == Workload::Redis {
+            return Ok(Bootstrap::Redis);
+        }
+        if spec.volume.join("PG_VERSION").exists() {
+            return Ok(Bootstrap::PostgresPrimary);
+        }
+        let peers = self.peers(pod);
+        for peer in &peers {
+            if runtime::pg_is_primary(peer).await.unwrap_or(false) {
+                let slot = spec.name.replace('-', "_");
+                return Ok(Bootstrap::PostgresStandby { primary: SocketAddr::from((peer.ip, peer.port)), slot });
+            }
+        }
+        let any_data = std::fs::read_dir(spec.volume.parent().unwrap_or(Path::new("/"))).into_iter().flatten().flatten().any(|d| {
+            let other = d.file_name().to_string_lossy().to_string();
+            // Hidden siblings are the runtime's half-built bootstraps, not members.
+            !other.starts_with('.') && other != spec.name && same_set(pod, &other) && d.path().join("PG_VERSION").exists()
+        });
+        if !any_data {
+            return Ok(Bootstrap::PostgresPrimary);
+        }
+        Err("waiting for a primary to clone from".into())
+    }
+
+    /// The running members of the same StatefulSet.
+    fn peers(&self, pod: &Value) -> Vec<MemberSpec> {
+        let members = self.members.lock().unwrap_or_else(|p| p.into_inner());
+        members.iter().filter(|(key, spec)| key.starts_with(&format!("{}/", namespace(pod))) && spec.name != name(pod) && same_set(pod, &spec.name)).map(|(_, s)| s.clone()).collect()
+    }
+
+    async fn run_pod(self, pod: Value, mut stop: watch::Receiver<Option<Duration>>) {
+        let key = format!("{}/{}", namespace(&pod), name(&pod));
+        let image = pod["spec"]["containers"][0]["image"].as_str().unwrap_or_default().to_string();
+        let Some(workload) = Workload::from_image(&image) else {
+            self.set_waiting(&pod, "ErrImagePull", &format!("the lab runs only postgres:* and redis:* images, not \"{image}\""), 0);
+            let _ = stop.wait_for(Option::is_some).await;
+            self.finish_deletion(&pod);
+            return;
+        };
+        let spec = match self.member_spec(&pod, workload) {
+            Ok(spec) => spec,
+            Err(message) => {
+                self.set_waiting(&pod, "CreateContainerConfigError", &message, 0);
+                let _ = stop.wait_for(Option::is_some).await;
+                self.finish_deletion(&pod);
+                return;
+            }
+        };
+        // After a crash of the lab, a server of this member may still run: stop it first.
+        match runtime::kill_leftover(&spec, Duration::from_secs(10)).await {
+            Ok(true) => tracing::info!("pod {key}: stopped a server left behind by an earlier lab"),
+            Ok(false) => {}
+            Err(e) => tracing::warn!("pod {key}: checking for a leftover server: {e}"),
+        }
+        let mut restarts = 0u32;
+        loop {
+            // Prepare the volume (clone a standby, initialise a primary), retrying until it works or the Pod goes.
+            let prepared = match self.bootstrap(&pod, &spec).await {
+                Ok(bootstrap) => runtime::prepare(&spec, &bootstrap).await.map_err(|e| e.to_string()),
+                Err(waiting) => Err(waiting),
+            };
+            if let Err(message) = prepared {
+                self.set_waiting(&pod, "ContainerCreating", &message, restarts);
+                tokio::select! {
+                    _ = stop.wait_for(Option::is_some) => { self.finish_deletion(&pod); return; }
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                }
+            }
+            let mut process = match runtime::start(&spec) {
+                Ok(process) => process,
+                Err(e) => {
+                    self.set_waiting(&pod, "CrashLoopBackOff", &e.to_string(), restarts);
+                    tokio::select! {
+                        _ = stop.wait_for(Option::is_some) => { self.finish_deletion(&pod); return; }
+                        _ = tokio::time::sleep(Duration::from_secs(2)) => { restarts += 1; continue; }
+                    }
+                }
+            };
+            self.members.lock().unwrap_or_else(|p| p.into_inner()).insert(key.clone(), spec.clone());
+            let started_at = now();
+            let mut ready = None;
+            let mut probes = 0u32;
+            let exited = loop {
+                tokio::select! {
+                    _ = stop.changed() => {
+                        let grace = stop.borrow().unwrap_or(Duration::ZERO);
+                        let _ = process.stop(grace).await;
+                        self.members.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+                        self.finish_deletion(&pod);
+                        return;
+                    }
+                    _ = tokio::time::sleep(PROBE_INTERVAL) => {
+                        if let Some(status) = process.try_exited() {
+                            break status;
+                        }
+                        let now_ready = runtime::is_ready(&spec).await;
+                        if ready != Some(now_ready) {
+                            ready = Some(now_ready);
+                            self.set_running(&pod, &spec, now_ready, &started_at, restarts);
+                        }
+                        // Roles change under a pattern's feet (promotion, failover): look again every ~2 s.
+                        if now_ready && probes % 10 == 0 {
+                            self.label_role(&pod, &spec).await;
+                        }
+                        probes = probes.wrapping_add(1);
+                    }
+                }
+            };
+            self.members.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+            restarts += 1;
+            tracing::warn!("pod {key}: the {workload:?} process exited ({exited}); restarting");
+            self.set_waiting(&pod, "CrashLoopBackOff", &format!("process exited: {exited}"), restarts);
+            tokio::select! {
+                _ = stop.wait_for(Option::is_some) => { self.finish_deletion(&pod); return; }
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
+    }
+
+    /// Remove the Pod object once its process is gone, if it is being deleted.
+    fn finish_deletion(&self, pod: &Value) {
+        let current = self.store.get("v1", "Pod", Some(namespace(pod)), name(pod));
+        if current.as_ref().is_some_and(|c| c["metadata"]["uid"] == pod["metadata"]["uid"] && terminating(c)) {
+            let _ = self.store.remove("v1", "Pod", Some(namespace(pod)), name(pod));
+        }
+    }
+
+    /// Label the Pod `role=primary|replica` (PostgreSQL) or `role=master|replica`
+    /// (Redis), as the server itself reports it, for `kubectl get pods -L role`.
+    async fn label_role(&self, pod: &Value, spec: &MemberSpec) {
+        let role = match spec.workload {
+            Workload::Postgres => match runtime::pg_is_primary(spec).await {
+                Ok(true) => "primary",
+                Ok(false) => "replica",
+                Err(_) => return,
+            },
+            Workload::Redis => match runtime::redis_command(spec, &["ROLE"]).await {
+                Ok(runtime::RedisReply::Array(items)) => match items.first() {
+                    Some(runtime::RedisReply::Bulk(role)) if role.as_slice() == b"master" => "master",
+                    Some(_) => "replica",
+                    None => return,
+                },
+                _ => return,
+            },
+        };
+        let Some(mut current) = self.store.get("v1", "Pod", Some(namespace(pod)), name(pod)) else { return };
+        if current["metadata"]["uid"] != pod["metadata"]["uid"] || current["metadata"]["labels"]["role"] == role {
+            return;
+        }
+        current["metadata"]["labels"]["role"] = json!(role);
+        if let Err(e) = self.store.update(current) {
+            tracing::debug!("pod {}: labelling role: {e}", name(pod));
+        }
+    }
+
+    fn update_status(&self, pod: &Value, change: impl FnOnce(&mut Value)) {
+        let Some(mut current) = self.store.get("v1", "Pod", Some(namespace(pod)), name(pod)) else { return };
+        if current["metadata"]["uid"] != pod["metadata"]["uid"] {
+            return;
+        }
+        let before = current["status"].clone();
+        change(&mut current);
+        if current["status"] != before {
+            if let Err(e) = self.store.update_status(current) {
+                tracing::debug!("pod {}: status update: {e}", name(pod));
+            }
+        }
+    }
+
+    fn set_waiting(&self, pod: &Value, reason: &str, message: &str, restarts: u32) {
+        let container = pod["spec"]["containers"][0]["name"].clone();
+        let image = pod["spec"]["containers"][0]["image"].clone();
+        self.update_status(pod, |p| {
+            p["status"]["phase"] = json!("Pending");
+            p["status"]["containerStatuses"] = json!([{
+                "name": container, "image": image, "ready": false, "started": false, "restartCount": restarts,
+                "state": {"waiting": {"reason": reason, "message": message}},
+            }]);
+            set_condition(p, "Ready", "False", "ContainersNotReady", message);
+            set_condition(p, "ContainersReady", "False", "ContainersNotReady", message);
+        });
+    }
+
+    fn set_running(&self, pod: &Value, spec: &MemberSpec, ready: bool, started_at: &str, restarts: u32) {
+        let container = pod["spec"]["containers"][0]["name"].clone();
+        let image = pod["spec"]["containers"][0]["image"].clone();
+        let ip = spec.ip.to_string();
+        self.update_status(pod, |p| {
+            p["status"]["phase"] = json!("Running");
+            p["status"]["podIP"] = json!(ip);
+            p["status"]["podIPs"] = json!([{"ip": ip}]);
+            p["status"]["hostIP"] = json!("127.0.0.1");
+            if p["status"]["startTime"].is_null() {
+                p["status"]["startTime"] = json!(started_at);
+            }
+            p["status"]["containerStatuses"] = json!([{
+                "name": container, "image": image, "ready": ready, "started": true, "restartCount": restarts,
+                "state": {"running": {"startedAt": started_at}},
+            }]);
+            let status = if ready { "True" } else { "False" };
+            set_condition(p, "Initialized", "True", "", "");
+            set_condition(p, "ContainersReady", status, "", "");
+            set_condition(p, "Ready", status, "", "");
+        });
+    }
+}
+
+/// Whether `other` names a member of the same StatefulSet as `pod`.
+fn same_set(pod: &Value, other: &str) -> bool {
+    let set = pod["metadata"]["ownerReferences"][0]["name"].as_str().unwrap_or_default();
+    !set.is_empty() && ordinal(set, other).is_some()
+}
+
+/// Whether every member of a Redis StatefulSet is Ready.
+pub fn all_ready(pods: &[Value]) -> bool {
+    !pods.is_empty() && pods.iter().all(pod_ready)
+}

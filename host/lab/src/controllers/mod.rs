@@ -1,0 +1,111 @@
+//! Controllers: what makes the lab's objects real.
+//!
+//! Each controller reacts to the Store's change events and to a periodic
+//! resync, and writes back through the same Store the API server serves, so
+//! `kubectl` sees exactly what the controllers did.
+
+pub mod kubelet;
+pub mod redis;
+pub mod scheduler;
+pub mod services;
+pub mod statefulset;
+
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{broadcast, watch};
+
+use crate::apiserver::{Store, StoreEvent};
+
+/// How often every controller re-examines everything, events or not.
+pub const RESYNC: Duration = Duration::from_millis(500);
+
+/// Run `reconcile` after every Store change (coalesced) and at least every
+/// [`RESYNC`], until `stopped` turns true.
+pub async fn run_loop<F, Fut>(store: Store, name: &'static str, stopped: watch::Receiver<bool>, mut reconcile: F)
+where
+    F: FnMut(Store) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut events = store.subscribe();
+    while !*stopped.borrow() {
+        reconcile(store.clone()).await;
+        if !next_change(&mut events, &stopped).await {
+            break;
+        }
+    }
+    tracing::debug!("{name}: stopped");
+}
+
+/// Wait for a Store change (a burst counts once) or the resync period;
+/// `false` once the lab is stopping.
+pub async fn next_change(events: &mut broadcast::Receiver<StoreEvent>, stopped: &watch::Receiver<bool>) -> bool {
+    let mut stopping = stopped.clone();
+    tokio::select! {
+        event = events.recv() => {
+            if matches!(event, Err(RecvError::Closed)) {
+                return false;
+            }
+            while let Ok(_) | Err(broadcast::error::TryRecvError::Lagged(_)) = events.try_recv() {}
+        }
+        _ = stopping.wait_for(|s| *s) => return false,
+        _ = tokio::time::sleep(RESYNC) => {}
+    }
+    !*stopped.borrow()
+}
+
+/// `metadata.name`.
+pub fn name(object: &Value) -> &str {
+    object["metadata"]["name"].as_str().unwrap_or_default()
+}
+
+/// `metadata.namespace` (default `default`).
+pub fn namespace(object: &Value) -> &str {
+    object["metadata"]["namespace"].as_str().unwrap_or("default")
+}
+
+/// Whether the object is being deleted.
+pub fn terminating(object: &Value) -> bool {
+    !object["metadata"]["deletionTimestamp"].is_null()
+}
+
+/// Whether a Pod's Ready condition is True.
+pub fn pod_ready(pod: &Value) -> bool {
+    pod["status"]["conditions"].as_array().is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+}
+
+/// Whether every `key: value` of a selector's matchLabels (or a plain
+/// Service selector map) is among the object's labels.
+pub fn selector_matches(selector: &Value, object: &Value) -> bool {
+    let wanted = selector.get("matchLabels").unwrap_or(selector);
+    let Some(wanted) = wanted.as_object() else { return false };
+    !wanted.is_empty() && wanted.iter().all(|(k, v)| object["metadata"]["labels"][k] == *v)
+}
+
+/// The current time as Kubernetes writes it (`2026-11-21T20:00:00Z`).
+pub fn now() -> String {
+    let now = time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_time_like_kubernetes() {
+        let now = now();
+        assert_eq!(now.len(), "2026-11-21T20:00:00Z".len(), "{now}");
+        assert!(now.ends_with('Z'));
+    }
+
+    #[test]
+    fn selectors() {
+        let pod = serde_json::json!({"metadata": {"labels": {"app": "postgres", "role": "primary"}}});
+        assert!(selector_matches(&serde_json::json!({"app": "postgres"}), &pod));
+        assert!(selector_matches(&serde_json::json!({"matchLabels": {"role": "primary"}}), &pod));
+        assert!(!selector_matches(&serde_json::json!({"app": "redis"}), &pod));
+        assert!(!selector_matches(&serde_json::json!({}), &pod), "an empty selector selects nothing here");
+    }
+}

@@ -1,0 +1,186 @@
+//! The lab daemon: the API server and every controller in one process,
+//! with its state, volumes and kubeconfig in one directory.
+//!
+//! ```text
+//! <dir>/state/          the API server's objects (survive a restart)
+//! <dir>/volumes/NS/POD  each Pod's volume (outlives the Pod)
+//! <dir>/run/NS/POD      each Pod's sockets, logs and pid file
+//! <dir>/backups/        `runner lab backup` output
+//! <dir>/kubeconfig      for kubectl and the runner (0600: it holds the token)
+//! <dir>/daemon.pid      the daemon's process id while it runs
+//! ```
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::apiserver::{self, Store};
+use crate::controllers::{self, kubelet::Kubelet};
+use crate::exec::LabExec;
+use crate::net::Addresses;
+use crate::topology::{self, Topology};
+
+/// The files of a lab directory.
+#[derive(Clone, Debug)]
+pub struct LabDir {
+    pub root: PathBuf,
+}
+
+impl LabDir {
+    /// The lab in `root`.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        LabDir { root: root.into() }
+    }
+
+    /// The default: `/var/lib/runner/lab` for root (the database processes
+    /// run as the `postgres` user, who cannot enter `/root`), otherwise
+    /// `<state dir>/runner/lab`.
+    pub fn default_root() -> PathBuf {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            return PathBuf::from("/var/lib/runner/lab");
+        }
+        std::env::var_os("XDG_STATE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+            .unwrap_or_else(std::env::temp_dir)
+            .join("runner/lab")
+    }
+
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.root.join("kubeconfig")
+    }
+    pub fn pid_file(&self) -> PathBuf {
+        self.root.join("daemon.pid")
+    }
+    pub fn log_file(&self) -> PathBuf {
+        self.root.join("daemon.log")
+    }
+    pub fn backups(&self) -> PathBuf {
+        self.root.join("backups")
+    }
+    fn state(&self) -> PathBuf {
+        self.root.join("state")
+    }
+    fn token_file(&self) -> PathBuf {
+        self.root.join("token")
+    }
+    fn port_file(&self) -> PathBuf {
+        self.root.join("port")
+    }
+
+    /// The API server's bearer token, created on first use (mode 0600).
+    pub fn token(&self) -> std::io::Result<String> {
+        if let Ok(token) = std::fs::read_to_string(self.token_file()) {
+            return Ok(token.trim().to_string());
+        }
+        let token = topology::random_password() + &topology::random_password();
+        write_private(&self.token_file(), &token)?;
+        Ok(token)
+    }
+
+    /// The URL of the API server, once it has run.
+    pub fn server_url(&self) -> Option<String> {
+        let port = std::fs::read_to_string(self.port_file()).ok()?;
+        Some(format!("http://127.0.0.1:{}", port.trim()))
+    }
+}
+
+/// Write a file readable by its owner only.
+pub fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    let partial = path.with_extension("partial");
+    let mut file = std::fs::OpenOptions::new().create(true).write(true).truncate(true).mode(0o600).open(&partial)?;
+    file.write_all(text.as_bytes())?;
+    std::fs::rename(partial, path)
+}
+
+/// Run the lab until `shutdown` resolves; then stop every database process
+/// (gracefully) and persist the state.
+pub async fn serve(dir: LabDir, topology: Topology, subnet: u8, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&dir.root)?;
+    check_reachable(&dir.root)?;
+    let token = dir.token()?;
+    let store = Store::open(&dir.state())?;
+    if store.list("v1", "Node", None, None).map(|n| n.is_empty()).unwrap_or(true) {
+        for object in topology::objects(&topology, topology::random_password) {
+            match store.create(object) {
+                Ok(_) => {}
+                // The store makes the standard namespaces itself.
+                Err(e) if e.code == 409 => {}
+                Err(e) => anyhow::bail!("creating the lab's objects: {e}"),
+            }
+        }
+    }
+    // Keep the same port across restarts so kubeconfigs stay valid.
+    let previous: Option<u16> = std::fs::read_to_string(dir.port_file()).ok().and_then(|p| p.trim().parse().ok());
+    let listener = match previous {
+        Some(port) => match TcpListener::bind(("127.0.0.1", port)).await {
+            Ok(listener) => listener,
+            Err(_) => TcpListener::bind(("127.0.0.1", 0)).await?,
+        },
+        None => TcpListener::bind(("127.0.0.1", 0)).await?,
+    };
+    let port = listener.local_addr()?.port();
+    std::fs::write(dir.port_file(), port.to_string())?;
+    let url = format!("https://127.0.0.1:{port}");
+    write_private(&dir.kubeconfig(), &apiserver::kubeconfig_with_ca(&url, &token, "default", Some(&store.ca_pem()?)))?;
+
+    let (stop, stopped) = watch::channel(false);
+    let addresses = Addresses::open(dir.root.join("addresses.json"), subnet);
+    let kubelet = Kubelet { store: store.clone(), addresses: addresses.clone(), dir: dir.root.clone(), members: Default::default() };
+    let exec = Arc::new(LabExec { members: kubelet.members.clone() });
+    let server = tokio::spawn(apiserver::serve(store.clone(), listener, token, exec, wait_for(stopped.clone())));
+    let tasks = vec![
+        tokio::spawn(controllers::run_loop(store.clone(), "scheduler", stopped.clone(), controllers::scheduler::reconcile)),
+        tokio::spawn(controllers::run_loop(store.clone(), "statefulset", stopped.clone(), controllers::statefulset::reconcile)),
+        tokio::spawn(controllers::services::run(store.clone(), addresses, stopped.clone())),
+        tokio::spawn(controllers::redis::run(store.clone(), kubelet.clone(), stopped.clone())),
+    ];
+    let kubelet_task = tokio::spawn(kubelet.run(stopped.clone()));
+    std::fs::write(dir.pid_file(), std::process::id().to_string())?;
+    tracing::info!("lab serving at {url}; kubeconfig {}", dir.kubeconfig().display());
+
+    shutdown.await;
+    tracing::info!("lab stopping: stopping every database process");
+    let _ = stop.send(true);
+    let _ = kubelet_task.await;
+    for task in tasks {
+        let _ = task.await;
+    }
+    let _ = server.await;
+    store.flush()?;
+    let _ = std::fs::remove_file(dir.pid_file());
+    Ok(())
+}
+
+/// The database processes run as the `postgres` user when the lab runs as
+/// root: every directory above the lab must let others through.
+fn check_reachable(root: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Ok(());
+    }
+    std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o755))?;
+    let root = root.canonicalize()?;
+    for dir in root.ancestors().skip(1) {
+        let mode = std::fs::metadata(dir)?.permissions().mode();
+        anyhow::ensure!(
+            mode & 0o001 != 0,
+            "the lab directory {} is not reachable by the postgres user ({} is mode {:o}); choose --dir under /var/lib or /tmp",
+            root.display(),
+            dir.display(),
+            mode & 0o777
+        );
+    }
+    Ok(())
+}
+
+/// Resolves once `stopped` turns true.
+pub async fn wait_for(mut stopped: watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|s| *s).await;
+}

@@ -1,0 +1,171 @@
+//! The cluster a fresh lab starts with, after seed 000 (AKS): Nodes in
+//! `nodepool1` at the old Kubernetes version and in `upgraded-pool` at the
+//! new one, a 3-member PostgreSQL StatefulSet `postgres-cluster` behind the
+//! Service `postgres-primary`, and optionally a 6-member Redis cluster.
+
+use serde_json::{json, Value};
+
+/// Kubernetes version of the old pool's Nodes.
+pub const OLD_VERSION: &str = "v1.29.9";
+/// Kubernetes version of the upgraded pool's Nodes.
+pub const NEW_VERSION: &str = "v1.30.5";
+/// The old node pool.
+pub const OLD_POOL: &str = "nodepool1";
+/// The upgraded node pool.
+pub const NEW_POOL: &str = "upgraded-pool";
+
+/// What a new lab contains.
+#[derive(Clone, Debug)]
+pub struct Topology {
+    /// Nodes per pool.
+    pub nodes_per_pool: usize,
+    pub postgres: bool,
+    pub redis: bool,
+}
+
+impl Default for Topology {
+    fn default() -> Self {
+        Topology { nodes_per_pool: 3, postgres: true, redis: false }
+    }
+}
+
+/// A Node of `pool`, numbered `index`.
+pub fn node(pool: &str, index: usize, version: &str) -> Value {
+    let vmss = if pool == OLD_POOL { "aks-nodepool1-12345678-vmss" } else { "aks-upgradedpool-87654321-vmss" };
+    let name = format!("{vmss}{index:06}");
+    json!({
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "labels": {
+                "agentpool": pool,
+                "kubernetes.azure.com/agentpool": pool,
+                "kubernetes.io/hostname": name,
+                "kubernetes.io/os": "linux",
+                "kubernetes.io/arch": "amd64",
+                "node.kubernetes.io/instance-type": "Standard_D4s_v5",
+                "topology.kubernetes.io/zone": format!("eastus-{}", index % 3 + 1),
+            },
+        },
+        "spec": {"unschedulable": false},
+        "status": {
+            "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "lab kubelet is posting ready status"}],
+            "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}, {"type": "Hostname", "address": name}],
+            "nodeInfo": {"kubeletVersion": version, "kubeProxyVersion": version, "osImage": "runner lab (processes on loopback)", "containerRuntimeVersion": "runner-lab://0.1", "operatingSystem": "linux", "architecture": "amd64"},
+            "capacity": {"cpu": "4", "memory": "16Gi", "pods": "110"},
+            "allocatable": {"cpu": "4", "memory": "16Gi", "pods": "110"},
+        },
+    })
+}
+
+/// A Secret holding one generated password under `password`.
+pub fn secret(name: &str, password: &str) -> Value {
+    use base64::Engine;
+    json!({
+        "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+        "metadata": {"name": name, "namespace": "default"},
+        "data": {"password": base64::engine::general_purpose::STANDARD.encode(password)},
+    })
+}
+
+fn database_set(name: &str, app: &str, replicas: u32, image: &str, port: u16, secret: &str, env: &str) -> Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "StatefulSet",
+        "metadata": {"name": name, "namespace": "default", "labels": {"app": app}},
+        "spec": {
+            "replicas": replicas,
+            "serviceName": app,
+            "podManagementPolicy": "OrderedReady",
+            "selector": {"matchLabels": {"app": app}},
+            "template": {
+                "metadata": {"labels": {"app": app}},
+                "spec": {
+                    "nodeSelector": {"agentpool": OLD_POOL},
+                    "terminationGracePeriodSeconds": 30,
+                    "containers": [{
+                        "name": app, "image": image,
+                        "ports": [{"name": app, "containerPort": port}],
+                        "env": [{"name": env, "valueFrom": {"secretKeyRef": {"name": secret, "key": "password"}}}],
+                    }],
+                },
+            },
+        },
+    })
+}
+
+fn service(name: &str, selector: Value, port: u16) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"type": "ClusterIP", "selector": selector, "ports": [{"name": "db", "port": port, "targetPort": port, "protocol": "TCP"}]},
+    })
+}
+
+fn budget(name: &str, app: &str, rule: (&str, u32)) -> Value {
+    json!({
+        "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {rule.0: rule.1, "selector": {"matchLabels": {"app": app}}},
+    })
+}
+
+/// Every object of a new lab, in creation order. `password` generates one
+/// secret password per database.
+pub fn objects(topology: &Topology, mut password: impl FnMut() -> String) -> Vec<Value> {
+    let mut objects = vec![json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}})];
+    for index in 0..topology.nodes_per_pool {
+        objects.push(node(OLD_POOL, index, OLD_VERSION));
+    }
+    for index in 0..topology.nodes_per_pool {
+        objects.push(node(NEW_POOL, index, NEW_VERSION));
+    }
+    if topology.postgres {
+        objects.push(secret("postgres-credentials", &password()));
+        objects.push(database_set("postgres-cluster", "postgres", 3, "postgres:15", 5432, "postgres-credentials", "POSTGRES_PASSWORD"));
+        objects.push(service("postgres-primary", json!({"statefulset.kubernetes.io/pod-name": "postgres-cluster-0"}), 5432));
+        objects.push(service("postgres-replicas", json!({"app": "postgres"}), 5432));
+        objects.push(budget("postgres-pdb", "postgres", ("minAvailable", 2)));
+        objects.push(json!({
+            "apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": "postgres-backup", "namespace": "default", "labels": {"app": "postgres-backup"}},
+            "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "backup", "image": "postgres:15", "command": ["pg_basebackup"]}]}}},
+        }));
+    }
+    if topology.redis {
+        objects.push(secret("redis-credentials", &password()));
+        objects.push(database_set("redis-cluster", "redis", 6, "redis:7", 6379, "redis-credentials", "REDIS_PASSWORD"));
+        objects.push(service("redis-cluster", json!({"app": "redis"}), 6379));
+        objects.push(budget("redis-pdb", "redis", ("maxUnavailable", 1)));
+    }
+    objects
+}
+
+/// A random password: 24 hex digits from the kernel's generator.
+pub fn random_password() -> String {
+    let mut bytes = [0u8; 12];
+    if let Ok(mut urandom) = std::fs::File::open("/dev/urandom") {
+        use std::io::Read;
+        let _ = urandom.read_exact(&mut bytes);
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_seed_topology() {
+        let objects = objects(&Topology { nodes_per_pool: 3, postgres: true, redis: true }, || "pw".into());
+        let nodes: Vec<&Value> = objects.iter().filter(|o| o["kind"] == "Node").collect();
+        assert_eq!(nodes.len(), 6);
+        assert_eq!(nodes.iter().filter(|n| n["metadata"]["labels"]["agentpool"] == NEW_POOL && n["status"]["nodeInfo"]["kubeletVersion"] == NEW_VERSION).count(), 3);
+        let pg = objects.iter().find(|o| o["metadata"]["name"] == "postgres-cluster").unwrap();
+        assert_eq!(pg["spec"]["replicas"], 3);
+        assert!(objects.iter().any(|o| o["metadata"]["name"] == "postgres-primary" && o["kind"] == "Service"));
+        assert!(objects.iter().any(|o| o["metadata"]["name"] == "redis-cluster" && o["spec"]["replicas"] == 6));
+        assert_eq!(random_password().len(), 24);
+        assert_ne!(random_password(), random_password());
+    }
+}
