@@ -83,16 +83,14 @@ impl Kubelet {
                 continue;
             }
             let restart = running.get(&key).is_some_and(|r| r.uid != uid || r.task.is_finished());
-            if restart {
-                if let Some(old) = running.remove(&key) {
-                    let _ = old.stop.send(Some(Duration::ZERO));
-                }
+            if restart && let Some(old) = running.remove(&key) {
+                let _ = old.stop.send(Some(Duration::ZERO));
             }
-            if !running.contains_key(&key) {
+            running.entry(key).or_insert_with(|| {
                 let (stop, stopped) = watch::channel(None);
                 let task = tokio::spawn(self.clone().run_pod(pod.clone(), stopped));
-                running.insert(key, Running { uid, stop, task });
-            }
+                Running { uid, stop, task }
+            });
         }
         // Pods removed without a graceful stop (force deletion): kill at once.
         running.retain(|key, pod| {
@@ -247,7 +245,7 @@ impl Kubelet {
                             self.set_running(&pod, &spec, now_ready, &started_at, restarts);
                         }
                         // Roles change under a pattern's feet (promotion, failover): look again every ~2 s.
-                        if now_ready && probes % 10 == 0 {
+                        if now_ready && probes.is_multiple_of(10) {
                             self.label_role(&pod, &spec).await;
                         }
                         probes = probes.wrapping_add(1);
@@ -308,10 +306,10 @@ impl Kubelet {
         }
         let before = current["status"].clone();
         change(&mut current);
-        if current["status"] != before {
-            if let Err(e) = self.store.update_status(current) {
-                tracing::debug!("pod {}: status update: {e}", name(pod));
-            }
+        if current["status"] != before
+            && let Err(e) = self.store.update_status(current)
+        {
+            tracing::debug!("pod {}: status update: {e}", name(pod));
         }
     }
 

@@ -94,11 +94,12 @@ fn reconcile_one(store: &Store, set: &Value) {
         }
         // Scale down: the highest ordinal first, one at a time.
         let surplus = owned.iter().filter(|p| ordinal(set_name, name(p)).is_some_and(|n| n >= replicas)).max_by_key(|p| ordinal(set_name, name(p)));
-        if let Some(pod) = surplus {
-            if !terminating(pod) && !owned.iter().any(|p| terminating(p)) {
-                let _ = store.delete("v1", "Pod", Some(ns), name(pod), None);
-                tracing::info!("statefulset {ns}/{set_name}: scaling down, deleting {}", name(pod));
-            }
+        if let Some(pod) = surplus
+            && !terminating(pod)
+            && !owned.iter().any(|p| terminating(p))
+        {
+            let _ = store.delete("v1", "Pod", Some(ns), name(pod), None);
+            tracing::info!("statefulset {ns}/{set_name}: scaling down, deleting {}", name(pod));
         }
     }
 
