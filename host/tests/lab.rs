@@ -104,7 +104,12 @@ fn eventually<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Optio
     }
 }
 
-/// Database processes still running out of `dir`.
+/// Database servers running out of `dir` (one postmaster or redis-server per member).
+fn servers_under(dir: &Path) -> Vec<String> {
+    processes_under(dir).into_iter().filter(|p| p.contains("bin/postgres ") || p.contains("redis-server")).collect()
+}
+
+/// Every process (the daemon too) running out of `dir`.
 fn processes_under(dir: &Path) -> Vec<String> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
@@ -205,6 +210,17 @@ fn postgres_lab_with_kubectl_and_psql() {
     assert!(again.status.success(), "{}", stderr(&again));
     let primary_now = lab.pod_field("postgres-cluster-0", ".status.podIP");
     assert_eq!(psql(&primary_now, &password, "SELECT n FROM lab_probe").unwrap(), "42");
+    assert_eq!(servers_under(&dir).len(), 3, "one postmaster per member: {:?}", servers_under(&dir));
+
+    // A crashed daemon leaves its servers behind; the next `up` adopts the lab without duplicates.
+    let pid: i32 = std::fs::read_to_string(dir.join("daemon.pid")).unwrap().trim().parse().unwrap();
+    assert!(Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap().success());
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(servers_under(&dir).len(), 3, "the servers outlive a crashed daemon");
+    let adopted = lab.runner(&["lab", "--dir", path(&dir), "up", "--wait", "240s", "--postgres", "--subnet", "201"]);
+    assert!(adopted.status.success(), "{}", stderr(&adopted));
+    assert_eq!(servers_under(&dir).len(), 3, "no duplicate servers: {:?}", servers_under(&dir));
+    assert_eq!(psql(&primary, &password, "SELECT n FROM lab_probe").unwrap(), "42");
 }
 
 #[test]

@@ -52,11 +52,16 @@ pub async fn wait_ready(client: &LabClient, timeout: Duration) -> anyhow::Result
     let deadline = Instant::now() + timeout;
     loop {
         let sets = client.list("/apis/apps/v1/namespaces/default/statefulsets").await.unwrap_or_default();
-        let pending: Vec<String> = sets
+        let mut pending: Vec<String> = sets
             .iter()
             .filter(|s| s["status"]["readyReplicas"].as_u64().unwrap_or(0) < s["spec"]["replicas"].as_u64().unwrap_or(0))
             .map(|s| format!("{} ({}/{} ready)", s["metadata"]["name"].as_str().unwrap_or("?"), s["status"]["readyReplicas"].as_u64().unwrap_or(0), s["spec"]["replicas"]))
             .collect();
+        let redis_unformed = sets.iter().filter(|s| {
+            let image = s["spec"]["template"]["spec"]["containers"][0]["image"].as_str().unwrap_or_default();
+            image.starts_with("redis:") && s["metadata"]["annotations"][crate::controllers::redis::FORMED] != "formed"
+        });
+        pending.extend(redis_unformed.map(|s| format!("{} (cluster not formed yet)", s["metadata"]["name"].as_str().unwrap_or("?"))));
         if !sets.is_empty() && pending.is_empty() {
             return Ok(());
         }
@@ -97,11 +102,15 @@ pub async fn backup(dir: &LabDir, client: &LabClient) -> anyhow::Result<std::pat
     Ok(target)
 }
 
-/// Whether the daemon whose pid is recorded in `dir` is alive.
+/// The pid of the daemon recorded in `dir`, if that process is alive (not a
+/// zombie nobody reaped, and still a runner lab daemon: pids get reused).
 pub fn daemon_pid(dir: &LabDir) -> Option<i32> {
     let pid: i32 = std::fs::read_to_string(dir.pid_file()).ok()?.trim().parse().ok()?;
-    // SAFETY: signal 0 only checks that the process exists.
-    (unsafe { libc::kill(pid, 0) } == 0).then_some(pid)
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let state = stat.rsplit(')').next()?.split_whitespace().next()?;
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let is_lab = String::from_utf8_lossy(&cmdline).split('\0').any(|arg| arg == "serve");
+    (state != "Z" && is_lab).then_some(pid)
 }
 
 /// Stop database processes a crashed daemon left behind: every pid recorded

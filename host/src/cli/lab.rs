@@ -84,6 +84,13 @@ enum LabCommand {
     },
 }
 
+impl LabArgs {
+    /// Whether this runs the daemon itself (`runner lab serve`).
+    pub fn is_daemon(&self) -> bool {
+        matches!(self.command, LabCommand::Serve { .. })
+    }
+}
+
 fn parse_duration(text: &str) -> Result<Duration, String> {
     crate::policy::config::duration_ms(text).map(Duration::from_millis).ok_or_else(|| format!("`{text}` is not a duration"))
 }

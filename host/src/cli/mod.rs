@@ -104,7 +104,9 @@ pub fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { Exit::BadInput as u8 } else { 0 });
         }
     };
-    init_logging(cli.verbose);
+    // The lab daemon's log is its only record of what it did.
+    let daemon = matches!(&cli.command, Command::Lab(args) if args.is_daemon());
+    init_logging(cli.verbose.max(u8::from(daemon)));
     let cache_dir = cli.cache_dir.clone().or_else(crate::engine::default_cache_dir);
     let result = match cli.command {
         Command::Exec(args) => exec::run(args, cache_dir),
@@ -134,7 +136,9 @@ fn init_logging(verbose: u8) {
         _ => "debug,cranelift_codegen=info,wasmtime=info",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("RUNNER_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).without_time().with_target(false).try_init();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).with_target(false);
+    // Timestamps only where a log outlives the terminal (the lab daemon).
+    let _ = if verbose > 0 && !std::io::IsTerminal::is_terminal(&std::io::stderr()) { builder.try_init() } else { builder.without_time().try_init() };
 }
 
 /// A tokio runtime for one command.

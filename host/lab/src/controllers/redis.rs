@@ -13,13 +13,21 @@ use super::statefulset::ordinal;
 use super::{name, namespace, pod_ready, terminating};
 use crate::apiserver::Store;
 
+/// The StatefulSet annotation that records a formed cluster.
+pub const FORMED: &str = "lab.runner.dev/redis-cluster";
+
 /// Form each Redis StatefulSet's cluster once, until `stopped`.
 pub async fn run(store: Store, kubelet: Kubelet, stopped: watch::Receiver<bool>) {
     let mut events = store.subscribe();
+    let mut stopping = stopped.clone();
     loop {
         if let Ok(sets) = store.list("apps/v1", "StatefulSet", None, None) {
             for set in sets.iter().filter(|s| is_redis(s)) {
-                form(&store, &kubelet, set).await;
+                // Forming takes seconds: the lab must still be able to stop meanwhile.
+                tokio::select! {
+                    _ = form(&store, &kubelet, set) => {}
+                    _ = stopping.wait_for(|s| *s) => return,
+                }
             }
         }
         if !super::next_change(&mut events, &stopped).await {
@@ -34,8 +42,7 @@ fn is_redis(set: &Value) -> bool {
 
 async fn form(store: &Store, kubelet: &Kubelet, set: &Value) {
     let (ns, set_name) = (namespace(set), name(set));
-    let marker = kubelet.dir.join("run").join(ns).join(format!("{set_name}.cluster-formed"));
-    if marker.exists() {
+    if set["metadata"]["annotations"][FORMED] == "formed" {
         return;
     }
     let replicas = set["spec"]["replicas"].as_u64().unwrap_or(0) as usize;
@@ -56,7 +63,11 @@ async fn form(store: &Store, kubelet: &Kubelet, set: &Value) {
     tracing::info!("redis {ns}/{set_name}: forming the cluster over {replicas} members");
     match tokio::time::timeout(Duration::from_secs(120), runner_lab_runtime::redis_cluster_create(&specs, replicas_per_master)).await {
         Ok(Ok(())) => {
-            let _ = std::fs::write(&marker, "formed\n");
+            // Recorded on the object, so `runner lab up` (and anyone) can see it through the API.
+            let patch = serde_json::json!({"metadata": {"annotations": {FORMED: "formed"}}}).to_string();
+            if let Err(e) = store.patch("apps/v1", "StatefulSet", Some(ns), set_name, crate::apiserver::PatchType::Merge, patch.as_bytes()) {
+                tracing::warn!("redis {ns}/{set_name}: recording the formed cluster: {e}");
+            }
             tracing::info!("redis {ns}/{set_name}: cluster_state:ok");
         }
         Ok(Err(e)) => tracing::warn!("redis {ns}/{set_name}: forming the cluster: {e}"),
