@@ -2,7 +2,8 @@
 //! gates that ship as sandboxed WebAssembly components.
 //!
 //! Data flows one way: [`cli`] → [`engine`] → component → [`imports`]
-//! (capability check via [`caps`]) → [`backends`] → [`journal`].
+//! (capability check via [`caps`]) → [`backends`] → [`journal`]; a
+//! [`target`] says which cluster the backends reach.
 
 pub mod backends;
 pub mod caps;
@@ -11,4 +12,5 @@ pub mod engine;
 pub mod imports;
 pub mod journal;
 pub mod policy;
+pub mod target;
 pub mod wit;

@@ -35,7 +35,7 @@ fn allowed_mutations_reach_the_backend() {
     let sandbox = Sandbox::new();
     let output = probe(&sandbox, &["--approve", "--allow", "kube:*", "--allow", "postgres:execute"]);
     let text = expect_exit(&output, 4);
-    assert!(text.contains("no Kubernetes backend"), "{text}");
+    assert!(text.contains("is not running; start it with `runner lab up`"), "{text}");
     let scale = sandbox.journal_lines().into_iter().find(|l| l["call"] == "kube-write.scale").unwrap();
     assert_eq!(scale["outcome"], "unavailable");
 }
@@ -86,7 +86,7 @@ fn dry_run_prints_the_ordered_plan_and_changes_nothing() {
 #[test]
 fn a_failing_gate_stops_the_pattern_before_any_mutation() {
     let sandbox = Sandbox::new();
-    // The gate cannot reach Kubernetes: the pattern stops at its first step.
+    // The gate cannot reach Kubernetes (no lab runs): the pattern stops at its first step.
     let output = probe(&sandbox, &["--dry-run", "--config", r#"gate-input={"mode":"kube"}"#, "--output", "json"]);
     expect_exit(&output, 4);
     let report = report(&output);

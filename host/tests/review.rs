@@ -85,11 +85,57 @@ fn a_scaffold_builds_as_generated_and_runs() {
         let wasm = target_dir.join(format!("wasm32-wasip2/release/my_{kind}.wasm"));
         let review = sandbox.runner(&["review", path(&wasm)]);
         assert!(expect_exit(&review, 0).contains(&format!("{name} 0.1.0 ({kind})")));
-        // No backend yet: the gate (and the pattern's preflight gate) report it with exit 4.
+        // No lab runs: the gate (and the pattern's preflight gate) cannot reach Kubernetes, exit 4.
         let exec = sandbox.runner(&["exec", path(&wasm), "--dry-run"]);
         expect_exit(&exec, 4);
     }
     let again = sandbox.runner(&["new", "gate", "my-gate", "--dir", path(&sandbox.dir.path().join("my-gate"))]);
     assert!(expect_exit(&again, 2).contains("already exists"));
     assert!(expect_exit(&sandbox.runner(&["new", "gate", "Bad Name"]), 2).contains("not a valid name"));
+}
+
+/// The rules of each role in `runner review --rbac` YAML: (kind, group, resource, verbs).
+fn rbac_rules(yaml: &str) -> Vec<(String, String, String, Vec<String>)> {
+    let mut rules = Vec::new();
+    for doc in yaml.split("\n---\n") {
+        let role: serde_json::Value = serde_yaml::from_str(doc).unwrap_or_else(|e| panic!("not YAML ({e}):\n{doc}"));
+        assert_eq!(role["apiVersion"], "rbac.authorization.k8s.io/v1");
+        for rule in role["rules"].as_array().unwrap() {
+            let strings = |v: &serde_json::Value| v.as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect::<Vec<_>>();
+            for resource in strings(&rule["resources"]) {
+                rules.push((role["kind"].as_str().unwrap().to_string(), strings(&rule["apiGroups"])[0].clone(), resource, strings(&rule["verbs"])));
+            }
+        }
+    }
+    rules
+}
+
+#[test]
+fn review_rbac_prints_the_minimal_role() {
+    let sandbox = Sandbox::new();
+    let output = sandbox.runner(&["review", "pods-ready", "--rbac"]);
+    let yaml = stdout(&output);
+    expect_exit(&output, 0);
+    assert_eq!(rbac_rules(&yaml), vec![("Role".into(), "".into(), "pods".into(), vec!["list".into(), "watch".into()])], "{yaml}");
+    assert!(yaml.contains("# kube:list:v1/Pod"), "each rule says which capability needs it:\n{yaml}");
+
+    // A pattern: its own capabilities and those of the gate bound to its slot.
+    let output = sandbox.runner(&["review", path(&fixture("probe-pattern")), "--rbac"]);
+    let yaml = stdout(&output);
+    expect_exit(&output, 0);
+    let rules = rbac_rules(&yaml);
+    let has = |kind: &str, group: &str, resource: &str, verbs: &[&str]| rules.iter().any(|r| r.0 == kind && r.1 == group && r.2 == resource && r.3 == verbs.iter().map(|v| v.to_string()).collect::<Vec<_>>());
+    assert!(has("Role", "apps", "statefulsets/scale", &["get", "update", "patch"]), "{yaml}");
+    assert!(has("Role", "", "services", &["patch"]), "{yaml}");
+    assert!(rules.iter().any(|r| r.2 == "pods" && r.3.contains(&"list".to_string())), "the gate's list of Pods: {yaml}");
+    assert!(!rules.iter().any(|r| r.0 == "ClusterRole"), "nothing cluster-scoped: {yaml}");
+    assert!(yaml.contains("gate slot check: pods-ready"), "{yaml}");
+
+    let json = sandbox.runner(&["review", "pods-ready", "--rbac", "--output", "json"]);
+    expect_exit(&json, 0);
+    let list: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(list["kind"], "List");
+    assert_eq!(list["items"][0]["kind"], "Role");
+
+    expect_exit(&sandbox.runner(&["review", "pods-ready", "--rbac", "--against", "pods-ready"]), 2);
 }

@@ -116,12 +116,13 @@ fn an_ungranted_call_is_denied_and_journaled() {
 
 #[test]
 fn an_unreachable_backend_exits_4() {
+    // No lab runs in the sandbox's lab directory: the default target cannot be reached.
     let sandbox = Sandbox::new();
     let (output, _) = hostile(&sandbox, "kube", &[]);
     let text = expect_exit(&output, 4);
-    assert!(text.contains("unavailable: no Kubernetes backend"), "{text}");
+    assert!(text.contains("unavailable: the lab in") && text.contains("is not running; start it with `runner lab up`"), "{text}");
     let output = sandbox.runner(&["exec", "pods-ready"]);
-    expect_exit(&output, 4);
+    assert!(expect_exit(&output, 4).contains("runner lab up"));
 }
 
 #[test]
@@ -152,6 +153,7 @@ fn the_sandbox_has_nothing_ambient() {
     let sandbox = Sandbox::new();
     command
         .env("RUNNER_CACHE_DIR", sandbox.dir.path().join("cache"))
+        .env("RUNNER_LAB_DIR", sandbox.dir.path())
         .env("DATABASE_PASSWORD", "hunter2")
         .args(["exec", path(&gate), "--config", "mode=ambient", "--output", "json", "--journal", path(&sandbox.journal())])
         .write_stdin("a line the component must not read\n");

@@ -3,23 +3,35 @@
 //! A backend knows nothing of WebAssembly, components or capabilities: it
 //! takes plain Rust values and answers with JSON text or a [`BackendError`].
 //! The host's import layer (`crate::imports`) checks capabilities, journals,
-//! and then calls one of these traits.
+//! and then calls one of these traits. [`KubeBackend`] (kube-rs) serves
+//! Kubernetes for the lab and real clusters; the database backends are not
+//! built yet ([`Unavailable`]).
 
+pub mod kube;
 mod unavailable;
 
 use std::sync::Arc;
 
+pub use self::kube::KubeBackend;
 pub use unavailable::Unavailable;
 
 /// Why a backend call failed, in the same terms as the WIT `error-code`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ErrorCode {
+    /// Refused: a capability not granted, or the cluster's RBAC (401/403).
     Denied,
+    /// The object, member or kind does not exist (404).
     NotFound,
+    /// The call conflicts with the current state: a stale resourceVersion
+    /// (409), an eviction a PodDisruptionBudget forbids (429).
     Conflict,
+    /// The call did not finish within its time limit.
     Timeout,
+    /// The server could not be reached, or the backend is not built yet.
     Unavailable,
+    /// The arguments were rejected (400, 422, a malformed patch).
     Invalid,
+    /// Anything else; the message says what.
     Internal,
 }
 
@@ -42,7 +54,9 @@ impl ErrorCode {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{}: {message}", code.as_str())]
 pub struct BackendError {
+    /// What kind of failure.
     pub code: ErrorCode,
+    /// What happened, in the server's own words where it gave some.
     pub message: String,
 }
 
@@ -59,69 +73,113 @@ pub type BackendResult<T> = Result<T, BackendError>;
 /// One Kubernetes object by name.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ObjectRef {
+    /// `v1` for the core group, otherwise `group/version` (`apps/v1`).
     pub api_version: String,
+    /// The kind (`StatefulSet`).
     pub kind: String,
+    /// `None`: the target's default namespace (ignored for cluster-scoped kinds).
     pub namespace: Option<String>,
+    /// The object's name.
     pub name: String,
 }
 
 /// Which objects to list.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ListOptions {
+    /// As in [`ObjectRef`].
     pub api_version: String,
+    /// As in [`ObjectRef`].
     pub kind: String,
+    /// `None`: the target's default namespace; `Some("*")`: every namespace.
     pub namespace: Option<String>,
+    /// A label selector as kubectl takes it (`app=postgres,role!=replica`).
     pub label_selector: Option<String>,
+    /// A field selector as kubectl takes it (`spec.nodeName=aks-1`).
     pub field_selector: Option<String>,
 }
 
 /// What to wait for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum WaitFor {
-    Condition { condition_type: String, status: String },
-    Field { pointer: String, value: String },
+    /// A `status.conditions` entry of this type with this status (`Ready`, `True`).
+    Condition {
+        /// The condition's `type`.
+        condition_type: String,
+        /// The status it must reach (`True`).
+        status: String,
+    },
+    /// The field at a JSON pointer equals a JSON value.
+    Field {
+        /// A JSON pointer (`/status/readyReplicas`).
+        pointer: String,
+        /// JSON text (`3`, `"Running"`); text that is not JSON is taken as a string.
+        value: String,
+    },
+    /// The object no longer exists.
     Deleted,
 }
 
 /// How a patch body is interpreted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PatchType {
+    /// JSON merge patch (RFC 7386).
     Merge,
+    /// JSON patch (RFC 6902).
     Json,
+    /// Kubernetes strategic merge patch.
     Strategic,
+    /// Server-side apply, field manager `runner`.
     Apply,
 }
 
 /// kubectl drain's options.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DrainOptions {
+    /// Skip DaemonSet-managed Pods instead of refusing to drain.
     pub ignore_daemonsets: bool,
+    /// Evict Pods with emptyDir volumes (their data is lost).
     pub delete_emptydir_data: bool,
+    /// Evict Pods no controller manages (they will not come back).
     pub force: bool,
+    /// Grace period for each eviction; `None` uses the Pod's own.
     pub grace_period_seconds: Option<u32>,
+    /// Give up after this long (0: no limit of drain's own), naming what blocks.
     pub timeout_ms: u64,
 }
 
 /// What a command run in a Pod produced.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ExecOutput {
+    /// The command's exit code.
     pub exit_code: i32,
+    /// Its standard output, bounded.
     pub stdout: String,
+    /// Its standard error, bounded (a note says when output was cut).
     pub stderr: String,
 }
 
 /// The Kubernetes API. Objects are JSON text.
 #[async_trait::async_trait]
 pub trait Kube: Send + Sync {
+    /// One object.
     async fn get(&self, object: &ObjectRef) -> BackendResult<String>;
+    /// A JSON array of the matching objects.
     async fn list(&self, options: &ListOptions) -> BackendResult<String>;
+    /// Wait (by watching) until `until` holds; the object then (`null` once deleted).
     async fn wait_for(&self, object: &ObjectRef, until: &WaitFor, timeout_ms: u64) -> BackendResult<String>;
+    /// Patch an object; the object afterwards.
     async fn patch(&self, object: &ObjectRef, patch_type: PatchType, body: &str) -> BackendResult<String>;
+    /// Delete an object; `None` uses its default grace period.
     async fn delete(&self, object: &ObjectRef, grace_period_seconds: Option<u32>) -> BackendResult<()>;
+    /// Set the replicas of a scalable object through its scale subresource.
     async fn scale(&self, object: &ObjectRef, replicas: u32) -> BackendResult<()>;
+    /// Evict a Pod through the eviction API (`conflict` when a budget forbids it).
     async fn evict(&self, namespace: Option<&str>, pod: &str) -> BackendResult<()>;
+    /// Cordon (`true`) or uncordon a Node.
     async fn set_unschedulable(&self, node: &str, unschedulable: bool) -> BackendResult<()>;
+    /// `kubectl drain`; a JSON report of what was evicted and skipped.
     async fn drain(&self, node: &str, options: &DrainOptions) -> BackendResult<String>;
+    /// Run a command in a Pod's container and wait for it to end.
     async fn exec(&self, namespace: Option<&str>, pod: &str, container: Option<&str>, command: &[String]) -> BackendResult<ExecOutput>;
 }
 
@@ -151,9 +209,13 @@ pub trait Mongo: Send + Sync {
 /// The backends one run uses.
 #[derive(Clone)]
 pub struct Backends {
+    /// The Kubernetes API of the target.
     pub kube: Arc<dyn Kube>,
+    /// PostgreSQL members.
     pub postgres: Arc<dyn Postgres>,
+    /// Redis members.
     pub redis: Arc<dyn Redis>,
+    /// MongoDB members.
     pub mongo: Arc<dyn Mongo>,
 }
 
@@ -161,9 +223,16 @@ impl Backends {
     /// Backends that answer every call with `unavailable`, saying which
     /// issue brings the real one.
     pub fn unavailable(target: &str) -> Self {
+        let kube = Arc::new(Unavailable::new("Kubernetes", "#4 (kube-rs backend) and #3 (the lab)", target.into()));
+        Self::with_kube(kube, target)
+    }
+
+    /// `kube` for Kubernetes; the database backends, which later issues
+    /// bring, answer `unavailable`.
+    pub fn with_kube(kube: Arc<dyn Kube>, target: &str) -> Self {
         let target: Arc<str> = target.into();
         Backends {
-            kube: Arc::new(Unavailable::new("Kubernetes", "#4 (kube-rs backend) and #3 (the lab)", target.clone())),
+            kube,
             postgres: Arc::new(Unavailable::new("PostgreSQL", "#5", target.clone())),
             redis: Arc::new(Unavailable::new("Redis", "#6", target.clone())),
             mongo: Arc::new(Unavailable::new("MongoDB", "#7", target)),

@@ -1,6 +1,6 @@
-//! The stand-in for a backend that has not been built yet: every call fails
-//! with `unavailable` and says so, so that policies and `review` work today
-//! and the run exits with the documented code 4.
+//! The stand-in for a backend that has not been built yet, or cannot be
+//! reached at all (the lab is not running): every call fails with
+//! `unavailable` and says why, so the run exits with the documented code 4.
 
 use std::sync::Arc;
 
@@ -16,6 +16,12 @@ impl Unavailable {
     /// was pointed at.
     pub fn new(what: &str, issue: &str, target: Arc<str>) -> Self {
         Unavailable { message: format!("no {what} backend in this build of runner (it arrives with issue {issue}); target `{target}` was not contacted") }
+    }
+
+    /// A backend that cannot be reached, for the reason `message` gives
+    /// (the lab is not running: how to start it).
+    pub fn because(message: impl Into<String>) -> Self {
+        Unavailable { message: message.into() }
     }
 
     fn fail<T>(&self) -> BackendResult<T> {

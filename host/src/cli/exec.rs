@@ -9,12 +9,13 @@ use clap::Args;
 use serde_json::{json, Value};
 
 use super::{load_policy, runtime, CommandResult, Exit, Failure, OutputFormat};
-use crate::backends::Backends;
+use crate::backends::{Backends, Kube, Unavailable};
 use crate::caps::{Capability, Grants};
 use crate::engine::{Engine, EngineError, Limits, SlotRunner};
 use crate::imports::{code_name, Approval, HostState, RunContext, RunRecord};
 use crate::journal::{new_run_id, Journal};
 use crate::policy::{config, Policy, World};
+use crate::target::{Target, TargetError};
 use crate::wit::pattern::PatternStatus;
 use crate::wit::{ErrorCode, Outcome};
 
@@ -119,11 +120,14 @@ fn allowed(args: &ExecArgs) -> Result<Vec<Capability>, Failure> {
     texts.iter().map(|t| t.parse::<Capability>().map_err(|e| Failure::bad_input(format!("--allow: {e}")))).collect()
 }
 
-fn target(text: &str) -> Result<String, Failure> {
-    if text == "lab" || std::path::Path::new(text).is_file() {
-        Ok(text.to_string())
-    } else {
-        Err(Failure::bad_input(format!("--target `{text}`: not `lab` and no such file")))
+/// The Kubernetes backend for `target`. A lab that is not running is not
+/// an error here: every kube call then answers `unavailable` (exit 4), as
+/// an unreachable cluster does, so reads of other kinds still run.
+async fn kube_backend(target: &Target) -> Result<Arc<dyn Kube>, Failure> {
+    match target.connect().await {
+        Ok(backend) => Ok(Arc::new(backend)),
+        Err(TargetError::Unreachable(message)) => Ok(Arc::new(Unavailable::because(message))),
+        Err(TargetError::Bad(message)) => Err(Failure::bad_input(message)),
     }
 }
 
@@ -169,8 +173,10 @@ pub fn run(args: ExecArgs, cache_dir: Option<PathBuf>) -> CommandResult {
         tracing::warn!("{}: {mismatch}", policy.name());
     }
     let allowed = allowed(&args)?;
-    let target = target(&args.target)?;
+    let target = Target::from_arg(&args.target).map_err(|e| Failure::bad_input(e.to_string()))?;
     let slots = bind_gates(&policy, &args.gates)?;
+    let runtime = runtime()?;
+    let kube = runtime.block_on(kube_backend(&target))?;
     let run_id = new_run_id(policy.name());
     let journal_path = args.journal.clone().unwrap_or_else(|| Journal::default_path(&run_id));
     let journal = Journal::open(&journal_path, run_id).map_err(|e| Failure::bad_input(format!("{}: cannot open the journal: {e}", journal_path.display())))?;
@@ -192,7 +198,7 @@ pub fn run(args: ExecArgs, cache_dir: Option<PathBuf>) -> CommandResult {
     let prepared = engine.prepare(&policy).map_err(engine_failure)?;
     tracing::debug!("{}: compiled artifact {}", policy.name(), if prepared.from_cache { "loaded from the cache" } else { "compiled and cached" });
 
-    let mut context = RunContext::new(journal, Backends::unavailable(&target), args.dry_run, Approval::from_flags(args.approve));
+    let mut context = RunContext::new(journal, Backends::with_kube(kube, &target.label()), args.dry_run, Approval::from_flags(args.approve));
     if policy.manifest.world == World::Pattern {
         context.gates = Some(Arc::new(SlotRunner::new(engine.clone(), slots)));
     }
@@ -201,7 +207,6 @@ pub fn run(args: ExecArgs, cache_dir: Option<PathBuf>) -> CommandResult {
     let host = HostState::new(prepared.name.clone(), grants, budget, None, context.clone());
     let config_text = config.to_string();
 
-    let runtime = runtime()?;
     let ending = runtime.block_on(async {
         match policy.manifest.world {
             World::Gate => engine.evaluate(&prepared, host, &config_text).await.map(|r| match r {
@@ -248,8 +253,9 @@ pub fn run(args: ExecArgs, cache_dir: Option<PathBuf>) -> CommandResult {
 }
 
 fn error_ending(error: crate::wit::Error) -> Ending {
+    // A capability the sandbox refused turns this into exit 3 once the run's
+    // record is read; a `denied` from the cluster itself (RBAC) is the policy failing.
     let exit = match error.code {
-        ErrorCode::Denied => Exit::Sandbox,
         ErrorCode::Unavailable => Exit::Unavailable,
         ErrorCode::Invalid => Exit::BadInput,
         _ => Exit::PolicyFailed,

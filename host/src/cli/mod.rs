@@ -6,6 +6,7 @@ mod lab;
 mod list;
 mod review;
 mod scaffold;
+mod target;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -78,6 +79,8 @@ enum Command {
     Lab(lab::LabArgs),
     /// Create a new gate or pattern crate that builds as generated.
     New(scaffold::NewArgs),
+    /// Targets: check that a cluster has what the runner needs (`runner target check FILE|lab`).
+    Target(target::TargetArgs),
     /// Print shell completions.
     Completions {
         /// The shell to complete for.
@@ -114,6 +117,7 @@ pub fn main() -> ExitCode {
         Command::List(args) => list::run(args),
         Command::Lab(args) => lab::run(args),
         Command::New(args) => scaffold::run(args),
+        Command::Target(args) => target::run(args),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "runner", &mut std::io::stdout());
             Ok(Exit::Success)

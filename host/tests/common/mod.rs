@@ -43,9 +43,18 @@ impl Sandbox {
     }
 
     /// `runner ARGS` with this sandbox's cache; `exec` also gets its journal.
+    /// The lab is moved to an empty directory of the sandbox, so `--target
+    /// lab` finds none and every Kubernetes call answers `unavailable` (exit 4),
+    /// whatever lab a developer has running.
     pub fn runner(&self, args: &[&str]) -> Output {
+        let no_lab = self.dir.path().join("no-lab");
+        std::fs::create_dir_all(&no_lab).unwrap();
         let mut command = assert_cmd::Command::cargo_bin("runner").unwrap();
-        command.env("RUNNER_CACHE_DIR", self.dir.path().join("cache")).env_remove("RUNNER_LOG").env("RUNNER_POLICY_PATH", repo().join("policies/dist"));
+        command
+            .env("RUNNER_CACHE_DIR", self.dir.path().join("cache"))
+            .env("RUNNER_LAB_DIR", &no_lab)
+            .env_remove("RUNNER_LOG")
+            .env("RUNNER_POLICY_PATH", repo().join("policies/dist"));
         command.args(args);
         if args.first() == Some(&"exec") {
             command.arg("--journal").arg(self.journal());

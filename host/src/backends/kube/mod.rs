@@ -1,0 +1,261 @@
+//! The Kubernetes backend: kube-rs on the dynamic API, for the lab and any
+//! conformant cluster alike (there is no lab-only path).
+//!
+//! Any `apiVersion`/`kind` is resolved through discovery and handled as a
+//! `DynamicObject`; objects cross as the JSON the API server sent. kube-rs'
+//! own retrying is turned off: a 429 from the eviction API means a
+//! PodDisruptionBudget said no, and drain owns that retry policy.
+
+mod discovery;
+mod drain;
+mod errors;
+mod exec;
+mod wait;
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DeleteParams, DynamicObject, EvictParams, ListParams, Patch, PatchParams};
+use kube::core::TypeMeta;
+use serde_json::{json, Value};
+
+use super::{BackendError, BackendResult, DrainOptions, ErrorCode, ExecOutput, Kube, ListOptions, ObjectRef, PatchType, WaitFor};
+
+pub use exec::OUTPUT_LIMIT as EXEC_OUTPUT_LIMIT;
+
+/// The field manager of every write, so `managedFields` say who changed what.
+pub const FIELD_MANAGER: &str = "runner";
+
+/// How long an ordinary request (not a wait, drain or exec) may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The Kubernetes API of one cluster.
+pub struct KubeBackend {
+    client: kube::Client,
+    namespace: String,
+    kinds: discovery::Kinds,
+    /// Added to "cannot reach the API server" messages (for the lab: how to start it).
+    hint: Option<String>,
+}
+
+impl KubeBackend {
+    /// A backend for the cluster `config` describes. Nothing is sent until
+    /// the first call. Must be called within a tokio runtime.
+    ///
+    /// `hint` is appended to connection failures.
+    pub fn new(mut config: kube::Config, hint: Option<String>) -> BackendResult<Self> {
+        // kube 5 retries 429/503/504 for minutes by default; a PDB's 429 must come back at once.
+        config.default_retry = false;
+        let namespace = config.default_namespace.clone();
+        let client = kube::Client::try_from(config).map_err(|e| errors::from_kube(e, hint.as_deref()))?;
+        Ok(KubeBackend { client, namespace, kinds: discovery::Kinds::default(), hint })
+    }
+
+    /// The namespace used when a call names none.
+    pub fn default_namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// The API server's version (`v1.30.5`) and platform.
+    pub async fn server_version(&self) -> BackendResult<(String, String)> {
+        let info = timed(self.client.apiserver_version()).await.map_err(|e| self.error_or_timeout(e))?;
+        Ok((info.git_version, info.platform))
+    }
+
+    fn error(&self, error: kube::Error) -> BackendError {
+        errors::from_kube(error, self.hint.as_deref())
+    }
+
+    fn error_or_timeout(&self, error: Timed<kube::Error>) -> BackendError {
+        match error {
+            Timed::Out => BackendError::new(ErrorCode::Timeout, format!("the API server did not answer within {} s", REQUEST_TIMEOUT.as_secs())),
+            Timed::Failed(e) => self.error(e),
+        }
+    }
+
+    /// An `Api` for `api_version`/`kind`: cluster-wide for cluster-scoped
+    /// kinds, otherwise in `namespace` (`None`: the default; `*`: all).
+    async fn api(&self, api_version: &str, kind: &str, namespace: Option<&str>) -> BackendResult<(Api<DynamicObject>, discovery::Kind)> {
+        let found = self.kinds.resolve(&self.client, api_version, kind, self.hint.as_deref()).await?;
+        let api = match (found.namespaced, namespace) {
+            (false, _) | (true, Some("*")) => Api::all_with(self.client.clone(), &found.resource),
+            (true, Some(ns)) => Api::namespaced_with(self.client.clone(), ns, &found.resource),
+            (true, None) => Api::namespaced_with(self.client.clone(), &self.namespace, &found.resource),
+        };
+        Ok((api, found))
+    }
+
+    /// An `Api` for one named object; `*` is no namespace to get an object from.
+    async fn object_api(&self, object: &ObjectRef) -> BackendResult<(Api<DynamicObject>, discovery::Kind)> {
+        if object.namespace.as_deref() == Some("*") {
+            return Err(BackendError::new(ErrorCode::Invalid, format!("`*` names every namespace; {} {} needs one", object.kind, object.name)));
+        }
+        if object.name.is_empty() {
+            return Err(BackendError::new(ErrorCode::Invalid, format!("the {} has no name", object.kind)));
+        }
+        self.api(&object.api_version, &object.kind, object.namespace.as_deref()).await
+    }
+
+    fn namespace_of<'a>(&'a self, namespace: Option<&'a str>) -> BackendResult<&'a str> {
+        match namespace {
+            Some("*") => Err(BackendError::new(ErrorCode::Invalid, "`*` names every namespace; a Pod is in one")),
+            Some(ns) => Ok(ns),
+            None => Ok(&self.namespace),
+        }
+    }
+
+    /// One eviction request, answered as the API server answered it.
+    async fn evict_once(&self, namespace: &str, pod: &str, grace_period_seconds: Option<u32>) -> Result<(), kube::Error> {
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        let params = EvictParams { delete_options: Some(DeleteParams { grace_period_seconds, ..DeleteParams::default() }), ..EvictParams::default() };
+        match tokio::time::timeout(REQUEST_TIMEOUT, pods.evict(pod, &params)).await {
+            Ok(result) => result.map(|_| ()),
+            Err(_) => Err(kube::Error::Service(format!("the eviction request timed out after {} s", REQUEST_TIMEOUT.as_secs()).into())),
+        }
+    }
+
+    async fn cordon(&self, node: &str, unschedulable: bool) -> BackendResult<()> {
+        let nodes: Api<DynamicObject> = Api::all_with(self.client.clone(), &discovery::builtin("", "v1", "Node", "nodes"));
+        let patch = Patch::Merge(json!({"spec": {"unschedulable": unschedulable}}));
+        timed(nodes.patch(node, &PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..PatchParams::default() }, &patch)).await.map_err(|e| self.error_or_timeout(e))?;
+        Ok(())
+    }
+}
+
+/// Whether `object` has a `status.conditions` entry `condition_type` with status `True`.
+pub fn condition_is_true(object: &Value, condition_type: &str) -> bool {
+    wait::condition_status(object, condition_type) == Some("True")
+}
+
+/// A request that may also run out of time.
+enum Timed<E> {
+    Out,
+    Failed(E),
+}
+
+async fn timed<T, E>(request: impl std::future::Future<Output = Result<T, E>>) -> Result<T, Timed<E>> {
+    match tokio::time::timeout(REQUEST_TIMEOUT, request).await {
+        Ok(result) => result.map_err(Timed::Failed),
+        Err(_) => Err(Timed::Out),
+    }
+}
+
+/// An object as JSON with its `apiVersion` and `kind`, which list items lack.
+fn to_json(mut object: DynamicObject, kind: &discovery::Kind) -> Value {
+    if object.types.is_none() {
+        object.types = Some(TypeMeta { api_version: kind.resource.api_version.clone(), kind: kind.resource.kind.clone() });
+    }
+    serde_json::to_value(object).unwrap_or(Value::Null)
+}
+
+fn parse_body(patch_type: PatchType, body: &str, object: &ObjectRef) -> BackendResult<Patch<Value>> {
+    let name = format!("{patch_type:?}").to_lowercase();
+    let invalid = |e: &dyn std::fmt::Display| BackendError::new(ErrorCode::Invalid, format!("the {name} patch body is not valid: {e}"));
+    Ok(match patch_type {
+        PatchType::Json => Patch::Json(serde_json::from_str::<json_patch::Patch>(body).map_err(|e| invalid(&e))?),
+        PatchType::Merge => Patch::Merge(serde_json::from_str(body).map_err(|e| invalid(&e))?),
+        PatchType::Strategic => Patch::Strategic(serde_json::from_str(body).map_err(|e| invalid(&e))?),
+        PatchType::Apply => {
+            let mut value: Value = serde_json::from_str(body).map_err(|e| invalid(&e))?;
+            let Some(fields) = value.as_object_mut() else { return Err(invalid(&"server-side apply needs an object")) };
+            // The object-ref already says what is applied; the body need not repeat it.
+            fields.entry("apiVersion").or_insert_with(|| json!(object.api_version));
+            fields.entry("kind").or_insert_with(|| json!(object.kind));
+            let metadata = fields.entry("metadata").or_insert_with(|| json!({}));
+            if let Some(metadata) = metadata.as_object_mut() {
+                metadata.entry("name").or_insert_with(|| json!(object.name));
+            }
+            Patch::Apply(value)
+        }
+    })
+}
+
+#[async_trait::async_trait]
+impl Kube for KubeBackend {
+    async fn get(&self, object: &ObjectRef) -> BackendResult<String> {
+        let (api, kind) = self.object_api(object).await?;
+        let found = timed(api.get(&object.name)).await.map_err(|e| self.error_or_timeout(e))?;
+        Ok(to_json(found, &kind).to_string())
+    }
+
+    async fn list(&self, options: &ListOptions) -> BackendResult<String> {
+        let (api, kind) = self.api(&options.api_version, &options.kind, options.namespace.as_deref()).await?;
+        let mut params = ListParams::default();
+        if let Some(labels) = options.label_selector.as_deref().filter(|s| !s.is_empty()) {
+            params = params.labels(labels);
+        }
+        if let Some(fields) = options.field_selector.as_deref().filter(|s| !s.is_empty()) {
+            params = params.fields(fields);
+        }
+        let list = timed(api.list(&params)).await.map_err(|e| self.error_or_timeout(e))?;
+        Ok(Value::Array(list.items.into_iter().map(|o| to_json(o, &kind)).collect()).to_string())
+    }
+
+    async fn wait_for(&self, object: &ObjectRef, until: &WaitFor, timeout_ms: u64) -> BackendResult<String> {
+        wait::validate(until)?;
+        let (api, kind) = self.object_api(object).await?;
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(timeout_ms);
+        let as_json = |o: &DynamicObject| to_json(o.clone(), &kind);
+        match wait::until(api, &object.name, deadline, self.hint.as_deref(), |o| wait::holds(until, o.map(as_json).as_ref())).await? {
+            wait::Waited::Done(found) => Ok(found.map(|o| to_json(o, &kind)).unwrap_or(Value::Null).to_string()),
+            wait::Waited::TimedOut(last) => {
+                let last = last.map(|o| o.map(|o| as_json(&o)));
+                let seen = wait::describe_last(until, last.as_ref().map(Option::as_ref));
+                let namespace = if kind.namespaced { format!("{}/", object.namespace.as_deref().unwrap_or(&self.namespace)) } else { String::new() };
+                Err(BackendError::new(ErrorCode::Timeout, format!("{} {namespace}{}: no {} within {timeout_ms} ms ({seen})", object.kind, object.name, wait::describe(until))))
+            }
+        }
+    }
+
+    async fn patch(&self, object: &ObjectRef, patch_type: PatchType, body: &str) -> BackendResult<String> {
+        let patch = parse_body(patch_type, body, object)?;
+        let (api, kind) = self.object_api(object).await?;
+        let params = PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..PatchParams::default() };
+        let patched = timed(api.patch(&object.name, &params, &patch)).await.map_err(|e| self.error_or_timeout(e))?;
+        Ok(to_json(patched, &kind).to_string())
+    }
+
+    async fn delete(&self, object: &ObjectRef, grace_period_seconds: Option<u32>) -> BackendResult<()> {
+        let (api, _) = self.object_api(object).await?;
+        let params = DeleteParams { grace_period_seconds, ..DeleteParams::default() };
+        timed(api.delete(&object.name, &params)).await.map_err(|e| self.error_or_timeout(e))?;
+        Ok(())
+    }
+
+    async fn scale(&self, object: &ObjectRef, replicas: u32) -> BackendResult<()> {
+        let (api, _) = self.object_api(object).await?;
+        let patch = Patch::Merge(json!({"spec": {"replicas": replicas}}));
+        let params = PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..PatchParams::default() };
+        match timed(api.patch_subresource("scale", &object.name, &params, &patch)).await {
+            Ok(_) => Ok(()),
+            // The object exists (or not) independently of its scale subresource: say which.
+            Err(Timed::Failed(kube::Error::Api(status))) if status.code == 404 => match timed(api.get_opt(&object.name)).await {
+                Ok(Some(_)) => Err(BackendError::new(ErrorCode::Invalid, format!("{} {} has no scale subresource", object.kind, object.name))),
+                _ => Err(BackendError::new(ErrorCode::NotFound, errors::status_message(&status))),
+            },
+            Err(e) => Err(self.error_or_timeout(e)),
+        }
+    }
+
+    async fn evict(&self, namespace: Option<&str>, pod: &str) -> BackendResult<()> {
+        let namespace = self.namespace_of(namespace)?;
+        match self.evict_once(namespace, pod, None).await {
+            Ok(()) => Ok(()),
+            Err(kube::Error::Api(status)) if status.code == 429 => Err(BackendError::new(ErrorCode::Conflict, errors::status_message(&status))),
+            Err(e) => Err(self.error(e)),
+        }
+    }
+
+    async fn set_unschedulable(&self, node: &str, unschedulable: bool) -> BackendResult<()> {
+        self.cordon(node, unschedulable).await
+    }
+
+    async fn drain(&self, node: &str, options: &DrainOptions) -> BackendResult<String> {
+        drain::drain(self, node, options).await
+    }
+
+    async fn exec(&self, namespace: Option<&str>, pod: &str, container: Option<&str>, command: &[String]) -> BackendResult<ExecOutput> {
+        let namespace = self.namespace_of(namespace)?;
+        exec::run(self.client.clone(), namespace, pod, container, command, self.hint.as_deref()).await
+    }
+}
