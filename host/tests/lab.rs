@@ -33,6 +33,18 @@ impl Lab {
         Command::new(assert_cmd::cargo::cargo_bin("runner")).args(args).env_remove("RUNNER_LOG").output().unwrap()
     }
 
+    /// `runner ARGS` with this lab as `--target lab`.
+    fn runner_on_lab(&self, args: &[&str]) -> Output {
+        Command::new(assert_cmd::cargo::cargo_bin("runner"))
+            .args(args)
+            .env_remove("RUNNER_LOG")
+            .env("RUNNER_LAB_DIR", self.dir.path())
+            .env("RUNNER_CACHE_DIR", self.dir.path().join("cache"))
+            .env("RUNNER_POLICY_PATH", repo().join("policies/dist"))
+            .output()
+            .unwrap()
+    }
+
     fn kubeconfig(&self) -> PathBuf {
         self.dir.path().join("kubeconfig")
     }
@@ -147,6 +159,22 @@ fn postgres_lab_with_kubectl_and_psql() {
     let replication = psql(&primary, &password, "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming' AND sync_state IN ('sync', 'quorum')").unwrap();
     assert_eq!(replication, "2");
     assert_eq!(psql(&primary, &password, "SHOW synchronous_standby_names").unwrap(), "ANY 1 (*)");
+
+    // The runner's PostgreSQL backend reaches members by name, with the password from the Secret,
+    // parameters bound as text, rows as JSON, and queries read-only.
+    let gate = fixture("hostile-gate");
+    let query = lab.runner_on_lab(&["exec", path(&gate), "--config", "mode=pg", "--output", "json"]);
+    assert_eq!(query.status.code(), Some(0), "{}{}", stdout(&query), stderr(&query));
+    let report: serde_json::Value = serde_json::from_slice(&query.stdout).unwrap();
+    let row = &report["evidence"]["rows"][0];
+    assert_eq!(row["in_recovery"], false, "{report}");
+    assert_eq!(row["answer"], 42, "{report}");
+    assert!(row["lsn"].as_str().is_some_and(|lsn| lsn.contains('/')), "{report}");
+    psql(&primary, &password, "CREATE SEQUENCE runner_probe_seq").unwrap();
+    let write = lab.runner_on_lab(&["exec", path(&gate), "--config", "mode=pg-write", "--output", "json"]);
+    assert_eq!(write.status.code(), Some(1), "{}{}", stdout(&write), stderr(&write));
+    let reasons = serde_json::from_slice::<serde_json::Value>(&write.stdout).unwrap()["reasons"].to_string();
+    assert!(reasons.contains("denied") && reasons.contains("read-only transaction"), "{reasons}");
 
     // kubectl exec runs in the member's environment, with the exit code.
     let exec = lab.kubectl_raw(&["exec", "postgres-cluster-0", "--", "sh", "-c", "echo $PGDATA; psql -Atc 'select 1'; exit 3"]);

@@ -42,6 +42,8 @@ mod helpers;
 pub use bindings::gate::export_gate;
 pub use bindings::pattern::export_pattern;
 pub use check::Check;
+/// The JSON crate the payloads are parsed with, so policies need not depend on it.
+pub use serde_json;
 pub use helpers::{get_json, list_json, parse_config, pod_is_ready, step, wait_until};
 
 /// The shared types: [`Error`], [`ErrorCode`], [`Verdict`], [`Outcome`].

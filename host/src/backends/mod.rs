@@ -4,15 +4,18 @@
 //! takes plain Rust values and answers with JSON text or a [`BackendError`].
 //! The host's import layer (`crate::imports`) checks capabilities, journals,
 //! and then calls one of these traits. [`KubeBackend`] (kube-rs) serves
-//! Kubernetes for the lab and real clusters; the database backends are not
+//! Kubernetes for the lab and real clusters; [`PostgresBackend`]
+//! (tokio-postgres) serves PostgreSQL members; Redis and MongoDB are not
 //! built yet ([`Unavailable`]).
 
 pub mod kube;
+mod postgres;
 mod unavailable;
 
 use std::sync::Arc;
 
 pub use self::kube::KubeBackend;
+pub use postgres::PostgresBackend;
 pub use unavailable::Unavailable;
 
 /// Why a backend call failed, in the same terms as the WIT `error-code`.
@@ -223,17 +226,26 @@ impl Backends {
     /// Backends that answer every call with `unavailable`, saying which
     /// issue brings the real one.
     pub fn unavailable(target: &str) -> Self {
-        let kube = Arc::new(Unavailable::new("Kubernetes", "#4 (kube-rs backend) and #3 (the lab)", target.into()));
-        Self::with_kube(kube, target)
-    }
-
-    /// `kube` for Kubernetes; the database backends, which later issues
-    /// bring, answer `unavailable`.
-    pub fn with_kube(kube: Arc<dyn Kube>, target: &str) -> Self {
         let target: Arc<str> = target.into();
         Backends {
-            kube,
+            kube: Arc::new(Unavailable::new("Kubernetes", "#4 (kube-rs backend) and #3 (the lab)", target.clone())),
             postgres: Arc::new(Unavailable::new("PostgreSQL", "#5", target.clone())),
+            redis: Arc::new(Unavailable::new("Redis", "#6", target.clone())),
+            mongo: Arc::new(Unavailable::new("MongoDB", "#7", target)),
+        }
+    }
+
+    /// `kube` for Kubernetes, and PostgreSQL members of `target` reached
+    /// through it (addresses from their Pods, passwords from the target's
+    /// credential sources); Redis and MongoDB, which later issues bring,
+    /// answer `unavailable`.
+    pub fn with_kube(kube: Arc<dyn Kube>, target: &crate::target::Target) -> Self {
+        let namespace = target.namespace.clone().unwrap_or_else(|| "default".into());
+        let postgres = Arc::new(PostgresBackend::new(target.clone(), namespace, kube.clone()));
+        let target: Arc<str> = target.label().into();
+        Backends {
+            kube,
+            postgres,
             redis: Arc::new(Unavailable::new("Redis", "#6", target.clone())),
             mongo: Arc::new(Unavailable::new("MongoDB", "#7", target)),
         }

@@ -198,7 +198,7 @@ pub fn run(args: ExecArgs, cache_dir: Option<PathBuf>) -> CommandResult {
     let prepared = engine.prepare(&policy).map_err(engine_failure)?;
     tracing::debug!("{}: compiled artifact {}", policy.name(), if prepared.from_cache { "loaded from the cache" } else { "compiled and cached" });
 
-    let mut context = RunContext::new(journal, Backends::with_kube(kube, &target.label()), args.dry_run, Approval::from_flags(args.approve));
+    let mut context = RunContext::new(journal, Backends::with_kube(kube, &target), args.dry_run, Approval::from_flags(args.approve));
     if policy.manifest.world == World::Pattern {
         context.gates = Some(Arc::new(SlotRunner::new(engine.clone(), slots)));
     }
