@@ -197,6 +197,25 @@ fn postgres_lab_with_kubectl_and_psql() {
     let member2 = lab.pod_field("postgres-cluster-2", ".status.podIP");
     assert_eq!(psql(&member2, &password, "SELECT n FROM lab_probe").unwrap(), "42", "same volume, same data");
 
+    // Scaling up clones a real member: a third standby streams from the primary; scaling down removes it.
+    lab.kubectl(&["scale", "sts", "postgres-cluster", "--replicas=4"]);
+    lab.kubectl(&["wait", "--for=condition=ready", "pod/postgres-cluster-3", "--timeout=120s"]);
+    eventually("three standbys streaming", Duration::from_secs(30), || (psql(&primary, &password, "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'").ok()? == "3").then_some(()));
+    lab.kubectl(&["scale", "sts", "postgres-cluster", "--replicas=3"]);
+    eventually("postgres-cluster-3 removed", Duration::from_secs(60), || (!lab.kubectl_raw(&["get", "pod", "postgres-cluster-3"]).status.success()).then_some(()));
+
+    // A Pod no Node can take stays Pending with the scheduler's reason.
+    let stuck = lab.dir.path().join("stuck.json");
+    std::fs::write(&stuck, r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"stuck"},"spec":{"nodeSelector":{"agentpool":"no-such-pool"},"containers":[{"name":"c","image":"postgres:15"}]}}"#).unwrap();
+    lab.kubectl(&["create", "-f", path(&stuck)]);
+    let reason = eventually("stuck is Unschedulable", Duration::from_secs(10), || {
+        let text = lab.pod_field("stuck", r#".status.conditions[?(@.type=="PodScheduled")].message"#);
+        text.contains("didn't match Pod's node affinity/selector").then_some(text)
+    });
+    assert!(reason.starts_with("0/6 nodes are available"), "{reason}");
+    assert_eq!(lab.pod_field("stuck", ".status.phase"), "Pending");
+    lab.kubectl(&["delete", "pod", "stuck"]);
+
     // Cordon works through a normal patch.
     lab.kubectl(&["cordon", "aks-upgradedpool-87654321-vmss000000"]);
     assert_eq!(lab.kubectl(&["get", "node", "aks-upgradedpool-87654321-vmss000000", "-o", "jsonpath={.spec.unschedulable}"]).trim(), "true");
