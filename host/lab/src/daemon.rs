@@ -115,6 +115,17 @@ pub async fn serve(dir: LabDir, topology: Topology, subnet: u8, shutdown: impl s
             }
         }
     }
+    // Nothing runs yet: what the Pods' statuses say is from before this start.
+    // Until the kubelet sees each server accept connections, no Pod is Ready
+    // (so `runner lab up` waits for the real servers, not the old statuses).
+    for pod in store.list("v1", "Pod", None, None).unwrap_or_default() {
+        let mut stale = pod.clone();
+        crate::controllers::scheduler::set_condition(&mut stale, "Ready", "False", "LabRestarted", "waiting for the lab kubelet");
+        crate::controllers::scheduler::set_condition(&mut stale, "ContainersReady", "False", "LabRestarted", "waiting for the lab kubelet");
+        if stale != pod {
+            let _ = store.update_status(stale);
+        }
+    }
     // Keep the same port across restarts so kubeconfigs stay valid.
     let previous: Option<u16> = std::fs::read_to_string(dir.port_file()).ok().and_then(|p| p.trim().parse().ok());
     let listener = match previous {

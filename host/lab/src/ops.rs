@@ -124,11 +124,12 @@ pub fn reap_leftovers(dir: &LabDir) -> usize {
     let mut stopped = 0;
     for file in pid_files {
         let Some(pid) = std::fs::read_to_string(&file).ok().and_then(|t| t.lines().next().and_then(|l| l.trim().parse::<i32>().ok())) else { continue };
-        if pid <= 1 || !is_database_process(pid) {
+        let Some(signal) = stop_signal(pid) else { continue };
+        if pid <= 1 {
             continue;
         }
-        // SAFETY: sending SIGTERM, then SIGKILL, to a database process this lab started.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
+        // SAFETY: sending the stop signal, then SIGKILL, to a database process this lab started.
+        unsafe { libc::kill(pid, signal) };
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline && unsafe { libc::kill(pid, 0) } == 0 {
             std::thread::sleep(Duration::from_millis(100));
@@ -153,6 +154,16 @@ fn collect_pid_files(dir: &std::path::Path, depth: usize, out: &mut Vec<std::pat
     }
 }
 
-fn is_database_process(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.starts_with("postgres") || c.starts_with("redis-server"))
+/// The signal that stops a database process quickly: SIGINT (fast
+/// shutdown) for PostgreSQL, whose SIGTERM waits for every client; SIGTERM
+/// for Redis. `None` for anything else.
+fn stop_signal(pid: i32) -> Option<i32> {
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+    if comm.starts_with("postgres") {
+        Some(libc::SIGINT)
+    } else if comm.starts_with("redis-server") {
+        Some(libc::SIGTERM)
+    } else {
+        None
+    }
 }

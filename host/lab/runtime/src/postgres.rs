@@ -534,6 +534,9 @@ pub(crate) fn exec_env(spec: &MemberSpec) -> Vec<(String, String)> {
         ("PGPORT".to_string(), spec.port.to_string()),
         ("PGUSER".to_string(), "postgres".to_string()),
         ("PGDATABASE".to_string(), "postgres".to_string()),
+        // As in a real container, whose env the StatefulSet fills from the Secret:
+        // commands run in the Pod (a standby's primary_conninfo) need it.
+        ("POSTGRES_PASSWORD".to_string(), spec.password.clone()),
     ]
 }
 

@@ -1,0 +1,474 @@
+//! Pattern `postgres-emergency-failover`: the primary is lost or must go now.
+//! Promote the standby that holds the most WAL, point the Service at it,
+//! prove it takes writes, and make every other member follow it.
+
+use std::cell::Cell;
+
+use pg_common::cluster::{self, Pod, POD_NAME_LABEL};
+use pg_common::ops::{self, Ctx, Poll};
+use pg_common::pg::{self, State, CAUGHT_UP_SQL};
+use pg_common::rows;
+use pg_common::text::format_lsn;
+use runner_sdk::kube_write;
+use runner_sdk::pattern::{PatternResult, PatternStatus};
+use runner_sdk::prelude::*;
+use serde::Deserialize;
+
+runner_sdk::manifest!(
+    r#"
+name = "postgres-emergency-failover"
+version = "0.1.0"
+description = "Emergency failover of a PostgreSQL StatefulSet (the seed's comprehensive failover recovery). The failed primary is `primary`, else the member the Service selects. If it still answers it is fenced first (ALTER SYSTEM default_transaction_read_only = on, client sessions ended) and the candidate is given time to replay its last LSN. The candidate is `candidate`, else the reachable standby holding the most WAL (highest of pg_last_wal_receive_lsn and pg_last_wal_replay_lsn: promotion replays everything received). The other standbys are re-pointed to it before the promotion (cascading), so commits do not wait for a standby afterwards. A fenced old primary that the candidate caught up with is made a standby and its Pod deleted before the promotion (a clean shutdown ships its last WAL); one that did not catch up stays fenced until it is rewound. Then: promote, re-point the Service, commit a write, and rejoin every other member, the old primary included, by rewriting primary_conninfo in its Pod and reloading (no Pod restart: a member that diverged would not start again, and could then not be rewound); a member that does not stream is rewound with pg_rewind in its Pod. An old primary that was unreachable is awaited up to `rejoin-timeout`, fenced the moment it answers as a primary, and rewound. Never two writable primaries: the old one is fenced or stopped before the promotion. Needs the replication password in each member's container environment (`password-env`)."
+world = "pattern"
+capabilities = [
+  "kube:patch:v1/Service",
+  "kube:delete:v1/Pod",
+  "kube:exec:v1/Pod",
+  "postgres:execute:*",
+  "kube:get:apps/v1/StatefulSet",
+  "kube:get:v1/Pod",
+  "kube:list:v1/Pod",
+  "kube:get:v1/Service",
+  "postgres:query:*",
+]
+steps = [
+  { name = "discover", description = "read the members, the Service and every member's state; refuse if another member is already a primary" },
+  { name = "announce", description = "annotate the Service with runner.dev/emergency-failover (who failed, when)" },
+  { name = "fence <old>", description = "if the old primary answers: ALTER SYSTEM SET default_transaction_read_only = on; pg_reload_conf(); end client sessions" },
+  { name = "choose", description = "the candidate: configured, else the most advanced reachable standby; wait (bounded) until it replayed a fenced old primary's last LSN" },
+  { name = "prepare <new>", description = "slots on the candidate for every member; the other standbys re-pointed to stream from it" },
+  { name = "stop <old>", description = "only for a fenced old primary the candidate caught up with: standby settings pointing at the candidate, delete its Pod" },
+  { name = "promote <new>", description = "SELECT pg_promote(false); wait until pg_is_in_recovery() is false; lift any fence" },
+  { name = "repoint-service <new>", description = "merge-patch the Service selector to the new primary" },
+  { name = "verify-writes <new>", description = "commit a row into the write-check table" },
+  { name = "rejoin <member>", description = "each other member streams from the new primary: settings rewritten and reloaded, pg_rewind in its Pod if it does not follow; the old primary is awaited, fenced if it comes back as a primary, and rewound" },
+]
+rollback = "Before the promotion: lift the fence on the old primary (if it was fenced and not stopped) and re-point the standbys that were moved back to it; the result is `rolled-back`. After it, or when the old primary was already stopped: keep the single writable primary, else promote the most advanced standby; point the Service at it and make the others follow; `rolled-back` naming the primary, or an error describing the state left."
+
+[config.statefulset]
+type = "string"
+default = "postgres-cluster"
+description = "the PostgreSQL StatefulSet"
+
+[config.service]
+type = "string"
+default = "postgres-primary"
+description = "the Service that selects the primary by statefulset.kubernetes.io/pod-name"
+
+[config.namespace]
+type = "string"
+default = ""
+description = "namespace (empty: the target's default)"
+
+[config.primary]
+type = "string"
+default = ""
+description = "the failed primary (empty: the member the Service selects)"
+
+[config.candidate]
+type = "string"
+default = ""
+description = "the standby to promote (empty: the most advanced reachable standby)"
+
+[config.container]
+type = "string"
+default = ""
+description = "the container to exec in (empty: the Pod's default)"
+
+[config.password-env]
+type = "string"
+default = "POSTGRES_PASSWORD"
+description = "the container environment variable holding the replication (and pg_rewind) password"
+
+[config.replication-user]
+type = "string"
+default = "replicator"
+description = "the role standbys stream as"
+
+[config.rewind-user]
+type = "string"
+default = "postgres"
+description = "the role pg_rewind connects to the new primary as"
+
+[config.write-check-table]
+type = "string"
+default = "runner_write_check"
+description = "table (created if missing) that receives one row per verified write"
+
+[config.catch-up-timeout]
+type = "duration"
+default = "10s"
+description = "for the candidate to replay a fenced old primary's last LSN before it is promoted anyway"
+
+[config.stop-timeout]
+type = "duration"
+default = "60s"
+description = "for the old primary's Pod to be gone"
+
+[config.promote-timeout]
+type = "duration"
+default = "60s"
+description = "for the candidate to leave recovery, and for a fence to take effect"
+
+[config.stream-timeout]
+type = "duration"
+default = "30s"
+description = "for a re-pointed standby to stream before it is rewound"
+
+[config.rejoin-timeout]
+type = "duration"
+default = "5m"
+description = "for the old primary to come back, and for a rewound member to stream"
+
+[config.write-timeout]
+type = "duration"
+default = "30s"
+description = "for the new primary to commit a write"
+
+[config.poll-interval]
+type = "duration"
+default = "200ms"
+description = "how often waits look again"
+
+[config.paused-poll-interval]
+type = "duration"
+default = "20ms"
+description = "how often waits look again while writes are paused (from the fence to the first write on the new primary)"
+"#
+);
+
+const ANNOTATION: &str = "runner.dev/emergency-failover";
+
+#[derive(Deserialize)]
+#[serde(rename_all = "kebab-case")]
+struct Config {
+    statefulset: String,
+    service: String,
+    namespace: String,
+    primary: String,
+    candidate: String,
+    container: String,
+    password_env: String,
+    replication_user: String,
+    rewind_user: String,
+    write_check_table: String,
+    catch_up_timeout: u64,
+    stop_timeout: u64,
+    promote_timeout: u64,
+    stream_timeout: u64,
+    rejoin_timeout: u64,
+    write_timeout: u64,
+    poll_interval: u64,
+    paused_poll_interval: u64,
+}
+
+/// What became of the old primary.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Old {
+    /// It did not answer.
+    Unreachable,
+    /// Fenced and still running as a primary (must be rewound after the promotion).
+    Fenced,
+    /// Made a standby and stopped; it comes back following the candidate.
+    Stopped,
+    /// It already was a standby.
+    Standby,
+}
+
+/// The candidate: the configured member if it qualifies, else the member
+/// with the most WAL, ties to the lowest ordinal; why not, when nobody qualifies.
+fn pick(configured: &str, old: &str, states: &[(Pod, Result<State, Error>)]) -> Result<String, String> {
+    let standbys: Vec<(String, Option<u64>)> = states
+        .iter()
+        .filter(|(p, s)| p.name != old && s.as_ref().is_ok_and(|s| s.in_recovery))
+        .map(|(p, s)| (p.name.clone(), s.as_ref().ok().and_then(State::wal_position)))
+        .collect();
+    if !configured.is_empty() {
+        return if standbys.iter().any(|(n, _)| n == configured) { Ok(configured.to_string()) } else { Err(format!("candidate {configured} is not a reachable standby")) };
+    }
+    pg::most_advanced(&standbys).ok_or_else(|| {
+        let why: Vec<String> = states.iter().filter(|(p, _)| p.name != old).map(|(p, s)| format!("{}: {}", p.name, s.as_ref().map_or_else(|e| e.message.clone(), |s| if s.in_recovery { "no WAL position".into() } else { "not a standby".into() }))).collect();
+        format!("no standby to promote ({})", why.join("; "))
+    })
+}
+
+struct Failover<'a> {
+    ctx: Ctx,
+    cfg: &'a Config,
+    old: String,
+    cascaded: Vec<String>,
+    fenced: bool,
+    stopped: bool,
+    promoted: bool,
+}
+
+impl Failover<'_> {
+    fn run(&mut self, states: &[(Pod, Result<State, Error>)]) -> Result<String, Error> {
+        let ctx = &self.ctx;
+        let cfg = self.cfg;
+        let old = self.old.clone();
+        let body = json!({"metadata": {"annotations": {ANNOTATION: format!("{old} failed over at {} ms since the epoch", clock::now())}}});
+        step("announce", &format!("mark Service {} as failing over", ctx.service), || ctx.patch(&cluster::service_ref(&ctx.ns, &ctx.service), &body))?;
+
+        // Clients cannot write from here on (the primary is gone or about to be fenced).
+        ctx.writes_paused.set(true);
+        let old_state = states.iter().find(|(p, _)| p.name == old).map(|(_, s)| s.clone());
+        let mut old_role = match &old_state {
+            Some(Ok(s)) if s.in_recovery => Old::Standby,
+            Some(Ok(_)) => Old::Fenced,
+            _ => Old::Unreachable,
+        };
+        let mut old_lsn = None;
+        if old_role == Old::Fenced {
+            let fenced = step(&format!("fence {old}"), &format!("stop writes on {old}"), || {
+                ctx.fence(&old)?;
+                Ok(pg::query(&old, "SELECT pg_current_wal_lsn()::text AS lsn", &[])?.first().and_then(|r| rows::text(r, "lsn").map(str::to_string)))
+            });
+            self.fenced = true;
+            match fenced {
+                Ok(lsn) => old_lsn = lsn,
+                Err(e) if e.code == ErrorCode::Denied => return Err(e),
+                Err(e) => {
+                    // It answered a moment ago; whatever it does now, it was asked to be read only.
+                    report::log(report::Level::Warn, &format!("{old}: fencing failed ({}); treating it as unreachable", e.message));
+                    old_role = Old::Unreachable;
+                }
+            }
+        }
+
+        let candidate = step("choose", "pick the standby with the most WAL", || {
+            let candidate = pick(&cfg.candidate, &old, states).map_err(|why| Error::new(ErrorCode::NotFound, why))?;
+            let position = states.iter().find(|(p, _)| p.name == candidate).and_then(|(_, s)| s.as_ref().ok().and_then(State::wal_position));
+            report::log(report::Level::Info, &format!("candidate {candidate} (WAL up to {})", position.map(format_lsn).unwrap_or_else(|| "?".into())));
+            if let Some(lsn) = &old_lsn {
+                let caught = ctx.wait(&format!("{candidate} to replay {old}'s WAL up to {lsn}"), cfg.catch_up_timeout, || {
+                    let rows = pg::query(&candidate, CAUGHT_UP_SQL, &[lsn])?;
+                    let row = rows.first().cloned().unwrap_or_default();
+                    Ok(if rows::flag(&row, "caught_up") == Some(true) { Poll::Done } else { Poll::NotYet(format!("{candidate} replayed up to {}", rows::text(&row, "replay_lsn").unwrap_or("?"))) })
+                });
+                if let Err(e) = caught {
+                    if e.code != ErrorCode::Timeout {
+                        return Err(e);
+                    }
+                    // Quorum commit acknowledged every commit only once a standby had it; what the
+                    // candidate lacks was never acknowledged, unless an unreachable standby holds it.
+                    report::log(report::Level::Warn, &format!("{}; promoting {candidate} anyway, {old} will be rewound", e.message));
+                    old_lsn = None;
+                }
+            }
+            Ok(candidate)
+        })?;
+        let ctx = &self.ctx;
+        let cand_pod = ctx.pod_or_placeholder(&candidate)?;
+        let others: Vec<Pod> = states.iter().filter(|(p, s)| p.name != old && p.name != candidate && s.as_ref().is_ok_and(|s| s.in_recovery)).map(|(p, _)| p.clone()).collect();
+        let mut cascaded = Vec::new();
+        let prepared = step(&format!("prepare {candidate}"), &format!("slots on {candidate}; other standbys stream from it"), || {
+            // The others get theirs as they are re-pointed.
+            ctx.ensure_slot(&candidate, &old)?;
+            for pod in &others {
+                ctx.point_at_then(&pod.name, &cand_pod, true, || cascaded.push(pod.name.clone()))?;
+            }
+            Ok(())
+        });
+        self.cascaded = cascaded;
+        prepared?;
+        let ctx = &self.ctx;
+        if old_role == Old::Fenced && old_lsn.is_some() {
+            let uid = ctx.pod(&old)?.map(|p| p.uid).unwrap_or_default();
+            step(&format!("stop {old}"), &format!("make {old} a standby of {candidate} and stop it"), || {
+                ctx.exec(&old, &ctx.standby_command("config", &old, &cand_pod))?;
+                kube_write::delete(&cluster::pod_ref(&ctx.ns, &old), None).map_err(|e| Error::new(e.code, format!("delete Pod {old}: {}", e.message)))?;
+                ctx.wait_pod_replaced(&old, &uid, cfg.stop_timeout)
+            })?;
+            self.stopped = true;
+            old_role = Old::Stopped;
+        }
+        let ctx = &self.ctx;
+        step(&format!("promote {candidate}"), &format!("promote {candidate}"), || ctx.promote(&candidate))?;
+        self.promoted = true;
+        step(&format!("repoint-service {candidate}"), &format!("Service {} selects {candidate}", ctx.service), || ctx.repoint_service(&candidate))?;
+        step(&format!("verify-writes {candidate}"), &format!("commit a row on {candidate}"), || ctx.verify_writes(&candidate))?;
+        ctx.writes_paused.set(false);
+
+        let mut rejoined = Vec::new();
+        let mut missing = Vec::new();
+        for pod in &others {
+            match step(&format!("rejoin {}", pod.name), &format!("{} streams from {candidate}", pod.name), || ctx.ensure_following(&pod.name, &cand_pod)) {
+                Ok(()) => rejoined.push(pod.name.clone()),
+                Err(e) => missing.push(format!("{}: {}", pod.name, e.message)),
+            }
+        }
+        let old_done = step(&format!("rejoin {old}"), &format!("{old} streams from {candidate}"), || self.rejoin_old(old_role, &cand_pod));
+        match old_done {
+            Ok(()) => rejoined.push(old.clone()),
+            Err(e) => missing.push(format!("{old}: {}", e.message)),
+        }
+        let keep: Vec<String> = states.iter().map(|(p, _)| p.name.clone()).collect();
+        if let Err(e) = ctx.drop_inactive_slots(&candidate, &keep) {
+            report::log(report::Level::Warn, &e.message);
+        }
+        let summary = format!("{candidate} promoted in place of {old}; Service {} selects it and it commits writes; following it: {}", ctx.service, if rejoined.is_empty() { "nobody".into() } else { rejoined.join(", ") });
+        if missing.is_empty() {
+            Ok(summary)
+        } else {
+            Err(Error::internal(format!("{summary}; NOT following it: {}", missing.join("; "))))
+        }
+    }
+
+    /// Bring the old primary back as a standby of the new one, whatever state it is in.
+    fn rejoin_old(&self, role: Old, new: &Pod) -> Result<(), Error> {
+        let ctx = &self.ctx;
+        let old = &self.old;
+        match role {
+            Old::Stopped => {
+                ctx.wait_pod_ready(old, None, self.cfg.rejoin_timeout)?;
+            }
+            Old::Fenced => ctx.rewind(old, new)?,
+            Old::Standby => ctx.point_at(old, new, true)?,
+            Old::Unreachable => {
+                let mut seen: Option<bool> = None;
+                ctx.wait(&format!("{old} to answer again"), self.cfg.rejoin_timeout, || {
+                    let state = pg::state(old)?;
+                    if !state.in_recovery {
+                        // Back as a primary beside the new one: fence it before anything else.
+                        ctx.fence(old)?;
+                    }
+                    seen = Some(state.in_recovery);
+                    Ok(Poll::Done)
+                })?;
+                match seen {
+                    Some(false) => ctx.rewind(old, new)?,
+                    Some(true) => ctx.point_at(old, new, true)?,
+                    None => {}
+                }
+            }
+        }
+        ctx.ensure_following(old, new)?;
+        ctx.drop_inactive_slots(old, &[])?;
+        ctx.unfence(old)
+    }
+
+    fn rollback(&self, failure: &Error) -> Result<PatternResult, Error> {
+        let ctx = &self.ctx;
+        let restored = step("rollback", "restore a single writable primary behind the Service", || -> Result<String, Error> {
+            if !self.promoted && !self.stopped && self.fenced {
+                ctx.unfence(&self.old)?;
+                let old_pod = ctx.pod_or_placeholder(&self.old)?;
+                for other in &self.cascaded {
+                    ctx.point_at(other, &old_pod, true)?;
+                }
+                if ctx.service_target()?.as_deref() != Some(self.old.as_str()) {
+                    ctx.repoint_service(&self.old)?;
+                }
+                return Ok(format!("nothing was promoted: fence on {} lifted, {} stream from it again", self.old, if self.cascaded.is_empty() { "no standby had to".into() } else { self.cascaded.join(", ") }));
+            }
+            let (primary, notes) = ops::recover(ctx, &self.old)?;
+            Ok(format!("{primary} is the primary behind Service {}: {}", ctx.service, notes.join("; ")))
+        });
+        match restored {
+            Ok(summary) => Ok(PatternResult { status: PatternStatus::RolledBack, summary: format!("{}: {}. {summary}", failure.code, failure.message) }),
+            Err(e) => Err(Error::new(failure.code, format!("{}; rollback failed too: {}", failure.message, e.message))),
+        }
+    }
+}
+
+struct EmergencyFailover;
+
+impl runner_sdk::pattern::Guest for EmergencyFailover {
+    fn run(config: String) -> Result<PatternResult, Error> {
+        let cfg: Config = parse_config(&config)?;
+        if cfg.password_env.is_empty() || !cfg.password_env.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return Err(Error::invalid(format!("password-env `{}` is not an environment variable name", cfg.password_env)));
+        }
+        let ctx = Ctx {
+            ns: cfg.namespace.clone(),
+            set: cfg.statefulset.clone(),
+            service: cfg.service.clone(),
+            container: (!cfg.container.is_empty()).then(|| cfg.container.clone()),
+            password_env: cfg.password_env.clone(),
+            replication_user: cfg.replication_user.clone(),
+            rewind_user: cfg.rewind_user.clone(),
+            write_check_table: cfg.write_check_table.clone(),
+            poll_ms: cfg.poll_interval.max(10),
+            paused_poll_ms: cfg.paused_poll_interval.clamp(5, cfg.poll_interval.max(10)),
+            writes_paused: Cell::new(false),
+            stream_timeout_ms: cfg.stream_timeout,
+            rejoin_timeout_ms: cfg.rejoin_timeout,
+            promote_timeout_ms: cfg.promote_timeout,
+            write_timeout_ms: cfg.write_timeout,
+            dry: Cell::new(false),
+        };
+        let (old, states) = step("discover", "find the failed primary and every member's state", || {
+            let pods = ctx.pods()?;
+            let target = ctx.service_target()?;
+            let old = if !cfg.primary.is_empty() {
+                cfg.primary.clone()
+            } else if let Some(target) = target {
+                target
+            } else {
+                pg::primary_candidates("", &pods, None).into_iter().next().ok_or_else(|| Error::new(ErrorCode::NotFound, format!("Service {} selects no member by {POD_NAME_LABEL} and no Pod is labelled role=primary; set config `primary`", cfg.service)))?
+            };
+            let states = ops::states(&pods);
+            let others: Vec<&str> = states.iter().filter(|(p, s)| p.name != old && s.as_ref().is_ok_and(|s| !s.in_recovery)).map(|(p, _)| p.name.as_str()).collect();
+            if !others.is_empty() {
+                return Err(Error::new(ErrorCode::Conflict, format!("{} is already a primary beside {old}; nothing was changed (run postgres-ferris-wheel's rollback logic or fix by hand)", others.join(" and "))));
+            }
+            for (pod, state) in &states {
+                let what = match state {
+                    Ok(s) if !s.in_recovery => format!("primary, WAL at {}", s.current_lsn.map(format_lsn).unwrap_or_default()),
+                    Ok(s) => format!("standby, WAL receiver {}", s.receiver.as_deref().unwrap_or("stopped")),
+                    Err(e) => format!("not answering: {}", e.message),
+                };
+                report::log(report::Level::Info, &format!("{}: {what}", pod.name));
+            }
+            Ok((old, states))
+        })?;
+        let mut failover = Failover { ctx, cfg: &cfg, old, cascaded: Vec::new(), fenced: false, stopped: false, promoted: false };
+        match failover.run(&states) {
+            Ok(summary) => {
+                let dry = if failover.ctx.dry.get() { " (dry run: planned, not done)" } else { "" };
+                Ok(PatternResult { status: PatternStatus::Succeeded, summary: format!("{summary}{dry}") })
+            }
+            // The failover itself happened; what is missing is named.
+            Err(e) if failover.promoted && e.code == ErrorCode::Internal && e.message.contains("NOT following") => Err(e),
+            Err(e) if !failover.fenced && !failover.promoted && failover.cascaded.is_empty() && !failover.stopped => Err(e),
+            Err(e) => failover.rollback(&e),
+        }
+    }
+}
+
+runner_sdk::export_pattern!(EmergencyFailover);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(name: &str) -> Pod {
+        Pod { name: name.into(), ..Default::default() }
+    }
+
+    fn standby(receive: u64, replay: u64) -> Result<State, Error> {
+        Ok(State { in_recovery: true, receive_lsn: Some(receive), replay_lsn: Some(replay), ..Default::default() })
+    }
+
+    #[test]
+    fn promotes_the_standby_with_the_most_wal() {
+        let states = vec![
+            (pod("pg-0"), Err(Error::new(ErrorCode::Unavailable, "pg-0: connection refused"))),
+            (pod("pg-1"), standby(100, 90)),
+            (pod("pg-2"), standby(80, 120)),
+            (pod("pg-3"), Ok(State { in_recovery: false, current_lsn: Some(500), ..Default::default() })),
+        ];
+        assert_eq!(pick("", "pg-0", &states).as_deref(), Ok("pg-2"));
+        assert_eq!(pick("pg-1", "pg-0", &states).as_deref(), Ok("pg-1"));
+        assert_eq!(pick("pg-3", "pg-0", &states), Err("candidate pg-3 is not a reachable standby".to_string()));
+        let none = vec![(pod("pg-0"), standby(1, 1)), (pod("pg-1"), Err(Error::new(ErrorCode::Unavailable, "pg-1: down")))];
+        assert_eq!(pick("", "pg-0", &none), Err("no standby to promote (pg-1: pg-1: down)".to_string()));
+    }
+
+    #[test]
+    fn ties_go_to_the_lowest_ordinal() {
+        let states = vec![(pod("pg-0"), standby(5, 5)), (pod("pg-1"), standby(7, 7)), (pod("pg-2"), standby(7, 7))];
+        assert_eq!(pick("", "pg-0", &states).as_deref(), Ok("pg-1"));
+    }
+}

@@ -1,0 +1,706 @@
+//! Pattern `postgres-ferris-wheel`: move every member of a PostgreSQL
+//! StatefulSet onto an upgraded node pool without losing a write, the seed's
+//! "Ferris wheel" done safely. See the manifest's `steps` and `rollback`.
+
+mod plan;
+
+use std::cell::Cell;
+
+use pg_common::cluster::{self, Pod};
+use pg_common::ops::{self, Ctx, Poll};
+use pg_common::pg::{self, CAUGHT_UP_SQL};
+use pg_common::rows;
+use pg_common::text::{bytes, ordinal};
+use plan::{Action, Snapshot, Stop, Target};
+use runner_sdk::kube_write;
+use runner_sdk::pattern::{PatternResult, PatternStatus};
+use runner_sdk::prelude::*;
+use serde::Deserialize;
+
+runner_sdk::manifest!(
+    r#"
+name = "postgres-ferris-wheel"
+version = "0.1.0"
+description = "Moves every member of a PostgreSQL StatefulSet (streaming replication, one primary behind a Service) onto an upgraded node pool, with two short write pauses and no lost write. It pins the StatefulSet's Pods to the upgraded pool (nodeSelector) with updateStrategy OnDelete, so nothing restarts unless this pattern deletes it, and adds one member there. Switchover to it: the other standbys are re-pointed to stream from it (cascading), the old primary is fenced (ALTER SYSTEM default_transaction_read_only = on, client sessions ended), the new member replays the old primary's last LSN, the old primary gets standby settings and its Pod is deleted (a clean shutdown ships its last WAL to the new member, so it rejoins without pg_rewind), then the new member is promoted, the Service re-pointed and a write committed. So there is never more than one primary, and none is writable while both run. Each old-pool standby's Pod is then deleted and comes back on the upgraded pool with its volume. Last, because scaling back removes the added member, the primary is switched over again to a lower ordinal, with the scale-down as the stop. A run that stopped resumes from the cluster's state. Needs the replication password in each member's container environment (`password-env`, the variable the StatefulSet sets from its Secret); it is read and written only inside the Pod."
+world = "pattern"
+capabilities = [
+  "kube:patch:apps/v1/StatefulSet",
+  "kube:scale:apps/v1/StatefulSet",
+  "kube:patch:v1/Service",
+  "kube:delete:v1/Pod",
+  "kube:exec:v1/Pod",
+  "postgres:execute:*",
+  "kube:get:apps/v1/StatefulSet",
+  "kube:get:v1/Pod",
+  "kube:list:v1/Pod",
+  "kube:get:v1/Service",
+  "kube:list:v1/Node",
+  "postgres:query:*",
+  "gates:run:preflight",
+  "gates:run:post",
+]
+steps = [
+  { name = "discover", description = "read the StatefulSet, its Pods, Nodes and the Service; find the primary (pg_is_in_recovery() = false)" },
+  { name = "preflight", description = "run the `preflight` gate; stop before any change if it fails" },
+  { name = "pin-upgraded-pool", description = "patch the StatefulSet: nodeSelector <pool-label>=<upgraded-pool>, updateStrategy OnDelete, the original values kept in annotation runner.dev/ferris-wheel" },
+  { name = "add-member <set>-<n>", description = "its slot on the primary; the primary's leftover standby settings reset (a clone copies postgresql.auto.conf); scale to n+1; wait until the new member is Ready on the upgraded pool and streams from the primary in sync or quorum state (rewound in its Pod if it does not)" },
+  { name = "prepare <new>", description = "a slot on the new member for every member; every other standby re-pointed to stream from it (exec: standby settings; pg_reload_conf)" },
+  { name = "fence <old>", description = "on the old primary: ALTER SYSTEM SET default_transaction_read_only = on; pg_reload_conf(); pg_terminate_backend of client sessions" },
+  { name = "catch-up <new>", description = "wait until the new member's pg_last_wal_replay_lsn() reaches the old primary's pg_current_wal_lsn()" },
+  { name = "stop <old>", description = "exec: standby.signal and primary_conninfo/primary_slot_name pointing at the new member; delete the old primary's Pod (or scale down, when it is the added member) and wait until it is gone" },
+  { name = "promote <new>", description = "SELECT pg_promote(false); wait until pg_is_in_recovery() is false; ALTER SYSTEM RESET default_transaction_read_only, primary_conninfo, primary_slot_name" },
+  { name = "repoint-service <new>", description = "merge-patch the Service selector statefulset.kubernetes.io/pod-name to the new primary" },
+  { name = "verify-writes <new>", description = "commit a row into the write-check table on the new primary" },
+  { name = "rejoin <old>", description = "wait until the old primary is back (on the upgraded pool) and streams from the new one; pg_rewind in its Pod only if it does not; drop its stale slots, lift its fence" },
+  { name = "move <member>", description = "delete a standby's Pod (another synchronous standby remains); wait until it is back on the upgraded pool and streams" },
+  { name = "scale-down <n>", description = "scale back to n; drop the removed members' slots on the primary" },
+  { name = "tidy", description = "on every standby: drop inactive slots, lift a leftover fence; on the primary: drop inactive slots of members it no longer has (also repairs what an interrupted run left)" },
+  { name = "restore-update-strategy", description = "put back the original updateStrategy, remove the annotation; the nodeSelector stays on the upgraded pool" },
+  { name = "post", description = "run the `post` gate" },
+]
+rollback = "On a failed step or wait: if the old primary has not been stopped yet, it is intact: lift its fence, point the Service at it, re-point the standbys that were moved to cascade from the new member back to it, scale away the added member (dropping its slot) and restore the StatefulSet's nodeSelector and updateStrategy; the result is `rolled-back` with the cluster as it was. If the old primary was already stopped: keep the single writable primary if there is one, else promote the most advanced standby (highest received/replayed LSN); point the Service at it, lift its fence, re-point every reachable standby to it (pg_rewind in its Pod where it cannot follow), verify a write; the result is `rolled-back` naming the primary and what the rotation still has to do (a re-run resumes it). If that recovery fails the run ends with an error that describes the state it left. A failed preflight gate changes nothing. A failed post gate ends with an error describing the (completed) rotation's state."
+
+[config.statefulset]
+type = "string"
+default = "postgres-cluster"
+description = "the PostgreSQL StatefulSet; members are <statefulset>-<ordinal>"
+
+[config.service]
+type = "string"
+default = "postgres-primary"
+description = "the Service that selects the primary by statefulset.kubernetes.io/pod-name"
+
+[config.namespace]
+type = "string"
+default = ""
+description = "namespace (empty: the target's default)"
+
+[config.pool-label]
+type = "string"
+default = "agentpool"
+description = "the Node label that names a node pool"
+
+[config.upgraded-pool]
+type = "string"
+default = "upgraded-pool"
+description = "the pool every member must end on"
+
+[config.replicas]
+type = "integer"
+default = 0
+description = "replicas to end with (0: as many as before the run)"
+
+[config.container]
+type = "string"
+default = ""
+description = "the container to exec in (empty: the Pod's default)"
+
+[config.password-env]
+type = "string"
+default = "POSTGRES_PASSWORD"
+description = "the container environment variable holding the replication (and pg_rewind) password"
+
+[config.replication-user]
+type = "string"
+default = "replicator"
+description = "the role standbys stream as"
+
+[config.rewind-user]
+type = "string"
+default = "postgres"
+description = "the role pg_rewind connects to the new primary as"
+
+[config.write-check-table]
+type = "string"
+default = "runner_write_check"
+description = "table (created if missing) that receives one row per verified write"
+
+[config.preflight-input]
+type = "string"
+default = "{}"
+description = "JSON configuration for the preflight gate"
+
+[config.post-input]
+type = "string"
+default = "{}"
+description = "JSON configuration for the post gate"
+
+[config.member-timeout]
+type = "duration"
+default = "10m"
+description = "for an added member to be cloned, Ready and streaming synchronously"
+
+[config.catch-up-timeout]
+type = "duration"
+default = "10s"
+description = "for the new primary to replay the fenced primary's last LSN (writes are paused meanwhile)"
+
+[config.stop-timeout]
+type = "duration"
+default = "60s"
+description = "for the old primary's Pod to be gone"
+
+[config.promote-timeout]
+type = "duration"
+default = "60s"
+description = "for a promoted member to leave recovery, and for a fence to take effect"
+
+[config.stream-timeout]
+type = "duration"
+default = "30s"
+description = "for a re-pointed standby to stream before it is rewound"
+
+[config.rejoin-timeout]
+type = "duration"
+default = "5m"
+description = "for a replaced Pod to be Ready on the upgraded pool and stream"
+
+[config.write-timeout]
+type = "duration"
+default = "30s"
+description = "for a new primary to commit a write"
+
+[config.poll-interval]
+type = "duration"
+default = "200ms"
+description = "how often waits look again"
+
+[config.paused-poll-interval]
+type = "duration"
+default = "20ms"
+description = "how often waits look again while writes are paused (from the fence to the first write on the new primary)"
+
+[gates.preflight]
+default = "pg-preflight"
+description = "must pass before anything changes"
+
+[gates.post]
+default = "pg-healthy"
+description = "must pass after the rotation"
+"#
+);
+
+/// The annotation that keeps what the pattern changed on the StatefulSet,
+/// so a later run (or a rollback) knows what to restore and where to end.
+const ANNOTATION: &str = "runner.dev/ferris-wheel";
+
+#[derive(Deserialize)]
+#[serde(rename_all = "kebab-case")]
+struct Config {
+    statefulset: String,
+    service: String,
+    namespace: String,
+    pool_label: String,
+    upgraded_pool: String,
+    replicas: i64,
+    container: String,
+    password_env: String,
+    replication_user: String,
+    rewind_user: String,
+    write_check_table: String,
+    preflight_input: String,
+    post_input: String,
+    member_timeout: u64,
+    catch_up_timeout: u64,
+    stop_timeout: u64,
+    promote_timeout: u64,
+    stream_timeout: u64,
+    rejoin_timeout: u64,
+    write_timeout: u64,
+    poll_interval: u64,
+    paused_poll_interval: u64,
+}
+
+/// What has been changed so far, for the rollback.
+#[derive(Default)]
+struct Progress {
+    original_primary: String,
+    /// The StatefulSet as found: replicas, the pool label's value, updateStrategy.
+    original: Value,
+    pinned: bool,
+    switch: Option<Switch>,
+}
+
+/// A switchover in flight.
+#[derive(Clone, Default)]
+struct Switch {
+    from: String,
+    to: String,
+    cascaded: Vec<String>,
+    fenced: bool,
+    stopped: bool,
+}
+
+struct Rotation<'a> {
+    ctx: Ctx,
+    cfg: &'a Config,
+    progress: Progress,
+    /// In a dry run the cluster does not change, so the plan walks a simulation.
+    simulated: Option<Snapshot>,
+}
+
+fn member(set: &str, ordinal: u32) -> String {
+    format!("{set}-{ordinal}")
+}
+
+impl Rotation<'_> {
+    fn upgraded_pool(&self) -> Option<(&str, &str)> {
+        Some((self.cfg.pool_label.as_str(), self.cfg.upgraded_pool.as_str()))
+    }
+
+    fn name(&self, ordinal: u32) -> String {
+        member(&self.ctx.set, ordinal)
+    }
+
+    /// The cluster now, as the planner sees it.
+    fn snapshot(&self, target: u32) -> Result<Snapshot, Error> {
+        let set = self.ctx.statefulset()?;
+        let pods = cluster::pods(&self.ctx.ns, &set)?;
+        let pools = cluster::node_pools(&self.cfg.pool_label)?;
+        let members = pods.values().map(|p| (p.ordinal, p.node.as_ref().and_then(|n| pools.get(n)).is_some_and(|v| *v == self.cfg.upgraded_pool))).collect();
+        let list: Vec<Pod> = pods.into_values().collect();
+        let primary = pg::confirm_primary(&pg::primary_candidates("", &list, self.ctx.service_target()?.as_deref()))?;
+        let primary = ordinal(&self.ctx.set, &primary).ok_or_else(|| Error::internal(format!("primary {primary} is not a member of {}", self.ctx.set)))?;
+        Ok(Snapshot { members, primary, replicas: set.replicas, target })
+    }
+
+    fn pin(&mut self, set: &cluster::Set) -> Result<u32, Error> {
+        let object = &set.object;
+        let original: Value = object["metadata"]["annotations"][ANNOTATION].as_str().and_then(|a| serde_json::from_str(a).ok()).unwrap_or_else(|| {
+            json!({
+                "replicas": set.replicas,
+                "poolValue": object["spec"]["template"]["spec"]["nodeSelector"][&self.cfg.pool_label],
+                "updateStrategy": object["spec"]["updateStrategy"],
+            })
+        });
+        let target = if self.cfg.replicas > 0 { self.cfg.replicas as u32 } else { original["replicas"].as_u64().unwrap_or(set.replicas as u64) as u32 };
+        let body = json!({
+            "metadata": {"annotations": {ANNOTATION: original.to_string()}},
+            "spec": {
+                // The pattern decides when each Pod restarts; a rolling update must not.
+                "updateStrategy": {"type": "OnDelete", "rollingUpdate": null},
+                "template": {"spec": {"nodeSelector": {&self.cfg.pool_label: &self.cfg.upgraded_pool}}},
+            },
+        });
+        step("pin-upgraded-pool", &format!("nodeSelector {}={}, updateStrategy OnDelete", self.cfg.pool_label, self.cfg.upgraded_pool), || self.ctx.patch(&self.ctx.set_ref(), &body))?;
+        self.progress.original = original;
+        self.progress.pinned = true;
+        Ok(target)
+    }
+
+    fn rotate(&mut self) -> Result<String, Error> {
+        let set = self.ctx.statefulset()?;
+        let target = self.pin(&set)?;
+        let mut done = Vec::new();
+        let mut last: Option<(Action, Snapshot)> = None;
+        if self.ctx.dry.get() {
+            self.simulated = Some(self.snapshot(target)?);
+        }
+        for _ in 0..32 {
+            let snapshot = match &self.simulated {
+                Some(s) => s.clone(),
+                None => self.snapshot(target)?,
+            };
+            let Some(action) = plan::next(&snapshot) else {
+                break;
+            };
+            if last.as_ref() == Some(&(action.clone(), snapshot.clone())) {
+                return Err(Error::internal(format!("{action:?} did not change the cluster; stopping rather than repeating it")));
+            }
+            let chosen = self.act(&action, &snapshot)?;
+            done.push(match &action {
+                Action::ScaleUp(n) => format!("added {}", self.name(n - 1)),
+                Action::Switchover { .. } => format!("switched over {} -> {}", self.name(snapshot.primary), chosen.map(|c| self.name(c)).unwrap_or_default()),
+                Action::Move(o) => format!("moved {}", self.name(*o)),
+                Action::ScaleDown(n) => format!("scaled back to {n}"),
+            });
+            if let Some(sim) = &mut self.simulated {
+                plan::apply(sim, &action, chosen);
+            }
+            last = Some((action, snapshot));
+        }
+        step("tidy", "no member keeps a fence or a slot nobody uses (also after an interrupted run)", || self.tidy(target))?;
+        let strategy = self.progress.original["updateStrategy"].clone();
+        let body = json!({"metadata": {"annotations": {ANNOTATION: null}}, "spec": {"updateStrategy": strategy}});
+        step("restore-update-strategy", "put back the original updateStrategy", || self.ctx.patch(&self.ctx.set_ref(), &body))?;
+        Ok(if done.is_empty() { "every member already ran on the upgraded pool".into() } else { done.join("; ") })
+    }
+
+    /// Carry out one action; returns the new primary's ordinal for a switchover.
+    fn act(&mut self, action: &Action, s: &Snapshot) -> Result<Option<u32>, Error> {
+        let primary = self.name(s.primary);
+        match action {
+            Action::ScaleUp(n) => {
+                let new = self.name(n - 1);
+                step(&format!("add-member {new}"), &format!("scale {} to {n}; wait until {new} streams synchronously from {primary}", self.ctx.set), || {
+                    // A volume kept from an earlier scale-down starts as a standby at once and needs its slot.
+                    self.ctx.ensure_slot(&primary, &new)?;
+                    self.ctx.forget_upstream(&primary)?;
+                    kube_write::scale(&self.ctx.set_ref(), *n).map_err(|e| Error::new(e.code, format!("scale {} to {n}: {}", self.ctx.set, e.message)))?;
+                    self.ctx.wait_pod_ready(&new, self.upgraded_pool(), self.cfg.member_timeout)?;
+                    let primary_pod = self.ctx.pod_or_placeholder(&primary)?;
+                    // A volume kept from an earlier rotation may name a member that is no longer the primary.
+                    self.ctx.point_at(&new, &primary_pod, true)?;
+                    self.ctx.ensure_following(&new, &primary_pod).map_err(|e| {
+                        Error::new(e.code, format!("{}; if {new}'s volume is left from an earlier scale-down, delete it so the member is cloned afresh", e.message))
+                    })?;
+                    self.wait_synchronous(&primary, &new, self.cfg.member_timeout)
+                })?;
+                Ok(None)
+            }
+            Action::Switchover { to, stop } => {
+                let to = self.choose(s, to)?;
+                self.switchover(&primary, &self.name(to), stop)?;
+                Ok(Some(to))
+            }
+            Action::Move(o) => {
+                let name = self.name(*o);
+                step(&format!("move {name}"), &format!("replace {name}'s Pod so it runs on pool {}", self.cfg.upgraded_pool), || self.move_standby(&name, &primary))?;
+                Ok(None)
+            }
+            Action::ScaleDown(n) => {
+                step(&format!("scale-down {n}"), &format!("scale {} back to {n}", self.ctx.set), || self.scale_down(*n, &primary))?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Resolve a switchover target: the most advanced synchronous standby
+    /// that qualifies, ties to the lowest ordinal.
+    fn choose(&self, s: &Snapshot, to: &Target) -> Result<u32, Error> {
+        if let Target::Member(o) = to {
+            return Ok(*o);
+        }
+        if self.ctx.dry.get() {
+            return plan::simulated_choice(s, to).ok_or_else(|| Error::internal("no standby qualifies for the switchover"));
+        }
+        let pods = self.ctx.pods()?;
+        let primary = self.name(s.primary);
+        let standbys = pg::standbys(&primary)?;
+        let mut ranked: Vec<(String, Option<u64>)> = Vec::new();
+        for (o, upgraded) in &s.members {
+            let allowed = match to {
+                Target::BestBelow(n) => o < n,
+                _ => true,
+            };
+            if !upgraded || *o == s.primary || !allowed {
+                continue;
+            }
+            let name = self.name(*o);
+            let ip = pods.iter().find(|p| p.name == name).and_then(|p| p.ip.clone());
+            if let Some(row) = standbys.iter().find(|r| r.is(&name, ip.as_deref()) && r.is_synchronous()) {
+                ranked.push((name, row.replay_lsn.as_deref().and_then(pg_common::text::parse_lsn)));
+            }
+        }
+        let best = pg::most_advanced(&ranked).ok_or_else(|| Error::internal(format!("no synchronous standby of {primary} on pool {} qualifies for the switchover ({to:?})", self.cfg.upgraded_pool)))?;
+        Ok(ordinal(&self.ctx.set, &best).unwrap_or_default())
+    }
+
+    fn wait_synchronous(&self, primary: &str, standby: &str, timeout: u64) -> Result<(), Error> {
+        self.ctx.wait(&format!("{standby} to stream from {primary} in sync or quorum state"), timeout, || {
+            let ip = self.ctx.pod(standby)?.and_then(|p| p.ip);
+            let rows = pg::standbys(primary)?;
+            Ok(match rows.iter().find(|r| r.is(standby, ip.as_deref())) {
+                Some(r) if r.is_synchronous() => Poll::Done,
+                Some(r) => Poll::NotYet(format!("{standby}: {} {}", r.state, r.sync_state)),
+                None => Poll::NotYet(format!("{standby} is not connected to {primary}")),
+            })
+        })
+    }
+
+    fn switchover(&mut self, from: &str, to: &str, stop: &Stop) -> Result<(), Error> {
+        let ctx = &self.ctx;
+        let cfg = self.cfg;
+        self.progress.switch = Some(Switch { from: from.into(), to: to.into(), ..Default::default() });
+        let to_pod = ctx.pod_or_placeholder(to)?;
+        let removed = |p: &Pod| matches!(stop, Stop::ScaleDown(n) if p.ordinal >= *n);
+        let others: Vec<String> = ctx.pods()?.into_iter().filter(|p| p.name != from && p.name != to && !removed(p)).map(|p| p.name).collect();
+        let mut cascaded = Vec::new();
+        let prepared = step(&format!("prepare {to}"), &format!("slots on {to}; {} re-pointed to stream from {to}", if others.is_empty() { "no other standby".into() } else { others.join(", ") }), || {
+            self.wait_synchronous(from, to, cfg.stream_timeout)?;
+            if *stop == Stop::DeletePod {
+                ctx.ensure_slot(to, from)?;
+            }
+            for other in &others {
+                ctx.point_at_then(other, &to_pod, true, || cascaded.push(other.clone()))?;
+            }
+            for other in &others {
+                ctx.wait(&format!("{other} to stream from {to}"), cfg.stream_timeout, || {
+                    let ip = ctx.pod(other)?.and_then(|p| p.ip);
+                    Ok(if ctx.streams_from(to, other, ip.as_deref())?.is_some() { Poll::Done } else { Poll::NotYet(format!("{other} is not streaming from {to}")) })
+                })?;
+            }
+            Ok(())
+        });
+        if let Some(sw) = &mut self.progress.switch {
+            sw.cascaded = cascaded;
+        }
+        prepared?;
+        let ctx = &self.ctx;
+        ctx.writes_paused.set(true);
+        let fenced = step(&format!("fence {from}"), &format!("stop new writes on {from}"), || ctx.fence(from));
+        // Count the fence as in place even if waiting for it failed: the rollback lifts it either way.
+        if let Some(sw) = &mut self.progress.switch {
+            sw.fenced = true;
+        }
+        fenced?;
+        let ctx = &self.ctx;
+        step(&format!("catch-up {to}"), &format!("wait until {to} has replayed {from}'s last WAL"), || {
+            if ctx.dry.get() {
+                return ctx.wait("the new primary to catch up", 0, || Ok(Poll::Done));
+            }
+            let lsn_text = pg::query(from, "SELECT pg_current_wal_lsn()::text AS lsn", &[])?.first().and_then(|r| rows::text(r, "lsn").map(str::to_string)).unwrap_or_default();
+            let started = clock::now();
+            ctx.wait(&format!("{to} to replay {from}'s WAL up to {lsn_text}"), cfg.catch_up_timeout, || {
+                let row = pg::query(to, CAUGHT_UP_SQL, &[&lsn_text])?;
+                let row = row.first().cloned().unwrap_or_default();
+                Ok(if rows::flag(&row, "caught_up") == Some(true) {
+                    Poll::Done
+                } else {
+                    let at = rows::text(&row, "replay_lsn").unwrap_or("?");
+                    let gap = match (pg_common::text::parse_lsn(&lsn_text), pg_common::text::parse_lsn(at)) {
+                        (Some(a), Some(b)) => format!(" ({} behind)", bytes(a.saturating_sub(b) as f64)),
+                        _ => String::new(),
+                    };
+                    Poll::NotYet(format!("{to} replayed up to {at}{gap}"))
+                })
+            })?;
+            report::metric("catch-up", (clock::now() - started) as f64, "ms");
+            Ok(())
+        })?;
+        let from_uid = ctx.pod(from)?.map(|p| p.uid).unwrap_or_default();
+        let stopped = step(&format!("stop {from}"), &format!("make {from} a standby of {to} and stop its server"), || {
+            ctx.exec(from, &ctx.standby_command("config", from, &to_pod))?;
+            match stop {
+                Stop::DeletePod => kube_write::delete(&cluster::pod_ref(&ctx.ns, from), None).map_err(|e| Error::new(e.code, format!("delete Pod {from}: {}", e.message)))?,
+                Stop::ScaleDown(n) => kube_write::scale(&ctx.set_ref(), *n).map_err(|e| Error::new(e.code, format!("scale {} to {n}: {}", ctx.set, e.message)))?,
+            }
+            ctx.wait_pod_replaced(from, &from_uid, cfg.stop_timeout)
+        });
+        if let Some(sw) = &mut self.progress.switch {
+            // Once asked to stop, the old primary is no longer "intact", even if the wait failed.
+            sw.stopped = true;
+        }
+        stopped?;
+        let ctx = &self.ctx;
+        step(&format!("promote {to}"), &format!("promote {to}"), || ctx.promote(to))?;
+        step(&format!("repoint-service {to}"), &format!("Service {} selects {to}", ctx.service), || ctx.repoint_service(to))?;
+        step(&format!("verify-writes {to}"), &format!("commit a row into {} on {to}", cfg.write_check_table), || ctx.verify_writes(to))?;
+        ctx.writes_paused.set(false);
+        match stop {
+            Stop::DeletePod => step(&format!("rejoin {from}"), &format!("{from} back on pool {} as a standby of {to}", cfg.upgraded_pool), || {
+                ctx.wait_pod_ready(from, self.upgraded_pool(), cfg.rejoin_timeout)?;
+                ctx.ensure_following(from, &ctx.pod_or_placeholder(to)?)?;
+                // Its slots as a primary would pin WAL; its fence would outlive its role.
+                ctx.drop_inactive_slots(from, &[])?;
+                ctx.unfence(from)
+            })?,
+            Stop::ScaleDown(n) => {
+                let keep: Vec<String> = (0..*n).map(|o| self.name(o)).collect();
+                step(&format!("scale-down {n}"), &format!("drop the slots of members removed from {to}"), || ctx.drop_inactive_slots(to, &keep))?
+            }
+        }
+        self.progress.switch = None;
+        Ok(())
+    }
+
+    /// Every standby: no fence, no slot (none cascades from it now). The
+    /// primary: slots only for the members it keeps.
+    fn tidy(&self, target: u32) -> Result<(), Error> {
+        let ctx = &self.ctx;
+        let keep: Vec<String> = (0..target).map(|o| self.name(o)).collect();
+        for (pod, state) in ops::states(&ctx.pods()?) {
+            match state {
+                Ok(s) if s.in_recovery => {
+                    ctx.drop_inactive_slots(&pod.name, &[])?;
+                    if s.read_only {
+                        ctx.unfence(&pod.name)?;
+                    }
+                }
+                Ok(_) => ctx.drop_inactive_slots(&pod.name, &keep)?,
+                Err(e) => report::log(report::Level::Warn, &format!("tidy: {}", e.message)),
+            }
+        }
+        Ok(())
+    }
+
+    fn move_standby(&self, name: &str, primary: &str) -> Result<(), Error> {
+        let ctx = &self.ctx;
+        if !ctx.dry.get() {
+            let pods = ctx.pods()?;
+            let others = pg::standbys(primary)?.into_iter().filter(|s| s.is_synchronous() && !s.is(name, pods.iter().find(|p| p.name == name).and_then(|p| p.ip.as_deref()))).count();
+            if others == 0 {
+                return Err(Error::internal(format!("moving {name} would leave {primary} without a synchronous standby, and every commit would wait")));
+            }
+        }
+        let uid = ctx.pod(name)?.map(|p| p.uid).unwrap_or_default();
+        kube_write::delete(&cluster::pod_ref(&ctx.ns, name), None).map_err(|e| Error::new(e.code, format!("delete Pod {name}: {}", e.message)))?;
+        ctx.wait_pod_replaced(name, &uid, self.cfg.stop_timeout)?;
+        ctx.wait_pod_ready(name, self.upgraded_pool(), self.cfg.rejoin_timeout)?;
+        ctx.ensure_following(name, &ctx.pod_or_placeholder(primary)?)
+    }
+
+    fn scale_down(&self, n: u32, primary: &str) -> Result<(), Error> {
+        let ctx = &self.ctx;
+        let set = ctx.statefulset()?;
+        kube_write::scale(&ctx.set_ref(), n).map_err(|e| Error::new(e.code, format!("scale {} to {n}: {}", ctx.set, e.message)))?;
+        for o in n..set.replicas.max(n) {
+            let gone = self.name(o);
+            ctx.wait(&format!("{gone} to be removed"), self.cfg.stop_timeout, || Ok(if ctx.pod(&gone)?.is_none() { Poll::Done } else { Poll::NotYet(format!("{gone} still exists")) }))?;
+        }
+        let keep: Vec<String> = (0..n).map(|o| self.name(o)).collect();
+        ctx.drop_inactive_slots(primary, &keep)
+    }
+
+    /// Undo what can be undone; see the manifest's `rollback`.
+    fn rollback(&self, failure: &Error) -> Result<PatternResult, Error> {
+        let outcome = step("rollback", "restore a single writable primary behind the Service", || self.restore());
+        match outcome {
+            Ok(summary) => Ok(PatternResult { status: PatternStatus::RolledBack, summary: format!("{}: {}. {summary}", failure.code, failure.message) }),
+            Err(e) => Err(Error::new(failure.code, format!("{}; rollback failed too: {}. State now: {}", failure.message, e.message, self.describe()))),
+        }
+    }
+
+    fn restore(&self) -> Result<String, Error> {
+        let ctx = &self.ctx;
+        let mut done = Vec::new();
+        let mut prefer = self.progress.original_primary.clone();
+        if let Some(sw) = self.progress.switch.clone() {
+            prefer = sw.from.clone();
+            if !sw.stopped {
+                // The old primary still runs as a primary: it is intact.
+                done.push(format!("switchover {} -> {} abandoned before {} was stopped", sw.from, sw.to, sw.from));
+                if sw.fenced {
+                    ctx.unfence(&sw.from)?;
+                    done.push(format!("fence on {} lifted", sw.from));
+                }
+                if ctx.service_target()?.as_deref() != Some(sw.from.as_str()) {
+                    ctx.repoint_service(&sw.from)?;
+                }
+                let from_pod = ctx.pod_or_placeholder(&sw.from)?;
+                for other in &sw.cascaded {
+                    ctx.point_at(other, &from_pod, true)?;
+                    ctx.ensure_following(other, &from_pod)?;
+                    done.push(format!("{other} streams from {} again", sw.from));
+                }
+            }
+        }
+        // With the original primary still the primary, the members added for the
+        // rotation (by this run or an interrupted one) go first, so that
+        // recovery spends no time on members about to be removed.
+        let original_replicas = self.progress.original["replicas"].as_u64().unwrap_or(0) as u32;
+        let intact = pg::state(&self.progress.original_primary).is_ok_and(|s| !s.in_recovery);
+        if intact && original_replicas > 0 && ctx.statefulset()?.replicas > original_replicas {
+            self.scale_down(original_replicas, &self.progress.original_primary)?;
+            done.push(format!("scaled back to {original_replicas}"));
+        }
+        let (primary, notes) = ops::recover(ctx, &prefer)?;
+        done.extend(notes);
+        if primary == self.progress.original_primary {
+            if self.progress.pinned {
+                let body = json!({
+                    "metadata": {"annotations": {ANNOTATION: null}},
+                    "spec": {"updateStrategy": self.progress.original["updateStrategy"], "template": {"spec": {"nodeSelector": {&self.cfg.pool_label: self.progress.original["poolValue"]}}}},
+                });
+                ctx.patch(&ctx.set_ref(), &body)?;
+                done.push("StatefulSet nodeSelector and updateStrategy restored".into());
+            }
+            Ok(format!("Rolled back: {primary} is the primary again. {}", done.join("; ")))
+        } else {
+            Ok(format!(
+                "The primary had already moved, so the cluster was brought to a consistent state instead: {}. The rotation is incomplete; StatefulSet {} keeps annotation {ANNOTATION}, and running the pattern again resumes it. State now: {}",
+                done.join("; "),
+                ctx.set,
+                self.describe()
+            ))
+        }
+    }
+
+    /// The cluster as it stands, for the operator: who is primary, who
+    /// streams, where every member runs.
+    fn describe(&self) -> String {
+        let ctx = &self.ctx;
+        let pods = ctx.pods().unwrap_or_default();
+        let pools = cluster::node_pools(&self.cfg.pool_label).unwrap_or_default();
+        let target = ctx.service_target().ok().flatten().unwrap_or_else(|| "nothing".into());
+        let replicas = ctx.statefulset().map(|s| s.replicas.to_string()).unwrap_or_else(|_| "?".into());
+        let members: Vec<String> = ops::states(&pods)
+            .iter()
+            .map(|(p, s)| {
+                let pool = p.node.as_ref().and_then(|n| pools.get(n)).cloned().unwrap_or_else(|| "no node".into());
+                let role = match s {
+                    Ok(s) if !s.in_recovery => format!("primary{}", if s.read_only { " (fenced, read only)" } else { "" }),
+                    Ok(s) => format!("standby ({})", s.receiver.as_deref().unwrap_or("no WAL receiver")),
+                    Err(e) => format!("not answering: {}", e.message),
+                };
+                format!("{} {role} on pool {pool}", p.name)
+            })
+            .collect();
+        format!("StatefulSet {} at {replicas} replicas; Service {} selects {target}; {}", ctx.set, ctx.service, members.join("; "))
+    }
+}
+
+fn gate(slot: &str, input: &str) -> Result<Verdict, Error> {
+    let verdict = runner_sdk::gates::run(slot, input)?;
+    if verdict.outcome == Outcome::Fail {
+        return Err(Error::internal(format!("gate `{slot}` failed: {}", verdict.reasons.join("; "))));
+    }
+    Ok(verdict)
+}
+
+struct FerrisWheel;
+
+impl runner_sdk::pattern::Guest for FerrisWheel {
+    fn run(config: String) -> Result<PatternResult, Error> {
+        let cfg: Config = parse_config(&config)?;
+        let ctx = Ctx {
+            ns: cfg.namespace.clone(),
+            set: cfg.statefulset.clone(),
+            service: cfg.service.clone(),
+            container: (!cfg.container.is_empty()).then(|| cfg.container.clone()),
+            password_env: cfg.password_env.clone(),
+            replication_user: cfg.replication_user.clone(),
+            rewind_user: cfg.rewind_user.clone(),
+            write_check_table: cfg.write_check_table.clone(),
+            poll_ms: cfg.poll_interval.max(10),
+            paused_poll_ms: cfg.paused_poll_interval.clamp(5, cfg.poll_interval.max(10)),
+            writes_paused: Cell::new(false),
+            stream_timeout_ms: cfg.stream_timeout,
+            rejoin_timeout_ms: cfg.rejoin_timeout,
+            promote_timeout_ms: cfg.promote_timeout,
+            write_timeout_ms: cfg.write_timeout,
+            dry: Cell::new(false),
+        };
+        if !cfg.password_env.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') || cfg.password_env.is_empty() {
+            return Err(Error::invalid(format!("password-env `{}` is not an environment variable name", cfg.password_env)));
+        }
+        let mut rotation = Rotation { ctx, cfg: &cfg, progress: Progress::default(), simulated: None };
+        let primary = step("discover", "find the primary and the members' pools", || {
+            let pods = rotation.ctx.pods()?;
+            let target = rotation.ctx.service_target()?;
+            let primary = pg::confirm_primary(&pg::primary_candidates("", &pods, target.as_deref()))?;
+            report::log(report::Level::Info, &format!("primary {primary}; Service {} selects {}; {} members", cfg.service, target.as_deref().unwrap_or("nothing"), pods.len()));
+            Ok(primary)
+        })?;
+        rotation.progress.original_primary = primary;
+        if let Err(e) = step("preflight", "run the preflight gate", || gate("preflight", &cfg.preflight_input)) {
+            return match e.code {
+                ErrorCode::Internal => Ok(PatternResult { status: PatternStatus::RolledBack, summary: format!("{}; nothing was changed", e.message) }),
+                _ => Err(e),
+            };
+        }
+        let summary = match rotation.rotate() {
+            Ok(summary) => summary,
+            // Refused before anything changed: nothing to undo.
+            Err(e) if !rotation.progress.pinned => return Err(e),
+            Err(e) => return rotation.rollback(&e),
+        };
+        if let Err(e) = step("post", "run the post gate", || gate("post", &cfg.post_input)) {
+            return Err(Error::new(e.code, format!("the rotation finished ({summary}) but {}. State now: {}", e.message, rotation.describe())));
+        }
+        let dry = if rotation.ctx.dry.get() { " (dry run: planned, not done)" } else { "" };
+        Ok(PatternResult { status: PatternStatus::Succeeded, summary: format!("every member of {} runs on pool {}{dry}: {summary}", cfg.statefulset, cfg.upgraded_pool) })
+    }
+}
+
+runner_sdk::export_pattern!(FerrisWheel);
