@@ -66,15 +66,8 @@ impl Output {
         }
     }
 
-    fn emit(&self, state: &mut State, mut line: String) {
-        if line.len() > MAX_LINE {
-            let mut cut = MAX_LINE;
-            while !line.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            line.truncate(cut);
-            line.push_str(" [line truncated]");
-        }
+    fn emit(&self, state: &mut State, line: String) {
+        let line = crate::imports::truncate(line, MAX_LINE, " [line truncated]");
         tracing::info!(target: "policy", "[{} {}] {line}", self.component, self.stream);
         if state.recent.len() == KEPT_LINES {
             state.recent.remove(0);

@@ -12,6 +12,8 @@ mod gates;
 mod kube;
 mod report;
 
+pub(crate) use report::truncate;
+
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

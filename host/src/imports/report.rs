@@ -13,7 +13,7 @@ const MAX_LOG_LINE: usize = 4096;
 impl report::Host for HostState {
     fn log(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
         let started = Instant::now();
-        let message = truncate(message, MAX_LOG_LINE);
+        let message = truncate(message, MAX_LOG_LINE, " [truncated]");
         let component = &*self.component;
         match level {
             Level::Debug => tracing::debug!(target: "policy", "[{component}] {message}"),
@@ -80,14 +80,15 @@ impl report::Host for HostState {
     }
 }
 
-fn truncate(mut text: String, max: usize) -> String {
+/// Cut `text` to at most `max` bytes (on a character boundary), marking the cut with `marker`.
+pub(crate) fn truncate(mut text: String, max: usize, marker: &str) -> String {
     if text.len() > max {
         let mut cut = max;
         while !text.is_char_boundary(cut) {
             cut -= 1;
         }
         text.truncate(cut);
-        text.push_str(" [truncated]");
+        text.push_str(marker);
     }
     text
 }

@@ -83,10 +83,10 @@ impl PostgresBackend {
     /// A connected client for `member`, reusing one that is still open.
     async fn client(&self, member: &str) -> BackendResult<Arc<Mutex<Client>>> {
         let mut clients = self.clients.lock().await;
-        if let Some(client) = clients.get(member) {
-            if !client.lock().await.is_closed() {
-                return Ok(client.clone());
-            }
+        if let Some(client) = clients.get(member)
+            && !client.lock().await.is_closed()
+        {
+            return Ok(client.clone());
         }
         let client = Arc::new(Mutex::new(self.connect(member).await?));
         clients.insert(member.to_string(), client.clone());
