@@ -15,6 +15,7 @@ use crate::engine::{Engine, EngineError, Limits, SlotRunner};
 use crate::imports::{code_name, Approval, HostState, RunContext, RunRecord};
 use crate::journal::{new_run_id, Journal};
 use crate::policy::{config, Policy, World};
+use crate::probe::{ProbeError, ProbeSummary, WriteProbe};
 use crate::target::{Target, TargetError};
 use crate::wit::pattern::PatternStatus;
 use crate::wit::{ErrorCode, Outcome};
@@ -59,6 +60,21 @@ pub struct ExecArgs {
     /// Report format.
     #[arg(long, value_enum, default_value_t)]
     output: OutputFormat,
+
+    /// While the policy runs, write numbered records to this database of the
+    /// target (`postgres-cluster`) through its primary Service, as a client
+    /// would; report the longest write gap and check afterwards that no
+    /// acknowledged write was lost (a loss fails the run).
+    #[arg(long, value_name = "DATABASE")]
+    write_probe: Option<String>,
+
+    /// The probe's writes per second.
+    #[arg(long, value_name = "N", default_value_t = crate::probe::DEFAULT_RATE, value_parser = clap::value_parser!(u32).range(1..=5000))]
+    probe_rate: u32,
+
+    /// The table the PostgreSQL probe writes (created if missing).
+    #[arg(long, value_name = "NAME", default_value = "runner_probe")]
+    probe_table: String,
 
     /// Wall-clock limit (default: 30s for gates, 1h for patterns).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
@@ -165,6 +181,17 @@ struct Ending {
 }
 
 pub fn run(args: ExecArgs, cache_dir: Option<PathBuf>) -> CommandResult {
+    let target = Target::from_arg(&args.target).map_err(|e| Failure::bad_input(e.to_string()))?;
+    let executed = execute(&args, &target, cache_dir)?;
+    match args.output {
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&executed.json()).unwrap_or_default()),
+        OutputFormat::Text => print!("{}", executed.text()),
+    }
+    Ok(executed.exit())
+}
+
+/// Run a policy against `target`; what happened, not yet printed.
+pub(super) fn execute(args: &ExecArgs, target: &Target, cache_dir: Option<PathBuf>) -> Result<Executed, Failure> {
     let started = Instant::now();
     let policy = load_policy(&args.policy)?;
     let pairs: Vec<(String, String)> = args.config.iter().map(|p| config::split_pair(p).map_err(|e| Failure::bad_input(format!("--config: {e}")))).collect::<Result<_, _>>()?;
@@ -172,11 +199,13 @@ pub fn run(args: ExecArgs, cache_dir: Option<PathBuf>) -> CommandResult {
     for mismatch in policy.import_report.mismatches() {
         tracing::warn!("{}: {mismatch}", policy.name());
     }
-    let allowed = allowed(&args)?;
-    let target = Target::from_arg(&args.target).map_err(|e| Failure::bad_input(e.to_string()))?;
+    let allowed = allowed(args)?;
+    if args.write_probe.is_some() && args.dry_run {
+        return Err(Failure::bad_input("--write-probe writes to the database; a --dry-run changes nothing, so it takes no probe"));
+    }
     let slots = bind_gates(&policy, &args.gates)?;
     let runtime = runtime()?;
-    let kube = runtime.block_on(kube_backend(&target))?;
+    let kube = runtime.block_on(kube_backend(target))?;
     let run_id = new_run_id(policy.name());
     let journal_path = args.journal.clone().unwrap_or_else(|| Journal::default_path(&run_id));
     let journal = Journal::open(&journal_path, run_id).map_err(|e| Failure::bad_input(format!("{}: cannot open the journal: {e}", journal_path.display())))?;
@@ -198,7 +227,14 @@ pub fn run(args: ExecArgs, cache_dir: Option<PathBuf>) -> CommandResult {
     let prepared = engine.prepare(&policy).map_err(engine_failure)?;
     tracing::debug!("{}: compiled artifact {}", policy.name(), if prepared.from_cache { "loaded from the cache" } else { "compiled and cached" });
 
-    let mut context = RunContext::new(journal, Backends::with_kube(kube, &target), args.dry_run, Approval::from_flags(args.approve));
+    let probe = match &args.write_probe {
+        Some(database) => Some(runtime.block_on(WriteProbe::start(target, kube.as_ref(), database, &args.probe_table, args.probe_rate)).map_err(|e| match e {
+            ProbeError::Bad(message) => Failure::bad_input(message),
+            ProbeError::Unreachable(message) => Failure::new(Exit::Unavailable, format!("{message} (nothing was run)")),
+        })?),
+        None => None,
+    };
+    let mut context = RunContext::new(journal, Backends::with_kube(kube, target), args.dry_run, Approval::from_flags(args.approve));
     if policy.manifest.world == World::Pattern {
         context.gates = Some(Arc::new(SlotRunner::new(engine.clone(), slots)));
     }
@@ -233,6 +269,7 @@ pub fn run(args: ExecArgs, cache_dir: Option<PathBuf>) -> CommandResult {
             }),
         }
     });
+    let probe = probe.map(WriteProbe::finish);
     let _ = context.journal.flush();
     let record = context.record.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let mut ending = ending.map_err(engine_failure)?;
@@ -244,12 +281,15 @@ pub fn run(args: ExecArgs, cache_dir: Option<PathBuf>) -> CommandResult {
             ending.exit = Exit::Unavailable;
         }
     }
-    let report = Report { policy: &policy, ending: &ending, record: &record, journal: context.journal.path(), dry_run: args.dry_run, wall: started.elapsed(), from_cache: prepared.from_cache };
-    match args.output {
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report.json()).unwrap_or_default()),
-        OutputFormat::Text => print!("{}", report.text()),
+    if let Some(summary) = probe.as_ref().filter(|s| !s.no_loss()) {
+        ending.exit = Exit::PolicyFailed;
+        ending.reasons.push(match &summary.verify_error {
+            Some(e) => format!("write probe: the acknowledged writes could not be checked: {e}"),
+            None => format!("write probe: {} acknowledged write(s) LOST, e.g. {}", summary.lost_writes, summary.lost_sample.join(", ")),
+        });
     }
-    Ok(ending.exit)
+    let journal = context.journal.path().map(std::path::Path::to_path_buf);
+    Ok(Executed { policy, ending, record, journal, dry_run: args.dry_run, wall: started.elapsed(), from_cache: prepared.from_cache, probe })
 }
 
 fn error_ending(error: crate::wit::Error) -> Ending {
@@ -273,18 +313,31 @@ fn engine_failure(error: EngineError) -> Failure {
     Failure::new(exit, error.to_string())
 }
 
-struct Report<'a> {
-    policy: &'a Policy,
-    ending: &'a Ending,
-    record: &'a RunRecord,
-    journal: Option<&'a std::path::Path>,
+/// A finished run: the policy, how it ended, what it did, what the probe saw.
+pub(super) struct Executed {
+    pub policy: Policy,
+    ending: Ending,
+    pub record: RunRecord,
+    journal: Option<PathBuf>,
     dry_run: bool,
-    wall: Duration,
+    pub wall: Duration,
     from_cache: bool,
+    pub probe: Option<ProbeSummary>,
 }
 
-impl Report<'_> {
-    fn json(&self) -> Value {
+impl Executed {
+    /// The exit code the run earns.
+    pub fn exit(&self) -> Exit {
+        self.ending.exit
+    }
+
+    /// `succeeded`, `rolled-back`, `pass`, `fail`, `error`, ...
+    pub fn outcome(&self) -> &str {
+        &self.ending.outcome
+    }
+
+    /// The report as JSON (`--output json`).
+    pub fn json(&self) -> Value {
         let m = &self.policy.manifest;
         json!({
             "policy": {"name": m.name, "version": m.version, "world": m.world, "digest": self.policy.digest, "path": self.policy.path},
@@ -301,12 +354,14 @@ impl Report<'_> {
             "denied": self.record.denied,
             "unavailable": self.record.unavailable,
             "journal": self.journal,
+            "probe": self.probe,
             "wall_ms": self.wall.as_secs_f64() * 1000.0,
             "compiled_from_cache": self.from_cache,
         })
     }
 
-    fn text(&self) -> String {
+    /// The report as text.
+    pub fn text(&self) -> String {
         use std::fmt::Write;
         let m = &self.policy.manifest;
         let mut out = String::new();
@@ -319,6 +374,12 @@ impl Report<'_> {
         }
         for metric in &self.record.metrics {
             let _ = writeln!(out, "  metric {} = {} {}", metric.name, metric.value, metric.unit);
+        }
+        if let Some(probe) = &self.probe {
+            let _ = writeln!(out, "  probe {}: {}", probe.what, probe.line());
+            for error in &probe.errors {
+                let _ = writeln!(out, "    write error {error}");
+            }
         }
         let _ = writeln!(out, "{}", self.ending.outcome.to_uppercase());
         for reason in &self.ending.reasons {
@@ -334,7 +395,7 @@ impl Report<'_> {
                 let _ = writeln!(out, "  {:>2}. {} {} {}{needs}", i + 1, call.component, call.call, call.args);
             }
         }
-        if let Some(path) = self.journal {
+        if let Some(path) = &self.journal {
             let _ = writeln!(out, "journal: {}", path.display());
         }
         out

@@ -40,6 +40,11 @@ pub struct TopologyArgs {
 }
 
 impl TopologyArgs {
+    /// Only the PostgreSQL cluster (or only the Redis one), on `subnet`.
+    pub(super) fn only(redis: bool, subnet: u8) -> Self {
+        TopologyArgs { postgres: !redis, redis, nodes: 3, subnet }
+    }
+
     fn topology(&self) -> Topology {
         let neither = !self.postgres && !self.redis;
         Topology { nodes_per_pool: self.nodes as usize, postgres: self.postgres || neither, redis: self.redis }
@@ -107,7 +112,13 @@ pub fn run(args: LabArgs) -> CommandResult {
             runner_lab::daemon::serve(dir, topology.topology(), topology.subnet, shutdown_signal()).await.map_err(|e| Failure::new(Exit::PolicyFailed, format!("lab: {e:#}")))?;
             Ok(Exit::Success)
         }),
-        LabCommand::Up { topology, wait } => rt.block_on(up(&dir, &topology, wait)),
+        LabCommand::Up { topology, wait } => rt.block_on(async {
+            let client = start(&dir, &topology, wait).await?;
+            print_status(&ops::status(&client).await.map_err(unavailable)?);
+            println!("\nThe lab is a local Kubernetes API server (not an upstream Kubernetes) whose Pods are real database processes.");
+            println!("Use it with kubectl:\n  export KUBECONFIG={}", dir.kubeconfig().display());
+            Ok(Exit::Success)
+        }),
         LabCommand::Status { output } => rt.block_on(async {
             let client = LabClient::new(&dir).map_err(unavailable)?;
             let rows = ops::status(&client).await.map_err(|e| unavailable(format!("the lab is not running ({e}); start it with `runner lab up`")))?;
@@ -123,11 +134,17 @@ pub fn run(args: LabArgs) -> CommandResult {
             println!("backup written to {} and job postgres-backup marked complete", target.display());
             Ok(Exit::Success)
         }),
-        LabCommand::Down => down(&dir),
+        LabCommand::Down => {
+            let reaped = stop(&dir);
+            println!("lab stopped{}", if reaped > 0 { format!(" ({reaped} leftover database process(es) stopped)") } else { String::new() });
+            Ok(Exit::Success)
+        }
     }
 }
 
-async fn up(dir: &LabDir, topology: &TopologyArgs, wait: Duration) -> CommandResult {
+/// Start the lab daemon in `dir` (unless one runs) and wait until every
+/// database is Ready; a client of its API server.
+pub(super) async fn start(dir: &LabDir, topology: &TopologyArgs, wait: Duration) -> Result<LabClient, Failure> {
     let mut daemon = if ops::daemon_pid(dir).is_none() {
         let reaped = ops::reap_leftovers(dir);
         if reaped > 0 {
@@ -166,13 +183,12 @@ async fn up(dir: &LabDir, topology: &TopologyArgs, wait: Duration) -> CommandRes
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     ops::wait_ready(&client, wait).await.map_err(|e| unavailable(format!("{e}; see {} and `runner lab status`", dir.log_file().display())))?;
-    print_status(&ops::status(&client).await.map_err(unavailable)?);
-    println!("\nThe lab is a local Kubernetes API server (not an upstream Kubernetes) whose Pods are real database processes.");
-    println!("Use it with kubectl:\n  export KUBECONFIG={}", dir.kubeconfig().display());
-    Ok(Exit::Success)
+    Ok(client)
 }
 
-fn down(dir: &LabDir) -> CommandResult {
+/// Stop the lab daemon in `dir` and any database process it left behind;
+/// how many leftovers were stopped.
+pub(super) fn stop(dir: &LabDir) -> usize {
     match ops::daemon_pid(dir) {
         Some(pid) => {
             // SAFETY: asking our own daemon to shut down.
@@ -188,12 +204,11 @@ fn down(dir: &LabDir) -> CommandResult {
         }
         None => eprintln!("no lab daemon running in {}", dir.root.display()),
     }
-    let reaped = ops::reap_leftovers(dir);
-    println!("lab stopped{}", if reaped > 0 { format!(" ({reaped} leftover database process(es) stopped)") } else { String::new() });
-    Ok(Exit::Success)
+    ops::reap_leftovers(dir)
 }
 
-fn print_status(rows: &[ops::PodRow]) {
+/// The lab's Pods as a table.
+pub(super) fn print_status(rows: &[ops::PodRow]) {
     println!("{:<22} {:<12} {:<6} {:<8} {:<36} {:<14} {:<8} ADDRESS", "POD", "PHASE", "READY", "ROLE", "NODE", "POOL", "VERSION");
     for r in rows {
         println!("{:<22} {:<12} {:<6} {:<8} {:<36} {:<14} {:<8} {}", r.name, r.phase, if r.ready { "1/1" } else { "0/1" }, r.role, r.node, r.pool, r.version, r.address);

@@ -1,6 +1,7 @@
 //! The `runner` command line.
 
 mod bench;
+mod demo;
 mod exec;
 mod lab;
 mod list;
@@ -71,6 +72,8 @@ const EXIT_CODES: &str = "Exit codes: 0 success or gate pass, 1 the policy repor
 enum Command {
     /// Run a gate or a pattern.
     Exec(exec::ExecArgs),
+    /// The main job on a fresh lab: upgrade a real database cluster with a write probe; print downtime and lost writes.
+    Demo(demo::DemoArgs),
     /// Show what a policy can touch and will do, before it runs.
     Review(review::ReviewArgs),
     /// List the bundled policies.
@@ -113,6 +116,7 @@ pub fn main() -> ExitCode {
     let cache_dir = cli.cache_dir.clone().or_else(crate::engine::default_cache_dir);
     let result = match cli.command {
         Command::Exec(args) => exec::run(args, cache_dir),
+        Command::Demo(args) => demo::run(args, cache_dir),
         Command::Review(args) => review::run(args),
         Command::List(args) => list::run(args),
         Command::Lab(args) => lab::run(args),

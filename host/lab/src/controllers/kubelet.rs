@@ -244,8 +244,9 @@ impl Kubelet {
                             ready = Some(now_ready);
                             self.set_running(&pod, &spec, now_ready, &started_at, restarts);
                         }
-                        // Roles change under a pattern's feet (promotion, failover): look again every ~2 s.
-                        if now_ready && probes.is_multiple_of(10) {
+                        // Roles change under a pattern's feet (promotion, failover): look again every other probe,
+                        // so `kubectl get pods -L role` catches up within half a second.
+                        if now_ready && probes.is_multiple_of(2) {
                             self.label_role(&pod, &spec).await;
                         }
                         probes = probes.wrapping_add(1);

@@ -1,0 +1,307 @@
+//! `runner demo`: the README's main job. A fresh lab, a real upgrade of its
+//! database cluster by a bundled pattern, a write probe running through it,
+//! and the figures that matter: how long writes were unavailable and
+//! whether an acknowledged write was lost.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use clap::{Args, Parser, ValueEnum};
+use runner_lab::client::LabClient;
+use runner_lab::daemon::LabDir;
+use runner_lab::ops;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::exec::{ExecArgs, Executed, execute};
+use super::lab::{TopologyArgs, print_status, start, stop};
+use super::{CommandResult, Exit, Failure, OutputFormat, runtime};
+use crate::backends::Backends;
+use crate::target::Target;
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Which cluster to upgrade.
+    #[arg(value_enum)]
+    database: DemoDatabase,
+
+    /// Run the whole demo N times, each on a fresh lab, and report the medians.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+    repeat: u32,
+
+    /// Report format; `json` prints one object (downtime_ms, lost_writes, ...).
+    #[arg(long, value_enum, default_value_t)]
+    output: OutputFormat,
+
+    /// The demo lab's directory (wiped at each run; default: runner-demo in the temporary directory).
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+
+    /// Loopback subnet of the demo lab (127.N.x.x), apart from a lab you run yourself.
+    #[arg(long, value_name = "N", default_value_t = 50, value_parser = clap::value_parser!(u8).range(1..=254))]
+    subnet: u8,
+
+    /// Leave the (last) lab running afterwards, to look at it with kubectl.
+    #[arg(long)]
+    keep: bool,
+
+    /// The write probe's writes per second.
+    #[arg(long, value_name = "N", default_value_t = crate::probe::DEFAULT_RATE, value_parser = clap::value_parser!(u32).range(1..=5000))]
+    probe_rate: u32,
+}
+
+/// The clusters a demo can upgrade.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum DemoDatabase {
+    /// The seed's Ferris wheel on the lab's 3-member PostgreSQL cluster.
+    Postgres,
+}
+
+impl DemoDatabase {
+    fn pattern(self) -> &'static str {
+        match self {
+            DemoDatabase::Postgres => "postgres-ferris-wheel",
+        }
+    }
+
+    fn database(self) -> &'static str {
+        match self {
+            DemoDatabase::Postgres => "postgres-cluster",
+        }
+    }
+
+    fn allowances(self) -> &'static [&'static str] {
+        match self {
+            DemoDatabase::Postgres => &["kube:*", "postgres:*"],
+        }
+    }
+}
+
+/// `exec`'s flags, so the demo runs exactly what an operator would type.
+#[derive(Parser)]
+struct ExecLine {
+    #[command(flatten)]
+    args: ExecArgs,
+}
+
+/// One run of the demo.
+#[derive(Serialize)]
+struct DemoRun {
+    outcome: String,
+    downtime_ms: f64,
+    acknowledged_writes: u64,
+    lost_writes: u64,
+    failed_writes: u64,
+    wall_ms: f64,
+    lab_up_ms: f64,
+    steps: Vec<Value>,
+    final_cluster: FinalCluster,
+    #[serde(skip)]
+    exit: Exit,
+}
+
+/// The cluster after the run, as the databases themselves tell it.
+#[derive(Serialize, Default)]
+struct FinalCluster {
+    /// Every member runs on a Node of the upgraded pool.
+    all_on_upgraded_pool: bool,
+    /// Members that answer `pg_is_in_recovery() = false`.
+    primaries: Vec<String>,
+    /// Standbys streaming from the primary (pg_stat_replication).
+    streaming_standbys: u64,
+    /// Pods: name, node, pool, role.
+    members: Vec<Value>,
+    /// Set when the check itself could not be made.
+    error: Option<String>,
+}
+
+impl FinalCluster {
+    fn healthy(&self, members: usize) -> bool {
+        self.error.is_none() && self.all_on_upgraded_pool && self.primaries.len() == 1 && self.streaming_standbys as usize == members - 1 && self.members.len() == members
+    }
+}
+
+pub fn run(args: DemoArgs, cache_dir: Option<PathBuf>) -> CommandResult {
+    let dir = LabDir::new(args.dir.clone().unwrap_or_else(|| std::env::temp_dir().join("runner-demo")));
+    let text = args.output == OutputFormat::Text;
+    stop_on_interrupt(dir.clone());
+    if text {
+        println!(
+            "runner demo {}: {} on the lab ({}), {} writes/s through the primary's Service meanwhile{}",
+            args.database.database(),
+            args.database.pattern(),
+            dir.root.display(),
+            args.probe_rate,
+            if args.repeat > 1 { format!(", {} runs", args.repeat) } else { String::new() }
+        );
+    }
+    let mut runs = Vec::new();
+    for n in 1..=args.repeat {
+        let last = n == args.repeat;
+        let result = one_run(&args, &dir, cache_dir.clone(), text);
+        if !(last && args.keep) || result.is_err() {
+            stop(&dir);
+        }
+        let run = result?;
+        if text {
+            println!(
+                "run {n}/{}: {} | downtime (longest gap between acknowledged writes) {:.0} ms | {} acknowledged writes, {} LOST | {} failed (not acknowledged) | wall {:.1} s | final cluster {}",
+                args.repeat,
+                run.outcome,
+                run.downtime_ms,
+                run.acknowledged_writes,
+                run.lost_writes,
+                run.failed_writes,
+                run.wall_ms / 1000.0,
+                if run.final_cluster.healthy(3) { "ok" } else { "NOT as expected" }
+            );
+        }
+        runs.push(run);
+    }
+    let exit = if runs.iter().all(|r| r.exit == Exit::Success && r.lost_writes == 0 && r.final_cluster.healthy(3)) { Exit::Success } else { Exit::PolicyFailed };
+    let summary = summarize(args.database.pattern(), &runs);
+    match args.output {
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&summary).unwrap_or_default()),
+        OutputFormat::Text => {
+            if args.repeat > 1 {
+                println!("median over {} runs: downtime {:.0} ms, wall {:.1} s; {} acknowledged writes in all, {} lost", runs.len(), summary["downtime_ms"].as_f64().unwrap_or(0.0), summary["wall_ms"].as_f64().unwrap_or(0.0) / 1000.0, summary["acknowledged_writes"], summary["lost_writes"]);
+            }
+            if args.keep {
+                println!("\nthe lab is still running: export KUBECONFIG={}; stop it with `runner lab --dir {} down`", dir.kubeconfig().display(), dir.root.display());
+            }
+            println!("{}", if exit == Exit::Success { "DEMO OK: every member upgraded, no acknowledged write lost" } else { "DEMO FAILED (see above)" });
+        }
+    }
+    Ok(exit)
+}
+
+fn one_run(args: &DemoArgs, dir: &LabDir, cache_dir: Option<PathBuf>, text: bool) -> Result<DemoRun, Failure> {
+    // A fresh cluster each time: the last run left every member upgraded.
+    stop(dir);
+    if dir.root.exists() {
+        std::fs::remove_dir_all(&dir.root).map_err(|e| Failure::bad_input(format!("cannot clear the demo lab {}: {e}", dir.root.display())))?;
+    }
+    let rt = runtime()?;
+    let began = Instant::now();
+    let client = rt.block_on(start(dir, &TopologyArgs::only(false, args.subnet), Duration::from_secs(240)))?;
+    let lab_up = began.elapsed();
+    let rows = rt.block_on(ops::status(&client)).map_err(|e| Failure::new(Exit::Unavailable, e.to_string()))?;
+    if text {
+        println!("\nlab up in {:.1} s:", lab_up.as_secs_f64());
+        print_status(&rows);
+    }
+    let backup = rt.block_on(ops::backup(dir, &client)).map_err(|e| Failure::new(Exit::PolicyFailed, format!("backup: {e:#}")))?;
+    if text {
+        println!("backup: pg_basebackup of the primary into {}; Job postgres-backup complete\n", backup.display());
+    }
+    drop(rt);
+
+    let mut line = vec!["exec".to_string(), args.database.pattern().into(), "--approve".into(), "--write-probe".into(), args.database.database().into(), "--probe-rate".into(), args.probe_rate.to_string()];
+    for cap in args.database.allowances() {
+        line.extend(["--allow".to_string(), cap.to_string()]);
+    }
+    if text {
+        println!("$ runner {}", line.join(" "));
+    }
+    let exec = ExecLine::try_parse_from(&line).map_err(|e| Failure::new(Exit::PolicyFailed, format!("the demo's exec line: {e}")))?;
+    let target = Target::lab(dir.root.clone());
+    let executed = execute(&exec.args, &target, cache_dir)?;
+    let rt = runtime()?;
+    let final_cluster = rt.block_on(final_cluster(&target, &client));
+    if text {
+        print!("{}", executed.text());
+        println!("\nafter the run:");
+        if let Ok(rows) = rt.block_on(ops::status(&client)) {
+            print_status(&rows);
+        }
+    }
+    Ok(demo_run(executed, final_cluster, lab_up))
+}
+
+fn demo_run(executed: Executed, final_cluster: FinalCluster, lab_up: Duration) -> DemoRun {
+    let probe = executed.probe.clone().unwrap_or_default();
+    DemoRun {
+        outcome: executed.outcome().to_string(),
+        downtime_ms: probe.downtime_ms,
+        acknowledged_writes: probe.acknowledged_writes,
+        lost_writes: probe.lost_writes,
+        failed_writes: probe.failed_ops,
+        wall_ms: executed.wall.as_secs_f64() * 1000.0,
+        lab_up_ms: lab_up.as_secs_f64() * 1000.0,
+        steps: executed.record.steps.iter().map(|s| json!({"name": s.name, "outcome": s.outcome, "ms": s.ms})).collect(),
+        final_cluster,
+        exit: executed.exit(),
+    }
+}
+
+/// Where every member runs and what each says it is, asked of the members themselves.
+async fn final_cluster(target: &Target, client: &LabClient) -> FinalCluster {
+    let mut result = FinalCluster::default();
+    let rows = match ops::status(client).await {
+        Ok(rows) => rows,
+        Err(e) => return FinalCluster { error: Some(e.to_string()), ..result },
+    };
+    let kube = match target.connect().await {
+        Ok(kube) => std::sync::Arc::new(kube),
+        Err(e) => return FinalCluster { error: Some(e.to_string()), ..result },
+    };
+    let postgres = Backends::with_kube(kube, target).postgres;
+    let members: Vec<_> = rows.iter().filter(|r| r.name.starts_with("postgres-cluster-")).collect();
+    result.all_on_upgraded_pool = !members.is_empty() && members.iter().all(|r| r.pool == "upgraded-pool");
+    for row in &members {
+        let role = match postgres.query(&row.name, "SELECT pg_is_in_recovery() AS standby", &[]).await {
+            Ok(json) if json.contains("\"standby\":false") => "primary",
+            Ok(_) => "standby",
+            Err(e) => {
+                result.error = Some(format!("{}: {e}", row.name));
+                "unreachable"
+            }
+        };
+        if role == "primary" {
+            result.primaries.push(row.name.clone());
+        }
+        result.members.push(json!({"name": row.name, "node": row.node, "pool": row.pool, "role": role}));
+    }
+    if let [primary] = result.primaries.as_slice() {
+        match postgres.query(primary, "SELECT count(*) AS n FROM pg_stat_replication WHERE state = 'streaming'", &[]).await {
+            Ok(json) => result.streaming_standbys = serde_json::from_str::<Value>(&json).ok().and_then(|v| v[0]["n"].as_u64()).unwrap_or(0),
+            Err(e) => result.error = Some(format!("{primary}: {e}")),
+        }
+    }
+    result
+}
+
+/// One JSON object: the medians of downtime and wall time, the sums of
+/// writes, every run in `runs`, the steps of the last run.
+fn summarize(pattern: &str, runs: &[DemoRun]) -> Value {
+    let median = |pick: fn(&DemoRun) -> f64| {
+        let mut values: Vec<f64> = runs.iter().map(pick).collect();
+        values.sort_by(f64::total_cmp);
+        values.get(values.len() / 2).copied().unwrap_or(0.0)
+    };
+    let last = runs.last();
+    json!({
+        "pattern": pattern,
+        "outcome": last.map(|r| r.outcome.as_str()),
+        "repeat": runs.len(),
+        "downtime_ms": median(|r| r.downtime_ms),
+        "acknowledged_writes": runs.iter().map(|r| r.acknowledged_writes).sum::<u64>(),
+        "lost_writes": runs.iter().map(|r| r.lost_writes).sum::<u64>(),
+        "failed_writes": runs.iter().map(|r| r.failed_writes).sum::<u64>(),
+        "wall_ms": median(|r| r.wall_ms),
+        "steps": last.map(|r| r.steps.clone()).unwrap_or_default(),
+        "final_cluster": last.map(|r| &r.final_cluster),
+        "runs": runs,
+    })
+}
+
+/// Ctrl-C stops the demo's lab too: its daemon runs in its own process group.
+fn stop_on_interrupt(dir: LabDir) {
+    std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+        rt.block_on(super::lab::shutdown_signal());
+        eprintln!("\ninterrupted: stopping the demo lab in {}", dir.root.display());
+        stop(&dir);
+        std::process::exit(130);
+    });
+}
