@@ -3,118 +3,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
 
+use common::lab::*;
 use common::*;
-
-/// A lab in a temporary directory, brought down (every process stopped) on drop.
-struct Lab {
-    dir: tempfile::TempDir,
-}
-
-impl Lab {
-    fn up(flags: &[&str]) -> Lab {
-        // The database processes run as the postgres user: the directory must be reachable.
-        let dir = tempfile::Builder::new().prefix("runner-lab-test-").tempdir_in("/tmp").unwrap();
-        let lab = Lab { dir };
-        let mut args = vec!["lab", "--dir", path(lab.dir.path()), "up", "--wait", "240s"];
-        args.extend_from_slice(flags);
-        let output = lab.runner(&args);
-        if !output.status.success() {
-            let log = std::fs::read_to_string(lab.dir.path().join("daemon.log")).unwrap_or_default();
-            panic!("lab up failed:\n{}{}\n--- daemon.log ---\n{log}", stdout(&output), stderr(&output));
-        }
-        lab
-    }
-
-    fn runner(&self, args: &[&str]) -> Output {
-        Command::new(assert_cmd::cargo::cargo_bin("runner")).args(args).env_remove("RUNNER_LOG").output().unwrap()
-    }
-
-    /// `runner ARGS` with this lab as `--target lab`.
-    fn runner_on_lab(&self, args: &[&str]) -> Output {
-        Command::new(assert_cmd::cargo::cargo_bin("runner"))
-            .args(args)
-            .env_remove("RUNNER_LOG")
-            .env("RUNNER_LAB_DIR", self.dir.path())
-            .env("RUNNER_CACHE_DIR", self.dir.path().join("cache"))
-            .env("RUNNER_POLICY_PATH", repo().join("policies/dist"))
-            .output()
-            .unwrap()
-    }
-
-    fn kubeconfig(&self) -> PathBuf {
-        self.dir.path().join("kubeconfig")
-    }
-
-    /// `kubectl ARGS`; panics with its output unless it exits 0.
-    fn kubectl(&self, args: &[&str]) -> String {
-        let output = self.kubectl_raw(args);
-        assert!(output.status.success(), "kubectl {}: {}{}", args.join(" "), stdout(&output), stderr(&output));
-        stdout(&output)
-    }
-
-    fn kubectl_raw(&self, args: &[&str]) -> Output {
-        Command::new("kubectl").arg("--kubeconfig").arg(self.kubeconfig()).args(args).output().unwrap()
-    }
-
-    fn password(&self, secret: &str) -> String {
-        use base64::Engine;
-        let encoded = self.kubectl(&["get", "secret", secret, "-o", "jsonpath={.data.password}"]);
-        String::from_utf8(base64::engine::general_purpose::STANDARD.decode(encoded.trim()).unwrap()).unwrap()
-    }
-
-    fn service_ip(&self, service: &str) -> String {
-        self.kubectl(&["get", "svc", service, "-o", "jsonpath={.spec.clusterIP}"]).trim().to_string()
-    }
-
-    fn pod_field(&self, pod: &str, path: &str) -> String {
-        self.kubectl(&["get", "pod", pod, "-o", &format!("jsonpath={{{path}}}")]).trim().to_string()
-    }
-
-    /// Wait until `pod` exists again with a uid other than `old_uid` and is Ready; its new uid.
-    fn recreated_ready(&self, pod: &str, old_uid: &str) -> String {
-        eventually(&format!("{pod} recreated and Ready"), Duration::from_secs(120), || {
-            let out = self.kubectl_raw(&["get", "pod", pod, "-o", r#"jsonpath={.metadata.uid} {.status.conditions[?(@.type=="Ready")].status}"#]);
-            let text = stdout(&out);
-            let (uid, ready) = text.trim().split_once(' ')?;
-            (out.status.success() && uid != old_uid && ready == "True").then(|| uid.to_string())
-        })
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        let output = self.runner(&["lab", "--dir", path(self.dir.path()), "down"]);
-        if !output.status.success() {
-            eprintln!("lab down: {}{}", stdout(&output), stderr(&output));
-        }
-    }
-}
-
-/// `psql` against `host:5432` as postgres; returns trimmed stdout.
-fn psql(host: &str, password: &str, sql: &str) -> Result<String, String> {
-    let output = Command::new("psql")
-        .args(["-h", host, "-p", "5432", "-U", "postgres", "-d", "postgres", "-At", "-v", "ON_ERROR_STOP=1", "-c", sql])
-        .env("PGPASSWORD", password)
-        .env("PGCONNECT_TIMEOUT", "5")
-        .output()
-        .unwrap();
-    if output.status.success() { Ok(stdout(&output).trim().to_string()) } else { Err(stderr(&output)) }
-}
-
-fn eventually<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "{what}: not within {timeout:?}");
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
 
 /// Database servers running out of `dir` (one postmaster or redis-server per member).
 fn servers_under(dir: &Path) -> Vec<String> {

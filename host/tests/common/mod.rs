@@ -2,6 +2,8 @@
 //! sandboxed cache and journal per test, and a runner invocation.
 #![allow(dead_code)]
 
+pub mod lab;
+
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
