@@ -38,39 +38,40 @@ pub fn pod_index(pods: &[Pod]) -> Vec<(String, Option<String>)> {
 /// The replica-set status, asked of the primary when some member can name
 /// it (`hello`), else of any member that answers. Returns the member that
 /// answered and its status; `unavailable` naming each member's error when
-/// none does.
+/// none does. A member that did not answer `hello` is not asked again (an
+/// unreachable member costs the backend's connect timeout once, not twice).
 pub fn status(pods: &[Pod]) -> Result<(String, Status), Error> {
+    if pods.is_empty() {
+        return Err(Error::new(ErrorCode::NotFound, "the StatefulSet has no Pods"));
+    }
     let index = pod_index(pods);
-    let mut order: Vec<String> = Vec::new();
+    let mut primary: Option<String> = None;
+    let mut unreachable: Vec<&str> = Vec::new();
     let mut errors = Vec::new();
     for pod in pods {
         match hello(&pod.name) {
             Ok(h) => {
-                let primary = if h.writable_primary { Some(pod.name.clone()) } else { h.primary.as_deref().and_then(|p| rs::pod_of(p, &index)).map(str::to_string) };
-                if let Some(primary) = primary {
-                    order.push(primary);
+                primary = if h.writable_primary { Some(pod.name.clone()) } else { h.primary.as_deref().and_then(|p| rs::pod_of(p, &index)).map(str::to_string) };
+                if primary.is_some() {
+                    break;
                 }
-                order.push(pod.name.clone());
-                break;
             }
-            Err(e) => errors.push(e.message),
+            Err(e) if e.code == ErrorCode::Denied => return Err(e),
+            Err(e) => {
+                unreachable.push(&pod.name);
+                errors.push(e.message);
+            }
         }
     }
-    order.extend(pods.iter().map(|p| p.name.clone()));
-    let mut asked = Vec::new();
+    let mut order: Vec<String> = primary.into_iter().chain(pods.iter().map(|p| p.name.clone())).filter(|n| !unreachable.contains(&n.as_str())).collect();
+    let mut seen = Vec::new();
+    order.retain(|n| if seen.contains(n) { false } else { seen.push(n.clone()); true });
     for member in order {
-        if asked.contains(&member) {
-            continue;
-        }
         match status_of(&member) {
             Ok(status) => return Ok((member, status)),
             Err(e) if e.code == ErrorCode::Denied => return Err(e),
             Err(e) => errors.push(e.message),
         }
-        asked.push(member);
-    }
-    if pods.is_empty() {
-        return Err(Error::new(ErrorCode::NotFound, "the StatefulSet has no Pods"));
     }
     Err(Error::new(ErrorCode::Unavailable, format!("no member answered replSetGetStatus: {}", errors.join("; "))))
 }
