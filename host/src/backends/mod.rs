@@ -5,16 +5,19 @@
 //! The host's import layer (`crate::imports`) checks capabilities, journals,
 //! and then calls one of these traits. [`KubeBackend`] (kube-rs) serves
 //! Kubernetes for the lab and real clusters; [`PostgresBackend`]
-//! (tokio-postgres) serves PostgreSQL members; Redis and MongoDB are not
-//! built yet ([`Unavailable`]).
+//! (tokio-postgres) serves PostgreSQL members; [`MongoBackend`] (the
+//! `mongodb` driver) serves MongoDB members; Redis is not built yet
+//! ([`Unavailable`]).
 
 pub mod kube;
+pub mod mongo;
 mod postgres;
 mod unavailable;
 
 use std::sync::Arc;
 
 pub use self::kube::KubeBackend;
+pub use mongo::MongoBackend;
 pub use postgres::PostgresBackend;
 pub use unavailable::Unavailable;
 
@@ -235,19 +238,15 @@ impl Backends {
         }
     }
 
-    /// `kube` for Kubernetes, and PostgreSQL members of `target` reached
-    /// through it (addresses from their Pods, passwords from the target's
-    /// credential sources); Redis and MongoDB, which later issues bring,
-    /// answer `unavailable`.
+    /// `kube` for Kubernetes, and PostgreSQL and MongoDB members of `target`
+    /// reached through it (addresses from their Pods, passwords from the
+    /// target's credential sources); Redis, which a later issue brings,
+    /// answers `unavailable`.
     pub fn with_kube(kube: Arc<dyn Kube>, target: &crate::target::Target) -> Self {
         let namespace = target.namespace.clone().unwrap_or_else(|| "default".into());
-        let postgres = Arc::new(PostgresBackend::new(target.clone(), namespace, kube.clone()));
+        let postgres = Arc::new(PostgresBackend::new(target.clone(), namespace.clone(), kube.clone()));
+        let mongo = Arc::new(MongoBackend::new(target.clone(), namespace, kube.clone()));
         let target: Arc<str> = target.label().into();
-        Backends {
-            kube,
-            postgres,
-            redis: Arc::new(Unavailable::new("Redis", "#6", target.clone())),
-            mongo: Arc::new(Unavailable::new("MongoDB", "#7", target)),
-        }
+        Backends { kube, postgres, redis: Arc::new(Unavailable::new("Redis", "#6", target)), mongo }
     }
 }

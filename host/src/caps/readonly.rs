@@ -30,13 +30,43 @@ const MONGO_READ: &[&str] = &[
     "listcollections", "listindexes", "count", "find", "hostinfo", "getlog", "connectionstatus", "getcmdlineopts", "getparameter",
 ];
 
-/// Whether a MongoDB command document only reads. The command name is the
-/// document's first key.
-pub fn mongo_is_read(command: &serde_json::Value) -> bool {
-    command
-        .as_object()
-        .and_then(|doc| doc.keys().next())
-        .is_some_and(|name| MONGO_READ.contains(&name.to_ascii_lowercase().as_str()))
+/// Whether a MongoDB command document (JSON text) only reads. MongoDB
+/// takes the document's first key, in the order written, as the command's
+/// name; a parsed `serde_json::Value` sorts its keys, so the name is read
+/// from the text itself (else `{"insert": .., "count": 1}` would pass as a
+/// `count`).
+pub fn mongo_is_read(command: &str) -> bool {
+    mongo_command_name(command).is_some_and(|name| MONGO_READ.contains(&name.to_ascii_lowercase().as_str()))
+}
+
+/// The first key of a JSON object in the order written, or `None` for
+/// anything that is not a non-empty JSON object.
+pub fn mongo_command_name(command: &str) -> Option<String> {
+    use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+
+    struct FirstKey;
+
+    impl<'de> Visitor<'de> for FirstKey {
+        type Value = Option<String>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let first = map.next_key::<String>()?;
+            if first.is_some() {
+                map.next_value::<IgnoredAny>()?;
+            }
+            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            Ok(first)
+        }
+    }
+
+    let mut de = serde_json::Deserializer::from_str(command);
+    let name = (&mut de).deserialize_map(FirstKey).ok()?;
+    de.end().ok()?;
+    name
 }
 
 #[cfg(test)]
@@ -59,9 +89,24 @@ mod tests {
 
     #[test]
     fn mongo_reads_and_writes() {
-        assert!(mongo_is_read(&serde_json::json!({"replSetGetStatus": 1})));
-        assert!(!mongo_is_read(&serde_json::json!({"replSetStepDown": 60})));
-        assert!(!mongo_is_read(&serde_json::json!({"insert": "x", "documents": []})));
-        assert!(!mongo_is_read(&serde_json::json!([1])));
+        for read in ["hello", "isMaster", "replSetGetStatus", "replSetGetConfig", "serverStatus", "ping", "buildInfo", "getParameter"] {
+            assert!(mongo_is_read(&format!(r#"{{"{read}": 1}}"#)), "{read}");
+        }
+        assert!(!mongo_is_read(r#"{"replSetStepDown": 60}"#));
+        assert!(!mongo_is_read(r#"{"replSetFreeze": 0}"#));
+        assert!(!mongo_is_read(r#"{"insert": "x", "documents": []}"#));
+        assert!(!mongo_is_read("[1]"));
+        assert!(!mongo_is_read("{}"));
+        assert!(!mongo_is_read(r#"{"ping": 1"#));
+    }
+
+    #[test]
+    fn mongo_command_names_follow_the_written_order() {
+        // Sorted keys would make this a `count`; MongoDB runs the `insert`.
+        assert!(!mongo_is_read(r#"{"insert": "orders", "documents": [{"a": 1}], "count": 1}"#));
+        // And a read whose other keys sort first stays a read.
+        assert!(mongo_is_read(r#"{"find": "orders", "filter": {"a": 1}, "$readPreference": {"mode": "secondaryPreferred"}}"#));
+        assert_eq!(mongo_command_name(r#" {"hello": 1, "comment": {"x": [1, {"y": 2}]}} "#).as_deref(), Some("hello"));
+        assert_eq!(mongo_command_name(r#"{"hello": 1} trailing"#), None);
     }
 }

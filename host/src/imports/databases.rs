@@ -56,7 +56,7 @@ impl mongo_read::Host for HostState {
             Err(e) => return Ok(Err(Error { code: ErrorCode::Invalid, message: format!("command is not JSON: {e}") })),
         };
         let args = || json!({"member": member, "db": db, "command": document});
-        if !readonly::mongo_is_read(&document) {
+        if !readonly::mongo_is_read(&command) {
             return self.refuse_write("mongo-read.run-command", args(), "not a read-only MongoDB command; it needs mongo-write and the mongo:command capability".into()).await;
         }
         let mongo = self.run.backends.mongo.clone();

@@ -1,0 +1,633 @@
+//! Pattern `mongo-stepdown-cascade`: move every member of a MongoDB replica
+//! set (a StatefulSet) onto an upgraded node pool with one election, the
+//! seed's "step-down cascade" done safely. See the manifest's `steps` and
+//! `rollback`.
+
+mod plan;
+
+use std::cell::{Cell, RefCell};
+
+use mongo_common::cluster;
+use mongo_common::rs::{self, classify_stepdown, StepDownError};
+use pg_common::cluster::{node_pools, pod_ref, set_ref, Pod};
+use pg_common::text::{millis, ordinal};
+use plan::{Action, Snapshot};
+use runner_sdk::kube_write::{self, PatchType};
+use runner_sdk::mongo_write;
+use runner_sdk::pattern::{PatternResult, PatternStatus};
+use runner_sdk::prelude::*;
+use runner_sdk::wait_until;
+use serde::Deserialize;
+
+runner_sdk::manifest!(
+    r#"
+name = "mongo-stepdown-cascade"
+version = "0.1.0"
+description = "Moves every member of a MongoDB replica set (a StatefulSet) onto an upgraded node pool with a single, planned election. It pins the StatefulSet's Pods to the upgraded pool (nodeSelector) with updateStrategy OnDelete, so nothing restarts unless this pattern deletes it. Secondaries go first, one at a time: the Pod is deleted, comes back on the upgraded pool with its volume, and the pattern waits until the member is SECONDARY, healthy and within `max-lag` of the primary. Then the primary steps down: the most caught-up electable secondary on the upgraded pool is the candidate, every other secondary is frozen (replSetFreeze, as Percona's operator does) so only the candidate can win, and replSetStepDown runs with secondaryCatchUpPeriodSecs; 262 ExceededTimeLimit (no electable secondary caught up) is retried until `step-down-retry-timeout`, and force is used only with `force = true`. The new primary is confirmed with hello, the others unfrozen, and the old primary's Pod is moved like a secondary's. A run that stopped resumes from the replica set's state."
+world = "pattern"
+capabilities = [
+  "kube:patch:apps/v1/StatefulSet",
+  "kube:delete:v1/Pod",
+  "mongo:command:*",
+  "kube:get:apps/v1/StatefulSet",
+  "kube:get:v1/Pod",
+  "kube:list:v1/Pod",
+  "kube:list:v1/Node",
+  "mongo:read:*",
+  "gates:run:preflight",
+  "gates:run:post",
+]
+steps = [
+  { name = "discover", description = "read the StatefulSet, its Pods and Nodes; replSetGetStatus from the primary; log the plan" },
+  { name = "preflight", description = "run the `preflight` gate; stop before any change if it fails" },
+  { name = "pin-upgraded-pool", description = "patch the StatefulSet: nodeSelector <pool-label>=<upgraded-pool>, updateStrategy OnDelete, the original values kept in annotation runner.dev/stepdown-cascade" },
+  { name = "move <secondary>", description = "every other member healthy first; delete the Pod; wait until it is back, Ready on the upgraded pool, SECONDARY with health 1 and within max-lag of the primary (highest ordinal first, one at a time)" },
+  { name = "step-down <primary>", description = "choose the most caught-up electable secondary on the upgraded pool; replSetFreeze the other secondaries; replSetStepDown with secondaryCatchUpPeriodSecs (262 retried within step-down-retry-timeout; force only when configured); confirm the candidate is the writable primary (hello); replSetFreeze 0 on the frozen members" },
+  { name = "move <old primary>", description = "as for a secondary" },
+  { name = "restore-update-strategy", description = "put back the original updateStrategy, remove the annotation; the nodeSelector stays on the upgraded pool" },
+  { name = "post", description = "run the `post` gate" },
+]
+rollback = "Nothing is rolled forward or back by force: the pattern stops at the first failed step or wait. It unfreezes every member it froze (replSetFreeze 0); if no Pod was deleted and no step-down was asked for, it restores the StatefulSet's nodeSelector and updateStrategy; otherwise it keeps the pin and the annotation so a re-run resumes (members already on the upgraded pool are skipped). The result is `rolled-back` with the replica set's state (each member's state, lag and pool) and exit code 1. A failed preflight gate changes nothing. A primary that does not step down keeps its role (replSetStepDown without force changes nothing when it fails). A failed post gate ends with an error describing the (completed) rotation's state."
+
+[config.statefulset]
+type = "string"
+default = "mongo"
+description = "the MongoDB StatefulSet; members are <statefulset>-<ordinal>"
+
+[config.namespace]
+type = "string"
+default = ""
+description = "namespace (empty: the target's default)"
+
+[config.pool-label]
+type = "string"
+default = "agentpool"
+description = "the Node label that names a node pool"
+
+[config.upgraded-pool]
+type = "string"
+default = "upgraded-pool"
+description = "the pool every member must end on"
+
+[config.candidate]
+type = "string"
+default = ""
+description = "the member (Pod name) to elect (empty: the most caught-up electable secondary on the upgraded pool)"
+
+[config.max-lag]
+type = "duration"
+default = "10s"
+description = "a moved member counts as caught up, and a candidate as electable, within this lag of the primary"
+
+[config.catch-up-period]
+type = "duration"
+default = "10s"
+description = "replSetStepDown secondaryCatchUpPeriodSecs: how long the primary waits for an electable secondary to catch up (writes are refused meanwhile)"
+
+[config.step-down-period]
+type = "duration"
+default = "60s"
+description = "replSetStepDown stepDownSecs: how long the old primary stays ineligible (more than catch-up-period)"
+
+[config.freeze-period]
+type = "duration"
+default = "120s"
+description = "replSetFreeze seconds for the members that must not win; lifted as soon as the new primary is confirmed"
+
+[config.step-down-retry-timeout]
+type = "duration"
+default = "60s"
+description = "how long to keep retrying a step-down refused with 262 ExceededTimeLimit (no electable secondary caught up)"
+
+[config.force]
+type = "boolean"
+default = false
+description = "replSetStepDown with force: true (steps down even when no secondary caught up: acknowledged w:1 writes can be rolled back)"
+
+[config.election-timeout]
+type = "duration"
+default = "30s"
+description = "for the candidate to become the writable primary after the step-down"
+
+[config.stop-timeout]
+type = "duration"
+default = "60s"
+description = "for a deleted Pod to be gone"
+
+[config.rejoin-timeout]
+type = "duration"
+default = "5m"
+description = "for a moved member to be Ready on the upgraded pool and a caught-up SECONDARY"
+
+[config.poll-interval]
+type = "duration"
+default = "500ms"
+description = "how often waits look again"
+
+[config.preflight-input]
+type = "string"
+default = "{}"
+description = "JSON configuration for the preflight gate (statefulset and namespace are filled in when absent)"
+
+[config.post-input]
+type = "string"
+default = "{}"
+description = "JSON configuration for the post gate (statefulset and namespace are filled in when absent)"
+
+[gates.preflight]
+default = "mongo-replset-healthy"
+description = "must pass before anything changes"
+
+[gates.post]
+default = "mongo-replset-healthy"
+description = "must pass after the rotation"
+"#
+);
+
+/// The annotation that keeps what the pattern changed on the StatefulSet,
+/// so a later run knows what to restore.
+const ANNOTATION: &str = "runner.dev/stepdown-cascade";
+
+#[derive(Deserialize)]
+#[serde(rename_all = "kebab-case")]
+struct Config {
+    statefulset: String,
+    namespace: String,
+    pool_label: String,
+    upgraded_pool: String,
+    candidate: String,
+    max_lag: u64,
+    catch_up_period: u64,
+    step_down_period: u64,
+    freeze_period: u64,
+    step_down_retry_timeout: u64,
+    force: bool,
+    election_timeout: u64,
+    stop_timeout: u64,
+    rejoin_timeout: u64,
+    poll_interval: u64,
+    preflight_input: String,
+    post_input: String,
+}
+
+impl Config {
+    fn check(&self) -> Result<(), Error> {
+        let secs = |ms: u64| ms / 1000;
+        if secs(self.catch_up_period) == 0 || secs(self.step_down_period) <= secs(self.catch_up_period) {
+            return Err(Error::invalid(format!(
+                "step-down-period ({} s) must be longer than catch-up-period ({} s), which must be at least 1 s (replSetStepDown's rule)",
+                secs(self.step_down_period),
+                secs(self.catch_up_period)
+            )));
+        }
+        if secs(self.freeze_period) == 0 {
+            return Err(Error::invalid("freeze-period must be at least 1 s"));
+        }
+        Ok(())
+    }
+
+    /// A gate's input: the operator's JSON with this pattern's StatefulSet and namespace filled in.
+    fn gate_input(&self, text: &str) -> Result<String, Error> {
+        let mut input: Value = serde_json::from_str(if text.trim().is_empty() { "{}" } else { text }).map_err(|e| Error::invalid(format!("gate input `{text}`: {e}")))?;
+        let object = input.as_object_mut().ok_or_else(|| Error::invalid(format!("gate input `{text}` is not a JSON object")))?;
+        object.entry("statefulset").or_insert_with(|| json!(self.statefulset));
+        if !self.namespace.is_empty() {
+            object.entry("namespace").or_insert_with(|| json!(self.namespace));
+        }
+        Ok(input.to_string())
+    }
+}
+
+/// The answer of one poll.
+enum Poll<T> {
+    Done(T),
+    NotYet(String),
+}
+
+/// Whether a call failed for good (no retry can help).
+fn fatal(e: &Error) -> bool {
+    matches!(e.code, ErrorCode::Denied | ErrorCode::Invalid)
+}
+
+struct Cascade<'a> {
+    cfg: &'a Config,
+    /// Set once a mutation comes back as planned (`--dry-run`).
+    dry: Cell<bool>,
+    /// Members frozen and not yet unfrozen.
+    frozen: RefCell<Vec<String>>,
+    /// The StatefulSet as found: the pool label's value and updateStrategy.
+    original: Value,
+    pinned: bool,
+    /// Something that cannot be undone by restoring the StatefulSet: a deleted Pod, a step-down asked for.
+    disturbed: bool,
+    done: Vec<String>,
+}
+
+impl Cascade<'_> {
+    fn log(&self, level: report::Level, message: &str) {
+        report::log(level, message);
+    }
+
+    /// Poll `condition` through the SDK's `wait_until`. Errors other than a
+    /// refusal count as "not yet" (a restarting member does not answer);
+    /// the last one is quoted if time runs out.
+    fn wait<T>(&self, what: &str, timeout_ms: u64, mut condition: impl FnMut() -> Result<Poll<T>, Error>) -> Result<T, Error> {
+        let mut last = String::new();
+        let result = wait_until(what, timeout_ms, self.cfg.poll_interval.max(10), || match condition() {
+            Ok(Poll::Done(value)) => Ok(Some(value)),
+            Ok(Poll::NotYet(why)) => {
+                last = why;
+                Ok(None)
+            }
+            Err(e) if fatal(&e) => Err(e),
+            Err(e) => {
+                last = e.message;
+                Ok(None)
+            }
+        });
+        result.map_err(|e| if e.code == ErrorCode::Timeout && !last.is_empty() { Error::timeout(format!("{}; last seen: {last}", e.message)) } else { e })
+    }
+
+    fn set(&self) -> Result<pg_common::cluster::Set, Error> {
+        pg_common::cluster::statefulset(&self.cfg.namespace, &self.cfg.statefulset)
+    }
+
+    fn pods(&self) -> Result<Vec<Pod>, Error> {
+        Ok(pg_common::cluster::pods(&self.cfg.namespace, &self.set()?)?.into_values().collect())
+    }
+
+    fn pod(&self, name: &str) -> Result<Option<Pod>, Error> {
+        pg_common::cluster::pod(&self.cfg.namespace, &self.cfg.statefulset, name)
+    }
+
+    /// Run a command against `admin` on `member` through the mutating interface.
+    fn command(&self, member: &str, command: &Value) -> Result<Value, Error> {
+        let name = command.as_object().and_then(|o| o.keys().next()).cloned().unwrap_or_default();
+        let text = mongo_write::run_command(member, "admin", &command.to_string()).map_err(|e| Error::new(e.code, format!("{name} on {member}: {}", e.message)))?;
+        serde_json::from_str(&text).map_err(|e| Error::internal(format!("{name} on {member}: host returned invalid JSON: {e}")))
+    }
+
+    /// The replica set now, as the planner sees it.
+    fn snapshot(&self) -> Result<Snapshot, Error> {
+        let pods = self.pods()?;
+        let pools = node_pools(&self.cfg.pool_label)?;
+        let (_, status) = cluster::status(&pods)?;
+        let primary = status.primary().ok_or_else(|| Error::new(ErrorCode::Conflict, format!("replica set {} has {} primaries", status.set, status.primaries().len())))?;
+        let primary = cluster::pod_name(&primary.name, &pods);
+        let members = pods
+            .iter()
+            .map(|p| plan::Member { name: p.name.clone(), ordinal: p.ordinal, upgraded: p.node.as_ref().and_then(|n| pools.get(n)).is_some_and(|v| *v == self.cfg.upgraded_pool) })
+            .collect();
+        Ok(Snapshot { members, primary })
+    }
+
+    fn pin(&mut self) -> Result<(), Error> {
+        let set = self.set()?;
+        let object = &set.object;
+        let original: Value = object["metadata"]["annotations"][ANNOTATION].as_str().and_then(|a| serde_json::from_str(a).ok()).unwrap_or_else(|| {
+            json!({"poolValue": object["spec"]["template"]["spec"]["nodeSelector"][&self.cfg.pool_label], "updateStrategy": object["spec"]["updateStrategy"]})
+        });
+        let body = json!({
+            "metadata": {"annotations": {ANNOTATION: original.to_string()}},
+            "spec": {
+                // The pattern decides when each Pod restarts; a rolling update must not.
+                "updateStrategy": {"type": "OnDelete", "rollingUpdate": null},
+                "template": {"spec": {"nodeSelector": {&self.cfg.pool_label: &self.cfg.upgraded_pool}}},
+            },
+        });
+        step("pin-upgraded-pool", &format!("nodeSelector {}={}, updateStrategy OnDelete", self.cfg.pool_label, self.cfg.upgraded_pool), || self.patch_set(&body))?;
+        self.original = original;
+        self.pinned = true;
+        Ok(())
+    }
+
+    /// A merge patch of the StatefulSet; a planned patch (a dry run) is
+    /// answered with the patch itself, which has no resourceVersion.
+    fn patch_set(&self, body: &Value) -> Result<(), Error> {
+        let object = set_ref(&self.cfg.namespace, &self.cfg.statefulset);
+        let answer = kube_write::patch(&object, PatchType::Merge, &body.to_string()).map_err(|e| Error::new(e.code, format!("patch StatefulSet {}: {}", self.cfg.statefulset, e.message)))?;
+        let answer: Value = serde_json::from_str(&answer).unwrap_or(Value::Null);
+        if answer["metadata"]["resourceVersion"].is_null() && !self.dry.get() {
+            self.dry.set(true);
+            self.log(report::Level::Info, "dry run: mutations are planned, not made; waits are skipped and the rest of the plan assumes each step succeeds");
+        }
+        Ok(())
+    }
+
+    fn rotate(&mut self) -> Result<String, Error> {
+        self.pin()?;
+        let mut simulated = if self.dry.get() { Some(self.snapshot()?) } else { None };
+        let mut last: Option<(Action, Snapshot)> = None;
+        for _ in 0..32 {
+            let snapshot = match &simulated {
+                Some(s) => s.clone(),
+                None => self.snapshot()?,
+            };
+            let Some(action) = plan::next(&snapshot) else {
+                break;
+            };
+            if last.as_ref() == Some(&(action.clone(), snapshot.clone())) {
+                return Err(Error::internal(format!("{action:?} did not change the replica set; stopping rather than repeating it")));
+            }
+            let elected = match &action {
+                Action::Move(name) => {
+                    step(&format!("move {name}"), &format!("replace {name}'s Pod so it runs on pool {}; wait until it is a caught-up SECONDARY", self.cfg.upgraded_pool), || self.move_member(name))?;
+                    self.done.push(format!("moved {name}"));
+                    None
+                }
+                Action::StepDown(from) => {
+                    let to = step(&format!("step-down {from}"), &format!("elect a caught-up secondary on pool {} in place of {from}", self.cfg.upgraded_pool), || self.step_down(from, &snapshot))?;
+                    self.done.push(format!("stepped down {from}, {to} elected"));
+                    Some(to)
+                }
+            };
+            if let Some(sim) = &mut simulated {
+                plan::apply(sim, &action, elected.as_deref());
+            }
+            last = Some((action, snapshot));
+        }
+        let body = json!({"metadata": {"annotations": {ANNOTATION: null}}, "spec": {"updateStrategy": self.original["updateStrategy"]}});
+        step("restore-update-strategy", "put back the original updateStrategy", || self.patch_set(&body))?;
+        Ok(if self.done.is_empty() { "every member already ran on the upgraded pool".into() } else { self.done.join("; ") })
+    }
+
+    /// Every member except `except` is healthy: taking `except` away keeps the majority.
+    fn others_healthy(&self, except: &str) -> Result<(), Error> {
+        let pods = self.pods()?;
+        let (_, status) = cluster::status(&pods)?;
+        let unwell: Vec<String> = status.members.iter().filter(|m| cluster::pod_name(&m.name, &pods) != except && !m.healthy()).map(|m| format!("{} {} (health {})", cluster::pod_name(&m.name, &pods), m.state_str, m.health)).collect();
+        if !unwell.is_empty() {
+            return Err(Error::new(ErrorCode::Conflict, format!("not restarting {except} while {} not healthy: {}", if unwell.len() == 1 { "another member is" } else { "other members are" }, unwell.join(", "))));
+        }
+        Ok(())
+    }
+
+    fn move_member(&mut self, name: &str) -> Result<(), Error> {
+        self.others_healthy(name)?;
+        let uid = self.pod(name)?.map(|p| p.uid).unwrap_or_default();
+        self.disturbed = true;
+        kube_write::delete(&pod_ref(&self.cfg.namespace, name), None).map_err(|e| Error::new(e.code, format!("delete Pod {name}: {}", e.message)))?;
+        if self.dry.get() {
+            return Ok(());
+        }
+        self.wait(&format!("{name}'s old Pod to be gone"), self.cfg.stop_timeout, || {
+            Ok(match self.pod(name)? {
+                Some(p) if p.uid == uid => Poll::NotYet(format!("{name}: Pod still there{}", if p.terminating { ", terminating" } else { "" })),
+                _ => Poll::Done(()),
+            })
+        })?;
+        let started = clock::now();
+        self.wait(&format!("{name} to be Ready on pool {}", self.cfg.upgraded_pool), self.cfg.rejoin_timeout, || {
+            let Some(pod) = self.pod(name)? else { return Ok(Poll::NotYet(format!("{name}: no Pod yet"))) };
+            if !pod.ready || pod.terminating {
+                return Ok(Poll::NotYet(format!("{name}: not Ready")));
+            }
+            let here = pod.node.as_ref().and_then(|n| node_pools(&self.cfg.pool_label).ok()?.get(n).cloned()).unwrap_or_default();
+            Ok(if here == self.cfg.upgraded_pool { Poll::Done(()) } else { Poll::NotYet(format!("{name} runs on {} in pool `{here}`", pod.node.as_deref().unwrap_or("no node"))) })
+        })?;
+        let remaining = self.cfg.rejoin_timeout.saturating_sub(clock::now().saturating_sub(started)).max(self.cfg.poll_interval);
+        let lag = self.wait_caught_up(name, remaining)?;
+        report::metric(&format!("{name}-lag-after-move"), lag as f64, "ms");
+        Ok(())
+    }
+
+    /// Wait until `name` is a healthy SECONDARY within max-lag of the primary; its lag then.
+    fn wait_caught_up(&self, name: &str, timeout_ms: u64) -> Result<u64, Error> {
+        self.wait(&format!("{name} to be a SECONDARY within {} of the primary", millis(self.cfg.max_lag as f64)), timeout_ms, || {
+            let pods = self.pods()?;
+            let (_, status) = cluster::status(&pods)?;
+            let Some(member) = status.members.iter().find(|m| cluster::pod_name(&m.name, &pods) == name) else {
+                return Ok(Poll::NotYet(format!("{name} is not in replica set {}", status.set)));
+            };
+            if member.state != rs::SECONDARY || member.health != 1.0 {
+                return Ok(Poll::NotYet(format!("{name}: {} (health {})", member.state_str, member.health)));
+            }
+            Ok(match status.lag_ms(member) {
+                Some(lag) if lag <= self.cfg.max_lag => Poll::Done(lag),
+                Some(lag) => Poll::NotYet(format!("{name}: {} behind the primary", millis(lag as f64))),
+                None => Poll::NotYet(format!("{name}: no optime to compare with the primary's")),
+            })
+        })
+    }
+
+    /// Hand the primary role from `from` to the chosen secondary; the new primary's Pod name.
+    fn step_down(&mut self, from: &str, snapshot: &Snapshot) -> Result<String, Error> {
+        let pods = self.pods()?;
+        let (asked, status) = cluster::status(&pods)?;
+        let config = cluster::config_of(&asked).map_err(|e| self.log(report::Level::Warn, &format!("votes and priorities unknown: {}", e.message))).ok();
+        let upgraded = |m: &rs::Member| snapshot.members.iter().any(|p| p.upgraded && p.name == cluster::pod_name(&m.name, &pods));
+        let wanted = &self.cfg.candidate;
+        let candidate = rs::choose_candidate(&status, config.as_deref(), self.cfg.max_lag, |m| upgraded(m) && (wanted.is_empty() || cluster::pod_name(&m.name, &pods) == *wanted))
+            .map_err(|why| Error::new(ErrorCode::Conflict, format!("no secondary of {from} can be elected{}: {why}", if wanted.is_empty() { String::new() } else { format!(" as configured (candidate {wanted})") })))?;
+        let to = cluster::pod_name(&candidate.name, &pods);
+        self.log(report::Level::Info, &format!("candidate {to}: {} behind {from}", millis(status.lag_ms(candidate).unwrap_or(0) as f64)));
+        let others: Vec<String> = status.members.iter().filter(|m| m.state == rs::SECONDARY && m.name != candidate.name).map(|m| cluster::pod_name(&m.name, &pods)).collect();
+        for other in &others {
+            self.command(other, &json!({"replSetFreeze": self.cfg.freeze_period / 1000}))?;
+            self.frozen.borrow_mut().push(other.clone());
+        }
+        self.disturbed = true;
+        let started = clock::now();
+        self.ask_step_down(from)?;
+        let elected = if self.dry.get() { to.clone() } else { self.confirm_primary(from, &to)? };
+        report::metric("election", (clock::now() - started) as f64, "ms");
+        if elected != to {
+            self.log(report::Level::Warn, &format!("{elected} was elected, not the candidate {to}"));
+        }
+        self.unfreeze();
+        Ok(elected)
+    }
+
+    /// replSetStepDown, retried on 262 ExceededTimeLimit within the bound.
+    fn ask_step_down(&self, from: &str) -> Result<(), Error> {
+        let mut command = json!({"replSetStepDown": self.cfg.step_down_period / 1000, "secondaryCatchUpPeriodSecs": self.cfg.catch_up_period / 1000});
+        if self.cfg.force {
+            command["force"] = json!(true);
+        }
+        let started = clock::now();
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let Err(e) = self.command(from, &command) else { return Ok(()) };
+            match classify_stepdown(matches!(e.code, ErrorCode::Unavailable | ErrorCode::Timeout), &e.message) {
+                StepDownError::Retry => {
+                    let elapsed = clock::now().saturating_sub(started);
+                    if elapsed + self.cfg.poll_interval >= self.cfg.step_down_retry_timeout {
+                        return Err(Error::new(ErrorCode::Conflict, format!("{from} did not step down after {attempts} attempt(s) in {}: {}", millis(elapsed as f64), e.message)));
+                    }
+                    self.log(report::Level::Warn, &format!("step-down attempt {attempts}: {}; retrying", e.message));
+                    clock::sleep(self.cfg.poll_interval);
+                }
+                // The answer was lost or says it is no longer primary: hello decides.
+                StepDownError::Confirm => {
+                    self.log(report::Level::Info, &format!("step-down: {}; confirming with hello", e.message));
+                    return Ok(());
+                }
+                StepDownError::Fatal => return Err(e),
+            }
+        }
+    }
+
+    /// Wait until a member other than `from` is the writable primary, `to` preferred; its name.
+    fn confirm_primary(&self, from: &str, to: &str) -> Result<String, Error> {
+        let pods = self.pods()?;
+        self.wait(&format!("{to} to become the writable primary"), self.cfg.election_timeout, || {
+            let hello = cluster::hello(to)?;
+            if hello.writable_primary {
+                return Ok(Poll::Done(to.to_string()));
+            }
+            match hello.primary.as_deref().map(|p| cluster::pod_name(p, &pods)) {
+                Some(p) if p == from => Ok(Poll::NotYet(format!("{from} is still the primary (hello on {to})"))),
+                Some(p) if cluster::hello(&p).is_ok_and(|h| h.writable_primary) => Ok(Poll::Done(p)),
+                Some(p) => Ok(Poll::NotYet(format!("{to} names {p} as primary"))),
+                None => Ok(Poll::NotYet(format!("{to}: no primary yet"))),
+            }
+        })
+        .map_err(|e| {
+            let still = cluster::hello(from).is_ok_and(|h| h.writable_primary);
+            if still { Error::new(ErrorCode::Conflict, format!("{from} did not step down: it is still the writable primary ({})", e.message)) } else { e }
+        })
+    }
+
+    /// Lift every freeze this run set; a failure is logged (a freeze ends by itself after freeze-period).
+    fn unfreeze(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        for member in self.frozen.borrow_mut().drain(..) {
+            match self.command(&member, &json!({"replSetFreeze": 0})) {
+                Ok(_) => notes.push(format!("{member} unfrozen")),
+                Err(e) => {
+                    self.log(report::Level::Warn, &format!("{}; it unfreezes by itself within {}", e.message, millis(self.cfg.freeze_period as f64)));
+                    notes.push(format!("{member} still frozen (ends by itself)"));
+                }
+            }
+        }
+        notes
+    }
+
+    /// Stop here: unfreeze, restore what can be restored, describe the state.
+    fn stop(&self, failure: &Error) -> Result<PatternResult, Error> {
+        let restored = step("rollback", "unfreeze frozen members; restore the StatefulSet if nothing was moved yet", || {
+            let mut notes = self.unfreeze();
+            if self.pinned && !self.disturbed {
+                let body = json!({
+                    "metadata": {"annotations": {ANNOTATION: null}},
+                    "spec": {"updateStrategy": self.original["updateStrategy"], "template": {"spec": {"nodeSelector": {&self.cfg.pool_label: self.original["poolValue"]}}}},
+                });
+                self.patch_set(&body)?;
+                notes.push("StatefulSet nodeSelector and updateStrategy restored".into());
+            } else if self.pinned {
+                notes.push(format!("StatefulSet {} stays pinned to pool {} (annotation {ANNOTATION}); running the pattern again resumes", self.cfg.statefulset, self.cfg.upgraded_pool));
+            }
+            Ok(notes)
+        });
+        let done = if self.done.is_empty() { "nothing moved".to_string() } else { self.done.join("; ") };
+        match restored {
+            Ok(notes) => Ok(PatternResult { status: PatternStatus::RolledBack, summary: format!("{}: {}. Done before: {done}. {}. State now: {}", failure.code, failure.message, notes.join("; "), self.describe()) }),
+            Err(e) => Err(Error::new(failure.code, format!("{}; restoring failed too: {}. State now: {}", failure.message, e.message, self.describe()))),
+        }
+    }
+
+    /// The replica set as it stands: each member's state, lag and pool.
+    fn describe(&self) -> String {
+        let pods = self.pods().unwrap_or_default();
+        let pools = node_pools(&self.cfg.pool_label).unwrap_or_default();
+        let pool = |name: &str| pods.iter().find(|p| p.name == name).and_then(|p| p.node.as_ref()).and_then(|n| pools.get(n)).cloned().unwrap_or_else(|| "no node".into());
+        match cluster::status(&pods) {
+            Ok((_, status)) => status
+                .members
+                .iter()
+                .map(|m| {
+                    let name = cluster::pod_name(&m.name, &pods);
+                    let lag = if m.state == rs::SECONDARY { status.lag_ms(m).map(|l| format!(", {} behind", millis(l as f64))).unwrap_or_default() } else { String::new() };
+                    format!("{name} {}{lag} on pool {}", m.state_str, pool(&name))
+                })
+                .collect::<Vec<_>>()
+                .join("; "),
+            Err(e) => format!("replica set status unknown ({})", e.message),
+        }
+    }
+}
+
+fn gate(slot: &str, input: &str) -> Result<Verdict, Error> {
+    let verdict = runner_sdk::gates::run(slot, input)?;
+    if verdict.outcome == Outcome::Fail {
+        return Err(Error::internal(format!("gate `{slot}` failed: {}", verdict.reasons.join("; "))));
+    }
+    Ok(verdict)
+}
+
+struct StepDownCascade;
+
+impl runner_sdk::pattern::Guest for StepDownCascade {
+    fn run(config: String) -> Result<PatternResult, Error> {
+        let cfg: Config = parse_config(&config)?;
+        cfg.check()?;
+        let (preflight, post) = (cfg.gate_input(&cfg.preflight_input)?, cfg.gate_input(&cfg.post_input)?);
+        if !cfg.candidate.is_empty() && ordinal(&cfg.statefulset, &cfg.candidate).is_none() {
+            return Err(Error::invalid(format!("candidate `{}` is not a member of {} (<statefulset>-<ordinal>)", cfg.candidate, cfg.statefulset)));
+        }
+        let mut cascade = Cascade { cfg: &cfg, dry: Cell::new(false), frozen: RefCell::default(), original: Value::Null, pinned: false, disturbed: false, done: Vec::new() };
+        step("discover", "find the primary and the members' pools; plan", || {
+            let snapshot = cascade.snapshot()?;
+            let plan: Vec<String> = plan::whole(&snapshot).iter().map(|a| format!("{a:?}")).collect();
+            report::log(report::Level::Info, &format!("primary {}; {} members; plan: {}", snapshot.primary, snapshot.members.len(), if plan.is_empty() { "nothing to do".into() } else { plan.join(", ") }));
+            Ok(())
+        })?;
+        if let Err(e) = step("preflight", "run the preflight gate", || gate("preflight", &preflight)) {
+            return match e.code {
+                ErrorCode::Internal => Ok(PatternResult { status: PatternStatus::RolledBack, summary: format!("{}; nothing was changed", e.message) }),
+                _ => Err(e),
+            };
+        }
+        let summary = match cascade.rotate() {
+            Ok(summary) => summary,
+            // Refused before anything changed: nothing to undo.
+            Err(e) if !cascade.pinned => return Err(e),
+            Err(e) => return cascade.stop(&e),
+        };
+        if let Err(e) = step("post", "run the post gate", || gate("post", &post)) {
+            return Err(Error::new(e.code, format!("the rotation finished ({summary}) but {}. State now: {}", e.message, cascade.describe())));
+        }
+        let dry = if cascade.dry.get() { " (dry run: planned, not done)" } else { "" };
+        Ok(PatternResult { status: PatternStatus::Succeeded, summary: format!("every member of {} runs on pool {}{dry}: {summary}", cfg.statefulset, cfg.upgraded_pool) })
+    }
+}
+
+runner_sdk::export_pattern!(StepDownCascade);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> Config {
+        serde_json::from_value(json!({
+            "statefulset": "mongo", "namespace": "", "pool-label": "agentpool", "upgraded-pool": "upgraded-pool", "candidate": "",
+            "max-lag": 10_000, "catch-up-period": 10_000, "step-down-period": 60_000, "freeze-period": 120_000, "step-down-retry-timeout": 60_000,
+            "force": false, "election-timeout": 30_000, "stop-timeout": 60_000, "rejoin-timeout": 300_000, "poll-interval": 500,
+            "preflight-input": "{}", "post-input": "{\"max-lag\": \"2s\"}"
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn step_down_periods_follow_mongodb_rules() {
+        assert!(config().check().is_ok());
+        let mut c = config();
+        c.step_down_period = 10_000;
+        assert_eq!(c.check().unwrap_err().message, "step-down-period (10 s) must be longer than catch-up-period (10 s), which must be at least 1 s (replSetStepDown's rule)");
+        let mut c = config();
+        c.catch_up_period = 500;
+        assert!(c.check().is_err());
+    }
+
+    #[test]
+    fn gate_inputs_name_the_statefulset() {
+        let mut c = config();
+        assert_eq!(c.gate_input("{}").unwrap(), r#"{"statefulset":"mongo"}"#);
+        c.namespace = "db".into();
+        let post: Value = serde_json::from_str(&c.gate_input(&c.post_input).unwrap()).unwrap();
+        assert_eq!(post, json!({"statefulset": "mongo", "namespace": "db", "max-lag": "2s"}));
+        assert_eq!(c.gate_input(r#"{"statefulset": "other"}"#).unwrap(), r#"{"namespace":"db","statefulset":"other"}"#);
+        assert_eq!(c.gate_input("[1]").unwrap_err().code, ErrorCode::Invalid);
+    }
+}
