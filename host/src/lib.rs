@@ -3,7 +3,8 @@
 //!
 //! Data flows one way: [`cli`] → [`engine`] → component → [`imports`]
 //! (capability check via [`caps`]) → [`backends`] → [`journal`]; a
-//! [`target`] says which cluster the backends reach.
+//! [`target`] says which cluster the backends reach; a [`session`] records
+//! a run's calls or answers them instead of the backends.
 
 pub mod backends;
 pub mod caps;
@@ -12,5 +13,6 @@ pub mod engine;
 pub mod imports;
 pub mod journal;
 pub mod policy;
+pub mod session;
 pub mod target;
 pub mod wit;

@@ -6,7 +6,9 @@ mod lab;
 mod list;
 mod review;
 mod scaffold;
+mod session;
 mod target;
+mod test;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -79,6 +81,8 @@ enum Command {
     Lab(lab::LabArgs),
     /// Create a new gate or pattern crate that builds as generated.
     New(scaffold::NewArgs),
+    /// Run declarative tests (`*.test.yaml`): policies replayed from sessions or canned responses, no cluster needed.
+    Test(test::TestArgs),
     /// Targets: check that a cluster has what the runner needs (`runner target check FILE|lab`).
     Target(target::TargetArgs),
     /// Print shell completions.
@@ -118,6 +122,7 @@ pub fn main() -> ExitCode {
         Command::Lab(args) => lab::run(args),
         Command::New(args) => scaffold::run(args),
         Command::Target(args) => target::run(args),
+        Command::Test(args) => test::run(args, cache_dir),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "runner", &mut std::io::stdout());
             Ok(Exit::Success)
