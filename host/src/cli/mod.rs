@@ -113,7 +113,9 @@ pub fn main() -> ExitCode {
     };
     // The lab daemon's log is its only record of what it did.
     let daemon = matches!(&cli.command, Command::Lab(args) if args.is_daemon());
-    init_logging(cli.verbose.max(u8::from(daemon)));
+    // `runner test` prints one line per case; the components' own logs only with -v.
+    let quiet = matches!(&cli.command, Command::Test(_)) && cli.verbose == 0;
+    init_logging(cli.verbose.max(u8::from(daemon)), quiet);
     let cache_dir = cli.cache_dir.clone().or_else(crate::engine::default_cache_dir);
     let result = match cli.command {
         Command::Exec(args) => exec::run(args, cache_dir),
@@ -138,8 +140,9 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_logging(verbose: u8) {
+fn init_logging(verbose: u8, quiet: bool) {
     let default = match verbose {
+        0 if quiet => "warn,policy=off",
         0 => "warn,policy=info",
         1 => "info",
         _ => "debug,cranelift_codegen=info,wasmtime=info",
