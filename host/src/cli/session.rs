@@ -32,7 +32,9 @@ pub fn close(session: &Session, record: Option<&Path>, replay: Option<&Path>, po
         let m = &policy.manifest;
         file.policy = Some(PolicyInfo { name: m.name.clone(), version: m.version.clone(), digest: policy.digest.clone() });
         file.recorded = Some(started);
-        file.config = Some(config.clone());
+        let mut config = config.clone();
+        crate::journal::redact(&mut config);
+        file.config = Some(config);
         file.gates = gates;
         file.save(path).map_err(|e| Failure::bad_input(format!("{}: cannot write the session: {e}", path.display())))?;
         tracing::info!("recorded {} call(s) to {}", file.calls.len(), path.display());
