@@ -259,3 +259,54 @@ fn sessions_recorded_on_the_lab_replay_identically_with_the_lab_down() {
     let out = expect_exit(&output, 1);
     assert!(out.contains("FAIL ferris: mutation ") && out.contains(r#"expected kube-write.scale {"apiVersion":"apps/v1","kind":"StatefulSet","name":"postgres-cluster","namespace":null,"replicas":5}"#), "{out}");
 }
+
+#[test]
+fn a_pattern_tested_with_canned_responses_checks_its_mutations_in_order() {
+    let sandbox = Sandbox::new();
+    let dir = sandbox.dir.path().join("cases");
+    std::fs::create_dir_all(&dir).unwrap();
+    let pattern = fixture("probe-pattern");
+    // The gate slot answered with a canned verdict; every later call canned too.
+    let case = format!(
+        r#"
+component: {}
+responses:
+  - call: gates.run
+    args: {{slot: check}}
+    response: {{outcome: pass, reasons: ["canned"]}}
+  - call: approval.request
+    response: true
+  - call: kube-write.scale
+  - call: kube-write.patch
+    response: {{"kind": "Service", "spec": {{"selector": {{"statefulset.kubernetes.io/pod-name": "postgres-cluster-3"}}}}}}
+  - call: postgres-write.execute
+    args: {{sql: CHECKPOINT}}
+    response: 0
+expect:
+  outcome: succeeded
+  reasons: ["probe finished: succeeded"]
+  mutations:
+    - approval.request
+    - {{call: kube-write.scale, args: {{name: postgres-cluster, replicas: 4}}}}
+    - {{call: kube-write.patch, args: {{kind: Service, body: {{spec: {{selector: {{statefulset.kubernetes.io/pod-name: postgres-cluster-3}}}}}}}}}}
+    - postgres-write.execute
+"#,
+        pattern.display()
+    );
+    std::fs::write(dir.join("probe.test.yaml"), &case).unwrap();
+    let out = expect_exit(&sandbox.runner(&["test", path(&dir)]), 0);
+    assert!(out.contains("ok   probe ("), "{out}");
+
+    // Without a canned verdict the bound gate (pods-ready) runs over the canned
+    // responses: one Pod not Ready, so the pattern stops before any mutation.
+    let gate_fails = case.replace("  - call: gates.run\n    args: {slot: check}\n    response: {outcome: pass, reasons: [\"canned\"]}\n", "  - call: kube-read.list\n    response: [{metadata: {name: postgres-cluster-0}, status: {phase: Pending}}]\n");
+    assert_ne!(gate_fails, case);
+    let gate_fails = gate_fails.replace("outcome: succeeded\n  reasons: [\"probe finished: succeeded\"]", "outcome: error\n  reasons: [\"postgres-cluster-0: not Ready (phase Pending\"]");
+    std::fs::write(dir.join("probe.test.yaml"), &gate_fails).unwrap();
+    let out = expect_exit(&sandbox.runner(&["test", path(&dir)]), 1);
+    assert!(out.contains("FAIL probe: mutation 1: expected approval.request, but only 0 mutating call(s) were made"), "{out}");
+    let no_mutations = gate_fails.split("  mutations:").next().unwrap().to_string() + "  mutations: []\n";
+    std::fs::write(dir.join("probe.test.yaml"), &no_mutations).unwrap();
+    let out = expect_exit(&sandbox.runner(&["test", path(&dir)]), 0);
+    assert!(out.contains("ok   probe ("), "{out}");
+}
