@@ -43,6 +43,7 @@ use crate::session::{matches, CannedResponse, Session, SessionFile, CANNED_EPOCH
 use crate::wit::pattern::PatternStatus;
 use crate::wit::Outcome;
 
+/// `runner test`'s arguments.
 #[derive(Args, Debug)]
 pub struct TestArgs {
     /// A directory searched for `*.test.yaml` files, or one test file.
@@ -109,6 +110,7 @@ enum Verdict {
     Bad(String),
 }
 
+/// Run every case, print one line each and a summary; exit 1 if one failed, 2 if a file is invalid.
 pub fn run(args: TestArgs, cache_dir: Option<PathBuf>) -> CommandResult {
     let files = find_cases(&args.path).map_err(Failure::bad_input)?;
     if files.is_empty() {
