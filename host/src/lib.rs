@@ -3,8 +3,10 @@
 //!
 //! Data flows one way: [`cli`] → [`engine`] → component → [`imports`]
 //! (capability check via [`caps`]) → [`backends`] → [`journal`]; a
-//! [`target`] says which cluster the backends reach; a [`probe`] writes to a
-//! database beside the run, as a client would, to measure downtime and loss.
+//! [`target`] says which cluster the backends reach; a [`session`] records
+//! a run's calls or answers them instead of the backends; a [`probe`]
+//! writes to a database beside the run, as a client would, to measure
+//! downtime and loss.
 
 pub mod backends;
 pub mod caps;
@@ -14,5 +16,6 @@ pub mod imports;
 pub mod journal;
 pub mod policy;
 pub mod probe;
+pub mod session;
 pub mod target;
 pub mod wit;

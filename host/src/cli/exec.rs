@@ -76,6 +76,14 @@ pub struct ExecArgs {
     #[arg(long, value_name = "NAME", default_value = "runner_probe")]
     probe_table: String,
 
+    /// Write every host interaction of the run (request, response or error) to this session file.
+    #[arg(long, value_name = "FILE", conflicts_with = "replay")]
+    record: Option<PathBuf>,
+
+    /// Answer the component's host calls from this session file instead of the backends.
+    #[arg(long, value_name = "FILE")]
+    replay: Option<PathBuf>,
+
     /// Wall-clock limit (default: 30s for gates, 1h for patterns).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     deadline: Option<Duration>,
@@ -148,7 +156,7 @@ async fn kube_backend(target: &Target) -> Result<Arc<dyn Kube>, Failure> {
 }
 
 /// The gate for every slot: the manifest's default unless `--gate` rebinds it.
-fn bind_gates(policy: &Policy, overrides: &[String]) -> Result<BTreeMap<String, Policy>, Failure> {
+pub(super) fn bind_gates(policy: &Policy, overrides: &[String]) -> Result<BTreeMap<String, Policy>, Failure> {
     let slots = &policy.manifest.gates;
     let mut chosen: BTreeMap<String, String> = slots.iter().map(|(slot, s)| (slot.clone(), s.default.clone())).collect();
     for text in overrides {
@@ -205,7 +213,13 @@ pub(super) fn execute(args: &ExecArgs, target: &Target, cache_dir: Option<PathBu
     }
     let slots = bind_gates(&policy, &args.gates)?;
     let runtime = runtime()?;
-    let kube = runtime.block_on(kube_backend(target))?;
+    if args.write_probe.is_some() && args.replay.is_some() {
+        return Err(Failure::bad_input("--write-probe writes to a live database; a --replay reaches none"));
+    }
+    let session = super::session::open(args.record.as_deref(), args.replay.as_deref(), &policy)?;
+    let recorded_at = crate::journal::timestamp();
+    let gate_names: BTreeMap<String, String> = slots.iter().map(|(slot, gate)| (slot.clone(), gate.name().to_string())).collect();
+    let kube: Arc<dyn Kube> = if session.is_replaying() { Arc::new(Unavailable::because("replaying a session: no backend is reached")) } else { runtime.block_on(kube_backend(target))? };
     let run_id = new_run_id(policy.name());
     let journal_path = args.journal.clone().unwrap_or_else(|| Journal::default_path(&run_id));
     let journal = Journal::open(&journal_path, run_id).map_err(|e| Failure::bad_input(format!("{}: cannot open the journal: {e}", journal_path.display())))?;
@@ -235,6 +249,7 @@ pub(super) fn execute(args: &ExecArgs, target: &Target, cache_dir: Option<PathBu
         None => None,
     };
     let mut context = RunContext::new(journal, Backends::with_kube(kube, target), args.dry_run, Approval::from_flags(args.approve));
+    context.session = session;
     if policy.manifest.world == World::Pattern {
         context.gates = Some(Arc::new(SlotRunner::new(engine.clone(), slots)));
     }
@@ -271,6 +286,7 @@ pub(super) fn execute(args: &ExecArgs, target: &Target, cache_dir: Option<PathBu
     });
     let probe = probe.map(WriteProbe::finish);
     let _ = context.journal.flush();
+    super::session::close(&context.session, args.record.as_deref(), args.replay.as_deref(), &policy, &config, gate_names, recorded_at)?;
     let record = context.record.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let mut ending = ending.map_err(engine_failure)?;
     // A failure caused by a refused call or an unreachable backend says so in its exit code.

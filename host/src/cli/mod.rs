@@ -7,7 +7,9 @@ mod lab;
 mod list;
 mod review;
 mod scaffold;
+mod session;
 mod target;
+mod test;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -82,6 +84,8 @@ enum Command {
     Lab(lab::LabArgs),
     /// Create a new gate or pattern crate that builds as generated.
     New(scaffold::NewArgs),
+    /// Run declarative tests (`*.test.yaml`): policies replayed from sessions or canned responses, no cluster needed.
+    Test(test::TestArgs),
     /// Targets: check that a cluster has what the runner needs (`runner target check FILE|lab`).
     Target(target::TargetArgs),
     /// Print shell completions.
@@ -112,7 +116,9 @@ pub fn main() -> ExitCode {
     };
     // The lab daemon's log is its only record of what it did.
     let daemon = matches!(&cli.command, Command::Lab(args) if args.is_daemon());
-    init_logging(cli.verbose.max(u8::from(daemon)));
+    // `runner test` prints one line per case; the components' own logs only with -v.
+    let quiet = matches!(&cli.command, Command::Test(_)) && cli.verbose == 0;
+    init_logging(cli.verbose.max(u8::from(daemon)), quiet);
     let cache_dir = cli.cache_dir.clone().or_else(crate::engine::default_cache_dir);
     let result = match cli.command {
         Command::Exec(args) => exec::run(args, cache_dir),
@@ -122,6 +128,7 @@ pub fn main() -> ExitCode {
         Command::Lab(args) => lab::run(args),
         Command::New(args) => scaffold::run(args),
         Command::Target(args) => target::run(args),
+        Command::Test(args) => test::run(args, cache_dir),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "runner", &mut std::io::stdout());
             Ok(Exit::Success)
@@ -137,8 +144,9 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_logging(verbose: u8) {
+fn init_logging(verbose: u8, quiet: bool) {
     let default = match verbose {
+        0 if quiet => "warn,policy=off",
         0 => "warn,policy=info",
         1 => "info",
         _ => "debug,cranelift_codegen=info,wasmtime=info",

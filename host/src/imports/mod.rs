@@ -24,6 +24,7 @@ use serde_json::Value;
 use crate::backends::{BackendError, BackendResult, Backends, ErrorCode as BackendCode};
 use crate::caps::{Decision, Grants};
 use crate::journal::{redact, Entry, Journal};
+use crate::session::{Answer, Session, Step};
 use crate::wit::pattern::runner::policy::types;
 use crate::wit::{Error, ErrorCode};
 
@@ -41,12 +42,14 @@ pub struct RunContext {
     /// Runs the gates bound to a pattern's slots.
     pub gates: Option<Arc<dyn GateRunner>>,
     pub record: Mutex<RunRecord>,
+    /// Record the run's calls, or answer them from a recorded session.
+    pub session: Session,
 }
 
 impl RunContext {
     /// A context for one run.
     pub fn new(journal: Journal, backends: Backends, dry_run: bool, approval: Approval) -> Self {
-        RunContext { journal, backends, dry_run, approval, gates: None, record: Mutex::default() }
+        RunContext { journal, backends, dry_run, approval, gates: None, record: Mutex::default(), session: Session::off() }
     }
 
     fn record(&self) -> std::sync::MutexGuard<'_, RunRecord> {
@@ -176,7 +179,7 @@ pub(crate) enum Effect<T> {
 
 impl HostState {
     /// Check, journal and perform one call.
-    pub(crate) async fn guarded<T: Send>(
+    pub(crate) async fn guarded<T: Send + Answer>(
         &self,
         call: &'static str,
         need: Need<'_>,
@@ -187,7 +190,8 @@ impl HostState {
         let started = Instant::now();
         let mutating = matches!(effect, Effect::Mutate { .. });
         // Arguments are only built when something will record them.
-        let args = if self.run.journal.is_enabled() || (self.run.dry_run && mutating) {
+        let session = &self.run.session;
+        let args = if self.run.journal.is_enabled() || session.is_active() || (self.run.dry_run && mutating) {
             let mut args = args();
             redact(&mut args);
             args
@@ -213,7 +217,20 @@ impl HostState {
             self.run.record().plan.push(PlannedCall { component: self.component.to_string(), call: call.to_string(), args, needs_allow });
             return Ok(Ok(dry_run_answer));
         }
-        let result = backend.await;
+        // Past the capability check and the plan: this call reaches a backend,
+        // so the session records it, or answers it instead.
+        let result = match session.begin(&self.component, call, &args, mutating)? {
+            Step::Live(slot) => {
+                let result = backend.await;
+                if let Some(slot) = slot {
+                    session.finish(slot, result.as_ref().map(Answer::to_json));
+                }
+                result
+            }
+            Step::Answer(Ok(value)) => Ok(T::from_json(&value).map_err(|why| session.bad_answer(call, why))?),
+            Step::Answer(Err(error)) => Err(error),
+            Step::Stopped => return Err(crate::engine::Stop::Deadline.into()),
+        };
         match &result {
             Ok(_) => self.journal(call, args, "ok", None, started.elapsed(), mutating)?,
             Err(e) => {

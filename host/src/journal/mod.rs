@@ -7,7 +7,7 @@
 //! an error code (`not-found`, `unavailable`, ...) with `error` holding the
 //! message.
 
-mod redact;
+pub(crate) mod redact;
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};

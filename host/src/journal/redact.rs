@@ -6,10 +6,11 @@
 
 use serde_json::Value;
 
-const REDACTED: &str = "[redacted]";
+/// What a secret is replaced with.
+pub(crate) const REDACTED: &str = "[redacted]";
 
 /// Keys whose values are secrets wherever they appear.
-fn is_secret_key(key: &str) -> bool {
+pub(crate) fn is_secret_key(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
     ["password", "passwd", "secret", "token", "credential", "private", "apikey", "api-key", "api_key", "auth"].iter().any(|s| key.contains(s))
         || key == "data"

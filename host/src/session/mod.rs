@@ -1,0 +1,420 @@
+//! Record and replay: every host interaction of a run kept in a session file
+//! (`runner exec --record`), and a run answered from one instead of the
+//! backends (`runner exec --replay`, `runner test`).
+//!
+//! The import layer consults the [`Session`] of its run on every call that
+//! passes the capability check and is not answered from the dry-run plan,
+//! and the clock consults it for `now` and `sleep`. Recording keeps the
+//! calls in the order they start, so a pattern's `gates.run` comes before
+//! the calls of the gate it runs. Replaying is strict: the component must
+//! ask for exactly the next recorded call (same component, call and
+//! arguments), or the run stops and the report names both versions. The
+//! format is described in [`file`].
+
+mod answer;
+mod canned;
+pub mod file;
+
+use std::sync::{Mutex, MutexGuard};
+
+use serde_json::Value;
+
+use crate::backends::{BackendError, ErrorCode};
+use crate::journal::redact;
+
+pub use answer::Answer;
+pub use canned::{matches, CannedResponse, Reply};
+pub use file::{Call, CallError, PolicyInfo, SessionFile, FORMAT};
+
+/// Where the virtual clock of canned responses starts: 2026-01-01T00:00:00Z.
+pub const CANNED_EPOCH_MS: u64 = 1_767_225_600_000;
+
+/// The session of one run: off, recording, or answering from recorded or
+/// canned calls.
+pub struct Session {
+    mode: Mode,
+    state: Mutex<State>,
+}
+
+enum Mode {
+    Off,
+    Record,
+    Replay,
+    Canned(Vec<CannedResponse>),
+}
+
+#[derive(Default)]
+struct State {
+    /// Recording: the calls so far. Replaying: the session's calls.
+    calls: Vec<Call>,
+    /// Replaying: the next call expected.
+    cursor: usize,
+    /// The first call that did not match; every later call is refused too.
+    diverged: Option<String>,
+    /// Mutating calls answered, in order (replay and canned).
+    mutations: Vec<Call>,
+    /// Canned: times each response was used.
+    used: Vec<usize>,
+    /// Canned: the virtual clock.
+    clock_ms: u64,
+    /// Recording: calls begun and not yet finished.
+    open: std::collections::BTreeSet<usize>,
+}
+
+/// The component asked for something the session does not hold (or holds
+/// differently). Raised as a trap: the run cannot go on.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("replay: {0}")]
+pub struct Diverged(pub String);
+
+/// What a call does, once the session has seen it.
+pub(crate) enum Step {
+    /// Call the backend. Recording: the index of the call to complete with
+    /// [`Session::finish`].
+    Live(Option<usize>),
+    /// The answer, from the session.
+    Answer(Result<Value, BackendError>),
+    /// The sandbox's deadline stopped the recorded run here.
+    Stopped,
+}
+
+/// What the session says about a sleep.
+pub(crate) enum Sleep {
+    /// Really sleep; recording: complete the call afterwards.
+    Real(Option<usize>),
+    /// Return at once.
+    Skip,
+    /// The recorded run was stopped by its deadline during this sleep.
+    Stopped,
+}
+
+/// The call whose answer is a gate run: replaying it runs the gate again.
+const GATES_RUN: &str = "gates.run";
+
+impl Session {
+    /// No session: every call goes to the backends.
+    pub fn off() -> Self {
+        Session { mode: Mode::Off, state: Mutex::default() }
+    }
+
+    /// Record every call; [`Session::to_file`] gives the result.
+    pub fn record() -> Self {
+        Session { mode: Mode::Record, state: Mutex::default() }
+    }
+
+    /// Answer from a recorded session, in order.
+    pub fn replay(file: SessionFile) -> Self {
+        Session { mode: Mode::Replay, state: Mutex::new(State { calls: file.calls, ..State::default() }) }
+    }
+
+    /// Answer from canned responses by matching; the clock starts at `clock_ms`.
+    pub fn canned(responses: Vec<CannedResponse>, clock_ms: u64) -> Self {
+        let used = vec![0; responses.len()];
+        Session { mode: Mode::Canned(responses), state: Mutex::new(State { used, clock_ms, ..State::default() }) }
+    }
+
+    /// Whether calls are recorded or answered here.
+    pub fn is_active(&self) -> bool {
+        !matches!(self.mode, Mode::Off)
+    }
+
+    /// Whether this session answers calls instead of the backends.
+    pub fn is_replaying(&self) -> bool {
+        matches!(self.mode, Mode::Replay | Mode::Canned(_))
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The first divergence, if the component asked for something the session does not hold.
+    pub fn divergence(&self) -> Option<String> {
+        self.state().diverged.clone()
+    }
+
+    /// Recorded calls a replay never reached.
+    pub fn unused(&self) -> Vec<Call> {
+        match self.mode {
+            Mode::Replay => {
+                let state = self.state();
+                state.calls[state.cursor.min(state.calls.len())..].to_vec()
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// The mutating calls answered from the session, in order.
+    pub fn mutations(&self) -> Vec<Call> {
+        self.state().mutations.clone()
+    }
+
+    /// The recorded calls as a session file.
+    pub fn to_file(&self) -> SessionFile {
+        let state = self.state();
+        let mut calls = state.calls.clone();
+        // A call begun and never finished was cut short by the deadline timer.
+        for &open in &state.open {
+            if let Some(call) = calls.get_mut(open) {
+                call.stopped = Some("deadline".into());
+            }
+        }
+        SessionFile { format: FORMAT.into(), policy: None, recorded: None, config: None, gates: Default::default(), calls }
+    }
+
+    /// Stop the run: the first divergence is kept and reported.
+    fn diverge(&self, state: &mut State, message: String) -> Diverged {
+        let message = state.diverged.get_or_insert(message).clone();
+        Diverged(message)
+    }
+
+    /// A call is about to be made with `args` (already redacted).
+    pub(crate) fn begin(&self, component: &str, call: &str, args: &Value, mutating: bool) -> Result<Step, Diverged> {
+        // Every host call passes here: without a session it costs one comparison.
+        if let Mode::Off = self.mode {
+            return Ok(Step::Live(None));
+        }
+        let mut state = self.state();
+        if let Some(first) = &state.diverged {
+            return Err(Diverged(first.clone()));
+        }
+        let made = Call { component: component.into(), call: call.into(), args: args.clone(), response: None, error: None, stopped: None };
+        match &self.mode {
+            Mode::Off => Ok(Step::Live(None)),
+            Mode::Record => {
+                state.calls.push(made);
+                let slot = state.calls.len() - 1;
+                state.open.insert(slot);
+                Ok(Step::Live(Some(slot)))
+            }
+            Mode::Replay => {
+                let at = state.cursor;
+                let Some(recorded) = state.calls.get(at).cloned() else {
+                    let message = format!("the component asked for {} but the session ends after {} call(s)", made.describe(), state.calls.len());
+                    return Err(self.diverge(&mut state, message));
+                };
+                if recorded.component != made.component || recorded.call != made.call || !same_args(&recorded.args, &made.args) {
+                    let message = format!("call {} differs: the component asked for {} but the session holds {}", at + 1, made.describe(), recorded.describe());
+                    return Err(self.diverge(&mut state, message));
+                }
+                state.cursor += 1;
+                if mutating {
+                    state.mutations.push(made);
+                }
+                if recorded.call == GATES_RUN {
+                    return Ok(Step::Live(None));
+                }
+                if recorded.stopped.is_some() {
+                    return Ok(Step::Stopped);
+                }
+                answer_of(recorded.response, recorded.error, &recorded.call).map(Step::Answer).map_err(|e| self.diverge(&mut state, format!("call {}: {e}", at + 1)))
+            }
+            Mode::Canned(responses) => {
+                let Some(index) = responses.iter().position(|r| r.fits(component, call, args)) else {
+                    if call == GATES_RUN {
+                        // No canned verdict: run the bound gate against the canned responses.
+                        return Ok(Step::Live(None));
+                    }
+                    let message = format!("no canned response for {}", made.describe());
+                    return Err(self.diverge(&mut state, message));
+                };
+                let n = state.used[index];
+                state.used[index] += 1;
+                if mutating {
+                    state.mutations.push(made);
+                }
+                let (response, error) = responses[index].reply(n);
+                answer_of(response, error, call).map(Step::Answer).map_err(|e| self.diverge(&mut state, format!("canned response for {call}: {e}")))
+            }
+        }
+    }
+
+    /// A recorded call ended with `outcome` (a backend's answer, already as JSON).
+    pub(crate) fn finish(&self, slot: usize, outcome: Result<Value, &BackendError>) {
+        let mut state = self.state();
+        state.open.remove(&slot);
+        let Some(call) = state.calls.get_mut(slot) else { return };
+        match outcome {
+            Ok(mut value) => {
+                redact_response(&mut value);
+                call.response = (!value.is_null()).then_some(value);
+            }
+            Err(error) => call.error = Some(CallError { code: error.code.as_str().into(), message: error.message.clone() }),
+        }
+    }
+
+    /// A recorded call (a sleep) during which the deadline stopped the run.
+    pub(crate) fn finish_stopped(&self, slot: usize) {
+        let mut state = self.state();
+        state.open.remove(&slot);
+        if let Some(call) = state.calls.get_mut(slot) {
+            call.stopped = Some("deadline".into());
+        }
+    }
+
+    /// `clock.now`: the live time (recorded), or the session's.
+    pub(crate) fn now(&self, component: &str, live: impl FnOnce() -> u64) -> Result<u64, Diverged> {
+        if let Mode::Off = self.mode {
+            return Ok(live());
+        }
+        if let Mode::Canned(_) = self.mode {
+            let state = self.state();
+            return match &state.diverged {
+                Some(first) => Err(Diverged(first.clone())),
+                None => Ok(state.clock_ms),
+            };
+        }
+        match self.begin(component, "clock.now", &Value::Null, false)? {
+            Step::Live(slot) => {
+                let now = live();
+                if let Some(slot) = slot {
+                    self.finish(slot, Ok(Value::from(now)));
+                }
+                Ok(now)
+            }
+            Step::Answer(answer) => {
+                let value = answer.map_err(|e| self.diverged_now(format!("clock.now cannot fail, but the session says {e}")))?;
+                value.as_u64().ok_or_else(|| self.diverged_now(format!("clock.now must answer milliseconds since the epoch, the session holds {value}")))
+            }
+            Step::Stopped => Err(self.diverged_now("clock.now cannot be stopped by the deadline".into())),
+        }
+    }
+
+    /// `clock.sleep(ms)`.
+    pub(crate) fn sleep(&self, component: &str, ms: u64) -> Result<Sleep, Diverged> {
+        if let Mode::Canned(_) = self.mode {
+            let mut state = self.state();
+            if let Some(first) = &state.diverged {
+                return Err(Diverged(first.clone()));
+            }
+            state.clock_ms = state.clock_ms.saturating_add(ms);
+            return Ok(Sleep::Skip);
+        }
+        match self.begin(component, "clock.sleep", &serde_json::json!({"ms": ms}), false)? {
+            Step::Live(slot) => Ok(Sleep::Real(slot)),
+            Step::Answer(_) => Ok(Sleep::Skip),
+            Step::Stopped => Ok(Sleep::Stopped),
+        }
+    }
+
+    fn diverged_now(&self, message: String) -> Diverged {
+        let mut state = self.state();
+        self.diverge(&mut state, message)
+    }
+
+    /// A recorded answer could not be turned into what the call returns.
+    pub(crate) fn bad_answer(&self, call: &str, why: String) -> Diverged {
+        self.diverged_now(format!("the session's answer to {call} is unusable: {why}"))
+    }
+}
+
+/// Arguments match when they are equal as JSON, numbers by value (a hand-edited
+/// `1.0` matches a recorded `1`).
+fn same_args(recorded: &Value, made: &Value) -> bool {
+    match (recorded, made) {
+        (Value::Object(a), Value::Object(b)) => a.len() == b.len() && a.iter().all(|(key, value)| b.get(key).is_some_and(|other| same_args(value, other))),
+        (Value::Array(a), Value::Array(b)) => a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same_args(x, y)),
+        (Value::Number(a), Value::Number(b)) => a == b || a.as_f64() == b.as_f64(),
+        _ => recorded == made,
+    }
+}
+
+fn answer_of(response: Option<Value>, error: Option<CallError>, call: &str) -> Result<Result<Value, BackendError>, String> {
+    match error {
+        Some(error) => {
+            let code = error_code(&error.code).ok_or_else(|| format!("unknown error code `{}` for {call}", error.code))?;
+            Ok(Err(BackendError::new(code, error.message)))
+        }
+        None => Ok(Ok(response.unwrap_or(Value::Null))),
+    }
+}
+
+/// A WIT error code by its name (`not-found`).
+pub(crate) fn error_code(name: &str) -> Option<ErrorCode> {
+    [ErrorCode::Denied, ErrorCode::NotFound, ErrorCode::Conflict, ErrorCode::Timeout, ErrorCode::Unavailable, ErrorCode::Invalid, ErrorCode::Internal].into_iter().find(|c| c.as_str() == name)
+}
+
+fn to_wit_code(code: ErrorCode) -> crate::wit::ErrorCode {
+    crate::imports::to_wit_error(BackendError::new(code, String::new())).code
+}
+
+/// Take secrets out of a response before it is written: a Secret's data,
+/// environment variables that look like credentials, and string values
+/// under secret-looking keys. Structure and other values stay, so a replay
+/// sees what the component saw.
+pub fn redact_response(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            let is_secret_object = map.get("kind").and_then(Value::as_str) == Some("Secret");
+            let env_name_is_secret = map.get("name").and_then(Value::as_str).is_some_and(redact::is_secret_key) && map.contains_key("value");
+            for (key, inner) in map.iter_mut() {
+                let hide = (is_secret_object && (key == "data" || key == "stringData"))
+                    || (env_name_is_secret && key == "value")
+                    || (inner.is_string() && redact::is_secret_key(key) && !matches!(key.as_str(), "data" | "stringData") && !key.ends_with("Name") && !key.ends_with("Ref"));
+                if hide {
+                    hide_values(inner);
+                } else {
+                    redact_response(inner);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(redact_response),
+        _ => {}
+    }
+}
+
+/// Replace every string in `value` (keeping keys and shape), or the value itself.
+fn hide_values(value: &mut Value) {
+    match value {
+        Value::Object(map) => map.values_mut().for_each(hide_values),
+        Value::Array(items) => items.iter_mut().for_each(hide_values),
+        Value::Null => {}
+        other => *other = Value::String(redact::REDACTED.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn responses_lose_their_secrets_and_keep_their_shape() {
+        let mut secret = json!({"kind": "Secret", "metadata": {"name": "postgres-credentials"}, "data": {"password": "aHVudGVyMg=="}});
+        redact_response(&mut secret);
+        assert_eq!(secret["data"], json!({"password": "[redacted]"}));
+        assert_eq!(secret["metadata"]["name"], "postgres-credentials");
+        let mut pod = json!({"spec": {"automountServiceAccountToken": false, "containers": [{"env": [
+            {"name": "POSTGRES_PASSWORD", "value": "hunter2"},
+            {"name": "PGUSER", "value": "postgres"},
+            {"name": "REDIS_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "redis-credentials", "key": "password"}}}
+        ]}], "volumes": [{"secret": {"secretName": "tls"}}]}});
+        redact_response(&mut pod);
+        let env = &pod["spec"]["containers"][0]["env"];
+        assert_eq!(env[0]["value"], "[redacted]");
+        assert_eq!(env[1]["value"], "postgres");
+        assert_eq!(env[2]["valueFrom"]["secretKeyRef"]["name"], "redis-credentials");
+        assert_eq!(pod["spec"]["automountServiceAccountToken"], false);
+        assert_eq!(pod["spec"]["volumes"][0]["secret"]["secretName"], "tls");
+        let mut rows = json!([{"rolname": "app", "rolpassword": "SCRAM-SHA-256$4096:..."}]);
+        redact_response(&mut rows);
+        assert_eq!(rows[0]["rolpassword"], "[redacted]");
+        assert_eq!(rows[0]["rolname"], "app");
+    }
+
+    #[test]
+    fn replay_is_strict_and_names_both_versions() {
+        let call = |call: &str, args: Value, response: Value| Call { component: "g".into(), call: call.into(), args, response: Some(response), error: None, stopped: None };
+        let file = SessionFile { format: FORMAT.into(), policy: None, recorded: None, config: None, gates: Default::default(), calls: vec![call("kube-read.get", json!({"name": "a"}), json!({"x": 1}))] };
+        let session = Session::replay(file.clone());
+        let Ok(Step::Answer(Ok(answer))) = session.begin("g", "kube-read.get", &json!({"name": "a"}), false) else { panic!("expected an answer") };
+        assert_eq!(answer, json!({"x": 1}));
+        let Err(Diverged(message)) = session.begin("g", "kube-read.get", &json!({"name": "b"}), false) else { panic!("expected a divergence") };
+        assert!(message.contains("session ends after 1 call"), "{message}");
+        let session = Session::replay(file);
+        let Err(Diverged(message)) = session.begin("g", "kube-read.get", &json!({"name": "b"}), false) else { panic!("expected a divergence") };
+        assert!(message.contains(r#"asked for g: kube-read.get {"name":"b"}"#) && message.contains(r#"holds g: kube-read.get {"name":"a"}"#), "{message}");
+        // Once diverged, every later call is refused with the first difference.
+        let Err(Diverged(again)) = session.begin("g", "clock.now", &Value::Null, false) else { panic!("expected a divergence") };
+        assert_eq!(again, message);
+    }
+}
