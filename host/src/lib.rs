@@ -12,5 +12,6 @@ pub mod engine;
 pub mod imports;
 pub mod journal;
 pub mod policy;
+pub mod probe;
 pub mod target;
 pub mod wit;

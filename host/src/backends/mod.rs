@@ -5,17 +5,19 @@
 //! The host's import layer (`crate::imports`) checks capabilities, journals,
 //! and then calls one of these traits. [`KubeBackend`] (kube-rs) serves
 //! Kubernetes for the lab and real clusters; [`PostgresBackend`]
-//! (tokio-postgres) serves PostgreSQL members; Redis and MongoDB are not
-//! built yet ([`Unavailable`]).
+//! (tokio-postgres) serves PostgreSQL members; [`RedisBackend`] (redis-rs)
+//! serves Redis members; MongoDB is not built yet ([`Unavailable`]).
 
 pub mod kube;
 mod postgres;
+pub mod redis;
 mod unavailable;
 
 use std::sync::Arc;
 
 pub use self::kube::KubeBackend;
 pub use postgres::PostgresBackend;
+pub use self::redis::RedisBackend;
 pub use unavailable::Unavailable;
 
 /// Why a backend call failed, in the same terms as the WIT `error-code`.
@@ -235,18 +237,19 @@ impl Backends {
         }
     }
 
-    /// `kube` for Kubernetes, and PostgreSQL members of `target` reached
-    /// through it (addresses from their Pods, passwords from the target's
-    /// credential sources); Redis and MongoDB, which later issues bring,
-    /// answer `unavailable`.
+    /// `kube` for Kubernetes, and PostgreSQL and Redis members of `target`
+    /// reached through it (addresses from their Pods, passwords from the
+    /// target's credential sources); MongoDB, which a later issue brings,
+    /// answers `unavailable`.
     pub fn with_kube(kube: Arc<dyn Kube>, target: &crate::target::Target) -> Self {
         let namespace = target.namespace.clone().unwrap_or_else(|| "default".into());
-        let postgres = Arc::new(PostgresBackend::new(target.clone(), namespace, kube.clone()));
+        let postgres = Arc::new(PostgresBackend::new(target.clone(), namespace.clone(), kube.clone()));
+        let redis = Arc::new(RedisBackend::new(target.clone(), namespace, kube.clone()));
         let target: Arc<str> = target.label().into();
         Backends {
             kube,
             postgres,
-            redis: Arc::new(Unavailable::new("Redis", "#6", target.clone())),
+            redis,
             mongo: Arc::new(Unavailable::new("MongoDB", "#7", target)),
         }
     }
