@@ -153,6 +153,8 @@ struct Run<'a> {
     /// Set once a mutation comes back as planned (`--dry-run`).
     dry: Cell<bool>,
     pinned: bool,
+    /// The StatefulSet's values before the pin (also kept in its annotation).
+    original: Value,
     done: Vec<String>,
     /// Masters this run demoted, to name their replacement.
     demoted: BTreeSet<String>,
@@ -247,6 +249,7 @@ impl Run<'_> {
             self.log("dry run: mutations are planned, not made; waits are skipped and the plan assumes each step succeeds");
         }
         self.pinned = true;
+        self.original = original;
         Ok(())
     }
 
@@ -258,7 +261,8 @@ impl Run<'_> {
 
     fn unpin(&self) -> Result<(), Error> {
         let (set, _) = cluster::statefulset(&self.cfg.namespace, &self.cfg.statefulset)?;
-        let original: Value = set["metadata"]["annotations"][ANNOTATION].as_str().and_then(|a| serde_json::from_str(a).ok()).unwrap_or(Value::Null);
+        // Under --dry-run the pin was never made: the values read before it stand in.
+        let original: Value = set["metadata"]["annotations"][ANNOTATION].as_str().and_then(|a| serde_json::from_str(a).ok()).unwrap_or_else(|| self.original.clone());
         let strategy = if original["updateStrategy"].is_null() { json!({"type": "RollingUpdate"}) } else { original["updateStrategy"].clone() };
         let body = json!({"metadata": {"annotations": {ANNOTATION: null}}, "spec": {"updateStrategy": strategy}});
         self.patch_set(&body).map(|_| ())
@@ -477,7 +481,7 @@ impl runner_sdk::pattern::Guest for RedisRollingReplace {
             return Err(Error::invalid("max-offset-lag must not be negative"));
         }
         let limits = Limits { max_offset_lag: cfg.max_offset_lag as u64, min_replicas: 1, masters: 0 };
-        let mut run = Run { cfg: &cfg, selector: String::new(), limits, dry: Cell::new(false), pinned: false, done: Vec::new(), demoted: BTreeSet::new() };
+        let mut run = Run { cfg: &cfg, selector: String::new(), limits, dry: Cell::new(false), pinned: false, original: Value::Null, done: Vec::new(), demoted: BTreeSet::new() };
         let masters = step("discover", "the members, their roles and pools", || {
             let (_, selector) = cluster::statefulset(&cfg.namespace, &cfg.statefulset)?;
             run.selector = selector;
