@@ -5,13 +5,14 @@
 //! The host's import layer (`crate::imports`) checks capabilities, journals,
 //! and then calls one of these traits. [`KubeBackend`] (kube-rs) serves
 //! Kubernetes for the lab and real clusters; [`PostgresBackend`]
-//! (tokio-postgres) serves PostgreSQL members; [`MongoBackend`] (the
-//! `mongodb` driver) serves MongoDB members; Redis is not built yet
-//! ([`Unavailable`]).
+//! (tokio-postgres) serves PostgreSQL members; [`RedisBackend`] (redis-rs)
+//! serves Redis members; [`MongoBackend`] (the `mongodb` driver) serves
+//! MongoDB members.
 
 pub mod kube;
 pub mod mongo;
 mod postgres;
+pub mod redis;
 mod unavailable;
 
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use std::sync::Arc;
 pub use self::kube::KubeBackend;
 pub use mongo::MongoBackend;
 pub use postgres::PostgresBackend;
+pub use self::redis::RedisBackend;
 pub use unavailable::Unavailable;
 
 /// Why a backend call failed, in the same terms as the WIT `error-code`.
@@ -238,15 +240,15 @@ impl Backends {
         }
     }
 
-    /// `kube` for Kubernetes, and PostgreSQL and MongoDB members of `target`
-    /// reached through it (addresses from their Pods, passwords from the
-    /// target's credential sources); Redis, which a later issue brings,
+    /// `kube` for Kubernetes, and the PostgreSQL, Redis and MongoDB members
+    /// of `target` reached through it (addresses from their Pods, passwords
+    /// from the target's credential sources).
     /// answers `unavailable`.
     pub fn with_kube(kube: Arc<dyn Kube>, target: &crate::target::Target) -> Self {
         let namespace = target.namespace.clone().unwrap_or_else(|| "default".into());
         let postgres = Arc::new(PostgresBackend::new(target.clone(), namespace.clone(), kube.clone()));
+        let redis = Arc::new(RedisBackend::new(target.clone(), namespace.clone(), kube.clone()));
         let mongo = Arc::new(MongoBackend::new(target.clone(), namespace, kube.clone()));
-        let target: Arc<str> = target.label().into();
-        Backends { kube, postgres, redis: Arc::new(Unavailable::new("Redis", "#6", target)), mongo }
+        Backends { kube, postgres, redis, mongo }
     }
 }

@@ -55,24 +55,37 @@ pub struct DemoArgs {
 enum DemoDatabase {
     /// The seed's Ferris wheel on the lab's 3-member PostgreSQL cluster.
     Postgres,
+    /// The rolling replacement of the lab's 6-member Redis cluster (3 masters, 3 replicas).
+    Redis,
 }
 
 impl DemoDatabase {
     fn pattern(self) -> &'static str {
         match self {
             DemoDatabase::Postgres => "postgres-ferris-wheel",
+            DemoDatabase::Redis => "redis-rolling-replace",
         }
     }
 
     fn database(self) -> &'static str {
         match self {
             DemoDatabase::Postgres => "postgres-cluster",
+            DemoDatabase::Redis => "redis-cluster",
         }
     }
 
     fn allowances(self) -> &'static [&'static str] {
         match self {
             DemoDatabase::Postgres => &["kube:*", "postgres:*"],
+            DemoDatabase::Redis => &["kube:*", "redis:*"],
+        }
+    }
+
+    /// Primaries (masters) and standbys (replicas) the cluster must end with.
+    fn expected(self) -> (usize, usize) {
+        match self {
+            DemoDatabase::Postgres => (1, 2),
+            DemoDatabase::Redis => (3, 3),
         }
     }
 }
@@ -91,7 +104,8 @@ struct DemoRun {
     downtime_ms: f64,
     acknowledged_writes: u64,
     lost_writes: u64,
-    failed_writes: u64,
+    failed_ops: u64,
+    max_latency_ms: f64,
     wall_ms: f64,
     lab_up_ms: f64,
     steps: Vec<Value>,
@@ -105,9 +119,9 @@ struct DemoRun {
 struct FinalCluster {
     /// Every member runs on a Node of the upgraded pool.
     all_on_upgraded_pool: bool,
-    /// Members that answer `pg_is_in_recovery() = false`.
+    /// PostgreSQL: members that answer `pg_is_in_recovery() = false`; Redis: masters (ROLE).
     primaries: Vec<String>,
-    /// Standbys streaming from the primary (pg_stat_replication).
+    /// PostgreSQL: standbys streaming from the primary (pg_stat_replication); Redis: replicas whose link is `connected`.
     streaming_standbys: u64,
     /// Pods: name, node, pool, role.
     members: Vec<Value>,
@@ -116,8 +130,8 @@ struct FinalCluster {
 }
 
 impl FinalCluster {
-    fn healthy(&self, members: usize) -> bool {
-        self.error.is_none() && self.all_on_upgraded_pool && self.primaries.len() == 1 && self.streaming_standbys as usize == members - 1 && self.members.len() == members
+    fn healthy(&self, (primaries, standbys): (usize, usize)) -> bool {
+        self.error.is_none() && self.all_on_upgraded_pool && self.primaries.len() == primaries && self.streaming_standbys as usize == standbys && self.members.len() == primaries + standbys
     }
 }
 
@@ -145,20 +159,21 @@ pub fn run(args: DemoArgs, cache_dir: Option<PathBuf>) -> CommandResult {
         let run = result?;
         if text {
             println!(
-                "run {n}/{}: {} | downtime (longest gap between acknowledged writes) {:.0} ms | {} acknowledged writes, {} LOST | {} failed (not acknowledged) | wall {:.1} s | final cluster {}",
+                "run {n}/{}: {} | longest gap between acknowledged writes {:.0} ms | slowest write {:.0} ms | {} acknowledged writes, {} LOST | {} failed (not acknowledged) | wall {:.1} s | final cluster {}",
                 args.repeat,
                 run.outcome,
                 run.downtime_ms,
+                run.max_latency_ms,
                 run.acknowledged_writes,
                 run.lost_writes,
-                run.failed_writes,
+                run.failed_ops,
                 run.wall_ms / 1000.0,
-                if run.final_cluster.healthy(3) { "ok" } else { "NOT as expected" }
+                if run.final_cluster.healthy(args.database.expected()) { "ok" } else { "NOT as expected" }
             );
         }
         runs.push(run);
     }
-    let exit = if runs.iter().all(|r| r.exit == Exit::Success && r.lost_writes == 0 && r.final_cluster.healthy(3)) { Exit::Success } else { Exit::PolicyFailed };
+    let exit = if runs.iter().all(|r| r.exit == Exit::Success && r.lost_writes == 0 && r.final_cluster.healthy(args.database.expected())) { Exit::Success } else { Exit::PolicyFailed };
     let summary = summarize(args.database.pattern(), &runs);
     match args.output {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&summary).unwrap_or_default()),
@@ -183,16 +198,29 @@ fn one_run(args: &DemoArgs, dir: &LabDir, cache_dir: Option<PathBuf>, text: bool
     }
     let rt = runtime()?;
     let began = Instant::now();
-    let client = rt.block_on(start(dir, &TopologyArgs::only(false, args.subnet), Duration::from_secs(240)))?;
+    let redis = args.database == DemoDatabase::Redis;
+    let client = rt.block_on(start(dir, &TopologyArgs::only(redis, args.subnet), Duration::from_secs(240)))?;
     let lab_up = began.elapsed();
     let rows = rt.block_on(ops::status(&client)).map_err(|e| Failure::new(Exit::Unavailable, e.to_string()))?;
     if text {
         println!("\nlab up in {:.1} s:", lab_up.as_secs_f64());
         print_status(&rows);
     }
-    let backup = rt.block_on(ops::backup(dir, &client)).map_err(|e| Failure::new(Exit::PolicyFailed, format!("backup: {e:#}")))?;
-    if text {
-        println!("backup: pg_basebackup of the primary into {}; Job postgres-backup complete\n", backup.display());
+    if redis {
+        // `lab up` waits until the cluster is formed; a replica may still be in its first sync.
+        let target = Target::lab(dir.root.clone());
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while rt.block_on(final_redis_cluster(&target, &client)).streaming_standbys < 3 {
+            if Instant::now() > deadline {
+                return Err(Failure::new(Exit::Unavailable, "the lab's Redis replicas did not all finish their first sync within 90 s"));
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    } else {
+        let backup = rt.block_on(ops::backup(dir, &client)).map_err(|e| Failure::new(Exit::PolicyFailed, format!("backup: {e:#}")))?;
+        if text {
+            println!("backup: pg_basebackup of the primary into {}; Job postgres-backup complete\n", backup.display());
+        }
     }
     drop(rt);
 
@@ -207,7 +235,9 @@ fn one_run(args: &DemoArgs, dir: &LabDir, cache_dir: Option<PathBuf>, text: bool
     let target = Target::lab(dir.root.clone());
     let executed = execute(&exec.args, &target, cache_dir)?;
     let rt = runtime()?;
-    let final_cluster = rt.block_on(final_cluster(&target, &client));
+    let final_cluster = rt.block_on(async {
+        if redis { final_redis_cluster(&target, &client).await } else { final_cluster(&target, &client).await }
+    });
     if text {
         print!("{}", executed.text());
         println!("\nafter the run:");
@@ -225,7 +255,8 @@ fn demo_run(executed: Executed, final_cluster: FinalCluster, lab_up: Duration) -
         downtime_ms: probe.downtime_ms,
         acknowledged_writes: probe.acknowledged_writes,
         lost_writes: probe.lost_writes,
-        failed_writes: probe.failed_ops,
+        failed_ops: probe.failed_ops,
+        max_latency_ms: probe.max_latency_ms,
         wall_ms: executed.wall.as_secs_f64() * 1000.0,
         lab_up_ms: lab_up.as_secs_f64() * 1000.0,
         steps: executed.record.steps.iter().map(|s| json!({"name": s.name, "outcome": s.outcome, "ms": s.ms})).collect(),
@@ -271,6 +302,50 @@ async fn final_cluster(target: &Target, client: &LabClient) -> FinalCluster {
     result
 }
 
+/// The Redis cluster after the run: masters, connected replicas, slots, pools.
+async fn final_redis_cluster(target: &Target, client: &LabClient) -> FinalCluster {
+    let mut result = FinalCluster::default();
+    let rows = match ops::status(client).await {
+        Ok(rows) => rows,
+        Err(e) => return FinalCluster { error: Some(e.to_string()), ..result },
+    };
+    let kube = match target.connect().await {
+        Ok(kube) => std::sync::Arc::new(kube),
+        Err(e) => return FinalCluster { error: Some(e.to_string()), ..result },
+    };
+    let redis = Backends::with_kube(kube, target).redis;
+    let members: Vec<_> = rows.iter().filter(|r| r.name.starts_with("redis-cluster-")).collect();
+    result.all_on_upgraded_pool = !members.is_empty() && members.iter().all(|r| r.pool == "upgraded-pool");
+    for row in &members {
+        let reply = redis.command(&row.name, &["ROLE".to_string()]).await.map(|json| serde_json::from_str::<Value>(&json).unwrap_or_default());
+        let role = match &reply {
+            Ok(role) if role[0] == "master" => "master",
+            Ok(role) => {
+                if role[3] == "connected" {
+                    result.streaming_standbys += 1;
+                }
+                "replica"
+            }
+            Err(e) => {
+                result.error = Some(format!("{}: {e}", row.name));
+                "unreachable"
+            }
+        };
+        if role == "master" {
+            result.primaries.push(row.name.clone());
+        }
+        result.members.push(json!({"name": row.name, "node": row.node, "pool": row.pool, "role": role}));
+    }
+    if let Some(first) = members.first() {
+        match redis.command(&first.name, &["CLUSTER".to_string(), "INFO".to_string()]).await {
+            Ok(info) if info.contains("cluster_state:ok") && info.contains("cluster_slots_ok:16384") => {}
+            Ok(info) => result.error = Some(format!("CLUSTER INFO on {}: not every slot served: {}", first.name, info.replace("\\r\\n", " "))),
+            Err(e) => result.error = Some(format!("{}: {e}", first.name)),
+        }
+    }
+    result
+}
+
 /// One JSON object: the medians of downtime and wall time, the sums of
 /// writes, every run in `runs`, the steps of the last run.
 fn summarize(pattern: &str, runs: &[DemoRun]) -> Value {
@@ -287,7 +362,8 @@ fn summarize(pattern: &str, runs: &[DemoRun]) -> Value {
         "downtime_ms": median(|r| r.downtime_ms),
         "acknowledged_writes": runs.iter().map(|r| r.acknowledged_writes).sum::<u64>(),
         "lost_writes": runs.iter().map(|r| r.lost_writes).sum::<u64>(),
-        "failed_writes": runs.iter().map(|r| r.failed_writes).sum::<u64>(),
+        "failed_ops": runs.iter().map(|r| r.failed_ops).sum::<u64>(),
+        "max_latency_ms": runs.iter().map(|r| r.max_latency_ms).fold(0.0, f64::max),
         "wall_ms": median(|r| r.wall_ms),
         "steps": last.map(|r| r.steps.clone()).unwrap_or_default(),
         "final_cluster": last.map(|r| &r.final_cluster),

@@ -10,6 +10,7 @@
 //! primary's Service), not through the backends a component uses.
 
 pub mod postgres;
+pub mod redis;
 
 use std::time::{Duration, Instant};
 
@@ -189,6 +190,8 @@ pub async fn service_address(kube: &dyn Kube, namespace: &str, service: &str) ->
 pub enum WriteProbe {
     /// Rows into a PostgreSQL primary.
     Postgres(postgres::PostgresProbe),
+    /// Keys into a Redis cluster, each confirmed by a replica.
+    Redis(redis::RedisProbe),
 }
 
 /// Why a probe could not start.
@@ -225,6 +228,17 @@ impl WriteProbe {
                 };
                 postgres::PostgresProbe::start(endpoint, rate).await.map(WriteProbe::Postgres).map_err(ProbeError::Unreachable)
             }
+            Engine::Redis => {
+                // The cluster client learns every master from this seed (CLUSTER SLOTS).
+                let seeds = vec![format!("{host}:{port}")];
+                let what = format!("Service {namespace}/{service} at {host}:{port}");
+                let mut probe = tokio::task::spawn_blocking(move || redis::RedisProbe::start(seeds, Some(password.expose().to_string()), rate))
+                    .await
+                    .map_err(|e| ProbeError::Unreachable(format!("write probe: {e}")))?
+                    .map_err(|e| ProbeError::Unreachable(format!("write probe on {what}: {e}")))?;
+                probe.label(what);
+                Ok(WriteProbe::Redis(probe))
+            }
             other => Err(ProbeError::Bad(format!("--write-probe: no write probe for {other:?} databases yet"))),
         }
     }
@@ -233,6 +247,7 @@ impl WriteProbe {
     pub fn finish(self) -> ProbeSummary {
         match self {
             WriteProbe::Postgres(probe) => probe.finish(),
+            WriteProbe::Redis(probe) => probe.finish(),
         }
     }
 }

@@ -195,6 +195,9 @@ fn config(spec: &MemberSpec) -> String {
          cluster-config-file {nodes}\n\
          cluster-node-timeout 2000\n\
          cluster-announce-ip {ip}\n\
+         # A replica connects from 127.0.0.1 (the kernel's source address on loopback); without\n\
+         # this its master would list every replica as 127.0.0.1, as no real cluster does.\n\
+         replica-announce-ip {ip}\n\
          appendonly yes\n\
          requirepass {password}\n\
          masterauth {password}\n",
@@ -362,6 +365,22 @@ mod tests {
     fn quoting_escapes_what_redis_unescapes() {
         assert_eq!(quote(r#"a"b\c d"#), r#""a\"b\\c d""#);
         assert_eq!(quote("x\ny"), r#""x\x0ay""#);
+    }
+
+    #[test]
+    fn members_announce_their_own_address() {
+        let spec = MemberSpec {
+            name: "redis-1".into(),
+            workload: Workload::Redis,
+            ip: std::net::Ipv4Addr::new(127, 0, 9, 3),
+            port: 6379,
+            volume: PathBuf::from("/v"),
+            run_dir: PathBuf::from("/r"),
+            password: "pw".into(),
+        };
+        let text = config(&spec);
+        assert!(text.contains("\ncluster-announce-ip 127.0.9.3\n"), "{text}");
+        assert!(text.contains("\nreplica-announce-ip 127.0.9.3\n"), "{text}");
     }
 
     #[test]

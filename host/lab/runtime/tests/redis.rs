@@ -40,6 +40,21 @@ async fn six_members_form_a_cluster_and_a_replica_rejoins_with_its_identity() {
     for member in &members {
         assert!(text(member, &["CLUSTER", "INFO"]).await.contains("cluster_state:ok"), "{} sees the cluster ok", member.name);
     }
+    // Masters list their replicas at the replicas' own addresses, as in a real cluster.
+    let replica_ips: Vec<String> = members.iter().map(|m| m.ip.to_string()).collect();
+    eventually("every master to list its replica at the replica's address", Duration::from_secs(20), || async {
+        let mut listed = 0;
+        for member in &members {
+            let info = text(member, &["INFO", "replication"]).await;
+            for line in info.lines().filter(|l| l.starts_with("slave") && l.contains("ip=")) {
+                let ip = line.split("ip=").nth(1).and_then(|r| r.split(',').next()).unwrap_or_default();
+                assert!(replica_ips.iter().any(|r| r == ip), "{} lists a replica at {ip}: {line}", member.name);
+                listed += 1;
+            }
+        }
+        listed == 3
+    })
+    .await;
     common::assert_password_not_in_any_command_line();
 
     // Creating it again is a no-op: the lab may call it after coming back.
