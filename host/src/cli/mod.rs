@@ -73,7 +73,7 @@ const EXIT_CODES: &str = "Exit codes: 0 success or gate pass, 1 the policy repor
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run a gate or a pattern.
-    Exec(exec::ExecArgs),
+    Exec(Box<exec::ExecArgs>),
     /// The main job on a fresh lab: upgrade a real database cluster with a write probe; print downtime and lost writes.
     Demo(demo::DemoArgs),
     /// Show what a policy can touch and will do, before it runs.
@@ -121,7 +121,7 @@ pub fn main() -> ExitCode {
     init_logging(cli.verbose.max(u8::from(daemon)), quiet);
     let cache_dir = cli.cache_dir.clone().or_else(crate::engine::default_cache_dir);
     let result = match cli.command {
-        Command::Exec(args) => exec::run(args, cache_dir),
+        Command::Exec(args) => exec::run(*args, cache_dir),
         Command::Demo(args) => demo::run(args, cache_dir),
         Command::Review(args) => review::run(args),
         Command::List(args) => list::run(args),
