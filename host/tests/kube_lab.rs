@@ -6,56 +6,36 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::lab::*;
 use common::*;
 use runner::backends::{BackendResult, DrainOptions, ErrorCode, Kube, KubeBackend, ListOptions, ObjectRef, PatchType, WaitFor};
 use runner::target::Target;
 use serde_json::{json, Value};
 
-/// A lab in a temporary directory under /tmp, brought down on drop.
-struct Lab {
-    dir: tempfile::TempDir,
+/// A lab with a Kubernetes backend connected to it.
+struct KubeLab {
+    lab: Lab,
     rt: tokio::runtime::Runtime,
     kube: Arc<KubeBackend>,
 }
 
-impl Lab {
-    fn up(subnet: &str) -> Lab {
-        // The database processes run as the postgres user: the directory must be reachable by it.
-        let dir = tempfile::Builder::new().prefix("runner-kube-test-").tempdir_in("/tmp").unwrap();
-        let output = runner_in(dir.path(), &["lab", "--dir", path(dir.path()), "up", "--wait", "240s", "--subnet", subnet]);
-        if !output.status.success() {
-            let log = std::fs::read_to_string(dir.path().join("daemon.log")).unwrap_or_default();
-            let _ = runner_in(dir.path(), &["lab", "--dir", path(dir.path()), "down"]);
-            panic!("lab up failed:\n{}{}\n--- daemon.log ---\n{log}", stdout(&output), stderr(&output));
-        }
+impl std::ops::Deref for KubeLab {
+    type Target = Lab;
+    fn deref(&self) -> &Lab {
+        &self.lab
+    }
+}
+
+impl KubeLab {
+    fn up(subnet: &str) -> KubeLab {
+        let lab = Lab::up(&["--subnet", subnet]);
         let rt = tokio::runtime::Runtime::new().unwrap();
-        let target = Target::lab(dir.path().to_path_buf());
+        let target = Target::lab(lab.dir.path().to_path_buf());
         let kube = Arc::new(rt.block_on(target.connect()).unwrap_or_else(|e| panic!("connect to the lab: {e}")));
-        Lab { dir, rt, kube }
-    }
-
-    fn kubeconfig(&self) -> PathBuf {
-        self.dir.path().join("kubeconfig")
-    }
-
-    /// `runner ARGS` with this lab as the default target.
-    fn runner(&self, args: &[&str]) -> Output {
-        runner_in(self.dir.path(), args)
-    }
-
-    fn kubectl(&self, args: &[&str]) -> String {
-        let output = self.kubectl_raw(args);
-        assert!(output.status.success(), "kubectl {}: {}{}", args.join(" "), stdout(&output), stderr(&output));
-        stdout(&output)
-    }
-
-    fn kubectl_raw(&self, args: &[&str]) -> Output {
-        Command::new("kubectl").arg("--kubeconfig").arg(self.kubeconfig()).args(args).output().unwrap()
+        KubeLab { lab, rt, kube }
     }
 
     /// Create an object from JSON with kubectl.
@@ -90,45 +70,12 @@ impl Lab {
     }
 }
 
-impl Drop for Lab {
-    fn drop(&mut self) {
-        let output = runner_in(self.dir.path(), &["lab", "--dir", path(self.dir.path()), "down"]);
-        if !output.status.success() {
-            eprintln!("lab down: {}{}", stdout(&output), stderr(&output));
-        }
-    }
-}
-
-/// `runner ARGS` with `lab_dir` as the lab, a private cache, and the bundled policies.
-fn runner_in(lab_dir: &Path, args: &[&str]) -> Output {
-    let mut command = Command::new(assert_cmd::cargo::cargo_bin("runner"));
-    command
-        .args(args)
-        .env("RUNNER_LAB_DIR", lab_dir)
-        .env("RUNNER_CACHE_DIR", lab_dir.join("cache"))
-        .env("RUNNER_POLICY_PATH", repo().join("policies/dist"))
-        .env_remove("RUNNER_LOG")
-        .env_remove("KUBECONFIG");
-    command.output().unwrap()
-}
-
 fn object(api_version: &str, kind: &str, name: &str) -> ObjectRef {
     ObjectRef { api_version: api_version.into(), kind: kind.into(), namespace: None, name: name.into() }
 }
 
 fn pods(labels: Option<&str>, fields: Option<&str>, namespace: Option<&str>) -> ListOptions {
     ListOptions { api_version: "v1".into(), kind: "Pod".into(), namespace: namespace.map(str::to_string), label_selector: labels.map(str::to_string), field_selector: fields.map(str::to_string) }
-}
-
-fn eventually<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "{what}: not within {timeout:?}");
-        std::thread::sleep(Duration::from_millis(250));
-    }
 }
 
 /// A Pod the lab's kubelet will not run (it runs only postgres and redis
@@ -151,7 +98,7 @@ fn idle_pod(name: &str, node: &str, labels: Value, owner: Option<Value>, empty_d
 
 #[test]
 fn every_kube_import_against_the_lab() {
-    let lab = Lab::up("210");
+    let lab = KubeLab::up("210");
     let kube = lab.kube.clone();
 
     // get: namespaced (default namespace), cluster-scoped, and by explicit namespace.
@@ -326,7 +273,7 @@ fn every_kube_import_against_the_lab() {
     let output = lab.runner(&["target", "check", path(&target)]);
     assert!(expect_exit(&output, 2).contains("missing field `credentials`"));
     let empty = tempfile::tempdir().unwrap();
-    let output = runner_in(empty.path(), &["target", "check"]);
+    let output = lab.command(&["target", "check"]).env("RUNNER_LAB_DIR", empty.path()).output().unwrap();
     assert!(expect_exit(&output, 4).contains("start it with `runner lab up`"));
 
     // An API server that is not there: `unavailable`.
@@ -341,7 +288,7 @@ fn every_kube_import_against_the_lab() {
 
 #[test]
 fn drain_follows_kubectls_rules() {
-    let lab = Lab::up("211");
+    let lab = KubeLab::up("211");
     let kube = lab.kube.clone();
     let drain = |node: &str, ignore_daemonsets: bool, delete_emptydir_data: bool, force: bool, timeout_ms: u64| {
         let options = DrainOptions { ignore_daemonsets, delete_emptydir_data, force, grace_period_seconds: None, timeout_ms };

@@ -57,7 +57,7 @@ fn postgres_lab_with_kubectl_and_psql() {
     // The runner's PostgreSQL backend reaches members by name, with the password from the Secret,
     // parameters bound as text, rows as JSON, and queries read-only.
     let gate = fixture("hostile-gate");
-    let query = lab.runner_on_lab(&["exec", path(&gate), "--config", "mode=pg", "--output", "json"]);
+    let query = lab.runner(&["exec", path(&gate), "--config", "mode=pg", "--output", "json"]);
     assert_eq!(query.status.code(), Some(0), "{}{}", stdout(&query), stderr(&query));
     let report: serde_json::Value = serde_json::from_slice(&query.stdout).unwrap();
     let row = &report["evidence"]["rows"][0];
@@ -65,7 +65,7 @@ fn postgres_lab_with_kubectl_and_psql() {
     assert_eq!(row["answer"], 42, "{report}");
     assert!(row["lsn"].as_str().is_some_and(|lsn| lsn.contains('/')), "{report}");
     psql(&primary, &password, "CREATE SEQUENCE runner_probe_seq").unwrap();
-    let write = lab.runner_on_lab(&["exec", path(&gate), "--config", "mode=pg-write", "--output", "json"]);
+    let write = lab.runner(&["exec", path(&gate), "--config", "mode=pg-write", "--output", "json"]);
     assert_eq!(write.status.code(), Some(1), "{}{}", stdout(&write), stderr(&write));
     let reasons = serde_json::from_slice::<serde_json::Value>(&write.stdout).unwrap()["reasons"].to_string();
     assert!(reasons.contains("denied") && reasons.contains("read-only transaction"), "{reasons}");

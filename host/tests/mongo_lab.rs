@@ -7,55 +7,23 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::{Command, Output};
-
+use common::lab::Lab;
 use common::*;
 use runner::target::{resolve_credential, Target};
-
-/// `runner ARGS` with `lab_dir` as the lab, a private cache, and the bundled policies.
-fn runner_in(lab_dir: &Path, args: &[&str]) -> Output {
-    let mut command = Command::new(assert_cmd::cargo::cargo_bin("runner"));
-    command
-        .args(args)
-        .env("RUNNER_LAB_DIR", lab_dir)
-        .env("RUNNER_CACHE_DIR", lab_dir.join("cache"))
-        .env("RUNNER_POLICY_PATH", repo().join("policies/dist"))
-        .env_remove("RUNNER_LOG")
-        .env_remove("KUBECONFIG");
-    command.output().unwrap()
-}
-
-/// The lab in `dir`, brought down on drop.
-struct Lab<'a>(&'a Path);
-
-impl Drop for Lab<'_> {
-    fn drop(&mut self) {
-        let output = runner_in(self.0, &["lab", "--dir", path(self.0), "down"]);
-        if !output.status.success() {
-            eprintln!("lab down: {}{}", stdout(&output), stderr(&output));
-        }
-    }
-}
 
 #[test]
 fn the_gate_reaches_members_through_a_target_file_and_names_each_unreachable_one() {
     let _ = bundled("mongo-replset-healthy");
-    // The database processes run as the postgres user: the directory must be reachable by it.
-    let dir = tempfile::Builder::new().prefix("runner-mongo-test-").tempdir_in("/tmp").unwrap();
-    let lab_dir = dir.path().join("lab");
-    let lab = Lab(&lab_dir);
-    let up = runner_in(lab.0, &["lab", "--dir", path(lab.0), "up", "--wait", "240s", "--postgres", "--subnet", "242"]);
-    assert!(up.status.success(), "lab up: {}{}", stdout(&up), stderr(&up));
-    let target = dir.path().join("target.yaml");
-    let kubeconfig = lab_dir.join("kubeconfig");
+    let lab = Lab::up(&["--postgres", "--subnet", "242"]);
+    let target = lab.dir.path().join("target.yaml");
+    let kubeconfig = lab.kubeconfig();
     std::fs::write(
         &target,
         format!("kubeconfig: {}\nnamespace: default\ndatabases:\n  orders:\n    engine: mongo\n    statefulSet: postgres-cluster\n    port: 5432\n    credentials:\n      secret: postgres-credentials\n", kubeconfig.display()),
     )
     .unwrap();
-    let journal = dir.path().join("journal.jsonl");
-    let output = runner_in(lab.0, &["exec", "mongo-replset-healthy", "--target", path(&target), "--config", "statefulset=postgres-cluster", "--journal", path(&journal)]);
+    let journal = lab.dir.path().join("journal.jsonl");
+    let output = lab.runner(&["exec", "mongo-replset-healthy", "--target", path(&target), "--config", "statefulset=postgres-cluster", "--journal", path(&journal)]);
     let text = expect_exit(&output, 4);
     assert!(text.contains("FAIL"), "{text}");
     for n in 0..3 {
@@ -68,7 +36,7 @@ fn the_gate_reaches_members_through_a_target_file_and_names_each_unreachable_one
     assert_eq!(calls.len(), 3, "{calls:?}");
     assert!(calls.iter().all(|c| c["outcome"] == "unavailable" && c["args"]["command"] == serde_json::json!({"hello": 1})), "{calls:?}");
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let lab_target = Target::lab(lab_dir.clone());
+    let lab_target = Target::lab(lab.dir.path().to_path_buf());
     let password = rt.block_on(async {
         let kube = lab_target.connect().await.unwrap();
         resolve_credential(&lab_target.databases[0], &kube, "default").await.unwrap()

@@ -95,7 +95,7 @@ fn each_failing_preflight_check_stops_the_wheel_before_any_change() {
         let mut args: Vec<&str> = WHEEL.to_vec();
         args.extend(["--journal", path(&journal)]);
         args.extend_from_slice(extra);
-        lab.runner_on_lab(&args)
+        lab.runner(&args)
     };
 
     // No backup was ever taken.
@@ -141,7 +141,7 @@ fn a_new_member_killed_while_it_syncs_rolls_back_with_the_cluster_serving() {
     let primary = lab.pg_primary();
     let mut args: Vec<&str> = WHEEL.to_vec();
     args.extend(["--write-probe", "postgres-cluster", "--config", "member-timeout=15s"]);
-    let mut child = lab.spawn_on_lab(&args);
+    let mut child = lab.spawn(&args);
     // Kill the added member's server each time it starts, until the run ends.
     let deadline = Instant::now() + Duration::from_secs(240);
     let mut kills = 0;
@@ -181,7 +181,7 @@ fn emergency_failover_after_the_primary_is_killed_keeps_every_acknowledged_write
     // SAFETY: killing a database server this test's lab started.
     unsafe { libc::kill(pid, libc::SIGKILL) };
     let journal = lab.dir.path().join("failover.jsonl");
-    let output = lab.runner_on_lab(&["exec", "postgres-emergency-failover", "--allow", "kube:*", "--allow", "postgres:*", "--approve", "--output=json", "--journal", path(&journal), "--config", &format!("primary={old}")]);
+    let output = lab.runner(&["exec", "postgres-emergency-failover", "--allow", "kube:*", "--allow", "postgres:*", "--approve", "--output=json", "--journal", path(&journal), "--config", &format!("primary={old}")]);
     let report = json_of(&output);
     expect_exit(&output, 0);
     assert_eq!(report["outcome"], "succeeded", "{report:#}");
@@ -206,7 +206,7 @@ fn bad_targets_fail_clearly_and_change_nothing() {
         let mut args: Vec<&str> = WHEEL.to_vec();
         args.extend(["--target", path(target), "--journal", path(journal)]);
         args.extend_from_slice(extra);
-        lab.runner_on_lab(&args)
+        lab.runner(&args)
     };
 
     // A StatefulSet that does not exist in the cluster.
@@ -230,9 +230,7 @@ fn bad_targets_fail_clearly_and_change_nothing() {
     let output = {
         let mut args: Vec<&str> = WHEEL.to_vec();
         args.extend(["--target", path(&wrong), "--journal", path(&journal)]);
-        let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("runner"));
-        command.args(&args).env("RUNNER_TEST_WRONG_PASSWORD", "not-the-password").env("RUNNER_POLICY_PATH", repo().join("policies/dist")).env("RUNNER_CACHE_DIR", lab.dir.path().join("cache"));
-        command.output().unwrap()
+        lab.command(&args).env("RUNNER_TEST_WRONG_PASSWORD", "not-the-password").output().unwrap()
     };
     let text = expect_exit(&output, 4);
     assert!(text.contains("password authentication failed"), "{text}");
@@ -240,7 +238,7 @@ fn bad_targets_fail_clearly_and_change_nothing() {
     assert!(mutations(&journal).is_empty());
 
     // A probe naming a database the target lacks is bad input, before anything runs.
-    let text = expect_exit(&lab.runner_on_lab(&["exec", "pg-healthy", "--write-probe", "mysql-cluster"]), 2);
+    let text = expect_exit(&lab.runner(&["exec", "pg-healthy", "--write-probe", "mysql-cluster"]), 2);
     assert!(text.contains("no database `mysql-cluster`") && text.contains("postgres-cluster"), "{text}");
 
     // The cluster is as it was.

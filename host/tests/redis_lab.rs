@@ -11,36 +11,35 @@ use std::process::{Command, Output};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::lab::*;
 use common::*;
 use runner::backends::{Backends, ErrorCode, KubeBackend};
 use runner::probe::redis::RedisProbe;
 use runner::target::{CredentialSource, Target};
 use serde_json::Value;
 
-/// A lab with the Redis cluster, in a temporary directory under /tmp, brought down on drop.
-struct Lab {
-    dir: tempfile::TempDir,
+/// The lab with the Redis cluster, a Kubernetes backend connected to it, and the cluster's password.
+struct RedisLab {
+    lab: Lab,
     rt: tokio::runtime::Runtime,
     kube: Arc<KubeBackend>,
     password: String,
 }
 
-impl Lab {
-    fn up(subnet: &str) -> Lab {
-        // The database processes run as another user: the directory must be reachable by it.
-        let dir = tempfile::Builder::new().prefix("runner-redis-test-").tempdir_in("/tmp").unwrap();
-        let output = runner_in(dir.path(), &["lab", "--dir", path(dir.path()), "up", "--redis", "--wait", "240s", "--subnet", subnet]);
-        if !output.status.success() {
-            let log = std::fs::read_to_string(dir.path().join("daemon.log")).unwrap_or_default();
-            let _ = runner_in(dir.path(), &["lab", "--dir", path(dir.path()), "down"]);
-            panic!("lab up failed:\n{}{}\n--- daemon.log ---\n{log}", stdout(&output), stderr(&output));
-        }
+impl std::ops::Deref for RedisLab {
+    type Target = Lab;
+    fn deref(&self) -> &Lab {
+        &self.lab
+    }
+}
+
+impl RedisLab {
+    fn up(subnet: &str) -> RedisLab {
+        let lab = Lab::up(&["--redis", "--subnet", subnet]);
         let rt = tokio::runtime::Runtime::new().unwrap();
-        let kube = Arc::new(rt.block_on(Target::lab(dir.path().to_path_buf()).connect()).unwrap_or_else(|e| panic!("connect to the lab: {e}")));
-        let mut lab = Lab { dir, rt, kube, password: String::new() };
-        let encoded = lab.kubectl(&["get", "secret", "redis-credentials", "-o", "jsonpath={.data.password}"]);
-        use base64::Engine;
-        lab.password = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(encoded.trim()).unwrap()).unwrap();
+        let kube = Arc::new(rt.block_on(Target::lab(lab.dir.path().to_path_buf()).connect()).unwrap_or_else(|e| panic!("connect to the lab: {e}")));
+        let password = lab.password("redis-credentials");
+        let lab = RedisLab { lab, rt, kube, password };
         // A freshly formed cluster takes a moment (more on a busy machine) until every replica is synced and every view agrees.
         lab.wait_healthy();
         lab.wait_gate_passes();
@@ -69,12 +68,6 @@ impl Lab {
         Backends::with_kube(self.kube.clone(), target)
     }
 
-    fn kubectl(&self, args: &[&str]) -> String {
-        let output = Command::new("kubectl").arg("--kubeconfig").arg(self.dir.path().join("kubeconfig")).args(args).output().unwrap();
-        assert!(output.status.success(), "kubectl {}: {}{}", args.join(" "), stdout(&output), stderr(&output));
-        stdout(&output)
-    }
-
     fn pods(&self) -> Vec<Value> {
         let list: Value = serde_json::from_str(&self.kubectl(&["get", "pods", "-l", "app=redis", "-o", "json"])).unwrap();
         list["items"].as_array().cloned().unwrap_or_default()
@@ -93,11 +86,6 @@ impl Lab {
         let output = Command::new("redis-cli").args(["-h", ip, "-p", "6379"]).args(args).env("REDISCLI_AUTH", &self.password).output().ok()?;
         let text = stdout(&output);
         (output.status.success() && !text.starts_with("ERR") && !text.contains("Could not connect")).then_some(text)
-    }
-
-    /// `runner ARGS` with this lab as the default target.
-    fn runner(&self, args: &[&str]) -> Output {
-        runner_in(self.dir.path(), args)
     }
 
     fn journal(&self, name: &str) -> PathBuf {
@@ -127,43 +115,6 @@ impl Lab {
 
     fn wait_healthy(&self) {
         eventually("3 masters, 3 replicas, all slots served", Duration::from_secs(90), || (self.topology() == (3, 3, true)).then_some(()));
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        let output = runner_in(self.dir.path(), &["lab", "--dir", path(self.dir.path()), "down"]);
-        if !output.status.success() {
-            eprintln!("lab down: {}{}", stdout(&output), stderr(&output));
-        }
-    }
-}
-
-/// `runner ARGS` with `lab_dir` as the lab, a private cache, and the bundled policies.
-fn runner_in(lab_dir: &Path, args: &[&str]) -> Output {
-    runner_command(lab_dir, args).output().unwrap()
-}
-
-fn runner_command(lab_dir: &Path, args: &[&str]) -> Command {
-    let mut command = Command::new(assert_cmd::cargo::cargo_bin("runner"));
-    command
-        .args(args)
-        .env("RUNNER_LAB_DIR", lab_dir)
-        .env("RUNNER_CACHE_DIR", lab_dir.join("cache"))
-        .env("RUNNER_POLICY_PATH", repo().join("policies/dist"))
-        .env_remove("RUNNER_LOG")
-        .env_remove("KUBECONFIG");
-    command
-}
-
-fn eventually<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
     }
 }
 
@@ -204,7 +155,7 @@ fn mutating_calls(journal: &Path) -> Vec<String> {
 
 #[test]
 fn the_backend_reads_writes_and_maps_errors() {
-    let lab = Lab::up("220");
+    let lab = RedisLab::up("220");
     let target = lab.target();
     let redis = lab.backends(&target).redis;
     let call = |member: &str, args: &[&str]| lab.rt.block_on(redis.command(member, &args.iter().map(|a| a.to_string()).collect::<Vec<_>>()));
@@ -280,7 +231,7 @@ fn the_backend_reads_writes_and_maps_errors() {
 
 #[test]
 fn the_gate_passes_and_fails_naming_the_member() {
-    let lab = Lab::up("221");
+    let lab = RedisLab::up("221");
     let output = lab.runner(&["exec", "redis-cluster-healthy", "--output", "json"]);
     expect_exit(&output, 0);
     let report: Value = serde_json::from_slice(&output.stdout).unwrap();
@@ -320,11 +271,11 @@ fn the_gate_passes_and_fails_naming_the_member() {
 }
 
 /// Run the pattern with the probe writing throughout; the probe's summary and the output.
-fn run_with_probe(lab: &Lab, during: impl FnOnce(&Lab)) -> (runner::probe::ProbeSummary, Output, Duration) {
+fn run_with_probe(lab: &RedisLab, during: impl FnOnce(&RedisLab)) -> (runner::probe::ProbeSummary, Output, Duration) {
     let probe = RedisProbe::start(lab.seeds(), Some(lab.password.clone()), 100).unwrap_or_else(|e| panic!("{e}"));
     let journal = lab.journal("pattern");
     let started = Instant::now();
-    let child = runner_command(lab.dir.path(), &[&PATTERN[..], &["json", "--journal", path(&journal)]].concat())
+    let child = lab.command(&[&PATTERN[..], &["json", "--journal", path(&journal)]].concat())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -337,7 +288,7 @@ fn run_with_probe(lab: &Lab, during: impl FnOnce(&Lab)) -> (runner::probe::Probe
 
 #[test]
 fn the_pattern_moves_every_member_with_no_lost_write() {
-    let lab = Lab::up("222");
+    let lab = RedisLab::up("222");
     let (summary, output, wall) = run_with_probe(&lab, |_| {});
     eprintln!("redis-rolling-replace on the lab: {wall:?}; probe: {summary:?}");
     let text = expect_exit(&output, 0);
@@ -368,7 +319,7 @@ fn the_pattern_moves_every_member_with_no_lost_write() {
 
 #[test]
 fn a_master_killed_mid_run_loses_no_acknowledged_write() {
-    let lab = Lab::up("223");
+    let lab = RedisLab::up("223");
     let (summary, output, wall) = run_with_probe(&lab, |lab| {
         // Once the first replica runs on the upgraded pool, kill a master still on the old one.
         let victim = eventually("a replica to be moved", Duration::from_secs(120), || {

@@ -6,6 +6,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use common::lab::Lab;
 use common::*;
 use serde_json::{json, Value};
 
@@ -117,54 +118,6 @@ fn a_replay_that_asks_for_something_else_names_the_call_and_both_versions() {
     assert!(err.contains("format `runner-session/9` is not `runner-session/1`"), "{err}");
 }
 
-/// A PostgreSQL lab in a temporary directory (subnet 231), down on drop.
-struct Lab {
-    dir: tempfile::TempDir,
-}
-
-impl Lab {
-    fn up() -> Lab {
-        let dir = tempfile::Builder::new().prefix("runner-replay-test-").tempdir_in("/tmp").unwrap();
-        let lab = Lab { dir };
-        let output = lab.runner(&["lab", "--dir", path(lab.dir.path()), "up", "--postgres", "--subnet", "231", "--wait", "240s"]);
-        assert!(output.status.success(), "lab up: {}{}", stdout(&output), stderr(&output));
-        lab
-    }
-
-    /// `runner ARGS` with this lab as `--target lab`.
-    fn runner(&self, args: &[&str]) -> Output {
-        Command::new(assert_cmd::cargo::cargo_bin("runner"))
-            .args(args)
-            .env_remove("RUNNER_LOG")
-            .env("RUNNER_LAB_DIR", self.dir.path())
-            .env("RUNNER_CACHE_DIR", self.dir.path().join("cache"))
-            .env("RUNNER_POLICY_PATH", repo().join("policies/dist"))
-            .output()
-            .unwrap()
-    }
-
-    fn down(&self) {
-        let output = self.runner(&["lab", "--dir", path(self.dir.path()), "down"]);
-        assert!(output.status.success(), "lab down: {}{}", stdout(&output), stderr(&output));
-    }
-
-    fn file(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn password(&self) -> String {
-        let output = Command::new("kubectl").arg("--kubeconfig").arg(self.file("kubeconfig")).args(["get", "secret", "postgres-credentials", "-o", "jsonpath={.data.password}"]).output().unwrap();
-        use base64::Engine;
-        String::from_utf8(base64::engine::general_purpose::STANDARD.decode(stdout(&output).trim()).unwrap()).unwrap()
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        let _ = self.runner(&["lab", "--dir", path(self.dir.path()), "down"]);
-    }
-}
-
 /// The JSON report minus what differs between any two runs (timings, the journal's path).
 fn outcome(output: &Output) -> Value {
     let mut report: Value = serde_json::from_str(&stdout(output)).unwrap_or_else(|e| panic!("report is not JSON ({e}): {}{}", stdout(output), stderr(output)));
@@ -188,10 +141,10 @@ fn postgres_processes(dir: &Path) -> usize {
 
 #[test]
 fn sessions_recorded_on_the_lab_replay_identically_with_the_lab_down() {
-    let lab = Lab::up();
+    let lab = Lab::up(&["--postgres", "--subnet", "231"]);
     let backup = lab.runner(&["lab", "--dir", path(lab.dir.path()), "backup"]);
     assert!(backup.status.success(), "{}", stderr(&backup));
-    let password = lab.password();
+    let password = lab.password("postgres-credentials");
     let pattern_flags = ["--allow", "kube:*", "--allow", "postgres:*", "--approve"];
 
     // Recorded on the real servers: a gate that passes, a gate that meets a
@@ -199,7 +152,7 @@ fn sessions_recorded_on_the_lab_replay_identically_with_the_lab_down() {
     let mut recorded = Vec::new();
     let runs: [(&str, &str, Vec<&str>); 3] = [("preflight", "pg-preflight", vec![]), ("no-job", "pg-preflight", vec!["--config", "backup-job=nightly-backup"]), ("ferris", "postgres-ferris-wheel", pattern_flags.to_vec())];
     for (name, policy, flags) in &runs {
-        let file = lab.file(&format!("{name}.session.json"));
+        let file = lab.dir.path().join(&format!("{name}.session.json"));
         let mut args = vec!["exec", policy, "--output", "json", "--record", path(&file)];
         args.extend(flags);
         let output = lab.runner(&args);
@@ -241,7 +194,7 @@ fn sessions_recorded_on_the_lab_replay_identically_with_the_lab_down() {
     let mutations: Vec<Value> = calls.iter().filter(mutating).map(|c| json!({"call": c["call"], "args": c["args"]})).collect();
     assert!(mutations.iter().any(|m| m["call"] == "kube-write.scale" && m["args"]["replicas"] == 4), "{mutations:?}");
     let case = json!({"component": "postgres-ferris-wheel", "session": recorded[2].1, "expect": {"outcome": "succeeded", "reasons": ["switched over postgres-cluster-0 -> postgres-cluster-3"], "mutations": mutations}});
-    let dir = lab.file("cases");
+    let dir = lab.dir.path().join("cases");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("ferris.test.yaml"), serde_json::to_string(&case).unwrap()).unwrap();
     let started = std::time::Instant::now();

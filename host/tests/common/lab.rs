@@ -33,30 +33,34 @@ impl Lab {
         std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
     }
 
-    /// `runner ARGS` as is.
+    /// `runner ARGS` with this lab as `--target lab` (and the default lab of
+    /// `runner lab`), a private cache and the bundled policies.
     pub fn runner(&self, args: &[&str]) -> Output {
-        Command::new(assert_cmd::cargo::cargo_bin("runner")).args(args).env_remove("RUNNER_LOG").output().unwrap()
-    }
-
-    /// `runner ARGS` with this lab as `--target lab`, a private cache and the bundled policies.
-    pub fn runner_on_lab(&self, args: &[&str]) -> Output {
-        self.command_on_lab(args).output().unwrap()
+        self.command(args).output().unwrap()
     }
 
     /// The same, started in the background (stdout and stderr piped).
-    pub fn spawn_on_lab(&self, args: &[&str]) -> Child {
-        self.command_on_lab(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+    pub fn spawn(&self, args: &[&str]) -> Child {
+        self.command(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
     }
 
-    fn command_on_lab(&self, args: &[&str]) -> Command {
+    /// The command [`Lab::runner`] runs, to adjust before running it.
+    pub fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(assert_cmd::cargo::cargo_bin("runner"));
         command
             .args(args)
             .env_remove("RUNNER_LOG")
+            .env_remove("KUBECONFIG")
             .env("RUNNER_LAB_DIR", self.dir.path())
             .env("RUNNER_CACHE_DIR", self.dir.path().join("cache"))
             .env("RUNNER_POLICY_PATH", repo().join("policies/dist"));
         command
+    }
+
+    /// `runner lab down`, which must succeed.
+    pub fn down(&self) {
+        let output = self.runner(&["lab", "--dir", path(self.dir.path()), "down"]);
+        assert!(output.status.success(), "lab down: {}{}", stdout(&output), stderr(&output));
     }
 
     pub fn kubeconfig(&self) -> PathBuf {
