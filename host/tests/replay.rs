@@ -152,7 +152,7 @@ fn sessions_recorded_on_the_lab_replay_identically_with_the_lab_down() {
     let mut recorded = Vec::new();
     let runs: [(&str, &str, Vec<&str>); 3] = [("preflight", "pg-preflight", vec![]), ("no-job", "pg-preflight", vec!["--config", "backup-job=nightly-backup"]), ("ferris", "postgres-ferris-wheel", pattern_flags.to_vec())];
     for (name, policy, flags) in &runs {
-        let file = lab.dir.path().join(&format!("{name}.session.json"));
+        let file = lab.dir.path().join(format!("{name}.session.json"));
         let mut args = vec!["exec", policy, "--output", "json", "--record", path(&file)];
         args.extend(flags);
         let output = lab.runner(&args);
