@@ -265,20 +265,27 @@ fn demo_run(executed: Executed, final_cluster: FinalCluster, lab_up: Duration) -
     }
 }
 
+/// The lab's Pods whose names start with `prefix`, and backends to ask them.
+async fn members_and_backends(target: &Target, client: &LabClient, prefix: &str) -> Result<(Vec<ops::PodRow>, Backends), String> {
+    let rows = ops::status(client).await.map_err(|e| e.to_string())?;
+    let kube = target.connect().await.map_err(|e| e.to_string())?;
+    let members = rows.into_iter().filter(|r| r.name.starts_with(prefix)).collect();
+    Ok((members, Backends::with_kube(std::sync::Arc::new(kube), target)))
+}
+
+fn all_upgraded(members: &[ops::PodRow]) -> bool {
+    !members.is_empty() && members.iter().all(|r| r.pool == "upgraded-pool")
+}
+
 /// Where every member runs and what each says it is, asked of the members themselves.
 async fn final_cluster(target: &Target, client: &LabClient) -> FinalCluster {
     let mut result = FinalCluster::default();
-    let rows = match ops::status(client).await {
-        Ok(rows) => rows,
-        Err(e) => return FinalCluster { error: Some(e.to_string()), ..result },
+    let (members, backends) = match members_and_backends(target, client, "postgres-cluster-").await {
+        Ok(found) => found,
+        Err(e) => return FinalCluster { error: Some(e), ..result },
     };
-    let kube = match target.connect().await {
-        Ok(kube) => std::sync::Arc::new(kube),
-        Err(e) => return FinalCluster { error: Some(e.to_string()), ..result },
-    };
-    let postgres = Backends::with_kube(kube, target).postgres;
-    let members: Vec<_> = rows.iter().filter(|r| r.name.starts_with("postgres-cluster-")).collect();
-    result.all_on_upgraded_pool = !members.is_empty() && members.iter().all(|r| r.pool == "upgraded-pool");
+    let postgres = backends.postgres;
+    result.all_on_upgraded_pool = all_upgraded(&members);
     for row in &members {
         let role = match postgres.query(&row.name, "SELECT pg_is_in_recovery() AS standby", &[]).await {
             Ok(json) if json.contains("\"standby\":false") => "primary",
@@ -305,17 +312,12 @@ async fn final_cluster(target: &Target, client: &LabClient) -> FinalCluster {
 /// The Redis cluster after the run: masters, connected replicas, slots, pools.
 async fn final_redis_cluster(target: &Target, client: &LabClient) -> FinalCluster {
     let mut result = FinalCluster::default();
-    let rows = match ops::status(client).await {
-        Ok(rows) => rows,
-        Err(e) => return FinalCluster { error: Some(e.to_string()), ..result },
+    let (members, backends) = match members_and_backends(target, client, "redis-cluster-").await {
+        Ok(found) => found,
+        Err(e) => return FinalCluster { error: Some(e), ..result },
     };
-    let kube = match target.connect().await {
-        Ok(kube) => std::sync::Arc::new(kube),
-        Err(e) => return FinalCluster { error: Some(e.to_string()), ..result },
-    };
-    let redis = Backends::with_kube(kube, target).redis;
-    let members: Vec<_> = rows.iter().filter(|r| r.name.starts_with("redis-cluster-")).collect();
-    result.all_on_upgraded_pool = !members.is_empty() && members.iter().all(|r| r.pool == "upgraded-pool");
+    let redis = backends.redis;
+    result.all_on_upgraded_pool = all_upgraded(&members);
     for row in &members {
         let reply = redis.command(&row.name, &["ROLE".to_string()]).await.map(|json| serde_json::from_str::<Value>(&json).unwrap_or_default());
         let role = match &reply {

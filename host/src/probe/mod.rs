@@ -48,7 +48,7 @@ pub struct ProbeSummary {
     pub downtime_ms: f64,
     /// When that longest gap began, in ms from the probe's start.
     pub downtime_began_at_ms: f64,
-    /// The slowest acknowledged write.
+    /// The slowest acknowledged write (Redis: the slowest write with its read-back).
     pub max_latency_ms: f64,
     /// How long the probe wrote.
     pub duration_ms: f64,
@@ -118,6 +118,18 @@ impl Tally {
     /// A write failed (or timed out) with `error`.
     pub(crate) fn failed(&mut self, error: &str) {
         self.ops += 1;
+        self.failed_after_write(error);
+    }
+
+    /// A write went through but was not acknowledged (Redis: no replica
+    /// confirmed it in time): neither acknowledged nor failed.
+    pub(crate) fn unacknowledged(&mut self) {
+        self.ops += 1;
+    }
+
+    /// The operation of a write already counted failed afterwards (Redis:
+    /// reading it back), with `error`.
+    pub(crate) fn failed_after_write(&mut self, error: &str) {
         self.failed += 1;
         // Keep messages short and distinct: the first line, without per-write detail.
         let error: String = error.lines().next().unwrap_or_default().chars().take(160).collect();
@@ -126,6 +138,11 @@ impl Tally {
         } else if self.errors.len() < KEPT_ERRORS {
             self.errors.push((error, 1));
         }
+    }
+
+    /// A whole operation took `took` (Redis counts every write with its read-back).
+    pub(crate) fn took(&mut self, took: Duration) {
+        self.max_latency = self.max_latency.max(took);
     }
 
     fn close_gap(&mut self, now: Instant) {

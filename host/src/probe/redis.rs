@@ -18,7 +18,7 @@ use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
 use redis::{ConnectionAddr, IntoConnectionInfo, Value};
 
-use super::ProbeSummary;
+use super::{ProbeSummary, Tally, note_lost};
 
 /// The key of write `n`.
 pub fn key(n: u64) -> String {
@@ -31,10 +31,6 @@ const WAIT_MS: u64 = 500;
 const OP_DEADLINE: Duration = Duration::from_secs(10);
 /// How long connecting to the cluster may take at start.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// How many distinct errors the summary keeps.
-const MAX_ERRORS: usize = 10;
-/// How many lost keys the summary names.
-const MAX_LOST_SAMPLE: usize = 10;
 /// Probe keys expire after this long, so a probe leaves nothing behind for good.
 const KEY_TTL_SECONDS: u64 = 3600;
 
@@ -116,9 +112,6 @@ impl RedisProbe {
         self.stop.store(true, Ordering::SeqCst);
         let mut summary = self.thread.join().unwrap_or_else(|_| ProbeSummary { verify_error: Some("the probe thread panicked".into()), ..ProbeSummary::default() });
         summary.what = self.what;
-        if summary.acknowledged_per_s == 0.0 && summary.duration_ms > 0.0 {
-            summary.acknowledged_per_s = summary.acknowledged_writes as f64 * 1000.0 / summary.duration_ms;
-        }
         summary
     }
 }
@@ -129,7 +122,6 @@ struct Probe {
     interval: Duration,
     /// Distinguishes this run's values from an earlier run's under the same keys.
     nonce: String,
-    summary: ProbeSummary,
     acknowledged: Vec<u64>,
 }
 
@@ -144,63 +136,51 @@ enum Write {
 impl Probe {
     fn new(connection: ClusterConnection, rate: u32) -> Self {
         let nonce = format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos() & 0xffff_ffff_ffff);
-        Probe { connection, interval: Duration::from_secs_f64(1.0 / f64::from(rate)), nonce, summary: ProbeSummary::default(), acknowledged: Vec::new() }
+        Probe { connection, interval: Duration::from_secs_f64(1.0 / f64::from(rate)), nonce, acknowledged: Vec::new() }
     }
 
     fn value(&self, n: u64) -> String {
         format!("{}:{n}", self.nonce)
     }
 
-    fn error(&mut self, message: String) {
-        if self.summary.errors.len() < MAX_ERRORS && !self.summary.errors.contains(&message) {
-            self.summary.errors.push(message);
-        }
-    }
-
     async fn run(mut self, stop: &AtomicBool) -> ProbeSummary {
-        let started = Instant::now();
-        let mut next = started;
-        let mut last_ack = started;
+        let mut tally = Tally::new();
+        let mut next = Instant::now();
         let mut unconfirmed = 0u64;
         let mut n = 0u64;
         while !stop.load(Ordering::SeqCst) {
             let op_started = Instant::now();
-            let write = self.write(n).await;
-            let mut failed = false;
-            match write {
+            let written = match self.write(n).await {
                 Write::Acknowledged => {
-                    let now = Instant::now();
-                    self.summary.downtime_ms = self.summary.downtime_ms.max(ms(now - last_ack));
-                    last_ack = now;
+                    tally.acknowledged(op_started);
                     self.acknowledged.push(n);
+                    true
                 }
-                Write::Unconfirmed => unconfirmed += 1,
+                Write::Unconfirmed => {
+                    tally.unacknowledged();
+                    unconfirmed += 1;
+                    true
+                }
                 Write::Failed(e) => {
-                    failed = true;
-                    self.error(format!("SET {}: {e}", key(n)));
+                    tally.failed(&format!("SET {}: {e}", key(n)));
+                    false
                 }
+            };
+            if written && let Err(e) = self.read_back(n).await {
+                tally.failed_after_write(&format!("GET {}: {e}", key(n)));
             }
-            if !failed && let Err(e) = self.read_back(n).await {
-                failed = true;
-                self.error(format!("GET {}: {e}", key(n)));
-            }
-            self.summary.failed_ops += u64::from(failed);
-            self.summary.ops += 1;
-            self.summary.max_latency_ms = self.summary.max_latency_ms.max(ms(op_started.elapsed()));
+            tally.took(op_started.elapsed());
             n += 1;
             // A steady rate: no burst to catch up after a slow operation.
             next = (next + self.interval).max(Instant::now());
             tokio::time::sleep_until(next.into()).await;
         }
-        let end = Instant::now();
-        self.summary.downtime_ms = self.summary.downtime_ms.max(ms(end - last_ack));
-        self.summary.duration_ms = ms(end - started);
-        self.summary.acknowledged_writes = self.acknowledged.len() as u64;
+        let mut summary = tally.finish(String::new());
         if unconfirmed > 0 {
-            self.error(format!("{unconfirmed} write(s) succeeded but no replica confirmed them within {WAIT_MS} ms (not counted as acknowledged)"));
+            summary.errors.push(format!("{unconfirmed} write(s) succeeded but no replica confirmed them within {WAIT_MS} ms (not counted as acknowledged)"));
         }
-        self.verify().await;
-        self.summary
+        self.verify(&mut summary).await;
+        summary
     }
 
     /// `SET` + `WAIT 1` in one pipeline, retried until [`OP_DEADLINE`] while
@@ -244,7 +224,7 @@ impl Probe {
     }
 
     /// Read every acknowledged key back; a key missing or changed is lost.
-    async fn verify(&mut self) {
+    async fn verify(&mut self, summary: &mut ProbeSummary) {
         let acknowledged = std::mem::take(&mut self.acknowledged);
         let mut lost = Vec::new();
         for chunk in acknowledged.chunks(64) {
@@ -268,19 +248,16 @@ impl Probe {
                     Ok(Some(v)) if v == self.value(n) => {}
                     Ok(_) => lost.push(key(n)),
                     Err(e) => {
-                        self.error(format!("verify GET {}: {e}", key(n)));
+                        if summary.errors.len() < super::KEPT_ERRORS {
+                            summary.errors.push(format!("verify GET {}: {e}", key(n)));
+                        }
                         lost.push(key(n));
                     }
                 }
             }
         }
-        self.summary.lost_writes = lost.len() as u64;
-        self.summary.lost_sample = lost.into_iter().take(MAX_LOST_SAMPLE).collect();
+        note_lost(summary, lost);
     }
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }
 
 #[cfg(test)]
