@@ -15,10 +15,6 @@ use serde_json::Value;
 
 const WHEEL: [&str; 8] = ["exec", "postgres-ferris-wheel", "--allow", "kube:*", "--allow", "postgres:*", "--approve", "--output=json"];
 
-fn json_of(output: &Output) -> Value {
-    serde_json::from_str(&stdout(output)).unwrap_or_else(|e| panic!("not a JSON report ({e}):\n{}{}", stdout(output), stderr(output)))
-}
-
 /// Journal entries of calls that changed something (or tried to).
 fn mutations(journal: &std::path::Path) -> Vec<Value> {
     std::fs::read_to_string(journal)

@@ -150,6 +150,7 @@ pub async fn serve(dir: LabDir, topology: Topology, subnet: u8, shutdown: impl s
         tokio::spawn(controllers::run_loop(store.clone(), "statefulset", stopped.clone(), controllers::statefulset::reconcile)),
         tokio::spawn(controllers::services::run(store.clone(), addresses, stopped.clone())),
         tokio::spawn(controllers::redis::run(store.clone(), kubelet.clone(), stopped.clone())),
+        tokio::spawn(controllers::mongo::run(store.clone(), kubelet.clone(), stopped.clone())),
     ];
     let kubelet_task = tokio::spawn(kubelet.run(stopped.clone()));
     std::fs::write(dir.pid_file(), std::process::id().to_string())?;

@@ -62,6 +62,8 @@ pub async fn wait_ready(client: &LabClient, timeout: Duration) -> anyhow::Result
             image.starts_with("redis:") && s["metadata"]["annotations"][crate::controllers::redis::FORMED] != "formed"
         });
         pending.extend(redis_unformed.map(|s| format!("{} (cluster not formed yet)", s["metadata"]["name"].as_str().unwrap_or("?"))));
+        let mongo_uninitiated = sets.iter().filter(|s| crate::controllers::mongo::is_mongo(s) && s["metadata"]["annotations"][crate::controllers::mongo::INITIATED] != "initiated");
+        pending.extend(mongo_uninitiated.map(|s| format!("{} (replica set not initiated yet)", s["metadata"]["name"].as_str().unwrap_or("?"))));
         if !sets.is_empty() && pending.is_empty() {
             return Ok(());
         }
@@ -156,12 +158,12 @@ fn collect_pid_files(dir: &std::path::Path, depth: usize, out: &mut Vec<std::pat
 
 /// The signal that stops a database process quickly: SIGINT (fast
 /// shutdown) for PostgreSQL, whose SIGTERM waits for every client; SIGTERM
-/// for Redis. `None` for anything else.
+/// for Redis and MongoDB. `None` for anything else.
 fn stop_signal(pid: i32) -> Option<i32> {
     let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
     if comm.starts_with("postgres") {
         Some(libc::SIGINT)
-    } else if comm.starts_with("redis-server") {
+    } else if comm.starts_with("redis-server") || comm.starts_with("mongod") {
         Some(libc::SIGTERM)
     } else {
         None

@@ -1,7 +1,8 @@
 //! The cluster a fresh lab starts with, after seed 000 (AKS): Nodes in
 //! `nodepool1` at the old Kubernetes version and in `upgraded-pool` at the
 //! new one, a 3-member PostgreSQL StatefulSet `postgres-cluster` behind the
-//! Service `postgres-primary`, and optionally a 6-member Redis cluster.
+//! Service `postgres-primary`, and optionally a 6-member Redis cluster and a
+//! 3-member MongoDB replica set.
 
 use serde_json::{json, Value};
 
@@ -21,11 +22,26 @@ pub struct Topology {
     pub nodes_per_pool: usize,
     pub postgres: bool,
     pub redis: bool,
+    pub mongo: bool,
 }
 
 impl Default for Topology {
     fn default() -> Self {
-        Topology { nodes_per_pool: 3, postgres: true, redis: false }
+        Topology { nodes_per_pool: 3, postgres: true, redis: false, mongo: false }
+    }
+}
+
+impl Topology {
+    /// Whether the servers of every database it runs are installed; the
+    /// missing one, where it was looked for and how to install it otherwise.
+    /// Only `mongod` can be missing on a machine set up by `scripts/setup`.
+    pub fn servers_installed(&self) -> Result<(), String> {
+        use runner_lab_runtime::{Workload, find_server};
+        let wanted = [(self.postgres, Workload::Postgres), (self.redis, Workload::Redis), (self.mongo, Workload::Mongo)];
+        for (_, workload) in wanted.into_iter().filter(|(on, _)| *on) {
+            find_server(workload).map_err(|e| e.to_string().trim_start_matches("member (lab): ").to_string())?;
+        }
+        Ok(())
     }
 }
 
@@ -138,6 +154,13 @@ pub fn objects(topology: &Topology, mut password: impl FnMut() -> String) -> Vec
         objects.push(service("redis-cluster", json!({"app": "redis"}), 6379));
         objects.push(budget("redis-pdb", "redis", ("maxUnavailable", 1)));
     }
+    if topology.mongo {
+        objects.push(secret("mongo-credentials", &password()));
+        objects.push(database_set("mongo", "mongo", 3, "mongo:7", 27017, "mongo-credentials", "MONGO_INITDB_ROOT_PASSWORD"));
+        // Clients seed from it and discover the set's members (hello lists their addresses).
+        objects.push(service("mongo", json!({"app": "mongo"}), 27017));
+        objects.push(budget("mongo-pdb", "mongo", ("maxUnavailable", 1)));
+    }
     objects
 }
 
@@ -157,7 +180,7 @@ mod tests {
 
     #[test]
     fn the_seed_topology() {
-        let objects = objects(&Topology { nodes_per_pool: 3, postgres: true, redis: true }, || "pw".into());
+        let objects = objects(&Topology { nodes_per_pool: 3, postgres: true, redis: true, mongo: true }, || "pw".into());
         let nodes: Vec<&Value> = objects.iter().filter(|o| o["kind"] == "Node").collect();
         assert_eq!(nodes.len(), 6);
         assert_eq!(nodes.iter().filter(|n| n["metadata"]["labels"]["agentpool"] == NEW_POOL && n["status"]["nodeInfo"]["kubeletVersion"] == NEW_VERSION).count(), 3);
@@ -165,6 +188,9 @@ mod tests {
         assert_eq!(pg["spec"]["replicas"], 3);
         assert!(objects.iter().any(|o| o["metadata"]["name"] == "postgres-primary" && o["kind"] == "Service"));
         assert!(objects.iter().any(|o| o["metadata"]["name"] == "redis-cluster" && o["spec"]["replicas"] == 6));
+        let mongo = objects.iter().find(|o| o["kind"] == "StatefulSet" && o["metadata"]["name"] == "mongo").unwrap();
+        assert_eq!(mongo["spec"]["template"]["spec"]["containers"][0]["image"], "mongo:7");
+        assert!(objects.iter().any(|o| o["kind"] == "Secret" && o["metadata"]["name"] == "mongo-credentials"));
         assert_eq!(random_password().len(), 24);
         assert_ne!(random_password(), random_password());
     }

@@ -14,7 +14,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::exec::{ExecArgs, Executed, execute};
-use super::lab::{TopologyArgs, print_status, start, stop};
+use super::lab::{LabDatabase, TopologyArgs, print_status, start, stop};
 use super::{CommandResult, Exit, Failure, OutputFormat, runtime};
 use crate::backends::Backends;
 use crate::target::Target;
@@ -57,6 +57,8 @@ enum DemoDatabase {
     Postgres,
     /// The rolling replacement of the lab's 6-member Redis cluster (3 masters, 3 replicas).
     Redis,
+    /// The step-down cascade on the lab's 3-member MongoDB replica set (needs `mongod`).
+    Mongo,
 }
 
 impl DemoDatabase {
@@ -64,6 +66,15 @@ impl DemoDatabase {
         match self {
             DemoDatabase::Postgres => "postgres-ferris-wheel",
             DemoDatabase::Redis => "redis-rolling-replace",
+            DemoDatabase::Mongo => "mongo-stepdown-cascade",
+        }
+    }
+
+    fn lab(self) -> LabDatabase {
+        match self {
+            DemoDatabase::Postgres => LabDatabase::Postgres,
+            DemoDatabase::Redis => LabDatabase::Redis,
+            DemoDatabase::Mongo => LabDatabase::Mongo,
         }
     }
 
@@ -71,6 +82,7 @@ impl DemoDatabase {
         match self {
             DemoDatabase::Postgres => "postgres-cluster",
             DemoDatabase::Redis => "redis-cluster",
+            DemoDatabase::Mongo => "mongo",
         }
     }
 
@@ -78,6 +90,7 @@ impl DemoDatabase {
         match self {
             DemoDatabase::Postgres => &["kube:*", "postgres:*"],
             DemoDatabase::Redis => &["kube:*", "redis:*"],
+            DemoDatabase::Mongo => &["kube:*", "mongo:*"],
         }
     }
 
@@ -86,6 +99,7 @@ impl DemoDatabase {
         match self {
             DemoDatabase::Postgres => (1, 2),
             DemoDatabase::Redis => (3, 3),
+            DemoDatabase::Mongo => (1, 2),
         }
     }
 }
@@ -119,9 +133,10 @@ struct DemoRun {
 struct FinalCluster {
     /// Every member runs on a Node of the upgraded pool.
     all_on_upgraded_pool: bool,
-    /// PostgreSQL: members that answer `pg_is_in_recovery() = false`; Redis: masters (ROLE).
+    /// PostgreSQL: members that answer `pg_is_in_recovery() = false`; Redis: masters (ROLE); MongoDB: `isWritablePrimary` (hello).
     primaries: Vec<String>,
-    /// PostgreSQL: standbys streaming from the primary (pg_stat_replication); Redis: replicas whose link is `connected`.
+    /// PostgreSQL: standbys streaming from the primary (pg_stat_replication); Redis: replicas whose link is `connected`;
+    /// MongoDB: members SECONDARY with health 1 in the primary's replSetGetStatus.
     streaming_standbys: u64,
     /// Pods: name, node, pool, role.
     members: Vec<Value>,
@@ -137,6 +152,7 @@ impl FinalCluster {
 
 pub fn run(args: DemoArgs, cache_dir: Option<PathBuf>) -> CommandResult {
     let dir = LabDir::new(args.dir.clone().unwrap_or_else(|| std::env::temp_dir().join("runner-demo")));
+    TopologyArgs::only(args.database.lab(), args.subnet).check_servers()?;
     let text = args.output == OutputFormat::Text;
     stop_on_interrupt(dir.clone());
     if text {
@@ -198,15 +214,14 @@ fn one_run(args: &DemoArgs, dir: &LabDir, cache_dir: Option<PathBuf>, text: bool
     }
     let rt = runtime()?;
     let began = Instant::now();
-    let redis = args.database == DemoDatabase::Redis;
-    let client = rt.block_on(start(dir, &TopologyArgs::only(redis, args.subnet), Duration::from_secs(240)))?;
+    let client = rt.block_on(start(dir, &TopologyArgs::only(args.database.lab(), args.subnet), Duration::from_secs(240)))?;
     let lab_up = began.elapsed();
     let rows = rt.block_on(ops::status(&client)).map_err(|e| Failure::new(Exit::Unavailable, e.to_string()))?;
     if text {
         println!("\nlab up in {:.1} s:", lab_up.as_secs_f64());
         print_status(&rows);
     }
-    if redis {
+    if args.database == DemoDatabase::Redis {
         // `lab up` waits until the cluster is formed; a replica may still be in its first sync.
         let target = Target::lab(dir.root.clone());
         let deadline = Instant::now() + Duration::from_secs(90);
@@ -216,7 +231,7 @@ fn one_run(args: &DemoArgs, dir: &LabDir, cache_dir: Option<PathBuf>, text: bool
             }
             std::thread::sleep(Duration::from_millis(250));
         }
-    } else {
+    } else if args.database == DemoDatabase::Postgres {
         let backup = rt.block_on(ops::backup(dir, &client)).map_err(|e| Failure::new(Exit::PolicyFailed, format!("backup: {e:#}")))?;
         if text {
             println!("backup: pg_basebackup of the primary into {}; Job postgres-backup complete\n", backup.display());
@@ -236,7 +251,11 @@ fn one_run(args: &DemoArgs, dir: &LabDir, cache_dir: Option<PathBuf>, text: bool
     let executed = execute(&exec.args, &target, cache_dir)?;
     let rt = runtime()?;
     let final_cluster = rt.block_on(async {
-        if redis { final_redis_cluster(&target, &client).await } else { final_cluster(&target, &client).await }
+        match args.database {
+            DemoDatabase::Postgres => final_cluster(&target, &client).await,
+            DemoDatabase::Redis => final_redis_cluster(&target, &client).await,
+            DemoDatabase::Mongo => final_mongo_set(&target, &client).await,
+        }
     });
     if text {
         print!("{}", executed.text());
@@ -343,6 +362,44 @@ async fn final_redis_cluster(target: &Target, client: &LabClient) -> FinalCluste
             Ok(info) if info.contains("cluster_state:ok") && info.contains("cluster_slots_ok:16384") => {}
             Ok(info) => result.error = Some(format!("CLUSTER INFO on {}: not every slot served: {}", first.name, info.replace("\\r\\n", " "))),
             Err(e) => result.error = Some(format!("{}: {e}", first.name)),
+        }
+    }
+    result
+}
+
+/// The MongoDB replica set after the run: each member's `hello`, and the
+/// primary's `replSetGetStatus` for the secondaries' health.
+async fn final_mongo_set(target: &Target, client: &LabClient) -> FinalCluster {
+    let mut result = FinalCluster::default();
+    let (members, backends) = match members_and_backends(target, client, "mongo-").await {
+        Ok(found) => found,
+        Err(e) => return FinalCluster { error: Some(e), ..result },
+    };
+    let mongo = backends.mongo;
+    result.all_on_upgraded_pool = all_upgraded(&members);
+    for row in &members {
+        let role = match mongo.run_command(&row.name, "admin", r#"{"hello": 1}"#).await.map(|json| serde_json::from_str::<Value>(&json).unwrap_or_default()) {
+            Ok(hello) if hello["isWritablePrimary"] == true => "primary",
+            Ok(hello) if hello["secondary"] == true => "secondary",
+            Ok(_) => "other",
+            Err(e) => {
+                result.error = Some(format!("{}: {e}", row.name));
+                "unreachable"
+            }
+        };
+        if role == "primary" {
+            result.primaries.push(row.name.clone());
+        }
+        result.members.push(json!({"name": row.name, "node": row.node, "pool": row.pool, "role": role}));
+    }
+    if let [primary] = result.primaries.as_slice() {
+        match mongo.run_command(primary, "admin", r#"{"replSetGetStatus": 1}"#).await {
+            Ok(json) => {
+                let status: Value = serde_json::from_str(&json).unwrap_or_default();
+                let secondaries = status["members"].as_array().map(|m| m.iter().filter(|m| m["stateStr"] == "SECONDARY" && m["health"].as_f64() == Some(1.0)).count()).unwrap_or(0);
+                result.streaming_standbys = secondaries as u64;
+            }
+            Err(e) => result.error = Some(format!("{primary}: {e}")),
         }
     }
     result

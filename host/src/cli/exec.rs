@@ -72,7 +72,7 @@ pub struct ExecArgs {
     #[arg(long, value_name = "N", default_value_t = crate::probe::DEFAULT_RATE, value_parser = clap::value_parser!(u32).range(1..=5000))]
     probe_rate: u32,
 
-    /// The table the PostgreSQL probe writes (created if missing).
+    /// The table the PostgreSQL probe writes (created if missing); for MongoDB the collection in database `runner`.
     #[arg(long, value_name = "NAME", default_value = "runner_probe")]
     probe_table: String,
 

@@ -1,5 +1,5 @@
 //! `runner lab`: the embedded local cluster (a Kubernetes API server whose
-//! Pods are real PostgreSQL and Redis servers on loopback addresses).
+//! Pods are real PostgreSQL, Redis and MongoDB servers on loopback addresses).
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -25,12 +25,15 @@ pub struct LabArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct TopologyArgs {
-    /// Run the 3-member PostgreSQL StatefulSet (the default when neither --postgres nor --redis is given).
+    /// Run the 3-member PostgreSQL StatefulSet (the default when no database is named).
     #[arg(long)]
     postgres: bool,
     /// Run the 6-member Redis cluster.
     #[arg(long)]
     redis: bool,
+    /// Run a 3-member MongoDB replica set (needs `mongod`, which Debian does not package).
+    #[arg(long)]
+    mongo: bool,
     /// Nodes per pool (nodepool1 at the old version, upgraded-pool at the new one).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=50))]
     nodes: u16,
@@ -39,15 +42,29 @@ pub struct TopologyArgs {
     subnet: u8,
 }
 
+/// One of the database clusters a lab can run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum LabDatabase {
+    Postgres,
+    Redis,
+    Mongo,
+}
+
 impl TopologyArgs {
-    /// Only the PostgreSQL cluster (or only the Redis one), on `subnet`.
-    pub(super) fn only(redis: bool, subnet: u8) -> Self {
-        TopologyArgs { postgres: !redis, redis, nodes: 3, subnet }
+    /// Only `database`'s cluster, on `subnet`.
+    pub(super) fn only(database: LabDatabase, subnet: u8) -> Self {
+        let is = |d| database == d;
+        TopologyArgs { postgres: is(LabDatabase::Postgres), redis: is(LabDatabase::Redis), mongo: is(LabDatabase::Mongo), nodes: 3, subnet }
     }
 
     fn topology(&self) -> Topology {
-        let neither = !self.postgres && !self.redis;
-        Topology { nodes_per_pool: self.nodes as usize, postgres: self.postgres || neither, redis: self.redis }
+        let none = !self.postgres && !self.redis && !self.mongo;
+        Topology { nodes_per_pool: self.nodes as usize, postgres: self.postgres || none, redis: self.redis, mongo: self.mongo }
+    }
+
+    /// Refuse, before anything starts, a database whose server is not installed.
+    pub(super) fn check_servers(&self) -> Result<(), Failure> {
+        self.topology().servers_installed().map_err(|e| Failure::bad_input(format!("the lab cannot start: {e}")))
     }
 
     fn as_flags(&self) -> Vec<String> {
@@ -57,6 +74,9 @@ impl TopologyArgs {
         }
         if self.redis {
             flags.push("--redis".into());
+        }
+        if self.mongo {
+            flags.push("--mongo".into());
         }
         flags
     }
@@ -145,6 +165,7 @@ pub fn run(args: LabArgs) -> CommandResult {
 /// Start the lab daemon in `dir` (unless one runs) and wait until every
 /// database is Ready; a client of its API server.
 pub(super) async fn start(dir: &LabDir, topology: &TopologyArgs, wait: Duration) -> Result<LabClient, Failure> {
+    topology.check_servers()?;
     let mut daemon = if ops::daemon_pid(dir).is_none() {
         let reaped = ops::reap_leftovers(dir);
         if reaped > 0 {

@@ -9,6 +9,7 @@
 //! it, and it talks to the database the way clients do (through the
 //! primary's Service), not through the backends a component uses.
 
+pub mod mongo;
 pub mod postgres;
 pub mod redis;
 
@@ -35,7 +36,8 @@ pub struct ProbeSummary {
     pub what: String,
     /// Writes attempted.
     pub ops: u64,
-    /// Writes the database acknowledged (committed; for Redis: held by a replica).
+    /// Writes the database acknowledged (committed; for Redis: held by a
+    /// replica; for MongoDB: `w: "majority"`).
     pub acknowledged_writes: u64,
     /// Writes that failed or got no answer in time (their outcome is unknown,
     /// so they are never counted as lost).
@@ -209,6 +211,8 @@ pub enum WriteProbe {
     Postgres(postgres::PostgresProbe),
     /// Keys into a Redis cluster, each confirmed by a replica.
     Redis(redis::RedisProbe),
+    /// Documents into a MongoDB replica set, each acknowledged by a majority.
+    Mongo(mongo::MongoProbe),
 }
 
 /// Why a probe could not start.
@@ -256,7 +260,21 @@ impl WriteProbe {
                 probe.label(what);
                 Ok(WriteProbe::Redis(probe))
             }
-            other => Err(ProbeError::Bad(format!("--write-probe: no write probe for {other:?} databases yet"))),
+            Engine::Mongo => {
+                let endpoint = mongo::Endpoint {
+                    host,
+                    port,
+                    user: db.user.clone().unwrap_or_else(|| "root".into()),
+                    password: password.expose().to_string(),
+                    collection: table.to_string(),
+                    label: format!("Service {namespace}/{service}"),
+                };
+                tokio::task::spawn_blocking(move || mongo::MongoProbe::start(endpoint, rate))
+                    .await
+                    .map_err(|e| ProbeError::Unreachable(format!("write probe: {e}")))?
+                    .map(WriteProbe::Mongo)
+                    .map_err(|e| ProbeError::Unreachable(format!("write probe: {e}")))
+            }
         }
     }
 
@@ -265,6 +283,7 @@ impl WriteProbe {
         match self {
             WriteProbe::Postgres(probe) => probe.finish(),
             WriteProbe::Redis(probe) => probe.finish(),
+            WriteProbe::Mongo(probe) => probe.finish(),
         }
     }
 }

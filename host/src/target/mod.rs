@@ -209,6 +209,7 @@ impl Target {
         let databases = vec![
             Database { name: "postgres-cluster".into(), engine: Engine::Postgres, namespace: None, stateful_set: "postgres-cluster".into(), primary_service: Some("postgres-primary".into()), port: 5432, user: Some("postgres".into()), credentials: secret("postgres-credentials"), optional: true },
             Database { name: "redis-cluster".into(), engine: Engine::Redis, namespace: None, stateful_set: "redis-cluster".into(), primary_service: Some("redis-cluster".into()), port: 6379, user: None, credentials: secret("redis-credentials"), optional: true },
+            Database { name: "mongo".into(), engine: Engine::Mongo, namespace: None, stateful_set: "mongo".into(), primary_service: Some("mongo".into()), port: 27017, user: Some("root".into()), credentials: secret("mongo-credentials"), optional: true },
         ];
         Target { kubeconfig: Some(LabDir::new(&dir).kubeconfig()), source: Source::Lab(dir), context: None, namespace: Some("default".into()), databases }
     }

@@ -66,6 +66,11 @@ impl Sandbox {
     }
 }
 
+/// The JSON a command printed on stdout; panics with its output otherwise.
+pub fn json_of(output: &Output) -> serde_json::Value {
+    serde_json::from_str(&stdout(output)).unwrap_or_else(|e| panic!("not a JSON report ({e}):\n{}{}", stdout(output), stderr(output)))
+}
+
 pub fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }

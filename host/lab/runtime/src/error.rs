@@ -98,6 +98,18 @@ pub enum RuntimeError {
         /// The server's or the connection's error.
         message: String,
     },
+    /// A MongoDB command failed or got no answer.
+    #[error("member {member}: MongoDB {command} on {address} failed: {message}")]
+    Mongo {
+        /// The member's name.
+        member: String,
+        /// Where it was sent (`127.0.1.4:27017`, or the member's unix socket).
+        address: String,
+        /// The command's name (its arguments may be secret, so only the name).
+        command: String,
+        /// The server's or the connection's error.
+        message: String,
+    },
     /// A state the runtime waits for did not come in time.
     #[error("member {member}: gave up after {waited:?} waiting for {what}")]
     Timeout {

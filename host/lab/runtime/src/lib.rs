@@ -7,7 +7,8 @@
 //! connections ([`is_ready`]), and performs the replication chores a
 //! database operator would: PostgreSQL streaming replication
 //! ([`Bootstrap::PostgresStandby`], [`pg_promote`], [`pg_rejoin_as_standby`])
-//! and Redis cluster mode ([`redis_cluster_create`], [`redis_cluster_meet`]).
+//! Redis cluster mode ([`redis_cluster_create`], [`redis_cluster_meet`]) and
+//! a MongoDB replica set ([`mongo_replset_initiate`]).
 //!
 //! # Addresses
 //!
@@ -90,11 +91,22 @@
 //! mode stays on; `cluster-node-timeout 2000`; `appendonly yes`), and
 //! `nodes.conf` in the volume.
 //!
+//! # MongoDB
+//!
+//! `mongod` runs as a member of the replica set `rs0` with access control on
+//! and a key file (derived from the password, in the run dir, mode 0600) for
+//! the members' own authentication; its unix socket is in the run dir.
+//! [`mongo_replset_initiate`] initiates the set over the first member's unix
+//! socket (the localhost exception), then creates the user `root` with the
+//! member's password on the primary. Never run on the machines this was
+//! written on: MongoDB is not packaged by Debian.
+//!
 //! # Binaries
 //!
 //! PostgreSQL binaries are looked up in `$RUNNER_LAB_PG_BIN_DIR`, else the
 //! newest `/usr/lib/postgresql/*/bin` (Debian's layout), else `PATH`; Redis
-//! binaries in `$RUNNER_LAB_REDIS_BIN_DIR`, else `PATH`.
+//! binaries in `$RUNNER_LAB_REDIS_BIN_DIR`, else `PATH`; `mongod` in
+//! `$RUNNER_LAB_MONGO_BIN_DIR`, else `PATH` ([`find_server`] says which is missing).
 
 #![warn(missing_docs)]
 
@@ -103,13 +115,15 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 mod error;
+mod mongo;
 mod os;
 mod postgres;
 mod process;
 mod redis;
 
 pub use error::RuntimeError;
-pub use os::{PG_BIN_DIR_ENV, REDIS_BIN_DIR_ENV};
+pub use mongo::{REPLICA_SET as MONGO_REPLICA_SET, ROOT_USER as MONGO_ROOT_USER};
+pub use os::{MONGO_BIN_DIR_ENV, PG_BIN_DIR_ENV, REDIS_BIN_DIR_ENV};
 pub use process::Process;
 pub use redis::RedisReply;
 
@@ -120,10 +134,12 @@ pub enum Workload {
     Postgres,
     /// A Redis server in cluster mode.
     Redis,
+    /// A MongoDB server, member of a replica set.
+    Mongo,
 }
 
 impl Workload {
-    /// The workload an image runs: `postgres[:tag]` or `redis[:tag]`, with or
+    /// The workload an image runs: `postgres[:tag]`, `redis[:tag]` or `mongo[:tag]`, with or
     /// without a registry or `library/` prefix. Any other image is not
     /// something the lab can run.
     pub fn from_image(image: &str) -> Option<Workload> {
@@ -132,15 +148,26 @@ impl Workload {
         match last.split(':').next().unwrap_or(last) {
             "postgres" => Some(Workload::Postgres),
             "redis" => Some(Workload::Redis),
+            "mongo" => Some(Workload::Mongo),
             _ => None,
         }
     }
 
-    /// The port the workload's image listens on: 5432 or 6379.
+    /// The port the workload's image listens on: 5432, 6379 or 27017.
     pub fn default_port(self) -> u16 {
         match self {
             Workload::Postgres => 5432,
             Workload::Redis => 6379,
+            Workload::Mongo => 27017,
+        }
+    }
+
+    /// The server binary it runs.
+    pub fn server_binary(self) -> &'static str {
+        match self {
+            Workload::Postgres => "postgres",
+            Workload::Redis => "redis-server",
+            Workload::Mongo => "mongod",
         }
     }
 }
@@ -203,6 +230,8 @@ pub enum Bootstrap {
     },
     /// An empty data directory; `nodes.conf` appears in it at first start.
     Redis,
+    /// An empty data directory; the member joins the set when it is initiated.
+    Mongo,
 }
 
 /// Checks what every operation relies on.
@@ -223,9 +252,9 @@ fn validate(spec: &MemberSpec) -> Result<(), RuntimeError> {
     if spec.volume == spec.run_dir {
         return Err(RuntimeError::invalid(&spec.name, "volume and run dir must differ"));
     }
-    if spec.workload == Workload::Postgres {
+    if spec.workload != Workload::Redis {
         // sun_path holds 108 bytes with the terminating NUL.
-        let socket = spec.run_dir.join(format!(".s.PGSQL.{}", spec.port));
+        let socket = if spec.workload == Workload::Mongo { mongo::socket_path(spec) } else { spec.run_dir.join(format!(".s.PGSQL.{}", spec.port)) };
         if socket.as_os_str().len() > 107 {
             return Err(RuntimeError::invalid(&spec.name, format!("run dir {} is too long for a unix socket path (107 bytes at most)", spec.run_dir.display())));
         }
@@ -246,6 +275,7 @@ pub async fn prepare(spec: &MemberSpec, bootstrap: &Bootstrap) -> Result<(), Run
         (Workload::Postgres, Bootstrap::PostgresPrimary) => postgres::prepare(spec, None).await,
         (Workload::Postgres, Bootstrap::PostgresStandby { primary, slot }) => postgres::prepare(spec, Some((*primary, slot))).await,
         (Workload::Redis, Bootstrap::Redis) => redis::prepare(spec),
+        (Workload::Mongo, Bootstrap::Mongo) => mongo::prepare(spec),
         (workload, bootstrap) => Err(RuntimeError::invalid(&spec.name, format!("a {workload:?} member cannot be bootstrapped as {bootstrap:?}"))),
     }
 }
@@ -266,13 +296,21 @@ pub fn start(spec: &MemberSpec) -> Result<Process, RuntimeError> {
 /// read-only queries). No password login: its SCRAM key derivation would
 /// make frequent probes of many members expensive; [`pg_is_primary`] does
 /// log in with the password. Redis: `AUTH` with the password, then `PING`
-/// answered `PONG` (whatever the cluster's state). A probe gives up after
-/// two seconds.
+/// answered `PONG` (whatever the cluster's state). MongoDB: `hello`
+/// answered (it needs no user; a member not yet in a set qualifies). A
+/// probe gives up after two seconds.
 pub async fn is_ready(spec: &MemberSpec) -> bool {
     match spec.workload {
         Workload::Postgres => postgres::is_ready(spec).await,
         Workload::Redis => redis::is_ready(spec).await,
+        Workload::Mongo => mongo::is_ready(spec).await,
     }
+}
+
+/// Where the workload's server binary is, or why it cannot be found (with
+/// how to install it), before anything is started.
+pub fn find_server(workload: Workload) -> Result<PathBuf, RuntimeError> {
+    os::binary("(lab)", workload, workload.server_binary())
 }
 
 /// Waits until [`is_ready`], failing with [`RuntimeError::Exited`] (and the
@@ -315,11 +353,13 @@ pub async fn kill_leftover(spec: &MemberSpec, grace: Duration) -> Result<bool, R
 /// connections are trusted, so no password is needed), `PGPORT`,
 /// `PGUSER=postgres` and `PGDATABASE=postgres`; run it as [`exec_user`].
 /// Redis: `REDISCLI_AUTH` (the password: this environment is the command's
-/// own, never log it), `REDIS_HOST` and `REDIS_PORT`.
+/// own, never log it), `REDIS_HOST` and `REDIS_PORT`. MongoDB:
+/// `MONGO_HOST`, `MONGO_PORT`, `MONGO_USER` and `MONGO_PASSWORD` (same care).
 pub fn exec_env(spec: &MemberSpec) -> Vec<(String, String)> {
     match spec.workload {
         Workload::Postgres => postgres::exec_env(spec),
         Workload::Redis => redis::exec_env(spec),
+        Workload::Mongo => mongo::exec_env(spec),
     }
 }
 
@@ -408,6 +448,27 @@ pub async fn redis_command(spec: &MemberSpec, args: &[&str]) -> Result<RedisRepl
     redis::command(spec, args).await
 }
 
+/// Initiates a MongoDB replica set of `members` (all started and ready, one
+/// shared password), as the manual's keyfile deployment does:
+/// `replSetInitiate` over the first member's unix socket (the localhost
+/// exception; hosts are the members' `ip:port`), then, on the elected
+/// primary, the user [`MONGO_ROOT_USER`] with the members' password; then
+/// waits until one member is PRIMARY and every other SECONDARY. A set
+/// already initiated is not initiated again.
+pub async fn mongo_replset_initiate(members: &[MemberSpec]) -> Result<(), RuntimeError> {
+    mongo::replset_initiate(members).await
+}
+
+/// `primary` or `secondary` as the MongoDB member's `hello` says; `None`
+/// while it is in no other state worth a label (starting, not initiated,
+/// unreachable).
+pub async fn mongo_role(spec: &MemberSpec) -> Option<&'static str> {
+    if spec.workload != Workload::Mongo {
+        return None;
+    }
+    mongo::role(spec).await
+}
+
 fn expect(spec: &MemberSpec, workload: Workload) -> Result<(), RuntimeError> {
     if spec.workload == workload {
         Ok(())
@@ -427,7 +488,8 @@ mod tests {
         assert_eq!(Workload::from_image("docker.io/library/redis:7.2"), Some(Workload::Redis));
         assert_eq!(Workload::from_image("redis@sha256:abcd"), Some(Workload::Redis));
         assert_eq!(Workload::from_image("registry:5000/postgres:16"), Some(Workload::Postgres));
-        assert_eq!(Workload::from_image("mongo:7"), None);
+        assert_eq!(Workload::from_image("mongo:7"), Some(Workload::Mongo));
+        assert_eq!(Workload::from_image("mongodb:7"), None);
         assert_eq!(Workload::from_image("postgresql:15"), None);
         assert_eq!(Workload::from_image(""), None);
     }

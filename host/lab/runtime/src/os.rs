@@ -18,6 +18,8 @@ use crate::{MemberSpec, RuntimeError, Workload};
 pub const PG_BIN_DIR_ENV: &str = "RUNNER_LAB_PG_BIN_DIR";
 /// Names the directory holding `redis-server` and `redis-cli` when `PATH` is wrong.
 pub const REDIS_BIN_DIR_ENV: &str = "RUNNER_LAB_REDIS_BIN_DIR";
+/// Names the directory holding `mongod` when `PATH` is wrong.
+pub const MONGO_BIN_DIR_ENV: &str = "RUNNER_LAB_MONGO_BIN_DIR";
 
 /// An OS account that server processes run as.
 #[derive(Debug, Clone)]
@@ -151,6 +153,7 @@ pub(crate) fn binary(member: &str, workload: Workload, name: &str) -> Result<Pat
     let (env, fallback) = match workload {
         Workload::Postgres => (PG_BIN_DIR_ENV, newest_postgres_bin_dir()),
         Workload::Redis => (REDIS_BIN_DIR_ENV, None),
+        Workload::Mongo => (MONGO_BIN_DIR_ENV, None),
     };
     let missing = |detail: String| RuntimeError::MissingBinary { member: member.to_string(), binary: name.to_string(), detail };
     if let Some(dir) = std::env::var_os(env).filter(|d| !d.is_empty()) {
@@ -167,11 +170,15 @@ pub(crate) fn binary(member: &str, workload: Workload, name: &str) -> Result<Pat
     if let Some(path) = search_path(name) {
         return Ok(path);
     }
-    let package = match workload {
-        Workload::Postgres => "postgresql",
-        Workload::Redis => "redis-server and redis-tools",
-    };
-    Err(missing(format!("not in /usr/lib/postgresql/*/bin nor on PATH; install {package} or set {env}")))
+    Err(missing(match workload {
+        Workload::Postgres => format!("not in /usr/lib/postgresql/*/bin nor on PATH; install postgresql or set {env}"),
+        Workload::Redis => format!("not on PATH; install redis-server and redis-tools or set {env}"),
+        // Not in Debian: say where it comes from.
+        Workload::Mongo => format!(
+            "not on PATH. MongoDB is not packaged by Debian: install MongoDB Community Server (package mongodb-org-server from repo.mongodb.org, \
+             https://www.mongodb.com/docs/manual/tutorial/install-mongodb-on-debian/), or unpack its tarball and set {env} to the directory holding mongod"
+        ),
+    }))
 }
 
 /// Debian installs each PostgreSQL major version under its own directory, off PATH.

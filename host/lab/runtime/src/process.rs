@@ -8,7 +8,7 @@ use std::process::{Child, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::os::{self, OsUser};
-use crate::{MemberSpec, RuntimeError, Workload, postgres, redis};
+use crate::{MemberSpec, RuntimeError, Workload, mongo, postgres, redis};
 
 /// How long [`Process::stop`] waits for a SIGKILLed server to be reaped
 /// before it reports a timeout: a process in uninterruptible sleep (a hung
@@ -65,7 +65,7 @@ impl Process {
         }
         let stop_signal = match self.workload {
             Workload::Postgres => libc::SIGINT,
-            Workload::Redis => libc::SIGTERM,
+            Workload::Redis | Workload::Mongo => libc::SIGTERM,
         };
         os::signal(self.pid(), stop_signal);
         let deadline = Instant::now() + grace;
@@ -155,10 +155,12 @@ pub(crate) fn start(spec: &MemberSpec) -> Result<Process, RuntimeError> {
             }
             redis::server_command(spec)?
         }
+        Workload::Mongo => mongo::server_command(spec)?,
     };
     let log = spec.run_dir.join(match spec.workload {
         Workload::Postgres => "postgres.log",
         Workload::Redis => "redis.log",
+        Workload::Mongo => "mongod.log",
     });
     spawn(spec, &program, &args, user.as_ref(), &log)
 }
@@ -199,7 +201,9 @@ pub(crate) fn leftover_pid(spec: &MemberSpec) -> Option<u32> {
     let exe = fs::read_link(format!("/proc/{pid}/exe")).ok()?;
     let cwd = fs::read_link(format!("/proc/{pid}/cwd")).ok()?;
     let volume = fs::canonicalize(&spec.volume).ok()?;
-    (exe == recorded_exe && cwd == volume).then_some(pid)
+    // mongod stays in the directory it was started in: the run dir.
+    let home = if spec.workload == Workload::Mongo { fs::canonicalize(&spec.run_dir).ok()? } else { volume };
+    (exe == recorded_exe && cwd == home).then_some(pid)
 }
 
 pub(crate) async fn kill_leftover(spec: &MemberSpec, grace: Duration) -> Result<bool, RuntimeError> {
@@ -207,7 +211,7 @@ pub(crate) async fn kill_leftover(spec: &MemberSpec, grace: Duration) -> Result<
     tracing::warn!("member {}: a server left over from an earlier runtime runs as pid {pid}; stopping it", spec.name);
     let stop_signal = match spec.workload {
         Workload::Postgres => libc::SIGINT,
-        Workload::Redis => libc::SIGTERM,
+        Workload::Redis | Workload::Mongo => libc::SIGTERM,
     };
     os::signal(pid, stop_signal);
     let alive = || Path::new(&format!("/proc/{pid}")).exists() && leftover_pid(spec) == Some(pid);

@@ -106,11 +106,7 @@ impl Kubelet {
         let (ns, pod_name) = (namespace(pod), name(pod));
         let ip = self.addresses.of(Range::Pods, &format!("{ns}/{pod_name}")).ok_or("no free Pod address left in 127.0.1.0/24")?;
         let container = &pod["spec"]["containers"][0];
-        let default_port = match workload {
-            Workload::Postgres => 5432,
-            Workload::Redis => 6379,
-        };
-        let port = container["ports"][0]["containerPort"].as_u64().map_or(default_port, |p| p as u16);
+        let port = container["ports"][0]["containerPort"].as_u64().map_or(workload.default_port(), |p| p as u16);
         let password = self.password(ns, container)?;
         Ok(MemberSpec {
             name: pod_name.to_string(),
@@ -144,8 +140,10 @@ impl Kubelet {
 
     /// How an empty volume is first filled.
     async fn bootstrap(&self, pod: &Value, spec: &MemberSpec) -> Result<Bootstrap, String> {
-        if spec.workload == Workload::Redis {
-            return Ok(Bootstrap::Redis);
+        match spec.workload {
+            Workload::Redis => return Ok(Bootstrap::Redis),
+            Workload::Mongo => return Ok(Bootstrap::Mongo),
+            Workload::Postgres => {}
         }
         if spec.volume.join("PG_VERSION").exists() {
             return Ok(Bootstrap::PostgresPrimary);
@@ -178,7 +176,7 @@ impl Kubelet {
         let key = format!("{}/{}", namespace(&pod), name(&pod));
         let image = pod["spec"]["containers"][0]["image"].as_str().unwrap_or_default().to_string();
         let Some(workload) = Workload::from_image(&image) else {
-            self.set_waiting(&pod, "ErrImagePull", &format!("the lab runs only postgres:* and redis:* images, not \"{image}\""), 0);
+            self.set_waiting(&pod, "ErrImagePull", &format!("the lab runs only postgres:*, redis:* and mongo:* images, not \"{image}\""), 0);
             let _ = stop.wait_for(Option::is_some).await;
             self.finish_deletion(&pod);
             return;
@@ -272,8 +270,9 @@ impl Kubelet {
         }
     }
 
-    /// Label the Pod `role=primary|replica` (PostgreSQL) or `role=master|replica`
-    /// (Redis), as the server itself reports it, for `kubectl get pods -L role`.
+    /// Label the Pod `role=primary|replica` (PostgreSQL), `role=master|replica`
+    /// (Redis) or `role=primary|secondary` (MongoDB), as the server itself
+    /// reports it, for `kubectl get pods -L role`.
     async fn label_role(&self, pod: &Value, spec: &MemberSpec) {
         let role = match spec.workload {
             Workload::Postgres => match runtime::pg_is_primary(spec).await {
@@ -288,6 +287,10 @@ impl Kubelet {
                     None => return,
                 },
                 _ => return,
+            },
+            Workload::Mongo => match runtime::mongo_role(spec).await {
+                Some(role) => role,
+                None => return,
             },
         };
         let Some(mut current) = self.store.get("v1", "Pod", Some(namespace(pod)), name(pod)) else { return };

@@ -5,6 +5,7 @@
 //! `kubectl` sees exactly what the controllers did.
 
 pub mod kubelet;
+pub mod mongo;
 pub mod redis;
 pub mod scheduler;
 pub mod services;
