@@ -77,8 +77,6 @@ pub(crate) fn server_command(spec: &MemberSpec) -> Result<(PathBuf, Vec<String>)
         // The socket lives in the private run dir, one per member (the default /tmp/mongodb-27017.sock would collide).
         "--unixSocketPrefix".into(),
         path(&spec.run_dir),
-        "--filePermissions".into(),
-        "0700".into(),
         // A lab runs several members on one machine: small caches and oplogs.
         "--wiredTigerCacheSizeGB".into(),
         "0.25".into(),
