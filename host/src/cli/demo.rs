@@ -221,17 +221,8 @@ fn one_run(args: &DemoArgs, dir: &LabDir, cache_dir: Option<PathBuf>, text: bool
         println!("\nlab up in {:.1} s:", lab_up.as_secs_f64());
         print_status(&rows);
     }
-    if args.database == DemoDatabase::Redis {
-        // `lab up` waits until the cluster is formed; a replica may still be in its first sync.
-        let target = Target::lab(dir.root.clone());
-        let deadline = Instant::now() + Duration::from_secs(90);
-        while rt.block_on(final_redis_cluster(&target, &client)).streaming_standbys < 3 {
-            if Instant::now() > deadline {
-                return Err(Failure::new(Exit::Unavailable, "the lab's Redis replicas did not all finish their first sync within 90 s"));
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
-    } else if args.database == DemoDatabase::Postgres {
+    // `lab up` returned once every cluster was formed, its replicas in sync.
+    if args.database == DemoDatabase::Postgres {
         let backup = rt.block_on(ops::backup(dir, &client)).map_err(|e| Failure::new(Exit::PolicyFailed, format!("backup: {e:#}")))?;
         if text {
             println!("backup: pg_basebackup of the primary into {}; Job postgres-backup complete\n", backup.display());

@@ -248,7 +248,7 @@ fn roles(nodes: &str) -> (usize, usize, bool) {
 }
 
 /// Whether a member sees a healthy cluster of `size` nodes, `masters` of them
-/// masters, with every slot served.
+/// masters, with every slot served, and, if it is a replica, is in sync with its master.
 async fn settled(spec: &MemberSpec, size: usize, masters: usize) -> Result<bool, RuntimeError> {
     let info = text(spec, &["CLUSTER", "INFO"]).await?;
     let ok = field(&info, "cluster_state").as_deref() == Some("ok")
@@ -256,7 +256,13 @@ async fn settled(spec: &MemberSpec, size: usize, masters: usize) -> Result<bool,
         && field(&info, "cluster_known_nodes").and_then(|n| n.parse::<usize>().ok()) == Some(size);
     // Roles spread by gossip: right after creation a member may still see
     // the replicas as empty masters.
-    Ok(ok && roles(&text(spec, &["CLUSTER", "NODES"]).await?) == (masters, size - masters, false))
+    if !ok || roles(&text(spec, &["CLUSTER", "NODES"]).await?) != (masters, size - masters, false) {
+        return Ok(false);
+    }
+    // A replica counts once its first sync is done: before that a failover
+    // to it, or WAIT, would find it empty.
+    let replication = text(spec, &["INFO", "replication"]).await?;
+    Ok(field(&replication, "role").as_deref() != Some("slave") || field(&replication, "master_link_status").as_deref() == Some("up"))
 }
 
 /// Polls until every member is settled.
