@@ -37,8 +37,9 @@ fn infinite_loop_hits_the_deadline() {
     let sandbox = Sandbox::new();
     let (output, elapsed) = hostile(&sandbox, "loop", &["--deadline", "1s"]);
     expect_stopped(&output, "deadline exceeded");
-    // Deadline plus one second, plus a generous allowance for compiling on a busy machine.
-    assert!(elapsed < Duration::from_secs(12), "took {elapsed:?}");
+    // Without the deadline it would never end; the bound leaves room for
+    // compiling the component in a debug build on a busy 2-core machine.
+    assert!(elapsed < Duration::from_secs(60), "took {elapsed:?}");
 }
 
 #[test]
@@ -46,7 +47,7 @@ fn sleeping_past_the_deadline_is_stopped_too() {
     let sandbox = Sandbox::new();
     let (output, elapsed) = hostile(&sandbox, "sleep", &["--deadline", "1s"]);
     expect_stopped(&output, "deadline exceeded");
-    assert!(elapsed < Duration::from_secs(12), "took {elapsed:?}");
+    assert!(elapsed < Duration::from_secs(60), "took {elapsed:?}");
 }
 
 #[test]
