@@ -5,6 +5,8 @@
 //!
 //! ```yaml
 //! name: pg-preflight fails with too few synchronous standbys  # default: the file's path
+//! definitions:                       # ignored: anchors the responses refer to (*standby)
+//!   standby: &standby {"application_name": "postgres-cluster-1", "sync_state": "async"}
 //! component: pg-preflight            # a bundled name, or a path relative to this file
 //! config: {min-sync: 2}              # as --config; defaults filled in
 //! gates: {preflight: ../my-gate.wasm}  # a pattern's slots, as --gate
@@ -12,7 +14,7 @@
 //! responses:                         # ... or answer from canned responses
 //!   - call: postgres-read.query
 //!     args: {member: postgres-cluster-0, sql: "~pg_stat_replication"}
-//!     response: [{"application_name": "postgres-cluster-1", "sync_state": "async"}]
+//!     response: [*standby]            # YAML merge keys work too: {<<: *standby, sync_state: sync}
 //!   - call: kube-read.get              # a later state: only once the Pod was deleted
 //!     args: {kind: Pod, name: postgres-cluster-1}
 //!     after: [{call: kube-write.delete, args: {name: postgres-cluster-1}}]   # or [kube-write.delete]
@@ -33,8 +35,9 @@
 //! Canned responses are tried in file order and the first that fits the call
 //! answers it. An entry with `after` fits only once every mutating call it
 //! lists (a call name, or `{call, component, args}` matched like `args`) has
-//! been answered in this case, so the world a pattern changes is written as
-//! states, the latest first; its `sequence` starts at its own first answer.
+//! been answered in this case, not with an error (a failed call changed
+//! nothing), so the world a pattern changes is written as states, the latest
+//! first; its `sequence` starts at its own first answer.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -83,6 +86,9 @@ struct Case {
     clock: Option<Value>,
     #[serde(default)]
     allow: Option<Vec<String>>,
+    /// Ignored: a place for YAML anchors (`&primary {...}`) the responses refer to (`*primary`).
+    #[serde(default, rename = "definitions")]
+    _definitions: Option<serde::de::IgnoredAny>,
     expect: Expect,
 }
 
@@ -186,7 +192,12 @@ fn find_cases(path: &Path) -> Result<Vec<PathBuf>, String> {
 
 fn load_case(file: &Path) -> Result<Case, String> {
     let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read: {e}"))?;
-    let case: Case = serde_yaml::from_str(&text).map_err(|e| e.to_string())?;
+    // Parsed as written first, so a mistake is reported with its line; then
+    // again with YAML merge keys (`<<: *status`) applied, which canned states use.
+    serde_yaml::from_str::<Case>(&text).map_err(|e| e.to_string())?;
+    let mut value: serde_yaml::Value = serde_yaml::from_str(&text).map_err(|e| e.to_string())?;
+    value.apply_merge().map_err(|e| format!("merge keys (<<): {e}"))?;
+    let case: Case = serde_yaml::from_value(value).map_err(|e| e.to_string())?;
     if !OUTCOMES.contains(&case.expect.outcome.as_str()) {
         return Err(format!("expect.outcome `{}` is not one of {}", case.expect.outcome, OUTCOMES.join(", ")));
     }

@@ -4,7 +4,8 @@
 //! sleeps).
 //!
 //! An entry with `after` is a later state of the world: it answers only once
-//! each mutating call it lists has been answered in this run (deleting a Pod
+//! each mutating call it lists has been answered, not with an error, in this
+//! run (deleting a Pod
 //! makes its replacement appear; a step-down makes another member primary).
 //! Since the first fitting entry wins, later states are written before the
 //! earlier ones they replace. A `sequence` on such an entry starts with the
@@ -38,7 +39,7 @@ pub struct CannedResponse {
     /// Answers given in turn; the last one repeats.
     #[serde(default)]
     pub sequence: Option<Vec<Reply>>,
-    /// Only once every one of these mutating calls has been answered in this run.
+    /// Only once every one of these mutating calls has been answered (not with an error) in this run.
     #[serde(default)]
     pub after: Option<Vec<CallMatch>>,
 }
@@ -139,9 +140,10 @@ impl CannedResponse {
         self.call == call && self.component.as_deref().is_none_or(|c| c == component) && self.args.as_ref().is_none_or(|expected| matches(expected, args))
     }
 
-    /// Whether every call of `after` is among the mutating calls answered so far.
+    /// Whether every call of `after` is among the mutating calls answered so
+    /// far without an error (one that failed changed nothing).
     pub(super) fn ready(&self, answered: &[Call]) -> bool {
-        self.after.iter().flatten().all(|wanted| answered.iter().any(|made| wanted.fits(made)))
+        self.after.iter().flatten().all(|wanted| answered.iter().any(|made| made.error.is_none() && wanted.fits(made)))
     }
 
     /// The `n`th answer (0-based).

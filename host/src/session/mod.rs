@@ -221,10 +221,11 @@ impl Session {
                 };
                 let n = state.used[index];
                 state.used[index] += 1;
-                if mutating {
-                    state.mutations.push(made);
-                }
                 let (response, error) = responses[index].reply(n);
+                if mutating {
+                    // Kept with its error: a call that failed did not change the world `after` describes.
+                    state.mutations.push(Call { error: error.clone(), ..made });
+                }
                 answer_of(response, error, call).map(Step::Answer).map_err(|e| self.diverge(&mut state, format!("canned response for {call}: {e}")))
             }
         }
@@ -469,6 +470,24 @@ mod tests {
         assert_eq!(get("db-1").unwrap(), json!({"uid": "new"}));
         assert_eq!(get("db-1").unwrap(), json!({"uid": "new"}));
         assert_eq!(session.mutations().len(), 3);
+    }
+
+    #[test]
+    fn a_mutation_answered_with_an_error_changes_no_state() {
+        let session = canned(
+            r#"
+- {call: kube-read.get, after: [kube-write.delete], response: {uid: new}}
+- {call: kube-read.get, response: {uid: old}}
+- {call: kube-write.delete, sequence: [{error: {code: denied, message: forbidden}}, {}]}
+"#,
+        );
+        let get = || answer(&session, "kube-read.get", json!({"kind": "Pod"}), false);
+        assert_eq!(answer(&session, "kube-write.delete", json!({"name": "db-1"}), true).unwrap_err(), "denied: forbidden");
+        assert_eq!(get().unwrap(), json!({"uid": "old"}));
+        answer(&session, "kube-write.delete", json!({"name": "db-1"}), true).unwrap();
+        assert_eq!(get().unwrap(), json!({"uid": "new"}));
+        // Both attempts are mutations the case can expect.
+        assert_eq!(session.mutations().len(), 2);
     }
 
     #[test]
