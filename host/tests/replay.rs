@@ -24,7 +24,11 @@ fn every_bundled_test_case_passes() {
     let sandbox = Sandbox::new();
     let output = sandbox.runner(&["test", path(&policies())]);
     let out = expect_exit(&output, 0);
-    for case in ["pods-ready/tests/all-ready", "pods-ready/tests/one-pending", "pg-preflight/tests/no-sync-standbys", "pg-preflight/tests/replay-paused", "pg-preflight/tests/stale-backup", "pg-healthy/tests/service-on-replica", "postgres-ferris-wheel/tests/preflight-fails"] {
+    for case in ["pods-ready/tests/all-ready", "pods-ready/tests/one-pending", "pg-preflight/tests/no-sync-standbys", "pg-preflight/tests/replay-paused", "pg-preflight/tests/stale-backup", "pg-healthy/tests/service-on-replica", "postgres-ferris-wheel/tests/preflight-fails",
+        // Hand-written from MongoDB's documented reply shapes (no mongod here).
+        "mongo-replset-healthy/tests/healthy", "mongo-replset-healthy/tests/lagging-secondary", "mongo-replset-healthy/tests/member-recovering", "mongo-replset-healthy/tests/member-unreachable", "mongo-replset-healthy/tests/no-majority",
+        "mongo-stepdown-cascade/tests/happy-path", "mongo-stepdown-cascade/tests/preflight-lagging-secondary", "mongo-stepdown-cascade/tests/no-electable-secondary", "mongo-stepdown-cascade/tests/primary-does-not-step-down", "mongo-stepdown-cascade/tests/resume-with-force", "mongo-stepdown-cascade/tests/resume-freeze-fails", "mongo-stepdown-cascade/tests/candidate"]
+    {
         assert!(out.lines().any(|l| l.starts_with("ok   ") && l.contains(case)), "{case} did not pass:\n{out}");
     }
     let summary = stdout(&output).lines().last().unwrap_or_default().to_string();

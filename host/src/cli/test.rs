@@ -5,6 +5,8 @@
 //!
 //! ```yaml
 //! name: pg-preflight fails with too few synchronous standbys  # default: the file's path
+//! definitions:                       # ignored: anchors the responses refer to (*standby)
+//!   standby: &standby {"application_name": "postgres-cluster-1", "sync_state": "async"}
 //! component: pg-preflight            # a bundled name, or a path relative to this file
 //! config: {min-sync: 2}              # as --config; defaults filled in
 //! gates: {preflight: ../my-gate.wasm}  # a pattern's slots, as --gate
@@ -12,7 +14,14 @@
 //! responses:                         # ... or answer from canned responses
 //!   - call: postgres-read.query
 //!     args: {member: postgres-cluster-0, sql: "~pg_stat_replication"}
-//!     response: [{"application_name": "postgres-cluster-1", "sync_state": "async"}]
+//!     response: [*standby]            # YAML merge keys work too: {<<: *standby, sync_state: sync}
+//!   - call: kube-read.get              # a later state: only once the Pod was deleted
+//!     args: {kind: Pod, name: postgres-cluster-1}
+//!     after: [{call: kube-write.delete, args: {name: postgres-cluster-1}}]   # or [kube-write.delete]
+//!     sequence: [{error: {code: not-found, message: gone}}, {response: {"metadata": {"uid": "new"}}}]
+//!   - call: kube-read.get              # the state before (entries are tried in file order)
+//!     args: {kind: Pod, name: postgres-cluster-1}
+//!     response: {"metadata": {"uid": "old"}}
 //! clock: 2026-11-21T20:00:00Z        # canned responses: where the virtual clock starts
 //! allow: ["kube:*"]                  # mutations allowed (default: all the manifest requests)
 //! expect:
@@ -22,6 +31,13 @@
 //!     - kube-write.scale
 //!     - {call: kube-write.patch, args: {kind: Service}}
 //! ```
+//!
+//! Canned responses are tried in file order and the first that fits the call
+//! answers it. An entry with `after` fits only once every mutating call it
+//! lists (a call name, or `{call, component, args}` matched like `args`) has
+//! been answered in this case, not with an error (a failed call changed
+//! nothing), so the world a pattern changes is written as states, the latest
+//! first; its `sequence` starts at its own first answer.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -39,7 +55,7 @@ use crate::engine::{Engine, EngineError, Limits, SlotRunner};
 use crate::imports::{code_name, Approval, HostState, RunContext};
 use crate::journal::Journal;
 use crate::policy::{config, Policy, World};
-use crate::session::{matches, CannedResponse, Session, SessionFile, CANNED_EPOCH_MS};
+use crate::session::{CallMatch, CannedResponse, Session, SessionFile, CANNED_EPOCH_MS};
 use crate::wit::pattern::PatternStatus;
 use crate::wit::Outcome;
 
@@ -70,6 +86,9 @@ struct Case {
     clock: Option<Value>,
     #[serde(default)]
     allow: Option<Vec<String>>,
+    /// Ignored: a place for YAML anchors (`&primary {...}`) the responses refer to (`*primary`).
+    #[serde(default, rename = "definitions")]
+    _definitions: Option<serde::de::IgnoredAny>,
     expect: Expect,
 }
 
@@ -80,24 +99,7 @@ struct Expect {
     #[serde(default)]
     reasons: Vec<String>,
     #[serde(default)]
-    mutations: Option<Vec<ExpectedCall>>,
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum ExpectedCall {
-    Name(String),
-    Pattern(CallPattern),
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CallPattern {
-    call: String,
-    #[serde(default)]
-    component: Option<String>,
-    #[serde(default)]
-    args: Option<Value>,
+    mutations: Option<Vec<CallMatch>>,
 }
 
 const OUTCOMES: [&str; 6] = ["pass", "warn", "fail", "succeeded", "rolled-back", "error"];
@@ -190,7 +192,12 @@ fn find_cases(path: &Path) -> Result<Vec<PathBuf>, String> {
 
 fn load_case(file: &Path) -> Result<Case, String> {
     let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read: {e}"))?;
-    let case: Case = serde_yaml::from_str(&text).map_err(|e| e.to_string())?;
+    // Parsed as written first, so a mistake is reported with its line; then
+    // again with YAML merge keys (`<<: *status`) applied, which canned states use.
+    serde_yaml::from_str::<Case>(&text).map_err(|e| e.to_string())?;
+    let mut value: serde_yaml::Value = serde_yaml::from_str(&text).map_err(|e| e.to_string())?;
+    value.apply_merge().map_err(|e| format!("merge keys (<<): {e}"))?;
+    let case: Case = serde_yaml::from_value(value).map_err(|e| e.to_string())?;
     if !OUTCOMES.contains(&case.expect.outcome.as_str()) {
         return Err(format!("expect.outcome `{}` is not one of {}", case.expect.outcome, OUTCOMES.join(", ")));
     }
@@ -309,14 +316,10 @@ fn judge(expect: &Expect, session: &Session, outcome: &str, reasons: &[String]) 
         let made = session.mutations();
         for (i, want) in expected.iter().enumerate() {
             let Some(call) = made.get(i) else {
-                return Verdict::Failed(format!("mutation {}: expected {}, but only {} mutating call(s) were made", i + 1, show(want), made.len()));
+                return Verdict::Failed(format!("mutation {}: expected {}, but only {} mutating call(s) were made", i + 1, want.describe(), made.len()));
             };
-            let fits = match want {
-                ExpectedCall::Name(name) => &call.call == name,
-                ExpectedCall::Pattern(p) => p.call == call.call && p.component.as_ref().is_none_or(|c| *c == call.component) && p.args.as_ref().is_none_or(|a| matches(a, &call.args)),
-            };
-            if !fits {
-                return Verdict::Failed(format!("mutation {}: expected {}, got {}", i + 1, show(want), call.describe()));
+            if !want.fits(call) {
+                return Verdict::Failed(format!("mutation {}: expected {}, got {}", i + 1, want.describe(), call.describe()));
             }
         }
         if let Some(extra) = made.get(expected.len()) {
@@ -324,14 +327,4 @@ fn judge(expect: &Expect, session: &Session, outcome: &str, reasons: &[String]) 
         }
     }
     Verdict::Passed
-}
-
-fn show(call: &ExpectedCall) -> String {
-    match call {
-        ExpectedCall::Name(name) => name.clone(),
-        ExpectedCall::Pattern(p) => match &p.args {
-            Some(args) => format!("{} {args}", p.call),
-            None => p.call.clone(),
-        },
-    }
 }

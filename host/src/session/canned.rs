@@ -1,12 +1,20 @@
 //! Canned responses, as a `runner test` file gives them inline: each call is
-//! answered by the first entry that matches it, in any order, and the clock
+//! answered by the first entry (in file order) that matches it, and the clock
 //! is virtual (it starts at a fixed instant and moves only when the component
 //! sleeps).
+//!
+//! An entry with `after` is a later state of the world: it answers only once
+//! each mutating call it lists has been answered, not with an error, in this
+//! run (deleting a Pod
+//! makes its replacement appear; a step-down makes another member primary).
+//! Since the first fitting entry wins, later states are written before the
+//! earlier ones they replace. A `sequence` on such an entry starts with the
+//! entry's first answer.
 
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::file::CallError;
+use super::file::{Call, CallError};
 
 /// One canned answer and the calls it answers.
 #[derive(Debug, Clone, Deserialize)]
@@ -31,6 +39,64 @@ pub struct CannedResponse {
     /// Answers given in turn; the last one repeats.
     #[serde(default)]
     pub sequence: Option<Vec<Reply>>,
+    /// Only once every one of these mutating calls has been answered (not with an error) in this run.
+    #[serde(default)]
+    pub after: Option<Vec<CallMatch>>,
+}
+
+/// A call as a test file names it: `kube-write.delete`, or
+/// `{call: kube-write.delete, args: {name: mongo-2}}` (arguments matched as
+/// [`CannedResponse::args`] are).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum CallMatch {
+    /// Any call of this name.
+    Name(String),
+    /// A call of this name whose component and arguments fit.
+    Pattern(CallPattern),
+}
+
+/// The long form of [`CallMatch`].
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallPattern {
+    /// `interface.function`.
+    pub call: String,
+    /// Only calls made by this component.
+    #[serde(default)]
+    pub component: Option<String>,
+    /// A subset of the arguments.
+    #[serde(default)]
+    pub args: Option<Value>,
+}
+
+impl CallMatch {
+    /// The call name it asks for.
+    pub fn call(&self) -> &str {
+        match self {
+            CallMatch::Name(name) => name,
+            CallMatch::Pattern(p) => &p.call,
+        }
+    }
+
+    /// Whether `made` is such a call.
+    pub fn fits(&self, made: &Call) -> bool {
+        match self {
+            CallMatch::Name(name) => made.call == *name,
+            CallMatch::Pattern(p) => p.call == made.call && p.component.as_ref().is_none_or(|c| *c == made.component) && p.args.as_ref().is_none_or(|a| matches(a, &made.args)),
+        }
+    }
+
+    /// How messages show it.
+    pub fn describe(&self) -> String {
+        match self {
+            CallMatch::Name(name) => name.clone(),
+            CallMatch::Pattern(p) => match &p.args {
+                Some(args) => format!("{} {args}", p.call),
+                None => p.call.clone(),
+            },
+        }
+    }
 }
 
 /// One answer of a sequence.
@@ -55,6 +121,12 @@ impl CannedResponse {
         if self.sequence.as_ref().is_some_and(Vec::is_empty) {
             return Err(format!("`{}`: `sequence` is empty", self.call));
         }
+        if self.after.as_ref().is_some_and(Vec::is_empty) {
+            return Err(format!("`{}`: `after` is empty (list the mutating calls this answer waits for, or leave it out)", self.call));
+        }
+        if let Some(blank) = self.after.iter().flatten().find(|a| a.call().trim().is_empty()) {
+            return Err(format!("`{}`: `after` names an empty call ({})", self.call, blank.describe()));
+        }
         let errors = self.error.iter().chain(self.sequence.iter().flatten().filter_map(|r| r.error.as_ref()));
         for error in errors {
             if super::error_code(&error.code).is_none() {
@@ -66,6 +138,12 @@ impl CannedResponse {
 
     pub(super) fn fits(&self, component: &str, call: &str, args: &Value) -> bool {
         self.call == call && self.component.as_deref().is_none_or(|c| c == component) && self.args.as_ref().is_none_or(|expected| matches(expected, args))
+    }
+
+    /// Whether every call of `after` is among the mutating calls answered so
+    /// far without an error (one that failed changed nothing).
+    pub(super) fn ready(&self, answered: &[Call]) -> bool {
+        self.after.iter().flatten().all(|wanted| answered.iter().any(|made| made.error.is_none() && wanted.fits(made)))
     }
 
     /// The `n`th answer (0-based).

@@ -23,7 +23,7 @@ use crate::backends::{BackendError, ErrorCode};
 use crate::journal::redact;
 
 pub use answer::Answer;
-pub use canned::{matches, CannedResponse, Reply};
+pub use canned::{matches, CallMatch, CallPattern, CannedResponse, Reply};
 pub use file::{Call, CallError, PolicyInfo, SessionFile, FORMAT};
 
 /// Where the virtual clock of canned responses starts: 2026-01-01T00:00:00Z.
@@ -209,20 +209,23 @@ impl Session {
                 answer_of(recorded.response, recorded.error, &recorded.call).map(Step::Answer).map_err(|e| self.diverge(&mut state, format!("call {}: {e}", at + 1)))
             }
             Mode::Canned(responses) => {
-                let Some(index) = responses.iter().position(|r| r.fits(component, call, args)) else {
+                let Some(index) = responses.iter().position(|r| r.fits(component, call, args) && r.ready(&state.mutations)) else {
                     if call == GATES_RUN {
                         // No canned verdict: run the bound gate against the canned responses.
                         return Ok(Step::Live(None));
                     }
-                    let message = format!("no canned response for {}", made.describe());
+                    let waiting = responses.iter().filter(|r| r.fits(component, call, args)).count();
+                    let note = if waiting > 0 { format!(" ({waiting} fitting response(s) wait for mutating calls not made yet: `after`)") } else { String::new() };
+                    let message = format!("no canned response for {}{note}", made.describe());
                     return Err(self.diverge(&mut state, message));
                 };
                 let n = state.used[index];
                 state.used[index] += 1;
-                if mutating {
-                    state.mutations.push(made);
-                }
                 let (response, error) = responses[index].reply(n);
+                if mutating {
+                    // Kept with its error: a call that failed did not change the world `after` describes.
+                    state.mutations.push(Call { error: error.clone(), ..made });
+                }
                 answer_of(response, error, call).map(Step::Answer).map_err(|e| self.diverge(&mut state, format!("canned response for {call}: {e}")))
             }
         }
@@ -416,5 +419,91 @@ mod tests {
         // Once diverged, every later call is refused with the first difference.
         let Err(Diverged(again)) = session.begin("g", "clock.now", &Value::Null, false) else { panic!("expected a divergence") };
         assert_eq!(again, message);
+    }
+
+    fn canned(yaml: &str) -> Session {
+        let responses: Vec<CannedResponse> = serde_yaml::from_str(yaml).unwrap();
+        responses.iter().try_for_each(CannedResponse::check).unwrap();
+        Session::canned(responses, CANNED_EPOCH_MS)
+    }
+
+    fn answer(session: &Session, call: &str, args: Value, mutating: bool) -> Result<Value, String> {
+        match session.begin("p", call, &args, mutating) {
+            Ok(Step::Answer(Ok(value))) => Ok(value),
+            Ok(Step::Answer(Err(e))) => Err(format!("{}: {}", e.code.as_str(), e.message)),
+            Ok(_) => Err("not answered from the session".into()),
+            Err(Diverged(message)) => Err(message),
+        }
+    }
+
+    #[test]
+    fn canned_states_follow_the_mutations_made() {
+        let session = canned(
+            r#"
+- call: kube-read.get
+  args: {kind: Pod, name: db-1}
+  after: [{call: kube-write.delete, args: {name: db-1}}, kube-write.patch]
+  sequence: [{error: {code: not-found, message: gone}}, {response: {uid: new}}]
+- call: kube-read.get
+  args: {kind: Pod, name: db-1}
+  after: [{call: kube-write.delete, args: {name: "~db-1"}}]
+  response: {uid: deleted-unpatched}
+- call: kube-read.get
+  args: {kind: Pod}
+  response: {uid: old}
+- call: kube-write.delete
+- call: kube-write.patch
+  response: {}
+"#,
+        );
+        let get = |name: &str| answer(&session, "kube-read.get", json!({"kind": "Pod", "name": name}), false);
+        assert_eq!(get("db-1").unwrap(), json!({"uid": "old"}));
+        // Another Pod's deletion is not the one the later states wait for.
+        answer(&session, "kube-write.delete", json!({"kind": "Pod", "name": "db-2"}), true).unwrap();
+        assert_eq!(get("db-1").unwrap(), json!({"uid": "old"}));
+        answer(&session, "kube-write.delete", json!({"kind": "Pod", "name": "db-1"}), true).unwrap();
+        assert_eq!(get("db-1").unwrap(), json!({"uid": "deleted-unpatched"}));
+        assert_eq!(get("db-2").unwrap(), json!({"uid": "old"}));
+        // Both calls made: the first entry fits, and its sequence starts at its first answer.
+        answer(&session, "kube-write.patch", json!({"kind": "StatefulSet"}), true).unwrap();
+        assert_eq!(get("db-1").unwrap_err(), "not-found: gone");
+        assert_eq!(get("db-1").unwrap(), json!({"uid": "new"}));
+        assert_eq!(get("db-1").unwrap(), json!({"uid": "new"}));
+        assert_eq!(session.mutations().len(), 3);
+    }
+
+    #[test]
+    fn a_mutation_answered_with_an_error_changes_no_state() {
+        let session = canned(
+            r#"
+- {call: kube-read.get, after: [kube-write.delete], response: {uid: new}}
+- {call: kube-read.get, response: {uid: old}}
+- {call: kube-write.delete, sequence: [{error: {code: denied, message: forbidden}}, {}]}
+"#,
+        );
+        let get = || answer(&session, "kube-read.get", json!({"kind": "Pod"}), false);
+        assert_eq!(answer(&session, "kube-write.delete", json!({"name": "db-1"}), true).unwrap_err(), "denied: forbidden");
+        assert_eq!(get().unwrap(), json!({"uid": "old"}));
+        answer(&session, "kube-write.delete", json!({"name": "db-1"}), true).unwrap();
+        assert_eq!(get().unwrap(), json!({"uid": "new"}));
+        // Both attempts are mutations the case can expect.
+        assert_eq!(session.mutations().len(), 2);
+    }
+
+    #[test]
+    fn a_state_not_reached_yet_is_named_when_nothing_else_fits() {
+        let session = canned("- call: kube-read.list\n  after: [kube-write.delete]\n  response: []\n");
+        let message = answer(&session, "kube-read.list", json!({"kind": "Pod"}), false).unwrap_err();
+        assert!(message.contains("no canned response for p: kube-read.list") && message.contains("1 fitting response(s) wait for mutating calls not made yet"), "{message}");
+    }
+
+    #[test]
+    fn an_empty_after_is_refused() {
+        let responses: Vec<CannedResponse> = serde_yaml::from_str("- call: kube-read.list\n  after: []\n  response: []\n").unwrap();
+        assert_eq!(responses[0].check().unwrap_err(), "`kube-read.list`: `after` is empty (list the mutating calls this answer waits for, or leave it out)");
+        // Unknown call names are fine: a test may name a call of an interface added later.
+        let responses: Vec<CannedResponse> = serde_yaml::from_str("- call: kube-read.list\n  after: [made-up.call]\n").unwrap();
+        assert!(responses[0].check().is_ok());
+        assert!(serde_yaml::from_str::<Vec<CannedResponse>>("- call: kube-read.list\n  after: [{call: x, arg: {}}]\n").is_err());
     }
 }

@@ -47,7 +47,7 @@ steps = [
   { name = "restore-update-strategy", description = "put back the original updateStrategy, remove the annotation; the nodeSelector stays on the upgraded pool" },
   { name = "post", description = "run the `post` gate" },
 ]
-rollback = "Nothing is rolled forward or back by force: the pattern stops at the first failed step or wait. It unfreezes every member it froze (replSetFreeze 0); if no Pod was deleted and no step-down was asked for, it restores the StatefulSet's nodeSelector and updateStrategy; otherwise it keeps the pin and the annotation so a re-run resumes (members already on the upgraded pool are skipped). The result is `rolled-back` with the replica set's state (each member's state, lag and pool) and exit code 1. A failed preflight gate changes nothing. A primary that does not step down keeps its role (replSetStepDown without force changes nothing when it fails). A failed post gate ends with an error describing the (completed) rotation's state."
+rollback = "Nothing is rolled forward or back by force: the pattern stops at the first failed step or wait. It unfreezes every member it froze (replSetFreeze 0); if no Pod was deleted and no step-down was asked for (by this run or an earlier one it resumes: the StatefulSet already carried the annotation), it restores the StatefulSet's nodeSelector and updateStrategy; otherwise it keeps the pin and the annotation so a re-run resumes (members already on the upgraded pool are skipped). The result is `rolled-back` with the replica set's state (each member's state, lag and pool) and exit code 1. A failed preflight gate changes nothing. A primary that does not step down keeps its role (replSetStepDown without force changes nothing when it fails). A failed post gate ends with an error describing the (completed) rotation's state."
 
 [config.statefulset]
 type = "string"
@@ -186,6 +186,15 @@ impl Config {
         Ok(())
     }
 
+    /// replSetStepDown's fields, the command's name first.
+    fn step_down_command(&self) -> Vec<(&'static str, Value)> {
+        let mut command = vec![("replSetStepDown", json!(self.step_down_period / 1000)), ("secondaryCatchUpPeriodSecs", json!(self.catch_up_period / 1000))];
+        if self.force {
+            command.push(("force", json!(true)));
+        }
+        command
+    }
+
     /// A gate's input: the operator's JSON with this pattern's StatefulSet and namespace filled in.
     fn gate_input(&self, text: &str) -> Result<String, Error> {
         let mut input: Value = serde_json::from_str(if text.trim().is_empty() { "{}" } else { text }).map_err(|e| Error::invalid(format!("gate input `{text}`: {e}")))?;
@@ -195,6 +204,15 @@ impl Config {
             object.entry("namespace").or_insert_with(|| json!(self.namespace));
         }
         Ok(input.to_string())
+    }
+}
+
+/// What the StatefulSet had before any run pinned it (the pool label's value
+/// and updateStrategy), and whether an earlier run's annotation says so.
+fn original_of(set: &Value, pool_label: &str) -> (Value, bool) {
+    match set["metadata"]["annotations"][ANNOTATION].as_str().and_then(|a| serde_json::from_str::<Value>(a).ok()).filter(Value::is_object) {
+        Some(kept) => (kept, true),
+        None => (json!({"poolValue": set["spec"]["template"]["spec"]["nodeSelector"][pool_label], "updateStrategy": set["spec"]["updateStrategy"]}), false),
     }
 }
 
@@ -218,7 +236,8 @@ struct Cascade<'a> {
     /// The StatefulSet as found: the pool label's value and updateStrategy.
     original: Value,
     pinned: bool,
-    /// Something that cannot be undone by restoring the StatefulSet: a deleted Pod, a step-down asked for.
+    /// Something that cannot be undone by restoring the StatefulSet: a deleted Pod, a step-down
+    /// asked for, or an earlier run's pin this run resumes (the members it moved use the pinned template).
     disturbed: bool,
     done: Vec<String>,
 }
@@ -260,10 +279,10 @@ impl Cascade<'_> {
         pg_common::cluster::pod(&self.cfg.namespace, &self.cfg.statefulset, name)
     }
 
-    /// Run a command against `admin` on `member` through the mutating interface.
-    fn command(&self, member: &str, command: &Value) -> Result<Value, Error> {
-        let name = command.as_object().and_then(|o| o.keys().next()).cloned().unwrap_or_default();
-        let text = mongo_write::run_command(member, "admin", &command.to_string()).map_err(|e| Error::new(e.code, format!("{name} on {member}: {}", e.message)))?;
+    /// Run a command (its name first) against `admin` on `member` through the mutating interface.
+    fn command(&self, member: &str, fields: &[(&str, Value)]) -> Result<Value, Error> {
+        let name = fields.first().map_or("", |(name, _)| *name);
+        let text = mongo_write::run_command(member, "admin", &rs::command(fields)).map_err(|e| Error::new(e.code, format!("{name} on {member}: {}", e.message)))?;
         serde_json::from_str(&text).map_err(|e| Error::internal(format!("{name} on {member}: host returned invalid JSON: {e}")))
     }
 
@@ -283,10 +302,13 @@ impl Cascade<'_> {
 
     fn pin(&mut self) -> Result<(), Error> {
         let set = self.set()?;
-        let object = &set.object;
-        let original: Value = object["metadata"]["annotations"][ANNOTATION].as_str().and_then(|a| serde_json::from_str(a).ok()).unwrap_or_else(|| {
-            json!({"poolValue": object["spec"]["template"]["spec"]["nodeSelector"][&self.cfg.pool_label], "updateStrategy": object["spec"]["updateStrategy"]})
-        });
+        let (original, resumed) = original_of(&set.object, &self.cfg.pool_label);
+        if resumed {
+            // Members an earlier run moved were made from the pinned template: putting the old
+            // template back with a rolling update would move them back (to a pool being drained).
+            self.disturbed = true;
+            self.log(report::Level::Info, &format!("resuming an earlier run: StatefulSet {} is already pinned (annotation {ANNOTATION})", self.cfg.statefulset));
+        }
         let body = json!({
             "metadata": {"annotations": {ANNOTATION: original.to_string()}},
             "spec": {
@@ -423,7 +445,7 @@ impl Cascade<'_> {
         self.log(report::Level::Info, &format!("candidate {to}: {} behind {from}", millis(status.lag_ms(candidate).unwrap_or(0) as f64)));
         let others: Vec<String> = status.members.iter().filter(|m| m.state == rs::SECONDARY && m.name != candidate.name).map(|m| cluster::pod_name(&m.name, &pods)).collect();
         for other in &others {
-            self.command(other, &json!({"replSetFreeze": self.cfg.freeze_period / 1000}))?;
+            self.command(other, &[("replSetFreeze", json!(self.cfg.freeze_period / 1000))])?;
             self.frozen.borrow_mut().push(other.clone());
         }
         self.disturbed = true;
@@ -440,10 +462,7 @@ impl Cascade<'_> {
 
     /// replSetStepDown, retried on 262 ExceededTimeLimit within the bound.
     fn ask_step_down(&self, from: &str) -> Result<(), Error> {
-        let mut command = json!({"replSetStepDown": self.cfg.step_down_period / 1000, "secondaryCatchUpPeriodSecs": self.cfg.catch_up_period / 1000});
-        if self.cfg.force {
-            command["force"] = json!(true);
-        }
+        let command = self.cfg.step_down_command();
         let started = clock::now();
         let mut attempts = 0;
         loop {
@@ -493,7 +512,7 @@ impl Cascade<'_> {
     fn unfreeze(&self) -> Vec<String> {
         let mut notes = Vec::new();
         for member in self.frozen.borrow_mut().drain(..) {
-            match self.command(&member, &json!({"replSetFreeze": 0})) {
+            match self.command(&member, &[("replSetFreeze", json!(0))]) {
                 Ok(_) => notes.push(format!("{member} unfrozen")),
                 Err(e) => {
                     self.log(report::Level::Warn, &format!("{}; it unfreezes by itself within {}", e.message, millis(self.cfg.freeze_period as f64)));
@@ -618,6 +637,26 @@ mod tests {
         let mut c = config();
         c.catch_up_period = 500;
         assert!(c.check().is_err());
+    }
+
+    #[test]
+    fn the_step_down_command_names_itself_first() {
+        let mut c = config();
+        assert_eq!(rs::command(&c.step_down_command()), r#"{"replSetStepDown":60,"secondaryCatchUpPeriodSecs":10}"#);
+        c.force = true;
+        assert_eq!(rs::command(&c.step_down_command()), r#"{"replSetStepDown":60,"secondaryCatchUpPeriodSecs":10,"force":true}"#);
+    }
+
+    #[test]
+    fn a_pinned_statefulset_is_a_resumed_run() {
+        let set = json!({"spec": {"updateStrategy": {"type": "RollingUpdate"}, "template": {"spec": {"nodeSelector": {"agentpool": "oldpool"}}}}});
+        assert_eq!(original_of(&set, "agentpool"), (json!({"poolValue": "oldpool", "updateStrategy": {"type": "RollingUpdate"}}), false));
+        let kept = r#"{"poolValue":"oldpool","updateStrategy":{"type":"RollingUpdate"}}"#;
+        let pinned = json!({"metadata": {"annotations": {ANNOTATION: kept}}, "spec": {"updateStrategy": {"type": "OnDelete"}, "template": {"spec": {"nodeSelector": {"agentpool": "upgraded-pool"}}}}});
+        assert_eq!(original_of(&pinned, "agentpool"), (json!({"poolValue": "oldpool", "updateStrategy": {"type": "RollingUpdate"}}), true));
+        // An annotation that is not ours (not a JSON object) does not count.
+        let odd = json!({"metadata": {"annotations": {ANNOTATION: "yes"}}, "spec": {"updateStrategy": {"type": "OnDelete"}}});
+        assert!(!original_of(&odd, "agentpool").1);
     }
 
     #[test]

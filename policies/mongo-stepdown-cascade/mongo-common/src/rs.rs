@@ -279,6 +279,15 @@ pub fn choose_candidate<'a>(status: &'a Status, config: Option<&[ConfigMember]>,
     best.ok_or_else(|| if why.is_empty() { "the replica set has no secondary".to_string() } else { why.join("; ") })
 }
 
+/// A command document as JSON text with its keys in the order given.
+/// MongoDB takes the first key as the command's name (the runner's backend
+/// keeps the order), while `serde_json`'s map sorts keys: `json!` would send
+/// `{"force": true, "replSetStepDown": 60, ...}`, the unknown command `force`.
+pub fn command(fields: &[(&str, Value)]) -> String {
+    let fields: Vec<String> = fields.iter().map(|(key, value)| format!("{}:{value}", Value::from(*key))).collect();
+    format!("{{{}}}", fields.join(","))
+}
+
 /// How a failed `replSetStepDown` is handled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StepDownError {
@@ -438,6 +447,14 @@ mod tests {
         assert_eq!(choose_candidate(&s, None, 10_000, |m| m.id == 2).unwrap().id, 2);
         let config = vec![ConfigMember { host: s.members[1].name.clone(), votes: 1, priority: 0.0, arbiter: false, hidden: false }];
         assert_eq!(choose_candidate(&s, Some(&config), 10_000, |_| true).unwrap().id, 2);
+    }
+
+    #[test]
+    fn commands_keep_their_name_first() {
+        let text = command(&[("replSetStepDown", json!(60)), ("secondaryCatchUpPeriodSecs", json!(10)), ("force", json!(true))]);
+        assert_eq!(text, r#"{"replSetStepDown":60,"secondaryCatchUpPeriodSecs":10,"force":true}"#);
+        assert_eq!(serde_json::from_str::<Value>(&text).unwrap()["force"], json!(true));
+        assert_eq!(command(&[("replSetFreeze", json!(0))]), r#"{"replSetFreeze":0}"#);
     }
 
     #[test]
