@@ -57,13 +57,9 @@ pub async fn wait_ready(client: &LabClient, timeout: Duration) -> anyhow::Result
             .filter(|s| s["status"]["readyReplicas"].as_u64().unwrap_or(0) < s["spec"]["replicas"].as_u64().unwrap_or(0))
             .map(|s| format!("{} ({}/{} ready)", s["metadata"]["name"].as_str().unwrap_or("?"), s["status"]["readyReplicas"].as_u64().unwrap_or(0), s["spec"]["replicas"]))
             .collect();
-        let redis_unformed = sets.iter().filter(|s| {
-            let image = s["spec"]["template"]["spec"]["containers"][0]["image"].as_str().unwrap_or_default();
-            image.starts_with("redis:") && s["metadata"]["annotations"][crate::controllers::redis::FORMED] != "formed"
-        });
-        pending.extend(redis_unformed.map(|s| format!("{} (cluster not formed yet)", s["metadata"]["name"].as_str().unwrap_or("?"))));
-        let mongo_uninitiated = sets.iter().filter(|s| crate::controllers::mongo::is_mongo(s) && s["metadata"]["annotations"][crate::controllers::mongo::INITIATED] != "initiated");
-        pending.extend(mongo_uninitiated.map(|s| format!("{} (replica set not initiated yet)", s["metadata"]["name"].as_str().unwrap_or("?"))));
+        for setup in [crate::controllers::setup::REDIS_CLUSTER, crate::controllers::setup::MONGO_REPLICA_SET] {
+            pending.extend(sets.iter().filter(|s| setup.pending(s)).map(|s| format!("{} ({})", s["metadata"]["name"].as_str().unwrap_or("?"), setup.what)));
+        }
         if !sets.is_empty() && pending.is_empty() {
             return Ok(());
         }

@@ -21,7 +21,7 @@ use tokio::task::JoinHandle;
 
 use super::scheduler::set_condition;
 use super::statefulset::ordinal;
-use super::{name, namespace, now, pod_ready, terminating};
+use super::{name, namespace, now, terminating};
 use crate::apiserver::Store;
 use crate::net::{Addresses, Range};
 
@@ -359,9 +359,4 @@ impl Kubelet {
 fn same_set(pod: &Value, other: &str) -> bool {
     let set = pod["metadata"]["ownerReferences"][0]["name"].as_str().unwrap_or_default();
     !set.is_empty() && ordinal(set, other).is_some()
-}
-
-/// Whether every member of a Redis StatefulSet is Ready.
-pub fn all_ready(pods: &[Value]) -> bool {
-    !pods.is_empty() && pods.iter().all(pod_ready)
 }

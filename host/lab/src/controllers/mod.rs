@@ -9,6 +9,7 @@ pub mod mongo;
 pub mod redis;
 pub mod scheduler;
 pub mod services;
+pub mod setup;
 pub mod statefulset;
 
 use std::time::Duration;
