@@ -34,10 +34,13 @@ const SETTLE: Duration = Duration::from_secs(30);
 
 /// Where the probe writes.
 pub struct Endpoint {
-    /// A seed address (`host:port` of the Service): the driver discovers the members from it.
+    /// The seed's host (the Service's cluster IP): the driver discovers the members from it.
     pub host: String,
+    /// The seed's port.
     pub port: u16,
+    /// The user, authenticated against `admin`.
     pub user: String,
+    /// Its password; never printed.
     pub password: String,
     /// The collection in [`DATABASE`].
     pub collection: String,

@@ -23,8 +23,9 @@ pub struct SetUp {
     pub what: &'static str,
     /// The image prefix of the StatefulSets it applies to (`redis:`).
     pub image: &'static str,
-    /// The annotation that records it done, and its value.
+    /// The annotation that records it done.
     pub annotation: &'static str,
+    /// The annotation's value once done (`formed`).
     pub done: &'static str,
     /// Fewer replicas than this and nothing is set up.
     pub min_replicas: usize,
