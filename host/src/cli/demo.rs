@@ -275,40 +275,49 @@ fn demo_run(executed: Executed, final_cluster: FinalCluster, lab_up: Duration) -
     }
 }
 
-/// The lab's Pods whose names start with `prefix`, and backends to ask them.
-async fn members_and_backends(target: &Target, client: &LabClient, prefix: &str) -> Result<(Vec<ops::PodRow>, Backends), String> {
-    let rows = ops::status(client).await.map_err(|e| e.to_string())?;
-    let kube = target.connect().await.map_err(|e| e.to_string())?;
-    let members = rows.into_iter().filter(|r| r.name.starts_with(prefix)).collect();
-    Ok((members, Backends::with_kube(std::sync::Arc::new(kube), target)))
+/// The lab's Pods whose names start with `prefix`, backends to ask them, and
+/// a report that already says whether they all run on the upgraded pool; the
+/// report with the error when they cannot be found.
+async fn survey(target: &Target, client: &LabClient, prefix: &str) -> Result<(FinalCluster, Vec<ops::PodRow>, Backends), FinalCluster> {
+    let found = async {
+        let rows = ops::status(client).await.map_err(|e| e.to_string())?;
+        let kube = target.connect().await.map_err(|e| e.to_string())?;
+        Ok::<_, String>((rows.into_iter().filter(|r| r.name.starts_with(prefix)).collect::<Vec<_>>(), Backends::with_kube(std::sync::Arc::new(kube), target)))
+    };
+    match found.await {
+        Ok((members, backends)) => {
+            let all_on_upgraded_pool = !members.is_empty() && members.iter().all(|r| r.pool == "upgraded-pool");
+            Ok((FinalCluster { all_on_upgraded_pool, ..FinalCluster::default() }, members, backends))
+        }
+        Err(e) => Err(FinalCluster { error: Some(e), ..FinalCluster::default() }),
+    }
 }
 
-fn all_upgraded(members: &[ops::PodRow]) -> bool {
-    !members.is_empty() && members.iter().all(|r| r.pool == "upgraded-pool")
+impl FinalCluster {
+    /// Record `row` with the role it answered (`unreachable`, and the error
+    /// kept, when it did not); a member answering `primary_role` is a primary.
+    fn member(&mut self, row: &ops::PodRow, answer: Result<&'static str, String>, primary_role: &str) {
+        let role = answer.unwrap_or_else(|e| {
+            self.error = Some(format!("{}: {e}", row.name));
+            "unreachable"
+        });
+        if role == primary_role {
+            self.primaries.push(row.name.clone());
+        }
+        self.members.push(json!({"name": row.name, "node": row.node, "pool": row.pool, "role": role}));
+    }
 }
 
 /// Where every member runs and what each says it is, asked of the members themselves.
 async fn final_cluster(target: &Target, client: &LabClient) -> FinalCluster {
-    let mut result = FinalCluster::default();
-    let (members, backends) = match members_and_backends(target, client, "postgres-cluster-").await {
+    let (mut result, members, backends) = match survey(target, client, "postgres-cluster-").await {
         Ok(found) => found,
-        Err(e) => return FinalCluster { error: Some(e), ..result },
+        Err(report) => return report,
     };
     let postgres = backends.postgres;
-    result.all_on_upgraded_pool = all_upgraded(&members);
     for row in &members {
-        let role = match postgres.query(&row.name, "SELECT pg_is_in_recovery() AS standby", &[]).await {
-            Ok(json) if json.contains("\"standby\":false") => "primary",
-            Ok(_) => "standby",
-            Err(e) => {
-                result.error = Some(format!("{}: {e}", row.name));
-                "unreachable"
-            }
-        };
-        if role == "primary" {
-            result.primaries.push(row.name.clone());
-        }
-        result.members.push(json!({"name": row.name, "node": row.node, "pool": row.pool, "role": role}));
+        let answer = postgres.query(&row.name, "SELECT pg_is_in_recovery() AS standby", &[]).await;
+        result.member(row, answer.map(|json| if json.contains("\"standby\":false") { "primary" } else { "standby" }).map_err(|e| e.to_string()), "primary");
     }
     if let [primary] = result.primaries.as_slice() {
         match postgres.query(primary, "SELECT count(*) AS n FROM pg_stat_replication WHERE state = 'streaming'", &[]).await {
@@ -321,32 +330,17 @@ async fn final_cluster(target: &Target, client: &LabClient) -> FinalCluster {
 
 /// The Redis cluster after the run: masters, connected replicas, slots, pools.
 async fn final_redis_cluster(target: &Target, client: &LabClient) -> FinalCluster {
-    let mut result = FinalCluster::default();
-    let (members, backends) = match members_and_backends(target, client, "redis-cluster-").await {
+    let (mut result, members, backends) = match survey(target, client, "redis-cluster-").await {
         Ok(found) => found,
-        Err(e) => return FinalCluster { error: Some(e), ..result },
+        Err(report) => return report,
     };
     let redis = backends.redis;
-    result.all_on_upgraded_pool = all_upgraded(&members);
     for row in &members {
-        let reply = redis.command(&row.name, &["ROLE".to_string()]).await.map(|json| serde_json::from_str::<Value>(&json).unwrap_or_default());
-        let role = match &reply {
-            Ok(role) if role[0] == "master" => "master",
-            Ok(role) => {
-                if role[3] == "connected" {
-                    result.streaming_standbys += 1;
-                }
-                "replica"
-            }
-            Err(e) => {
-                result.error = Some(format!("{}: {e}", row.name));
-                "unreachable"
-            }
-        };
-        if role == "master" {
-            result.primaries.push(row.name.clone());
+        let answer = redis.command(&row.name, &["ROLE".to_string()]).await.map(|json| serde_json::from_str::<Value>(&json).unwrap_or_default());
+        if answer.as_ref().is_ok_and(|role| role[0] != "master" && role[3] == "connected") {
+            result.streaming_standbys += 1;
         }
-        result.members.push(json!({"name": row.name, "node": row.node, "pool": row.pool, "role": role}));
+        result.member(row, answer.map(|role| if role[0] == "master" { "master" } else { "replica" }).map_err(|e| e.to_string()), "master");
     }
     if let Some(first) = members.first() {
         match redis.command(&first.name, &["CLUSTER".to_string(), "INFO".to_string()]).await {
@@ -361,27 +355,19 @@ async fn final_redis_cluster(target: &Target, client: &LabClient) -> FinalCluste
 /// The MongoDB replica set after the run: each member's `hello`, and the
 /// primary's `replSetGetStatus` for the secondaries' health.
 async fn final_mongo_set(target: &Target, client: &LabClient) -> FinalCluster {
-    let mut result = FinalCluster::default();
-    let (members, backends) = match members_and_backends(target, client, "mongo-").await {
+    let (mut result, members, backends) = match survey(target, client, "mongo-").await {
         Ok(found) => found,
-        Err(e) => return FinalCluster { error: Some(e), ..result },
+        Err(report) => return report,
     };
     let mongo = backends.mongo;
-    result.all_on_upgraded_pool = all_upgraded(&members);
     for row in &members {
-        let role = match mongo.run_command(&row.name, "admin", r#"{"hello": 1}"#).await.map(|json| serde_json::from_str::<Value>(&json).unwrap_or_default()) {
-            Ok(hello) if hello["isWritablePrimary"] == true => "primary",
-            Ok(hello) if hello["secondary"] == true => "secondary",
-            Ok(_) => "other",
-            Err(e) => {
-                result.error = Some(format!("{}: {e}", row.name));
-                "unreachable"
-            }
-        };
-        if role == "primary" {
-            result.primaries.push(row.name.clone());
-        }
-        result.members.push(json!({"name": row.name, "node": row.node, "pool": row.pool, "role": role}));
+        let answer = mongo.run_command(&row.name, "admin", r#"{"hello": 1}"#).await.map(|json| serde_json::from_str::<Value>(&json).unwrap_or_default());
+        let role = answer.map(|hello| match (hello["isWritablePrimary"] == true, hello["secondary"] == true) {
+            (true, _) => "primary",
+            (_, true) => "secondary",
+            _ => "other",
+        });
+        result.member(row, role.map_err(|e| e.to_string()), "primary");
     }
     if let [primary] = result.primaries.as_slice() {
         match mongo.run_command(primary, "admin", r#"{"replSetGetStatus": 1}"#).await {
