@@ -423,8 +423,9 @@ pub async fn pg_drop_slot(primary: &MemberSpec, slot: &str) -> Result<(), Runtim
 /// Forms a Redis cluster of `members`, like `redis-cli --cluster create ...
 /// --cluster-replicas N --cluster-yes` (which it runs, with the password in
 /// `REDISCLI_AUTH`), then waits until every member reports `cluster_state:ok`
-/// with all members known and all 16384 slots assigned, and every replica's
-/// link to its master is up (its first sync done). A cluster already
+/// with all members known and all 16384 slots assigned, every replica's
+/// link to its master is up (its first sync done) and no member is rewriting
+/// its AOF (Redis refuses SIGTERM while it writes the initial one). A cluster already
 /// formed of exactly these members is left alone. All members must share one
 /// password, and there must be at least three masters.
 pub async fn redis_cluster_create(members: &[MemberSpec], replicas_per_master: usize) -> Result<(), RuntimeError> {

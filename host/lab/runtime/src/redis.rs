@@ -248,7 +248,8 @@ fn roles(nodes: &str) -> (usize, usize, bool) {
 }
 
 /// Whether a member sees a healthy cluster of `size` nodes, `masters` of them
-/// masters, with every slot served, and, if it is a replica, is in sync with its master.
+/// masters, with every slot served, and, if it is a replica, is in sync with
+/// its master; and no AOF rewrite is under way (it would refuse a graceful stop).
 async fn settled(spec: &MemberSpec, size: usize, masters: usize) -> Result<bool, RuntimeError> {
     let info = text(spec, &["CLUSTER", "INFO"]).await?;
     let ok = field(&info, "cluster_state").as_deref() == Some("ok")
@@ -262,7 +263,13 @@ async fn settled(spec: &MemberSpec, size: usize, masters: usize) -> Result<bool,
     // A replica counts once its first sync is done: before that a failover
     // to it, or WAIT, would find it empty.
     let replication = text(spec, &["INFO", "replication"]).await?;
-    Ok(field(&replication, "role").as_deref() != Some("slave") || field(&replication, "master_link_status").as_deref() == Some("up"))
+    if field(&replication, "role").as_deref() == Some("slave") && field(&replication, "master_link_status").as_deref() != Some("up") {
+        return Ok(false);
+    }
+    // After a full sync a replica rewrites its AOF, and refuses a SIGTERM
+    // until that is done ("Writing initial AOF, can't exit"): not settled yet.
+    let persistence = text(spec, &["INFO", "persistence"]).await?;
+    Ok(["aof_rewrite_in_progress", "aof_rewrite_scheduled"].iter().all(|key| field(&persistence, key).as_deref() != Some("1")))
 }
 
 /// Polls until every member is settled.
