@@ -11,6 +11,7 @@
 pub mod backends;
 pub mod caps;
 pub mod cli;
+pub mod domain;
 pub mod engine;
 pub mod imports;
 pub mod journal;

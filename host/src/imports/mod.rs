@@ -23,6 +23,7 @@ use serde_json::Value;
 
 use crate::backends::{BackendError, BackendResult, Backends, ErrorCode as BackendCode};
 use crate::caps::{Decision, Grants};
+use crate::domain::names::InvalidName;
 use crate::journal::{redact, Entry, Journal};
 use crate::session::{Answer, Session, Step};
 use crate::wit::pattern::runner::policy::types;
@@ -166,8 +167,13 @@ pub(crate) struct Need<'a> {
     scope: &'a str,
 }
 
-pub(crate) fn need<'a>(interface: &'static str, verb: &'static str, scope: &'a str) -> Need<'a> {
-    Need { interface, verb, scope }
+/// The capability a call needs, once the names it carries passed
+/// Kubernetes' grammar (`Err`: the call is refused as `invalid` before the
+/// capability check, since its scope would not say what it touches).
+pub(crate) type Checked<'a> = Result<Need<'a>, InvalidName>;
+
+pub(crate) fn need<'a>(interface: &'static str, verb: &'static str, scope: &'a str) -> Checked<'a> {
+    Ok(Need { interface, verb, scope })
 }
 
 /// Whether a call reads or changes something; a change carries the answer
@@ -182,7 +188,7 @@ impl HostState {
     pub(crate) async fn guarded<T: Send + Answer>(
         &self,
         call: &'static str,
-        need: Need<'_>,
+        need: Checked<'_>,
         args: impl FnOnce() -> Value,
         effect: Effect<T>,
         backend: impl Future<Output = BackendResult<T>> + Send,
@@ -197,6 +203,10 @@ impl HostState {
             args
         } else {
             Value::Null
+        };
+        let need = match need {
+            Ok(need) => need,
+            Err(invalid) => return Ok(Err(self.refuse_invalid(call, args, invalid.to_string(), started)?)),
         };
         let decision = self.grants.decide(need.interface, need.verb, need.scope);
         let capability = || format!("{}:{}:{}", need.interface, need.verb, need.scope);
@@ -248,6 +258,12 @@ impl HostState {
         self.journal(call, args, "denied", Some(&message), started.elapsed(), true)?;
         self.run.record().note_denied(|| format!("{}: {call}: {message}", self.component));
         Ok(Error { code: ErrorCode::Denied, message })
+    }
+
+    /// Refuse a call whose arguments break Kubernetes' naming rules.
+    fn refuse_invalid(&self, call: &'static str, args: Value, message: String, started: Instant) -> wasmtime::Result<Error> {
+        self.journal(call, args, "invalid", Some(&message), started.elapsed(), true)?;
+        Ok(Error { code: ErrorCode::Invalid, message })
     }
 
     /// Journal a call that needs no capability (report, clock).

@@ -107,6 +107,16 @@ pub struct Database {
     pub optional: bool,
 }
 
+impl Database {
+    /// Whether `member` names one of this cluster's members: its
+    /// StatefulSet's name, `-`, and an ordinal written as Kubernetes writes
+    /// it (digits, no sign, no leading zero), so one member has one name.
+    pub fn has_member(&self, member: &str) -> bool {
+        let ordinal = member.strip_prefix(self.stateful_set.as_str()).and_then(|rest| rest.strip_prefix('-'));
+        ordinal.is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) && (n == "0" || !n.starts_with('0')) && n.len() <= 9)
+    }
+}
+
 /// Where a target comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
@@ -457,6 +467,18 @@ mod tests {
         let credential = Credential("hunter2".into());
         assert_eq!(format!("{credential:?}"), "Credential(<redacted>)");
         assert_eq!(credential.expose(), "hunter2");
+    }
+
+    #[test]
+    fn members_have_one_spelling() {
+        let target = parse("databases:\n  pg:\n    engine: postgres\n    statefulSet: pg\n    credentials: {env: X}\n").unwrap();
+        let pg = &target.databases[0];
+        for member in ["pg-0", "pg-2", "pg-10"] {
+            assert!(pg.has_member(member), "{member}");
+        }
+        for not in ["pg", "pg-", "pg-+1", "pg-01", "pg--1", "pg-1 ", "pg-1/x", "pg-1.x", "pgx-1", "pg-a", "pg-1%2F", "pg-9999999999"] {
+            assert!(!pg.has_member(not), "{not}");
+        }
     }
 
     #[test]

@@ -106,7 +106,8 @@ impl Lab {
     pub fn pg_primary(&self) -> String {
         eventually("one PostgreSQL primary", Duration::from_secs(30), || {
             let names = self.kubectl(&["get", "pods", "-l", "app=postgres", "-o", "jsonpath={.items[*].metadata.name}"]);
-            let primaries: Vec<String> = names.split_whitespace().filter(|p| self.psql(p, "SELECT pg_is_in_recovery()").ok().as_deref() == Some("f")).map(String::from).collect();
+            let primaries: Vec<String> =
+                names.split_whitespace().filter(|p| self.psql(p, "SELECT pg_is_in_recovery()").ok().as_deref() == Some("f")).map(String::from).collect();
             (primaries.len() == 1).then(|| primaries[0].clone())
         })
     }

@@ -21,6 +21,8 @@ use serde_json::{json, Value};
 
 use super::{BackendError, BackendResult, DrainOptions, ErrorCode, ExecOutput, Kube, ListOptions, ObjectRef, PatchType, WaitFor};
 
+use crate::domain::names::{self, InvalidName};
+
 pub use exec::OUTPUT_LIMIT as EXEC_OUTPUT_LIMIT;
 
 /// The field manager of every write, so `managedFields` say who changed what.
@@ -75,33 +77,32 @@ impl KubeBackend {
 
     /// An `Api` for `api_version`/`kind`: cluster-wide for cluster-scoped
     /// kinds, otherwise in `namespace` (`None`: the default; `*`: all).
+    ///
+    /// Names are checked here as well as in the import layer: this backend
+    /// also serves the runner's own commands, and kube-rs joins path segments
+    /// as given, so each one is also percent-encoded.
     async fn api(&self, api_version: &str, kind: &str, namespace: Option<&str>) -> BackendResult<(Api<DynamicObject>, discovery::Kind)> {
+        names::api_version(api_version).and(names::kind(kind)).and(names::namespace(namespace, true)).map_err(invalid)?;
         let found = self.kinds.resolve(&self.client, api_version, kind, self.hint.as_deref()).await?;
         let api = match (found.namespaced, namespace) {
             (false, _) | (true, Some("*")) => Api::all_with(self.client.clone(), &found.resource),
-            (true, Some(ns)) => Api::namespaced_with(self.client.clone(), ns, &found.resource),
-            (true, None) => Api::namespaced_with(self.client.clone(), &self.namespace, &found.resource),
+            (true, Some(ns)) => Api::namespaced_with(self.client.clone(), &names::path_segment(ns), &found.resource),
+            (true, None) => Api::namespaced_with(self.client.clone(), &names::path_segment(&self.namespace), &found.resource),
         };
         Ok((api, found))
     }
 
-    /// An `Api` for one named object; `*` is no namespace to get an object from.
-    async fn object_api(&self, object: &ObjectRef) -> BackendResult<(Api<DynamicObject>, discovery::Kind)> {
-        if object.namespace.as_deref() == Some("*") {
-            return Err(BackendError::new(ErrorCode::Invalid, format!("`*` names every namespace; {} {} needs one", object.kind, object.name)));
-        }
-        if object.name.is_empty() {
-            return Err(BackendError::new(ErrorCode::Invalid, format!("the {} has no name", object.kind)));
-        }
-        self.api(&object.api_version, &object.kind, object.namespace.as_deref()).await
+    /// An `Api` for one named object, and its name as a path segment.
+    async fn object_api(&self, object: &ObjectRef) -> BackendResult<(Api<DynamicObject>, discovery::Kind, String)> {
+        names::object(&object.api_version, &object.kind, object.namespace.as_deref(), &object.name).map_err(invalid)?;
+        let (api, kind) = self.api(&object.api_version, &object.kind, object.namespace.as_deref()).await?;
+        Ok((api, kind, names::path_segment(&object.name)))
     }
 
-    fn namespace_of<'a>(&'a self, namespace: Option<&'a str>) -> BackendResult<&'a str> {
-        match namespace {
-            Some("*") => Err(BackendError::new(ErrorCode::Invalid, "`*` names every namespace; a Pod is in one")),
-            Some(ns) => Ok(ns),
-            None => Ok(&self.namespace),
-        }
+    /// The namespace of a call on one Pod, checked and encoded.
+    fn namespace_of(&self, namespace: Option<&str>) -> BackendResult<String> {
+        names::namespace(namespace, false).map_err(invalid)?;
+        Ok(names::path_segment(namespace.unwrap_or(&self.namespace)))
     }
 
     /// One eviction request, answered as the API server answered it.
@@ -115,11 +116,23 @@ impl KubeBackend {
     }
 
     async fn cordon(&self, node: &str, unschedulable: bool) -> BackendResult<()> {
+        let node = &checked_segment("Node name", node)?;
         let nodes: Api<DynamicObject> = Api::all_with(self.client.clone(), &discovery::builtin("", "v1", "Node", "nodes"));
         let patch = Patch::Merge(json!({"spec": {"unschedulable": unschedulable}}));
         timed(nodes.patch(node, &PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..PatchParams::default() }, &patch)).await.map_err(|e| self.error_or_timeout(e))?;
         Ok(())
     }
+}
+
+/// A refused name as a backend error.
+fn invalid(error: InvalidName) -> BackendError {
+    BackendError::new(ErrorCode::Invalid, error.to_string())
+}
+
+/// A name checked as a DNS-1123 subdomain and encoded as a path segment.
+fn checked_segment(what: &str, name: &str) -> BackendResult<String> {
+    names::subdomain(what, name).map_err(invalid)?;
+    Ok(names::path_segment(name))
 }
 
 /// Whether `object` has a `status.conditions` entry `condition_type` with status `True`.
@@ -173,12 +186,14 @@ fn parse_body(patch_type: PatchType, body: &str, object: &ObjectRef) -> BackendR
 #[async_trait::async_trait]
 impl Kube for KubeBackend {
     async fn get(&self, object: &ObjectRef) -> BackendResult<String> {
-        let (api, kind) = self.object_api(object).await?;
-        let found = timed(api.get(&object.name)).await.map_err(|e| self.error_or_timeout(e))?;
+        let (api, kind, name) = self.object_api(object).await?;
+        let found = timed(api.get(&name)).await.map_err(|e| self.error_or_timeout(e))?;
         Ok(to_json(found, &kind).to_string())
     }
 
     async fn list(&self, options: &ListOptions) -> BackendResult<String> {
+        names::list(&options.api_version, &options.kind, options.namespace.as_deref(), options.label_selector.as_deref(), options.field_selector.as_deref())
+            .map_err(invalid)?;
         let (api, kind) = self.api(&options.api_version, &options.kind, options.namespace.as_deref()).await?;
         let mut params = ListParams::default();
         if let Some(labels) = options.label_selector.as_deref().filter(|s| !s.is_empty()) {
@@ -193,10 +208,10 @@ impl Kube for KubeBackend {
 
     async fn wait_for(&self, object: &ObjectRef, until: &WaitFor, timeout_ms: u64) -> BackendResult<String> {
         wait::validate(until)?;
-        let (api, kind) = self.object_api(object).await?;
+        let (api, kind, name) = self.object_api(object).await?;
         let deadline = tokio::time::Instant::now() + Duration::from_millis(timeout_ms);
         let as_json = |o: &DynamicObject| to_json(o.clone(), &kind);
-        match wait::until(api, &object.name, deadline, self.hint.as_deref(), |o| wait::holds(until, o.map(as_json).as_ref())).await? {
+        match wait::until(api, &name, deadline, self.hint.as_deref(), |o| wait::holds(until, o.map(as_json).as_ref())).await? {
             wait::Waited::Done(found) => Ok(found.map(|o| to_json(o, &kind)).unwrap_or(Value::Null).to_string()),
             wait::Waited::TimedOut(last) => {
                 let last = last.map(|o| o.map(|o| as_json(&o)));
@@ -209,27 +224,27 @@ impl Kube for KubeBackend {
 
     async fn patch(&self, object: &ObjectRef, patch_type: PatchType, body: &str) -> BackendResult<String> {
         let patch = parse_body(patch_type, body, object)?;
-        let (api, kind) = self.object_api(object).await?;
+        let (api, kind, name) = self.object_api(object).await?;
         let params = PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..PatchParams::default() };
-        let patched = timed(api.patch(&object.name, &params, &patch)).await.map_err(|e| self.error_or_timeout(e))?;
+        let patched = timed(api.patch(&name, &params, &patch)).await.map_err(|e| self.error_or_timeout(e))?;
         Ok(to_json(patched, &kind).to_string())
     }
 
     async fn delete(&self, object: &ObjectRef, grace_period_seconds: Option<u32>) -> BackendResult<()> {
-        let (api, _) = self.object_api(object).await?;
+        let (api, _, name) = self.object_api(object).await?;
         let params = DeleteParams { grace_period_seconds, ..DeleteParams::default() };
-        timed(api.delete(&object.name, &params)).await.map_err(|e| self.error_or_timeout(e))?;
+        timed(api.delete(&name, &params)).await.map_err(|e| self.error_or_timeout(e))?;
         Ok(())
     }
 
     async fn scale(&self, object: &ObjectRef, replicas: u32) -> BackendResult<()> {
-        let (api, _) = self.object_api(object).await?;
+        let (api, _, name) = self.object_api(object).await?;
         let patch = Patch::Merge(json!({"spec": {"replicas": replicas}}));
         let params = PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..PatchParams::default() };
-        match timed(api.patch_subresource("scale", &object.name, &params, &patch)).await {
+        match timed(api.patch_subresource("scale", &name, &params, &patch)).await {
             Ok(_) => Ok(()),
             // The object exists (or not) independently of its scale subresource: say which.
-            Err(Timed::Failed(kube::Error::Api(status))) if status.code == 404 => match timed(api.get_opt(&object.name)).await {
+            Err(Timed::Failed(kube::Error::Api(status))) if status.code == 404 => match timed(api.get_opt(&name)).await {
                 Ok(Some(_)) => Err(BackendError::new(ErrorCode::Invalid, format!("{} {} has no scale subresource", object.kind, object.name))),
                 _ => Err(BackendError::new(ErrorCode::NotFound, errors::status_message(&status))),
             },
@@ -239,7 +254,7 @@ impl Kube for KubeBackend {
 
     async fn evict(&self, namespace: Option<&str>, pod: &str) -> BackendResult<()> {
         let namespace = self.namespace_of(namespace)?;
-        match self.evict_once(namespace, pod, None).await {
+        match self.evict_once(&namespace, &checked_segment("Pod name", pod)?, None).await {
             Ok(()) => Ok(()),
             Err(kube::Error::Api(status)) if status.code == 429 => Err(BackendError::new(ErrorCode::Conflict, errors::status_message(&status))),
             Err(e) => Err(self.error(e)),
@@ -251,11 +266,15 @@ impl Kube for KubeBackend {
     }
 
     async fn drain(&self, node: &str, options: &DrainOptions) -> BackendResult<String> {
+        names::subdomain("Node name", node).map_err(invalid)?;
         drain::drain(self, node, options).await
     }
 
     async fn exec(&self, namespace: Option<&str>, pod: &str, container: Option<&str>, command: &[String]) -> BackendResult<ExecOutput> {
         let namespace = self.namespace_of(namespace)?;
-        exec::run(self.client.clone(), namespace, pod, container, command, self.hint.as_deref()).await
+        if let Some(container) = container {
+            names::label("container name", container).map_err(invalid)?;
+        }
+        exec::run(self.client.clone(), &namespace, &checked_segment("Pod name", pod)?, container, command, self.hint.as_deref()).await
     }
 }

@@ -54,7 +54,7 @@ impl MongoBackend {
     /// The replica set `member` belongs to (`mongo-2` → `mongo`).
     fn database(&self, member: &str) -> BackendResult<&Database> {
         let mongo = || self.target.databases.iter().filter(|d| d.engine == Engine::Mongo);
-        mongo().find(|d| member.strip_prefix(&d.stateful_set).and_then(|rest| rest.strip_prefix('-')).is_some_and(|n| n.parse::<u32>().is_ok())).ok_or_else(|| {
+        mongo().find(|d| d.has_member(member)).ok_or_else(|| {
             let known: Vec<&str> = mongo().map(|d| d.stateful_set.as_str()).collect();
             let known = if known.is_empty() { "none; add a database with `engine: mongo` to the target file".to_string() } else { known.join(", ") };
             BackendError::new(ErrorCode::NotFound, format!("`{member}` is not a member of a MongoDB replica set of this target (StatefulSets: {known})"))

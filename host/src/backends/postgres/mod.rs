@@ -45,7 +45,7 @@ impl PostgresBackend {
             .databases
             .iter()
             .filter(|d| d.engine == Engine::Postgres)
-            .find(|d| member.strip_prefix(&d.stateful_set).and_then(|rest| rest.strip_prefix('-')).is_some_and(|n| n.parse::<u32>().is_ok()))
+            .find(|d| d.has_member(member))
             .ok_or_else(|| {
                 let known: Vec<&str> = self.target.databases.iter().filter(|d| d.engine == Engine::Postgres).map(|d| d.stateful_set.as_str()).collect();
                 BackendError::new(ErrorCode::NotFound, format!("`{member}` is not a member of a PostgreSQL cluster of this target (StatefulSets: {})", known.join(", ")))

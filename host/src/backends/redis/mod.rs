@@ -47,7 +47,7 @@ impl RedisBackend {
     /// The Redis cluster `member` belongs to (`redis-cluster-3` → `redis-cluster`).
     fn database(&self, member: &str) -> BackendResult<&Database> {
         let redis = || self.target.databases.iter().filter(|d| d.engine == Engine::Redis);
-        redis().find(|d| member.strip_prefix(&d.stateful_set).and_then(|rest| rest.strip_prefix('-')).is_some_and(|n| n.parse::<u32>().is_ok())).ok_or_else(|| {
+        redis().find(|d| d.has_member(member)).ok_or_else(|| {
             let known: Vec<&str> = redis().map(|d| d.stateful_set.as_str()).collect();
             BackendError::new(ErrorCode::NotFound, format!("`{member}` is not a member of a Redis cluster of this target (StatefulSets: {})", if known.is_empty() { "none".into() } else { known.join(", ") }))
         })
