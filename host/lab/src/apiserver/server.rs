@@ -93,12 +93,7 @@ pub struct ApiServer {
 
 impl ApiServer {
     /// Starts serving `store` on `listener` in a background task.
-    pub fn start(
-        store: Store,
-        listener: tokio::net::TcpListener,
-        token: String,
-        exec: Arc<dyn ExecHandler>,
-    ) -> std::io::Result<ApiServer> {
+    pub fn start(store: Store, listener: tokio::net::TcpListener, token: String, exec: Arc<dyn ExecHandler>) -> std::io::Result<ApiServer> {
         let addr = listener.local_addr()?;
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(serve(store, listener, token, exec, async move {
@@ -169,10 +164,7 @@ fn https_for_loopback(url: &str) -> String {
 pub fn kubeconfig_with_ca(server_url: &str, token: &str, namespace: &str, ca_pem: Option<&str>) -> String {
     let q = |s: &str| serde_json::to_string(s).unwrap_or_default();
     let trust = match ca_pem {
-        Some(pem) => format!(
-            "\n    certificate-authority-data: {}",
-            base64::engine::general_purpose::STANDARD.encode(pem.as_bytes())
-        ),
+        Some(pem) => format!("\n    certificate-authority-data: {}", base64::engine::general_purpose::STANDARD.encode(pem.as_bytes())),
         None if server_url.starts_with("https://") => "\n    insecure-skip-tls-verify: true".to_string(),
         None => String::new(),
     };
@@ -254,9 +246,10 @@ fn parse_target(group: &str, version: &str, segs: &[&str]) -> Option<Target> {
         return None;
     }
     if let Some(s) = &sub
-        && !res.subresources.iter().any(|x| x.name == s) {
-            return None;
-        }
+        && !res.subresources.iter().any(|x| x.name == s)
+    {
+        return None;
+    }
     Some(Target { res, namespace, name, sub, watch })
 }
 
@@ -353,9 +346,9 @@ fn content_type(headers: &HeaderMap) -> String {
 fn parse_object_body(ct: &str, body: &[u8]) -> Result<Value, ApiError> {
     let ct = ct.split(';').next().unwrap_or_default().trim();
     match ct {
-        "application/json" | "" | "*/*" => serde_json::from_slice(body).map_err(|e| {
-            ApiError::bad_request(format!("the object provided is unrecognized (must be of type JSON): {e}"))
-        }),
+        "application/json" | "" | "*/*" => {
+            serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("the object provided is unrecognized (must be of type JSON): {e}")))
+        }
         "application/yaml" | "application/x-yaml" | "text/yaml" => patch::parse_yaml_or_json(body),
         other => Err(ApiError::unsupported_media_type(other)),
     }
@@ -375,8 +368,7 @@ fn ns_for_write(t: &Target) -> Option<&str> {
 fn delete_opts(query: &Query, body: &[u8]) -> Result<DeleteOpts, ApiError> {
     let mut opts = DeleteOpts::default();
     if !body.iter().all(u8::is_ascii_whitespace) {
-        let b: Value = serde_json::from_slice(body)
-            .map_err(|e| ApiError::bad_request(format!("the DeleteOptions body could not be decoded: {e}")))?;
+        let b: Value = serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("the DeleteOptions body could not be decoded: {e}")))?;
         opts.grace_period_seconds = b.get("gracePeriodSeconds").and_then(Value::as_i64);
         opts.precondition_uid = b.pointer("/preconditions/uid").and_then(Value::as_str).map(str::to_string);
         opts.precondition_rv = b.pointer("/preconditions/resourceVersion").and_then(Value::as_str).map(str::to_string);
@@ -387,8 +379,7 @@ fn delete_opts(query: &Query, body: &[u8]) -> Result<DeleteOpts, ApiError> {
         opts.dry_run = b.get("dryRun").and_then(Value::as_array).is_some_and(|a| !a.is_empty());
     }
     if let Some(g) = query.get("gracePeriodSeconds") {
-        opts.grace_period_seconds =
-            Some(g.parse().map_err(|_| ApiError::bad_request(format!("invalid gracePeriodSeconds {g:?}")))?);
+        opts.grace_period_seconds = Some(g.parse().map_err(|_| ApiError::bad_request(format!("invalid gracePeriodSeconds {g:?}")))?);
     }
     if let Some(p) = query.get("propagationPolicy") {
         opts.propagation = Some(p.to_string());
@@ -484,9 +475,7 @@ async fn resource_inner(app: App, req: Request, t: Target, query: Query) -> Resu
             }
             match method {
                 Method::GET => {
-                    let obj = store
-                        .get_res(res, ns.unwrap_or_default(), name)
-                        .ok_or_else(|| ApiError::not_found(res.group, res.plural, name))?;
+                    let obj = store.get_res(res, ns.unwrap_or_default(), name).ok_or_else(|| ApiError::not_found(res.group, res.plural, name))?;
                     Ok(json_response(200, &render(res, &obj, repr, &query)))
                 }
                 Method::PUT => {
@@ -508,9 +497,7 @@ async fn resource_inner(app: App, req: Request, t: Target, query: Query) -> Resu
         }
         (Some(name), Some("status")) => match method {
             Method::GET => {
-                let obj = store
-                    .get_res(res, ns.unwrap_or_default(), name)
-                    .ok_or_else(|| ApiError::not_found(res.group, res.plural, name))?;
+                let obj = store.get_res(res, ns.unwrap_or_default(), name).ok_or_else(|| ApiError::not_found(res.group, res.plural, name))?;
                 Ok(json_response(200, &render(res, &obj, repr, &query)))
             }
             Method::PUT => {
@@ -532,9 +519,10 @@ async fn resource_inner(app: App, req: Request, t: Target, query: Query) -> Resu
                     let body = read_body(req).await?;
                     let obj = parse_object_body(&ct, &body)?;
                     if let Some(k) = obj.get("kind").and_then(Value::as_str)
-                        && k != "Scale" {
-                            return Err(ApiError::bad_request(format!("expected a Scale, got {k}")));
-                        }
+                        && k != "Scale"
+                    {
+                        return Err(ApiError::bad_request(format!("expected a Scale, got {k}")));
+                    }
                     Ok(json_response(200, &store.scale_update(res, ns, name, Scale::Put(obj), dry_run)?))
                 }
                 Method::PATCH => {
@@ -563,9 +551,7 @@ async fn resource_inner(app: App, req: Request, t: Target, query: Query) -> Resu
             if method != Method::GET && method != Method::POST {
                 return Err(not_allowed());
             }
-            let pod = store
-                .get_res(res, ns.unwrap_or_default(), name)
-                .ok_or_else(|| ApiError::not_found(res.group, res.plural, name))?;
+            let pod = store.get_res(res, ns.unwrap_or_default(), name).ok_or_else(|| ApiError::not_found(res.group, res.plural, name))?;
             let request = exec::parse_request(ns.unwrap_or_default(), (*pod).clone(), &query.0)?;
             Ok(exec::upgrade(req, request, app.exec.clone(), app.stop.clone()).await)
         }
@@ -584,21 +570,11 @@ async fn resource_inner(app: App, req: Request, t: Target, query: Query) -> Resu
     }
 }
 
-async fn patch_handler(
-    store: &Store,
-    req: Request,
-    t: &Target,
-    name: &str,
-    part: Part,
-    query: &Query,
-    repr: Repr,
-) -> Result<Response, ApiError> {
+async fn patch_handler(store: &Store, req: Request, t: &Target, name: &str, part: Part, query: &Query, repr: Repr) -> Result<Response, ApiError> {
     let ct = content_type(req.headers());
     let pt = PatchType::from_content_type(&ct).ok_or_else(|| ApiError::unsupported_media_type(&ct))?;
     if pt == PatchType::Apply && query.get("fieldManager").is_none_or(str::is_empty) {
-        return Err(ApiError::bad_request(
-            "PATCH requests with apply content type (application/apply-patch+yaml) require a fieldManager",
-        ));
+        return Err(ApiError::bad_request("PATCH requests with apply content type (application/apply-patch+yaml) require a fieldManager"));
     }
     let existed = store.get_res(t.res, t.namespace.as_deref().unwrap_or_default(), name).is_some();
     let body = read_body(req).await?;
@@ -635,14 +611,15 @@ fn list(store: &Store, res: &'static Resource, ns: Option<&str>, query: &Query, 
     }
     let mut meta = json!({"resourceVersion": list_rv.to_string()});
     if let Some(limit) = query.get("limit").and_then(|l| l.parse::<usize>().ok()).filter(|l| *l > 0)
-        && items.len() > limit {
-            let remaining = items.len() - limit;
-            items.truncate(limit);
-            let token = ContinueToken { rv: list_rv, start: key(items.last().expect("limit > 0")) };
-            let encoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(&token).unwrap_or_default());
-            meta["continue"] = json!(encoded);
-            meta["remainingItemCount"] = json!(remaining);
-        }
+        && items.len() > limit
+    {
+        let remaining = items.len() - limit;
+        items.truncate(limit);
+        let token = ContinueToken { rv: list_rv, start: key(items.last().expect("limit > 0")) };
+        let encoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(&token).unwrap_or_default());
+        meta["continue"] = json!(encoded);
+        meta["remainingItemCount"] = json!(remaining);
+    }
     let body = match repr {
         Repr::Table => {
             let refs: Vec<&Value> = items.iter().map(|o| &**o).collect();
@@ -752,12 +729,7 @@ fn watch(app: App, t: &Target, query: &Query, repr: Repr, name: Option<&str>) ->
     };
     let bookmarks = query.flag("allowWatchBookmarks");
     let send_initial = query.flag("sendInitialEvents");
-    let timeout = query
-        .get("timeoutSeconds")
-        .and_then(|s| s.parse::<u64>().ok())
-        .filter(|s| *s > 0)
-        .map(Duration::from_secs)
-        .unwrap_or(DEFAULT_WATCH_TIMEOUT);
+    let timeout = query.get("timeoutSeconds").and_then(|s| s.parse::<u64>().ok()).filter(|s| *s > 0).map(Duration::from_secs).unwrap_or(DEFAULT_WATCH_TIMEOUT);
     let rv_param = query.get("resourceVersion").unwrap_or_default();
     let start_rv: Option<u64> = match rv_param {
         "" | "0" => None,
@@ -783,10 +755,9 @@ fn watch(app: App, t: &Target, query: &Query, repr: Repr, name: Option<&str>) ->
                     return;
                 }
             }
-            if send_initial && bookmarks
-                && tx.send(watch_frame("BOOKMARK", filter.bookmark(last, true))).await.is_err() {
-                    return;
-                }
+            if send_initial && bookmarks && tx.send(watch_frame("BOOKMARK", filter.bookmark(last, true))).await.is_err() {
+                return;
+            }
         }
         let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + BOOKMARK_INTERVAL, BOOKMARK_INTERVAL);
         loop {
@@ -800,9 +771,10 @@ fn watch(app: App, t: &Target, query: &Query, repr: Repr, name: Option<&str>) ->
                     for e in entries {
                         last = e.rv;
                         if let Some((ty, obj)) = filter.event(&e)
-                            && tx.send(watch_frame(ty, obj)).await.is_err() {
-                                return;
-                            }
+                            && tx.send(watch_frame(ty, obj)).await.is_err()
+                        {
+                            return;
+                        }
                     }
                 }
             }
@@ -819,9 +791,7 @@ fn watch(app: App, t: &Target, query: &Query, repr: Repr, name: Option<&str>) ->
             }
         }
     });
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|b| (Ok::<Bytes, Infallible>(b), rx))
-    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (Ok::<Bytes, Infallible>(b), rx)) });
     let mut resp = Response::new(Body::from_stream(stream));
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, private"));

@@ -189,10 +189,7 @@ fn lock_dir(dir: &Path) -> std::io::Result<std::fs::File> {
             std::thread::sleep(Duration::from_millis(25));
         }
     }
-    Err(std::io::Error::new(
-        std::io::ErrorKind::WouldBlock,
-        format!("the lab state in {} is already open (by this or another process)", dir.display()),
-    ))
+    Err(std::io::Error::new(std::io::ErrorKind::WouldBlock, format!("the lab state in {} is already open (by this or another process)", dir.display())))
 }
 
 fn snapshot(state: &State) -> (u64, Vec<Arc<Value>>) {
@@ -293,9 +290,8 @@ impl Store {
         let path = dir.join(STATE_FILE);
         match std::fs::read(&path) {
             Ok(bytes) => {
-                let saved: Value = serde_json::from_slice(&bytes).map_err(|e| {
-                    std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", path.display()))
-                })?;
+                let saved: Value =
+                    serde_json::from_slice(&bytes).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", path.display())))?;
                 state.rv = saved["resourceVersion"].as_str().and_then(|s| s.parse().ok()).unwrap_or(0);
                 for obj in saved["objects"].as_array().cloned().unwrap_or_default() {
                     let api_version = obj["apiVersion"].as_str().unwrap_or_default();
@@ -322,9 +318,7 @@ impl Store {
         }
         let inner = Arc::new(Inner { state: Mutex::new(state), _lock: lock });
         let weak = Arc::downgrade(&inner);
-        std::thread::Builder::new()
-            .name("lab-store-persist".into())
-            .spawn(move || persist.run(weak))?;
+        std::thread::Builder::new().name("lab-store-persist".into()).spawn(move || persist.run(weak))?;
         let store = Store { inner };
         store.flush()?;
         Ok(store)
@@ -391,13 +385,7 @@ impl Store {
 
     /// Lists objects of a kind, in one namespace or all (`None`), filtered by
     /// a label selector in the string form (`app=pg,role in (primary)`).
-    pub fn list(
-        &self,
-        api_version: &str,
-        kind: &str,
-        namespace: Option<&str>,
-        label_selector: Option<&str>,
-    ) -> Result<Vec<Value>, ApiError> {
+    pub fn list(&self, api_version: &str, kind: &str, namespace: Option<&str>, label_selector: Option<&str>) -> Result<Vec<Value>, ApiError> {
         let res = resources::by_kind(api_version, kind).ok_or_else(|| unknown_kind(api_version, kind))?;
         let labels = LabelSelector::parse(label_selector.unwrap_or_default())?;
         let (items, _) = self.list_res(res, namespace, &labels, &FieldSelector::default());
@@ -437,15 +425,7 @@ impl Store {
     /// for kinds with a status subresource). A `metadata.resourceVersion` in
     /// the patch is a precondition (409 if stale).
     #[allow(clippy::too_many_arguments)]
-    pub fn patch(
-        &self,
-        api_version: &str,
-        kind: &str,
-        namespace: Option<&str>,
-        name: &str,
-        patch_type: PatchType,
-        body: &[u8],
-    ) -> Result<Value, ApiError> {
+    pub fn patch(&self, api_version: &str, kind: &str, namespace: Option<&str>, name: &str, patch_type: PatchType, body: &[u8]) -> Result<Value, ApiError> {
         let res = resources::by_kind(api_version, kind).ok_or_else(|| unknown_kind(api_version, kind))?;
         Ok((*self.lock().patch(res, namespace, name, patch_type, body, Part::Main, false)?).clone())
     }
@@ -475,14 +455,7 @@ impl Store {
     /// once (DELETED event) and the objects it owns (by
     /// `metadata.ownerReferences`) are deleted in turn. Returns the object's
     /// last state.
-    pub fn delete(
-        &self,
-        api_version: &str,
-        kind: &str,
-        namespace: Option<&str>,
-        name: &str,
-        grace_period_seconds: Option<i64>,
-    ) -> Result<Value, ApiError> {
+    pub fn delete(&self, api_version: &str, kind: &str, namespace: Option<&str>, name: &str, grace_period_seconds: Option<i64>) -> Result<Value, ApiError> {
         let res = resources::by_kind(api_version, kind).ok_or_else(|| unknown_kind(api_version, kind))?;
         let opts = DeleteOpts { grace_period_seconds, ..Default::default() };
         Ok((*self.lock().delete(res, namespace, name, &opts)?.0).clone())
@@ -520,13 +493,7 @@ impl Store {
 
     /// Lists matching objects sorted by namespace and name, with the
     /// resourceVersion the list is consistent with.
-    pub(crate) fn list_res(
-        &self,
-        res: &'static Resource,
-        ns: Option<&str>,
-        labels: &LabelSelector,
-        fields: &FieldSelector,
-    ) -> (Vec<Arc<Value>>, u64) {
+    pub(crate) fn list_res(&self, res: &'static Resource, ns: Option<&str>, labels: &LabelSelector, fields: &FieldSelector) -> (Vec<Arc<Value>>, u64) {
         let state = self.lock();
         let map = &state.objects[resources::index(res)];
         let items = map
@@ -539,13 +506,7 @@ impl Store {
         (items, state.rv)
     }
 
-    pub(crate) fn create_res(
-        &self,
-        res: &'static Resource,
-        url_ns: Option<&str>,
-        obj: Value,
-        dry_run: bool,
-    ) -> Result<Arc<Value>, ApiError> {
+    pub(crate) fn create_res(&self, res: &'static Resource, url_ns: Option<&str>, obj: Value, dry_run: bool) -> Result<Arc<Value>, ApiError> {
         self.lock().create(res, url_ns, obj, dry_run)
     }
 
@@ -576,13 +537,7 @@ impl Store {
         self.lock().patch(res, ns, name, pt, body, part, dry_run)
     }
 
-    pub(crate) fn delete_res(
-        &self,
-        res: &'static Resource,
-        ns: Option<&str>,
-        name: &str,
-        opts: &DeleteOpts,
-    ) -> Result<(Arc<Value>, bool), ApiError> {
+    pub(crate) fn delete_res(&self, res: &'static Resource, ns: Option<&str>, name: &str, opts: &DeleteOpts) -> Result<(Arc<Value>, bool), ApiError> {
         self.lock().delete(res, ns, name, opts)
     }
 
@@ -598,14 +553,7 @@ impl Store {
 
     /// Applies a new Scale (from PUT, or from PATCH applied to the current
     /// Scale) to the workload's `spec.replicas`.
-    pub(crate) fn scale_update(
-        &self,
-        res: &'static Resource,
-        ns: &str,
-        name: &str,
-        scale: Scale,
-        dry_run: bool,
-    ) -> Result<Value, ApiError> {
+    pub(crate) fn scale_update(&self, res: &'static Resource, ns: &str, name: &str, scale: Scale, dry_run: bool) -> Result<Value, ApiError> {
         let mut state = self.lock();
         let current = state.get(res, ns, name).cloned().ok_or_else(|| ApiError::not_found(res.group, res.plural, name))?;
         let new_scale = match scale {
@@ -616,17 +564,20 @@ impl Store {
             }
         };
         if let Some(rv) = meta_str(&new_scale, "resourceVersion")
-            && rv != meta_str(&current, "resourceVersion").unwrap_or_default() {
-                return Err(ApiError::stale(res.group, res.plural, name));
-            }
+            && rv != meta_str(&current, "resourceVersion").unwrap_or_default()
+        {
+            return Err(ApiError::stale(res.group, res.plural, name));
+        }
         let replicas = match new_scale.pointer("/spec/replicas") {
             Some(v) => match v.as_i64() {
                 Some(n) if n >= 0 => n,
                 _ => {
-                    return Err(ApiError::invalid("autoscaling", "Scale", name, &[(
-                        "spec.replicas".into(),
-                        format!("Invalid value: {v}: must be greater than or equal to 0"),
-                    )]));
+                    return Err(ApiError::invalid(
+                        "autoscaling",
+                        "Scale",
+                        name,
+                        &[("spec.replicas".into(), format!("Invalid value: {v}: must be greater than or equal to 0"))],
+                    ));
                 }
             },
             None => 0,
@@ -666,9 +617,7 @@ pub(crate) enum Scale {
 }
 
 fn scale_of(obj: &Value) -> Value {
-    let selector = LabelSelector::from_object(obj.pointer("/spec/selector"))
-        .map(|s| s.to_string_form())
-        .unwrap_or_default();
+    let selector = LabelSelector::from_object(obj.pointer("/spec/selector")).map(|s| s.to_string_form()).unwrap_or_default();
     json!({
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",
@@ -700,9 +649,7 @@ fn random_suffix() -> String {
 }
 
 fn is_ready(pod: &Value) -> bool {
-    pod.pointer("/status/conditions")
-        .and_then(Value::as_array)
-        .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+    pod.pointer("/status/conditions").and_then(Value::as_array).is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
 }
 
 fn is_terminating(obj: &Value) -> bool {
@@ -804,10 +751,7 @@ impl State {
                 m.insert("kind".into(), json!(res.kind));
             }
             Some(k) if k != res.kind => {
-                return Err(ApiError::invalid(res.group, res.kind, &name, &[(
-                    "kind".into(),
-                    format!("Invalid value: {k:?}: must be {}", res.kind),
-                )]));
+                return Err(ApiError::invalid(res.group, res.kind, &name, &[("kind".into(), format!("Invalid value: {k:?}: must be {}", res.kind))]));
             }
             _ => {}
         }
@@ -829,10 +773,12 @@ impl State {
             }
             Some(Value::Object(_)) => {}
             Some(_) => {
-                return Err(ApiError::invalid(res.group, res.kind, "", &[(
-                    "metadata".into(),
-                    "Invalid value: metadata in body must be of type object".into(),
-                )]));
+                return Err(ApiError::invalid(
+                    res.group,
+                    res.kind,
+                    "",
+                    &[("metadata".into(), "Invalid value: metadata in body must be of type object".into())],
+                ));
             }
         }
         Ok(())
@@ -845,9 +791,7 @@ impl State {
             let body_ns = meta.get("namespace").and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string);
             let ns = match (url_ns, body_ns) {
                 (Some(u), Some(b)) if u != b => {
-                    return Err(ApiError::bad_request(
-                        "the namespace of the provided object does not match the namespace sent on the request",
-                    ));
+                    return Err(ApiError::bad_request("the namespace of the provided object does not match the namespace sent on the request"));
                 }
                 (Some(u), _) => u.to_string(),
                 (None, Some(b)) => b,
@@ -863,10 +807,7 @@ impl State {
         if name.is_empty() {
             let generate = meta.get("generateName").and_then(Value::as_str).unwrap_or_default().to_string();
             if generate.is_empty() {
-                return Err(ApiError::invalid(res.group, res.kind, "", &[(
-                    "metadata.name".into(),
-                    "Required value: name or generateName is required".into(),
-                )]));
+                return Err(ApiError::invalid(res.group, res.kind, "", &[("metadata.name".into(), "Required value: name or generateName is required".into())]));
             }
             for _ in 0..8 {
                 name = format!("{generate}{}", random_suffix());
@@ -918,10 +859,8 @@ impl State {
             return Ok(());
         }
         let svc_res = resources::by_kind("v1", "Service").expect("services");
-        let used: HashSet<String> = self.objects[resources::index(svc_res)]
-            .values()
-            .filter_map(|s| s.pointer("/spec/clusterIP").and_then(Value::as_str).map(str::to_string))
-            .collect();
+        let used: HashSet<String> =
+            self.objects[resources::index(svc_res)].values().filter_map(|s| s.pointer("/spec/clusterIP").and_then(Value::as_str).map(str::to_string)).collect();
         for third in 2..=9u8 {
             for fourth in 1..=254u8 {
                 let ip = format!("127.0.{third}.{fourth}");
@@ -950,27 +889,20 @@ impl State {
         let name = match url_name {
             Some(u) => {
                 if !body_name.is_empty() && body_name != u {
-                    return Err(ApiError::bad_request(format!(
-                        "the name of the object ({body_name}) does not match the name on the URL ({u})"
-                    )));
+                    return Err(ApiError::bad_request(format!("the name of the object ({body_name}) does not match the name on the URL ({u})")));
                 }
                 u.to_string()
             }
             None => body_name,
         };
         if name.is_empty() {
-            return Err(ApiError::invalid(res.group, res.kind, "", &[(
-                "metadata.name".into(),
-                "Required value: name is required".into(),
-            )]));
+            return Err(ApiError::invalid(res.group, res.kind, "", &[("metadata.name".into(), "Required value: name is required".into())]));
         }
         let ns = if res.namespaced {
             let body_ns = ns_of(&obj);
             match url_ns {
                 Some(u) if !body_ns.is_empty() && body_ns != u => {
-                    return Err(ApiError::bad_request(
-                        "the namespace of the provided object does not match the namespace sent on the request",
-                    ));
+                    return Err(ApiError::bad_request("the namespace of the provided object does not match the namespace sent on the request"));
                 }
                 Some(u) => u.to_string(),
                 None if body_ns.is_empty() => "default".to_string(),
@@ -981,9 +913,10 @@ impl State {
         };
         let existing = self.get(res, &ns, &name).cloned().ok_or_else(|| ApiError::not_found(res.group, res.plural, &name))?;
         if let Some(rv) = meta_str(&obj, "resourceVersion")
-            && Some(rv) != meta_str(&existing, "resourceVersion") {
-                return Err(ApiError::stale(res.group, res.plural, &name));
-            }
+            && Some(rv) != meta_str(&existing, "resourceVersion")
+        {
+            return Err(ApiError::stale(res.group, res.plural, &name));
+        }
         if let Some(uid) = meta_str(&obj, "uid") {
             let current = meta_str(&existing, "uid").unwrap_or_default();
             if uid != current {
@@ -1038,11 +971,13 @@ impl State {
                         };
                     }
                 }
-                if res.kind == "Service" && new.pointer("/spec/clusterIP").is_none_or(|v| v.as_str().is_none_or(str::is_empty))
-                    && let (Some(ip), Some(spec)) = (existing.pointer("/spec/clusterIP").cloned(), new.get_mut("spec").and_then(Value::as_object_mut)) {
-                        spec.insert("clusterIP".into(), ip.clone());
-                        spec.insert("clusterIPs".into(), json!([ip]));
-                    }
+                if res.kind == "Service"
+                    && new.pointer("/spec/clusterIP").is_none_or(|v| v.as_str().is_none_or(str::is_empty))
+                    && let (Some(ip), Some(spec)) = (existing.pointer("/spec/clusterIP").cloned(), new.get_mut("spec").and_then(Value::as_object_mut))
+                {
+                    spec.insert("clusterIP".into(), ip.clone());
+                    spec.insert("clusterIPs".into(), json!([ip]));
+                }
                 let uid = meta_str(&existing, "uid").unwrap_or_default().to_string();
                 kinds::apply_defaults(res, &mut new, &uid);
                 kinds::validate(res, &new)?;
@@ -1060,8 +995,7 @@ impl State {
             return Ok(Arc::new(new));
         }
         let finalizers_empty = new.pointer("/metadata/finalizers").and_then(Value::as_array).is_none_or(Vec::is_empty);
-        let grace_done = res.kind != "Pod"
-            || new.pointer("/metadata/deletionGracePeriodSeconds").and_then(Value::as_i64).unwrap_or(0) == 0;
+        let grace_done = res.kind != "Pod" || new.pointer("/metadata/deletionGracePeriodSeconds").and_then(Value::as_i64).unwrap_or(0) == 0;
         if is_terminating(&new) && finalizers_empty && grace_done {
             let had_finalizers = existing.pointer("/metadata/finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty());
             if had_finalizers {
@@ -1102,9 +1036,7 @@ impl State {
                 }
                 let body_name = name_of(&obj);
                 if !body_name.is_empty() && body_name != name {
-                    return Err(ApiError::bad_request(format!(
-                        "the name of the object ({body_name}) does not match the name on the URL ({name})"
-                    )));
+                    return Err(ApiError::bad_request(format!("the name of the object ({body_name}) does not match the name on the URL ({name})")));
                 }
                 obj["metadata"]["name"] = json!(name);
                 return self.create(res, if res.namespaced { Some(&ns_s) } else { None }, obj, dry_run);
@@ -1113,12 +1045,10 @@ impl State {
         };
         if pt == PatchType::Apply
             && let Some(k) = p.get("kind").and_then(Value::as_str)
-                && k != res.kind {
-                    return Err(ApiError::invalid(res.group, res.kind, name, &[(
-                        "kind".into(),
-                        format!("Invalid value: {k:?}: must be {}", res.kind),
-                    )]));
-                }
+            && k != res.kind
+        {
+            return Err(ApiError::invalid(res.group, res.kind, name, &[("kind".into(), format!("Invalid value: {k:?}: must be {}", res.kind))]));
+        }
         let patched = patch::apply(&existing, pt, &p)?;
         if !patched.is_object() {
             return Err(ApiError::bad_request("the patched object must be a JSON object"));
@@ -1126,10 +1056,12 @@ impl State {
         for (field, old) in [("name", meta_str(&existing, "name")), ("namespace", meta_str(&existing, "namespace")), ("uid", meta_str(&existing, "uid"))] {
             let new = meta_str(&patched, field);
             if new.is_some() && new != old {
-                return Err(ApiError::invalid(res.group, res.kind, name, &[(
-                    format!("metadata.{field}"),
-                    format!("Invalid value: {:?}: field is immutable", new.unwrap_or_default()),
-                )]));
+                return Err(ApiError::invalid(
+                    res.group,
+                    res.kind,
+                    name,
+                    &[(format!("metadata.{field}"), format!("Invalid value: {:?}: field is immutable", new.unwrap_or_default()))],
+                ));
             }
         }
         self.update(res, Some(&ns_s), Some(name), patched, part, dry_run)
@@ -1161,19 +1093,25 @@ impl State {
             }
         }
         if let Some(g) = opts.grace_period_seconds
-            && g < 0 {
-                return Err(ApiError::invalid(res.group, res.kind, name, &[(
-                    "gracePeriodSeconds".into(),
-                    format!("Invalid value: {g}: must be greater than or equal to 0"),
-                )]));
-            }
+            && g < 0
+        {
+            return Err(ApiError::invalid(
+                res.group,
+                res.kind,
+                name,
+                &[("gracePeriodSeconds".into(), format!("Invalid value: {g}: must be greater than or equal to 0"))],
+            ));
+        }
         if let Some(p) = opts.propagation.as_deref()
-            && !matches!(p, "Orphan" | "Background" | "Foreground") {
-                return Err(ApiError::invalid(res.group, res.kind, name, &[(
-                    "propagationPolicy".into(),
-                    format!("Unsupported value: {p:?}: supported values: \"Foreground\", \"Background\", \"Orphan\""),
-                )]));
-            }
+            && !matches!(p, "Orphan" | "Background" | "Foreground")
+        {
+            return Err(ApiError::invalid(
+                res.group,
+                res.kind,
+                name,
+                &[("propagationPolicy".into(), format!("Unsupported value: {p:?}: supported values: \"Foreground\", \"Background\", \"Orphan\""))],
+            ));
+        }
         if res.kind == "Namespace" {
             return self.delete_namespace(res, existing, opts.dry_run);
         }
@@ -1181,10 +1119,7 @@ impl State {
         if res.kind == "Pod" {
             let phase = existing.pointer("/status/phase").and_then(Value::as_str).unwrap_or_default();
             let scheduled = existing.pointer("/spec/nodeName").and_then(Value::as_str).is_some_and(|s| !s.is_empty());
-            let grace = opts
-                .grace_period_seconds
-                .or_else(|| existing.pointer("/spec/terminationGracePeriodSeconds").and_then(Value::as_i64))
-                .unwrap_or(30);
+            let grace = opts.grace_period_seconds.or_else(|| existing.pointer("/spec/terminationGracePeriodSeconds").and_then(Value::as_i64)).unwrap_or(30);
             let graceful = self.graceful && grace > 0 && scheduled && phase != "Succeeded" && phase != "Failed";
             if graceful {
                 let current = existing.pointer("/metadata/deletionGracePeriodSeconds").and_then(Value::as_i64);
@@ -1252,16 +1187,13 @@ impl State {
         }
         let arc = self.commit(res, EventType::Modified, new, Some(existing));
         for r in RESOURCES.iter().filter(|r| r.namespaced) {
-            let names: Vec<String> = self.objects[resources::index(r)]
-                .keys()
-                .filter(|(ons, _)| *ons == name)
-                .map(|(_, n)| n.clone())
-                .collect();
+            let names: Vec<String> = self.objects[resources::index(r)].keys().filter(|(ons, _)| *ons == name).map(|(_, n)| n.clone()).collect();
             for n in names {
                 if let Err(e) = self.delete(r, Some(&name), &n, &DeleteOpts::default())
-                    && e.code != 404 {
-                        tracing::warn!("deleting {} {name}/{n} with its namespace: {}", r.kind, e.message);
-                    }
+                    && e.code != 404
+                {
+                    tracing::warn!("deleting {} {name}/{n} with its namespace: {}", r.kind, e.message);
+                }
             }
         }
         self.finalize_namespace(&name);
@@ -1276,10 +1208,7 @@ impl State {
         if !is_terminating(&n) {
             return;
         }
-        let empty = RESOURCES
-            .iter()
-            .filter(|r| r.namespaced)
-            .all(|r| !self.objects[resources::index(r)].keys().any(|(ons, _)| ons == ns));
+        let empty = RESOURCES.iter().filter(|r| r.namespaced).all(|r| !self.objects[resources::index(r)].keys().any(|(ons, _)| ons == ns));
         if empty {
             self.commit(ns_res, EventType::Deleted, (*n).clone(), Some(n));
         }
@@ -1294,8 +1223,7 @@ impl State {
         self.after_change(res, &ns);
         if res.kind == "Namespace" {
             for r in RESOURCES.iter().filter(|r| r.namespaced) {
-                let names: Vec<String> =
-                    self.objects[resources::index(r)].keys().filter(|(ons, _)| *ons == *name).map(|(_, n)| n.clone()).collect();
+                let names: Vec<String> = self.objects[resources::index(r)].keys().filter(|(ons, _)| *ons == *name).map(|(_, n)| n.clone()).collect();
                 for n in names {
                     let _ = self.remove(r, Some(name), &n);
                 }
@@ -1313,10 +1241,7 @@ impl State {
         let mut dependents: Vec<(&'static Resource, Arc<Value>)> = Vec::new();
         for r in RESOURCES {
             for o in self.objects[resources::index(r)].values() {
-                let owned = o
-                    .pointer("/metadata/ownerReferences")
-                    .and_then(Value::as_array)
-                    .is_some_and(|refs| refs.iter().any(|x| x["uid"] == uid));
+                let owned = o.pointer("/metadata/ownerReferences").and_then(Value::as_array).is_some_and(|refs| refs.iter().any(|x| x["uid"] == uid));
                 if owned {
                     dependents.push((r, o.clone()));
                 }
@@ -1325,12 +1250,7 @@ impl State {
         if dependents.is_empty() {
             return;
         }
-        let live: HashSet<String> = self
-            .objects
-            .iter()
-            .flat_map(|m| m.values())
-            .filter_map(|o| meta_str(o, "uid").map(str::to_string))
-            .collect();
+        let live: HashSet<String> = self.objects.iter().flat_map(|m| m.values()).filter_map(|o| meta_str(o, "uid").map(str::to_string)).collect();
         for (r, dep) in dependents {
             let refs = dep.pointer("/metadata/ownerReferences").and_then(Value::as_array).cloned().unwrap_or_default();
             let others_alive = refs.iter().any(|x| x["uid"] != uid && x["uid"].as_str().is_some_and(|u| live.contains(u)));
@@ -1349,9 +1269,10 @@ impl State {
                 self.commit(r, EventType::Modified, new, Some(dep));
                 self.after_change(r, &ns);
             } else if let Err(e) = self.delete(r, Some(&ns), &name, &DeleteOpts::default())
-                && e.code != 404 {
-                    tracing::warn!("garbage-collecting {} {ns}/{name}: {}", r.kind, e.message);
-                }
+                && e.code != 404
+            {
+                tracing::warn!("garbage-collecting {} {ns}/{name}: {}", r.kind, e.message);
+            }
         }
     }
 
@@ -1370,11 +1291,7 @@ impl State {
 
     fn pods_in(&self, ns: &str) -> Vec<Arc<Value>> {
         let pod_res = resources::by_kind("v1", "Pod").expect("pods");
-        self.objects[resources::index(pod_res)]
-            .iter()
-            .filter(|((ons, _), _)| ons == ns)
-            .map(|(_, v)| v.clone())
-            .collect()
+        self.objects[resources::index(pod_res)].iter().filter(|((ons, _), _)| ons == ns).map(|(_, v)| v.clone()).collect()
     }
 
     /// The scale of the controllers of `pods` (StatefulSet replicas, Job
@@ -1383,10 +1300,8 @@ impl State {
         let mut seen = HashSet::new();
         let mut total = 0;
         for pod in pods {
-            let owner = pod
-                .pointer("/metadata/ownerReferences")
-                .and_then(Value::as_array)
-                .and_then(|refs| refs.iter().find(|r| r["controller"] == true).cloned());
+            let owner =
+                pod.pointer("/metadata/ownerReferences").and_then(Value::as_array).and_then(|refs| refs.iter().find(|r| r["controller"] == true).cloned());
             let Some(owner) = owner else {
                 total += 1;
                 continue;
@@ -1403,9 +1318,12 @@ impl State {
                 ("StatefulSet", Some(c)) => c.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1),
                 ("Job", Some(c)) => c.pointer("/spec/parallelism").and_then(Value::as_i64).unwrap_or(1),
                 ("DaemonSet", Some(c)) => c.pointer("/status/desiredNumberScheduled").and_then(Value::as_i64).unwrap_or(0),
-                _ => pods.iter().filter(|p| {
-                    p.pointer("/metadata/ownerReferences").and_then(Value::as_array).is_some_and(|refs| refs.iter().any(|r| r["uid"] == uid.as_str()))
-                }).count() as i64,
+                _ => pods
+                    .iter()
+                    .filter(|p| {
+                        p.pointer("/metadata/ownerReferences").and_then(Value::as_array).is_some_and(|refs| refs.iter().any(|r| r["uid"] == uid.as_str()))
+                    })
+                    .count() as i64,
             };
         }
         total
@@ -1414,9 +1332,7 @@ impl State {
     /// The status a PodDisruptionBudget should have now.
     fn pdb_status(&self, pdb: &Value) -> Value {
         let ns = ns_of(pdb);
-        let selector = LabelSelector::from_object(pdb.pointer("/spec/selector")).unwrap_or_else(|_| {
-            LabelSelector::from_object(None).expect("null selector")
-        });
+        let selector = LabelSelector::from_object(pdb.pointer("/spec/selector")).unwrap_or_else(|_| LabelSelector::from_object(None).expect("null selector"));
         let pods: Vec<Arc<Value>> = self.pods_in(&ns).into_iter().filter(|p| selector.matches_object(p)).collect();
         let healthy = pods.iter().filter(|p| is_ready(p) && !is_terminating(p)).count() as i64;
         let spec = &pdb["spec"];
@@ -1437,10 +1353,7 @@ impl State {
         let allowed = if expected <= 0 { 0 } else { (healthy - desired).max(0) };
         let generation = pdb.pointer("/metadata/generation").cloned().unwrap_or(json!(1));
         let cond_status = if allowed > 0 { "True" } else { "False" };
-        let old_cond = pdb
-            .pointer("/status/conditions")
-            .and_then(Value::as_array)
-            .and_then(|cs| cs.iter().find(|c| c["type"] == "DisruptionAllowed").cloned());
+        let old_cond = pdb.pointer("/status/conditions").and_then(Value::as_array).and_then(|cs| cs.iter().find(|c| c["type"] == "DisruptionAllowed").cloned());
         let transition = match &old_cond {
             Some(c) if c["status"] == cond_status => c["lastTransitionTime"].clone(),
             _ => json!(time::now_rfc3339()),
@@ -1468,11 +1381,7 @@ impl State {
 
     fn refresh_pdbs(&mut self, ns: &str) {
         let pdb_res = resources::by_kind("policy/v1", "PodDisruptionBudget").expect("pdbs");
-        let pdbs: Vec<Arc<Value>> = self.objects[resources::index(pdb_res)]
-            .iter()
-            .filter(|((ons, _), _)| ons == ns)
-            .map(|(_, v)| v.clone())
-            .collect();
+        let pdbs: Vec<Arc<Value>> = self.objects[resources::index(pdb_res)].iter().filter(|((ons, _), _)| ons == ns).map(|(_, v)| v.clone()).collect();
         for pdb in pdbs {
             let status = self.pdb_status(&pdb);
             if pdb.get("status") != Some(&status) {
@@ -1487,13 +1396,15 @@ impl State {
         let pod_res = resources::by_kind("v1", "Pod").expect("pods");
         let pod = self.get(pod_res, ns, name).cloned().ok_or_else(|| ApiError::not_found("", "pods", name))?;
         if let Some(k) = body.get("kind").and_then(Value::as_str)
-            && k != "Eviction" {
-                return Err(ApiError::bad_request(format!("the body must be an Eviction, not a {k}")));
-            }
+            && k != "Eviction"
+        {
+            return Err(ApiError::bad_request(format!("the body must be an Eviction, not a {k}")));
+        }
         if let Some(n) = meta_str(body, "name")
-            && n != name {
-                return Err(ApiError::bad_request("name in URL does not match name in Eviction object"));
-            }
+            && n != name
+        {
+            return Err(ApiError::bad_request("name in URL does not match name in Eviction object"));
+        }
         let del = body.get("deleteOptions").cloned().unwrap_or(Value::Null);
         let opts = DeleteOpts {
             grace_period_seconds: del.get("gracePeriodSeconds").and_then(Value::as_i64),
@@ -1516,9 +1427,7 @@ impl State {
             .filter(|pdb| LabelSelector::from_object(pdb.pointer("/spec/selector")).is_ok_and(|s| s.matches_object(&pod)))
             .collect();
         if pdbs.len() > 1 {
-            return Err(ApiError::internal(
-                "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.",
-            ));
+            return Err(ApiError::internal("This pod has more than one PodDisruptionBudget, which the eviction subresource does not support."));
         }
         if let Some(pdb) = pdbs.first() {
             let status = self.pdb_status(pdb);
@@ -1614,14 +1523,11 @@ impl State {
         if count <= EVENTS_LIMIT {
             return;
         }
-        let mut by_age: Vec<(u64, Arc<Value>)> = self.objects[idx]
-            .values()
-            .map(|e| (meta_str(e, "resourceVersion").and_then(|s| s.parse().ok()).unwrap_or(0), e.clone()))
-            .collect();
+        let mut by_age: Vec<(u64, Arc<Value>)> =
+            self.objects[idx].values().map(|e| (meta_str(e, "resourceVersion").and_then(|s| s.parse().ok()).unwrap_or(0), e.clone())).collect();
         by_age.sort_by_key(|(rv, _)| *rv);
         for (_, e) in by_age.into_iter().take(count - EVENTS_LIMIT) {
             self.commit(ev_res, EventType::Deleted, (*e).clone(), Some(e));
         }
     }
 }
-

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use runner_lab_runtime::{self as runtime, Bootstrap, MemberSpec, Workload};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -169,7 +169,11 @@ impl Kubelet {
     /// The running members of the same StatefulSet.
     fn peers(&self, pod: &Value) -> Vec<MemberSpec> {
         let members = self.members.lock().unwrap_or_else(|p| p.into_inner());
-        members.iter().filter(|(key, spec)| key.starts_with(&format!("{}/", namespace(pod))) && spec.name != name(pod) && same_set(pod, &spec.name)).map(|(_, s)| s.clone()).collect()
+        members
+            .iter()
+            .filter(|(key, spec)| key.starts_with(&format!("{}/", namespace(pod))) && spec.name != name(pod) && same_set(pod, &spec.name))
+            .map(|(_, s)| s.clone())
+            .collect()
     }
 
     async fn run_pod(self, pod: Value, mut stop: watch::Receiver<Option<Duration>>) {

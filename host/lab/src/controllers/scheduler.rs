@@ -2,7 +2,7 @@
 //! that matches its nodeSelector, the least loaded first; when none fits, the
 //! Pod stays Pending with the reason, as kube-scheduler reports it.
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use super::{name, namespace, now, terminating};
 use crate::apiserver::Store;
@@ -19,7 +19,8 @@ fn matches_selector(pod: &Value, node: &Value) -> bool {
 
 /// Why no Node fits, in kube-scheduler's words.
 fn unschedulable_message(pod: &Value, nodes: &[Value]) -> String {
-    let not_ready = nodes.iter().filter(|n| !n["status"]["conditions"].as_array().is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))).count();
+    let not_ready =
+        nodes.iter().filter(|n| !n["status"]["conditions"].as_array().is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))).count();
     let cordoned = nodes.iter().filter(|n| n["spec"]["unschedulable"].as_bool() == Some(true)).count();
     let mismatched = nodes.iter().filter(|n| !matches_selector(pod, n)).count();
     let mut reasons = Vec::new();

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use tokio::io::copy_bidirectional;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -88,7 +88,9 @@ async fn reconcile(store: &Store, addresses: &Addresses, proxies: &mut BTreeMap<
                 let mut listeners = Vec::new();
                 for (port, target) in &ports {
                     match TcpListener::bind(SocketAddr::from((ip, *port))).await {
-                        Ok(listener) => listeners.push(tokio::spawn(accept(listener, key.clone(), resolve_target(target, *port, &pods, service), sender.clone()))),
+                        Ok(listener) => {
+                            listeners.push(tokio::spawn(accept(listener, key.clone(), resolve_target(target, *port, &pods, service), sender.clone())))
+                        }
                         Err(e) => tracing::warn!("service {key}: cannot listen on {ip}:{port}: {e}"),
                     }
                 }

@@ -34,10 +34,24 @@ pub struct SetUp {
 }
 
 /// A Redis cluster over every member (`redis-cli --cluster create`).
-pub const REDIS_CLUSTER: SetUp = SetUp { what: "forming the Redis cluster", image: "redis:", annotation: "lab.runner.dev/redis-cluster", done: "formed", min_replicas: 3, timeout: Duration::from_secs(120) };
+pub const REDIS_CLUSTER: SetUp = SetUp {
+    what: "forming the Redis cluster",
+    image: "redis:",
+    annotation: "lab.runner.dev/redis-cluster",
+    done: "formed",
+    min_replicas: 3,
+    timeout: Duration::from_secs(120),
+};
 
 /// A MongoDB replica set of every member, with its `root` user.
-pub const MONGO_REPLICA_SET: SetUp = SetUp { what: "initiating the MongoDB replica set", image: "mongo:", annotation: "lab.runner.dev/mongo-replset", done: "initiated", min_replicas: 1, timeout: Duration::from_secs(300) };
+pub const MONGO_REPLICA_SET: SetUp = SetUp {
+    what: "initiating the MongoDB replica set",
+    image: "mongo:",
+    annotation: "lab.runner.dev/mongo-replset",
+    done: "initiated",
+    min_replicas: 1,
+    timeout: Duration::from_secs(300),
+};
 
 impl SetUp {
     /// Whether `set` runs this setup's image.

@@ -5,7 +5,7 @@
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use super::{name, namespace, pod_ready, terminating};
 use crate::apiserver::Store;
