@@ -460,7 +460,7 @@ async fn resource_inner(app: App, req: Request, t: Target, query: Query) -> Resu
                         }
                     }
                     let list = json!({"kind": format!("{}List", res.kind), "apiVersion": res.api_version(),
-                        "metadata": {"resourceVersion": store.current_rv().to_string()}, "items": deleted});
+                        "metadata": {"resourceVersion": store.resource_version().to_string()}, "items": deleted});
                     Ok(json_response(200, &list))
                 }
                 _ => Err(not_allowed()),
