@@ -19,7 +19,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::apiserver::{self, Store};
-use crate::controllers::{self, kubelet::Kubelet};
+use crate::controllers::{self, kubelet::Kubelet, reconciler, scheduler::Scheduler, services::Proxies, statefulset::StatefulSets};
 use crate::exec::LabExec;
 use crate::net::Addresses;
 use crate::topology::{self, Topology};
@@ -122,8 +122,10 @@ pub async fn serve(dir: LabDir, topology: Topology, subnet: u8, shutdown: impl s
         let mut stale = pod.clone();
         crate::controllers::scheduler::set_condition(&mut stale, "Ready", "False", "LabRestarted", "waiting for the lab kubelet");
         crate::controllers::scheduler::set_condition(&mut stale, "ContainersReady", "False", "LabRestarted", "waiting for the lab kubelet");
-        if stale != pod {
-            let _ = store.update_status(stale);
+        if stale != pod
+            && let Err(e) = store.update_status(stale)
+        {
+            tracing::warn!("pod {}: marking it not Ready until the kubelet sees it: {e}", controllers::reconciler::key(&pod));
         }
     }
     // Keep the same port across restarts so kubeconfigs stay valid.
@@ -146,9 +148,9 @@ pub async fn serve(dir: LabDir, topology: Topology, subnet: u8, shutdown: impl s
     let exec = Arc::new(LabExec { members: kubelet.members.clone() });
     let server = tokio::spawn(apiserver::serve(store.clone(), listener, token, exec, wait_for(stopped.clone())));
     let tasks = vec![
-        tokio::spawn(controllers::run_loop(store.clone(), "scheduler", stopped.clone(), controllers::scheduler::reconcile)),
-        tokio::spawn(controllers::run_loop(store.clone(), "statefulset", stopped.clone(), controllers::statefulset::reconcile)),
-        tokio::spawn(controllers::services::run(store.clone(), addresses, stopped.clone())),
+        tokio::spawn(reconciler::run(Scheduler, store.clone(), stopped.clone())),
+        tokio::spawn(reconciler::run(StatefulSets, store.clone(), stopped.clone())),
+        tokio::spawn(reconciler::run(Proxies::new(addresses), store.clone(), stopped.clone())),
         tokio::spawn(controllers::redis::run(store.clone(), kubelet.clone(), stopped.clone())),
         tokio::spawn(controllers::mongo::run(store.clone(), kubelet.clone(), stopped.clone())),
     ];
