@@ -27,6 +27,7 @@ use crate::topology::{self, Topology};
 /// The files of a lab directory.
 #[derive(Clone, Debug)]
 pub struct LabDir {
+    /// The directory everything of this lab lives in.
     pub root: PathBuf,
 }
 
@@ -51,15 +52,19 @@ impl LabDir {
             .join("runner/lab")
     }
 
+    /// The kubeconfig `runner lab up` writes for kubectl and the runner.
     pub fn kubeconfig(&self) -> PathBuf {
         self.root.join("kubeconfig")
     }
+    /// Holds the daemon's pid while it runs, to tell a running lab from a stale one.
     pub fn pid_file(&self) -> PathBuf {
         self.root.join("daemon.pid")
     }
+    /// Where the daemon's log goes, to quote when the lab fails to come up.
     pub fn log_file(&self) -> PathBuf {
         self.root.join("daemon.log")
     }
+    /// Where `runner lab backup` puts each base backup.
     pub fn backups(&self) -> PathBuf {
         self.root.join("backups")
     }

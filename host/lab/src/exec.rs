@@ -13,6 +13,7 @@ use crate::controllers::kubelet::Members;
 
 /// Runs exec requests against the members the kubelet runs.
 pub struct LabExec {
+    /// The kubelet's running members, where a command's environment comes from.
     pub members: Members,
 }
 

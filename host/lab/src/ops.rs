@@ -11,13 +11,21 @@ use crate::daemon::LabDir;
 /// One Pod as `runner lab status` shows it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct PodRow {
+    /// The Pod's name.
     pub name: String,
+    /// Its phase, or `Terminating` while it is being deleted.
     pub phase: String,
+    /// Whether its server accepts connections.
     pub ready: bool,
+    /// Its `role` label, as its server reports the role (`-` before the first probe).
     pub role: String,
+    /// The Node it runs on (`-` while unscheduled).
     pub node: String,
+    /// That Node's pool (`-` if none).
     pub pool: String,
+    /// That Node's kubelet version, the one an upgrade changes.
     pub version: String,
+    /// `IP:port` to connect to it directly (`-` before it runs).
     pub address: String,
 }
 

@@ -20,8 +20,11 @@ pub const NEW_POOL: &str = "upgraded-pool";
 pub struct Topology {
     /// Nodes per pool.
     pub nodes_per_pool: usize,
+    /// A PostgreSQL StatefulSet with its Services, PDB and backup Job.
     pub postgres: bool,
+    /// A 6-member Redis cluster.
     pub redis: bool,
+    /// A 3-member MongoDB replica set.
     pub mongo: bool,
 }
 

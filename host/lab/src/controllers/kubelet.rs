@@ -41,10 +41,13 @@ struct Running {
 /// Where the kubelet keeps Pod data.
 #[derive(Clone)]
 pub struct Kubelet {
+    /// The API the Pods come from and their status goes to.
     pub store: Store,
+    /// Gives each Pod the same loopback address whenever it runs.
     pub addresses: Addresses,
     /// Volumes live in `<dir>/volumes`, scratch in `<dir>/run`.
     pub dir: PathBuf,
+    /// What runs now, shared with exec and the setups.
     pub members: Members,
 }
 
