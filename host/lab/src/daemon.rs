@@ -19,7 +19,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::apiserver::{self, Store};
-use crate::controllers::{self, kubelet::Kubelet};
+use crate::controllers::{self, kubelet::Kubelet, reconciler, scheduler::Scheduler, services::Proxies, statefulset::StatefulSets};
 use crate::exec::LabExec;
 use crate::net::Addresses;
 use crate::topology::{self, Topology};
@@ -27,6 +27,7 @@ use crate::topology::{self, Topology};
 /// The files of a lab directory.
 #[derive(Clone, Debug)]
 pub struct LabDir {
+    /// The directory everything of this lab lives in.
     pub root: PathBuf,
 }
 
@@ -51,15 +52,19 @@ impl LabDir {
             .join("runner/lab")
     }
 
+    /// The kubeconfig `runner lab up` writes for kubectl and the runner.
     pub fn kubeconfig(&self) -> PathBuf {
         self.root.join("kubeconfig")
     }
+    /// Holds the daemon's pid while it runs, to tell a running lab from a stale one.
     pub fn pid_file(&self) -> PathBuf {
         self.root.join("daemon.pid")
     }
+    /// Where the daemon's log goes, to quote when the lab fails to come up.
     pub fn log_file(&self) -> PathBuf {
         self.root.join("daemon.log")
     }
+    /// Where `runner lab backup` puts each base backup.
     pub fn backups(&self) -> PathBuf {
         self.root.join("backups")
     }
@@ -122,8 +127,10 @@ pub async fn serve(dir: LabDir, topology: Topology, subnet: u8, shutdown: impl s
         let mut stale = pod.clone();
         crate::controllers::scheduler::set_condition(&mut stale, "Ready", "False", "LabRestarted", "waiting for the lab kubelet");
         crate::controllers::scheduler::set_condition(&mut stale, "ContainersReady", "False", "LabRestarted", "waiting for the lab kubelet");
-        if stale != pod {
-            let _ = store.update_status(stale);
+        if stale != pod
+            && let Err(e) = store.update_status(stale)
+        {
+            tracing::warn!("pod {}: marking it not Ready until the kubelet sees it: {e}", controllers::reconciler::key(&pod));
         }
     }
     // Keep the same port across restarts so kubeconfigs stay valid.
@@ -146,9 +153,9 @@ pub async fn serve(dir: LabDir, topology: Topology, subnet: u8, shutdown: impl s
     let exec = Arc::new(LabExec { members: kubelet.members.clone() });
     let server = tokio::spawn(apiserver::serve(store.clone(), listener, token, exec, wait_for(stopped.clone())));
     let tasks = vec![
-        tokio::spawn(controllers::run_loop(store.clone(), "scheduler", stopped.clone(), controllers::scheduler::reconcile)),
-        tokio::spawn(controllers::run_loop(store.clone(), "statefulset", stopped.clone(), controllers::statefulset::reconcile)),
-        tokio::spawn(controllers::services::run(store.clone(), addresses, stopped.clone())),
+        tokio::spawn(reconciler::run(Scheduler, store.clone(), stopped.clone())),
+        tokio::spawn(reconciler::run(StatefulSets, store.clone(), stopped.clone())),
+        tokio::spawn(reconciler::run(Proxies::new(addresses), store.clone(), stopped.clone())),
         tokio::spawn(controllers::redis::run(store.clone(), kubelet.clone(), stopped.clone())),
         tokio::spawn(controllers::mongo::run(store.clone(), kubelet.clone(), stopped.clone())),
     ];

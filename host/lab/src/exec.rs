@@ -13,6 +13,7 @@ use crate::controllers::kubelet::Members;
 
 /// Runs exec requests against the members the kubelet runs.
 pub struct LabExec {
+    /// The kubelet's running members, where a command's environment comes from.
     pub members: Members,
 }
 
@@ -45,7 +46,12 @@ impl ExecHandler for LabExec {
         if let Some((uid, gid)) = runner_lab_runtime::exec_user(&spec) {
             child.uid(uid).gid(gid);
         }
-        child.current_dir(&spec.volume).stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() }).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+        child
+            .current_dir(&spec.volume)
+            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
         let mut child = child.spawn().map_err(|e| format!("exec: \"{program}\": {e}"))?;
         if let (Some(mut input), Some(mut pipe)) = (stdin, child.stdin.take()) {
             tokio::spawn(async move {

@@ -4,6 +4,8 @@
 //! The lab knows nothing of the runner's engine: the runner reaches it
 //! through its API like any other cluster.
 
+#![warn(missing_docs)]
+
 pub mod apiserver;
 pub mod client;
 pub mod controllers;

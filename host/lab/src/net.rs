@@ -15,7 +15,9 @@ use std::sync::{Arc, Mutex};
 /// Which range an address comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Range {
+    /// 127.N.1.0/24, one address per Pod.
     Pods,
+    /// 127.N.2.0/24, one address per Service.
     Services,
 }
 

@@ -11,13 +11,21 @@ use crate::daemon::LabDir;
 /// One Pod as `runner lab status` shows it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct PodRow {
+    /// The Pod's name.
     pub name: String,
+    /// Its phase, or `Terminating` while it is being deleted.
     pub phase: String,
+    /// Whether its server accepts connections.
     pub ready: bool,
+    /// Its `role` label, as its server reports the role (`-` before the first probe).
     pub role: String,
+    /// The Node it runs on (`-` while unscheduled).
     pub node: String,
+    /// That Node's pool (`-` if none).
     pub pool: String,
+    /// That Node's kubelet version, the one an upgrade changes.
     pub version: String,
+    /// `IP:port` to connect to it directly (`-` before it runs).
     pub address: String,
 }
 
@@ -33,7 +41,11 @@ pub async fn status(client: &LabClient) -> anyhow::Result<Vec<PodRow>> {
             let port = pod["spec"]["containers"][0]["ports"][0]["containerPort"].as_u64().unwrap_or(0);
             PodRow {
                 name: pod["metadata"]["name"].as_str().unwrap_or_default().into(),
-                phase: if pod["metadata"]["deletionTimestamp"].is_null() { pod["status"]["phase"].as_str().unwrap_or("Pending").into() } else { "Terminating".into() },
+                phase: if pod["metadata"]["deletionTimestamp"].is_null() {
+                    pod["status"]["phase"].as_str().unwrap_or("Pending").into()
+                } else {
+                    "Terminating".into()
+                },
                 ready: crate::controllers::pod_ready(pod),
                 role: pod["metadata"]["labels"]["role"].as_str().unwrap_or("-").into(),
                 node: if node_name.is_empty() { "-".into() } else { node_name.into() },
@@ -55,7 +67,14 @@ pub async fn wait_ready(client: &LabClient, timeout: Duration) -> anyhow::Result
         let mut pending: Vec<String> = sets
             .iter()
             .filter(|s| s["status"]["readyReplicas"].as_u64().unwrap_or(0) < s["spec"]["replicas"].as_u64().unwrap_or(0))
-            .map(|s| format!("{} ({}/{} ready)", s["metadata"]["name"].as_str().unwrap_or("?"), s["status"]["readyReplicas"].as_u64().unwrap_or(0), s["spec"]["replicas"]))
+            .map(|s| {
+                format!(
+                    "{} ({}/{} ready)",
+                    s["metadata"]["name"].as_str().unwrap_or("?"),
+                    s["status"]["readyReplicas"].as_u64().unwrap_or(0),
+                    s["spec"]["replicas"]
+                )
+            })
             .collect();
         for setup in [crate::controllers::setup::REDIS_CLUSTER, crate::controllers::setup::MONGO_REPLICA_SET] {
             pending.extend(sets.iter().filter(|s| setup.pending(s)).map(|s| format!("{} ({})", s["metadata"]["name"].as_str().unwrap_or("?"), setup.what)));
@@ -72,9 +91,13 @@ pub async fn wait_ready(client: &LabClient, timeout: Duration) -> anyhow::Result
 /// Service, into the lab's backup directory; then mark the `postgres-backup`
 /// Job complete at that time. Returns the backup's directory.
 pub async fn backup(dir: &LabDir, client: &LabClient) -> anyhow::Result<std::path::PathBuf> {
-    let service = client.get("/api/v1/namespaces/default/services/postgres-primary").await?.ok_or_else(|| anyhow::anyhow!("the lab has no postgres-primary Service (start it with --postgres)"))?;
+    let service = client
+        .get("/api/v1/namespaces/default/services/postgres-primary")
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the lab has no postgres-primary Service (start it with --postgres)"))?;
     let address = service["spec"]["clusterIP"].as_str().ok_or_else(|| anyhow::anyhow!("postgres-primary has no address yet"))?.to_string();
-    let secret = client.get("/api/v1/namespaces/default/secrets/postgres-credentials").await?.ok_or_else(|| anyhow::anyhow!("secret postgres-credentials not found"))?;
+    let secret =
+        client.get("/api/v1/namespaces/default/secrets/postgres-credentials").await?.ok_or_else(|| anyhow::anyhow!("secret postgres-credentials not found"))?;
     let password = {
         use base64::Engine;
         let encoded = secret["data"]["password"].as_str().unwrap_or_default();

@@ -4,7 +4,7 @@
 //! Service `postgres-primary`, and optionally a 6-member Redis cluster and a
 //! 3-member MongoDB replica set.
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 /// Kubernetes version of the old pool's Nodes.
 pub const OLD_VERSION: &str = "v1.29.9";
@@ -20,8 +20,11 @@ pub const NEW_POOL: &str = "upgraded-pool";
 pub struct Topology {
     /// Nodes per pool.
     pub nodes_per_pool: usize,
+    /// A PostgreSQL StatefulSet with its Services, PDB and backup Job.
     pub postgres: bool,
+    /// A 6-member Redis cluster.
     pub redis: bool,
+    /// A 3-member MongoDB replica set.
     pub mongo: bool,
 }
 
@@ -183,7 +186,10 @@ mod tests {
         let objects = objects(&Topology { nodes_per_pool: 3, postgres: true, redis: true, mongo: true }, || "pw".into());
         let nodes: Vec<&Value> = objects.iter().filter(|o| o["kind"] == "Node").collect();
         assert_eq!(nodes.len(), 6);
-        assert_eq!(nodes.iter().filter(|n| n["metadata"]["labels"]["agentpool"] == NEW_POOL && n["status"]["nodeInfo"]["kubeletVersion"] == NEW_VERSION).count(), 3);
+        assert_eq!(
+            nodes.iter().filter(|n| n["metadata"]["labels"]["agentpool"] == NEW_POOL && n["status"]["nodeInfo"]["kubeletVersion"] == NEW_VERSION).count(),
+            3
+        );
         let pg = objects.iter().find(|o| o["metadata"]["name"] == "postgres-cluster").unwrap();
         assert_eq!(pg["spec"]["replicas"], 3);
         assert!(objects.iter().any(|o| o["metadata"]["name"] == "postgres-primary" && o["kind"] == "Service"));

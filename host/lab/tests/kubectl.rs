@@ -109,7 +109,17 @@ async fn create_get_describe_every_kind() {
     let row: Vec<&str> = out.lines().nth(1).unwrap().split_whitespace().collect();
     assert_eq!((row[0], row[1], row[2], row[4]), ("node-1", "Ready", "worker", "v1.31.2"));
     let out = lab.ok(&["get", "sts,svc,pdb,job,cm,secret", "-n", "db"]).await;
-    for needle in ["statefulset.apps/pg", "0/3", "service/pg-primary", "5432/TCP", "poddisruptionbudget.policy/pg-pdb", "job.batch/backup", "configmap/pg-config", "secret/pg-secret", "Opaque"] {
+    for needle in [
+        "statefulset.apps/pg",
+        "0/3",
+        "service/pg-primary",
+        "5432/TCP",
+        "poddisruptionbudget.policy/pg-pdb",
+        "job.batch/backup",
+        "configmap/pg-config",
+        "secret/pg-secret",
+        "Opaque",
+    ] {
         assert!(out.contains(needle), "missing {needle} in {out}");
     }
     let out = lab.ok(&["get", "all", "-n", "db"]).await;
@@ -385,11 +395,13 @@ async fn status_errors() {
     assert_eq!(s["message"], "pods \"nope\" not found");
     let (code, _) = lab.http(reqwest::Method::GET, "/api/v1/nosuchthing", "application/json", None).await;
     assert_eq!(code, 404);
-    let (code, s) = lab.http(reqwest::Method::POST, "/api/v1/namespaces/nowhere/configmaps", "application/json", Some(r#"{"metadata":{"name":"x"}}"#.into())).await;
+    let (code, s) =
+        lab.http(reqwest::Method::POST, "/api/v1/namespaces/nowhere/configmaps", "application/json", Some(r#"{"metadata":{"name":"x"}}"#.into())).await;
     assert_eq!((code, s["message"].as_str()), (404, Some("namespaces \"nowhere\" not found")));
 
     // 409 AlreadyExists and Conflict on a stale resourceVersion (kubectl replace with an old object).
-    let (code, s) = lab.http(reqwest::Method::POST, "/api/v1/namespaces/db/configmaps", "application/json", Some(r#"{"metadata":{"name":"pg-config"}}"#.into())).await;
+    let (code, s) =
+        lab.http(reqwest::Method::POST, "/api/v1/namespaces/db/configmaps", "application/json", Some(r#"{"metadata":{"name":"pg-config"}}"#.into())).await;
     assert_eq!((code, s["reason"].as_str()), (409, Some("AlreadyExists")));
     assert_eq!(s["message"], "configmaps \"pg-config\" already exists");
     let old = lab.ok(&["get", "cm", "pg-config", "-n", "db", "-o", "json"]).await;
@@ -398,21 +410,35 @@ async fn status_errors() {
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("Error from server (Conflict)") && text(&out.stderr).contains("the object has been modified"), "{}", text(&out.stderr));
     // A delete with a wrong uid precondition.
-    let (code, s) = lab.http(reqwest::Method::DELETE, "/api/v1/namespaces/db/configmaps/pg-config", "application/json",
-        Some(r#"{"kind":"DeleteOptions","apiVersion":"v1","preconditions":{"uid":"00000000-0000-0000-0000-000000000000"}}"#.into())).await;
+    let (code, s) = lab
+        .http(
+            reqwest::Method::DELETE,
+            "/api/v1/namespaces/db/configmaps/pg-config",
+            "application/json",
+            Some(r#"{"kind":"DeleteOptions","apiVersion":"v1","preconditions":{"uid":"00000000-0000-0000-0000-000000000000"}}"#.into()),
+        )
+        .await;
     assert_eq!((code, s["reason"].as_str()), (409, Some("Conflict")), "{s}");
 
     // 422 Invalid: no name, wrong kind, wrong field type.
     let (code, s) = lab.http(reqwest::Method::POST, "/api/v1/namespaces/db/configmaps", "application/json", Some(r#"{"metadata":{}}"#.into())).await;
     assert_eq!((code, s["reason"].as_str()), (422, Some("Invalid")));
     assert!(s["message"].as_str().unwrap().contains("metadata.name: Required value"), "{s}");
-    let (code, s) = lab.http(reqwest::Method::POST, "/api/v1/namespaces/db/pods", "application/json",
-        Some(r#"{"apiVersion":"v1","kind":"Service","metadata":{"name":"x"}}"#.into())).await;
+    let (code, s) = lab
+        .http(
+            reqwest::Method::POST,
+            "/api/v1/namespaces/db/pods",
+            "application/json",
+            Some(r#"{"apiVersion":"v1","kind":"Service","metadata":{"name":"x"}}"#.into()),
+        )
+        .await;
     assert_eq!((code, s["reason"].as_str()), (422, Some("Invalid")), "{s}");
     let out = lab.kubectl_with_stdin(&["create", "-f", "-"], Some("apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: bad, namespace: db}\nspec:\n  replicas: three\n  selector: {matchLabels: {a: b}}\n  template: {metadata: {labels: {a: b}}, spec: {containers: [{name: c, image: i}]}}\n")).await;
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("is invalid: spec.replicas"), "{}", text(&out.stderr));
-    let out = lab.kubectl_with_stdin(&["create", "-f", "-"], Some("apiVersion: v1\nkind: Pod\nmetadata: {name: Bad_Name}\nspec: {containers: [{name: c, image: i}]}\n")).await;
+    let out = lab
+        .kubectl_with_stdin(&["create", "-f", "-"], Some("apiVersion: v1\nkind: Pod\nmetadata: {name: Bad_Name}\nspec: {containers: [{name: c, image: i}]}\n"))
+        .await;
     assert!(text(&out.stderr).contains("Invalid value: \"Bad_Name\""), "{}", text(&out.stderr));
 
     // 400 BadRequest and 405 MethodNotAllowed.

@@ -17,12 +17,8 @@ struct Watch {
 
 impl Watch {
     async fn open(lab: &Lab, path: &str) -> Watch {
-        let resp = reqwest::Client::new()
-            .get(format!("{}{path}", lab.http))
-            .header("Authorization", format!("Bearer {TOKEN}"))
-            .send()
-            .await
-            .expect("watch request");
+        let resp =
+            reqwest::Client::new().get(format!("{}{path}", lab.http)).header("Authorization", format!("Bearer {TOKEN}")).send().await.expect("watch request");
         assert_eq!(resp.status().as_u16(), 200);
         Watch { resp, buf: Vec::new() }
     }
@@ -34,10 +30,7 @@ impl Watch {
                 let line: Vec<u8> = self.buf.drain(..=pos).collect();
                 return Some(serde_json::from_slice(&line).expect("event JSON"));
             }
-            let chunk = tokio::time::timeout(Duration::from_secs(5), self.resp.chunk())
-                .await
-                .expect("watch event within 5 s")
-                .expect("stream");
+            let chunk = tokio::time::timeout(Duration::from_secs(5), self.resp.chunk()).await.expect("watch event within 5 s").expect("stream");
             self.buf.extend_from_slice(&chunk?);
         }
     }
@@ -94,21 +87,22 @@ async fn watch_delivers_added_modified_deleted_in_order() {
     assert!(w.next().await.is_none(), "timeoutSeconds ends the watch");
 
     // A label change out of the selector is a DELETED for that watch.
-    let mut w = Watch::open(&lab, &format!("/api/v1/namespaces/default/configmaps?watch=1&labelSelector=app%3Dw&resourceVersion={}", lab.store.resource_version())).await;
-    lab.store
-        .patch("v1", "ConfigMap", Some("default"), "before", PatchType::Merge, br#"{"metadata":{"labels":{"app":"other"}}}"#)
-        .unwrap();
+    let mut w =
+        Watch::open(&lab, &format!("/api/v1/namespaces/default/configmaps?watch=1&labelSelector=app%3Dw&resourceVersion={}", lab.store.resource_version()))
+            .await;
+    lab.store.patch("v1", "ConfigMap", Some("default"), "before", PatchType::Merge, br#"{"metadata":{"labels":{"app":"other"}}}"#).unwrap();
     let ev = w.next().await.unwrap();
     assert_eq!((ev["type"].as_str(), ev["object"]["metadata"]["name"].as_str()), (Some("DELETED"), Some("before")));
 
     // kubectl's own watch prints the events too.
     let lab2 = &lab;
-    let watcher = async {
-        lab2.kubectl(&["get", "configmaps", "--watch", "-o", "json", "--output-watch-events", "-l", "app=k", "--request-timeout=3s"]).await
-    };
+    let watcher = async { lab2.kubectl(&["get", "configmaps", "--watch", "-o", "json", "--output-watch-events", "-l", "app=k", "--request-timeout=3s"]).await };
     let writer = async {
         tokio::time::sleep(Duration::from_millis(800)).await;
-        let o = lab2.store.create(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "k", "namespace": "default", "labels": {"app": "k"}}})).unwrap();
+        let o = lab2
+            .store
+            .create(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "k", "namespace": "default", "labels": {"app": "k"}}}))
+            .unwrap();
         let mut o2 = o.clone();
         o2["data"] = json!({"x": "y"});
         lab2.store.update(o2).unwrap();
@@ -116,10 +110,8 @@ async fn watch_delivers_added_modified_deleted_in_order() {
     };
     let (out, ()) = tokio::join!(watcher, writer);
     let stdout = text(&out.stdout);
-    let types: Vec<String> = serde_json::Deserializer::from_str(&stdout)
-        .into_iter::<Value>()
-        .map(|v| v.unwrap()["type"].as_str().unwrap().to_string())
-        .collect();
+    let types: Vec<String> =
+        serde_json::Deserializer::from_str(&stdout).into_iter::<Value>().map(|v| v.unwrap()["type"].as_str().unwrap().to_string()).collect();
     assert_eq!(types, ["ADDED", "MODIFIED", "DELETED"], "{stdout}{}", text(&out.stderr));
     lab.stop().await;
 }
@@ -219,9 +211,11 @@ async fn store_events_generation_and_noop_updates() {
     assert!(rx.try_recv().is_err());
 
     // Owned pods go with their owner; finalizers hold a deletion.
-    let pod = |name: &str| json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "default", "labels": {"a": "b"},
+    let pod = |name: &str| {
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "default", "labels": {"a": "b"},
         "ownerReferences": [{"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "s", "uid": sp["metadata"]["uid"], "controller": true}]},
-        "spec": {"nodeName": "n", "containers": [{"name": "c", "image": "i"}]}});
+        "spec": {"nodeName": "n", "containers": [{"name": "c", "image": "i"}]}})
+    };
     store.create(pod("s-0")).unwrap();
     store.create(pod("s-1")).unwrap();
     let mut fin = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "f", "namespace": "default", "finalizers": ["lab/x"]}});

@@ -256,7 +256,10 @@ fn validate(spec: &MemberSpec) -> Result<(), RuntimeError> {
         // sun_path holds 108 bytes with the terminating NUL.
         let socket = if spec.workload == Workload::Mongo { mongo::socket_path(spec) } else { spec.run_dir.join(format!(".s.PGSQL.{}", spec.port)) };
         if socket.as_os_str().len() > 107 {
-            return Err(RuntimeError::invalid(&spec.name, format!("run dir {} is too long for a unix socket path (107 bytes at most)", spec.run_dir.display())));
+            return Err(RuntimeError::invalid(
+                &spec.name,
+                format!("run dir {} is too long for a unix socket path (107 bytes at most)", spec.run_dir.display()),
+            ));
         }
         if spec.run_dir.to_string_lossy().contains('"') {
             return Err(RuntimeError::invalid(&spec.name, "run dir must not contain a double quote"));
@@ -472,11 +475,7 @@ pub async fn mongo_role(spec: &MemberSpec) -> Option<&'static str> {
 }
 
 fn expect(spec: &MemberSpec, workload: Workload) -> Result<(), RuntimeError> {
-    if spec.workload == workload {
-        Ok(())
-    } else {
-        Err(RuntimeError::invalid(&spec.name, format!("is a {:?} member, not {workload:?}", spec.workload)))
-    }
+    if spec.workload == workload { Ok(()) } else { Err(RuntimeError::invalid(&spec.name, format!("is a {:?} member, not {workload:?}", spec.workload))) }
 }
 
 #[cfg(test)]

@@ -10,9 +10,9 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use mongodb::bson::{doc, Bson, Document};
-use mongodb::options::{ClientOptions, Credential, ServerAddress};
 use mongodb::Client;
+use mongodb::bson::{Bson, Document, doc};
+use mongodb::options::{ClientOptions, Credential, ServerAddress};
 
 use crate::os;
 use crate::{MemberSpec, RuntimeError, Workload};
@@ -89,7 +89,11 @@ pub(crate) fn server_command(spec: &MemberSpec) -> Result<(PathBuf, Vec<String>)
 /// Options for one direct connection to the member, over TCP or its unix socket.
 fn options(spec: &MemberSpec, over_socket: bool, credential: Option<Credential>, timeout: Duration) -> ClientOptions {
     let mut options = ClientOptions::default();
-    options.hosts = vec![if over_socket { ServerAddress::Unix { path: socket_path(spec) } } else { ServerAddress::Tcp { host: spec.ip.to_string(), port: Some(spec.port) } }];
+    options.hosts = vec![if over_socket {
+        ServerAddress::Unix { path: socket_path(spec) }
+    } else {
+        ServerAddress::Tcp { host: spec.ip.to_string(), port: Some(spec.port) }
+    }];
     options.direct_connection = Some(true);
     options.app_name = Some("runner-lab".into());
     options.server_selection_timeout = Some(timeout);
@@ -123,7 +127,12 @@ async fn command(spec: &MemberSpec, via: Via, command: Document, timeout: Durati
         Via::Localhost => (socket_path(spec).display().to_string(), options(spec, true, None, timeout)),
         Via::Root => (spec.address().to_string(), options(spec, false, Some(root(spec)), timeout)),
     };
-    let fail = |message: String| RuntimeError::Mongo { member: spec.name.clone(), address: address.clone(), command: name.clone(), message: message.replace(&spec.password, "********") };
+    let fail = |message: String| RuntimeError::Mongo {
+        member: spec.name.clone(),
+        address: address.clone(),
+        command: name.clone(),
+        message: message.replace(&spec.password, "********"),
+    };
     let client = Client::with_options(options).map_err(|e| fail(e.to_string()))?;
     match tokio::time::timeout(timeout, client.database("admin").run_command(command)).await {
         Ok(Ok(reply)) => Ok(reply),
@@ -230,8 +239,14 @@ async fn wait_settled(members: &[MemberSpec]) -> Result<(), RuntimeError> {
         let mut states = String::from("no answer");
         for member in members {
             if let Ok(status) = command(member, Via::Root, doc! {"replSetGetStatus": 1}, PROBE_TIMEOUT).await {
-                let found: Vec<String> = status.get_array("members").map(|m| m.iter().filter_map(|m| m.as_document()?.get_str("stateStr").ok().map(str::to_string)).collect()).unwrap_or_default();
-                if found.len() == members.len() && found.iter().filter(|s| *s == "PRIMARY").count() == 1 && found.iter().filter(|s| *s == "SECONDARY").count() == members.len() - 1 {
+                let found: Vec<String> = status
+                    .get_array("members")
+                    .map(|m| m.iter().filter_map(|m| m.as_document()?.get_str("stateStr").ok().map(str::to_string)).collect())
+                    .unwrap_or_default();
+                if found.len() == members.len()
+                    && found.iter().filter(|s| *s == "PRIMARY").count() == 1
+                    && found.iter().filter(|s| *s == "SECONDARY").count() == members.len() - 1
+                {
                     return Ok(());
                 }
                 states = found.join(", ");
@@ -239,7 +254,11 @@ async fn wait_settled(members: &[MemberSpec]) -> Result<(), RuntimeError> {
             }
         }
         if Instant::now() >= deadline {
-            return Err(RuntimeError::Timeout { member: members[0].name.clone(), what: format!("one PRIMARY and {} SECONDARY members (last seen: {states})", members.len() - 1), waited: SET_SETTLE });
+            return Err(RuntimeError::Timeout {
+                member: members[0].name.clone(),
+                what: format!("one PRIMARY and {} SECONDARY members (last seen: {states})", members.len() - 1),
+                waited: SET_SETTLE,
+            });
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }

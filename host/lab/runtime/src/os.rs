@@ -158,11 +158,7 @@ pub(crate) fn binary(member: &str, workload: Workload, name: &str) -> Result<Pat
     let missing = |detail: String| RuntimeError::MissingBinary { member: member.to_string(), binary: name.to_string(), detail };
     if let Some(dir) = std::env::var_os(env).filter(|d| !d.is_empty()) {
         let path = Path::new(&dir).join(name);
-        return if path.is_file() {
-            Ok(path)
-        } else {
-            Err(missing(format!("{} does not exist ({env} names {})", path.display(), Path::new(&dir).display())))
-        };
+        return if path.is_file() { Ok(path) } else { Err(missing(format!("{} does not exist ({env} names {})", path.display(), Path::new(&dir).display()))) };
     }
     if let Some(path) = fallback.map(|dir| dir.join(name)).filter(|p| p.is_file()) {
         return Ok(path);

@@ -95,11 +95,7 @@ fn runner_conf(spec: &MemberSpec, standby: Option<(SocketAddr, &str)>) -> String
         name_quoted = conf_quote(&spec.name),
     );
     if let Some((primary, slot)) = standby {
-        conf.push_str(&format!(
-            "primary_conninfo = {}\nprimary_slot_name = {}\n",
-            conf_quote(&primary_conninfo(spec, primary)),
-            conf_quote(slot)
-        ));
+        conf.push_str(&format!("primary_conninfo = {}\nprimary_slot_name = {}\n", conf_quote(&primary_conninfo(spec, primary)), conf_quote(slot)));
     }
     conf
 }
@@ -183,7 +179,13 @@ async fn query_bool(member: &str, client: &Client, address: SocketAddr, sql: &st
     }
 }
 
-async fn execute(member: &str, client: &Client, address: SocketAddr, sql: &str, params: &[&(dyn tokio_postgres::types::ToSql + Sync)]) -> Result<(), RuntimeError> {
+async fn execute(
+    member: &str,
+    client: &Client,
+    address: SocketAddr,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<(), RuntimeError> {
     let fail = |message: String| RuntimeError::Sql { member: member.to_string(), address, message };
     match tokio::time::timeout(SQL_TIMEOUT, client.execute(sql, params)).await {
         Ok(Ok(_)) => Ok(()),
@@ -195,11 +197,7 @@ async fn execute(member: &str, client: &Client, address: SocketAddr, sql: &str, 
 /// Slot names are identifiers: lower-case letters, digits and underscores.
 fn check_slot(member: &str, slot: &str) -> Result<(), RuntimeError> {
     let valid = !slot.is_empty() && slot.len() <= 63 && slot.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-    if valid {
-        Ok(())
-    } else {
-        Err(RuntimeError::invalid(member, format!("replication slot name {slot:?} must be 1 to 63 of a-z, 0-9 and _")))
-    }
+    if valid { Ok(()) } else { Err(RuntimeError::invalid(member, format!("replication slot name {slot:?} must be 1 to 63 of a-z, 0-9 and _"))) }
 }
 
 /// Creates a physical slot on the primary unless it exists. It reserves WAL
@@ -250,7 +248,10 @@ pub(crate) async fn prepare(spec: &MemberSpec, standby: Option<(SocketAddr, &str
     if let Ok(mut entries) = fs::read_dir(&spec.volume)
         && entries.next().is_some()
     {
-        return Err(RuntimeError::invalid(member, format!("volume {} holds files but no PG_VERSION: not a PostgreSQL data directory; empty it to bootstrap", spec.volume.display())));
+        return Err(RuntimeError::invalid(
+            member,
+            format!("volume {} holds files but no PG_VERSION: not a PostgreSQL data directory; empty it to bootstrap", spec.volume.display()),
+        ));
     }
     if let Some((_, slot)) = standby {
         check_slot(member, slot)?;
@@ -357,7 +358,12 @@ async fn clone_standby(spec: &MemberSpec, data: &Path, user: Option<&OsUser>, pr
         .arg("-D")
         .arg(data)
         .arg("-d")
-        .arg(format!("host={} port={} user={REPLICATION_USER} application_name={} sslmode=disable connect_timeout=5", primary.ip(), primary.port(), conninfo_quote(&spec.name)))
+        .arg(format!(
+            "host={} port={} user={REPLICATION_USER} application_name={} sslmode=disable connect_timeout=5",
+            primary.ip(),
+            primary.port(),
+            conninfo_quote(&spec.name)
+        ))
         .arg("--wal-method=stream")
         .arg(format!("--slot={slot}"))
         .arg("--checkpoint=fast")
@@ -410,7 +416,11 @@ async fn accepts_tcp(address: SocketAddr) -> bool {
 async fn socket_client(spec: &MemberSpec, timeout: Duration) -> Result<Client, RuntimeError> {
     let mut config = tokio_postgres::Config::new();
     config.host_path(&spec.run_dir).port(spec.port).user("postgres").dbname("postgres").application_name("runner-lab-runtime").connect_timeout(timeout);
-    let fail = |message: String| RuntimeError::Sql { member: spec.name.clone(), address: SocketAddr::from((spec.ip, spec.port)), message: format!("through the unix socket in {}: {message}", spec.run_dir.display()) };
+    let fail = |message: String| RuntimeError::Sql {
+        member: spec.name.clone(),
+        address: SocketAddr::from((spec.ip, spec.port)),
+        message: format!("through the unix socket in {}: {message}", spec.run_dir.display()),
+    };
     let (client, connection) = match tokio::time::timeout(timeout, config.connect(NoTls)).await {
         Ok(Ok(pair)) => pair,
         Ok(Err(e)) => return Err(fail(sql_message(&e))),
@@ -510,16 +520,17 @@ pub(crate) async fn follow(spec: &MemberSpec, new_primary: SocketAddr, slot: &st
     let port = i32::from(new_primary.port());
     let deadline = Instant::now() + WAIT;
     loop {
-        let streaming = client
-            .query_opt("SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming' AND sender_host = $1 AND sender_port = $2", &[&host, &port])
-            .await;
+        let streaming =
+            client.query_opt("SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming' AND sender_host = $1 AND sender_port = $2", &[&host, &port]).await;
         if matches!(streaming, Ok(Some(_))) {
             return Ok(());
         }
         if Instant::now() >= deadline {
             return Err(RuntimeError::Timeout {
                 member: member.to_string(),
-                what: format!("streaming from {new_primary} (a standby that replayed past the promotion point must be stopped and rejoined with pg_rejoin_as_standby)"),
+                what: format!(
+                    "streaming from {new_primary} (a standby that replayed past the promotion point must be stopped and rejoined with pg_rejoin_as_standby)"
+                ),
                 waited: WAIT,
             });
         }

@@ -127,7 +127,12 @@ fn address(spec: &MemberSpec) -> SocketAddr {
 /// error reply (`-ERR ...`) is an error too.
 pub(crate) async fn command(spec: &MemberSpec, args: &[&str]) -> Result<RedisReply, RuntimeError> {
     let name = args.first().map_or(String::new(), |a| a.to_ascii_uppercase());
-    let fail = |message: String| RuntimeError::Redis { member: spec.name.clone(), address: address(spec), command: name.clone(), message: message.replace(&spec.password, "********") };
+    let fail = |message: String| RuntimeError::Redis {
+        member: spec.name.clone(),
+        address: address(spec),
+        command: name.clone(),
+        message: message.replace(&spec.password, "********"),
+    };
     let exchange = async {
         let mut connection = Connection::open(address(spec), &spec.password).await?;
         connection.call(args).await
@@ -356,7 +361,11 @@ pub(crate) async fn cluster_meet(new_member: &MemberSpec, existing: &MemberSpec)
             return Ok(());
         }
         if Instant::now() >= deadline {
-            return Err(RuntimeError::Timeout { member: new_member.name.clone(), what: format!("{} to know it and cluster_state:ok", existing.name), waited: CLUSTER_SETTLE });
+            return Err(RuntimeError::Timeout {
+                member: new_member.name.clone(),
+                what: format!("{} to know it and cluster_state:ok", existing.name),
+                waited: CLUSTER_SETTLE,
+            });
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

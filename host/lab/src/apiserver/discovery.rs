@@ -147,16 +147,8 @@ pub(crate) fn openapi_v3_group_version(group: &str, version: &str) -> Option<Val
                 "responses": {"200": {"description": "OK"}},
             })
         };
-        let item = if r.namespaced {
-            format!("{prefix}/namespaces/{{namespace}}/{}/{{name}}", r.plural)
-        } else {
-            format!("{prefix}/{}/{{name}}", r.plural)
-        };
-        let collection = if r.namespaced {
-            format!("{prefix}/namespaces/{{namespace}}/{}", r.plural)
-        } else {
-            format!("{prefix}/{}", r.plural)
-        };
+        let item = if r.namespaced { format!("{prefix}/namespaces/{{namespace}}/{}/{{name}}", r.plural) } else { format!("{prefix}/{}/{{name}}", r.plural) };
+        let collection = if r.namespaced { format!("{prefix}/namespaces/{{namespace}}/{}", r.plural) } else { format!("{prefix}/{}", r.plural) };
         paths.insert(item, json!({"get": op("get"), "put": op("put"), "patch": op("patch"), "delete": op("delete")}));
         paths.insert(collection, json!({"get": op("list"), "post": op("post")}));
     }

@@ -33,15 +33,13 @@ impl ApiError {
     /// 404 NotFound: `pods "x" not found`.
     pub(crate) fn not_found(group: &str, plural: &str, name: &str) -> ApiError {
         let what = if group.is_empty() { plural.to_string() } else { format!("{plural}.{group}") };
-        ApiError::new(404, "NotFound", format!("{what} \"{name}\" not found"))
-            .with_details(json!({"name": name, "group": group, "kind": plural}))
+        ApiError::new(404, "NotFound", format!("{what} \"{name}\" not found")).with_details(json!({"name": name, "group": group, "kind": plural}))
     }
 
     /// 409 AlreadyExists.
     pub(crate) fn already_exists(group: &str, plural: &str, name: &str) -> ApiError {
         let what = if group.is_empty() { plural.to_string() } else { format!("{plural}.{group}") };
-        ApiError::new(409, "AlreadyExists", format!("{what} \"{name}\" already exists"))
-            .with_details(json!({"name": name, "group": group, "kind": plural}))
+        ApiError::new(409, "AlreadyExists", format!("{what} \"{name}\" already exists")).with_details(json!({"name": name, "group": group, "kind": plural}))
     }
 
     /// 409 Conflict for a stale resourceVersion or a failed precondition.
@@ -53,29 +51,17 @@ impl ApiError {
 
     /// 409 Conflict for a stale resourceVersion.
     pub(crate) fn stale(group: &str, plural: &str, name: &str) -> ApiError {
-        ApiError::conflict(
-            group,
-            plural,
-            name,
-            "the object has been modified; please apply your changes to the latest version and try again",
-        )
+        ApiError::conflict(group, plural, name, "the object has been modified; please apply your changes to the latest version and try again")
     }
 
     /// 422 Invalid with one cause per field error: `(field, message)`.
     pub(crate) fn invalid(group: &str, kind: &str, name: &str, errors: &[(String, String)]) -> ApiError {
         let what = if group.is_empty() { kind.to_string() } else { format!("{kind}.{group}") };
         let list: Vec<String> = errors.iter().map(|(f, m)| format!("{f}: {m}")).collect();
-        let message = if list.len() == 1 {
-            format!("{what} \"{name}\" is invalid: {}", list[0])
-        } else {
-            format!("{what} \"{name}\" is invalid: [{}]", list.join(", "))
-        };
-        let causes: Vec<Value> = errors
-            .iter()
-            .map(|(f, m)| json!({"reason": cause_reason(m), "message": m, "field": f}))
-            .collect();
-        ApiError::new(422, "Invalid", message)
-            .with_details(json!({"name": name, "group": group, "kind": kind, "causes": causes}))
+        let message =
+            if list.len() == 1 { format!("{what} \"{name}\" is invalid: {}", list[0]) } else { format!("{what} \"{name}\" is invalid: [{}]", list.join(", ")) };
+        let causes: Vec<Value> = errors.iter().map(|(f, m)| json!({"reason": cause_reason(m), "message": m, "field": f})).collect();
+        ApiError::new(422, "Invalid", message).with_details(json!({"name": name, "group": group, "kind": kind, "causes": causes}))
     }
 
     /// 400 BadRequest.
@@ -110,7 +96,13 @@ impl ApiError {
 
     /// 415 UnsupportedMediaType.
     pub(crate) fn unsupported_media_type(content_type: &str) -> ApiError {
-        ApiError::new(415, "UnsupportedMediaType", format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {content_type:?})"))
+        ApiError::new(
+            415,
+            "UnsupportedMediaType",
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {content_type:?})"
+            ),
+        )
     }
 
     /// The `meta/v1 Status` object for this error.

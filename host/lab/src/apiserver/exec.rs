@@ -72,9 +72,7 @@ impl ExecHandler for ProcessExec {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        let mut child = cmd.spawn().map_err(|e| {
-            format!("failed to exec in container: starting container process caused: exec: {program:?}: {e}")
-        })?;
+        let mut child = cmd.spawn().map_err(|e| format!("failed to exec in container: starting container process caused: exec: {program:?}: {e}"))?;
         let copy = |mut from: Box<dyn tokio::io::AsyncRead + Unpin + Send>, to: mpsc::Sender<Vec<u8>>| {
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 32 * 1024];
@@ -144,25 +142,19 @@ pub(crate) fn parse_request(namespace: &str, pod: Value, query: &[(String, Strin
         .filter_map(|c| c["name"].as_str().map(str::to_string))
         .collect();
     if let Some(c) = &container
-        && !names.contains(c) {
-            return Err(ApiError::bad_request(format!("container {c} is not valid for pod {name}")));
-        }
+        && !names.contains(c)
+    {
+        return Err(ApiError::bad_request(format!("container {c} is not valid for pod {name}")));
+    }
     let phase = pod.pointer("/status/phase").and_then(Value::as_str).unwrap_or_default();
     if phase == "Succeeded" || phase == "Failed" {
-        return Err(ApiError::bad_request(format!(
-            "cannot exec into a container in a completed pod; current phase is {phase}"
-        )));
+        return Err(ApiError::bad_request(format!("cannot exec into a container in a completed pod; current phase is {phase}")));
     }
     Ok(ExecRequest { namespace: namespace.to_string(), pod, container, command, stdin, stdout, stderr, tty })
 }
 
 /// Upgrades the connection to a WebSocket and runs the command.
-pub(crate) async fn upgrade(
-    req: axum::extract::Request,
-    exec: ExecRequest,
-    handler: Arc<dyn ExecHandler>,
-    stop: watch::Receiver<bool>,
-) -> Response {
+pub(crate) async fn upgrade(req: axum::extract::Request, exec: ExecRequest, handler: Arc<dyn ExecHandler>, stop: watch::Receiver<bool>) -> Response {
     let offered: Vec<String> = req
         .headers()
         .get_all("sec-websocket-protocol")

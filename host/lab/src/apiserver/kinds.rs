@@ -11,11 +11,7 @@ type Errors = Vec<(String, String)>;
 
 /// Whether `s` is a DNS-1123 label (`[a-z0-9]([-a-z0-9]*[a-z0-9])?`, at most 63).
 pub(crate) fn is_dns_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
+    !s.is_empty() && s.len() <= 63 && s.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-') && !s.starts_with('-') && !s.ends_with('-')
 }
 
 /// Whether `s` is a DNS-1123 subdomain (dot-separated labels, at most 253).
@@ -87,7 +83,10 @@ fn want_string_map(errs: &mut Errors, path: &str, v: Option<&Value>) {
         Some(Value::Object(m)) => {
             for (k, val) in m {
                 if !val.is_string() {
-                    errs.push((format!("{path}.{k}"), format!("Invalid value: {:?}: {path}.{k} in body must be of type string: {:?}", type_name(val), type_name(val))));
+                    errs.push((
+                        format!("{path}.{k}"),
+                        format!("Invalid value: {:?}: {path}.{k} in body must be of type string: {:?}", type_name(val), type_name(val)),
+                    ));
                 }
             }
         }
@@ -104,9 +103,10 @@ fn validate_metadata(meta: &Value, errs: &mut Errors) {
                 errs.push(("metadata.labels".into(), format!("Invalid value: {k:?}: name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character")));
             }
             if let Some(s) = v.as_str()
-                && !is_label_value(s) {
-                    errs.push(("metadata.labels".into(), format!("Invalid value: {s:?}: a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character")));
-                }
+                && !is_label_value(s)
+            {
+                errs.push(("metadata.labels".into(), format!("Invalid value: {s:?}: a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character")));
+            }
         }
     }
     want(errs, "metadata.finalizers", meta.get("finalizers"), "array");
@@ -163,19 +163,13 @@ fn validate_pod_spec(errs: &mut Errors, path: &str, spec: Option<&Value>) {
             }
             match c.get("name").and_then(Value::as_str) {
                 None | Some("") => errs.push((format!("{cp}.name"), "Required value".into())),
-                Some(n) if !is_dns_label(n) => {
-                    errs.push((format!("{cp}.name"), format!("Invalid value: {n:?}: {DNS_LABEL_MSG}")))
-                }
-                Some(n) if names.contains(&n.to_string()) => {
-                    errs.push((format!("{cp}.name"), format!("Duplicate value: {n:?}")))
-                }
+                Some(n) if !is_dns_label(n) => errs.push((format!("{cp}.name"), format!("Invalid value: {n:?}: {DNS_LABEL_MSG}"))),
+                Some(n) if names.contains(&n.to_string()) => errs.push((format!("{cp}.name"), format!("Duplicate value: {n:?}"))),
                 Some(n) => names.push(n.to_string()),
             }
             match c.get("image") {
                 None | Some(Value::Null) => errs.push((format!("{cp}.image"), "Required value".into())),
-                Some(Value::String(s)) if s.trim().is_empty() => {
-                    errs.push((format!("{cp}.image"), "Required value".into()))
-                }
+                Some(Value::String(s)) if s.trim().is_empty() => errs.push((format!("{cp}.image"), "Required value".into())),
                 other => want(errs, &format!("{cp}.image"), other, "string"),
             }
             want(errs, &format!("{cp}.command"), c.get("command"), "array");
@@ -187,9 +181,7 @@ fn validate_pod_spec(errs: &mut Errors, path: &str, spec: Option<&Value>) {
                 match port.get("containerPort") {
                     Some(v) if v.as_i64().is_some_and(|n| (1..=65535).contains(&n)) => {}
                     None => errs.push((pp, "Required value".into())),
-                    Some(v) if v.is_i64() => {
-                        errs.push((pp, format!("Invalid value: {v}: must be between 1 and 65535, inclusive")))
-                    }
+                    Some(v) if v.is_i64() => errs.push((pp, format!("Invalid value: {v}: must be between 1 and 65535, inclusive"))),
                     other => want(errs, &pp, other, "integer"),
                 }
             }
@@ -258,9 +250,7 @@ pub(crate) fn validate(res: &Resource, obj: &Value) -> Result<(), ApiError> {
                     match p.get("port") {
                         Some(v) if v.as_i64().is_some_and(|n| (1..=65535).contains(&n)) => {}
                         None => errs.push((pp, "Required value".into())),
-                        Some(v) if v.is_i64() => {
-                            errs.push((pp, format!("Invalid value: {v}: must be between 1 and 65535, inclusive")))
-                        }
+                        Some(v) if v.is_i64() => errs.push((pp, format!("Invalid value: {v}: must be between 1 and 65535, inclusive"))),
                         other => want(&mut errs, &pp, other, "integer"),
                     }
                     validate_int_or_percent_port(&mut errs, &format!("spec.ports[{i}].targetPort"), p.get("targetPort"));
@@ -269,9 +259,13 @@ pub(crate) fn validate(res: &Resource, obj: &Value) -> Result<(), ApiError> {
                     }
                 }
                 if let Some(t) = s.get("type").and_then(Value::as_str)
-                    && !matches!(t, "ClusterIP" | "NodePort" | "LoadBalancer" | "ExternalName") {
-                        errs.push(("spec.type".into(), format!("Unsupported value: {t:?}: supported values: \"ClusterIP\", \"ExternalName\", \"LoadBalancer\", \"NodePort\"")));
-                    }
+                    && !matches!(t, "ClusterIP" | "NodePort" | "LoadBalancer" | "ExternalName")
+                {
+                    errs.push((
+                        "spec.type".into(),
+                        format!("Unsupported value: {t:?}: supported values: \"ClusterIP\", \"ExternalName\", \"LoadBalancer\", \"NodePort\""),
+                    ));
+                }
             }
         }
         "StatefulSet" | "DaemonSet" => match spec {
@@ -300,7 +294,8 @@ pub(crate) fn validate(res: &Resource, obj: &Value) -> Result<(), ApiError> {
                 validate_pod_spec(&mut errs, "spec.template.spec", s.pointer("/template/spec"));
                 match s.pointer("/template/spec/restartPolicy").and_then(Value::as_str) {
                     Some("Never") | Some("OnFailure") => {}
-                    Some(other) => errs.push(("spec.template.spec.restartPolicy".into(), format!("Unsupported value: {other:?}: supported values: \"OnFailure\", \"Never\""))),
+                    Some(other) => errs
+                        .push(("spec.template.spec.restartPolicy".into(), format!("Unsupported value: {other:?}: supported values: \"OnFailure\", \"Never\""))),
                     None => errs.push(("spec.template.spec.restartPolicy".into(), "Required value: valid values: \"OnFailure\", \"Never\"".into())),
                 }
             }
@@ -314,9 +309,13 @@ pub(crate) fn validate(res: &Resource, obj: &Value) -> Result<(), ApiError> {
                 }
                 want(&mut errs, "spec.selector", s.get("selector"), "object");
                 if let Some(p) = s.get("unhealthyPodEvictionPolicy").and_then(Value::as_str)
-                    && !matches!(p, "IfHealthyBudget" | "AlwaysAllow") {
-                        errs.push(("spec.unhealthyPodEvictionPolicy".into(), format!("Unsupported value: {p:?}: supported values: \"AlwaysAllow\", \"IfHealthyBudget\"")));
-                    }
+                    && !matches!(p, "IfHealthyBudget" | "AlwaysAllow")
+                {
+                    errs.push((
+                        "spec.unhealthyPodEvictionPolicy".into(),
+                        format!("Unsupported value: {p:?}: supported values: \"AlwaysAllow\", \"IfHealthyBudget\""),
+                    ));
+                }
             }
         }
         "ConfigMap" => {
@@ -328,19 +327,16 @@ pub(crate) fn validate(res: &Resource, obj: &Value) -> Result<(), ApiError> {
             if let Some(data) = obj.get("data").and_then(Value::as_object) {
                 for (k, v) in data {
                     if let Some(s) = v.as_str()
-                        && base64::engine::general_purpose::STANDARD.decode(s).is_err() {
-                            errs.push((format!("data[{k}]"), "Invalid value: \"<secret contents redacted>\": illegal base64 data".into()));
-                        }
+                        && base64::engine::general_purpose::STANDARD.decode(s).is_err()
+                    {
+                        errs.push((format!("data[{k}]"), "Invalid value: \"<secret contents redacted>\": illegal base64 data".into()));
+                    }
                 }
             }
         }
         _ => {}
     }
-    if errs.is_empty() {
-        Ok(())
-    } else {
-        Err(ApiError::invalid(res.group, res.kind, &name, &errs))
-    }
+    if errs.is_empty() { Ok(()) } else { Err(ApiError::invalid(res.group, res.kind, &name, &errs)) }
 }
 
 fn validate_int_or_percent_port(errs: &mut Errors, path: &str, v: Option<&Value>) {
@@ -407,9 +403,10 @@ pub(crate) fn apply_defaults(res: &Resource, obj: &mut Value, uid: &str) {
                 && let Some(labels) = {
                     set_default(meta, "labels", json!({}));
                     meta.get_mut("labels").and_then(Value::as_object_mut)
-                } {
-                    labels.insert("kubernetes.io/metadata.name".into(), json!(name));
                 }
+            {
+                labels.insert("kubernetes.io/metadata.name".into(), json!(name));
+            }
             if let Some(spec) = obj_mut(obj, "spec") {
                 set_default(spec, "finalizers", json!(["kubernetes"]));
             }
@@ -490,12 +487,13 @@ pub(crate) fn apply_defaults(res: &Resource, obj: &mut Value, uid: &str) {
                         && let Some(meta) = {
                             set_default(t, "metadata", json!({}));
                             t.get_mut("metadata").and_then(Value::as_object_mut)
-                        } {
-                            set_default(meta, "labels", json!({}));
-                            if let (Some(l), Value::Object(add)) = (meta.get_mut("labels").and_then(Value::as_object_mut), labels) {
-                                l.extend(add);
-                            }
                         }
+                    {
+                        set_default(meta, "labels", json!({}));
+                        if let (Some(l), Value::Object(add)) = (meta.get_mut("labels").and_then(Value::as_object_mut), labels) {
+                            l.extend(add);
+                        }
+                    }
                 }
                 if let Some(t) = spec.get_mut("template").and_then(|t| t.get_mut("spec")) {
                     default_pod_spec(t);

@@ -41,8 +41,7 @@ impl PatchType {
 pub(crate) fn parse_body(patch_type: PatchType, body: &[u8]) -> Result<Value, ApiError> {
     match patch_type {
         PatchType::Apply => parse_yaml_or_json(body),
-        _ => serde_json::from_slice(body)
-            .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}"))),
+        _ => serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}"))),
     }
 }
 
@@ -51,8 +50,7 @@ pub(crate) fn parse_yaml_or_json(body: &[u8]) -> Result<Value, ApiError> {
     if let Ok(v) = serde_json::from_slice::<Value>(body) {
         return Ok(v);
     }
-    let y: serde_yaml::Value = serde_yaml::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
+    let y: serde_yaml::Value = serde_yaml::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
     serde_json::to_value(y).map_err(|e| ApiError::bad_request(format!("error converting YAML to JSON: {e}")))
 }
 
@@ -67,11 +65,9 @@ pub(crate) fn apply(target: &Value, patch_type: PatchType, patch: &Value) -> Res
             json_patch::merge(&mut out, patch);
         }
         PatchType::Json => {
-            let ops: json_patch::Patch = serde_json::from_value(patch.clone())
-                .map_err(|e| ApiError::bad_request(format!("error decoding JSON patch: {e}")))?;
-            json_patch::patch(&mut out, &ops).map_err(|e| {
-                ApiError::new(422, "Invalid", format!("the server rejected our request due to an error in our request: {e}"))
-            })?;
+            let ops: json_patch::Patch = serde_json::from_value(patch.clone()).map_err(|e| ApiError::bad_request(format!("error decoding JSON patch: {e}")))?;
+            json_patch::patch(&mut out, &ops)
+                .map_err(|e| ApiError::new(422, "Invalid", format!("the server rejected our request due to an error in our request: {e}")))?;
         }
         PatchType::StrategicMerge | PatchType::Apply => {
             let Value::Object(p) = patch else {
@@ -90,8 +86,7 @@ pub(crate) fn apply(target: &Value, patch_type: PatchType, patch: &Value) -> Res
 /// whether its elements are container ports or service ports).
 fn merge_key(field: &str, elems: &[&Value]) -> Option<&'static str> {
     Some(match field {
-        "containers" | "initContainers" | "ephemeralContainers" | "imagePullSecrets" | "volumes" | "env"
-        | "resourceClaims" | "schedulingGates" => "name",
+        "containers" | "initContainers" | "ephemeralContainers" | "imagePullSecrets" | "volumes" | "env" | "resourceClaims" | "schedulingGates" => "name",
         "ownerReferences" => "uid",
         "conditions" => "type",
         "volumeMounts" => "mountPath",
@@ -117,24 +112,16 @@ fn primitive_merge(field: &str) -> bool {
 }
 
 fn is_directive(k: &str) -> bool {
-    k == "$patch"
-        || k == "$retainKeys"
-        || k.starts_with("$setElementOrder/")
-        || k.starts_with("$deleteFromPrimitiveList/")
+    k == "$patch" || k == "$retainKeys" || k.starts_with("$setElementOrder/") || k.starts_with("$deleteFromPrimitiveList/")
 }
 
 /// A patch value with directives and nulls removed, for insertion.
 fn strip(v: &Value) -> Value {
     match v {
-        Value::Object(m) => Value::Object(
-            m.iter().filter(|(k, v)| !is_directive(k) && !v.is_null()).map(|(k, v)| (k.clone(), strip(v))).collect(),
-        ),
-        Value::Array(a) => Value::Array(
-            a.iter()
-                .filter(|e| !(e.is_object() && e.get("$patch").is_some() && e.as_object().is_some_and(|m| m.len() == 1)))
-                .map(strip)
-                .collect(),
-        ),
+        Value::Object(m) => Value::Object(m.iter().filter(|(k, v)| !is_directive(k) && !v.is_null()).map(|(k, v)| (k.clone(), strip(v))).collect()),
+        Value::Array(a) => {
+            Value::Array(a.iter().filter(|e| !(e.is_object() && e.get("$patch").is_some() && e.as_object().is_some_and(|m| m.len() == 1))).map(strip).collect())
+        }
         other => other.clone(),
     }
 }

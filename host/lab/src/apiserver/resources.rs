@@ -51,8 +51,7 @@ impl Resource {
     }
 }
 
-const STATUS: Subresource =
-    Subresource { name: "status", group: "", version: "", kind: "", verbs: &["get", "patch", "update"] };
+const STATUS: Subresource = Subresource { name: "status", group: "", version: "", kind: "", verbs: &["get", "patch", "update"] };
 
 const CORE_FIELDS_POD: &[&str] = &[
     "spec.nodeName",
@@ -91,10 +90,7 @@ pub(crate) static RESOURCES: &[Resource] = &[
         namespaced: false,
         short_names: &["ns"],
         categories: &[],
-        subresources: &[
-            Subresource { name: "finalize", group: "", version: "", kind: "", verbs: &["update"] },
-            STATUS,
-        ],
+        subresources: &[Subresource { name: "finalize", group: "", version: "", kind: "", verbs: &["update"] }, STATUS],
         fields: &["status.phase"],
     },
     Resource {
@@ -194,10 +190,7 @@ pub(crate) static RESOURCES: &[Resource] = &[
         namespaced: true,
         short_names: &["sts"],
         categories: &["all"],
-        subresources: &[
-            Subresource { name: "scale", group: "autoscaling", version: "v1", kind: "Scale", verbs: &["get", "patch", "update"] },
-            STATUS,
-        ],
+        subresources: &[Subresource { name: "scale", group: "autoscaling", version: "v1", kind: "Scale", verbs: &["get", "patch", "update"] }, STATUS],
         fields: &[],
     },
     Resource {

@@ -33,9 +33,7 @@ impl LabelSelector {
             if part.is_empty() {
                 continue;
             }
-            reqs.push(parse_requirement(part).ok_or_else(|| {
-                ApiError::bad_request(format!("unable to parse requirement: invalid label selector: {part:?}"))
-            })?);
+            reqs.push(parse_requirement(part).ok_or_else(|| ApiError::bad_request(format!("unable to parse requirement: invalid label selector: {part:?}")))?);
         }
         Ok(LabelSelector { reqs, nothing: false })
     }
@@ -55,11 +53,8 @@ impl LabelSelector {
         if let Some(exprs) = sel.get("matchExpressions").and_then(Value::as_array) {
             for e in exprs {
                 let key = e.get("key").and_then(Value::as_str).unwrap_or_default().to_string();
-                let values: Vec<String> = e
-                    .get("values")
-                    .and_then(Value::as_array)
-                    .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
-                    .unwrap_or_default();
+                let values: Vec<String> =
+                    e.get("values").and_then(Value::as_array).map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()).unwrap_or_default();
                 let op = match e.get("operator").and_then(Value::as_str).unwrap_or_default() {
                     "In" => Op::In(values),
                     "NotIn" => Op::NotIn(values),
@@ -142,9 +137,7 @@ fn split_top_level(s: &str) -> Vec<&str> {
 }
 
 fn valid_key(k: &str) -> bool {
-    !k.is_empty()
-        && k.len() <= 317
-        && k.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))
+    !k.is_empty() && k.len() <= 317 && k.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))
 }
 
 fn valid_value(v: &str) -> bool {
@@ -248,7 +241,11 @@ fn field_value(obj: &Value, field: &str) -> String {
         Some(Value::Bool(b)) => b.to_string(),
         Some(Value::Number(n)) => n.to_string(),
         Some(Value::Null) | None => {
-            if matches!(field, "spec.unschedulable" | "spec.hostNetwork") { "false".into() } else { String::new() }
+            if matches!(field, "spec.unschedulable" | "spec.hostNetwork") {
+                "false".into()
+            } else {
+                String::new()
+            }
         }
         Some(other) => other.to_string(),
     }

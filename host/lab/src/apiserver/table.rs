@@ -15,16 +15,52 @@ fn columns(kind: &str) -> Vec<Value> {
     let s = |n: &str| col(n, "string", 0);
     let w = |n: &str| col(n, "string", 1);
     match kind {
-        "Pod" => vec![s("Name"), s("Ready"), s("Status"), col("Restarts", "string", 0), s("Age"), w("IP"), w("Node"), w("Nominated Node"), w("Readiness Gates")],
-        "Node" => vec![s("Name"), s("Status"), s("Roles"), s("Age"), s("Version"), w("Internal-IP"), w("External-IP"), w("OS-Image"), w("Kernel-Version"), w("Container-Runtime")],
+        "Pod" => {
+            vec![s("Name"), s("Ready"), s("Status"), col("Restarts", "string", 0), s("Age"), w("IP"), w("Node"), w("Nominated Node"), w("Readiness Gates")]
+        }
+        "Node" => vec![
+            s("Name"),
+            s("Status"),
+            s("Roles"),
+            s("Age"),
+            s("Version"),
+            w("Internal-IP"),
+            w("External-IP"),
+            w("OS-Image"),
+            w("Kernel-Version"),
+            w("Container-Runtime"),
+        ],
         "Namespace" => vec![s("Name"), s("Status"), s("Age")],
         "Service" => vec![s("Name"), s("Type"), s("Cluster-IP"), s("External-IP"), s("Port(s)"), s("Age"), w("Selector")],
         "Endpoints" => vec![s("Name"), s("Endpoints"), s("Age")],
         "Secret" => vec![s("Name"), s("Type"), col("Data", "integer", 0), s("Age")],
         "ConfigMap" => vec![s("Name"), col("Data", "integer", 0), s("Age")],
-        "Event" => vec![s("Last Seen"), s("Type"), s("Reason"), s("Object"), w("Subobject"), w("Source"), s("Message"), w("First Seen"), col("Count", "integer", 1), w("Name")],
+        "Event" => vec![
+            s("Last Seen"),
+            s("Type"),
+            s("Reason"),
+            s("Object"),
+            w("Subobject"),
+            w("Source"),
+            s("Message"),
+            w("First Seen"),
+            col("Count", "integer", 1),
+            w("Name"),
+        ],
         "StatefulSet" => vec![s("Name"), s("Ready"), s("Age"), w("Containers"), w("Images")],
-        "DaemonSet" => vec![s("Name"), col("Desired", "integer", 0), col("Current", "integer", 0), col("Ready", "integer", 0), col("Up-to-date", "integer", 0), col("Available", "integer", 0), s("Node Selector"), s("Age"), w("Containers"), w("Images"), w("Selector")],
+        "DaemonSet" => vec![
+            s("Name"),
+            col("Desired", "integer", 0),
+            col("Current", "integer", 0),
+            col("Ready", "integer", 0),
+            col("Up-to-date", "integer", 0),
+            col("Available", "integer", 0),
+            s("Node Selector"),
+            s("Age"),
+            w("Containers"),
+            w("Images"),
+            w("Selector"),
+        ],
         "PodDisruptionBudget" => vec![s("Name"), s("Min Available"), s("Max Unavailable"), col("Allowed Disruptions", "integer", 0), s("Age")],
         "Job" => vec![s("Name"), s("Status"), s("Completions"), s("Duration"), s("Age"), w("Containers"), w("Images"), w("Selector")],
         _ => vec![s("Name"), s("Age")],
@@ -87,10 +123,7 @@ fn pod_status(o: &Value) -> String {
         }
     }
     if reason == "Completed" && has_running {
-        let ready = o
-            .pointer("/status/conditions")
-            .and_then(Value::as_array)
-            .is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"));
+        let ready = o.pointer("/status/conditions").and_then(Value::as_array).is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"));
         reason = if ready { "Running".into() } else { "NotReady".into() };
     }
     if o.pointer("/metadata/deletionTimestamp").is_some_and(|v| !v.is_null()) {
@@ -227,15 +260,9 @@ fn cells(kind: &str, o: &Value) -> Vec<Value> {
             }
             vec![name, json!(or_none(eps.join(","))), json!(age(o))]
         }
-        "Secret" => vec![
-            name,
-            json!(str_at(o, "/type")),
-            json!(o.get("data").and_then(Value::as_object).map_or(0, |m| m.len())),
-            json!(age(o)),
-        ],
+        "Secret" => vec![name, json!(str_at(o, "/type")), json!(o.get("data").and_then(Value::as_object).map_or(0, |m| m.len())), json!(age(o))],
         "ConfigMap" => {
-            let n = o.get("data").and_then(Value::as_object).map_or(0, |m| m.len())
-                + o.get("binaryData").and_then(Value::as_object).map_or(0, |m| m.len());
+            let n = o.get("data").and_then(Value::as_object).map_or(0, |m| m.len()) + o.get("binaryData").and_then(Value::as_object).map_or(0, |m| m.len());
             vec![name, json!(n), json!(age(o))]
         }
         "Event" => {
@@ -245,11 +272,7 @@ fn cells(kind: &str, o: &Value) -> Vec<Value> {
                 .or(o.get("eventTime").and_then(Value::as_str))
                 .or(o.pointer("/metadata/creationTimestamp").and_then(Value::as_str));
             let first = o.get("firstTimestamp").and_then(Value::as_str).or(last);
-            let object = format!(
-                "{}/{}",
-                str_at(o, "/involvedObject/kind").to_lowercase(),
-                str_at(o, "/involvedObject/name")
-            );
+            let object = format!("{}/{}", str_at(o, "/involvedObject/kind").to_lowercase(), str_at(o, "/involvedObject/name"));
             let source = str_at(o, "/source/component");
             let source = if source.is_empty() { str_at(o, "/reportingComponent") } else { source };
             vec![
@@ -326,14 +349,8 @@ fn cells(kind: &str, o: &Value) -> Vec<Value> {
                 None => format!("{}/1 of {}", int_at(o, "/status/succeeded"), int_at(o, "/spec/parallelism").max(1)),
             };
             let start = o.pointer("/status/startTime").and_then(Value::as_str).and_then(time::parse_rfc3339);
-            let end = o
-                .pointer("/status/completionTime")
-                .and_then(Value::as_str)
-                .and_then(time::parse_rfc3339)
-                .unwrap_or_else(time::now_unix);
-            let duration = start
-                .map(|s| time::human_duration(std::time::Duration::from_secs((end - s).max(0) as u64)))
-                .unwrap_or_default();
+            let end = o.pointer("/status/completionTime").and_then(Value::as_str).and_then(time::parse_rfc3339).unwrap_or_else(time::now_unix);
+            let duration = start.map(|s| time::human_duration(std::time::Duration::from_secs((end - s).max(0) as u64))).unwrap_or_default();
             let (cs, imgs) = containers_images(o, "/spec/template/spec/containers");
             vec![
                 name,

@@ -104,11 +104,7 @@ pub(crate) fn human_duration(d: Duration) -> String {
         return format!("{}d", hours / 24);
     } else if hours < 24 * 365 * 8 {
         let dy = (hours / 24) % 365;
-        return if dy == 0 {
-            format!("{}y", hours / 24 / 365)
-        } else {
-            format!("{}y{}d", hours / 24 / 365, dy)
-        };
+        return if dy == 0 { format!("{}y", hours / 24 / 365) } else { format!("{}y{}d", hours / 24 / 365, dy) };
     }
     format!("{}y", hours / 24 / 365)
 }

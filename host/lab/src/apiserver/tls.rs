@@ -14,10 +14,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
-};
+use rcgen::{BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -94,10 +91,7 @@ pub(crate) fn server_config(dir: &Path, ip: IpAddr) -> io::Result<(String, Arc<r
     params.use_authority_key_identifier_extension = true;
     let key = KeyPair::generate().map_err(tls_err)?;
     let cert = params.signed_by(&key, &issuer).map_err(tls_err)?;
-    let ca_der = <rustls::pki_types::CertificateDer<'static> as rustls::pki_types::pem::PemObject>::from_pem_slice(
-        ca_pem.as_bytes(),
-    )
-    .map_err(tls_err)?;
+    let ca_der = <rustls::pki_types::CertificateDer<'static> as rustls::pki_types::pem::PemObject>::from_pem_slice(ca_pem.as_bytes()).map_err(tls_err)?;
     let chain = vec![cert.der().clone(), ca_der];
     let key_der = rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -207,16 +201,14 @@ impl LabListener {
                     let mut first = [0u8; 1];
                     let peeked = tokio::time::timeout(Duration::from_secs(30), stream.peek(&mut first)).await;
                     let conn = match peeked {
-                        Ok(Ok(1)) if first[0] == 0x16 => {
-                            match tokio::time::timeout(Duration::from_secs(30), acceptor.accept(stream)).await {
-                                Ok(Ok(tls)) => Conn::Tls(Box::new(tls)),
-                                Ok(Err(e)) => {
-                                    tracing::debug!("TLS handshake with {peer} failed: {e}");
-                                    return;
-                                }
-                                Err(_) => return,
+                        Ok(Ok(1)) if first[0] == 0x16 => match tokio::time::timeout(Duration::from_secs(30), acceptor.accept(stream)).await {
+                            Ok(Ok(tls)) => Conn::Tls(Box::new(tls)),
+                            Ok(Err(e)) => {
+                                tracing::debug!("TLS handshake with {peer} failed: {e}");
+                                return;
                             }
-                        }
+                            Err(_) => return,
+                        },
                         Ok(Ok(n)) if n > 0 => Conn::Plain(stream),
                         _ => return,
                     };

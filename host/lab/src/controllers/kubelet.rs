@@ -15,13 +15,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use runner_lab_runtime::{self as runtime, Bootstrap, MemberSpec, Workload};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::reconciler::{self, Kind, Reconciler, key};
 use super::scheduler::set_condition;
 use super::statefulset::ordinal;
-use super::{name, namespace, now, terminating};
+use super::{ignore_not_found, name, namespace, now, terminating};
 use crate::apiserver::Store;
 use crate::net::{Addresses, Range};
 
@@ -40,10 +41,13 @@ struct Running {
 /// Where the kubelet keeps Pod data.
 #[derive(Clone)]
 pub struct Kubelet {
+    /// The API the Pods come from and their status goes to.
     pub store: Store,
+    /// Gives each Pod the same loopback address whenever it runs.
     pub addresses: Addresses,
     /// Volumes live in `<dir>/volumes`, scratch in `<dir>/run`.
     pub dir: PathBuf,
+    /// What runs now, shared with exec and the setups.
     pub members: Members,
 }
 
@@ -51,55 +55,8 @@ impl Kubelet {
     /// Run Pods until `stopped`; then stop every process. The Pods stay, to
     /// be started again from their volumes when the lab comes back.
     pub async fn run(self, stopped: watch::Receiver<bool>) {
-        let mut running: BTreeMap<String, Running> = BTreeMap::new();
-        let mut events = self.store.subscribe();
-        loop {
-            self.reconcile(&mut running);
-            if !super::next_change(&mut events, &stopped).await {
-                break;
-            }
-        }
-        for (_, pod) in running {
-            let _ = pod.stop.send(Some(Duration::from_secs(10)));
-            let _ = pod.task.await;
-        }
-    }
-
-    fn reconcile(&self, running: &mut BTreeMap<String, Running>) {
-        let Ok(pods) = self.store.list("v1", "Pod", None, None) else { return };
-        let mut present = Vec::new();
-        for pod in pods.iter().filter(|p| !p["spec"]["nodeName"].as_str().unwrap_or_default().is_empty()) {
-            let key = format!("{}/{}", namespace(pod), name(pod));
-            let uid = pod["metadata"]["uid"].as_str().unwrap_or_default().to_string();
-            present.push(key.clone());
-            if terminating(pod) {
-                if let Some(current) = running.get(&key) {
-                    let grace = pod["metadata"]["deletionGracePeriodSeconds"].as_u64().unwrap_or(30);
-                    let _ = current.stop.send(Some(Duration::from_secs(grace)));
-                } else {
-                    // Nothing runs for it (the lab restarted meanwhile): finish the deletion.
-                    let _ = self.store.remove("v1", "Pod", Some(namespace(pod)), name(pod));
-                }
-                continue;
-            }
-            let restart = running.get(&key).is_some_and(|r| r.uid != uid || r.task.is_finished());
-            if restart && let Some(old) = running.remove(&key) {
-                let _ = old.stop.send(Some(Duration::ZERO));
-            }
-            running.entry(key).or_insert_with(|| {
-                let (stop, stopped) = watch::channel(None);
-                let task = tokio::spawn(self.clone().run_pod(pod.clone(), stopped));
-                Running { uid, stop, task }
-            });
-        }
-        // Pods removed without a graceful stop (force deletion): kill at once.
-        running.retain(|key, pod| {
-            let keep = present.contains(key);
-            if !keep {
-                let _ = pod.stop.send(Some(Duration::ZERO));
-            }
-            keep
-        });
+        let store = self.store.clone();
+        reconciler::run(PodRunner { kubelet: self, running: BTreeMap::new() }, store, stopped).await;
     }
 
     fn member_spec(&self, pod: &Value, workload: Workload) -> Result<MemberSpec, String> {
@@ -169,7 +126,11 @@ impl Kubelet {
     /// The running members of the same StatefulSet.
     fn peers(&self, pod: &Value) -> Vec<MemberSpec> {
         let members = self.members.lock().unwrap_or_else(|p| p.into_inner());
-        members.iter().filter(|(key, spec)| key.starts_with(&format!("{}/", namespace(pod))) && spec.name != name(pod) && same_set(pod, &spec.name)).map(|(_, s)| s.clone()).collect()
+        members
+            .iter()
+            .filter(|(key, spec)| key.starts_with(&format!("{}/", namespace(pod))) && spec.name != name(pod) && same_set(pod, &spec.name))
+            .map(|(_, s)| s.clone())
+            .collect()
     }
 
     async fn run_pod(self, pod: Value, mut stop: watch::Receiver<Option<Duration>>) {
@@ -228,7 +189,9 @@ impl Kubelet {
                 tokio::select! {
                     _ = stop.changed() => {
                         let grace = stop.borrow().unwrap_or(Duration::ZERO);
-                        let _ = process.stop(grace).await;
+                        if let Err(e) = process.stop(grace).await {
+                            tracing::warn!("pod {key}: stopping the {workload:?} process: {e}");
+                        }
                         self.members.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
                         self.finish_deletion(&pod);
                         return;
@@ -265,8 +228,10 @@ impl Kubelet {
     /// Remove the Pod object once its process is gone, if it is being deleted.
     fn finish_deletion(&self, pod: &Value) {
         let current = self.store.get("v1", "Pod", Some(namespace(pod)), name(pod));
-        if current.as_ref().is_some_and(|c| c["metadata"]["uid"] == pod["metadata"]["uid"] && terminating(c)) {
-            let _ = self.store.remove("v1", "Pod", Some(namespace(pod)), name(pod));
+        if current.as_ref().is_some_and(|c| c["metadata"]["uid"] == pod["metadata"]["uid"] && terminating(c))
+            && let Err(e) = ignore_not_found(self.store.remove("v1", "Pod", Some(namespace(pod)), name(pod)))
+        {
+            tracing::warn!("pod {}: finishing its deletion: {e}", key(pod));
         }
     }
 
@@ -352,6 +317,67 @@ impl Kubelet {
             set_condition(p, "ContainersReady", status, "", "");
             set_condition(p, "Ready", status, "", "");
         });
+    }
+}
+
+/// The kubelet as a controller: a task per running Pod, by `namespace/name`.
+struct PodRunner {
+    kubelet: Kubelet,
+    running: BTreeMap<String, Running>,
+}
+
+impl Reconciler for PodRunner {
+    const KIND: Kind = ("v1", "Pod");
+
+    fn name(&self) -> &'static str {
+        "kubelet"
+    }
+
+    async fn reconcile(&mut self, store: &Store, pod: &Value) -> anyhow::Result<()> {
+        let key = key(pod);
+        if pod["spec"]["nodeName"].as_str().unwrap_or_default().is_empty() {
+            self.forget(&key);
+            return Ok(());
+        }
+        let uid = pod["metadata"]["uid"].as_str().unwrap_or_default().to_string();
+        if terminating(pod) {
+            match self.running.get(&key) {
+                Some(current) => {
+                    let grace = pod["metadata"]["deletionGracePeriodSeconds"].as_u64().unwrap_or(30);
+                    current.stop.send_replace(Some(Duration::from_secs(grace)));
+                }
+                // Nothing runs for it (the lab restarted meanwhile): finish the deletion.
+                None => ignore_not_found(store.remove("v1", "Pod", Some(namespace(pod)), name(pod)))?,
+            }
+            return Ok(());
+        }
+        let restart = self.running.get(&key).is_some_and(|r| r.uid != uid || r.task.is_finished());
+        if restart {
+            self.forget(&key);
+        }
+        let kubelet = &self.kubelet;
+        self.running.entry(key).or_insert_with(|| {
+            let (stop, stopped) = watch::channel(None);
+            let task = tokio::spawn(kubelet.clone().run_pod(pod.clone(), stopped));
+            Running { uid, stop, task }
+        });
+        Ok(())
+    }
+
+    /// A Pod removed without a graceful stop (force deletion): kill at once.
+    fn forget(&mut self, key: &str) {
+        if let Some(pod) = self.running.remove(key) {
+            pod.stop.send_replace(Some(Duration::ZERO));
+        }
+    }
+
+    async fn shutdown(self) {
+        for (key, pod) in self.running {
+            pod.stop.send_replace(Some(Duration::from_secs(10)));
+            if let Err(e) = pod.task.await {
+                tracing::warn!("pod {key}: its task ended abnormally: {e}");
+            }
+        }
     }
 }
 

@@ -1,60 +1,28 @@
 //! Controllers: what makes the lab's objects real.
 //!
-//! Each controller reacts to the Store's change events and to a periodic
-//! resync, and writes back through the same Store the API server serves, so
-//! `kubectl` sees exactly what the controllers did.
+//! Each controller is a [`reconciler::Reconciler`] run by the one loop in
+//! [`reconciler`], and writes back through the same Store the API server
+//! serves, so `kubectl` sees exactly what the controllers did.
 
 pub mod kubelet;
 pub mod mongo;
+pub mod reconciler;
 pub mod redis;
 pub mod scheduler;
 pub mod services;
 pub mod setup;
 pub mod statefulset;
 
-use std::time::Duration;
-
 use serde_json::Value;
-use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::{broadcast, watch};
 
-use crate::apiserver::{Store, StoreEvent};
+use crate::apiserver::ApiError;
 
-/// How often every controller re-examines everything, events or not.
-pub const RESYNC: Duration = Duration::from_millis(500);
-
-/// Run `reconcile` after every Store change (coalesced) and at least every
-/// [`RESYNC`], until `stopped` turns true.
-pub async fn run_loop<F, Fut>(store: Store, name: &'static str, stopped: watch::Receiver<bool>, mut reconcile: F)
-where
-    F: FnMut(Store) -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    let mut events = store.subscribe();
-    while !*stopped.borrow() {
-        reconcile(store.clone()).await;
-        if !next_change(&mut events, &stopped).await {
-            break;
-        }
+/// A delete of an object that is already gone has done its job.
+pub fn ignore_not_found<T>(result: Result<T, ApiError>) -> Result<(), ApiError> {
+    match result {
+        Err(e) if e.code != 404 => Err(e),
+        _ => Ok(()),
     }
-    tracing::debug!("{name}: stopped");
-}
-
-/// Wait for a Store change (a burst counts once) or the resync period;
-/// `false` once the lab is stopping.
-pub async fn next_change(events: &mut broadcast::Receiver<StoreEvent>, stopped: &watch::Receiver<bool>) -> bool {
-    let mut stopping = stopped.clone();
-    tokio::select! {
-        event = events.recv() => {
-            if matches!(event, Err(RecvError::Closed)) {
-                return false;
-            }
-            while let Ok(_) | Err(broadcast::error::TryRecvError::Lagged(_)) = events.try_recv() {}
-        }
-        _ = stopping.wait_for(|s| *s) => return false,
-        _ = tokio::time::sleep(RESYNC) => {}
-    }
-    !*stopped.borrow()
 }
 
 /// `metadata.name`.

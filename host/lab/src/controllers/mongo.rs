@@ -12,5 +12,7 @@ use crate::apiserver::Store;
 
 /// Initiate each MongoDB StatefulSet's replica set once, until `stopped`.
 pub async fn run(store: Store, kubelet: Kubelet, stopped: watch::Receiver<bool>) {
-    MONGO_REPLICA_SET.run(store, kubelet, stopped, |members| async move { runner_lab_runtime::mongo_replset_initiate(&members).await.map_err(|e| e.to_string()) }).await;
+    MONGO_REPLICA_SET
+        .run(store, kubelet, stopped, |members| async move { runner_lab_runtime::mongo_replset_initiate(&members).await.map_err(|e| e.to_string()) })
+        .await;
 }

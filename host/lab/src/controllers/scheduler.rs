@@ -2,8 +2,9 @@
 //! that matches its nodeSelector, the least loaded first; when none fits, the
 //! Pod stays Pending with the reason, as kube-scheduler reports it.
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
+use super::reconciler::{Kind, Reconciler, Related};
 use super::{name, namespace, now, terminating};
 use crate::apiserver::Store;
 
@@ -19,7 +20,8 @@ fn matches_selector(pod: &Value, node: &Value) -> bool {
 
 /// Why no Node fits, in kube-scheduler's words.
 fn unschedulable_message(pod: &Value, nodes: &[Value]) -> String {
-    let not_ready = nodes.iter().filter(|n| !n["status"]["conditions"].as_array().is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))).count();
+    let not_ready =
+        nodes.iter().filter(|n| !n["status"]["conditions"].as_array().is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))).count();
     let cordoned = nodes.iter().filter(|n| n["spec"]["unschedulable"].as_bool() == Some(true)).count();
     let mismatched = nodes.iter().filter(|n| !matches_selector(pod, n)).count();
     let mut reasons = Vec::new();
@@ -35,26 +37,34 @@ fn unschedulable_message(pod: &Value, nodes: &[Value]) -> String {
     format!("0/{} nodes are available: {}.", nodes.len(), reasons.join(", "))
 }
 
-/// One scheduling pass.
-pub async fn reconcile(store: Store) {
-    let Ok(pods) = store.list("v1", "Pod", None, None) else { return };
-    let Ok(nodes) = store.list("v1", "Node", None, None) else { return };
-    for pod in pods.iter().filter(|p| p["spec"]["nodeName"].as_str().unwrap_or_default().is_empty() && !terminating(p)) {
+/// Binds Pods to Nodes.
+pub struct Scheduler;
+
+impl Reconciler for Scheduler {
+    const KIND: Kind = ("v1", "Pod");
+    /// A Node that turns Ready, or is uncordoned, may take a Pending Pod.
+    const RELATED: &'static [(Kind, Related)] = &[(("v1", "Node"), Related::All)];
+
+    fn name(&self) -> &'static str {
+        "scheduler"
+    }
+
+    async fn reconcile(&mut self, store: &Store, pod: &Value) -> anyhow::Result<()> {
+        if !pod["spec"]["nodeName"].as_str().unwrap_or_default().is_empty() || terminating(pod) {
+            return Ok(());
+        }
+        let pods = store.list("v1", "Pod", None, None)?;
+        let nodes = store.list("v1", "Node", None, None)?;
         let candidates: Vec<&Value> = nodes.iter().filter(|n| schedulable(n) && matches_selector(pod, n)).collect();
         let load = |node: &Value| pods.iter().filter(|p| p["spec"]["nodeName"] == node["metadata"]["name"]).count();
         match candidates.into_iter().min_by_key(|n| (load(n), name(n).to_string())) {
             Some(node) => {
                 let mut bound = pod.clone();
                 bound["spec"]["nodeName"] = json!(name(node));
-                match store.update(bound) {
-                    Ok(bound) => {
-                        let mut status = bound.clone();
-                        set_condition(&mut status, "PodScheduled", "True", "", "");
-                        let _ = store.update_status(status);
-                        tracing::debug!("scheduled {}/{} on {}", namespace(pod), name(pod), name(node));
-                    }
-                    Err(e) => tracing::debug!("binding {}: {e}", name(pod)),
-                }
+                let mut status = store.update(bound).map_err(|e| anyhow::anyhow!("binding to {}: {e}", name(node)))?;
+                set_condition(&mut status, "PodScheduled", "True", "", "");
+                store.update_status(status)?;
+                tracing::debug!("scheduled {}/{} on {}", namespace(pod), name(pod), name(node));
             }
             None => {
                 let message = unschedulable_message(pod, &nodes);
@@ -63,10 +73,11 @@ pub async fn reconcile(store: Store) {
                     let mut status = pod.clone();
                     status["status"]["phase"] = json!("Pending");
                     set_condition(&mut status, "PodScheduled", "False", "Unschedulable", &message);
-                    let _ = store.update_status(status);
+                    store.update_status(status)?;
                 }
             }
         }
+        Ok(())
     }
 }
 

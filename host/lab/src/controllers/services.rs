@@ -7,12 +7,13 @@
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use tokio::io::copy_bidirectional;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::reconciler::{Kind, Reconciler, Related, key};
 use super::{name, namespace, pod_ready, selector_matches, terminating};
 use crate::apiserver::Store;
 use crate::net::{Addresses, Range};
@@ -37,26 +38,36 @@ impl Drop for Proxy {
     }
 }
 
-/// Keep one proxy per Service in step with the Store, until `stopped`.
-pub async fn run(store: Store, addresses: Addresses, stopped: watch::Receiver<bool>) {
-    let mut proxies: BTreeMap<String, Proxy> = BTreeMap::new();
-    let mut events = store.subscribe();
-    loop {
-        reconcile(&store, &addresses, &mut proxies).await;
-        if !super::next_change(&mut events, &stopped).await {
-            return;
-        }
+/// One proxy per Service, in step with the Store.
+pub struct Proxies {
+    addresses: Addresses,
+    proxies: BTreeMap<String, Proxy>,
+}
+
+impl Proxies {
+    /// No proxy yet; each Service gets its address from `addresses`.
+    pub fn new(addresses: Addresses) -> Self {
+        Proxies { addresses, proxies: BTreeMap::new() }
     }
 }
 
-async fn reconcile(store: &Store, addresses: &Addresses, proxies: &mut BTreeMap<String, Proxy>) {
-    let Ok(services) = store.list("v1", "Service", None, None) else { return };
-    let Ok(pods) = store.list("v1", "Pod", None, None) else { return };
-    let mut seen = Vec::new();
-    for service in services.iter().filter(|s| !terminating(s)) {
-        let key = format!("{}/{}", namespace(service), name(service));
-        seen.push(key.clone());
-        let Some(ip) = cluster_ip(store, addresses, service) else { continue };
+impl Reconciler for Proxies {
+    const KIND: Kind = ("v1", "Service");
+    /// A Pod turning Ready (or relabelled) may join or leave a Service's backends.
+    const RELATED: &'static [(Kind, Related)] = &[(("v1", "Pod"), Related::Namespace)];
+
+    fn name(&self) -> &'static str {
+        "services"
+    }
+
+    async fn reconcile(&mut self, store: &Store, service: &Value) -> anyhow::Result<()> {
+        let key = key(service);
+        if terminating(service) {
+            self.proxies.remove(&key);
+            return Ok(());
+        }
+        let ip = self.addresses.of(Range::Services, &key).ok_or_else(|| anyhow::anyhow!("no free Service address left"))?;
+        let pods = store.list("v1", "Pod", Some(namespace(service)), None)?;
         let ports: Vec<(u16, Value)> = service["spec"]["ports"]
             .as_array()
             .map(|ports| ports.iter().filter_map(|p| Some((p["port"].as_u64()? as u16, p["targetPort"].clone()))).collect())
@@ -64,15 +75,15 @@ async fn reconcile(store: &Store, addresses: &Addresses, proxies: &mut BTreeMap<
         let selector = &service["spec"]["selector"];
         let mut backends: Vec<Backend> = pods
             .iter()
-            .filter(|p| namespace(p) == namespace(service) && selector_matches(selector, p) && pod_ready(p) && !terminating(p))
+            .filter(|p| selector_matches(selector, p) && pod_ready(p) && !terminating(p))
             .filter_map(|p| Some(Backend { pod: name(p).to_string(), ip: p["status"]["podIP"].as_str()?.parse().ok()? }))
             .collect();
         backends.sort_by(|a, b| a.pod.cmp(&b.pod));
-        let stale = proxies.get(&key).is_some_and(|p| p.ip != ip || p.ports != ports);
+        let stale = self.proxies.get(&key).is_some_and(|p| p.ip != ip || p.ports != ports);
         if stale {
-            proxies.remove(&key);
+            self.proxies.remove(&key);
         }
-        match proxies.get(&key) {
+        match self.proxies.get(&key) {
             Some(proxy) => {
                 proxy.backends.send_if_modified(|current| {
                     let changed = *current != backends;
@@ -88,29 +99,32 @@ async fn reconcile(store: &Store, addresses: &Addresses, proxies: &mut BTreeMap<
                 let mut listeners = Vec::new();
                 for (port, target) in &ports {
                     match TcpListener::bind(SocketAddr::from((ip, *port))).await {
-                        Ok(listener) => listeners.push(tokio::spawn(accept(listener, key.clone(), resolve_target(target, *port, &pods, service), sender.clone()))),
+                        Ok(listener) => {
+                            listeners.push(tokio::spawn(accept(listener, key.clone(), resolve_target(target, *port, &pods, service), sender.clone())))
+                        }
                         Err(e) => tracing::warn!("service {key}: cannot listen on {ip}:{port}: {e}"),
                     }
                 }
-                proxies.insert(key, Proxy { ip, ports, backends: sender, listeners });
+                self.proxies.insert(key, Proxy { ip, ports, backends: sender, listeners });
             }
         }
+        record_cluster_ip(store, service, ip)
     }
-    proxies.retain(|key, _| seen.contains(key));
+
+    fn forget(&mut self, key: &str) {
+        self.proxies.remove(key);
+    }
 }
 
-/// The Service's address: its `spec.clusterIP` if the lab assigned one, else a new one written back.
-fn cluster_ip(store: &Store, addresses: &Addresses, service: &Value) -> Option<Ipv4Addr> {
-    let assigned = addresses.of(Range::Services, &format!("{}/{}", namespace(service), name(service)))?;
-    if service["spec"]["clusterIP"].as_str() != Some(&assigned.to_string()) {
+/// Writes the Service's address to `spec.clusterIP` unless it is there already.
+fn record_cluster_ip(store: &Store, service: &Value, ip: Ipv4Addr) -> anyhow::Result<()> {
+    if service["spec"]["clusterIP"].as_str() != Some(&ip.to_string()) {
         let mut updated = service.clone();
-        updated["spec"]["clusterIP"] = json!(assigned.to_string());
-        updated["spec"]["clusterIPs"] = json!([assigned.to_string()]);
-        if let Err(e) = store.update(updated) {
-            tracing::debug!("service {}: recording clusterIP: {e}", name(service));
-        }
+        updated["spec"]["clusterIP"] = json!(ip.to_string());
+        updated["spec"]["clusterIPs"] = json!([ip.to_string()]);
+        store.update(updated).map_err(|e| anyhow::anyhow!("recording clusterIP: {e}"))?;
     }
-    Some(assigned)
+    Ok(())
 }
 
 /// A numeric targetPort, a named one looked up in the selected Pods'

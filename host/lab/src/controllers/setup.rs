@@ -12,8 +12,9 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use super::kubelet::Kubelet;
+use super::reconciler::{self, Kind, Reconciler, Related};
 use super::statefulset::ordinal;
-use super::{name, namespace, next_change, pod_ready, terminating};
+use super::{name, namespace, pod_ready, terminating};
 use crate::apiserver::Store;
 
 /// Which StatefulSets a setup applies to and how it is recorded.
@@ -34,10 +35,24 @@ pub struct SetUp {
 }
 
 /// A Redis cluster over every member (`redis-cli --cluster create`).
-pub const REDIS_CLUSTER: SetUp = SetUp { what: "forming the Redis cluster", image: "redis:", annotation: "lab.runner.dev/redis-cluster", done: "formed", min_replicas: 3, timeout: Duration::from_secs(120) };
+pub const REDIS_CLUSTER: SetUp = SetUp {
+    what: "forming the Redis cluster",
+    image: "redis:",
+    annotation: "lab.runner.dev/redis-cluster",
+    done: "formed",
+    min_replicas: 3,
+    timeout: Duration::from_secs(120),
+};
 
 /// A MongoDB replica set of every member, with its `root` user.
-pub const MONGO_REPLICA_SET: SetUp = SetUp { what: "initiating the MongoDB replica set", image: "mongo:", annotation: "lab.runner.dev/mongo-replset", done: "initiated", min_replicas: 1, timeout: Duration::from_secs(300) };
+pub const MONGO_REPLICA_SET: SetUp = SetUp {
+    what: "initiating the MongoDB replica set",
+    image: "mongo:",
+    annotation: "lab.runner.dev/mongo-replset",
+    done: "initiated",
+    min_replicas: 1,
+    timeout: Duration::from_secs(300),
+};
 
 impl SetUp {
     /// Whether `set` runs this setup's image.
@@ -52,28 +67,13 @@ impl SetUp {
 
     /// Run `action` over the members of each pending StatefulSet once they
     /// all run and are Ready, until `stopped`; a failed attempt is logged
-    /// and tried again at the next change.
+    /// and tried again (see [`reconciler`]).
     pub async fn run<F, Fut>(self, store: Store, kubelet: Kubelet, stopped: watch::Receiver<bool>, action: F)
     where
-        F: Fn(Vec<MemberSpec>) -> Fut,
-        Fut: Future<Output = Result<(), String>>,
+        F: Fn(Vec<MemberSpec>) -> Fut + Send,
+        Fut: Future<Output = Result<(), String>> + Send,
     {
-        let mut events = store.subscribe();
-        let mut stopping = stopped.clone();
-        loop {
-            let sets = store.list("apps/v1", "StatefulSet", None, None).unwrap_or_default();
-            for set in sets.iter().filter(|s| self.pending(s)) {
-                let Some(members) = self.members(&store, &kubelet, set) else { continue };
-                // Setting up takes seconds: the lab must still be able to stop meanwhile.
-                tokio::select! {
-                    _ = self.attempt(&store, set, action(members)) => {}
-                    _ = stopping.wait_for(|s| *s) => return,
-                }
-            }
-            if !next_change(&mut events, &stopped).await {
-                return;
-            }
-        }
+        reconciler::run(SetUpController { setup: self, kubelet, action }, store, stopped).await;
     }
 
     /// The running members of `set` in ordinal order, once exactly its
@@ -92,19 +92,51 @@ impl SetUp {
         (members.len() == replicas).then_some(members)
     }
 
-    async fn attempt(&self, store: &Store, set: &Value, action: impl Future<Output = Result<(), String>>) {
+    async fn attempt(&self, store: &Store, set: &Value, action: impl Future<Output = Result<(), String>>) -> anyhow::Result<()> {
         let (ns, set_name) = (namespace(set), name(set));
         tracing::info!("{ns}/{set_name}: {}", self.what);
         match tokio::time::timeout(self.timeout, action).await {
             Ok(Ok(())) => {
                 let patch = serde_json::json!({"metadata": {"annotations": {self.annotation: self.done}}}).to_string();
-                if let Err(e) = store.patch("apps/v1", "StatefulSet", Some(ns), set_name, crate::apiserver::PatchType::Merge, patch.as_bytes()) {
-                    tracing::warn!("{ns}/{set_name}: recording `{}`: {e}", self.done);
-                }
+                store
+                    .patch("apps/v1", "StatefulSet", Some(ns), set_name, crate::apiserver::PatchType::Merge, patch.as_bytes())
+                    .map_err(|e| anyhow::anyhow!("recording `{}`: {e}", self.done))?;
                 tracing::info!("{ns}/{set_name}: {}", self.done);
+                Ok(())
             }
-            Ok(Err(e)) => tracing::warn!("{ns}/{set_name}: {}: {e}", self.what),
-            Err(_) => tracing::warn!("{ns}/{set_name}: {} timed out after {} s", self.what, self.timeout.as_secs()),
+            Ok(Err(e)) => Err(anyhow::anyhow!("{}: {e}", self.what)),
+            Err(_) => Err(anyhow::anyhow!("{} timed out after {} s", self.what, self.timeout.as_secs())),
+        }
+    }
+}
+
+/// A setup as a controller of StatefulSets.
+struct SetUpController<F> {
+    setup: SetUp,
+    kubelet: Kubelet,
+    action: F,
+}
+
+impl<F, Fut> Reconciler for SetUpController<F>
+where
+    F: Fn(Vec<MemberSpec>) -> Fut + Send,
+    Fut: Future<Output = Result<(), String>> + Send,
+{
+    const KIND: Kind = ("apps/v1", "StatefulSet");
+    /// The last member turning Ready is what lets a setup start.
+    const RELATED: &'static [(Kind, Related)] = &[(("v1", "Pod"), Related::Owner)];
+
+    fn name(&self) -> &'static str {
+        self.setup.what
+    }
+
+    async fn reconcile(&mut self, store: &Store, set: &Value) -> anyhow::Result<()> {
+        if !self.setup.pending(set) {
+            return Ok(());
+        }
+        match self.setup.members(store, &self.kubelet, set) {
+            Some(members) => self.setup.attempt(store, set, (self.action)(members)).await,
+            None => Ok(()),
         }
     }
 }

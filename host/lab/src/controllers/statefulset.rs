@@ -5,9 +5,10 @@
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
-use super::{name, namespace, pod_ready, terminating};
+use super::reconciler::{Kind, Reconciler, Related};
+use super::{ignore_not_found, name, namespace, pod_ready, terminating};
 use crate::apiserver::Store;
 
 /// The label every StatefulSet Pod carries with its own name.
@@ -56,53 +57,62 @@ pub fn pod_for(statefulset: &Value, ordinal: u32) -> Value {
     })
 }
 
-/// One pass over every StatefulSet.
-pub async fn reconcile(store: Store) {
-    let Ok(sets) = store.list("apps/v1", "StatefulSet", None, None) else { return };
-    for set in sets {
-        reconcile_one(&store, &set);
+/// Keeps each StatefulSet's Pods and status in line with its spec.
+pub struct StatefulSets;
+
+impl Reconciler for StatefulSets {
+    const KIND: Kind = ("apps/v1", "StatefulSet");
+    /// A member turning Ready lets the next one start; a deleted one is replaced.
+    const RELATED: &'static [(Kind, Related)] = &[(("v1", "Pod"), Related::Owner)];
+
+    fn name(&self) -> &'static str {
+        "statefulset"
+    }
+
+    /// Creates or deletes at most one Pod, then records the status, which
+    /// is kept current even when that Pod could not be created or deleted.
+    async fn reconcile(&mut self, store: &Store, set: &Value) -> anyhow::Result<()> {
+        let all = store.list("v1", "Pod", Some(namespace(set)), None)?;
+        let owned: Vec<&Value> = all.iter().filter(|p| ordinal(name(set), name(p)).is_some() && owned_by(p, set)).collect();
+        let scaled = if terminating(set) { Ok(()) } else { scale(store, set, &all, &owned) };
+        let recorded = record_status(store, set, &owned);
+        scaled.and(recorded)
     }
 }
 
-fn reconcile_one(store: &Store, set: &Value) {
-    let set_name = name(set);
-    let ns = namespace(set);
+/// Scale up (or replace a deleted Pod): the lowest missing ordinal, once
+/// every lower one is Ready. Scale down: the highest ordinal first, one at a time.
+fn scale(store: &Store, set: &Value, all: &[Value], owned: &[&Value]) -> anyhow::Result<()> {
+    let (ns, set_name) = (namespace(set), name(set));
     let replicas = set["spec"]["replicas"].as_u64().unwrap_or(1) as u32;
-    let Ok(all) = store.list("v1", "Pod", Some(ns), None) else { return };
-    let owned: Vec<&Value> = all.iter().filter(|p| ordinal(set_name, name(p)).is_some() && owned_by(p, set)).collect();
     let by_ordinal = |n: u32| owned.iter().find(|p| ordinal(set_name, name(p)) == Some(n)).copied();
-
-    if !terminating(set) {
-        // Scale up (or replace a deleted Pod): the lowest missing ordinal, once
-        // every lower one is Ready.
-        for n in 0..replicas {
-            match by_ordinal(n) {
-                Some(pod) if pod_ready(pod) && !terminating(pod) => continue,
-                Some(_) => break,
-                None => {
-                    // A Pod of the same name still terminating blocks its replacement.
-                    if all.iter().any(|p| name(p) == format!("{set_name}-{n}")) {
-                        break;
-                    }
-                    match store.create(pod_for(set, n)) {
-                        Ok(_) => tracing::info!("statefulset {ns}/{set_name}: created pod {set_name}-{n}"),
-                        Err(e) => tracing::warn!("statefulset {ns}/{set_name}: creating pod {set_name}-{n}: {e}"),
-                    }
+    for n in 0..replicas {
+        match by_ordinal(n) {
+            Some(pod) if pod_ready(pod) && !terminating(pod) => continue,
+            Some(_) => break,
+            None => {
+                // A Pod of the same name still terminating blocks its replacement.
+                if all.iter().any(|p| name(p) == format!("{set_name}-{n}")) {
                     break;
                 }
+                store.create(pod_for(set, n)).map_err(|e| anyhow::anyhow!("creating pod {set_name}-{n}: {e}"))?;
+                tracing::info!("statefulset {ns}/{set_name}: created pod {set_name}-{n}");
+                break;
             }
         }
-        // Scale down: the highest ordinal first, one at a time.
-        let surplus = owned.iter().filter(|p| ordinal(set_name, name(p)).is_some_and(|n| n >= replicas)).max_by_key(|p| ordinal(set_name, name(p)));
-        if let Some(pod) = surplus
-            && !terminating(pod)
-            && !owned.iter().any(|p| terminating(p))
-        {
-            let _ = store.delete("v1", "Pod", Some(ns), name(pod), None);
-            tracing::info!("statefulset {ns}/{set_name}: scaling down, deleting {}", name(pod));
-        }
     }
+    let surplus = owned.iter().filter(|p| ordinal(set_name, name(p)).is_some_and(|n| n >= replicas)).max_by_key(|p| ordinal(set_name, name(p)));
+    if let Some(pod) = surplus
+        && !terminating(pod)
+        && !owned.iter().any(|p| terminating(p))
+    {
+        ignore_not_found(store.delete("v1", "Pod", Some(ns), name(pod), None)).map_err(|e| anyhow::anyhow!("scaling down, deleting {}: {e}", name(pod)))?;
+        tracing::info!("statefulset {ns}/{set_name}: scaling down, deleting {}", name(pod));
+    }
+    Ok(())
+}
 
+fn record_status(store: &Store, set: &Value, owned: &[&Value]) -> anyhow::Result<()> {
     let current = revision(set);
     let live: Vec<&&Value> = owned.iter().filter(|p| !terminating(p)).collect();
     let ready = live.iter().filter(|p| pod_ready(p)).count();
@@ -121,8 +131,9 @@ fn reconcile_one(store: &Store, set: &Value) {
     if set["status"] != status {
         let mut with_status = set.clone();
         with_status["status"] = status;
-        let _ = store.update_status(with_status);
+        store.update_status(with_status)?;
     }
+    Ok(())
 }
 
 fn owned_by(pod: &Value, set: &Value) -> bool {

@@ -92,10 +92,8 @@ impl Lab {
     /// A raw HTTP request over plain HTTP with the token.
     pub async fn http(&self, method: reqwest::Method, path: &str, content_type: &str, body: Option<String>) -> (u16, Value) {
         let client = reqwest::Client::new();
-        let mut req = client
-            .request(method, format!("{}{path}", self.http))
-            .header("Authorization", format!("Bearer {TOKEN}"))
-            .header("Content-Type", content_type);
+        let mut req =
+            client.request(method, format!("{}{path}", self.http)).header("Authorization", format!("Bearer {TOKEN}")).header("Content-Type", content_type);
         if let Some(b) = body {
             req = req.body(b);
         }
