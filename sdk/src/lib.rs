@@ -34,17 +34,27 @@
 //!
 //! Build with `cargo build --release --target wasm32-wasip2`; the `.wasm` in
 //! `target/wasm32-wasip2/release/` is the component.
+//!
+//! A pattern adds steps ([`step`]), gates run as steps ([`gate_step`],
+//! [`preflight_gate`], [`GateCall`]) and waits that ride out a member's
+//! restart ([`wait_for`], [`Poll`]).
+
+#![warn(missing_docs)]
 
 pub mod bindings;
 mod check;
 mod helpers;
+mod steps;
+mod wait;
 
 pub use bindings::gate::export_gate;
 pub use bindings::pattern::export_pattern;
 pub use check::Check;
 /// The JSON crate the payloads are parsed with, so policies need not depend on it.
 pub use serde_json;
-pub use helpers::{get_json, list_json, parse_config, pod_is_ready, step, wait_until};
+pub use helpers::{get_json, list_json, parse_config, pod_is_ready};
+pub use steps::{gate_step, preflight_gate, step, DryRun, GateCall};
+pub use wait::{wait_for, wait_until, Poll};
 
 /// The shared types: [`Error`], [`ErrorCode`], [`Verdict`], [`Outcome`].
 pub use bindings::imports::runner::policy::types::{Error, ErrorCode, Outcome, Verdict};
@@ -68,7 +78,7 @@ pub mod pattern {
 pub mod prelude {
     pub use crate::kube::{ListOptions, ObjectRef};
     pub use crate::{clock, kube, report, Check, Error, ErrorCode, Outcome, Verdict};
-    pub use crate::{get_json, list_json, parse_config, pod_is_ready, step, wait_until};
+    pub use crate::{get_json, list_json, parse_config, pod_is_ready, step, wait_for, wait_until, Poll};
     pub use serde_json::{json, Value};
 }
 
