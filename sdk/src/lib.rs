@@ -53,7 +53,7 @@ pub use check::Check;
 /// The JSON crate the payloads are parsed with, so policies need not depend on it.
 pub use serde_json;
 pub use helpers::{get_json, list_json, parse_config, pod_is_ready};
-pub use steps::{gate_step, preflight_gate, step, DryRun, GateCall};
+pub use steps::{gate_input, gate_step, preflight_gate, step, DryRun, GateCall};
 pub use wait::{wait_for, wait_until, Poll};
 
 /// The shared types: [`Error`], [`ErrorCode`], [`Verdict`], [`Outcome`].

@@ -80,6 +80,17 @@ pub fn gate_step(slot: &str, input: &str) -> GateCall {
     call
 }
 
+/// A gate's input: the operator's JSON object (`text`; empty means `{}`)
+/// with the pattern's own facts (`defaults`) added where the operator gave none.
+pub fn gate_input(text: &str, defaults: &[(&str, Value)]) -> Result<String, Error> {
+    let mut input: Value = serde_json::from_str(if text.trim().is_empty() { "{}" } else { text }).map_err(|e| Error::invalid(format!("gate input `{text}` is not JSON: {e}")))?;
+    let object = input.as_object_mut().ok_or_else(|| Error::invalid(format!("gate input `{text}` is not a JSON object")))?;
+    for (key, value) in defaults {
+        object.entry(*key).or_insert_with(|| value.clone());
+    }
+    Ok(input.to_string())
+}
+
 /// The gate a pattern runs before it changes anything, as a step: `None`
 /// to go on, else how the run ends. A gate that refused ends it
 /// `rolled-back` with nothing changed; any other error ends it with that error.
@@ -132,5 +143,35 @@ impl DryRun {
     /// What a pattern's summary adds in a dry run (empty otherwise).
     pub fn summary_note(&self) -> &'static str {
         if self.0.get() { " (dry run: planned, not done)" } else { "" }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn gate_input_adds_only_what_is_missing() {
+        let text = gate_input(r#"{"namespace":"db"}"#, &[("namespace", json!("")), ("masters", json!(3))]).unwrap();
+        assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), json!({"namespace": "db", "masters": 3}));
+        assert_eq!(gate_input(" ", &[("statefulset", json!("mongo"))]).unwrap(), r#"{"statefulset":"mongo"}"#);
+        assert_eq!(gate_input("[1]", &[]).unwrap_err().code, ErrorCode::Invalid);
+        assert_eq!(gate_input("nope", &[]).unwrap_err().code, ErrorCode::Invalid);
+    }
+
+    #[test]
+    fn a_failing_verdict_is_an_internal_error_naming_the_slot() {
+        let verdict = |outcome| Verdict { outcome, reasons: vec!["pg-1: lag 3 s".into(), "no backup".into()], evidence: "{}".into() };
+        let failed = GateCall::Failed(verdict(Outcome::Fail));
+        assert!(failed.refused());
+        let e = failed.into_result("preflight").unwrap_err();
+        assert_eq!((e.code, e.message.as_str()), (ErrorCode::Internal, "gate `preflight` failed: pg-1: lag 3 s; no backup"));
+        let passed = GateCall::Passed(verdict(Outcome::Warn));
+        assert!(!passed.refused());
+        assert_eq!(passed.into_result("post").unwrap().outcome, Outcome::Warn);
+        // Contract 0.1 reports a crashed gate as `internal`: it refuses like a failing one.
+        assert!(GateCall::Host(Error::internal("gate `post`: wasm trap")).refused());
+        assert!(!GateCall::Host(Error::new(ErrorCode::Denied, "gates:run:post not granted")).refused());
     }
 }

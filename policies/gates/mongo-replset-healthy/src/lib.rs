@@ -4,7 +4,8 @@
 
 use mongo_common::cluster;
 use mongo_common::rs::{self, ConfigMember, Status, RECOVERING, ROLLBACK, STARTUP2};
-use pg_common::text::millis;
+use kube_common::text::millis;
+use kube_common::StatefulSet;
 use runner_sdk::prelude::*;
 use serde::Deserialize;
 
@@ -121,8 +122,9 @@ struct Gate;
 impl runner_sdk::gate::Guest for Gate {
     fn evaluate(config: String) -> Result<Verdict, Error> {
         let config: Config = parse_config(&config)?;
-        let set = pg_common::cluster::statefulset(&config.namespace, &config.statefulset)?;
-        let pods: Vec<_> = pg_common::cluster::pods(&config.namespace, &set)?.into_values().collect();
+        let members = StatefulSet::new(&config.namespace, &config.statefulset);
+        let set = members.read()?;
+        let pods = members.pods_of(&set)?;
         let index = cluster::pod_index(&pods);
         let mut check = Check::new();
         let (answered, status) = match cluster::status(&pods) {

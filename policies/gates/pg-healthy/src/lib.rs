@@ -3,7 +3,7 @@
 //! Service pointing at it, and (optionally) one table's row count equal on
 //! every member once replay has caught up.
 
-use pg_common::cluster::{self, Pod};
+use kube_common::{service_target, StatefulSet, POD_NAME_LABEL};
 use pg_common::pg::{self, Standby, State, CAUGHT_UP_SQL};
 use pg_common::rows;
 use runner_sdk::prelude::*;
@@ -176,9 +176,10 @@ impl runner_sdk::gate::Guest for Gate {
     fn evaluate(config: String) -> Result<Verdict, Error> {
         let config: Config = parse_config(&config)?;
         let ns = &config.namespace;
-        let set = cluster::statefulset(ns, &config.statefulset)?;
-        let pods: Vec<Pod> = cluster::pods(ns, &set)?.into_values().collect();
-        let target = cluster::service_target(ns, &config.service)?;
+        let members = StatefulSet::new(ns, &config.statefulset);
+        let set = members.read()?;
+        let pods = members.pods_of(&set)?;
+        let target = service_target(ns, &config.service)?;
         let primary = pg::confirm_primary(&pg::primary_candidates(&config.primary, &pods, target.as_deref()))?;
         let mut check = Check::new();
         check.evidence("primary", &primary);
@@ -191,7 +192,7 @@ impl runner_sdk::gate::Guest for Gate {
                 check.fail(format!("Service {} selects {t}, not the primary {primary}", config.service));
             }
             None => {
-                check.fail(format!("Service {} selects no member by {}", config.service, cluster::POD_NAME_LABEL));
+                check.fail(format!("Service {} selects no member by {}", config.service, POD_NAME_LABEL));
             }
         }
         let expected: Vec<(String, Option<String>)> = (0..set.replicas)

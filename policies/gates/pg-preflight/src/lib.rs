@@ -2,9 +2,9 @@
 //! Enough synchronous standbys, each close behind in time and bytes, and a
 //! recent completed backup.
 
-use pg_common::cluster::{self, Pod};
+use kube_common::text::{bytes, millis, parse_timestamp_ms};
+use kube_common::{job_ref, service_target, Pod, StatefulSet};
 use pg_common::pg::{self, Standby};
-use pg_common::text::{bytes, millis, parse_timestamp_ms};
 use runner_sdk::prelude::*;
 use serde::Deserialize;
 
@@ -160,9 +160,9 @@ impl runner_sdk::gate::Guest for Gate {
     fn evaluate(config: String) -> Result<Verdict, Error> {
         let config: Config = parse_config(&config)?;
         let ns = &config.namespace;
-        let set = cluster::statefulset(ns, &config.statefulset)?;
-        let pods: Vec<Pod> = cluster::pods(ns, &set)?.into_values().collect();
-        let target = cluster::service_target(ns, &config.service)?;
+        let members = StatefulSet::new(ns, &config.statefulset);
+        let pods = members.pods()?;
+        let target = service_target(ns, &config.service)?;
         let primary = pg::confirm_primary(&pg::primary_candidates(&config.primary, &pods, target.as_deref()))?;
         let mut check = Check::new();
         check.evidence("primary", &primary);
@@ -181,7 +181,7 @@ impl runner_sdk::gate::Guest for Gate {
         if config.backup_job.is_empty() {
             check.warn("backup check skipped: config backup-job is empty");
         } else {
-            let job = get_json(&cluster::job_ref(ns, &config.backup_job));
+            let job = get_json(&job_ref(ns, &config.backup_job));
             judge_backup(&mut check, &config, job, clock::now());
         }
         Ok(check.verdict())

@@ -4,6 +4,7 @@
 //! whose replication offset is within a bound of its own, and no member
 //! sees any node flagged fail or pfail.
 
+use kube_common::StatefulSet;
 use redis_common::cluster;
 use redis_common::health::{self, Limits};
 use runner_sdk::prelude::*;
@@ -69,8 +70,7 @@ struct Config {
 struct RedisClusterHealthy;
 
 fn look(cfg: &Config, limits: &Limits) -> Result<Check, Error> {
-    let (_, selector) = cluster::statefulset(&cfg.namespace, &cfg.statefulset)?;
-    let pods = cluster::pods(&cfg.namespace, &cfg.statefulset, &selector)?;
+    let pods = StatefulSet::new(&cfg.namespace, &cfg.statefulset).pods()?;
     let mut check = Check::new();
     if pods.is_empty() {
         check.fail(format!("StatefulSet {} has no Pods", cfg.statefulset));

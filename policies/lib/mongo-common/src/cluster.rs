@@ -1,7 +1,7 @@
 //! The replica set as the host shows it: the StatefulSet's Pods, and the
 //! replica-set status asked of whichever member answers (the primary first).
 
-use pg_common::cluster::Pod;
+use kube_common::Pod;
 use runner_sdk::mongo_read;
 use runner_sdk::prelude::*;
 

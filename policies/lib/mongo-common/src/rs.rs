@@ -8,7 +8,7 @@
 //! the canonical forms (`{"$numberLong": "3"}`, `{"$date": {"$numberLong":
 //! "..."}}`) are read too, so hand-written sessions may use either.
 
-use pg_common::text::parse_timestamp_ms;
+use kube_common::text::parse_timestamp_ms;
 use serde_json::Value;
 
 /// `replSetGetStatus` `members[].state` values (MongoDB's documented member states).

@@ -4,12 +4,13 @@
 
 use std::cell::Cell;
 
-use runner_sdk::kube_write::{self, PatchType};
+use kube_common::{merge_patch, namespace, service_ref, service_target, Pod, StatefulSet, POD_NAME_LABEL};
+use runner_sdk::kube_write;
 use runner_sdk::prelude::*;
-use runner_sdk::{postgres_write, wait_until};
+use runner_sdk::{postgres_write, DryRun};
+use serde::Deserialize;
 
-use crate::cluster::{self, namespace, Pod, Set, POD_NAME_LABEL};
-use crate::pg::{self, Standby, State};
+use crate::pg::{self, port, Standby, State, DEFAULT_PORT};
 use crate::text::{self, slot_name};
 
 /// The script `kube-write.exec` runs in a member's Pod to make it a standby.
@@ -48,21 +49,33 @@ pub const RELOAD_SQL: &str = "SELECT pg_reload_conf()";
 /// into every new clone, where they would override the clone's own.
 pub const FORGET_UPSTREAM_SQL: [&str; 3] = ["ALTER SYSTEM RESET primary_conninfo", "ALTER SYSTEM RESET primary_slot_name", "SELECT pg_reload_conf()"];
 
-/// Whether a call failed for good (no retry can help).
-fn fatal(e: &Error) -> bool {
-    matches!(e.code, ErrorCode::Denied | ErrorCode::Invalid)
+/// The configuration both PostgreSQL patterns take (their manifests
+/// declare these keys; each pattern adds its own).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Settings {
+    pub statefulset: String,
+    pub service: String,
+    pub namespace: String,
+    pub container: String,
+    pub password_env: String,
+    pub replication_user: String,
+    pub rewind_user: String,
+    pub write_check_table: String,
+    pub catch_up_timeout: u64,
+    pub stop_timeout: u64,
+    pub promote_timeout: u64,
+    pub stream_timeout: u64,
+    pub rejoin_timeout: u64,
+    pub write_timeout: u64,
+    pub poll_interval: u64,
+    pub paused_poll_interval: u64,
 }
 
-/// The answer of one poll.
-pub enum Poll {
-    Done,
-    NotYet(String),
-}
-
-/// Settings shared by the PostgreSQL patterns, and whether this is a dry run.
+/// What the PostgreSQL patterns work with: the members, the Service, the
+/// settings, and whether this is a dry run.
 pub struct Ctx {
-    pub ns: String,
-    pub set: String,
+    pub set: StatefulSet,
     pub service: String,
     pub container: Option<String>,
     pub password_env: String,
@@ -78,39 +91,49 @@ pub struct Ctx {
     pub rejoin_timeout_ms: u64,
     pub promote_timeout_ms: u64,
     pub write_timeout_ms: u64,
-    /// Set once a mutation comes back as planned (`--dry-run`): from then on
-    /// nothing waits for a change that will not happen.
-    pub dry: Cell<bool>,
+    /// From the first planned mutation on, nothing waits for a change that will not happen.
+    pub dry: DryRun,
 }
 
 impl Ctx {
+    /// The context for `settings`; refuses a `password-env` that is not a variable name.
+    pub fn new(settings: &Settings) -> Result<Ctx, Error> {
+        let env = &settings.password_env;
+        if env.is_empty() || !env.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return Err(Error::invalid(format!("password-env `{env}` is not an environment variable name")));
+        }
+        Ok(Ctx {
+            set: StatefulSet::new(&settings.namespace, &settings.statefulset),
+            service: settings.service.clone(),
+            container: (!settings.container.is_empty()).then(|| settings.container.clone()),
+            password_env: settings.password_env.clone(),
+            replication_user: settings.replication_user.clone(),
+            rewind_user: settings.rewind_user.clone(),
+            write_check_table: settings.write_check_table.clone(),
+            poll_ms: settings.poll_interval.max(10),
+            paused_poll_ms: settings.paused_poll_interval.clamp(5, settings.poll_interval.max(10)),
+            writes_paused: Cell::new(false),
+            stream_timeout_ms: settings.stream_timeout,
+            rejoin_timeout_ms: settings.rejoin_timeout,
+            promote_timeout_ms: settings.promote_timeout,
+            write_timeout_ms: settings.write_timeout,
+            dry: DryRun::default(),
+        })
+    }
+
     pub fn log(&self, level: report::Level, message: &str) {
         report::log(level, message);
     }
 
-    /// Poll `condition` through the SDK's `wait_until` until it is done.
-    /// Errors other than a refusal count as "not yet" (a member restarting
-    /// does not answer); the last one is quoted if time runs out.
-    pub fn wait(&self, what: &str, timeout_ms: u64, mut condition: impl FnMut() -> Result<Poll, Error>) -> Result<(), Error> {
-        if self.dry.get() {
+    /// [`wait_for`] on `condition`, looking more often while writes are
+    /// paused; in a dry run, not at all.
+    pub fn wait(&self, what: &str, timeout_ms: u64, condition: impl FnMut() -> Result<Poll<()>, Error>) -> Result<(), Error> {
+        if self.dry.active() {
             self.log(report::Level::Info, &format!("dry run: not waiting for {what}"));
             return Ok(());
         }
-        let mut last = String::new();
         let interval = if self.writes_paused.get() { self.paused_poll_ms } else { self.poll_ms };
-        let result = wait_until(what, timeout_ms, interval, || match condition() {
-            Ok(Poll::Done) => Ok(Some(())),
-            Ok(Poll::NotYet(why)) => {
-                last = why;
-                Ok(None)
-            }
-            Err(e) if fatal(&e) => Err(e),
-            Err(e) => {
-                last = e.message;
-                Ok(None)
-            }
-        });
-        result.map_err(|e| if e.code == ErrorCode::Timeout && !last.is_empty() { Error::timeout(format!("{}; last seen: {last}", e.message)) } else { e })
+        wait_for(what, timeout_ms, interval, condition)
     }
 
     /// Run one statement on `member`; errors name the member and the statement.
@@ -121,7 +144,7 @@ impl Ctx {
 
     /// Run a command in a member's Pod; a non-zero exit is an error quoting stderr.
     pub fn exec(&self, pod: &str, command: &[String]) -> Result<String, Error> {
-        let ns = namespace(&self.ns);
+        let ns = namespace(&self.set.namespace);
         let out = kube_write::exec(ns.as_deref(), pod, self.container.as_deref(), command).map_err(|e| Error::new(e.code, format!("exec in {pod}: {}", e.message)))?;
         if out.exit_code != 0 {
             let stderr = out.stderr.trim();
@@ -131,43 +154,29 @@ impl Ctx {
         Ok(out.stdout)
     }
 
-    pub fn set_ref(&self) -> ObjectRef {
-        cluster::set_ref(&self.ns, &self.set)
-    }
-
-    pub fn statefulset(&self) -> Result<Set, Error> {
-        cluster::statefulset(&self.ns, &self.set)
-    }
-
     pub fn pods(&self) -> Result<Vec<Pod>, Error> {
-        let set = self.statefulset()?;
-        Ok(cluster::pods(&self.ns, &set)?.into_values().collect())
+        self.set.pods()
     }
 
     pub fn pod(&self, name: &str) -> Result<Option<Pod>, Error> {
-        cluster::pod(&self.ns, &self.set, name)
+        self.set.pod(name)
     }
 
-    /// A merge patch; the answer tells a dry run apart: a planned patch is
-    /// answered with the patch itself, which has no resourceVersion.
+    /// A merge patch; its answer tells a dry run apart.
     pub fn patch(&self, object: &ObjectRef, body: &Value) -> Result<Value, Error> {
-        let answer = kube_write::patch(object, PatchType::Merge, &body.to_string()).map_err(|e| Error::new(e.code, format!("patch {} {}: {}", object.kind, object.name, e.message)))?;
-        let answer: Value = serde_json::from_str(&answer).unwrap_or(Value::Null);
-        if answer["metadata"]["resourceVersion"].is_null() && !self.dry.get() {
-            self.dry.set(true);
-            self.log(report::Level::Info, "dry run: mutations are planned, not made; waits are skipped and the rest of the plan assumes each step succeeds");
-        }
+        let answer = merge_patch(object, body)?;
+        self.dry.notice(&answer);
         Ok(answer)
     }
 
     /// Point the primary Service at `member`.
     pub fn repoint_service(&self, member: &str) -> Result<(), Error> {
         let body = json!({"spec": {"selector": {POD_NAME_LABEL: member}}});
-        self.patch(&cluster::service_ref(&self.ns, &self.service), &body).map(|_| ())
+        self.patch(&service_ref(&self.set.namespace, &self.service), &body).map(|_| ())
     }
 
     pub fn service_target(&self) -> Result<Option<String>, Error> {
-        cluster::service_target(&self.ns, &self.service)
+        service_target(&self.set.namespace, &self.service)
     }
 
     /// Fence a primary and wait until new sessions see the fence.
@@ -176,7 +185,7 @@ impl Ctx {
             self.execute(member, sql, &[])?;
         }
         self.wait(&format!("{member} to refuse writes (default_transaction_read_only = on)"), self.promote_timeout_ms, || {
-            Ok(if pg::state(member)?.read_only { Poll::Done } else { Poll::NotYet(format!("{member}: default_transaction_read_only still off")) })
+            Ok(if pg::state(member)?.read_only { Poll::Done(()) } else { Poll::NotYet(format!("{member}: default_transaction_read_only still off")) })
         })
     }
 
@@ -200,7 +209,7 @@ impl Ctx {
     /// The exec command that makes `member` a standby of `upstream`.
     pub fn standby_command(&self, mode: &str, member: &str, upstream: &Pod) -> Vec<String> {
         let host = upstream.ip.clone().unwrap_or_else(|| format!("<{} Pod IP>", upstream.name));
-        let args = ["sh", "-c", STANDBY_SCRIPT, "sh", mode, &host, &upstream.port.to_string(), &self.replication_user, &slot_name(member), member, &self.password_env, &self.rewind_user];
+        let args = ["sh", "-c", STANDBY_SCRIPT, "sh", mode, &host, &port(upstream).to_string(), &self.replication_user, &slot_name(member), member, &self.password_env, &self.rewind_user];
         args.iter().map(|a| a.to_string()).collect()
     }
 
@@ -244,10 +253,10 @@ impl Ctx {
     /// stream timeout and its server runs, rewind it once and wait again.
     pub fn ensure_following(&self, member: &str, primary: &Pod) -> Result<(), Error> {
         let what = format!("{member} to stream from {}", primary.name);
-        let poll = || -> Result<Poll, Error> {
+        let poll = || -> Result<Poll<()>, Error> {
             let ip = self.pod(member)?.and_then(|p| p.ip);
             Ok(match self.streams_from(&primary.name, member, ip.as_deref())? {
-                Some(_) => Poll::Done,
+                Some(_) => Poll::Done(()),
                 None => Poll::NotYet(format!("{member} is not in {}'s pg_stat_replication as streaming", primary.name)),
             })
         };
@@ -266,7 +275,7 @@ impl Ctx {
     pub fn promote(&self, member: &str) -> Result<(), Error> {
         self.execute(member, PROMOTE_SQL, &[])?;
         self.wait(&format!("{member} to leave recovery"), self.promote_timeout_ms, || {
-            Ok(if pg::state(member)?.in_recovery { Poll::NotYet(format!("{member}: pg_is_in_recovery() still true")) } else { Poll::Done })
+            Ok(if pg::state(member)?.in_recovery { Poll::NotYet(format!("{member}: pg_is_in_recovery() still true")) } else { Poll::Done(()) })
         })?;
         self.unfence(member)?;
         self.forget_upstream(member)
@@ -298,7 +307,7 @@ impl Ctx {
         }
         let create = format!("CREATE TABLE IF NOT EXISTS {table} (id bigserial PRIMARY KEY, member text NOT NULL, at timestamptz NOT NULL DEFAULT now())");
         let insert = format!("INSERT INTO {table} (member) VALUES ($1::text)");
-        if self.dry.get() {
+        if self.dry.active() {
             // Shown in the plan; nothing to wait for.
             self.execute(member, &create, &[])?;
             self.execute(member, &insert, &[member])?;
@@ -307,49 +316,31 @@ impl Ctx {
         self.wait(&format!("{member} to commit a write to {table}"), self.write_timeout_ms, || {
             self.execute(member, &create, &[])?;
             let rows = self.execute(member, &insert, &[member])?;
-            Ok(if rows == 1 || self.dry.get() { Poll::Done } else { Poll::NotYet(format!("{member}: the insert affected {rows} rows")) })
+            Ok(if rows == 1 || self.dry.active() { Poll::Done(()) } else { Poll::NotYet(format!("{member}: the insert affected {rows} rows")) })
         })
     }
 
     /// Wait until the Pod of `member` is gone, or back under a new uid.
     pub fn wait_pod_replaced(&self, member: &str, old_uid: &str, timeout_ms: u64) -> Result<(), Error> {
-        self.wait(&format!("{member}'s server to stop (Pod {old_uid} gone)"), timeout_ms, || {
-            Ok(match self.pod(member)? {
-                Some(p) if p.uid == old_uid => Poll::NotYet(format!("{member}: Pod still there{}", if p.terminating { ", terminating" } else { "" })),
-                _ => Poll::Done,
-            })
-        })
+        self.wait(&format!("{member}'s server to stop (Pod {old_uid} gone)"), timeout_ms, || self.set.pod_gone(member, old_uid))
     }
 
     /// Wait until `member`'s Pod is Ready, and (given a pool) on a Node of it.
     pub fn wait_pod_ready(&self, member: &str, pool: Option<(&str, &str)>, timeout_ms: u64) -> Result<Pod, Error> {
-        self.wait(&format!("{member} to be Ready{}", pool.map(|(_, v)| format!(" on pool {v}")).unwrap_or_default()), timeout_ms, || {
-            let Some(pod) = self.pod(member)? else { return Ok(Poll::NotYet(format!("{member}: no Pod yet"))) };
-            if !pod.ready || pod.terminating {
-                return Ok(Poll::NotYet(format!("{member}: not Ready")));
-            }
-            if let Some((label, value)) = pool {
-                let pools = cluster::node_pools(label)?;
-                let here = pod.node.as_ref().and_then(|n| pools.get(n)).cloned().unwrap_or_default();
-                if here != value {
-                    return Ok(Poll::NotYet(format!("{member} runs on {} in pool `{here}`, not `{value}`", pod.node.as_deref().unwrap_or("no node"))));
-                }
-            }
-            Ok(Poll::Done)
-        })?;
+        self.wait(&format!("{member} to be Ready{}", pool.map(|(_, v)| format!(" on pool {v}")).unwrap_or_default()), timeout_ms, || self.set.pod_ready(member, pool))?;
         Ok(self.pod(member)?.unwrap_or_else(|| self.placeholder(member)))
     }
 
     /// A stand-in for a Pod that does not exist yet in a dry run.
     pub fn placeholder(&self, member: &str) -> Pod {
-        Pod { name: member.to_string(), ordinal: text::ordinal(&self.set, member).unwrap_or_default(), port: 5432, ..Default::default() }
+        Pod { name: member.to_string(), ordinal: self.set.ordinal(member).unwrap_or_default(), container_port: Some(DEFAULT_PORT), ..Default::default() }
     }
 
     /// The Pod of `member`, or a stand-in in a dry run.
     pub fn pod_or_placeholder(&self, member: &str) -> Result<Pod, Error> {
         match self.pod(member)? {
             Some(pod) => Ok(pod),
-            None if self.dry.get() => Ok(self.placeholder(member)),
+            None if self.dry.active() => Ok(self.placeholder(member)),
             None => Err(Error::new(ErrorCode::NotFound, format!("{member}: no such Pod"))),
         }
     }

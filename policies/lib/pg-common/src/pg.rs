@@ -4,7 +4,7 @@
 
 use runner_sdk::{postgres_read, Error, ErrorCode};
 
-use crate::cluster::Pod;
+use kube_common::Pod;
 use crate::rows::{self, Row};
 use crate::text::parse_lsn;
 
@@ -33,6 +33,14 @@ current_setting('synchronous_commit') AS sync_commit, \
 
 /// Whether a standby has replayed up to an LSN taken on the primary.
 pub const CAUGHT_UP_SQL: &str = "SELECT pg_last_wal_replay_lsn() >= $1::text::pg_lsn AS caught_up, pg_last_wal_replay_lsn()::text AS replay_lsn";
+
+/// The port a member's server listens on, as its Pod declares it.
+pub fn port(pod: &Pod) -> u16 {
+    pod.container_port.unwrap_or(DEFAULT_PORT)
+}
+
+/// PostgreSQL's own default, for a Pod that declares no port.
+pub const DEFAULT_PORT: u16 = 5432;
 
 /// Run a read-only query on `member`; errors name the member.
 pub fn query(member: &str, sql: &str, params: &[&str]) -> Result<Vec<Row>, Error> {

@@ -5,18 +5,16 @@
 
 mod plan;
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 
+use kube_common::text::millis;
+use kube_common::{NodePools, Pod, PoolPin, StatefulSet};
 use mongo_common::cluster;
 use mongo_common::rs::{self, classify_stepdown, StepDownError};
-use pg_common::cluster::{node_pools, pod_ref, set_ref, Pod};
-use pg_common::text::{millis, ordinal};
 use plan::{Action, Snapshot};
-use runner_sdk::kube_write::{self, PatchType};
-use runner_sdk::mongo_write;
-use runner_sdk::pattern::{PatternResult, PatternStatus};
+use runner_sdk::pattern::PatternResult;
 use runner_sdk::prelude::*;
-use runner_sdk::wait_until;
+use runner_sdk::{gate_input, gate_step, mongo_write, preflight_gate, DryRun};
 use serde::Deserialize;
 
 runner_sdk::manifest!(
@@ -197,40 +195,19 @@ impl Config {
 
     /// A gate's input: the operator's JSON with this pattern's StatefulSet and namespace filled in.
     fn gate_input(&self, text: &str) -> Result<String, Error> {
-        let mut input: Value = serde_json::from_str(if text.trim().is_empty() { "{}" } else { text }).map_err(|e| Error::invalid(format!("gate input `{text}`: {e}")))?;
-        let object = input.as_object_mut().ok_or_else(|| Error::invalid(format!("gate input `{text}` is not a JSON object")))?;
-        object.entry("statefulset").or_insert_with(|| json!(self.statefulset));
+        let mut scope = vec![("statefulset", json!(self.statefulset))];
         if !self.namespace.is_empty() {
-            object.entry("namespace").or_insert_with(|| json!(self.namespace));
+            scope.push(("namespace", json!(self.namespace)));
         }
-        Ok(input.to_string())
+        gate_input(text, &scope)
     }
-}
-
-/// What the StatefulSet had before any run pinned it (the pool label's value
-/// and updateStrategy), and whether an earlier run's annotation says so.
-fn original_of(set: &Value, pool_label: &str) -> (Value, bool) {
-    match set["metadata"]["annotations"][ANNOTATION].as_str().and_then(|a| serde_json::from_str::<Value>(a).ok()).filter(Value::is_object) {
-        Some(kept) => (kept, true),
-        None => (json!({"poolValue": set["spec"]["template"]["spec"]["nodeSelector"][pool_label], "updateStrategy": set["spec"]["updateStrategy"]}), false),
-    }
-}
-
-/// The answer of one poll.
-enum Poll<T> {
-    Done(T),
-    NotYet(String),
-}
-
-/// Whether a call failed for good (no retry can help).
-fn fatal(e: &Error) -> bool {
-    matches!(e.code, ErrorCode::Denied | ErrorCode::Invalid)
 }
 
 struct Cascade<'a> {
     cfg: &'a Config,
-    /// Set once a mutation comes back as planned (`--dry-run`).
-    dry: Cell<bool>,
+    members: StatefulSet,
+    pin: PoolPin,
+    dry: DryRun,
     /// Members frozen and not yet unfrozen.
     frozen: RefCell<Vec<String>>,
     /// The StatefulSet as found: the pool label's value and updateStrategy.
@@ -247,36 +224,12 @@ impl Cascade<'_> {
         report::log(level, message);
     }
 
-    /// Poll `condition` through the SDK's `wait_until`. Errors other than a
-    /// refusal count as "not yet" (a restarting member does not answer);
-    /// the last one is quoted if time runs out.
-    fn wait<T>(&self, what: &str, timeout_ms: u64, mut condition: impl FnMut() -> Result<Poll<T>, Error>) -> Result<T, Error> {
-        let mut last = String::new();
-        let result = wait_until(what, timeout_ms, self.cfg.poll_interval.max(10), || match condition() {
-            Ok(Poll::Done(value)) => Ok(Some(value)),
-            Ok(Poll::NotYet(why)) => {
-                last = why;
-                Ok(None)
-            }
-            Err(e) if fatal(&e) => Err(e),
-            Err(e) => {
-                last = e.message;
-                Ok(None)
-            }
-        });
-        result.map_err(|e| if e.code == ErrorCode::Timeout && !last.is_empty() { Error::timeout(format!("{}; last seen: {last}", e.message)) } else { e })
-    }
-
-    fn set(&self) -> Result<pg_common::cluster::Set, Error> {
-        pg_common::cluster::statefulset(&self.cfg.namespace, &self.cfg.statefulset)
+    fn wait<T>(&self, what: &str, timeout_ms: u64, condition: impl FnMut() -> Result<Poll<T>, Error>) -> Result<T, Error> {
+        wait_for(what, timeout_ms, self.cfg.poll_interval.max(10), condition)
     }
 
     fn pods(&self) -> Result<Vec<Pod>, Error> {
-        Ok(pg_common::cluster::pods(&self.cfg.namespace, &self.set()?)?.into_values().collect())
-    }
-
-    fn pod(&self, name: &str) -> Result<Option<Pod>, Error> {
-        pg_common::cluster::pod(&self.cfg.namespace, &self.cfg.statefulset, name)
+        self.members.pods()
     }
 
     /// Run a command (its name first) against `admin` on `member` through the mutating interface.
@@ -289,56 +242,42 @@ impl Cascade<'_> {
     /// The replica set now, as the planner sees it.
     fn snapshot(&self) -> Result<Snapshot, Error> {
         let pods = self.pods()?;
-        let pools = node_pools(&self.cfg.pool_label)?;
+        let pools = NodePools::list(&self.cfg.pool_label)?;
         let (_, status) = cluster::status(&pods)?;
         let primary = status.primary().ok_or_else(|| Error::new(ErrorCode::Conflict, format!("replica set {} has {} primaries", status.set, status.primaries().len())))?;
         let primary = cluster::pod_name(&primary.name, &pods);
         let members = pods
             .iter()
-            .map(|p| plan::Member { name: p.name.clone(), ordinal: p.ordinal, upgraded: p.node.as_ref().and_then(|n| pools.get(n)).is_some_and(|v| *v == self.cfg.upgraded_pool) })
+            .map(|p| plan::Member { name: p.name.clone(), ordinal: p.ordinal, upgraded: pools.runs_on(p, &self.cfg.upgraded_pool) })
             .collect();
         Ok(Snapshot { members, primary })
     }
 
     fn pin(&mut self) -> Result<(), Error> {
-        let set = self.set()?;
-        let (original, resumed) = original_of(&set.object, &self.cfg.pool_label);
+        let set = self.members.read()?;
+        let (original, resumed) = self.pin.original(&set.object);
         if resumed {
             // Members an earlier run moved were made from the pinned template: putting the old
             // template back with a rolling update would move them back (to a pool being drained).
             self.disturbed = true;
             self.log(report::Level::Info, &format!("resuming an earlier run: StatefulSet {} is already pinned (annotation {ANNOTATION})", self.cfg.statefulset));
         }
-        let body = json!({
-            "metadata": {"annotations": {ANNOTATION: original.to_string()}},
-            "spec": {
-                // The pattern decides when each Pod restarts; a rolling update must not.
-                "updateStrategy": {"type": "OnDelete", "rollingUpdate": null},
-                "template": {"spec": {"nodeSelector": {&self.cfg.pool_label: &self.cfg.upgraded_pool}}},
-            },
-        });
-        step("pin-upgraded-pool", &format!("nodeSelector {}={}, updateStrategy OnDelete", self.cfg.pool_label, self.cfg.upgraded_pool), || self.patch_set(&body))?;
+        let answer = self.pin.apply(&self.members, &original)?;
+        self.dry.notice(&answer);
         self.original = original;
         self.pinned = true;
         Ok(())
     }
 
-    /// A merge patch of the StatefulSet; a planned patch (a dry run) is
-    /// answered with the patch itself, which has no resourceVersion.
+    /// A merge patch of the StatefulSet; its answer tells a dry run apart.
     fn patch_set(&self, body: &Value) -> Result<(), Error> {
-        let object = set_ref(&self.cfg.namespace, &self.cfg.statefulset);
-        let answer = kube_write::patch(&object, PatchType::Merge, &body.to_string()).map_err(|e| Error::new(e.code, format!("patch StatefulSet {}: {}", self.cfg.statefulset, e.message)))?;
-        let answer: Value = serde_json::from_str(&answer).unwrap_or(Value::Null);
-        if answer["metadata"]["resourceVersion"].is_null() && !self.dry.get() {
-            self.dry.set(true);
-            self.log(report::Level::Info, "dry run: mutations are planned, not made; waits are skipped and the rest of the plan assumes each step succeeds");
-        }
+        self.dry.notice(&self.members.patch(body)?);
         Ok(())
     }
 
     fn rotate(&mut self) -> Result<String, Error> {
         self.pin()?;
-        let mut simulated = if self.dry.get() { Some(self.snapshot()?) } else { None };
+        let mut simulated = if self.dry.active() { Some(self.snapshot()?) } else { None };
         let mut last: Option<(Action, Snapshot)> = None;
         for _ in 0..32 {
             let snapshot = match &simulated {
@@ -368,7 +307,7 @@ impl Cascade<'_> {
             }
             last = Some((action, snapshot));
         }
-        let body = json!({"metadata": {"annotations": {ANNOTATION: null}}, "spec": {"updateStrategy": self.original["updateStrategy"]}});
+        let body = self.pin.release_body(&self.original["updateStrategy"]);
         step("restore-update-strategy", "put back the original updateStrategy", || self.patch_set(&body))?;
         Ok(if self.done.is_empty() { "every member already ran on the upgraded pool".into() } else { self.done.join("; ") })
     }
@@ -386,27 +325,15 @@ impl Cascade<'_> {
 
     fn move_member(&mut self, name: &str) -> Result<(), Error> {
         self.others_healthy(name)?;
-        let uid = self.pod(name)?.map(|p| p.uid).unwrap_or_default();
+        let uid = self.members.pod(name)?.map(|p| p.uid).unwrap_or_default();
         self.disturbed = true;
-        kube_write::delete(&pod_ref(&self.cfg.namespace, name), None).map_err(|e| Error::new(e.code, format!("delete Pod {name}: {}", e.message)))?;
-        if self.dry.get() {
+        self.members.delete_pod(name)?;
+        if self.dry.active() {
             return Ok(());
         }
-        self.wait(&format!("{name}'s old Pod to be gone"), self.cfg.stop_timeout, || {
-            Ok(match self.pod(name)? {
-                Some(p) if p.uid == uid => Poll::NotYet(format!("{name}: Pod still there{}", if p.terminating { ", terminating" } else { "" })),
-                _ => Poll::Done(()),
-            })
-        })?;
+        self.wait(&format!("{name}'s old Pod to be gone"), self.cfg.stop_timeout, || self.members.pod_gone(name, &uid))?;
         let started = clock::now();
-        self.wait(&format!("{name} to be Ready on pool {}", self.cfg.upgraded_pool), self.cfg.rejoin_timeout, || {
-            let Some(pod) = self.pod(name)? else { return Ok(Poll::NotYet(format!("{name}: no Pod yet"))) };
-            if !pod.ready || pod.terminating {
-                return Ok(Poll::NotYet(format!("{name}: not Ready")));
-            }
-            let here = pod.node.as_ref().and_then(|n| node_pools(&self.cfg.pool_label).ok()?.get(n).cloned()).unwrap_or_default();
-            Ok(if here == self.cfg.upgraded_pool { Poll::Done(()) } else { Poll::NotYet(format!("{name} runs on {} in pool `{here}`", pod.node.as_deref().unwrap_or("no node"))) })
-        })?;
+        self.wait(&format!("{name} to be Ready on pool {}", self.cfg.upgraded_pool), self.cfg.rejoin_timeout, || self.members.pod_ready(name, self.pin.target()))?;
         let remaining = self.cfg.rejoin_timeout.saturating_sub(clock::now().saturating_sub(started)).max(self.cfg.poll_interval);
         let lag = self.wait_caught_up(name, remaining)?;
         report::metric(&format!("{name}-lag-after-move"), lag as f64, "ms");
@@ -451,7 +378,7 @@ impl Cascade<'_> {
         self.disturbed = true;
         let started = clock::now();
         self.ask_step_down(from)?;
-        let elected = if self.dry.get() { to.clone() } else { self.confirm_primary(from, &to)? };
+        let elected = if self.dry.active() { to.clone() } else { self.confirm_primary(from, &to)? };
         report::metric("election", (clock::now() - started) as f64, "ms");
         if elected != to {
             self.log(report::Level::Warn, &format!("{elected} was elected, not the candidate {to}"));
@@ -528,11 +455,7 @@ impl Cascade<'_> {
         let restored = step("rollback", "unfreeze frozen members; restore the StatefulSet if nothing was moved yet", || {
             let mut notes = self.unfreeze();
             if self.pinned && !self.disturbed {
-                let body = json!({
-                    "metadata": {"annotations": {ANNOTATION: null}},
-                    "spec": {"updateStrategy": self.original["updateStrategy"], "template": {"spec": {"nodeSelector": {&self.cfg.pool_label: self.original["poolValue"]}}}},
-                });
-                self.patch_set(&body)?;
+                self.patch_set(&self.pin.restore_body(&self.original))?;
                 notes.push("StatefulSet nodeSelector and updateStrategy restored".into());
             } else if self.pinned {
                 notes.push(format!("StatefulSet {} stays pinned to pool {} (annotation {ANNOTATION}); running the pattern again resumes", self.cfg.statefulset, self.cfg.upgraded_pool));
@@ -541,7 +464,7 @@ impl Cascade<'_> {
         });
         let done = if self.done.is_empty() { "nothing moved".to_string() } else { self.done.join("; ") };
         match restored {
-            Ok(notes) => Ok(PatternResult { status: PatternStatus::RolledBack, summary: format!("{}: {}. Done before: {done}. {}. State now: {}", failure.code, failure.message, notes.join("; "), self.describe()) }),
+            Ok(notes) => Ok(PatternResult::rolled_back(format!("{}: {}. Done before: {done}. {}. State now: {}", failure.code, failure.message, notes.join("; "), self.describe()))),
             Err(e) => Err(Error::new(failure.code, format!("{}; restoring failed too: {}. State now: {}", failure.message, e.message, self.describe()))),
         }
     }
@@ -549,8 +472,8 @@ impl Cascade<'_> {
     /// The replica set as it stands: each member's state, lag and pool.
     fn describe(&self) -> String {
         let pods = self.pods().unwrap_or_default();
-        let pools = node_pools(&self.cfg.pool_label).unwrap_or_default();
-        let pool = |name: &str| pods.iter().find(|p| p.name == name).and_then(|p| p.node.as_ref()).and_then(|n| pools.get(n)).cloned().unwrap_or_else(|| "no node".into());
+        let pools = NodePools::list(&self.cfg.pool_label).unwrap_or_default();
+        let pool = |name: &str| pods.iter().find(|p| p.name == name).and_then(|p| pools.of(p)).unwrap_or("no node");
         match cluster::status(&pods) {
             Ok((_, status)) => status
                 .members
@@ -567,14 +490,6 @@ impl Cascade<'_> {
     }
 }
 
-fn gate(slot: &str, input: &str) -> Result<Verdict, Error> {
-    let verdict = runner_sdk::gates::run(slot, input)?;
-    if verdict.outcome == Outcome::Fail {
-        return Err(Error::internal(format!("gate `{slot}` failed: {}", verdict.reasons.join("; "))));
-    }
-    Ok(verdict)
-}
-
 struct StepDownCascade;
 
 impl runner_sdk::pattern::Guest for StepDownCascade {
@@ -582,21 +497,20 @@ impl runner_sdk::pattern::Guest for StepDownCascade {
         let cfg: Config = parse_config(&config)?;
         cfg.check()?;
         let (preflight, post) = (cfg.gate_input(&cfg.preflight_input)?, cfg.gate_input(&cfg.post_input)?);
-        if !cfg.candidate.is_empty() && ordinal(&cfg.statefulset, &cfg.candidate).is_none() {
+        let members = StatefulSet::new(&cfg.namespace, &cfg.statefulset);
+        if !cfg.candidate.is_empty() && members.ordinal(&cfg.candidate).is_none() {
             return Err(Error::invalid(format!("candidate `{}` is not a member of {} (<statefulset>-<ordinal>)", cfg.candidate, cfg.statefulset)));
         }
-        let mut cascade = Cascade { cfg: &cfg, dry: Cell::new(false), frozen: RefCell::default(), original: Value::Null, pinned: false, disturbed: false, done: Vec::new() };
+        let pin = PoolPin::new(ANNOTATION, &cfg.pool_label, &cfg.upgraded_pool);
+        let mut cascade = Cascade { cfg: &cfg, members, pin, dry: DryRun::default(), frozen: RefCell::default(), original: Value::Null, pinned: false, disturbed: false, done: Vec::new() };
         step("discover", "find the primary and the members' pools; plan", || {
             let snapshot = cascade.snapshot()?;
             let plan: Vec<String> = plan::whole(&snapshot).iter().map(|a| format!("{a:?}")).collect();
             report::log(report::Level::Info, &format!("primary {}; {} members; plan: {}", snapshot.primary, snapshot.members.len(), if plan.is_empty() { "nothing to do".into() } else { plan.join(", ") }));
             Ok(())
         })?;
-        if let Err(e) = step("preflight", "run the preflight gate", || gate("preflight", &preflight)) {
-            return match e.code {
-                ErrorCode::Internal => Ok(PatternResult { status: PatternStatus::RolledBack, summary: format!("{}; nothing was changed", e.message) }),
-                _ => Err(e),
-            };
+        if let Some(refused) = preflight_gate("preflight", &preflight) {
+            return refused;
         }
         let summary = match cascade.rotate() {
             Ok(summary) => summary,
@@ -604,11 +518,11 @@ impl runner_sdk::pattern::Guest for StepDownCascade {
             Err(e) if !cascade.pinned => return Err(e),
             Err(e) => return cascade.stop(&e),
         };
-        if let Err(e) = step("post", "run the post gate", || gate("post", &post)) {
+        if let Err(e) = gate_step("post", &post).into_result("post") {
             return Err(Error::new(e.code, format!("the rotation finished ({summary}) but {}. State now: {}", e.message, cascade.describe())));
         }
-        let dry = if cascade.dry.get() { " (dry run: planned, not done)" } else { "" };
-        Ok(PatternResult { status: PatternStatus::Succeeded, summary: format!("every member of {} runs on pool {}{dry}: {summary}", cfg.statefulset, cfg.upgraded_pool) })
+        let dry = cascade.dry.summary_note();
+        Ok(PatternResult::succeeded(format!("every member of {} runs on pool {}{dry}: {summary}", cfg.statefulset, cfg.upgraded_pool)))
     }
 }
 
@@ -645,18 +559,6 @@ mod tests {
         assert_eq!(rs::command(&c.step_down_command()), r#"{"replSetStepDown":60,"secondaryCatchUpPeriodSecs":10}"#);
         c.force = true;
         assert_eq!(rs::command(&c.step_down_command()), r#"{"replSetStepDown":60,"secondaryCatchUpPeriodSecs":10,"force":true}"#);
-    }
-
-    #[test]
-    fn a_pinned_statefulset_is_a_resumed_run() {
-        let set = json!({"spec": {"updateStrategy": {"type": "RollingUpdate"}, "template": {"spec": {"nodeSelector": {"agentpool": "oldpool"}}}}});
-        assert_eq!(original_of(&set, "agentpool"), (json!({"poolValue": "oldpool", "updateStrategy": {"type": "RollingUpdate"}}), false));
-        let kept = r#"{"poolValue":"oldpool","updateStrategy":{"type":"RollingUpdate"}}"#;
-        let pinned = json!({"metadata": {"annotations": {ANNOTATION: kept}}, "spec": {"updateStrategy": {"type": "OnDelete"}, "template": {"spec": {"nodeSelector": {"agentpool": "upgraded-pool"}}}}});
-        assert_eq!(original_of(&pinned, "agentpool"), (json!({"poolValue": "oldpool", "updateStrategy": {"type": "RollingUpdate"}}), true));
-        // An annotation that is not ours (not a JSON object) does not count.
-        let odd = json!({"metadata": {"annotations": {ANNOTATION: "yes"}}, "spec": {"updateStrategy": {"type": "OnDelete"}}});
-        assert!(!original_of(&odd, "agentpool").1);
     }
 
     #[test]

@@ -2,15 +2,12 @@
 //! Promote the standby that holds the most WAL, point the Service at it,
 //! prove it takes writes, and make every other member follow it.
 
-use std::cell::Cell;
-
-use pg_common::cluster::{self, Pod, POD_NAME_LABEL};
-use pg_common::ops::{self, Ctx, Poll};
+use kube_common::{service_ref, Pod, POD_NAME_LABEL};
+use pg_common::ops::{self, Ctx, Settings};
 use pg_common::pg::{self, State, CAUGHT_UP_SQL};
 use pg_common::rows;
 use pg_common::text::format_lsn;
-use runner_sdk::kube_write;
-use runner_sdk::pattern::{PatternResult, PatternStatus};
+use runner_sdk::pattern::PatternResult;
 use runner_sdk::prelude::*;
 use serde::Deserialize;
 
@@ -142,24 +139,10 @@ const ANNOTATION: &str = "runner.dev/emergency-failover";
 #[derive(Deserialize)]
 #[serde(rename_all = "kebab-case")]
 struct Config {
-    statefulset: String,
-    service: String,
-    namespace: String,
+    #[serde(flatten)]
+    pg: Settings,
     primary: String,
     candidate: String,
-    container: String,
-    password_env: String,
-    replication_user: String,
-    rewind_user: String,
-    write_check_table: String,
-    catch_up_timeout: u64,
-    stop_timeout: u64,
-    promote_timeout: u64,
-    stream_timeout: u64,
-    rejoin_timeout: u64,
-    write_timeout: u64,
-    poll_interval: u64,
-    paused_poll_interval: u64,
 }
 
 /// What became of the old primary.
@@ -208,7 +191,7 @@ impl Failover<'_> {
         let cfg = self.cfg;
         let old = self.old.clone();
         let body = json!({"metadata": {"annotations": {ANNOTATION: format!("{old} failed over at {} ms since the epoch", clock::now())}}});
-        step("announce", &format!("mark Service {} as failing over", ctx.service), || ctx.patch(&cluster::service_ref(&ctx.ns, &ctx.service), &body))?;
+        step("announce", &format!("mark Service {} as failing over", ctx.service), || ctx.patch(&service_ref(&ctx.set.namespace, &ctx.service), &body))?;
 
         // Clients cannot write from here on (the primary is gone or about to be fenced).
         ctx.writes_paused.set(true);
@@ -241,10 +224,10 @@ impl Failover<'_> {
             let position = states.iter().find(|(p, _)| p.name == candidate).and_then(|(_, s)| s.as_ref().ok().and_then(State::wal_position));
             report::log(report::Level::Info, &format!("candidate {candidate} (WAL up to {})", position.map(format_lsn).unwrap_or_else(|| "?".into())));
             if let Some(lsn) = &old_lsn {
-                let caught = ctx.wait(&format!("{candidate} to replay {old}'s WAL up to {lsn}"), cfg.catch_up_timeout, || {
+                let caught = ctx.wait(&format!("{candidate} to replay {old}'s WAL up to {lsn}"), cfg.pg.catch_up_timeout, || {
                     let rows = pg::query(&candidate, CAUGHT_UP_SQL, &[lsn])?;
                     let row = rows.first().cloned().unwrap_or_default();
-                    Ok(if rows::flag(&row, "caught_up") == Some(true) { Poll::Done } else { Poll::NotYet(format!("{candidate} replayed up to {}", rows::text(&row, "replay_lsn").unwrap_or("?"))) })
+                    Ok(if rows::flag(&row, "caught_up") == Some(true) { Poll::Done(()) } else { Poll::NotYet(format!("{candidate} replayed up to {}", rows::text(&row, "replay_lsn").unwrap_or("?"))) })
                 });
                 if let Err(e) = caught {
                     if e.code != ErrorCode::Timeout {
@@ -277,8 +260,8 @@ impl Failover<'_> {
             let uid = ctx.pod(&old)?.map(|p| p.uid).unwrap_or_default();
             step(&format!("stop {old}"), &format!("make {old} a standby of {candidate} and stop it"), || {
                 ctx.exec(&old, &ctx.standby_command("config", &old, &cand_pod))?;
-                kube_write::delete(&cluster::pod_ref(&ctx.ns, &old), None).map_err(|e| Error::new(e.code, format!("delete Pod {old}: {}", e.message)))?;
-                ctx.wait_pod_replaced(&old, &uid, cfg.stop_timeout)
+                ctx.set.delete_pod(&old)?;
+                ctx.wait_pod_replaced(&old, &uid, cfg.pg.stop_timeout)
             })?;
             self.stopped = true;
             old_role = Old::Stopped;
@@ -321,20 +304,20 @@ impl Failover<'_> {
         let old = &self.old;
         match role {
             Old::Stopped => {
-                ctx.wait_pod_ready(old, None, self.cfg.rejoin_timeout)?;
+                ctx.wait_pod_ready(old, None, self.cfg.pg.rejoin_timeout)?;
             }
             Old::Fenced => ctx.rewind(old, new)?,
             Old::Standby => ctx.point_at(old, new, true)?,
             Old::Unreachable => {
                 let mut seen: Option<bool> = None;
-                ctx.wait(&format!("{old} to answer again"), self.cfg.rejoin_timeout, || {
+                ctx.wait(&format!("{old} to answer again"), self.cfg.pg.rejoin_timeout, || {
                     let state = pg::state(old)?;
                     if !state.in_recovery {
                         // Back as a primary beside the new one: fence it before anything else.
                         ctx.fence(old)?;
                     }
                     seen = Some(state.in_recovery);
-                    Ok(Poll::Done)
+                    Ok(Poll::Done(()))
                 })?;
                 match seen {
                     Some(false) => ctx.rewind(old, new)?,
@@ -366,7 +349,7 @@ impl Failover<'_> {
             Ok(format!("{primary} is the primary behind Service {}: {}", ctx.service, notes.join("; ")))
         });
         match restored {
-            Ok(summary) => Ok(PatternResult { status: PatternStatus::RolledBack, summary: format!("{}: {}. {summary}", failure.code, failure.message) }),
+            Ok(summary) => Ok(PatternResult::rolled_back(format!("{}: {}. {summary}", failure.code, failure.message))),
             Err(e) => Err(Error::new(failure.code, format!("{}; rollback failed too: {}", failure.message, e.message))),
         }
     }
@@ -377,27 +360,7 @@ struct EmergencyFailover;
 impl runner_sdk::pattern::Guest for EmergencyFailover {
     fn run(config: String) -> Result<PatternResult, Error> {
         let cfg: Config = parse_config(&config)?;
-        if cfg.password_env.is_empty() || !cfg.password_env.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-            return Err(Error::invalid(format!("password-env `{}` is not an environment variable name", cfg.password_env)));
-        }
-        let ctx = Ctx {
-            ns: cfg.namespace.clone(),
-            set: cfg.statefulset.clone(),
-            service: cfg.service.clone(),
-            container: (!cfg.container.is_empty()).then(|| cfg.container.clone()),
-            password_env: cfg.password_env.clone(),
-            replication_user: cfg.replication_user.clone(),
-            rewind_user: cfg.rewind_user.clone(),
-            write_check_table: cfg.write_check_table.clone(),
-            poll_ms: cfg.poll_interval.max(10),
-            paused_poll_ms: cfg.paused_poll_interval.clamp(5, cfg.poll_interval.max(10)),
-            writes_paused: Cell::new(false),
-            stream_timeout_ms: cfg.stream_timeout,
-            rejoin_timeout_ms: cfg.rejoin_timeout,
-            promote_timeout_ms: cfg.promote_timeout,
-            write_timeout_ms: cfg.write_timeout,
-            dry: Cell::new(false),
-        };
+        let ctx = Ctx::new(&cfg.pg)?;
         let (old, states) = step("discover", "find the failed primary and every member's state", || {
             let pods = ctx.pods()?;
             let target = ctx.service_target()?;
@@ -406,7 +369,7 @@ impl runner_sdk::pattern::Guest for EmergencyFailover {
             } else if let Some(target) = target {
                 target
             } else {
-                pg::primary_candidates("", &pods, None).into_iter().next().ok_or_else(|| Error::new(ErrorCode::NotFound, format!("Service {} selects no member by {POD_NAME_LABEL} and no Pod is labelled role=primary; set config `primary`", cfg.service)))?
+                pg::primary_candidates("", &pods, None).into_iter().next().ok_or_else(|| Error::new(ErrorCode::NotFound, format!("Service {} selects no member by {POD_NAME_LABEL} and no Pod is labelled role=primary; set config `primary`", cfg.pg.service)))?
             };
             let states = ops::states(&pods);
             let others: Vec<&str> = states.iter().filter(|(p, s)| p.name != old && s.as_ref().is_ok_and(|s| !s.in_recovery)).map(|(p, _)| p.name.as_str()).collect();
@@ -426,8 +389,7 @@ impl runner_sdk::pattern::Guest for EmergencyFailover {
         let mut failover = Failover { ctx, cfg: &cfg, old, cascaded: Vec::new(), fenced: false, stopped: false, promoted: false };
         match failover.run(&states) {
             Ok(summary) => {
-                let dry = if failover.ctx.dry.get() { " (dry run: planned, not done)" } else { "" };
-                Ok(PatternResult { status: PatternStatus::Succeeded, summary: format!("{summary}{dry}") })
+                Ok(PatternResult::succeeded(format!("{summary}{}", failover.ctx.dry.summary_note())))
             }
             // The failover itself happened; what is missing is named.
             Err(e) if failover.promoted && e.code == ErrorCode::Internal && e.message.contains("NOT following") => Err(e),

@@ -4,17 +4,16 @@
 
 mod plan;
 
-use std::cell::Cell;
-
-use pg_common::cluster::{self, Pod};
-use pg_common::ops::{self, Ctx, Poll};
+use kube_common::text::bytes;
+use kube_common::{NodePools, Pod, PoolPin, Set};
+use pg_common::ops::{self, Ctx, Settings};
 use pg_common::pg::{self, CAUGHT_UP_SQL};
 use pg_common::rows;
-use pg_common::text::{bytes, ordinal};
+use pg_common::text::parse_lsn;
 use plan::{Action, Snapshot, Stop, Target};
-use runner_sdk::kube_write;
-use runner_sdk::pattern::{PatternResult, PatternStatus};
+use runner_sdk::pattern::PatternResult;
 use runner_sdk::prelude::*;
+use runner_sdk::{gate_step, preflight_gate};
 use serde::Deserialize;
 
 runner_sdk::manifest!(
@@ -187,28 +186,14 @@ const ANNOTATION: &str = "runner.dev/ferris-wheel";
 #[derive(Deserialize)]
 #[serde(rename_all = "kebab-case")]
 struct Config {
-    statefulset: String,
-    service: String,
-    namespace: String,
+    #[serde(flatten)]
+    pg: Settings,
     pool_label: String,
     upgraded_pool: String,
     replicas: i64,
-    container: String,
-    password_env: String,
-    replication_user: String,
-    rewind_user: String,
-    write_check_table: String,
     preflight_input: String,
     post_input: String,
     member_timeout: u64,
-    catch_up_timeout: u64,
-    stop_timeout: u64,
-    promote_timeout: u64,
-    stream_timeout: u64,
-    rejoin_timeout: u64,
-    write_timeout: u64,
-    poll_interval: u64,
-    paused_poll_interval: u64,
 }
 
 /// What has been changed so far, for the rollback.
@@ -234,66 +219,48 @@ struct Switch {
 struct Rotation<'a> {
     ctx: Ctx,
     cfg: &'a Config,
+    pin: PoolPin,
     progress: Progress,
     /// In a dry run the cluster does not change, so the plan walks a simulation.
     simulated: Option<Snapshot>,
 }
 
-fn member(set: &str, ordinal: u32) -> String {
-    format!("{set}-{ordinal}")
-}
-
 impl Rotation<'_> {
-    fn upgraded_pool(&self) -> Option<(&str, &str)> {
-        Some((self.cfg.pool_label.as_str(), self.cfg.upgraded_pool.as_str()))
-    }
-
     fn name(&self, ordinal: u32) -> String {
-        member(&self.ctx.set, ordinal)
+        self.ctx.set.member(ordinal)
     }
 
     /// The cluster now, as the planner sees it.
     fn snapshot(&self, target: u32) -> Result<Snapshot, Error> {
-        let set = self.ctx.statefulset()?;
-        let pods = cluster::pods(&self.ctx.ns, &set)?;
-        let pools = cluster::node_pools(&self.cfg.pool_label)?;
-        let members = pods.values().map(|p| (p.ordinal, p.node.as_ref().and_then(|n| pools.get(n)).is_some_and(|v| *v == self.cfg.upgraded_pool))).collect();
-        let list: Vec<Pod> = pods.into_values().collect();
-        let primary = pg::confirm_primary(&pg::primary_candidates("", &list, self.ctx.service_target()?.as_deref()))?;
-        let primary = ordinal(&self.ctx.set, &primary).ok_or_else(|| Error::internal(format!("primary {primary} is not a member of {}", self.ctx.set)))?;
+        let set = self.ctx.set.read()?;
+        let pods = self.ctx.set.pods_of(&set)?;
+        let pools = NodePools::list(&self.cfg.pool_label)?;
+        let members = pods.iter().map(|p| (p.ordinal, pools.runs_on(p, &self.cfg.upgraded_pool))).collect();
+        let primary = pg::confirm_primary(&pg::primary_candidates("", &pods, self.ctx.service_target()?.as_deref()))?;
+        let primary = self.ctx.set.ordinal(&primary).ok_or_else(|| Error::internal(format!("primary {primary} is not a member of {}", self.ctx.set.name)))?;
         Ok(Snapshot { members, primary, replicas: set.replicas, target })
     }
 
-    fn pin(&mut self, set: &cluster::Set) -> Result<u32, Error> {
-        let object = &set.object;
-        let original: Value = object["metadata"]["annotations"][ANNOTATION].as_str().and_then(|a| serde_json::from_str(a).ok()).unwrap_or_else(|| {
-            json!({
-                "replicas": set.replicas,
-                "poolValue": object["spec"]["template"]["spec"]["nodeSelector"][&self.cfg.pool_label],
-                "updateStrategy": object["spec"]["updateStrategy"],
-            })
-        });
+    fn pin(&mut self, set: &Set) -> Result<u32, Error> {
+        let (mut original, resumed) = self.pin.original(&set.object);
+        if !resumed {
+            // Scaling back to this many is the rotation's last step, in this run or a resumed one.
+            original["replicas"] = json!(set.replicas);
+        }
         let target = if self.cfg.replicas > 0 { self.cfg.replicas as u32 } else { original["replicas"].as_u64().unwrap_or(set.replicas as u64) as u32 };
-        let body = json!({
-            "metadata": {"annotations": {ANNOTATION: original.to_string()}},
-            "spec": {
-                // The pattern decides when each Pod restarts; a rolling update must not.
-                "updateStrategy": {"type": "OnDelete", "rollingUpdate": null},
-                "template": {"spec": {"nodeSelector": {&self.cfg.pool_label: &self.cfg.upgraded_pool}}},
-            },
-        });
-        step("pin-upgraded-pool", &format!("nodeSelector {}={}, updateStrategy OnDelete", self.cfg.pool_label, self.cfg.upgraded_pool), || self.ctx.patch(&self.ctx.set_ref(), &body))?;
+        let answer = self.pin.apply(&self.ctx.set, &original)?;
+        self.ctx.dry.notice(&answer);
         self.progress.original = original;
         self.progress.pinned = true;
         Ok(target)
     }
 
     fn rotate(&mut self) -> Result<String, Error> {
-        let set = self.ctx.statefulset()?;
+        let set = self.ctx.set.read()?;
         let target = self.pin(&set)?;
         let mut done = Vec::new();
         let mut last: Option<(Action, Snapshot)> = None;
-        if self.ctx.dry.get() {
+        if self.ctx.dry.active() {
             self.simulated = Some(self.snapshot(target)?);
         }
         for _ in 0..32 {
@@ -320,9 +287,8 @@ impl Rotation<'_> {
             last = Some((action, snapshot));
         }
         step("tidy", "no member keeps a fence or a slot nobody uses (also after an interrupted run)", || self.tidy(target))?;
-        let strategy = self.progress.original["updateStrategy"].clone();
-        let body = json!({"metadata": {"annotations": {ANNOTATION: null}}, "spec": {"updateStrategy": strategy}});
-        step("restore-update-strategy", "put back the original updateStrategy", || self.ctx.patch(&self.ctx.set_ref(), &body))?;
+        let body = self.pin.release_body(&self.progress.original["updateStrategy"]);
+        step("restore-update-strategy", "put back the original updateStrategy", || self.ctx.patch(&self.ctx.set.object_ref(), &body))?;
         Ok(if done.is_empty() { "every member already ran on the upgraded pool".into() } else { done.join("; ") })
     }
 
@@ -332,12 +298,12 @@ impl Rotation<'_> {
         match action {
             Action::ScaleUp(n) => {
                 let new = self.name(n - 1);
-                step(&format!("add-member {new}"), &format!("scale {} to {n}; wait until {new} streams synchronously from {primary}", self.ctx.set), || {
+                step(&format!("add-member {new}"), &format!("scale {} to {n}; wait until {new} streams synchronously from {primary}", self.ctx.set.name), || {
                     // A volume kept from an earlier scale-down starts as a standby at once and needs its slot.
                     self.ctx.ensure_slot(&primary, &new)?;
                     self.ctx.forget_upstream(&primary)?;
-                    kube_write::scale(&self.ctx.set_ref(), *n).map_err(|e| Error::new(e.code, format!("scale {} to {n}: {}", self.ctx.set, e.message)))?;
-                    self.ctx.wait_pod_ready(&new, self.upgraded_pool(), self.cfg.member_timeout)?;
+                    self.ctx.set.scale(*n)?;
+                    self.ctx.wait_pod_ready(&new, self.pin.target(), self.cfg.member_timeout)?;
                     let primary_pod = self.ctx.pod_or_placeholder(&primary)?;
                     // A volume kept from an earlier rotation may name a member that is no longer the primary.
                     self.ctx.point_at(&new, &primary_pod, true)?;
@@ -359,7 +325,7 @@ impl Rotation<'_> {
                 Ok(None)
             }
             Action::ScaleDown(n) => {
-                step(&format!("scale-down {n}"), &format!("scale {} back to {n}", self.ctx.set), || self.scale_down(*n, &primary))?;
+                step(&format!("scale-down {n}"), &format!("scale {} back to {n}", self.ctx.set.name), || self.scale_down(*n, &primary))?;
                 Ok(None)
             }
         }
@@ -371,7 +337,7 @@ impl Rotation<'_> {
         if let Target::Member(o) = to {
             return Ok(*o);
         }
-        if self.ctx.dry.get() {
+        if self.ctx.dry.active() {
             return plan::simulated_choice(s, to).ok_or_else(|| Error::internal("no standby qualifies for the switchover"));
         }
         let pods = self.ctx.pods()?;
@@ -389,11 +355,11 @@ impl Rotation<'_> {
             let name = self.name(*o);
             let ip = pods.iter().find(|p| p.name == name).and_then(|p| p.ip.clone());
             if let Some(row) = standbys.iter().find(|r| r.is(&name, ip.as_deref()) && r.is_synchronous()) {
-                ranked.push((name, row.replay_lsn.as_deref().and_then(pg_common::text::parse_lsn)));
+                ranked.push((name, row.replay_lsn.as_deref().and_then(parse_lsn)));
             }
         }
         let best = pg::most_advanced(&ranked).ok_or_else(|| Error::internal(format!("no synchronous standby of {primary} on pool {} qualifies for the switchover ({to:?})", self.cfg.upgraded_pool)))?;
-        Ok(ordinal(&self.ctx.set, &best).unwrap_or_default())
+        Ok(self.ctx.set.ordinal(&best).unwrap_or_default())
     }
 
     fn wait_synchronous(&self, primary: &str, standby: &str, timeout: u64) -> Result<(), Error> {
@@ -401,7 +367,7 @@ impl Rotation<'_> {
             let ip = self.ctx.pod(standby)?.and_then(|p| p.ip);
             let rows = pg::standbys(primary)?;
             Ok(match rows.iter().find(|r| r.is(standby, ip.as_deref())) {
-                Some(r) if r.is_synchronous() => Poll::Done,
+                Some(r) if r.is_synchronous() => Poll::Done(()),
                 Some(r) => Poll::NotYet(format!("{standby}: {} {}", r.state, r.sync_state)),
                 None => Poll::NotYet(format!("{standby} is not connected to {primary}")),
             })
@@ -417,7 +383,7 @@ impl Rotation<'_> {
         let others: Vec<String> = ctx.pods()?.into_iter().filter(|p| p.name != from && p.name != to && !removed(p)).map(|p| p.name).collect();
         let mut cascaded = Vec::new();
         let prepared = step(&format!("prepare {to}"), &format!("slots on {to}; {} re-pointed to stream from {to}", if others.is_empty() { "no other standby".into() } else { others.join(", ") }), || {
-            self.wait_synchronous(from, to, cfg.stream_timeout)?;
+            self.wait_synchronous(from, to, cfg.pg.stream_timeout)?;
             if *stop == Stop::DeletePod {
                 ctx.ensure_slot(to, from)?;
             }
@@ -425,9 +391,9 @@ impl Rotation<'_> {
                 ctx.point_at_then(other, &to_pod, true, || cascaded.push(other.clone()))?;
             }
             for other in &others {
-                ctx.wait(&format!("{other} to stream from {to}"), cfg.stream_timeout, || {
+                ctx.wait(&format!("{other} to stream from {to}"), cfg.pg.stream_timeout, || {
                     let ip = ctx.pod(other)?.and_then(|p| p.ip);
-                    Ok(if ctx.streams_from(to, other, ip.as_deref())?.is_some() { Poll::Done } else { Poll::NotYet(format!("{other} is not streaming from {to}")) })
+                    Ok(if ctx.streams_from(to, other, ip.as_deref())?.is_some() { Poll::Done(()) } else { Poll::NotYet(format!("{other} is not streaming from {to}")) })
                 })?;
             }
             Ok(())
@@ -446,19 +412,19 @@ impl Rotation<'_> {
         fenced?;
         let ctx = &self.ctx;
         step(&format!("catch-up {to}"), &format!("wait until {to} has replayed {from}'s last WAL"), || {
-            if ctx.dry.get() {
-                return ctx.wait("the new primary to catch up", 0, || Ok(Poll::Done));
+            if ctx.dry.active() {
+                return ctx.wait("the new primary to catch up", 0, || Ok(Poll::Done(())));
             }
             let lsn_text = pg::query(from, "SELECT pg_current_wal_lsn()::text AS lsn", &[])?.first().and_then(|r| rows::text(r, "lsn").map(str::to_string)).unwrap_or_default();
             let started = clock::now();
-            ctx.wait(&format!("{to} to replay {from}'s WAL up to {lsn_text}"), cfg.catch_up_timeout, || {
+            ctx.wait(&format!("{to} to replay {from}'s WAL up to {lsn_text}"), cfg.pg.catch_up_timeout, || {
                 let row = pg::query(to, CAUGHT_UP_SQL, &[&lsn_text])?;
                 let row = row.first().cloned().unwrap_or_default();
                 Ok(if rows::flag(&row, "caught_up") == Some(true) {
-                    Poll::Done
+                    Poll::Done(())
                 } else {
                     let at = rows::text(&row, "replay_lsn").unwrap_or("?");
-                    let gap = match (pg_common::text::parse_lsn(&lsn_text), pg_common::text::parse_lsn(at)) {
+                    let gap = match (parse_lsn(&lsn_text), parse_lsn(at)) {
                         (Some(a), Some(b)) => format!(" ({} behind)", bytes(a.saturating_sub(b) as f64)),
                         _ => String::new(),
                     };
@@ -472,10 +438,10 @@ impl Rotation<'_> {
         let stopped = step(&format!("stop {from}"), &format!("make {from} a standby of {to} and stop its server"), || {
             ctx.exec(from, &ctx.standby_command("config", from, &to_pod))?;
             match stop {
-                Stop::DeletePod => kube_write::delete(&cluster::pod_ref(&ctx.ns, from), None).map_err(|e| Error::new(e.code, format!("delete Pod {from}: {}", e.message)))?,
-                Stop::ScaleDown(n) => kube_write::scale(&ctx.set_ref(), *n).map_err(|e| Error::new(e.code, format!("scale {} to {n}: {}", ctx.set, e.message)))?,
+                Stop::DeletePod => ctx.set.delete_pod(from)?,
+                Stop::ScaleDown(n) => ctx.set.scale(*n)?,
             }
-            ctx.wait_pod_replaced(from, &from_uid, cfg.stop_timeout)
+            ctx.wait_pod_replaced(from, &from_uid, cfg.pg.stop_timeout)
         });
         if let Some(sw) = &mut self.progress.switch {
             // Once asked to stop, the old primary is no longer "intact", even if the wait failed.
@@ -485,11 +451,11 @@ impl Rotation<'_> {
         let ctx = &self.ctx;
         step(&format!("promote {to}"), &format!("promote {to}"), || ctx.promote(to))?;
         step(&format!("repoint-service {to}"), &format!("Service {} selects {to}", ctx.service), || ctx.repoint_service(to))?;
-        step(&format!("verify-writes {to}"), &format!("commit a row into {} on {to}", cfg.write_check_table), || ctx.verify_writes(to))?;
+        step(&format!("verify-writes {to}"), &format!("commit a row into {} on {to}", cfg.pg.write_check_table), || ctx.verify_writes(to))?;
         ctx.writes_paused.set(false);
         match stop {
             Stop::DeletePod => step(&format!("rejoin {from}"), &format!("{from} back on pool {} as a standby of {to}", cfg.upgraded_pool), || {
-                ctx.wait_pod_ready(from, self.upgraded_pool(), cfg.rejoin_timeout)?;
+                ctx.wait_pod_ready(from, self.pin.target(), cfg.pg.rejoin_timeout)?;
                 ctx.ensure_following(from, &ctx.pod_or_placeholder(to)?)?;
                 // Its slots as a primary would pin WAL; its fence would outlive its role.
                 ctx.drop_inactive_slots(from, &[])?;
@@ -526,7 +492,7 @@ impl Rotation<'_> {
 
     fn move_standby(&self, name: &str, primary: &str) -> Result<(), Error> {
         let ctx = &self.ctx;
-        if !ctx.dry.get() {
+        if !ctx.dry.active() {
             let pods = ctx.pods()?;
             let others = pg::standbys(primary)?.into_iter().filter(|s| s.is_synchronous() && !s.is(name, pods.iter().find(|p| p.name == name).and_then(|p| p.ip.as_deref()))).count();
             if others == 0 {
@@ -534,19 +500,19 @@ impl Rotation<'_> {
             }
         }
         let uid = ctx.pod(name)?.map(|p| p.uid).unwrap_or_default();
-        kube_write::delete(&cluster::pod_ref(&ctx.ns, name), None).map_err(|e| Error::new(e.code, format!("delete Pod {name}: {}", e.message)))?;
-        ctx.wait_pod_replaced(name, &uid, self.cfg.stop_timeout)?;
-        ctx.wait_pod_ready(name, self.upgraded_pool(), self.cfg.rejoin_timeout)?;
+        ctx.set.delete_pod(name)?;
+        ctx.wait_pod_replaced(name, &uid, self.cfg.pg.stop_timeout)?;
+        ctx.wait_pod_ready(name, self.pin.target(), self.cfg.pg.rejoin_timeout)?;
         ctx.ensure_following(name, &ctx.pod_or_placeholder(primary)?)
     }
 
     fn scale_down(&self, n: u32, primary: &str) -> Result<(), Error> {
         let ctx = &self.ctx;
-        let set = ctx.statefulset()?;
-        kube_write::scale(&ctx.set_ref(), n).map_err(|e| Error::new(e.code, format!("scale {} to {n}: {}", ctx.set, e.message)))?;
+        let set = ctx.set.read()?;
+        ctx.set.scale(n)?;
         for o in n..set.replicas.max(n) {
             let gone = self.name(o);
-            ctx.wait(&format!("{gone} to be removed"), self.cfg.stop_timeout, || Ok(if ctx.pod(&gone)?.is_none() { Poll::Done } else { Poll::NotYet(format!("{gone} still exists")) }))?;
+            ctx.wait(&format!("{gone} to be removed"), self.cfg.pg.stop_timeout, || Ok(if ctx.pod(&gone)?.is_none() { Poll::Done(()) } else { Poll::NotYet(format!("{gone} still exists")) }))?;
         }
         let keep: Vec<String> = (0..n).map(|o| self.name(o)).collect();
         ctx.drop_inactive_slots(primary, &keep)
@@ -556,7 +522,7 @@ impl Rotation<'_> {
     fn rollback(&self, failure: &Error) -> Result<PatternResult, Error> {
         let outcome = step("rollback", "restore a single writable primary behind the Service", || self.restore());
         match outcome {
-            Ok(summary) => Ok(PatternResult { status: PatternStatus::RolledBack, summary: format!("{}: {}. {summary}", failure.code, failure.message) }),
+            Ok(summary) => Ok(PatternResult::rolled_back(format!("{}: {}. {summary}", failure.code, failure.message))),
             Err(e) => Err(Error::new(failure.code, format!("{}; rollback failed too: {}. State now: {}", failure.message, e.message, self.describe()))),
         }
     }
@@ -590,7 +556,7 @@ impl Rotation<'_> {
         // recovery spends no time on members about to be removed.
         let original_replicas = self.progress.original["replicas"].as_u64().unwrap_or(0) as u32;
         let intact = pg::state(&self.progress.original_primary).is_ok_and(|s| !s.in_recovery);
-        if intact && original_replicas > 0 && ctx.statefulset()?.replicas > original_replicas {
+        if intact && original_replicas > 0 && ctx.set.read()?.replicas > original_replicas {
             self.scale_down(original_replicas, &self.progress.original_primary)?;
             done.push(format!("scaled back to {original_replicas}"));
         }
@@ -598,11 +564,7 @@ impl Rotation<'_> {
         done.extend(notes);
         if primary == self.progress.original_primary {
             if self.progress.pinned {
-                let body = json!({
-                    "metadata": {"annotations": {ANNOTATION: null}},
-                    "spec": {"updateStrategy": self.progress.original["updateStrategy"], "template": {"spec": {"nodeSelector": {&self.cfg.pool_label: self.progress.original["poolValue"]}}}},
-                });
-                ctx.patch(&ctx.set_ref(), &body)?;
+                ctx.patch(&ctx.set.object_ref(), &self.pin.restore_body(&self.progress.original))?;
                 done.push("StatefulSet nodeSelector and updateStrategy restored".into());
             }
             Ok(format!("Rolled back: {primary} is the primary again. {}", done.join("; ")))
@@ -610,7 +572,7 @@ impl Rotation<'_> {
             Ok(format!(
                 "The primary had already moved, so the cluster was brought to a consistent state instead: {}. The rotation is incomplete; StatefulSet {} keeps annotation {ANNOTATION}, and running the pattern again resumes it. State now: {}",
                 done.join("; "),
-                ctx.set,
+                ctx.set.name,
                 self.describe()
             ))
         }
@@ -621,13 +583,13 @@ impl Rotation<'_> {
     fn describe(&self) -> String {
         let ctx = &self.ctx;
         let pods = ctx.pods().unwrap_or_default();
-        let pools = cluster::node_pools(&self.cfg.pool_label).unwrap_or_default();
+        let pools = NodePools::list(&self.cfg.pool_label).unwrap_or_default();
         let target = ctx.service_target().ok().flatten().unwrap_or_else(|| "nothing".into());
-        let replicas = ctx.statefulset().map(|s| s.replicas.to_string()).unwrap_or_else(|_| "?".into());
+        let replicas = ctx.set.read().map(|s| s.replicas.to_string()).unwrap_or_else(|_| "?".into());
         let members: Vec<String> = ops::states(&pods)
             .iter()
             .map(|(p, s)| {
-                let pool = p.node.as_ref().and_then(|n| pools.get(n)).cloned().unwrap_or_else(|| "no node".into());
+                let pool = pools.of(p).unwrap_or("no node");
                 let role = match s {
                     Ok(s) if !s.in_recovery => format!("primary{}", if s.read_only { " (fenced, read only)" } else { "" }),
                     Ok(s) => format!("standby ({})", s.receiver.as_deref().unwrap_or("no WAL receiver")),
@@ -636,16 +598,8 @@ impl Rotation<'_> {
                 format!("{} {role} on pool {pool}", p.name)
             })
             .collect();
-        format!("StatefulSet {} at {replicas} replicas; Service {} selects {target}; {}", ctx.set, ctx.service, members.join("; "))
+        format!("StatefulSet {} at {replicas} replicas; Service {} selects {target}; {}", ctx.set.name, ctx.service, members.join("; "))
     }
-}
-
-fn gate(slot: &str, input: &str) -> Result<Verdict, Error> {
-    let verdict = runner_sdk::gates::run(slot, input)?;
-    if verdict.outcome == Outcome::Fail {
-        return Err(Error::internal(format!("gate `{slot}` failed: {}", verdict.reasons.join("; "))));
-    }
-    Ok(verdict)
 }
 
 struct FerrisWheel;
@@ -653,41 +607,19 @@ struct FerrisWheel;
 impl runner_sdk::pattern::Guest for FerrisWheel {
     fn run(config: String) -> Result<PatternResult, Error> {
         let cfg: Config = parse_config(&config)?;
-        let ctx = Ctx {
-            ns: cfg.namespace.clone(),
-            set: cfg.statefulset.clone(),
-            service: cfg.service.clone(),
-            container: (!cfg.container.is_empty()).then(|| cfg.container.clone()),
-            password_env: cfg.password_env.clone(),
-            replication_user: cfg.replication_user.clone(),
-            rewind_user: cfg.rewind_user.clone(),
-            write_check_table: cfg.write_check_table.clone(),
-            poll_ms: cfg.poll_interval.max(10),
-            paused_poll_ms: cfg.paused_poll_interval.clamp(5, cfg.poll_interval.max(10)),
-            writes_paused: Cell::new(false),
-            stream_timeout_ms: cfg.stream_timeout,
-            rejoin_timeout_ms: cfg.rejoin_timeout,
-            promote_timeout_ms: cfg.promote_timeout,
-            write_timeout_ms: cfg.write_timeout,
-            dry: Cell::new(false),
-        };
-        if !cfg.password_env.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') || cfg.password_env.is_empty() {
-            return Err(Error::invalid(format!("password-env `{}` is not an environment variable name", cfg.password_env)));
-        }
-        let mut rotation = Rotation { ctx, cfg: &cfg, progress: Progress::default(), simulated: None };
+        let ctx = Ctx::new(&cfg.pg)?;
+        let pin = PoolPin::new(ANNOTATION, &cfg.pool_label, &cfg.upgraded_pool);
+        let mut rotation = Rotation { ctx, cfg: &cfg, pin, progress: Progress::default(), simulated: None };
         let primary = step("discover", "find the primary and the members' pools", || {
             let pods = rotation.ctx.pods()?;
             let target = rotation.ctx.service_target()?;
             let primary = pg::confirm_primary(&pg::primary_candidates("", &pods, target.as_deref()))?;
-            report::log(report::Level::Info, &format!("primary {primary}; Service {} selects {}; {} members", cfg.service, target.as_deref().unwrap_or("nothing"), pods.len()));
+            report::log(report::Level::Info, &format!("primary {primary}; Service {} selects {}; {} members", cfg.pg.service, target.as_deref().unwrap_or("nothing"), pods.len()));
             Ok(primary)
         })?;
         rotation.progress.original_primary = primary;
-        if let Err(e) = step("preflight", "run the preflight gate", || gate("preflight", &cfg.preflight_input)) {
-            return match e.code {
-                ErrorCode::Internal => Ok(PatternResult { status: PatternStatus::RolledBack, summary: format!("{}; nothing was changed", e.message) }),
-                _ => Err(e),
-            };
+        if let Some(refused) = preflight_gate("preflight", &cfg.preflight_input) {
+            return refused;
         }
         let summary = match rotation.rotate() {
             Ok(summary) => summary,
@@ -695,11 +627,11 @@ impl runner_sdk::pattern::Guest for FerrisWheel {
             Err(e) if !rotation.progress.pinned => return Err(e),
             Err(e) => return rotation.rollback(&e),
         };
-        if let Err(e) = step("post", "run the post gate", || gate("post", &cfg.post_input)) {
+        if let Err(e) = gate_step("post", &cfg.post_input).into_result("post") {
             return Err(Error::new(e.code, format!("the rotation finished ({summary}) but {}. State now: {}", e.message, rotation.describe())));
         }
-        let dry = if rotation.ctx.dry.get() { " (dry run: planned, not done)" } else { "" };
-        Ok(PatternResult { status: PatternStatus::Succeeded, summary: format!("every member of {} runs on pool {}{dry}: {summary}", cfg.statefulset, cfg.upgraded_pool) })
+        let dry = rotation.ctx.dry.summary_note();
+        Ok(PatternResult::succeeded(format!("every member of {} runs on pool {}{dry}: {summary}", cfg.pg.statefulset, cfg.upgraded_pool)))
     }
 }
 

@@ -3,17 +3,17 @@
 //! each master hands its slots to a replica (`CLUSTER FAILOVER`) and is
 //! replaced as a replica. See the manifest's `steps` and `rollback`.
 
-use std::cell::Cell;
 use std::collections::BTreeSet;
 
-use redis_common::cluster::{self, Pod};
+use kube_common::{namespace, NodePools, Pod, PoolPin, Set, StatefulSet};
+use redis_common::cluster;
 use redis_common::health::{self, Limits};
 use redis_common::nodes;
 use redis_common::plan::{self, Action};
-use runner_sdk::kube_write::{self, PatchType};
-use runner_sdk::pattern::{PatternResult, PatternStatus};
+use runner_sdk::kube_write;
+use runner_sdk::pattern::PatternResult;
 use runner_sdk::prelude::*;
-use runner_sdk::{redis_write, wait_until};
+use runner_sdk::{gate_input, gate_step, preflight_gate, redis_write, DryRun};
 use serde::Deserialize;
 
 runner_sdk::manifest!(
@@ -141,17 +141,14 @@ struct Config {
     poll_interval: u64,
 }
 
-/// Whether a call failed for good (no retry can help).
-fn fatal(e: &Error) -> bool {
-    matches!(e.code, ErrorCode::Denied | ErrorCode::Invalid)
-}
-
 struct Run<'a> {
     cfg: &'a Config,
-    selector: String,
+    members: StatefulSet,
+    /// As read when the run began; its selector finds the Pods.
+    set: Set,
+    pin: PoolPin,
     limits: Limits,
-    /// Set once a mutation comes back as planned (`--dry-run`).
-    dry: Cell<bool>,
+    dry: DryRun,
     pinned: bool,
     /// The StatefulSet's values before the pin (also kept in its annotation).
     original: Value,
@@ -165,50 +162,30 @@ impl Run<'_> {
         report::log(report::Level::Info, message);
     }
 
-    /// Poll `condition` until it yields, fails for good, or `timeout_ms`
-    /// passes. Other errors count as "not yet" (a restarting member does
-    /// not answer); the last reason is quoted when time runs out.
-    fn wait<T>(&self, what: &str, timeout_ms: u64, mut condition: impl FnMut() -> Result<Result<T, String>, Error>) -> Result<T, Error> {
-        let mut last = String::new();
-        let result = wait_until(what, timeout_ms, self.cfg.poll_interval.max(20), || match condition() {
-            Ok(Ok(value)) => Ok(Some(value)),
-            Ok(Err(why)) => {
-                last = why;
-                Ok(None)
-            }
-            Err(e) if fatal(&e) => Err(e),
-            Err(e) => {
-                last = e.message;
-                Ok(None)
-            }
-        });
-        result.map_err(|e| if e.code == ErrorCode::Timeout && !last.is_empty() { Error::timeout(format!("{}; last seen: {last}", e.message)) } else { e })
+    fn wait<T>(&self, what: &str, timeout_ms: u64, condition: impl FnMut() -> Result<Poll<T>, Error>) -> Result<T, Error> {
+        wait_for(what, timeout_ms, self.cfg.poll_interval.max(20), condition)
     }
 
+    /// The Pods, by the selector read when the run began.
     fn pods(&self) -> Result<Vec<Pod>, Error> {
-        cluster::pods(&self.cfg.namespace, &self.cfg.statefulset, &self.selector)
+        self.members.pods_of(&self.set)
     }
 
-    fn pool_of(&self, pod: &Pod) -> Result<String, Error> {
-        let pools = cluster::node_pools(&self.cfg.pool_label)?;
-        Ok(pod.node.as_ref().and_then(|n| pools.get(n)).cloned().unwrap_or_else(|| "no node".into()))
-    }
-
-    /// `Ok` when every Pod of the set is Ready and the cluster passes the
+    /// Done when every Pod of the set is Ready and the cluster passes the
     /// health rules; else why not.
-    fn healthy(&self) -> Result<Result<(), String>, Error> {
-        let (set, _) = cluster::statefulset(&self.cfg.namespace, &self.cfg.statefulset)?;
+    fn healthy(&self) -> Result<Poll<()>, Error> {
+        let set = self.members.read()?;
         let pods = self.pods()?;
-        let want = set["spec"]["replicas"].as_u64().unwrap_or(0) as usize;
+        let want = set.object["spec"]["replicas"].as_u64().unwrap_or(0) as usize;
         if pods.len() != want {
-            return Ok(Err(format!("{} Pods, the StatefulSet wants {want}", pods.len())));
+            return Ok(Poll::NotYet(format!("{} Pods, the StatefulSet wants {want}", pods.len())));
         }
         let findings = health::evaluate(&cluster::gather(&pods), &self.limits);
-        Ok(if findings.failures.is_empty() { Ok(()) } else { Err(findings.failures.join("; ")) })
+        Ok(if findings.failures.is_empty() { Poll::Done(()) } else { Poll::NotYet(findings.failures.join("; ")) })
     }
 
     fn settle(&self, why: &str) -> Result<(), Error> {
-        if self.dry.get() {
+        if self.dry.active() {
             return Ok(());
         }
         self.wait(&format!("the cluster to be healthy {why}"), self.cfg.settle_timeout, || self.healthy())
@@ -217,80 +194,62 @@ impl Run<'_> {
     /// The members as the planner sees them: role from each member's own
     /// `myself` line, pool from its Pod's Node.
     fn snapshot(&self) -> Result<Vec<plan::Member>, Error> {
-        let pools = cluster::node_pools(&self.cfg.pool_label)?;
+        let pools = NodePools::list(&self.cfg.pool_label)?;
         let mut members = Vec::new();
         for pod in self.pods()? {
             let text = cluster::read_text(&pod.name, &["CLUSTER", "NODES"])?;
             let nodes = nodes::parse(&text).map_err(|e| Error::internal(format!("{}: {e}", pod.name)))?;
             let me = nodes::myself(&nodes).ok_or_else(|| Error::internal(format!("{}: CLUSTER NODES has no `myself` line", pod.name)))?;
-            let upgraded = pod.node.as_ref().and_then(|n| pools.get(n)).is_some_and(|p| *p == self.cfg.upgraded_pool);
+            let upgraded = pools.runs_on(&pod, &self.cfg.upgraded_pool);
             members.push(plan::Member { name: pod.name.clone(), ordinal: pod.ordinal, id: me.id.clone(), master_id: if me.is_master() { None } else { me.master_id.clone() }, upgraded });
         }
         Ok(members)
     }
 
-    fn pin(&mut self) -> Result<(), Error> {
-        let (set, _) = cluster::statefulset(&self.cfg.namespace, &self.cfg.statefulset)?;
-        let original: Value = set["metadata"]["annotations"][ANNOTATION].as_str().and_then(|a| serde_json::from_str(a).ok()).unwrap_or_else(|| {
-            json!({"poolValue": set["spec"]["template"]["spec"]["nodeSelector"][&self.cfg.pool_label], "updateStrategy": set["spec"]["updateStrategy"]})
-        });
-        let body = json!({
-            "metadata": {"annotations": {ANNOTATION: original.to_string()}},
-            "spec": {
-                // The pattern decides when each Pod restarts; a rolling update must not.
-                "updateStrategy": {"type": "OnDelete", "rollingUpdate": null},
-                "template": {"spec": {"nodeSelector": {&self.cfg.pool_label: &self.cfg.upgraded_pool}}},
-            },
-        });
-        let cfg = self.cfg;
-        let answer = step("pin-upgraded-pool", &format!("nodeSelector {}={}, updateStrategy OnDelete", cfg.pool_label, cfg.upgraded_pool), || self.patch_set(&body))?;
-        if answer["metadata"]["resourceVersion"].is_null() {
-            self.dry.set(true);
-            self.log("dry run: mutations are planned, not made; waits are skipped and the plan assumes each step succeeds");
-        }
+    fn pin_members(&mut self) -> Result<(), Error> {
+        let set = self.members.read()?;
+        let (original, _) = self.pin.original(&set.object);
+        let answer = self.pin.apply(&self.members, &original)?;
+        self.dry.notice(&answer);
         self.pinned = true;
         self.original = original;
         Ok(())
     }
 
-    fn patch_set(&self, body: &Value) -> Result<Value, Error> {
-        let answer = kube_write::patch(&cluster::set_ref(&self.cfg.namespace, &self.cfg.statefulset), PatchType::Merge, &body.to_string())
-            .map_err(|e| Error::new(e.code, format!("patch StatefulSet {}: {}", self.cfg.statefulset, e.message)))?;
-        Ok(serde_json::from_str(&answer).unwrap_or(Value::Null))
-    }
-
     fn unpin(&self) -> Result<(), Error> {
-        let (set, _) = cluster::statefulset(&self.cfg.namespace, &self.cfg.statefulset)?;
+        let set = self.members.read()?;
         // Under --dry-run the pin was never made: the values read before it stand in.
-        let original: Value = set["metadata"]["annotations"][ANNOTATION].as_str().and_then(|a| serde_json::from_str(a).ok()).unwrap_or_else(|| self.original.clone());
+        let original = match self.pin.original(&set.object) {
+            (kept, true) => kept,
+            (_, false) => self.original.clone(),
+        };
         let strategy = if original["updateStrategy"].is_null() { json!({"type": "RollingUpdate"}) } else { original["updateStrategy"].clone() };
-        let body = json!({"metadata": {"annotations": {ANNOTATION: null}}, "spec": {"updateStrategy": strategy}});
-        self.patch_set(&body).map(|_| ())
+        self.members.patch(&self.pin.release_body(&strategy)).map(|_| ())
     }
 
     /// Evict `member`'s Pod and wait until it is back, Ready, on the
     /// upgraded pool, synced, and the cluster healthy.
     fn replace(&self, member: &str) -> Result<(), Error> {
         let cfg = self.cfg;
-        let ns = cluster::namespace(&cfg.namespace);
-        let old = cluster::pod(&cfg.namespace, &cfg.statefulset, member)?.ok_or_else(|| Error::new(ErrorCode::NotFound, format!("Pod {member} does not exist")))?;
+        let ns = namespace(&cfg.namespace);
+        let old = self.members.pod(member)?.ok_or_else(|| Error::new(ErrorCode::NotFound, format!("Pod {member} does not exist")))?;
         self.wait(&format!("the eviction of {member} to be allowed"), cfg.pod_timeout, || match kube_write::evict(ns.as_deref(), member) {
-            Ok(()) => Ok(Ok(())),
-            Err(e) if e.code == ErrorCode::Conflict => Ok(Err(format!("evicting {member}: {}", e.message))),
+            Ok(()) => Ok(Poll::Done(())),
+            Err(e) if e.code == ErrorCode::Conflict => Ok(Poll::NotYet(format!("evicting {member}: {}", e.message))),
             Err(e) => Err(Error::new(e.code, format!("evict {member}: {}", e.message))),
         })?;
-        if self.dry.get() {
+        if self.dry.active() {
             return Ok(());
         }
         let pod = self.wait(&format!("{member} to be back and Ready on pool {}", cfg.upgraded_pool), cfg.pod_timeout, || {
-            Ok(match cluster::pod(&cfg.namespace, &cfg.statefulset, member)? {
-                None => Err(format!("{member} is gone, not recreated yet")),
-                Some(p) if p.uid == old.uid => Err(format!("{member} is still the old Pod (terminating: {})", p.terminating)),
-                Some(p) if !p.ready => Err(format!("{member} is {} on node {}, not Ready", p.phase, p.node.as_deref().unwrap_or("none"))),
-                Some(p) => Ok(p),
+            Ok(match self.members.pod(member)? {
+                None => Poll::NotYet(format!("{member} is gone, not recreated yet")),
+                Some(p) if p.uid == old.uid => Poll::NotYet(format!("{member} is still the old Pod (terminating: {})", p.terminating)),
+                Some(p) if !p.ready => Poll::NotYet(format!("{member} is {} on node {}, not Ready", p.phase, p.node.as_deref().unwrap_or("none"))),
+                Some(p) => Poll::Done(p),
             })
         })?;
-        let pool = self.pool_of(&pod)?;
+        let pool = NodePools::list(&cfg.pool_label)?.of(&pod).unwrap_or("no node").to_string();
         if pool != cfg.upgraded_pool {
             return Err(Error::internal(format!("{member} came back on node {} of pool {pool}, not {}", pod.node.as_deref().unwrap_or("none"), cfg.upgraded_pool)));
         }
@@ -301,21 +260,21 @@ impl Run<'_> {
             if r.is_master() {
                 // The cluster promoted it meanwhile (its master failed): serving slots is what counts.
                 let slots = me.myself().map_or(0, nodes::Node::slot_count);
-                return Ok(if slots > 0 { Ok(()) } else { Err(format!("{member} is a master without slots")) });
+                return Ok(if slots > 0 { Poll::Done(()) } else { Poll::NotYet(format!("{member} is a master without slots")) });
             }
             if !r.link_up || r.sync_in_progress {
-                return Ok(Err(format!("{member}: master_link_status:{}{}", if r.link_up { "up" } else { "down" }, if r.sync_in_progress { ", sync in progress" } else { "" })));
+                return Ok(Poll::NotYet(format!("{member}: master_link_status:{}{}", if r.link_up { "up" } else { "down" }, if r.sync_in_progress { ", sync in progress" } else { "" })));
             }
-            let Some(host) = r.master_host.clone() else { return Ok(Err(format!("{member} names no master"))) };
+            let Some(host) = r.master_host.clone() else { return Ok(Poll::NotYet(format!("{member} names no master"))) };
             let pods = self.pods()?;
             let Some(master) = pods.iter().find(|p| p.ip.as_deref() == Some(host.as_str())) else {
-                return Ok(Err(format!("{member} replicates from {host}, which is no member's address")));
+                return Ok(Poll::NotYet(format!("{member} replicates from {host}, which is no member's address")));
             };
             let mr = cluster::state(&master.name)?.replication;
             Ok(match mr.replica_at(&ip) {
-                Some(a) if a.state == "online" && mr.master_repl_offset.saturating_sub(a.offset) <= self.limits.max_offset_lag => Ok(()),
-                Some(a) => Err(format!("{member} is {} bytes behind {} (state {})", mr.master_repl_offset.saturating_sub(a.offset), master.name, a.state)),
-                None => Err(format!("{} does not list {member} among its replicas yet", master.name)),
+                Some(a) if a.state == "online" && mr.master_repl_offset.saturating_sub(a.offset) <= self.limits.max_offset_lag => Poll::Done(()),
+                Some(a) => Poll::NotYet(format!("{member} is {} bytes behind {} (state {})", mr.master_repl_offset.saturating_sub(a.offset), master.name, a.state)),
+                None => Poll::NotYet(format!("{} does not list {member} among its replicas yet", master.name)),
             })
         })?;
         self.settle(&format!("after replacing {member}"))
@@ -333,18 +292,18 @@ impl Run<'_> {
         }
         let started = clock::now();
         redis_write::command(replica, &args).map_err(|e| Error::new(e.code, format!("{replica}: {}: {}", args.join(" "), e.message)))?;
-        if self.dry.get() {
+        if self.dry.active() {
             return Ok(());
         }
-        let replica_ip = cluster::pod(&cfg.namespace, &cfg.statefulset, replica)?.and_then(|p| p.ip).unwrap_or_default();
+        let replica_ip = self.members.pod(replica)?.and_then(|p| p.ip).unwrap_or_default();
         // An OK only schedules the failover: ROLE on both sides says when it happened.
         self.wait(&format!("{replica} to take over from {master}"), cfg.failover_timeout, || {
             let new = cluster::read(replica, &["ROLE"])?;
             if new[0] != "master" {
-                return Ok(Err(format!("{replica} is still {}", new[0])));
+                return Ok(Poll::NotYet(format!("{replica} is still {}", new[0])));
             }
             let old = cluster::read(master, &["ROLE"])?;
-            Ok(if old[0] == "slave" && old[1] == replica_ip.as_str() { Ok(()) } else { Err(format!("{master} answers ROLE {old}")) })
+            Ok(if old[0] == "slave" && old[1] == replica_ip.as_str() { Poll::Done(()) } else { Poll::NotYet(format!("{master} answers ROLE {old}")) })
         })?;
         report::metric(&format!("failover {master}"), (clock::now().saturating_sub(started)) as f64, "ms");
         self.settle(&format!("after the failover of {master}"))
@@ -369,8 +328,8 @@ impl Run<'_> {
     }
 
     fn rotate(&mut self) -> Result<(), Error> {
-        self.pin()?;
-        let mut simulated = if self.dry.get() { Some(self.snapshot()?) } else { None };
+        self.pin_members()?;
+        let mut simulated = if self.dry.active() { Some(self.snapshot()?) } else { None };
         let mut last: Option<(Action, Vec<plan::Member>)> = None;
         let limit = 4 * simulated.as_ref().map_or(16, Vec::len) + 8;
         for _ in 0..limit {
@@ -399,11 +358,11 @@ impl Run<'_> {
     /// Each member's role and pool, and whether every slot is served.
     fn describe(&self) -> String {
         let pods = self.pods().unwrap_or_default();
-        let pools = cluster::node_pools(&self.cfg.pool_label).unwrap_or_default();
+        let pools = NodePools::list(&self.cfg.pool_label).unwrap_or_default();
         let mut lines = Vec::new();
         let mut unserved = None;
         for pod in &pods {
-            let pool = pod.node.as_ref().and_then(|n| pools.get(n)).cloned().unwrap_or_else(|| "no node".into());
+            let pool = pools.of(pod).unwrap_or("no node");
             let role = match cluster::state(&pod.name) {
                 Ok(s) => {
                     if unserved.is_none() {
@@ -442,31 +401,11 @@ impl Run<'_> {
                 failure.message,
                 self.describe(),
                 self.cfg.statefulset,
-                self.cfg.pool_label,
-                self.cfg.upgraded_pool
+                self.pin.label,
+                self.pin.pool
             ),
         )
     }
-}
-
-/// The gate input with the pattern's own facts added where the operator gave none.
-fn gate_input(text: &str, extra: &[(&str, Value)]) -> Result<String, Error> {
-    let mut input: Value = serde_json::from_str(text).map_err(|e| Error::invalid(format!("gate input `{text}` is not JSON: {e}")))?;
-    let object = input.as_object_mut().ok_or_else(|| Error::invalid(format!("gate input `{text}` is not a JSON object")))?;
-    for (key, value) in extra {
-        if !object.contains_key(*key) {
-            object.insert(key.to_string(), value.clone());
-        }
-    }
-    Ok(input.to_string())
-}
-
-fn gate(slot: &str, input: &str) -> Result<Verdict, Error> {
-    let verdict = runner_sdk::gates::run(slot, input)?;
-    if verdict.outcome == Outcome::Fail {
-        return Err(Error::internal(format!("gate `{slot}` failed: {}", verdict.reasons.join("; "))));
-    }
-    Ok(verdict)
 }
 
 struct RedisRollingReplace;
@@ -481,29 +420,27 @@ impl runner_sdk::pattern::Guest for RedisRollingReplace {
             return Err(Error::invalid("max-offset-lag must not be negative"));
         }
         let limits = Limits { max_offset_lag: cfg.max_offset_lag as u64, min_replicas: 1, masters: 0 };
-        let mut run = Run { cfg: &cfg, selector: String::new(), limits, dry: Cell::new(false), pinned: false, original: Value::Null, done: Vec::new(), demoted: BTreeSet::new() };
+        let members = StatefulSet::new(&cfg.namespace, &cfg.statefulset);
+        let pin = PoolPin::new(ANNOTATION, &cfg.pool_label, &cfg.upgraded_pool);
+        let mut run = Run { cfg: &cfg, members, set: Set::default(), pin, limits, dry: DryRun::default(), pinned: false, original: Value::Null, done: Vec::new(), demoted: BTreeSet::new() };
         let masters = step("discover", "the members, their roles and pools", || {
-            let (_, selector) = cluster::statefulset(&cfg.namespace, &cfg.statefulset)?;
-            run.selector = selector;
+            run.set = run.members.read()?;
             let pods = run.pods()?;
-            let pools = cluster::node_pools(&cfg.pool_label)?;
+            let pools = NodePools::list(&cfg.pool_label)?;
             // Members that are not Ready are left to the preflight gate to report.
             let mut masters = 0;
             for pod in pods.iter().filter(|p| p.ready) {
                 let role = cluster::read(&pod.name, &["ROLE"])?;
                 masters += usize::from(role[0] == "master");
             }
-            let on_old: Vec<&str> = pods.iter().filter(|p| p.node.as_ref().and_then(|n| pools.get(n)) != Some(&cfg.upgraded_pool)).map(|p| p.name.as_str()).collect();
+            let on_old: Vec<&str> = pods.iter().filter(|p| !pools.runs_on(p, &cfg.upgraded_pool)).map(|p| p.name.as_str()).collect();
             run.log(&format!("{} members, {masters} masters; not on pool {} yet: {}", pods.len(), cfg.upgraded_pool, if on_old.is_empty() { "none".into() } else { on_old.join(", ") }));
             Ok(masters)
         })?;
         let scope = [("statefulset", json!(cfg.statefulset)), ("namespace", json!(cfg.namespace))];
         let preflight = gate_input(&cfg.preflight_input, &scope)?;
-        if let Err(e) = step("preflight", "run the preflight gate", || gate("preflight", &preflight)) {
-            return match e.code {
-                ErrorCode::Internal => Ok(PatternResult { status: PatternStatus::RolledBack, summary: format!("{}; nothing was changed", e.message) }),
-                _ => Err(e),
-            };
+        if let Some(refused) = preflight_gate("preflight", &preflight) {
+            return refused;
         }
         if let Err(e) = run.rotate() {
             if !run.pinned {
@@ -518,27 +455,13 @@ impl runner_sdk::pattern::Guest for RedisRollingReplace {
         post_extra.push(("masters", json!(masters)));
         post_extra.push(("settle-timeout", json!(20_000)));
         let post = gate_input(&cfg.post_input, &post_extra)?;
-        if let Err(e) = step("post", "run the post gate", || gate("post", &post)) {
+        if let Err(e) = gate_step("post", &post).into_result("post") {
             return Err(Error::new(e.code, format!("the replacement finished ({}) but {}. Now: {}", run.done.join(", "), e.message, run.describe())));
         }
-        let dry = if run.dry.get() { " (dry run: planned, not done)" } else { "" };
+        let dry = run.dry.summary_note();
         let done = if run.done.is_empty() { "nothing needed doing".to_string() } else { run.done.join(", ") };
-        Ok(PatternResult { status: PatternStatus::Succeeded, summary: format!("every member of {} runs on pool {}{dry}: {done}", cfg.statefulset, cfg.upgraded_pool) })
+        Ok(PatternResult::succeeded(format!("every member of {} runs on pool {}{dry}: {done}", cfg.statefulset, cfg.upgraded_pool)))
     }
 }
 
 runner_sdk::export_pattern!(RedisRollingReplace);
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn gate_input_adds_only_what_is_missing() {
-        let text = gate_input(r#"{"namespace":"db"}"#, &[("namespace", json!("")), ("masters", json!(3))]).unwrap();
-        let value: Value = serde_json::from_str(&text).unwrap();
-        assert_eq!(value, json!({"namespace": "db", "masters": 3}));
-        assert!(gate_input("[1]", &[]).is_err());
-        assert!(gate_input("nope", &[]).is_err());
-    }
-}
