@@ -99,9 +99,10 @@ pub mod __private {
     }
 }
 
-/// Declare the component's manifest (TOML) in the `runner-manifest` custom
-/// section, where `runner review` and `runner exec` read it without running
-/// the component. Fields: `name`, `version`, `description`, `world`
+/// Declare the component's manifest (TOML: a string literal, or
+/// `include_str!("../manifest.toml")` as the bundled policies do) in the
+/// `runner-manifest` custom section, where `runner review` and `runner exec`
+/// read it without running the component. Fields: `name`, `version`, `description`, `world`
 /// (`gate` or `pattern`), `capabilities`, `[config.KEY]` (`type`,
 /// `description`, `default`, `required`), `[gates.SLOT]` (`default`,
 /// `description`), `steps`, `rollback`.

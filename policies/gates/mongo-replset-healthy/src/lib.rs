@@ -9,30 +9,7 @@ use kube_common::StatefulSet;
 use runner_sdk::prelude::*;
 use serde::Deserialize;
 
-runner_sdk::manifest!(
-    r#"
-name = "mongo-replset-healthy"
-version = "0.1.0"
-description = "A MongoDB replica set is whole: exactly one PRIMARY; every member healthy (health 1, state PRIMARY or SECONDARY; arbiters may be ARBITER), none in RECOVERING, ROLLBACK or STARTUP2; each secondary's optime no more than `max-lag` behind the primary's (optimeDate, as rs.printSecondaryReplicationInfo() reckons it); a majority of voting members up (majorityVoteCount); enough data-bearing voting members up for w: majority (writeMajorityCount) and the majority commit point within `max-lag` of the last applied operation. Members are the StatefulSet's Pods; replSetGetStatus (and replSetGetConfig for votes and priorities) is asked of the primary when a member's hello names it, else of any member that answers. Each failure names the member and the figure."
-world = "gate"
-capabilities = ["kube:get:apps/v1/StatefulSet", "kube:list:v1/Pod", "mongo:read:*"]
-
-[config.statefulset]
-type = "string"
-default = "mongo"
-description = "the MongoDB StatefulSet; members are its Pods"
-
-[config.namespace]
-type = "string"
-default = ""
-description = "namespace (empty: the target's default)"
-
-[config.max-lag]
-type = "duration"
-default = "10s"
-description = "largest replication lag allowed for any secondary, and for the majority commit point"
-"#
-);
+runner_sdk::manifest!(include_str!("../manifest.toml"));
 
 #[derive(Deserialize)]
 #[serde(rename_all = "kebab-case")]

@@ -9,45 +9,7 @@ use pg_common::rows;
 use runner_sdk::prelude::*;
 use serde::Deserialize;
 
-runner_sdk::manifest!(
-    r#"
-name = "pg-healthy"
-version = "0.1.0"
-description = "After a PostgreSQL change. (1) The primary accepts writes. A gate cannot write (its only database access is postgres-read, in a READ ONLY transaction), so this is checked by the conditions a write needs: the primary is not in recovery, its configured default_transaction_read_only is off (it is not fenced), and when synchronous_standby_names is set, at least one synchronous standby is connected, since otherwise every commit would wait. No row is written. (2) Every member of the StatefulSet other than the primary is in recovery (no second writable primary) and appears in the primary's pg_stat_replication as streaming. (3) The Service selects the primary. (4) When `table` is set, its row count on every standby matches the primary's: the primary's count is taken with its WAL position, each standby is awaited until it has replayed that position, then counted, then the primary is counted again; each standby's count must lie between the two primary counts. Retried until `catch-up-timeout`."
-world = "gate"
-capabilities = ["kube:get:apps/v1/StatefulSet", "kube:list:v1/Pod", "kube:get:v1/Service", "postgres:query:*"]
-
-[config.primary]
-type = "string"
-default = ""
-description = "the primary member (Pod name); empty: find it"
-
-[config.statefulset]
-type = "string"
-default = "postgres-cluster"
-description = "the PostgreSQL StatefulSet; every member other than the primary must stream from it"
-
-[config.service]
-type = "string"
-default = "postgres-primary"
-description = "the Service that must select the primary"
-
-[config.namespace]
-type = "string"
-default = ""
-description = "namespace (empty: the target's default)"
-
-[config.table]
-type = "string"
-default = ""
-description = "a table whose row count must match on every member (empty: skip)"
-
-[config.catch-up-timeout]
-type = "duration"
-default = "10s"
-description = "how long the row-count comparison may wait for replay"
-"#
-);
+runner_sdk::manifest!(include_str!("../manifest.toml"));
 
 #[derive(Deserialize)]
 #[serde(rename_all = "kebab-case")]

@@ -8,60 +8,7 @@ use pg_common::pg::{self, Standby};
 use runner_sdk::prelude::*;
 use serde::Deserialize;
 
-runner_sdk::manifest!(
-    r#"
-name = "pg-preflight"
-version = "0.1.0"
-description = "Before a PostgreSQL switchover: at least `min-sync` standbys in `sync` or `quorum` state in the primary's pg_stat_replication, every connected standby's replay lag under `max-replay-lag` (time) and `max-lag-bytes` (pg_wal_lsn_diff of the primary's current LSN and the standby's replay LSN), the backup Job completed within `max-backup-age`, and the Service selects the primary. The primary is `primary`, else the single Pod labelled role=primary, else the member the Service selects, confirmed by pg_is_in_recovery() = false. Each failure names the member and the figure."
-world = "gate"
-capabilities = ["kube:get:apps/v1/StatefulSet", "kube:list:v1/Pod", "kube:get:v1/Service", "kube:get:batch/v1/Job", "postgres:query:*"]
-
-[config.primary]
-type = "string"
-default = ""
-description = "the primary member (Pod name); empty: find it"
-
-[config.statefulset]
-type = "string"
-default = "postgres-cluster"
-description = "the PostgreSQL StatefulSet"
-
-[config.service]
-type = "string"
-default = "postgres-primary"
-description = "the Service clients reach the primary through"
-
-[config.namespace]
-type = "string"
-default = ""
-description = "namespace (empty: the target's default)"
-
-[config.min-sync]
-type = "integer"
-default = 2
-description = "standbys that must be streaming in sync or quorum state"
-
-[config.max-replay-lag]
-type = "duration"
-default = "100ms"
-description = "largest replay lag (time) allowed for any standby"
-
-[config.max-lag-bytes]
-type = "integer"
-default = 16777216
-description = "largest replay lag in bytes of WAL allowed for any standby"
-
-[config.backup-job]
-type = "string"
-default = "postgres-backup"
-description = "the backup Job that must have completed recently (empty: skip the backup check)"
-
-[config.max-backup-age]
-type = "duration"
-default = "24h"
-description = "the backup must have completed within this long"
-"#
-);
+runner_sdk::manifest!(include_str!("../manifest.toml"));
 
 #[derive(Deserialize)]
 #[serde(rename_all = "kebab-case")]

@@ -3,30 +3,7 @@
 use runner_sdk::prelude::*;
 use serde::Deserialize;
 
-runner_sdk::manifest!(
-    r#"
-name = "pods-ready"
-version = "0.1.0"
-description = "Every Pod matching a label selector has the Ready condition, and at least a minimum number of them exist. Names each Pod that is not Ready with its phase and node."
-world = "gate"
-capabilities = ["kube:list:v1/Pod"]
-
-[config.selector]
-type = "string"
-default = "app=postgres"
-description = "label selector of the Pods to check"
-
-[config.namespace]
-type = "string"
-default = ""
-description = "namespace (empty: the target's default)"
-
-[config.min-pods]
-type = "integer"
-default = 1
-description = "fail when fewer Pods than this match"
-"#
-);
+runner_sdk::manifest!(include_str!("../manifest.toml"));
 
 #[derive(Deserialize)]
 #[serde(rename_all = "kebab-case")]

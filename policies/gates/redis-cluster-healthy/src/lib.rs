@@ -10,50 +10,7 @@ use redis_common::health::{self, Limits};
 use runner_sdk::prelude::*;
 use serde::Deserialize;
 
-runner_sdk::manifest!(
-    r#"
-name = "redis-cluster-healthy"
-version = "0.1.0"
-description = "A Redis cluster (the Pods of one StatefulSet) is healthy. Every Pod is Ready and its member answers CLUSTER INFO, CLUSTER NODES and INFO replication (read-only commands). Each member reports cluster_state:ok with all 16384 slots assigned and served (cluster_slots_ok). No member's CLUSTER NODES shows a node flagged fail, fail? (pfail), handshake or noaddr, and every slot belongs to a master in every member's view. Every member is known to the others. Every master lists at least `min-replicas` replicas in state online whose offset is within `max-offset-lag` bytes of its master_repl_offset; every replica has master_link_status:up and is not syncing. Optionally the number of masters is checked. Each failure names the member and the figure. With `settle-timeout`, the checks are repeated until they pass or the time is up (after a change the cluster needs a moment to agree)."
-world = "gate"
-capabilities = ["kube:get:apps/v1/StatefulSet", "kube:list:v1/Pod", "redis:read:*"]
-
-[config.statefulset]
-type = "string"
-default = "redis-cluster"
-description = "the Redis StatefulSet; its Pods are the members"
-
-[config.namespace]
-type = "string"
-default = ""
-description = "namespace (empty: the target's default)"
-
-[config.max-offset-lag]
-type = "integer"
-default = 1048576
-description = "how many bytes of replication stream a replica may trail its master"
-
-[config.min-replicas]
-type = "integer"
-default = 1
-description = "online replicas within the bound that every master needs"
-
-[config.masters]
-type = "integer"
-default = 0
-description = "masters expected (0: any number)"
-
-[config.settle-timeout]
-type = "duration"
-default = "0s"
-description = "repeat the checks until they pass, for at most this long (0: look once)"
-
-[config.poll-interval]
-type = "duration"
-default = "500ms"
-description = "how often to look again within settle-timeout"
-"#
-);
+runner_sdk::manifest!(include_str!("../manifest.toml"));
 
 #[derive(Deserialize)]
 #[serde(rename_all = "kebab-case")]

@@ -1,6 +1,6 @@
 //! Pattern `mongo-stepdown-cascade`: move every member of a MongoDB replica
 //! set (a StatefulSet) onto an upgraded node pool with one election, the
-//! seed's "step-down cascade" done safely. See the manifest's `steps` and
+//! seed's "step-down cascade" done safely. See manifest.toml's `steps` and
 //! `rollback`.
 
 mod plan;
@@ -17,130 +17,7 @@ use runner_sdk::prelude::*;
 use runner_sdk::{gate_input, gate_step, mongo_write, preflight_gate, DryRun};
 use serde::Deserialize;
 
-runner_sdk::manifest!(
-    r#"
-name = "mongo-stepdown-cascade"
-version = "0.1.0"
-description = "Moves every member of a MongoDB replica set (a StatefulSet) onto an upgraded node pool with a single, planned election. It pins the StatefulSet's Pods to the upgraded pool (nodeSelector) with updateStrategy OnDelete, so nothing restarts unless this pattern deletes it. Secondaries go first, one at a time: the Pod is deleted, comes back on the upgraded pool with its volume, and the pattern waits until the member is SECONDARY, healthy and within `max-lag` of the primary. Then the primary steps down: the most caught-up electable secondary on the upgraded pool is the candidate, every other secondary is frozen (replSetFreeze, as Percona's operator does) so only the candidate can win, and replSetStepDown runs with secondaryCatchUpPeriodSecs; 262 ExceededTimeLimit (no electable secondary caught up) is retried until `step-down-retry-timeout`, and force is used only with `force = true`. The new primary is confirmed with hello, the others unfrozen, and the old primary's Pod is moved like a secondary's. A run that stopped resumes from the replica set's state."
-world = "pattern"
-capabilities = [
-  "kube:patch:apps/v1/StatefulSet",
-  "kube:delete:v1/Pod",
-  "mongo:command:*",
-  "kube:get:apps/v1/StatefulSet",
-  "kube:get:v1/Pod",
-  "kube:list:v1/Pod",
-  "kube:list:v1/Node",
-  "mongo:read:*",
-  "gates:run:preflight",
-  "gates:run:post",
-]
-steps = [
-  { name = "discover", description = "read the StatefulSet, its Pods and Nodes; replSetGetStatus from the primary; log the plan" },
-  { name = "preflight", description = "run the `preflight` gate; stop before any change if it fails" },
-  { name = "pin-upgraded-pool", description = "patch the StatefulSet: nodeSelector <pool-label>=<upgraded-pool>, updateStrategy OnDelete, the original values kept in annotation runner.dev/stepdown-cascade" },
-  { name = "move <secondary>", description = "every other member healthy first; delete the Pod; wait until it is back, Ready on the upgraded pool, SECONDARY with health 1 and within max-lag of the primary (highest ordinal first, one at a time)" },
-  { name = "step-down <primary>", description = "choose the most caught-up electable secondary on the upgraded pool; replSetFreeze the other secondaries; replSetStepDown with secondaryCatchUpPeriodSecs (262 retried within step-down-retry-timeout; force only when configured); confirm the candidate is the writable primary (hello); replSetFreeze 0 on the frozen members" },
-  { name = "move <old primary>", description = "as for a secondary" },
-  { name = "restore-update-strategy", description = "put back the original updateStrategy, remove the annotation; the nodeSelector stays on the upgraded pool" },
-  { name = "post", description = "run the `post` gate" },
-]
-rollback = "Nothing is rolled forward or back by force: the pattern stops at the first failed step or wait. It unfreezes every member it froze (replSetFreeze 0); if no Pod was deleted and no step-down was asked for (by this run or an earlier one it resumes: the StatefulSet already carried the annotation), it restores the StatefulSet's nodeSelector and updateStrategy; otherwise it keeps the pin and the annotation so a re-run resumes (members already on the upgraded pool are skipped). The result is `rolled-back` with the replica set's state (each member's state, lag and pool) and exit code 1. A failed preflight gate changes nothing. A primary that does not step down keeps its role (replSetStepDown without force changes nothing when it fails). A failed post gate ends with an error describing the (completed) rotation's state."
-
-[config.statefulset]
-type = "string"
-default = "mongo"
-description = "the MongoDB StatefulSet; members are <statefulset>-<ordinal>"
-
-[config.namespace]
-type = "string"
-default = ""
-description = "namespace (empty: the target's default)"
-
-[config.pool-label]
-type = "string"
-default = "agentpool"
-description = "the Node label that names a node pool"
-
-[config.upgraded-pool]
-type = "string"
-default = "upgraded-pool"
-description = "the pool every member must end on"
-
-[config.candidate]
-type = "string"
-default = ""
-description = "the member (Pod name) to elect (empty: the most caught-up electable secondary on the upgraded pool)"
-
-[config.max-lag]
-type = "duration"
-default = "10s"
-description = "a moved member counts as caught up, and a candidate as electable, within this lag of the primary"
-
-[config.catch-up-period]
-type = "duration"
-default = "10s"
-description = "replSetStepDown secondaryCatchUpPeriodSecs: how long the primary waits for an electable secondary to catch up (writes are refused meanwhile)"
-
-[config.step-down-period]
-type = "duration"
-default = "60s"
-description = "replSetStepDown stepDownSecs: how long the old primary stays ineligible (more than catch-up-period)"
-
-[config.freeze-period]
-type = "duration"
-default = "120s"
-description = "replSetFreeze seconds for the members that must not win; lifted as soon as the new primary is confirmed"
-
-[config.step-down-retry-timeout]
-type = "duration"
-default = "60s"
-description = "how long to keep retrying a step-down refused with 262 ExceededTimeLimit (no electable secondary caught up)"
-
-[config.force]
-type = "boolean"
-default = false
-description = "replSetStepDown with force: true (steps down even when no secondary caught up: acknowledged w:1 writes can be rolled back)"
-
-[config.election-timeout]
-type = "duration"
-default = "30s"
-description = "for the candidate to become the writable primary after the step-down"
-
-[config.stop-timeout]
-type = "duration"
-default = "60s"
-description = "for a deleted Pod to be gone"
-
-[config.rejoin-timeout]
-type = "duration"
-default = "5m"
-description = "for a moved member to be Ready on the upgraded pool and a caught-up SECONDARY"
-
-[config.poll-interval]
-type = "duration"
-default = "500ms"
-description = "how often waits look again"
-
-[config.preflight-input]
-type = "string"
-default = "{}"
-description = "JSON configuration for the preflight gate (statefulset and namespace are filled in when absent)"
-
-[config.post-input]
-type = "string"
-default = "{}"
-description = "JSON configuration for the post gate (statefulset and namespace are filled in when absent)"
-
-[gates.preflight]
-default = "mongo-replset-healthy"
-description = "must pass before anything changes"
-
-[gates.post]
-default = "mongo-replset-healthy"
-description = "must pass after the rotation"
-"#
-);
+runner_sdk::manifest!(include_str!("../manifest.toml"));
 
 /// The annotation that keeps what the pattern changed on the StatefulSet,
 /// so a later run knows what to restore.

@@ -1,6 +1,6 @@
 //! Pattern `postgres-ferris-wheel`: move every member of a PostgreSQL
 //! StatefulSet onto an upgraded node pool without losing a write, the seed's
-//! "Ferris wheel" done safely. See the manifest's `steps` and `rollback`.
+//! "Ferris wheel" done safely. See manifest.toml's `steps` and `rollback`.
 
 mod plan;
 
@@ -16,168 +16,7 @@ use runner_sdk::prelude::*;
 use runner_sdk::{gate_step, preflight_gate};
 use serde::Deserialize;
 
-runner_sdk::manifest!(
-    r#"
-name = "postgres-ferris-wheel"
-version = "0.1.0"
-description = "Moves every member of a PostgreSQL StatefulSet (streaming replication, one primary behind a Service) onto an upgraded node pool, with two short write pauses and no lost write. It pins the StatefulSet's Pods to the upgraded pool (nodeSelector) with updateStrategy OnDelete, so nothing restarts unless this pattern deletes it, and adds one member there. Switchover to it: the other standbys are re-pointed to stream from it (cascading), the old primary is fenced (ALTER SYSTEM default_transaction_read_only = on, client sessions ended), the new member replays the old primary's last LSN, the old primary gets standby settings and its Pod is deleted (a clean shutdown ships its last WAL to the new member, so it rejoins without pg_rewind), then the new member is promoted, the Service re-pointed and a write committed. So there is never more than one primary, and none is writable while both run. Each old-pool standby's Pod is then deleted and comes back on the upgraded pool with its volume. Last, because scaling back removes the added member, the primary is switched over again to a lower ordinal, with the scale-down as the stop. A run that stopped resumes from the cluster's state. Needs the replication password in each member's container environment (`password-env`, the variable the StatefulSet sets from its Secret); it is read and written only inside the Pod."
-world = "pattern"
-capabilities = [
-  "kube:patch:apps/v1/StatefulSet",
-  "kube:scale:apps/v1/StatefulSet",
-  "kube:patch:v1/Service",
-  "kube:delete:v1/Pod",
-  "kube:exec:v1/Pod",
-  "postgres:execute:*",
-  "kube:get:apps/v1/StatefulSet",
-  "kube:get:v1/Pod",
-  "kube:list:v1/Pod",
-  "kube:get:v1/Service",
-  "kube:list:v1/Node",
-  "postgres:query:*",
-  "gates:run:preflight",
-  "gates:run:post",
-]
-steps = [
-  { name = "discover", description = "read the StatefulSet, its Pods, Nodes and the Service; find the primary (pg_is_in_recovery() = false)" },
-  { name = "preflight", description = "run the `preflight` gate; stop before any change if it fails" },
-  { name = "pin-upgraded-pool", description = "patch the StatefulSet: nodeSelector <pool-label>=<upgraded-pool>, updateStrategy OnDelete, the original values kept in annotation runner.dev/ferris-wheel" },
-  { name = "add-member <set>-<n>", description = "its slot on the primary; the primary's leftover standby settings reset (a clone copies postgresql.auto.conf); scale to n+1; wait until the new member is Ready on the upgraded pool and streams from the primary in sync or quorum state (rewound in its Pod if it does not)" },
-  { name = "prepare <new>", description = "a slot on the new member for every member; every other standby re-pointed to stream from it (exec: standby settings; pg_reload_conf)" },
-  { name = "fence <old>", description = "on the old primary: ALTER SYSTEM SET default_transaction_read_only = on; pg_reload_conf(); pg_terminate_backend of client sessions" },
-  { name = "catch-up <new>", description = "wait until the new member's pg_last_wal_replay_lsn() reaches the old primary's pg_current_wal_lsn()" },
-  { name = "stop <old>", description = "exec: standby.signal and primary_conninfo/primary_slot_name pointing at the new member; delete the old primary's Pod (or scale down, when it is the added member) and wait until it is gone" },
-  { name = "promote <new>", description = "SELECT pg_promote(false); wait until pg_is_in_recovery() is false; ALTER SYSTEM RESET default_transaction_read_only, primary_conninfo, primary_slot_name" },
-  { name = "repoint-service <new>", description = "merge-patch the Service selector statefulset.kubernetes.io/pod-name to the new primary" },
-  { name = "verify-writes <new>", description = "commit a row into the write-check table on the new primary" },
-  { name = "rejoin <old>", description = "wait until the old primary is back (on the upgraded pool) and streams from the new one; pg_rewind in its Pod only if it does not; drop its stale slots, lift its fence" },
-  { name = "move <member>", description = "delete a standby's Pod (another synchronous standby remains); wait until it is back on the upgraded pool and streams" },
-  { name = "scale-down <n>", description = "scale back to n; drop the removed members' slots on the primary" },
-  { name = "tidy", description = "on every standby: drop inactive slots, lift a leftover fence; on the primary: drop inactive slots of members it no longer has (also repairs what an interrupted run left)" },
-  { name = "restore-update-strategy", description = "put back the original updateStrategy, remove the annotation; the nodeSelector stays on the upgraded pool" },
-  { name = "post", description = "run the `post` gate" },
-]
-rollback = "On a failed step or wait: if the old primary has not been stopped yet, it is intact: lift its fence, point the Service at it, re-point the standbys that were moved to cascade from the new member back to it, scale away the added member (dropping its slot) and restore the StatefulSet's nodeSelector and updateStrategy; the result is `rolled-back` with the cluster as it was. If the old primary was already stopped: keep the single writable primary if there is one, else promote the most advanced standby (highest received/replayed LSN); point the Service at it, lift its fence, re-point every reachable standby to it (pg_rewind in its Pod where it cannot follow), verify a write; the result is `rolled-back` naming the primary and what the rotation still has to do (a re-run resumes it). If that recovery fails the run ends with an error that describes the state it left. A failed preflight gate changes nothing. A failed post gate ends with an error describing the (completed) rotation's state."
-
-[config.statefulset]
-type = "string"
-default = "postgres-cluster"
-description = "the PostgreSQL StatefulSet; members are <statefulset>-<ordinal>"
-
-[config.service]
-type = "string"
-default = "postgres-primary"
-description = "the Service that selects the primary by statefulset.kubernetes.io/pod-name"
-
-[config.namespace]
-type = "string"
-default = ""
-description = "namespace (empty: the target's default)"
-
-[config.pool-label]
-type = "string"
-default = "agentpool"
-description = "the Node label that names a node pool"
-
-[config.upgraded-pool]
-type = "string"
-default = "upgraded-pool"
-description = "the pool every member must end on"
-
-[config.replicas]
-type = "integer"
-default = 0
-description = "replicas to end with (0: as many as before the run)"
-
-[config.container]
-type = "string"
-default = ""
-description = "the container to exec in (empty: the Pod's default)"
-
-[config.password-env]
-type = "string"
-default = "POSTGRES_PASSWORD"
-description = "the container environment variable holding the replication (and pg_rewind) password"
-
-[config.replication-user]
-type = "string"
-default = "replicator"
-description = "the role standbys stream as"
-
-[config.rewind-user]
-type = "string"
-default = "postgres"
-description = "the role pg_rewind connects to the new primary as"
-
-[config.write-check-table]
-type = "string"
-default = "runner_write_check"
-description = "table (created if missing) that receives one row per verified write"
-
-[config.preflight-input]
-type = "string"
-default = "{}"
-description = "JSON configuration for the preflight gate"
-
-[config.post-input]
-type = "string"
-default = "{}"
-description = "JSON configuration for the post gate"
-
-[config.member-timeout]
-type = "duration"
-default = "10m"
-description = "for an added member to be cloned, Ready and streaming synchronously"
-
-[config.catch-up-timeout]
-type = "duration"
-default = "10s"
-description = "for the new primary to replay the fenced primary's last LSN (writes are paused meanwhile)"
-
-[config.stop-timeout]
-type = "duration"
-default = "60s"
-description = "for the old primary's Pod to be gone"
-
-[config.promote-timeout]
-type = "duration"
-default = "60s"
-description = "for a promoted member to leave recovery, and for a fence to take effect"
-
-[config.stream-timeout]
-type = "duration"
-default = "30s"
-description = "for a re-pointed standby to stream before it is rewound"
-
-[config.rejoin-timeout]
-type = "duration"
-default = "5m"
-description = "for a replaced Pod to be Ready on the upgraded pool and stream"
-
-[config.write-timeout]
-type = "duration"
-default = "30s"
-description = "for a new primary to commit a write"
-
-[config.poll-interval]
-type = "duration"
-default = "200ms"
-description = "how often waits look again"
-
-[config.paused-poll-interval]
-type = "duration"
-default = "20ms"
-description = "how often waits look again while writes are paused (from the fence to the first write on the new primary)"
-
-[gates.preflight]
-default = "pg-preflight"
-description = "must pass before anything changes"
-
-[gates.post]
-default = "pg-healthy"
-description = "must pass after the rotation"
-"#
-);
+runner_sdk::manifest!(include_str!("../manifest.toml"));
 
 /// The annotation that keeps what the pattern changed on the StatefulSet,
 /// so a later run (or a rollback) knows what to restore and where to end.
@@ -518,7 +357,7 @@ impl Rotation<'_> {
         ctx.drop_inactive_slots(primary, &keep)
     }
 
-    /// Undo what can be undone; see the manifest's `rollback`.
+    /// Undo what can be undone; see manifest.toml's `rollback`.
     fn rollback(&self, failure: &Error) -> Result<PatternResult, Error> {
         let outcome = step("rollback", "restore a single writable primary behind the Service", || self.restore());
         match outcome {

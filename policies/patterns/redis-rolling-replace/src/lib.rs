@@ -1,7 +1,7 @@
 //! Pattern `redis-rolling-replace`: move every member of a Redis cluster
 //! onto an upgraded node pool while it keeps serving: replicas first, then
 //! each master hands its slots to a replica (`CLUSTER FAILOVER`) and is
-//! replaced as a replica. See the manifest's `steps` and `rollback`.
+//! replaced as a replica. See manifest.toml's `steps` and `rollback`.
 
 use std::collections::BTreeSet;
 
@@ -16,109 +16,7 @@ use runner_sdk::prelude::*;
 use runner_sdk::{gate_input, gate_step, preflight_gate, redis_write, DryRun};
 use serde::Deserialize;
 
-runner_sdk::manifest!(
-    r#"
-name = "redis-rolling-replace"
-version = "0.1.0"
-description = "Moves every member of a Redis cluster (one StatefulSet, masters with replicas) onto an upgraded node pool with the cluster serving every slot throughout. It pins the StatefulSet's Pods to the upgraded pool (nodeSelector) with updateStrategy OnDelete, so nothing restarts unless this pattern evicts it. Each replica's Pod is evicted and comes back on the upgraded pool with its volume (and so its node id); the pattern waits until it is Ready there, its link to the master is up, the sync is over and its offset is within `max-offset-lag` of the master's, and the whole cluster is healthy again. Then, for each master still on the old pool, `CLUSTER FAILOVER` (default mode: the master stops writes until the replica has caught up, so no acknowledged write is lost; FORCE or TAKEOVER only when `failover-mode` says so) is sent to a replica already on the upgraded pool; an OK only schedules it, so the pattern waits until ROLE shows the roles swapped, then replaces the demoted master like a replica. Before every step the cluster must be healthy (the health rules of redis-cluster-healthy); if it is not, the pattern waits up to `settle-timeout` for it to recover on its own (a failover the cluster makes itself is followed: the plan is recomputed from the cluster's state before each step). A run that stopped resumes from the cluster's state."
-world = "pattern"
-capabilities = [
-  "kube:patch:apps/v1/StatefulSet",
-  "kube:evict:v1/Pod",
-  "redis:command:*",
-  "kube:get:apps/v1/StatefulSet",
-  "kube:get:v1/Pod",
-  "kube:list:v1/Pod",
-  "kube:list:v1/Node",
-  "redis:read:*",
-  "gates:run:preflight",
-  "gates:run:post",
-]
-steps = [
-  { name = "discover", description = "read the StatefulSet, its Pods and the Nodes' pools; each member's role from its own CLUSTER NODES line" },
-  { name = "preflight", description = "run the `preflight` gate; stop before any change if it fails" },
-  { name = "pin-upgraded-pool", description = "patch the StatefulSet: nodeSelector <pool-label>=<upgraded-pool>, updateStrategy OnDelete, the original values kept in annotation runner.dev/redis-rolling-replace" },
-  { name = "replace <replica>", description = "evict the replica's Pod (honouring PodDisruptionBudgets); wait until it is Ready on the upgraded pool, master_link_status:up, not syncing, its offset within max-offset-lag of its master's, and the cluster healthy" },
-  { name = "failover <master> -> <replica>", description = "CLUSTER FAILOVER (mode per failover-mode) on a replica of the master that runs on the upgraded pool; wait until ROLE shows the replica as master and the old master as its replica, and the cluster healthy; the demoted master is then replaced like a replica" },
-  { name = "restore-update-strategy", description = "put back the original updateStrategy, remove the annotation; the nodeSelector stays on the upgraded pool" },
-  { name = "post", description = "run the `post` gate (with the number of masters found at the start)" },
-]
-rollback = "Nothing is moved back: a member already on the upgraded pool stays there. A failed preflight gate changes nothing. On a failed step or wait the pattern stops at once, waits up to `settle-timeout` for the cluster to serve every slot again (its own failover included), and ends with an error that describes each member's role and pool and whether every slot is served; the StatefulSet keeps the pin (nodeSelector, updateStrategy OnDelete) and the annotation, so no Pod restarts behind the operator's back, and running the pattern again resumes from the cluster's state. A CLUSTER FAILOVER that did not happen within `failover-timeout` leaves the old master serving."
-
-[config.statefulset]
-type = "string"
-default = "redis-cluster"
-description = "the Redis StatefulSet; members are <statefulset>-<ordinal>"
-
-[config.namespace]
-type = "string"
-default = ""
-description = "namespace (empty: the target's default)"
-
-[config.pool-label]
-type = "string"
-default = "agentpool"
-description = "the Node label that names a node pool"
-
-[config.upgraded-pool]
-type = "string"
-default = "upgraded-pool"
-description = "the pool every member must end on"
-
-[config.failover-mode]
-type = "string"
-default = "default"
-description = "CLUSTER FAILOVER mode: default (coordinated with the master, no lost write), force (without the master's agreement), takeover (without the cluster's agreement either)"
-
-[config.max-offset-lag]
-type = "integer"
-default = 1048576
-description = "bytes of replication stream a replica may trail its master to count as synced"
-
-[config.preflight-input]
-type = "string"
-default = "{}"
-description = "JSON configuration for the preflight gate (statefulset and namespace are added)"
-
-[config.post-input]
-type = "string"
-default = "{}"
-description = "JSON configuration for the post gate (statefulset, namespace and the number of masters are added)"
-
-[config.pod-timeout]
-type = "duration"
-default = "5m"
-description = "for an evicted Pod to be back and Ready on the upgraded pool (eviction retried meanwhile while a budget forbids it)"
-
-[config.sync-timeout]
-type = "duration"
-default = "5m"
-description = "for a replaced member to be connected and synced"
-
-[config.failover-timeout]
-type = "duration"
-default = "60s"
-description = "for the roles to swap after CLUSTER FAILOVER"
-
-[config.settle-timeout]
-type = "duration"
-default = "2m"
-description = "for the cluster to be healthy before each step (and to serve again after a failure)"
-
-[config.poll-interval]
-type = "duration"
-default = "200ms"
-description = "how often waits look again"
-
-[gates.preflight]
-default = "redis-cluster-healthy"
-description = "must pass before anything changes"
-
-[gates.post]
-default = "redis-cluster-healthy"
-description = "must pass after the replacement"
-"#
-);
+runner_sdk::manifest!(include_str!("../manifest.toml"));
 
 /// The annotation that keeps what the pattern changed on the StatefulSet.
 const ANNOTATION: &str = "runner.dev/redis-rolling-replace";
