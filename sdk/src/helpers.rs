@@ -3,8 +3,8 @@
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::kube::{self, ListOptions, ObjectRef};
 use crate::Error;
+use crate::kube::{self, ListOptions, ObjectRef};
 
 /// Parse the configuration JSON the host passes to `evaluate` or `run`.
 pub fn parse_config<T: DeserializeOwned>(config: &str) -> Result<T, Error> {

@@ -50,11 +50,11 @@ mod wait;
 pub use bindings::gate::export_gate;
 pub use bindings::pattern::export_pattern;
 pub use check::Check;
+pub use helpers::{get_json, list_json, parse_config, pod_is_ready};
 /// The JSON crate the payloads are parsed with, so policies need not depend on it.
 pub use serde_json;
-pub use helpers::{get_json, list_json, parse_config, pod_is_ready};
-pub use steps::{gate_input, gate_step, preflight_gate, step, DryRun, GateCall};
-pub use wait::{wait_for, wait_until, Poll};
+pub use steps::{DryRun, GateCall, gate_input, gate_step, preflight_gate, step};
+pub use wait::{Poll, wait_for, wait_until};
 
 /// The shared types: [`Error`], [`ErrorCode`], [`Verdict`], [`Outcome`].
 pub use bindings::imports::runner::policy::types::{Error, ErrorCode, Outcome, Verdict};
@@ -77,9 +77,9 @@ pub mod pattern {
 /// Everything a policy usually needs.
 pub mod prelude {
     pub use crate::kube::{ListOptions, ObjectRef};
-    pub use crate::{clock, kube, report, Check, Error, ErrorCode, Outcome, Verdict};
-    pub use crate::{get_json, list_json, parse_config, pod_is_ready, step, wait_for, wait_until, Poll};
-    pub use serde_json::{json, Value};
+    pub use crate::{Check, Error, ErrorCode, Outcome, Verdict, clock, kube, report};
+    pub use crate::{Poll, get_json, list_json, parse_config, pod_is_ready, step, wait_for, wait_until};
+    pub use serde_json::{Value, json};
 }
 
 #[doc(hidden)]

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::pattern::{PatternResult, PatternStatus};
 use crate::report::{self, StepOutcome};
-use crate::{gates, Error, ErrorCode, Outcome, Verdict};
+use crate::{Error, ErrorCode, Outcome, Verdict, gates};
 
 /// Run `body` as a named step of a pattern: begun, ended with its outcome,
 /// timed in the run report.
@@ -83,7 +83,8 @@ pub fn gate_step(slot: &str, input: &str) -> GateCall {
 /// A gate's input: the operator's JSON object (`text`; empty means `{}`)
 /// with the pattern's own facts (`defaults`) added where the operator gave none.
 pub fn gate_input(text: &str, defaults: &[(&str, Value)]) -> Result<String, Error> {
-    let mut input: Value = serde_json::from_str(if text.trim().is_empty() { "{}" } else { text }).map_err(|e| Error::invalid(format!("gate input `{text}` is not JSON: {e}")))?;
+    let mut input: Value =
+        serde_json::from_str(if text.trim().is_empty() { "{}" } else { text }).map_err(|e| Error::invalid(format!("gate input `{text}` is not JSON: {e}")))?;
     let object = input.as_object_mut().ok_or_else(|| Error::invalid(format!("gate input `{text}` is not a JSON object")))?;
     for (key, value) in defaults {
         object.entry(*key).or_insert_with(|| value.clone());

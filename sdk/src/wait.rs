@@ -1,7 +1,7 @@
 //! Waiting on the host clock: until a condition holds, telling errors that
 //! may pass (a member restarting does not answer) from those that will not.
 
-use crate::{clock, Error, ErrorCode};
+use crate::{Error, ErrorCode, clock};
 
 /// One look at a condition: done (with what was found), or not yet and why.
 #[derive(Clone, Debug, PartialEq)]

@@ -2,10 +2,10 @@
 //! primary, every member healthy and caught up, a majority of voters up,
 //! `w: "majority"` writes able to commit.
 
-use mongo_common::cluster;
-use mongo_common::rs::{self, ConfigMember, Status, RECOVERING, ROLLBACK, STARTUP2};
-use kube_common::text::millis;
 use kube_common::StatefulSet;
+use kube_common::text::millis;
+use mongo_common::cluster;
+use mongo_common::rs::{self, ConfigMember, RECOVERING, ROLLBACK, STARTUP2, Status};
 use runner_sdk::prelude::*;
 use serde::Deserialize;
 
@@ -14,9 +14,9 @@ runner_sdk::manifest!(include_str!("../manifest.toml"));
 #[derive(Deserialize)]
 #[serde(rename_all = "kebab-case")]
 struct Config {
-    statefulset: String,
-    namespace: String,
     max_lag: u64,
+    #[serde(flatten)]
+    members: StatefulSet,
 }
 
 /// Judge a status against the limits. `pods` names members by Pod.
@@ -71,7 +71,12 @@ fn judge(check: &mut Check, status: &Status, config: Option<&[ConfigMember]>, po
     let down: Vec<String> = majority.voters.iter().filter(|v| !majority.voters_up.contains(v)).map(|v| name(v)).collect();
     let down_text = if down.is_empty() { String::new() } else { format!(" (down: {})", down.join(", ")) };
     if (majority.voters_up.len() as u64) < majority.needed {
-        check.fail(format!("{} of {} voting members up; electing a primary needs {}{down_text}", majority.voters_up.len(), majority.voters.len(), majority.needed));
+        check.fail(format!(
+            "{} of {} voting members up; electing a primary needs {}{down_text}",
+            majority.voters_up.len(),
+            majority.voters.len(),
+            majority.needed
+        ));
     } else {
         check.note(format!("{} of {} voting members up (a majority is {}){down_text}", majority.voters_up.len(), majority.voters.len(), majority.needed));
     }
@@ -79,7 +84,11 @@ fn judge(check: &mut Check, status: &Status, config: Option<&[ConfigMember]>, po
         check.fail(format!("w: majority needs {} data-bearing voting members, {} up{down_text}", majority.write_needed, majority.data_voters_up.len()));
     }
     if let Some(lag) = status.commit_lag_ms().filter(|lag| *lag > max_lag_ms) {
-        check.fail(format!("the majority commit point trails the last applied operation by {} > {}: w: majority writes are not being acknowledged", millis(lag as f64), millis(max_lag_ms as f64)));
+        check.fail(format!(
+            "the majority commit point trails the last applied operation by {} > {}: w: majority writes are not being acknowledged",
+            millis(lag as f64),
+            millis(max_lag_ms as f64)
+        ));
     }
 }
 
@@ -99,15 +108,14 @@ struct Gate;
 impl runner_sdk::gate::Guest for Gate {
     fn evaluate(config: String) -> Result<Verdict, Error> {
         let config: Config = parse_config(&config)?;
-        let members = StatefulSet::new(&config.namespace, &config.statefulset);
-        let set = members.read()?;
-        let pods = members.pods_of(&set)?;
+        let set = config.members.read()?;
+        let pods = config.members.pods_of(&set)?;
         let index = cluster::pod_index(&pods);
         let mut check = Check::new();
         let (answered, status) = match cluster::status(&pods) {
             Ok(found) => found,
             Err(e) if e.code == ErrorCode::Unavailable || e.code == ErrorCode::NotFound => {
-                check.fail(format!("StatefulSet {}: {}", config.statefulset, e.message));
+                check.fail(format!("StatefulSet {}: {}", config.members.name, e.message));
                 return Ok(check.verdict());
             }
             Err(e) => return Err(e),
@@ -127,7 +135,7 @@ impl runner_sdk::gate::Guest for Gate {
             }
         }
         if (pods.len() as u32) < set.replicas {
-            check.warn(format!("StatefulSet {} wants {} replicas, {} Pods exist", config.statefulset, set.replicas, pods.len()));
+            check.warn(format!("StatefulSet {} wants {} replicas, {} Pods exist", config.members.name, set.replicas, pods.len()));
         }
         evidence(&mut check, &status, &index);
         Ok(check.verdict())
@@ -189,7 +197,14 @@ mod tests {
         let v = verdict(&status(&[(1, "PRIMARY", 1.0, 1000), (3, "RECOVERING", 1.0, 900), (8, "(not reachable/healthy)", 0.0, 0)]));
         assert_eq!(v.outcome, Outcome::Fail);
         assert!(v.reasons.contains(&"mongo-1: in RECOVERING (state 3)".to_string()), "{:?}", v.reasons);
-        assert!(v.reasons.contains(&"mongo-2: health 0 ((not reachable/healthy)): Error connecting to mongo-2.mongo.db.svc.cluster.local:27017 :: caused by :: Connection refused".to_string()), "{:?}", v.reasons);
+        assert!(
+            v.reasons.contains(
+                &"mongo-2: health 0 ((not reachable/healthy)): Error connecting to mongo-2.mongo.db.svc.cluster.local:27017 :: caused by :: Connection refused"
+                    .to_string()
+            ),
+            "{:?}",
+            v.reasons
+        );
         // RECOVERING counts as not up: only the primary votes.
         assert!(v.reasons.contains(&"1 of 3 voting members up; electing a primary needs 2 (down: mongo-1, mongo-2)".to_string()), "{:?}", v.reasons);
         assert!(v.reasons.contains(&"w: majority needs 2 data-bearing voting members, 1 up (down: mongo-1, mongo-2)".to_string()), "{:?}", v.reasons);
@@ -208,13 +223,21 @@ mod tests {
         let mut s = status(&[(1, "PRIMARY", 1.0, 1000), (2, "SECONDARY", 1.0, 1000), (2, "SECONDARY", 1.0, 1000)]);
         s.last_committed = Some((970, 1));
         let v = verdict(&s);
-        assert_eq!(v.reasons[0], "the majority commit point trails the last applied operation by 30.0 s > 10.0 s: w: majority writes are not being acknowledged");
+        assert_eq!(
+            v.reasons[0],
+            "the majority commit point trails the last applied operation by 30.0 s > 10.0 s: w: majority writes are not being acknowledged"
+        );
     }
 
     #[test]
     fn arbiters_are_allowed_when_configured() {
         let s = status(&[(1, "PRIMARY", 1.0, 1000), (2, "SECONDARY", 1.0, 1000), (7, "ARBITER", 1.0, 0)]);
-        let config: Vec<ConfigMember> = s.members.iter().enumerate().map(|(i, m)| ConfigMember { host: m.name.clone(), votes: 1, priority: if i == 2 { 0.0 } else { 1.0 }, arbiter: i == 2, hidden: false }).collect();
+        let config: Vec<ConfigMember> = s
+            .members
+            .iter()
+            .enumerate()
+            .map(|(i, m)| ConfigMember { host: m.name.clone(), votes: 1, priority: if i == 2 { 0.0 } else { 1.0 }, arbiter: i == 2, hidden: false })
+            .collect();
         let mut check = Check::new();
         judge(&mut check, &s, Some(&config), &pods(), 10_000);
         assert_eq!(check.verdict().outcome, Outcome::Pass, "{:?}", check.verdict().reasons);

@@ -3,8 +3,9 @@
 //! Service pointing at it, and (optionally) one table's row count equal on
 //! every member once replay has caught up.
 
-use kube_common::{service_target, StatefulSet, POD_NAME_LABEL};
-use pg_common::pg::{self, Standby, State, CAUGHT_UP_SQL};
+use kube_common::POD_NAME_LABEL;
+use pg_common::cluster::{ClusterConfig, Found};
+use pg_common::pg::{self, CAUGHT_UP_SQL, Standby, State};
 use pg_common::rows;
 use runner_sdk::prelude::*;
 use serde::Deserialize;
@@ -14,12 +15,10 @@ runner_sdk::manifest!(include_str!("../manifest.toml"));
 #[derive(Deserialize)]
 #[serde(rename_all = "kebab-case")]
 struct Config {
-    primary: String,
-    statefulset: String,
-    service: String,
-    namespace: String,
     table: String,
     catch_up_timeout: u64,
+    #[serde(flatten)]
+    cluster: ClusterConfig,
 }
 
 /// The write-readiness findings for the primary.
@@ -31,7 +30,8 @@ fn judge_primary(check: &mut Check, primary: &str, state: &State, standbys: &[St
         check.fail(format!("{primary}: default_transaction_read_only = on (fenced), writes are refused"));
     }
     if state.waits_for_standbys() && !standbys.iter().any(Standby::is_synchronous) {
-        check.fail(format!("{primary}: synchronous_standby_names = '{}' but no synchronous standby is connected, so every commit would wait", state.sync_names));
+        check
+            .fail(format!("{primary}: synchronous_standby_names = '{}' but no synchronous standby is connected, so every commit would wait", state.sync_names));
     }
 }
 
@@ -59,7 +59,11 @@ fn judge_standbys(check: &mut Check, primary: &str, expected: &[(String, Option<
     }
     for s in standbys {
         if !expected.iter().any(|(m, ip)| s.is(m, ip.as_deref())) {
-            check.warn(format!("{primary}: streams to {} ({}), which is not a member of the StatefulSet", s.application_name, s.client_addr.as_deref().unwrap_or("?")));
+            check.warn(format!(
+                "{primary}: streams to {} ({}), which is not a member of the StatefulSet",
+                s.application_name,
+                s.client_addr.as_deref().unwrap_or("?")
+            ));
         }
     }
 }
@@ -137,12 +141,7 @@ struct Gate;
 impl runner_sdk::gate::Guest for Gate {
     fn evaluate(config: String) -> Result<Verdict, Error> {
         let config: Config = parse_config(&config)?;
-        let ns = &config.namespace;
-        let members = StatefulSet::new(ns, &config.statefulset);
-        let set = members.read()?;
-        let pods = members.pods_of(&set)?;
-        let target = service_target(ns, &config.service)?;
-        let primary = pg::confirm_primary(&pg::primary_candidates(&config.primary, &pods, target.as_deref()))?;
+        let Found { set, pods, service_target: target, primary } = config.cluster.find()?;
         let mut check = Check::new();
         check.evidence("primary", &primary);
         let state = pg::state(&primary)?;
@@ -151,10 +150,10 @@ impl runner_sdk::gate::Guest for Gate {
         match target.as_deref() {
             Some(t) if t == primary => {}
             Some(t) => {
-                check.fail(format!("Service {} selects {t}, not the primary {primary}", config.service));
+                check.fail(format!("Service {} selects {t}, not the primary {primary}", config.cluster.service));
             }
             None => {
-                check.fail(format!("Service {} selects no member by {}", config.service, POD_NAME_LABEL));
+                check.fail(format!("Service {} selects no member by {}", config.cluster.service, POD_NAME_LABEL));
             }
         }
         let expected: Vec<(String, Option<String>)> = (0..set.replicas)
@@ -167,7 +166,13 @@ impl runner_sdk::gate::Guest for Gate {
             .collect();
         let states: Vec<(String, Result<State, Error>)> = expected.iter().map(|(m, _)| (m.clone(), pg::state(m))).collect();
         judge_standbys(&mut check, &primary, &expected, &standbys, &states);
-        check.evidence("standbys", standbys.iter().map(|s| json!({"member": pg::member_of(s, &pods).unwrap_or_else(|| s.application_name.clone()), "state": s.state, "sync_state": s.sync_state})).collect::<Vec<_>>());
+        check.evidence(
+            "standbys",
+            standbys
+                .iter()
+                .map(|s| json!({"member": pg::member_of(s, &pods).unwrap_or_else(|| s.application_name.clone()), "state": s.state, "sync_state": s.sync_state}))
+                .collect::<Vec<_>>(),
+        );
         if !config.table.is_empty() {
             let reachable: Vec<String> = states.iter().filter(|(_, s)| s.as_ref().is_ok_and(|s| s.in_recovery)).map(|(m, _)| m.clone()).collect();
             check_table(&mut check, &config, &primary, &reachable)?;
@@ -203,7 +208,10 @@ mod tests {
         assert_eq!(fenced.verdict().reasons, vec!["pg-0: default_transaction_read_only = on (fenced), writes are refused"]);
         let mut blocked = Check::new();
         judge_primary(&mut blocked, "pg-0", &state(false, false, "ANY 1 (*)"), &[standby("pg-1", "catchup", "quorum")]);
-        assert_eq!(blocked.verdict().reasons, vec!["pg-0: synchronous_standby_names = 'ANY 1 (*)' but no synchronous standby is connected, so every commit would wait"]);
+        assert_eq!(
+            blocked.verdict().reasons,
+            vec!["pg-0: synchronous_standby_names = 'ANY 1 (*)' but no synchronous standby is connected, so every commit would wait"]
+        );
     }
 
     #[test]
@@ -217,7 +225,8 @@ mod tests {
         assert_eq!(check.verdict().outcome, Outcome::Pass, "{:?}", check.verdict().reasons);
 
         let mut bad = Check::new();
-        let states = vec![("pg-1".to_string(), Ok(state(false, false, ""))), ("pg-2".to_string(), Err(Error::new(ErrorCode::Unavailable, "pg-2: connection refused")))];
+        let states =
+            vec![("pg-1".to_string(), Ok(state(false, false, ""))), ("pg-2".to_string(), Err(Error::new(ErrorCode::Unavailable, "pg-2: connection refused")))];
         judge_standbys(&mut bad, "pg-0", &expected, &[standby("pg-1", "catchup", "async"), standby("pg-9", "streaming", "async")], &states);
         assert_eq!(
             bad.verdict().reasons,

@@ -3,7 +3,8 @@
 //! recent completed backup.
 
 use kube_common::text::{bytes, millis, parse_timestamp_ms};
-use kube_common::{job_ref, service_target, Pod, StatefulSet};
+use kube_common::{Pod, job_ref};
+use pg_common::cluster::{ClusterConfig, Found};
 use pg_common::pg::{self, Standby};
 use runner_sdk::prelude::*;
 use serde::Deserialize;
@@ -13,15 +14,13 @@ runner_sdk::manifest!(include_str!("../manifest.toml"));
 #[derive(Deserialize)]
 #[serde(rename_all = "kebab-case")]
 struct Config {
-    primary: String,
-    statefulset: String,
-    service: String,
-    namespace: String,
     min_sync: i64,
     max_replay_lag: u64,
     max_lag_bytes: i64,
     backup_job: String,
     max_backup_age: u64,
+    #[serde(flatten)]
+    cluster: ClusterConfig,
 }
 
 /// What the replication rows say, against the limits.
@@ -106,16 +105,12 @@ struct Gate;
 impl runner_sdk::gate::Guest for Gate {
     fn evaluate(config: String) -> Result<Verdict, Error> {
         let config: Config = parse_config(&config)?;
-        let ns = &config.namespace;
-        let members = StatefulSet::new(ns, &config.statefulset);
-        let pods = members.pods()?;
-        let target = service_target(ns, &config.service)?;
-        let primary = pg::confirm_primary(&pg::primary_candidates(&config.primary, &pods, target.as_deref()))?;
+        let Found { pods, service_target: target, primary, .. } = config.cluster.find()?;
         let mut check = Check::new();
         check.evidence("primary", &primary);
         if target.as_deref() != Some(primary.as_str()) {
             // A switchover would fence a primary that clients are not even using.
-            check.fail(format!("Service {} selects {}, not the primary {primary}", config.service, target.as_deref().unwrap_or("no member")));
+            check.fail(format!("Service {} selects {}, not the primary {primary}", config.cluster.service, target.as_deref().unwrap_or("no member")));
         }
         let standbys = pg::standbys(&primary)?;
         let synchronous = judge_replication(&mut check, &primary, &standbys, &pods, &config);
@@ -128,7 +123,7 @@ impl runner_sdk::gate::Guest for Gate {
         if config.backup_job.is_empty() {
             check.warn("backup check skipped: config backup-job is empty");
         } else {
-            let job = get_json(&job_ref(ns, &config.backup_job));
+            let job = get_json(&job_ref(&config.cluster.members.namespace, &config.backup_job));
             judge_backup(&mut check, &config, job, clock::now());
         }
         Ok(check.verdict())
@@ -140,18 +135,16 @@ runner_sdk::export_gate!(Gate);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kube_common::StatefulSet;
 
     fn config() -> Config {
         Config {
-            primary: String::new(),
-            statefulset: "pg".into(),
-            service: "pg-primary".into(),
-            namespace: String::new(),
             min_sync: 2,
             max_replay_lag: 100,
             max_lag_bytes: 16 << 20,
             backup_job: "postgres-backup".into(),
             max_backup_age: 24 * 3_600_000,
+            cluster: ClusterConfig { service: "pg-primary".into(), members: StatefulSet::new("", "pg"), ..Default::default() },
         }
     }
 
@@ -170,7 +163,13 @@ mod tests {
     #[test]
     fn two_quorum_standbys_pass() {
         let mut check = Check::new();
-        let n = judge_replication(&mut check, "pg-0", &[standby("pg-1", "quorum", None, Some(0.0)), standby("pg-2", "quorum", Some(3.0), Some(120.0))], &pods(), &config());
+        let n = judge_replication(
+            &mut check,
+            "pg-0",
+            &[standby("pg-1", "quorum", None, Some(0.0)), standby("pg-2", "quorum", Some(3.0), Some(120.0))],
+            &pods(),
+            &config(),
+        );
         assert_eq!(n, 2);
         assert_eq!(check.verdict().outcome, Outcome::Pass, "{:?}", reasons(&check));
     }
@@ -178,7 +177,13 @@ mod tests {
     #[test]
     fn names_the_member_and_the_figure() {
         let mut check = Check::new();
-        judge_replication(&mut check, "pg-0", &[standby("pg-1", "async", Some(340.0), Some(20.0 * 1048576.0)), standby("pg-2", "quorum", None, None)], &pods(), &config());
+        judge_replication(
+            &mut check,
+            "pg-0",
+            &[standby("pg-1", "async", Some(340.0), Some(20.0 * 1048576.0)), standby("pg-2", "quorum", None, None)],
+            &pods(),
+            &config(),
+        );
         let reasons = reasons(&check);
         assert_eq!(check.verdict().outcome, Outcome::Fail);
         assert!(reasons.contains(&"pg-1: replay lag 340 ms > 100 ms".to_string()), "{reasons:?}");
@@ -205,7 +210,12 @@ mod tests {
         judge_backup(&mut stale, &config(), done("2026-11-20T14:00:00Z"), now);
         assert_eq!(reasons(&stale), vec!["backup Job postgres-backup: completed 30h 0m ago > 24h 0m"]);
         let mut by_condition = Check::new();
-        judge_backup(&mut by_condition, &config(), Ok(json!({"status": {"conditions": [{"type": "Complete", "status": "True", "lastTransitionTime": "2026-11-21T19:00:00Z"}]}})), now);
+        judge_backup(
+            &mut by_condition,
+            &config(),
+            Ok(json!({"status": {"conditions": [{"type": "Complete", "status": "True", "lastTransitionTime": "2026-11-21T19:00:00Z"}]}})),
+            now,
+        );
         assert_eq!(by_condition.verdict().outcome, Outcome::Pass);
         let mut never = Check::new();
         judge_backup(&mut never, &config(), Ok(json!({"status": {"active": 1}})), now);

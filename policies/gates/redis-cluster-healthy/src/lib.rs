@@ -15,22 +15,22 @@ runner_sdk::manifest!(include_str!("../manifest.toml"));
 #[derive(Deserialize)]
 #[serde(rename_all = "kebab-case")]
 struct Config {
-    statefulset: String,
-    namespace: String,
     max_offset_lag: i64,
     min_replicas: i64,
     masters: i64,
     settle_timeout: u64,
     poll_interval: u64,
+    #[serde(flatten)]
+    members: StatefulSet,
 }
 
 struct RedisClusterHealthy;
 
 fn look(cfg: &Config, limits: &Limits) -> Result<Check, Error> {
-    let pods = StatefulSet::new(&cfg.namespace, &cfg.statefulset).pods()?;
+    let pods = cfg.members.pods()?;
     let mut check = Check::new();
     if pods.is_empty() {
-        check.fail(format!("StatefulSet {} has no Pods", cfg.statefulset));
+        check.fail(format!("StatefulSet {} has no Pods", cfg.members.name));
         return Ok(check);
     }
     let findings = health::evaluate(&cluster::gather(&pods), limits);
@@ -43,7 +43,7 @@ fn look(cfg: &Config, limits: &Limits) -> Result<Check, Error> {
     for note in findings.notes {
         check.note(note);
     }
-    check.evidence("statefulset", &cfg.statefulset).evidence("cluster", findings.evidence);
+    check.evidence("statefulset", &cfg.members.name).evidence("cluster", findings.evidence);
     Ok(check)
 }
 

@@ -12,7 +12,7 @@ pub mod text;
 
 pub use pin::PoolPin;
 pub use pools::NodePools;
-pub use set::{ordinal, Pod, Set, StatefulSet};
+pub use set::{Pod, Set, StatefulSet, ordinal};
 
 use runner_sdk::kube_write::{self, PatchType};
 use runner_sdk::prelude::*;
@@ -49,6 +49,7 @@ pub fn service_target(ns: &str, service: &str) -> Result<Option<String>, Error> 
 /// A merge patch; the host's answer (in a dry run, the patch itself). Errors
 /// name the object.
 pub fn merge_patch(object: &ObjectRef, body: &Value) -> Result<Value, Error> {
-    let answer = kube_write::patch(object, PatchType::Merge, &body.to_string()).map_err(|e| Error::new(e.code, format!("patch {} {}: {}", object.kind, object.name, e.message)))?;
+    let answer = kube_write::patch(object, PatchType::Merge, &body.to_string())
+        .map_err(|e| Error::new(e.code, format!("patch {} {}: {}", object.kind, object.name, e.message)))?;
     Ok(serde_json::from_str(&answer).unwrap_or(Value::Null))
 }

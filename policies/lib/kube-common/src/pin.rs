@@ -37,7 +37,9 @@ impl PoolPin {
     pub fn original(&self, set: &Value) -> (Value, bool) {
         match set["metadata"]["annotations"][self.annotation].as_str().and_then(|a| serde_json::from_str::<Value>(a).ok()).filter(Value::is_object) {
             Some(kept) => (kept, true),
-            None => (json!({"poolValue": set["spec"]["template"]["spec"]["nodeSelector"][&self.label], "updateStrategy": set["spec"]["updateStrategy"]}), false),
+            None => {
+                (json!({"poolValue": set["spec"]["template"]["spec"]["nodeSelector"][&self.label], "updateStrategy": set["spec"]["updateStrategy"]}), false)
+            }
         }
     }
 
@@ -97,7 +99,10 @@ mod tests {
     #[test]
     fn release_keeps_the_pool_and_restore_puts_everything_back() {
         let original = json!({"poolValue": "oldpool", "updateStrategy": {"type": "RollingUpdate"}});
-        assert_eq!(pin().release_body(&original["updateStrategy"]), json!({"metadata": {"annotations": {ANNOTATION: null}}, "spec": {"updateStrategy": {"type": "RollingUpdate"}}}));
+        assert_eq!(
+            pin().release_body(&original["updateStrategy"]),
+            json!({"metadata": {"annotations": {ANNOTATION: null}}, "spec": {"updateStrategy": {"type": "RollingUpdate"}}})
+        );
         assert_eq!(
             pin().restore_body(&original),
             json!({"metadata": {"annotations": {ANNOTATION: null}}, "spec": {"updateStrategy": {"type": "RollingUpdate"}, "template": {"spec": {"nodeSelector": {"agentpool": "oldpool"}}}}})

@@ -18,7 +18,14 @@ impl NodePools {
     }
 
     fn from_nodes(nodes: &[Value], pool_label: &str) -> NodePools {
-        NodePools(nodes.iter().filter_map(|n| Some((n["metadata"]["name"].as_str()?.to_string(), n["metadata"]["labels"][pool_label].as_str().unwrap_or_default().to_string()))).collect())
+        NodePools(
+            nodes
+                .iter()
+                .filter_map(|n| {
+                    Some((n["metadata"]["name"].as_str()?.to_string(), n["metadata"]["labels"][pool_label].as_str().unwrap_or_default().to_string()))
+                })
+                .collect(),
+        )
     }
 
     /// The pool of the Node `pod` runs on; `None` when it runs on no Node listed.

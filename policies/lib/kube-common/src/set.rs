@@ -2,8 +2,9 @@
 
 use runner_sdk::kube_write;
 use runner_sdk::prelude::*;
+use serde::Deserialize;
 
-use crate::{object, NodePools};
+use crate::{NodePools, object};
 
 /// The ordinal of a StatefulSet member named `<set>-<n>`.
 pub fn ordinal(set: &str, member: &str) -> Option<u32> {
@@ -67,12 +68,15 @@ pub struct Set {
     pub object: Value,
 }
 
-/// A StatefulSet by namespace (empty: the target's default) and name.
-#[derive(Clone, Debug, Default)]
+/// A StatefulSet by namespace (empty: the target's default) and name. A
+/// policy's configuration names it with the keys `statefulset` and
+/// `namespace`, so its `Config` can flatten one in.
+#[derive(Clone, Debug, Default, Deserialize)]
 pub struct StatefulSet {
     /// Empty for the target's default namespace.
     pub namespace: String,
     /// The StatefulSet's name; its members are `<name>-<ordinal>`.
+    #[serde(rename = "statefulset")]
     pub name: String,
 }
 
@@ -190,6 +194,12 @@ mod tests {
         assert!(Pod::from_json("other-set", &pod).is_none());
         let bare = Pod::from_json("postgres-cluster", &json!({"metadata": {"name": "postgres-cluster-0", "deletionTimestamp": "x"}})).unwrap();
         assert_eq!((bare.container_port, bare.ready, bare.terminating, bare.phase.as_str()), (None, false, true, "Unknown"));
+    }
+
+    #[test]
+    fn a_configuration_names_the_statefulset() {
+        let set: StatefulSet = serde_json::from_value(json!({"statefulset": "mongo", "namespace": "db"})).unwrap();
+        assert_eq!((set.namespace.as_str(), set.name.as_str()), ("db", "mongo"));
     }
 
     #[test]

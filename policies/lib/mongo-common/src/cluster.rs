@@ -51,7 +51,8 @@ pub fn status(pods: &[Pod]) -> Result<(String, Status), Error> {
     for pod in pods {
         match hello(&pod.name) {
             Ok(h) => {
-                primary = if h.writable_primary { Some(pod.name.clone()) } else { h.primary.as_deref().and_then(|p| rs::pod_of(p, &index)).map(str::to_string) };
+                primary =
+                    if h.writable_primary { Some(pod.name.clone()) } else { h.primary.as_deref().and_then(|p| rs::pod_of(p, &index)).map(str::to_string) };
                 if primary.is_some() {
                     break;
                 }
@@ -65,7 +66,14 @@ pub fn status(pods: &[Pod]) -> Result<(String, Status), Error> {
     }
     let mut order: Vec<String> = primary.into_iter().chain(pods.iter().map(|p| p.name.clone())).filter(|n| !unreachable.contains(&n.as_str())).collect();
     let mut seen = Vec::new();
-    order.retain(|n| if seen.contains(n) { false } else { seen.push(n.clone()); true });
+    order.retain(|n| {
+        if seen.contains(n) {
+            false
+        } else {
+            seen.push(n.clone());
+            true
+        }
+    });
     for member in order {
         match status_of(&member) {
             Ok(status) => return Ok((member, status)),

@@ -103,7 +103,9 @@ pub struct Status {
 pub fn parse_status(reply: &Value) -> Result<Status, String> {
     if number(&reply["ok"]) != Some(1.0) {
         let code = number(&reply["code"]).map(|c| format!("{c} ")).unwrap_or_default();
-        return Err(format!("replSetGetStatus failed: {code}{} {}", reply["codeName"].as_str().unwrap_or(""), reply["errmsg"].as_str().unwrap_or("")).trim().to_string());
+        return Err(format!("replSetGetStatus failed: {code}{} {}", reply["codeName"].as_str().unwrap_or(""), reply["errmsg"].as_str().unwrap_or(""))
+            .trim()
+            .to_string());
     }
     let members = reply["members"].as_array().ok_or("replSetGetStatus reply has no `members`")?;
     let members = members
@@ -249,7 +251,12 @@ pub fn majority(status: &Status, config: Option<&[ConfigMember]>) -> Majority {
 /// (priority > 0, not hidden, voting, not an arbiter), allowed by `eligible`
 /// (say, on the upgraded pool), and the most advanced optime; ties go to
 /// the lowest `_id`. Returns the member, or why none qualifies.
-pub fn choose_candidate<'a>(status: &'a Status, config: Option<&[ConfigMember]>, max_lag_ms: u64, eligible: impl Fn(&Member) -> bool) -> Result<&'a Member, String> {
+pub fn choose_candidate<'a>(
+    status: &'a Status,
+    config: Option<&[ConfigMember]>,
+    max_lag_ms: u64,
+    eligible: impl Fn(&Member) -> bool,
+) -> Result<&'a Member, String> {
     let entry = |m: &Member| config.and_then(|c| c.iter().find(|c| c.host == m.name)).cloned();
     let mut why = Vec::new();
     let mut best: Option<&Member> = None;
@@ -308,7 +315,12 @@ pub fn classify_stepdown(unavailable_or_timeout: bool, message: &str) -> StepDow
     let lower = message.to_ascii_lowercase();
     if lower.contains("262 exceededtimelimit") || lower.contains("no electable secondaries caught up") {
         StepDownError::Retry
-    } else if unavailable_or_timeout || lower.contains("10107 notwritableprimary") || lower.contains("notmaster") || lower.contains("189 primarysteppeddown") || lower.contains("11602 interruptedduetoreplstatechange") {
+    } else if unavailable_or_timeout
+        || lower.contains("10107 notwritableprimary")
+        || lower.contains("notmaster")
+        || lower.contains("189 primarysteppeddown")
+        || lower.contains("11602 interruptedduetoreplstatechange")
+    {
         StepDownError::Confirm
     } else {
         StepDownError::Fatal
@@ -391,9 +403,14 @@ mod tests {
     #[test]
     fn hello_and_config() {
         // The manual's hello reply on a secondary.
-        let h = parse_hello(&json!({"topologyVersion": {"processId": {"$oid": "5f1b3ad2f5e4d9e3c3a1b2c3"}, "counter": 6}, "hosts": ["mongo-0.mongo:27017", "mongo-1.mongo:27017"],
-            "setName": "rs0", "setVersion": 1, "isWritablePrimary": false, "secondary": true, "primary": "mongo-0.mongo:27017", "me": "mongo-1.mongo:27017", "ok": 1.0}));
-        assert_eq!((h.writable_primary, h.secondary, h.primary.as_deref(), h.me.as_deref()), (false, true, Some("mongo-0.mongo:27017"), Some("mongo-1.mongo:27017")));
+        let h = parse_hello(
+            &json!({"topologyVersion": {"processId": {"$oid": "5f1b3ad2f5e4d9e3c3a1b2c3"}, "counter": 6}, "hosts": ["mongo-0.mongo:27017", "mongo-1.mongo:27017"],
+            "setName": "rs0", "setVersion": 1, "isWritablePrimary": false, "secondary": true, "primary": "mongo-0.mongo:27017", "me": "mongo-1.mongo:27017", "ok": 1.0}),
+        );
+        assert_eq!(
+            (h.writable_primary, h.secondary, h.primary.as_deref(), h.me.as_deref()),
+            (false, true, Some("mongo-0.mongo:27017"), Some("mongo-1.mongo:27017"))
+        );
         assert!(parse_hello(&json!({"ismaster": true, "ok": 1})).writable_primary);
         let c = parse_config(&json!({"config": {"_id": "rs0", "version": 1, "members": [
             {"_id": 0, "host": "mongo-0.mongo:27017", "arbiterOnly": false, "buildIndexes": true, "hidden": false, "priority": 1, "tags": {}, "secondaryDelaySecs": 0, "votes": 1},
@@ -434,7 +451,10 @@ mod tests {
     fn candidates() {
         let mut s = parse_status(&status_fixture()).unwrap();
         assert_eq!(choose_candidate(&s, None, 10_000, |_| true).unwrap().id, 1);
-        assert_eq!(choose_candidate(&s, None, 1_000, |_| true).unwrap_err(), "mongo-1.mongo.db.svc.cluster.local:27017: 2000 ms behind; mongo-2.mongo.db.svc.cluster.local:27017: (not reachable/healthy) (8, health 0)");
+        assert_eq!(
+            choose_candidate(&s, None, 1_000, |_| true).unwrap_err(),
+            "mongo-1.mongo.db.svc.cluster.local:27017: 2000 ms behind; mongo-2.mongo.db.svc.cluster.local:27017: (not reachable/healthy) (8, health 0)"
+        );
         // Two caught-up secondaries: the more advanced optime wins, then the lower _id.
         let mut third = s.members[1].clone();
         third.id = 2;

@@ -4,6 +4,7 @@
 //! read helpers never imports a mutating interface. The Kubernetes side
 //! (members, Service, node pools) is `kube-common`'s.
 
+pub mod cluster;
 pub mod ops;
 pub mod pg;
 pub mod rows;

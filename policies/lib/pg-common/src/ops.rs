@@ -4,13 +4,13 @@
 
 use std::cell::Cell;
 
-use kube_common::{merge_patch, namespace, service_ref, service_target, Pod, StatefulSet, POD_NAME_LABEL};
+use kube_common::{POD_NAME_LABEL, Pod, StatefulSet, merge_patch, namespace, service_ref, service_target};
 use runner_sdk::kube_write;
 use runner_sdk::prelude::*;
-use runner_sdk::{postgres_write, DryRun};
+use runner_sdk::{DryRun, postgres_write};
 use serde::Deserialize;
 
-use crate::pg::{self, port, Standby, State, DEFAULT_PORT};
+use crate::pg::{self, DEFAULT_PORT, Standby, State, port};
 use crate::text::{self, slot_name};
 
 /// The script `kube-write.exec` runs in a member's Pod to make it a standby.
@@ -32,7 +32,8 @@ pub const UNFENCE_SQL: [&str; 2] = ["ALTER SYSTEM RESET default_transaction_read
 
 /// Creates a member's physical slot unless it exists. Works on a standby
 /// too, so a member about to be promoted holds WAL for its future standbys.
-pub const ENSURE_SLOT_SQL: &str = "SELECT pg_create_physical_replication_slot($1::text::name, true) WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1::text::name)";
+pub const ENSURE_SLOT_SQL: &str =
+    "SELECT pg_create_physical_replication_slot($1::text::name, true) WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1::text::name)";
 
 /// Drops inactive physical slots except those named in `$1` (comma-separated):
 /// a slot nobody streams from pins WAL forever.
@@ -54,9 +55,7 @@ pub const FORGET_UPSTREAM_SQL: [&str; 3] = ["ALTER SYSTEM RESET primary_conninfo
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct Settings {
-    pub statefulset: String,
     pub service: String,
-    pub namespace: String,
     pub container: String,
     pub password_env: String,
     pub replication_user: String,
@@ -70,6 +69,8 @@ pub struct Settings {
     pub write_timeout: u64,
     pub poll_interval: u64,
     pub paused_poll_interval: u64,
+    #[serde(flatten)]
+    pub members: StatefulSet,
 }
 
 /// What the PostgreSQL patterns work with: the members, the Service, the
@@ -103,7 +104,7 @@ impl Ctx {
             return Err(Error::invalid(format!("password-env `{env}` is not an environment variable name")));
         }
         Ok(Ctx {
-            set: StatefulSet::new(&settings.namespace, &settings.statefulset),
+            set: settings.members.clone(),
             service: settings.service.clone(),
             container: (!settings.container.is_empty()).then(|| settings.container.clone()),
             password_env: settings.password_env.clone(),
@@ -145,7 +146,8 @@ impl Ctx {
     /// Run a command in a member's Pod; a non-zero exit is an error quoting stderr.
     pub fn exec(&self, pod: &str, command: &[String]) -> Result<String, Error> {
         let ns = namespace(&self.set.namespace);
-        let out = kube_write::exec(ns.as_deref(), pod, self.container.as_deref(), command).map_err(|e| Error::new(e.code, format!("exec in {pod}: {}", e.message)))?;
+        let out = kube_write::exec(ns.as_deref(), pod, self.container.as_deref(), command)
+            .map_err(|e| Error::new(e.code, format!("exec in {pod}: {}", e.message)))?;
         if out.exit_code != 0 {
             let stderr = out.stderr.trim();
             let tail = stderr.char_indices().rev().nth(600).map_or(stderr, |(i, _)| &stderr[i..]);
@@ -209,7 +211,20 @@ impl Ctx {
     /// The exec command that makes `member` a standby of `upstream`.
     pub fn standby_command(&self, mode: &str, member: &str, upstream: &Pod) -> Vec<String> {
         let host = upstream.ip.clone().unwrap_or_else(|| format!("<{} Pod IP>", upstream.name));
-        let args = ["sh", "-c", STANDBY_SCRIPT, "sh", mode, &host, &port(upstream).to_string(), &self.replication_user, &slot_name(member), member, &self.password_env, &self.rewind_user];
+        let args = [
+            "sh",
+            "-c",
+            STANDBY_SCRIPT,
+            "sh",
+            mode,
+            &host,
+            &port(upstream).to_string(),
+            &self.replication_user,
+            &slot_name(member),
+            member,
+            &self.password_env,
+            &self.rewind_user,
+        ];
         args.iter().map(|a| a.to_string()).collect()
     }
 
@@ -327,7 +342,9 @@ impl Ctx {
 
     /// Wait until `member`'s Pod is Ready, and (given a pool) on a Node of it.
     pub fn wait_pod_ready(&self, member: &str, pool: Option<(&str, &str)>, timeout_ms: u64) -> Result<Pod, Error> {
-        self.wait(&format!("{member} to be Ready{}", pool.map(|(_, v)| format!(" on pool {v}")).unwrap_or_default()), timeout_ms, || self.set.pod_ready(member, pool))?;
+        self.wait(&format!("{member} to be Ready{}", pool.map(|(_, v)| format!(" on pool {v}")).unwrap_or_default()), timeout_ms, || {
+            self.set.pod_ready(member, pool)
+        })?;
         Ok(self.pod(member)?.unwrap_or_else(|| self.placeholder(member)))
     }
 
@@ -363,7 +380,8 @@ pub fn recover(ctx: &Ctx, prefer: &str) -> Result<(String, Vec<String>), Error> 
     let primary = match primaries.as_slice() {
         [only] => only.name.clone(),
         [] => {
-            let mut ranked: Vec<(String, Option<u64>)> = found.iter().filter_map(|(p, s)| s.as_ref().ok().map(|s| (p.name.clone(), s.wal_position()))).collect();
+            let mut ranked: Vec<(String, Option<u64>)> =
+                found.iter().filter_map(|(p, s)| s.as_ref().ok().map(|s| (p.name.clone(), s.wal_position()))).collect();
             ranked.sort_by_key(|(name, _)| name != prefer);
             let best = pg::most_advanced(&ranked).ok_or_else(|| Error::new(ErrorCode::Unavailable, "no member answers: nothing to promote"))?;
             ctx.promote(&best)?;
@@ -427,7 +445,11 @@ mod tests {
     fn standby_settings_replace_old_ones_and_keep_the_rest() {
         let dir = std::env::temp_dir().join(format!("pg-common-standby-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("postgresql.auto.conf"), "# Do not edit this file manually!\ndefault_transaction_read_only = 'on'\nprimary_conninfo = 'host=old'\nprimary_slot_name = 'old'\n").unwrap();
+        std::fs::write(
+            dir.join("postgresql.auto.conf"),
+            "# Do not edit this file manually!\ndefault_transaction_read_only = 'on'\nprimary_conninfo = 'host=old'\nprimary_slot_name = 'old'\n",
+        )
+        .unwrap();
         let out = run(&dir, Some(r"a'b\c"));
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok config pg-1 -> 10.0.0.3:5432 slot pg_1");

@@ -2,11 +2,11 @@
 //! Parameters are bound as text, so every placeholder is cast from `text`
 //! explicitly (`$1::text::pg_lsn`), whatever type the backend declares.
 
-use runner_sdk::{postgres_read, Error, ErrorCode};
+use runner_sdk::{Error, ErrorCode, postgres_read};
 
-use kube_common::Pod;
 use crate::rows::{self, Row};
 use crate::text::parse_lsn;
+use kube_common::Pod;
 
 /// A member's view of the standbys streaming from it. `replay_lag` is NULL
 /// once a standby has caught up and WAL is idle, which means no lag. On a

@@ -26,7 +26,9 @@ pub fn plain_identifier(name: &str) -> bool {
         && name.split('.').count() <= 2
         && name.split('.').all(|part| {
             let mut chars = part.chars();
-            chars.next().is_some_and(|c| c.is_ascii_lowercase() || c == '_') && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') && part.len() <= 63
+            chars.next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+                && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+                && part.len() <= 63
         })
 }
 

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use crate::info::{self, Replication};
 use crate::nodes::{self, Node, SLOTS};
@@ -178,13 +178,19 @@ pub fn evaluate(members: &[Member], limits: &Limits) -> Findings {
         } else {
             replicas += 1;
             let r = &s.replication;
-            let upstream = r.master_host.as_deref().map(|h| members.iter().find(|x| x.ip.as_deref() == Some(h)).map_or_else(|| h.to_string(), |x| x.name.clone())).unwrap_or_else(|| "?".into());
+            let upstream = r
+                .master_host
+                .as_deref()
+                .map(|h| members.iter().find(|x| x.ip.as_deref() == Some(h)).map_or_else(|| h.to_string(), |x| x.name.clone()))
+                .unwrap_or_else(|| "?".into());
             if !r.link_up {
                 f.failures.push(format!("{}: replica of {upstream} with master_link_status:down", m.name));
             } else if r.sync_in_progress {
                 f.failures.push(format!("{}: still syncing from {upstream}", m.name));
             }
-            summary.push(json!({"member": m.name, "role": "replica", "master": upstream, "offset": r.replica_offset, "link": if r.link_up { "up" } else { "down" }}));
+            summary.push(
+                json!({"member": m.name, "role": "replica", "master": upstream, "offset": r.replica_offset, "link": if r.link_up { "up" } else { "down" }}),
+            );
         }
     }
     if limits.masters > 0 && masters != limits.masters {
@@ -227,9 +233,13 @@ mod tests {
                 let replication = if i < 3 {
                     format!("role:master\r\nslave0:ip={},port=6379,state=online,offset=1000,lag=0\r\nmaster_repl_offset:1000\r\n", IPS[i + 3])
                 } else {
-                    format!("role:slave\r\nmaster_host:{}\r\nmaster_port:6379\r\nmaster_link_status:up\r\nmaster_sync_in_progress:0\r\nslave_repl_offset:1000\r\n", IPS[i - 3])
+                    format!(
+                        "role:slave\r\nmaster_host:{}\r\nmaster_port:6379\r\nmaster_link_status:up\r\nmaster_sync_in_progress:0\r\nslave_repl_offset:1000\r\n",
+                        IPS[i - 3]
+                    )
                 };
-                let state = State::parse("cluster_state:ok\r\ncluster_slots_assigned:16384\r\ncluster_slots_ok:16384\r\n", &nodes_text(i, &[]), &replication).unwrap();
+                let state =
+                    State::parse("cluster_state:ok\r\ncluster_slots_assigned:16384\r\ncluster_slots_ok:16384\r\n", &nodes_text(i, &[]), &replication).unwrap();
                 Member { name: format!("redis-cluster-{i}"), ip: Some(IPS[i].into()), ready: true, state: Ok(state) }
             })
             .collect()
@@ -280,7 +290,12 @@ mod tests {
         assert!(f.failures.contains(&"redis-cluster-0: cluster_state:fail".to_string()), "{:?}", f.failures);
         assert!(f.failures.contains(&"redis-cluster-0: only 16284/16384 slots assigned".to_string()), "{:?}", f.failures);
         assert!(f.failures.contains(&"slots 0-99 (100 slots) have no master (seen by redis-cluster-0)".to_string()), "{:?}", f.failures);
-        assert!(f.failures.iter().any(|r| r.contains("redis-cluster-0: 0 replica(s) online within 100 bytes of its offset 1000") && r.contains("redis-cluster-3 state=online 500 bytes behind")), "{:?}", f.failures);
+        assert!(
+            f.failures.iter().any(|r| r.contains("redis-cluster-0: 0 replica(s) online within 100 bytes of its offset 1000")
+                && r.contains("redis-cluster-3 state=online 500 bytes behind")),
+            "{:?}",
+            f.failures
+        );
     }
 
     #[test]

@@ -57,7 +57,9 @@ pub fn apply(members: &mut [Member], action: &Action) {
             }
         }
         Action::Failover { master, replica } => {
-            let (Some(old), Some(new)) = (members.iter().find(|m| &m.name == master).map(|m| m.id.clone()), members.iter().find(|m| &m.name == replica).map(|m| m.id.clone())) else {
+            let (Some(old), Some(new)) =
+                (members.iter().find(|m| &m.name == master).map(|m| m.id.clone()), members.iter().find(|m| &m.name == replica).map(|m| m.id.clone()))
+            else {
                 return;
             };
             for m in members.iter_mut() {
@@ -77,7 +79,13 @@ mod tests {
 
     fn cluster() -> Vec<Member> {
         (0..6)
-            .map(|i| Member { name: format!("redis-cluster-{i}"), ordinal: i, id: format!("id{i}"), master_id: (i >= 3).then(|| format!("id{}", (i + 1) % 3)), upgraded: false })
+            .map(|i| Member {
+                name: format!("redis-cluster-{i}"),
+                ordinal: i,
+                id: format!("id{i}"),
+                master_id: (i >= 3).then(|| format!("id{}", (i + 1) % 3)),
+                upgraded: false,
+            })
             .collect()
     }
 

@@ -10,11 +10,11 @@ use std::cell::RefCell;
 use kube_common::text::millis;
 use kube_common::{NodePools, Pod, PoolPin, StatefulSet};
 use mongo_common::cluster;
-use mongo_common::rs::{self, classify_stepdown, StepDownError};
+use mongo_common::rs::{self, StepDownError, classify_stepdown};
 use plan::{Action, Snapshot};
 use runner_sdk::pattern::PatternResult;
 use runner_sdk::prelude::*;
-use runner_sdk::{gate_input, gate_step, mongo_write, preflight_gate, DryRun};
+use runner_sdk::{DryRun, gate_input, gate_step, mongo_write, preflight_gate};
 use serde::Deserialize;
 
 runner_sdk::manifest!(include_str!("../manifest.toml"));
@@ -26,8 +26,6 @@ const ANNOTATION: &str = "runner.dev/stepdown-cascade";
 #[derive(Deserialize)]
 #[serde(rename_all = "kebab-case")]
 struct Config {
-    statefulset: String,
-    namespace: String,
     pool_label: String,
     upgraded_pool: String,
     candidate: String,
@@ -43,6 +41,8 @@ struct Config {
     poll_interval: u64,
     preflight_input: String,
     post_input: String,
+    #[serde(flatten)]
+    members: StatefulSet,
 }
 
 impl Config {
@@ -72,9 +72,9 @@ impl Config {
 
     /// A gate's input: the operator's JSON with this pattern's StatefulSet and namespace filled in.
     fn gate_input(&self, text: &str) -> Result<String, Error> {
-        let mut scope = vec![("statefulset", json!(self.statefulset))];
-        if !self.namespace.is_empty() {
-            scope.push(("namespace", json!(self.namespace)));
+        let mut scope = vec![("statefulset", json!(self.members.name))];
+        if !self.members.namespace.is_empty() {
+            scope.push(("namespace", json!(self.members.namespace)));
         }
         gate_input(text, &scope)
     }
@@ -82,7 +82,6 @@ impl Config {
 
 struct Cascade<'a> {
     cfg: &'a Config,
-    members: StatefulSet,
     pin: PoolPin,
     dry: DryRun,
     /// Members frozen and not yet unfrozen.
@@ -106,13 +105,14 @@ impl Cascade<'_> {
     }
 
     fn pods(&self) -> Result<Vec<Pod>, Error> {
-        self.members.pods()
+        self.cfg.members.pods()
     }
 
     /// Run a command (its name first) against `admin` on `member` through the mutating interface.
     fn command(&self, member: &str, fields: &[(&str, Value)]) -> Result<Value, Error> {
         let name = fields.first().map_or("", |(name, _)| *name);
-        let text = mongo_write::run_command(member, "admin", &rs::command(fields)).map_err(|e| Error::new(e.code, format!("{name} on {member}: {}", e.message)))?;
+        let text =
+            mongo_write::run_command(member, "admin", &rs::command(fields)).map_err(|e| Error::new(e.code, format!("{name} on {member}: {}", e.message)))?;
         serde_json::from_str(&text).map_err(|e| Error::internal(format!("{name} on {member}: host returned invalid JSON: {e}")))
     }
 
@@ -121,25 +121,28 @@ impl Cascade<'_> {
         let pods = self.pods()?;
         let pools = NodePools::list(&self.cfg.pool_label)?;
         let (_, status) = cluster::status(&pods)?;
-        let primary = status.primary().ok_or_else(|| Error::new(ErrorCode::Conflict, format!("replica set {} has {} primaries", status.set, status.primaries().len())))?;
+        let primary = status
+            .primary()
+            .ok_or_else(|| Error::new(ErrorCode::Conflict, format!("replica set {} has {} primaries", status.set, status.primaries().len())))?;
         let primary = cluster::pod_name(&primary.name, &pods);
-        let members = pods
-            .iter()
-            .map(|p| plan::Member { name: p.name.clone(), ordinal: p.ordinal, upgraded: pools.runs_on(p, &self.cfg.upgraded_pool) })
-            .collect();
+        let members =
+            pods.iter().map(|p| plan::Member { name: p.name.clone(), ordinal: p.ordinal, upgraded: pools.runs_on(p, &self.cfg.upgraded_pool) }).collect();
         Ok(Snapshot { members, primary })
     }
 
     fn pin(&mut self) -> Result<(), Error> {
-        let set = self.members.read()?;
+        let set = self.cfg.members.read()?;
         let (original, resumed) = self.pin.original(&set.object);
         if resumed {
             // Members an earlier run moved were made from the pinned template: putting the old
             // template back with a rolling update would move them back (to a pool being drained).
             self.disturbed = true;
-            self.log(report::Level::Info, &format!("resuming an earlier run: StatefulSet {} is already pinned (annotation {ANNOTATION})", self.cfg.statefulset));
+            self.log(
+                report::Level::Info,
+                &format!("resuming an earlier run: StatefulSet {} is already pinned (annotation {ANNOTATION})", self.cfg.members.name),
+            );
         }
-        let answer = self.pin.apply(&self.members, &original)?;
+        let answer = self.pin.apply(&self.cfg.members, &original)?;
         self.dry.notice(&answer);
         self.original = original;
         self.pinned = true;
@@ -148,7 +151,7 @@ impl Cascade<'_> {
 
     /// A merge patch of the StatefulSet; its answer tells a dry run apart.
     fn patch_set(&self, body: &Value) -> Result<(), Error> {
-        self.dry.notice(&self.members.patch(body)?);
+        self.dry.notice(&self.cfg.members.patch(body)?);
         Ok(())
     }
 
@@ -169,12 +172,20 @@ impl Cascade<'_> {
             }
             let elected = match &action {
                 Action::Move(name) => {
-                    step(&format!("move {name}"), &format!("replace {name}'s Pod so it runs on pool {}; wait until it is a caught-up SECONDARY", self.cfg.upgraded_pool), || self.move_member(name))?;
+                    step(
+                        &format!("move {name}"),
+                        &format!("replace {name}'s Pod so it runs on pool {}; wait until it is a caught-up SECONDARY", self.cfg.upgraded_pool),
+                        || self.move_member(name),
+                    )?;
                     self.done.push(format!("moved {name}"));
                     None
                 }
                 Action::StepDown(from) => {
-                    let to = step(&format!("step-down {from}"), &format!("elect a caught-up secondary on pool {} in place of {from}", self.cfg.upgraded_pool), || self.step_down(from, &snapshot))?;
+                    let to = step(
+                        &format!("step-down {from}"),
+                        &format!("elect a caught-up secondary on pool {} in place of {from}", self.cfg.upgraded_pool),
+                        || self.step_down(from, &snapshot),
+                    )?;
                     self.done.push(format!("stepped down {from}, {to} elected"));
                     Some(to)
                 }
@@ -193,24 +204,38 @@ impl Cascade<'_> {
     fn others_healthy(&self, except: &str) -> Result<(), Error> {
         let pods = self.pods()?;
         let (_, status) = cluster::status(&pods)?;
-        let unwell: Vec<String> = status.members.iter().filter(|m| cluster::pod_name(&m.name, &pods) != except && !m.healthy()).map(|m| format!("{} {} (health {})", cluster::pod_name(&m.name, &pods), m.state_str, m.health)).collect();
+        let unwell: Vec<String> = status
+            .members
+            .iter()
+            .filter(|m| cluster::pod_name(&m.name, &pods) != except && !m.healthy())
+            .map(|m| format!("{} {} (health {})", cluster::pod_name(&m.name, &pods), m.state_str, m.health))
+            .collect();
         if !unwell.is_empty() {
-            return Err(Error::new(ErrorCode::Conflict, format!("not restarting {except} while {} not healthy: {}", if unwell.len() == 1 { "another member is" } else { "other members are" }, unwell.join(", "))));
+            return Err(Error::new(
+                ErrorCode::Conflict,
+                format!(
+                    "not restarting {except} while {} not healthy: {}",
+                    if unwell.len() == 1 { "another member is" } else { "other members are" },
+                    unwell.join(", ")
+                ),
+            ));
         }
         Ok(())
     }
 
     fn move_member(&mut self, name: &str) -> Result<(), Error> {
         self.others_healthy(name)?;
-        let uid = self.members.pod(name)?.map(|p| p.uid).unwrap_or_default();
+        let uid = self.cfg.members.pod(name)?.map(|p| p.uid).unwrap_or_default();
         self.disturbed = true;
-        self.members.delete_pod(name)?;
+        self.cfg.members.delete_pod(name)?;
         if self.dry.active() {
             return Ok(());
         }
-        self.wait(&format!("{name}'s old Pod to be gone"), self.cfg.stop_timeout, || self.members.pod_gone(name, &uid))?;
+        self.wait(&format!("{name}'s old Pod to be gone"), self.cfg.stop_timeout, || self.cfg.members.pod_gone(name, &uid))?;
         let started = clock::now();
-        self.wait(&format!("{name} to be Ready on pool {}", self.cfg.upgraded_pool), self.cfg.rejoin_timeout, || self.members.pod_ready(name, self.pin.target()))?;
+        self.wait(&format!("{name} to be Ready on pool {}", self.cfg.upgraded_pool), self.cfg.rejoin_timeout, || {
+            self.cfg.members.pod_ready(name, self.pin.target())
+        })?;
         let remaining = self.cfg.rejoin_timeout.saturating_sub(clock::now().saturating_sub(started)).max(self.cfg.poll_interval);
         let lag = self.wait_caught_up(name, remaining)?;
         report::metric(&format!("{name}-lag-after-move"), lag as f64, "ms");
@@ -243,11 +268,22 @@ impl Cascade<'_> {
         let config = cluster::config_of(&asked).map_err(|e| self.log(report::Level::Warn, &format!("votes and priorities unknown: {}", e.message))).ok();
         let upgraded = |m: &rs::Member| snapshot.members.iter().any(|p| p.upgraded && p.name == cluster::pod_name(&m.name, &pods));
         let wanted = &self.cfg.candidate;
-        let candidate = rs::choose_candidate(&status, config.as_deref(), self.cfg.max_lag, |m| upgraded(m) && (wanted.is_empty() || cluster::pod_name(&m.name, &pods) == *wanted))
-            .map_err(|why| Error::new(ErrorCode::Conflict, format!("no secondary of {from} can be elected{}: {why}", if wanted.is_empty() { String::new() } else { format!(" as configured (candidate {wanted})") })))?;
+        let candidate = rs::choose_candidate(&status, config.as_deref(), self.cfg.max_lag, |m| {
+            upgraded(m) && (wanted.is_empty() || cluster::pod_name(&m.name, &pods) == *wanted)
+        })
+        .map_err(|why| {
+            Error::new(
+                ErrorCode::Conflict,
+                format!(
+                    "no secondary of {from} can be elected{}: {why}",
+                    if wanted.is_empty() { String::new() } else { format!(" as configured (candidate {wanted})") }
+                ),
+            )
+        })?;
         let to = cluster::pod_name(&candidate.name, &pods);
         self.log(report::Level::Info, &format!("candidate {to}: {} behind {from}", millis(status.lag_ms(candidate).unwrap_or(0) as f64)));
-        let others: Vec<String> = status.members.iter().filter(|m| m.state == rs::SECONDARY && m.name != candidate.name).map(|m| cluster::pod_name(&m.name, &pods)).collect();
+        let others: Vec<String> =
+            status.members.iter().filter(|m| m.state == rs::SECONDARY && m.name != candidate.name).map(|m| cluster::pod_name(&m.name, &pods)).collect();
         for other in &others {
             self.command(other, &[("replSetFreeze", json!(self.cfg.freeze_period / 1000))])?;
             self.frozen.borrow_mut().push(other.clone());
@@ -276,7 +312,10 @@ impl Cascade<'_> {
                 StepDownError::Retry => {
                     let elapsed = clock::now().saturating_sub(started);
                     if elapsed + self.cfg.poll_interval >= self.cfg.step_down_retry_timeout {
-                        return Err(Error::new(ErrorCode::Conflict, format!("{from} did not step down after {attempts} attempt(s) in {}: {}", millis(elapsed as f64), e.message)));
+                        return Err(Error::new(
+                            ErrorCode::Conflict,
+                            format!("{from} did not step down after {attempts} attempt(s) in {}: {}", millis(elapsed as f64), e.message),
+                        ));
                     }
                     self.log(report::Level::Warn, &format!("step-down attempt {attempts}: {}; retrying", e.message));
                     clock::sleep(self.cfg.poll_interval);
@@ -335,13 +374,22 @@ impl Cascade<'_> {
                 self.patch_set(&self.pin.restore_body(&self.original))?;
                 notes.push("StatefulSet nodeSelector and updateStrategy restored".into());
             } else if self.pinned {
-                notes.push(format!("StatefulSet {} stays pinned to pool {} (annotation {ANNOTATION}); running the pattern again resumes", self.cfg.statefulset, self.cfg.upgraded_pool));
+                notes.push(format!(
+                    "StatefulSet {} stays pinned to pool {} (annotation {ANNOTATION}); running the pattern again resumes",
+                    self.cfg.members.name, self.cfg.upgraded_pool
+                ));
             }
             Ok(notes)
         });
         let done = if self.done.is_empty() { "nothing moved".to_string() } else { self.done.join("; ") };
         match restored {
-            Ok(notes) => Ok(PatternResult::rolled_back(format!("{}: {}. Done before: {done}. {}. State now: {}", failure.code, failure.message, notes.join("; "), self.describe()))),
+            Ok(notes) => Ok(PatternResult::rolled_back(format!(
+                "{}: {}. Done before: {done}. {}. State now: {}",
+                failure.code,
+                failure.message,
+                notes.join("; "),
+                self.describe()
+            ))),
             Err(e) => Err(Error::new(failure.code, format!("{}; restoring failed too: {}. State now: {}", failure.message, e.message, self.describe()))),
         }
     }
@@ -357,7 +405,11 @@ impl Cascade<'_> {
                 .iter()
                 .map(|m| {
                     let name = cluster::pod_name(&m.name, &pods);
-                    let lag = if m.state == rs::SECONDARY { status.lag_ms(m).map(|l| format!(", {} behind", millis(l as f64))).unwrap_or_default() } else { String::new() };
+                    let lag = if m.state == rs::SECONDARY {
+                        status.lag_ms(m).map(|l| format!(", {} behind", millis(l as f64))).unwrap_or_default()
+                    } else {
+                        String::new()
+                    };
                     format!("{name} {}{lag} on pool {}", m.state_str, pool(&name))
                 })
                 .collect::<Vec<_>>()
@@ -374,16 +426,32 @@ impl runner_sdk::pattern::Guest for StepDownCascade {
         let cfg: Config = parse_config(&config)?;
         cfg.check()?;
         let (preflight, post) = (cfg.gate_input(&cfg.preflight_input)?, cfg.gate_input(&cfg.post_input)?);
-        let members = StatefulSet::new(&cfg.namespace, &cfg.statefulset);
-        if !cfg.candidate.is_empty() && members.ordinal(&cfg.candidate).is_none() {
-            return Err(Error::invalid(format!("candidate `{}` is not a member of {} (<statefulset>-<ordinal>)", cfg.candidate, cfg.statefulset)));
+        if !cfg.candidate.is_empty() && cfg.members.ordinal(&cfg.candidate).is_none() {
+            return Err(Error::invalid(format!("candidate `{}` is not a member of {} (<statefulset>-<ordinal>)", cfg.candidate, cfg.members.name)));
         }
         let pin = PoolPin::new(ANNOTATION, &cfg.pool_label, &cfg.upgraded_pool);
-        let mut cascade = Cascade { cfg: &cfg, members, pin, dry: DryRun::default(), frozen: RefCell::default(), original: Value::Null, pinned: false, disturbed: false, done: Vec::new() };
+        let mut cascade = Cascade {
+            cfg: &cfg,
+            pin,
+            dry: DryRun::default(),
+            frozen: RefCell::default(),
+            original: Value::Null,
+            pinned: false,
+            disturbed: false,
+            done: Vec::new(),
+        };
         step("discover", "find the primary and the members' pools; plan", || {
             let snapshot = cascade.snapshot()?;
             let plan: Vec<String> = plan::whole(&snapshot).iter().map(|a| format!("{a:?}")).collect();
-            report::log(report::Level::Info, &format!("primary {}; {} members; plan: {}", snapshot.primary, snapshot.members.len(), if plan.is_empty() { "nothing to do".into() } else { plan.join(", ") }));
+            report::log(
+                report::Level::Info,
+                &format!(
+                    "primary {}; {} members; plan: {}",
+                    snapshot.primary,
+                    snapshot.members.len(),
+                    if plan.is_empty() { "nothing to do".into() } else { plan.join(", ") }
+                ),
+            );
             Ok(())
         })?;
         if let Some(refused) = preflight_gate("preflight", &preflight) {
@@ -399,7 +467,7 @@ impl runner_sdk::pattern::Guest for StepDownCascade {
             return Err(Error::new(e.code, format!("the rotation finished ({summary}) but {}. State now: {}", e.message, cascade.describe())));
         }
         let dry = cascade.dry.summary_note();
-        Ok(PatternResult::succeeded(format!("every member of {} runs on pool {}{dry}: {summary}", cfg.statefulset, cfg.upgraded_pool)))
+        Ok(PatternResult::succeeded(format!("every member of {} runs on pool {}{dry}: {summary}", cfg.members.name, cfg.upgraded_pool)))
     }
 }
 
@@ -424,7 +492,10 @@ mod tests {
         assert!(config().check().is_ok());
         let mut c = config();
         c.step_down_period = 10_000;
-        assert_eq!(c.check().unwrap_err().message, "step-down-period (10 s) must be longer than catch-up-period (10 s), which must be at least 1 s (replSetStepDown's rule)");
+        assert_eq!(
+            c.check().unwrap_err().message,
+            "step-down-period (10 s) must be longer than catch-up-period (10 s), which must be at least 1 s (replSetStepDown's rule)"
+        );
         let mut c = config();
         c.catch_up_period = 500;
         assert!(c.check().is_err());
@@ -442,7 +513,7 @@ mod tests {
     fn gate_inputs_name_the_statefulset() {
         let mut c = config();
         assert_eq!(c.gate_input("{}").unwrap(), r#"{"statefulset":"mongo"}"#);
-        c.namespace = "db".into();
+        c.members.namespace = "db".into();
         let post: Value = serde_json::from_str(&c.gate_input(&c.post_input).unwrap()).unwrap();
         assert_eq!(post, json!({"statefulset": "mongo", "namespace": "db", "max-lag": "2s"}));
         assert_eq!(c.gate_input(r#"{"statefulset": "other"}"#).unwrap(), r#"{"namespace":"db","statefulset":"other"}"#);

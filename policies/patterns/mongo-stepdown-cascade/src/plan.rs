@@ -83,15 +83,24 @@ mod tests {
     use super::*;
 
     fn snapshot(upgraded: &[bool], primary: u32) -> Snapshot {
-        Snapshot { members: upgraded.iter().enumerate().map(|(i, up)| Member { name: format!("mongo-{i}"), ordinal: i as u32, upgraded: *up }).collect(), primary: format!("mongo-{primary}") }
+        Snapshot {
+            members: upgraded.iter().enumerate().map(|(i, up)| Member { name: format!("mongo-{i}"), ordinal: i as u32, upgraded: *up }).collect(),
+            primary: format!("mongo-{primary}"),
+        }
     }
 
     #[test]
     fn secondaries_first_highest_ordinal_first_then_one_step_down() {
         let plan = whole(&snapshot(&[false, false, false], 0));
-        assert_eq!(plan, vec![Action::Move("mongo-2".into()), Action::Move("mongo-1".into()), Action::StepDown("mongo-0".into()), Action::Move("mongo-0".into())]);
+        assert_eq!(
+            plan,
+            vec![Action::Move("mongo-2".into()), Action::Move("mongo-1".into()), Action::StepDown("mongo-0".into()), Action::Move("mongo-0".into())]
+        );
         let plan = whole(&snapshot(&[false, false, false], 1));
-        assert_eq!(plan, vec![Action::Move("mongo-2".into()), Action::Move("mongo-0".into()), Action::StepDown("mongo-1".into()), Action::Move("mongo-1".into())]);
+        assert_eq!(
+            plan,
+            vec![Action::Move("mongo-2".into()), Action::Move("mongo-0".into()), Action::StepDown("mongo-1".into()), Action::Move("mongo-1".into())]
+        );
     }
 
     #[test]

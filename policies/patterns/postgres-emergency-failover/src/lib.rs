@@ -2,9 +2,9 @@
 //! Promote the standby that holds the most WAL, point the Service at it,
 //! prove it takes writes, and make every other member follow it.
 
-use kube_common::{service_ref, Pod, POD_NAME_LABEL};
+use kube_common::{POD_NAME_LABEL, Pod, service_ref};
 use pg_common::ops::{self, Ctx, Settings};
-use pg_common::pg::{self, State, CAUGHT_UP_SQL};
+use pg_common::pg::{self, CAUGHT_UP_SQL, State};
 use pg_common::rows;
 use pg_common::text::format_lsn;
 use runner_sdk::pattern::PatternResult;
@@ -18,10 +18,10 @@ const ANNOTATION: &str = "runner.dev/emergency-failover";
 #[derive(Deserialize)]
 #[serde(rename_all = "kebab-case")]
 struct Config {
-    #[serde(flatten)]
-    pg: Settings,
     primary: String,
     candidate: String,
+    #[serde(flatten)]
+    pg: Settings,
 }
 
 /// What became of the old primary.
@@ -46,10 +46,24 @@ fn pick(configured: &str, old: &str, states: &[(Pod, Result<State, Error>)]) -> 
         .map(|(p, s)| (p.name.clone(), s.as_ref().ok().and_then(State::wal_position)))
         .collect();
     if !configured.is_empty() {
-        return if standbys.iter().any(|(n, _)| n == configured) { Ok(configured.to_string()) } else { Err(format!("candidate {configured} is not a reachable standby")) };
+        return if standbys.iter().any(|(n, _)| n == configured) {
+            Ok(configured.to_string())
+        } else {
+            Err(format!("candidate {configured} is not a reachable standby"))
+        };
     }
     pg::most_advanced(&standbys).ok_or_else(|| {
-        let why: Vec<String> = states.iter().filter(|(p, _)| p.name != old).map(|(p, s)| format!("{}: {}", p.name, s.as_ref().map_or_else(|e| e.message.clone(), |s| if s.in_recovery { "no WAL position".into() } else { "not a standby".into() }))).collect();
+        let why: Vec<String> = states
+            .iter()
+            .filter(|(p, _)| p.name != old)
+            .map(|(p, s)| {
+                format!(
+                    "{}: {}",
+                    p.name,
+                    s.as_ref().map_or_else(|e| e.message.clone(), |s| if s.in_recovery { "no WAL position".into() } else { "not a standby".into() })
+                )
+            })
+            .collect();
         format!("no standby to promote ({})", why.join("; "))
     })
 }
@@ -106,7 +120,11 @@ impl Failover<'_> {
                 let caught = ctx.wait(&format!("{candidate} to replay {old}'s WAL up to {lsn}"), cfg.pg.catch_up_timeout, || {
                     let rows = pg::query(&candidate, CAUGHT_UP_SQL, &[lsn])?;
                     let row = rows.first().cloned().unwrap_or_default();
-                    Ok(if rows::flag(&row, "caught_up") == Some(true) { Poll::Done(()) } else { Poll::NotYet(format!("{candidate} replayed up to {}", rows::text(&row, "replay_lsn").unwrap_or("?"))) })
+                    Ok(if rows::flag(&row, "caught_up") == Some(true) {
+                        Poll::Done(())
+                    } else {
+                        Poll::NotYet(format!("{candidate} replayed up to {}", rows::text(&row, "replay_lsn").unwrap_or("?")))
+                    })
                 });
                 if let Err(e) = caught {
                     if e.code != ErrorCode::Timeout {
@@ -122,7 +140,8 @@ impl Failover<'_> {
         })?;
         let ctx = &self.ctx;
         let cand_pod = ctx.pod_or_placeholder(&candidate)?;
-        let others: Vec<Pod> = states.iter().filter(|(p, s)| p.name != old && p.name != candidate && s.as_ref().is_ok_and(|s| s.in_recovery)).map(|(p, _)| p.clone()).collect();
+        let others: Vec<Pod> =
+            states.iter().filter(|(p, s)| p.name != old && p.name != candidate && s.as_ref().is_ok_and(|s| s.in_recovery)).map(|(p, _)| p.clone()).collect();
         let mut cascaded = Vec::new();
         let prepared = step(&format!("prepare {candidate}"), &format!("slots on {candidate}; other standbys stream from it"), || {
             // The others get theirs as they are re-pointed.
@@ -169,12 +188,12 @@ impl Failover<'_> {
         if let Err(e) = ctx.drop_inactive_slots(&candidate, &keep) {
             report::log(report::Level::Warn, &e.message);
         }
-        let summary = format!("{candidate} promoted in place of {old}; Service {} selects it and it commits writes; following it: {}", ctx.service, if rejoined.is_empty() { "nobody".into() } else { rejoined.join(", ") });
-        if missing.is_empty() {
-            Ok(summary)
-        } else {
-            Err(Error::internal(format!("{summary}; NOT following it: {}", missing.join("; "))))
-        }
+        let summary = format!(
+            "{candidate} promoted in place of {old}; Service {} selects it and it commits writes; following it: {}",
+            ctx.service,
+            if rejoined.is_empty() { "nobody".into() } else { rejoined.join(", ") }
+        );
+        if missing.is_empty() { Ok(summary) } else { Err(Error::internal(format!("{summary}; NOT following it: {}", missing.join("; ")))) }
     }
 
     /// Bring the old primary back as a standby of the new one, whatever state it is in.
@@ -222,7 +241,11 @@ impl Failover<'_> {
                 if ctx.service_target()?.as_deref() != Some(self.old.as_str()) {
                     ctx.repoint_service(&self.old)?;
                 }
-                return Ok(format!("nothing was promoted: fence on {} lifted, {} stream from it again", self.old, if self.cascaded.is_empty() { "no standby had to".into() } else { self.cascaded.join(", ") }));
+                return Ok(format!(
+                    "nothing was promoted: fence on {} lifted, {} stream from it again",
+                    self.old,
+                    if self.cascaded.is_empty() { "no standby had to".into() } else { self.cascaded.join(", ") }
+                ));
             }
             let (primary, notes) = ops::recover(ctx, &self.old)?;
             Ok(format!("{primary} is the primary behind Service {}: {}", ctx.service, notes.join("; ")))
@@ -248,12 +271,24 @@ impl runner_sdk::pattern::Guest for EmergencyFailover {
             } else if let Some(target) = target {
                 target
             } else {
-                pg::primary_candidates("", &pods, None).into_iter().next().ok_or_else(|| Error::new(ErrorCode::NotFound, format!("Service {} selects no member by {POD_NAME_LABEL} and no Pod is labelled role=primary; set config `primary`", cfg.pg.service)))?
+                pg::primary_candidates("", &pods, None).into_iter().next().ok_or_else(|| {
+                    Error::new(
+                        ErrorCode::NotFound,
+                        format!("Service {} selects no member by {POD_NAME_LABEL} and no Pod is labelled role=primary; set config `primary`", cfg.pg.service),
+                    )
+                })?
             };
             let states = ops::states(&pods);
-            let others: Vec<&str> = states.iter().filter(|(p, s)| p.name != old && s.as_ref().is_ok_and(|s| !s.in_recovery)).map(|(p, _)| p.name.as_str()).collect();
+            let others: Vec<&str> =
+                states.iter().filter(|(p, s)| p.name != old && s.as_ref().is_ok_and(|s| !s.in_recovery)).map(|(p, _)| p.name.as_str()).collect();
             if !others.is_empty() {
-                return Err(Error::new(ErrorCode::Conflict, format!("{} is already a primary beside {old}; nothing was changed (run postgres-ferris-wheel's rollback logic or fix by hand)", others.join(" and "))));
+                return Err(Error::new(
+                    ErrorCode::Conflict,
+                    format!(
+                        "{} is already a primary beside {old}; nothing was changed (run postgres-ferris-wheel's rollback logic or fix by hand)",
+                        others.join(" and ")
+                    ),
+                ));
             }
             for (pod, state) in &states {
                 let what = match state {
@@ -267,9 +302,7 @@ impl runner_sdk::pattern::Guest for EmergencyFailover {
         })?;
         let mut failover = Failover { ctx, cfg: &cfg, old, cascaded: Vec::new(), fenced: false, stopped: false, promoted: false };
         match failover.run(&states) {
-            Ok(summary) => {
-                Ok(PatternResult::succeeded(format!("{summary}{}", failover.ctx.dry.summary_note())))
-            }
+            Ok(summary) => Ok(PatternResult::succeeded(format!("{summary}{}", failover.ctx.dry.summary_note()))),
             // The failover itself happened; what is missing is named.
             Err(e) if failover.promoted && e.code == ErrorCode::Internal && e.message.contains("NOT following") => Err(e),
             Err(e) if !failover.fenced && !failover.promoted && failover.cascaded.is_empty() && !failover.stopped => Err(e),

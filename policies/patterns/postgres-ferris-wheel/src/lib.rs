@@ -25,14 +25,14 @@ const ANNOTATION: &str = "runner.dev/ferris-wheel";
 #[derive(Deserialize)]
 #[serde(rename_all = "kebab-case")]
 struct Config {
-    #[serde(flatten)]
-    pg: Settings,
     pool_label: String,
     upgraded_pool: String,
     replicas: i64,
     preflight_input: String,
     post_input: String,
     member_timeout: u64,
+    #[serde(flatten)]
+    pg: Settings,
 }
 
 /// What has been changed so far, for the rollback.
@@ -137,20 +137,27 @@ impl Rotation<'_> {
         match action {
             Action::ScaleUp(n) => {
                 let new = self.name(n - 1);
-                step(&format!("add-member {new}"), &format!("scale {} to {n}; wait until {new} streams synchronously from {primary}", self.ctx.set.name), || {
-                    // A volume kept from an earlier scale-down starts as a standby at once and needs its slot.
-                    self.ctx.ensure_slot(&primary, &new)?;
-                    self.ctx.forget_upstream(&primary)?;
-                    self.ctx.set.scale(*n)?;
-                    self.ctx.wait_pod_ready(&new, self.pin.target(), self.cfg.member_timeout)?;
-                    let primary_pod = self.ctx.pod_or_placeholder(&primary)?;
-                    // A volume kept from an earlier rotation may name a member that is no longer the primary.
-                    self.ctx.point_at(&new, &primary_pod, true)?;
-                    self.ctx.ensure_following(&new, &primary_pod).map_err(|e| {
-                        Error::new(e.code, format!("{}; if {new}'s volume is left from an earlier scale-down, delete it so the member is cloned afresh", e.message))
-                    })?;
-                    self.wait_synchronous(&primary, &new, self.cfg.member_timeout)
-                })?;
+                step(
+                    &format!("add-member {new}"),
+                    &format!("scale {} to {n}; wait until {new} streams synchronously from {primary}", self.ctx.set.name),
+                    || {
+                        // A volume kept from an earlier scale-down starts as a standby at once and needs its slot.
+                        self.ctx.ensure_slot(&primary, &new)?;
+                        self.ctx.forget_upstream(&primary)?;
+                        self.ctx.set.scale(*n)?;
+                        self.ctx.wait_pod_ready(&new, self.pin.target(), self.cfg.member_timeout)?;
+                        let primary_pod = self.ctx.pod_or_placeholder(&primary)?;
+                        // A volume kept from an earlier rotation may name a member that is no longer the primary.
+                        self.ctx.point_at(&new, &primary_pod, true)?;
+                        self.ctx.ensure_following(&new, &primary_pod).map_err(|e| {
+                            Error::new(
+                                e.code,
+                                format!("{}; if {new}'s volume is left from an earlier scale-down, delete it so the member is cloned afresh", e.message),
+                            )
+                        })?;
+                        self.wait_synchronous(&primary, &new, self.cfg.member_timeout)
+                    },
+                )?;
                 Ok(None)
             }
             Action::Switchover { to, stop } => {
@@ -160,7 +167,9 @@ impl Rotation<'_> {
             }
             Action::Move(o) => {
                 let name = self.name(*o);
-                step(&format!("move {name}"), &format!("replace {name}'s Pod so it runs on pool {}", self.cfg.upgraded_pool), || self.move_standby(&name, &primary))?;
+                step(&format!("move {name}"), &format!("replace {name}'s Pod so it runs on pool {}", self.cfg.upgraded_pool), || {
+                    self.move_standby(&name, &primary)
+                })?;
                 Ok(None)
             }
             Action::ScaleDown(n) => {
@@ -197,7 +206,9 @@ impl Rotation<'_> {
                 ranked.push((name, row.replay_lsn.as_deref().and_then(parse_lsn)));
             }
         }
-        let best = pg::most_advanced(&ranked).ok_or_else(|| Error::internal(format!("no synchronous standby of {primary} on pool {} qualifies for the switchover ({to:?})", self.cfg.upgraded_pool)))?;
+        let best = pg::most_advanced(&ranked).ok_or_else(|| {
+            Error::internal(format!("no synchronous standby of {primary} on pool {} qualifies for the switchover ({to:?})", self.cfg.upgraded_pool))
+        })?;
         Ok(self.ctx.set.ordinal(&best).unwrap_or_default())
     }
 
@@ -221,22 +232,30 @@ impl Rotation<'_> {
         let removed = |p: &Pod| matches!(stop, Stop::ScaleDown(n) if p.ordinal >= *n);
         let others: Vec<String> = ctx.pods()?.into_iter().filter(|p| p.name != from && p.name != to && !removed(p)).map(|p| p.name).collect();
         let mut cascaded = Vec::new();
-        let prepared = step(&format!("prepare {to}"), &format!("slots on {to}; {} re-pointed to stream from {to}", if others.is_empty() { "no other standby".into() } else { others.join(", ") }), || {
-            self.wait_synchronous(from, to, cfg.pg.stream_timeout)?;
-            if *stop == Stop::DeletePod {
-                ctx.ensure_slot(to, from)?;
-            }
-            for other in &others {
-                ctx.point_at_then(other, &to_pod, true, || cascaded.push(other.clone()))?;
-            }
-            for other in &others {
-                ctx.wait(&format!("{other} to stream from {to}"), cfg.pg.stream_timeout, || {
-                    let ip = ctx.pod(other)?.and_then(|p| p.ip);
-                    Ok(if ctx.streams_from(to, other, ip.as_deref())?.is_some() { Poll::Done(()) } else { Poll::NotYet(format!("{other} is not streaming from {to}")) })
-                })?;
-            }
-            Ok(())
-        });
+        let prepared = step(
+            &format!("prepare {to}"),
+            &format!("slots on {to}; {} re-pointed to stream from {to}", if others.is_empty() { "no other standby".into() } else { others.join(", ") }),
+            || {
+                self.wait_synchronous(from, to, cfg.pg.stream_timeout)?;
+                if *stop == Stop::DeletePod {
+                    ctx.ensure_slot(to, from)?;
+                }
+                for other in &others {
+                    ctx.point_at_then(other, &to_pod, true, || cascaded.push(other.clone()))?;
+                }
+                for other in &others {
+                    ctx.wait(&format!("{other} to stream from {to}"), cfg.pg.stream_timeout, || {
+                        let ip = ctx.pod(other)?.and_then(|p| p.ip);
+                        Ok(if ctx.streams_from(to, other, ip.as_deref())?.is_some() {
+                            Poll::Done(())
+                        } else {
+                            Poll::NotYet(format!("{other} is not streaming from {to}"))
+                        })
+                    })?;
+                }
+                Ok(())
+            },
+        );
         if let Some(sw) = &mut self.progress.switch {
             sw.cascaded = cascaded;
         }
@@ -254,7 +273,10 @@ impl Rotation<'_> {
             if ctx.dry.active() {
                 return ctx.wait("the new primary to catch up", 0, || Ok(Poll::Done(())));
             }
-            let lsn_text = pg::query(from, "SELECT pg_current_wal_lsn()::text AS lsn", &[])?.first().and_then(|r| rows::text(r, "lsn").map(str::to_string)).unwrap_or_default();
+            let lsn_text = pg::query(from, "SELECT pg_current_wal_lsn()::text AS lsn", &[])?
+                .first()
+                .and_then(|r| rows::text(r, "lsn").map(str::to_string))
+                .unwrap_or_default();
             let started = clock::now();
             ctx.wait(&format!("{to} to replay {from}'s WAL up to {lsn_text}"), cfg.pg.catch_up_timeout, || {
                 let row = pg::query(to, CAUGHT_UP_SQL, &[&lsn_text])?;
@@ -333,7 +355,10 @@ impl Rotation<'_> {
         let ctx = &self.ctx;
         if !ctx.dry.active() {
             let pods = ctx.pods()?;
-            let others = pg::standbys(primary)?.into_iter().filter(|s| s.is_synchronous() && !s.is(name, pods.iter().find(|p| p.name == name).and_then(|p| p.ip.as_deref()))).count();
+            let others = pg::standbys(primary)?
+                .into_iter()
+                .filter(|s| s.is_synchronous() && !s.is(name, pods.iter().find(|p| p.name == name).and_then(|p| p.ip.as_deref())))
+                .count();
             if others == 0 {
                 return Err(Error::internal(format!("moving {name} would leave {primary} without a synchronous standby, and every commit would wait")));
             }
@@ -351,7 +376,9 @@ impl Rotation<'_> {
         ctx.set.scale(n)?;
         for o in n..set.replicas.max(n) {
             let gone = self.name(o);
-            ctx.wait(&format!("{gone} to be removed"), self.cfg.pg.stop_timeout, || Ok(if ctx.pod(&gone)?.is_none() { Poll::Done(()) } else { Poll::NotYet(format!("{gone} still exists")) }))?;
+            ctx.wait(&format!("{gone} to be removed"), self.cfg.pg.stop_timeout, || {
+                Ok(if ctx.pod(&gone)?.is_none() { Poll::Done(()) } else { Poll::NotYet(format!("{gone} still exists")) })
+            })?;
         }
         let keep: Vec<String> = (0..n).map(|o| self.name(o)).collect();
         ctx.drop_inactive_slots(primary, &keep)
@@ -453,7 +480,10 @@ impl runner_sdk::pattern::Guest for FerrisWheel {
             let pods = rotation.ctx.pods()?;
             let target = rotation.ctx.service_target()?;
             let primary = pg::confirm_primary(&pg::primary_candidates("", &pods, target.as_deref()))?;
-            report::log(report::Level::Info, &format!("primary {primary}; Service {} selects {}; {} members", cfg.pg.service, target.as_deref().unwrap_or("nothing"), pods.len()));
+            report::log(
+                report::Level::Info,
+                &format!("primary {primary}; Service {} selects {}; {} members", cfg.pg.service, target.as_deref().unwrap_or("nothing"), pods.len()),
+            );
             Ok(primary)
         })?;
         rotation.progress.original_primary = primary;
@@ -470,7 +500,7 @@ impl runner_sdk::pattern::Guest for FerrisWheel {
             return Err(Error::new(e.code, format!("the rotation finished ({summary}) but {}. State now: {}", e.message, rotation.describe())));
         }
         let dry = rotation.ctx.dry.summary_note();
-        Ok(PatternResult::succeeded(format!("every member of {} runs on pool {}{dry}: {summary}", cfg.pg.statefulset, cfg.upgraded_pool)))
+        Ok(PatternResult::succeeded(format!("every member of {} runs on pool {}{dry}: {summary}", cfg.pg.members.name, cfg.upgraded_pool)))
     }
 }
 

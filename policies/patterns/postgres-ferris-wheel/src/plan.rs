@@ -46,7 +46,10 @@ pub enum Stop {
 pub enum Action {
     /// Scale the StatefulSet up to this many replicas (one more on the upgraded pool).
     ScaleUp(u32),
-    Switchover { to: Target, stop: Stop },
+    Switchover {
+        to: Target,
+        stop: Stop,
+    },
     /// Replace this standby's Pod, so it comes back on the upgraded pool.
     Move(u32),
     ScaleDown(u32),

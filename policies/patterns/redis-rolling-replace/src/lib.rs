@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use kube_common::{namespace, NodePools, Pod, PoolPin, Set, StatefulSet};
+use kube_common::{NodePools, Pod, PoolPin, Set, StatefulSet, namespace};
 use redis_common::cluster;
 use redis_common::health::{self, Limits};
 use redis_common::nodes;
@@ -13,7 +13,7 @@ use redis_common::plan::{self, Action};
 use runner_sdk::kube_write;
 use runner_sdk::pattern::PatternResult;
 use runner_sdk::prelude::*;
-use runner_sdk::{gate_input, gate_step, preflight_gate, redis_write, DryRun};
+use runner_sdk::{DryRun, gate_input, gate_step, preflight_gate, redis_write};
 use serde::Deserialize;
 
 runner_sdk::manifest!(include_str!("../manifest.toml"));
@@ -24,8 +24,6 @@ const ANNOTATION: &str = "runner.dev/redis-rolling-replace";
 #[derive(Deserialize)]
 #[serde(rename_all = "kebab-case")]
 struct Config {
-    statefulset: String,
-    namespace: String,
     pool_label: String,
     upgraded_pool: String,
     failover_mode: String,
@@ -37,11 +35,12 @@ struct Config {
     failover_timeout: u64,
     settle_timeout: u64,
     poll_interval: u64,
+    #[serde(flatten)]
+    members: StatefulSet,
 }
 
 struct Run<'a> {
     cfg: &'a Config,
-    members: StatefulSet,
     /// As read when the run began; its selector finds the Pods.
     set: Set,
     pin: PoolPin,
@@ -66,13 +65,13 @@ impl Run<'_> {
 
     /// The Pods, by the selector read when the run began.
     fn pods(&self) -> Result<Vec<Pod>, Error> {
-        self.members.pods_of(&self.set)
+        self.cfg.members.pods_of(&self.set)
     }
 
     /// Done when every Pod of the set is Ready and the cluster passes the
     /// health rules; else why not.
     fn healthy(&self) -> Result<Poll<()>, Error> {
-        let set = self.members.read()?;
+        let set = self.cfg.members.read()?;
         let pods = self.pods()?;
         let want = set.object["spec"]["replicas"].as_u64().unwrap_or(0) as usize;
         if pods.len() != want {
@@ -99,15 +98,21 @@ impl Run<'_> {
             let nodes = nodes::parse(&text).map_err(|e| Error::internal(format!("{}: {e}", pod.name)))?;
             let me = nodes::myself(&nodes).ok_or_else(|| Error::internal(format!("{}: CLUSTER NODES has no `myself` line", pod.name)))?;
             let upgraded = pools.runs_on(&pod, &self.cfg.upgraded_pool);
-            members.push(plan::Member { name: pod.name.clone(), ordinal: pod.ordinal, id: me.id.clone(), master_id: if me.is_master() { None } else { me.master_id.clone() }, upgraded });
+            members.push(plan::Member {
+                name: pod.name.clone(),
+                ordinal: pod.ordinal,
+                id: me.id.clone(),
+                master_id: if me.is_master() { None } else { me.master_id.clone() },
+                upgraded,
+            });
         }
         Ok(members)
     }
 
     fn pin_members(&mut self) -> Result<(), Error> {
-        let set = self.members.read()?;
+        let set = self.cfg.members.read()?;
         let (original, _) = self.pin.original(&set.object);
-        let answer = self.pin.apply(&self.members, &original)?;
+        let answer = self.pin.apply(&self.cfg.members, &original)?;
         self.dry.notice(&answer);
         self.pinned = true;
         self.original = original;
@@ -115,22 +120,22 @@ impl Run<'_> {
     }
 
     fn unpin(&self) -> Result<(), Error> {
-        let set = self.members.read()?;
+        let set = self.cfg.members.read()?;
         // Under --dry-run the pin was never made: the values read before it stand in.
         let original = match self.pin.original(&set.object) {
             (kept, true) => kept,
             (_, false) => self.original.clone(),
         };
         let strategy = if original["updateStrategy"].is_null() { json!({"type": "RollingUpdate"}) } else { original["updateStrategy"].clone() };
-        self.members.patch(&self.pin.release_body(&strategy)).map(|_| ())
+        self.cfg.members.patch(&self.pin.release_body(&strategy)).map(|_| ())
     }
 
     /// Evict `member`'s Pod and wait until it is back, Ready, on the
     /// upgraded pool, synced, and the cluster healthy.
     fn replace(&self, member: &str) -> Result<(), Error> {
         let cfg = self.cfg;
-        let ns = namespace(&cfg.namespace);
-        let old = self.members.pod(member)?.ok_or_else(|| Error::new(ErrorCode::NotFound, format!("Pod {member} does not exist")))?;
+        let ns = namespace(&cfg.members.namespace);
+        let old = self.cfg.members.pod(member)?.ok_or_else(|| Error::new(ErrorCode::NotFound, format!("Pod {member} does not exist")))?;
         self.wait(&format!("the eviction of {member} to be allowed"), cfg.pod_timeout, || match kube_write::evict(ns.as_deref(), member) {
             Ok(()) => Ok(Poll::Done(())),
             Err(e) if e.code == ErrorCode::Conflict => Ok(Poll::NotYet(format!("evicting {member}: {}", e.message))),
@@ -140,7 +145,7 @@ impl Run<'_> {
             return Ok(());
         }
         let pod = self.wait(&format!("{member} to be back and Ready on pool {}", cfg.upgraded_pool), cfg.pod_timeout, || {
-            Ok(match self.members.pod(member)? {
+            Ok(match self.cfg.members.pod(member)? {
                 None => Poll::NotYet(format!("{member} is gone, not recreated yet")),
                 Some(p) if p.uid == old.uid => Poll::NotYet(format!("{member} is still the old Pod (terminating: {})", p.terminating)),
                 Some(p) if !p.ready => Poll::NotYet(format!("{member} is {} on node {}, not Ready", p.phase, p.node.as_deref().unwrap_or("none"))),
@@ -149,7 +154,11 @@ impl Run<'_> {
         })?;
         let pool = NodePools::list(&cfg.pool_label)?.of(&pod).unwrap_or("no node").to_string();
         if pool != cfg.upgraded_pool {
-            return Err(Error::internal(format!("{member} came back on node {} of pool {pool}, not {}", pod.node.as_deref().unwrap_or("none"), cfg.upgraded_pool)));
+            return Err(Error::internal(format!(
+                "{member} came back on node {} of pool {pool}, not {}",
+                pod.node.as_deref().unwrap_or("none"),
+                cfg.upgraded_pool
+            )));
         }
         let ip = pod.ip.clone().unwrap_or_default();
         self.wait(&format!("{member} to be connected and synced"), cfg.sync_timeout, || {
@@ -161,7 +170,11 @@ impl Run<'_> {
                 return Ok(if slots > 0 { Poll::Done(()) } else { Poll::NotYet(format!("{member} is a master without slots")) });
             }
             if !r.link_up || r.sync_in_progress {
-                return Ok(Poll::NotYet(format!("{member}: master_link_status:{}{}", if r.link_up { "up" } else { "down" }, if r.sync_in_progress { ", sync in progress" } else { "" })));
+                return Ok(Poll::NotYet(format!(
+                    "{member}: master_link_status:{}{}",
+                    if r.link_up { "up" } else { "down" },
+                    if r.sync_in_progress { ", sync in progress" } else { "" }
+                )));
             }
             let Some(host) = r.master_host.clone() else { return Ok(Poll::NotYet(format!("{member} names no master"))) };
             let pods = self.pods()?;
@@ -171,7 +184,9 @@ impl Run<'_> {
             let mr = cluster::state(&master.name)?.replication;
             Ok(match mr.replica_at(&ip) {
                 Some(a) if a.state == "online" && mr.master_repl_offset.saturating_sub(a.offset) <= self.limits.max_offset_lag => Poll::Done(()),
-                Some(a) => Poll::NotYet(format!("{member} is {} bytes behind {} (state {})", mr.master_repl_offset.saturating_sub(a.offset), master.name, a.state)),
+                Some(a) => {
+                    Poll::NotYet(format!("{member} is {} bytes behind {} (state {})", mr.master_repl_offset.saturating_sub(a.offset), master.name, a.state))
+                }
                 None => Poll::NotYet(format!("{} does not list {member} among its replicas yet", master.name)),
             })
         })?;
@@ -193,7 +208,7 @@ impl Run<'_> {
         if self.dry.active() {
             return Ok(());
         }
-        let replica_ip = self.members.pod(replica)?.and_then(|p| p.ip).unwrap_or_default();
+        let replica_ip = self.cfg.members.pod(replica)?.and_then(|p| p.ip).unwrap_or_default();
         // An OK only schedules the failover: ROLE on both sides says when it happened.
         self.wait(&format!("{replica} to take over from {master}"), cfg.failover_timeout, || {
             let new = cluster::read(replica, &["ROLE"])?;
@@ -217,7 +232,11 @@ impl Run<'_> {
             }
             Action::Failover { master, replica } => {
                 let mode = if self.cfg.failover_mode == "default" { String::new() } else { format!(" {}", self.cfg.failover_mode.to_uppercase()) };
-                step(&format!("failover {master} -> {replica}"), &format!("CLUSTER FAILOVER{mode} on {replica}; wait until it is the master and {master} its replica"), || self.failover(master, replica))?;
+                step(
+                    &format!("failover {master} -> {replica}"),
+                    &format!("CLUSTER FAILOVER{mode} on {replica}; wait until it is the master and {master} its replica"),
+                    || self.failover(master, replica),
+                )?;
                 self.demoted.insert(master.clone());
                 self.done.push(format!("{replica} took over from {master}"));
             }
@@ -264,7 +283,9 @@ impl Run<'_> {
             let role = match cluster::state(&pod.name) {
                 Ok(s) => {
                     if unserved.is_none() {
-                        unserved = Some(nodes::count(&nodes::unassigned(&s.nodes)) + s.cluster.get("cluster_slots_fail").and_then(|v| v.parse::<u32>().ok()).unwrap_or(0));
+                        unserved = Some(
+                            nodes::count(&nodes::unassigned(&s.nodes)) + s.cluster.get("cluster_slots_fail").and_then(|v| v.parse::<u32>().ok()).unwrap_or(0),
+                        );
                     }
                     match s.myself() {
                         Some(me) if me.is_master() => format!("master of {} slots", me.slot_count()),
@@ -298,7 +319,7 @@ impl Run<'_> {
                 "stopped: {}. Done before: {done}. {health}. Now: {}. StatefulSet {} keeps the pin (nodeSelector {}={}, updateStrategy OnDelete) and annotation {ANNOTATION}; run the pattern again to resume.",
                 failure.message,
                 self.describe(),
-                self.cfg.statefulset,
+                self.cfg.members.name,
                 self.pin.label,
                 self.pin.pool
             ),
@@ -318,11 +339,20 @@ impl runner_sdk::pattern::Guest for RedisRollingReplace {
             return Err(Error::invalid("max-offset-lag must not be negative"));
         }
         let limits = Limits { max_offset_lag: cfg.max_offset_lag as u64, min_replicas: 1, masters: 0 };
-        let members = StatefulSet::new(&cfg.namespace, &cfg.statefulset);
         let pin = PoolPin::new(ANNOTATION, &cfg.pool_label, &cfg.upgraded_pool);
-        let mut run = Run { cfg: &cfg, members, set: Set::default(), pin, limits, dry: DryRun::default(), pinned: false, original: Value::Null, done: Vec::new(), demoted: BTreeSet::new() };
+        let mut run = Run {
+            cfg: &cfg,
+            set: Set::default(),
+            pin,
+            limits,
+            dry: DryRun::default(),
+            pinned: false,
+            original: Value::Null,
+            done: Vec::new(),
+            demoted: BTreeSet::new(),
+        };
         let masters = step("discover", "the members, their roles and pools", || {
-            run.set = run.members.read()?;
+            run.set = run.cfg.members.read()?;
             let pods = run.pods()?;
             let pools = NodePools::list(&cfg.pool_label)?;
             // Members that are not Ready are left to the preflight gate to report.
@@ -332,10 +362,15 @@ impl runner_sdk::pattern::Guest for RedisRollingReplace {
                 masters += usize::from(role[0] == "master");
             }
             let on_old: Vec<&str> = pods.iter().filter(|p| !pools.runs_on(p, &cfg.upgraded_pool)).map(|p| p.name.as_str()).collect();
-            run.log(&format!("{} members, {masters} masters; not on pool {} yet: {}", pods.len(), cfg.upgraded_pool, if on_old.is_empty() { "none".into() } else { on_old.join(", ") }));
+            run.log(&format!(
+                "{} members, {masters} masters; not on pool {} yet: {}",
+                pods.len(),
+                cfg.upgraded_pool,
+                if on_old.is_empty() { "none".into() } else { on_old.join(", ") }
+            ));
             Ok(masters)
         })?;
-        let scope = [("statefulset", json!(cfg.statefulset)), ("namespace", json!(cfg.namespace))];
+        let scope = [("statefulset", json!(cfg.members.name)), ("namespace", json!(cfg.members.namespace))];
         let preflight = gate_input(&cfg.preflight_input, &scope)?;
         if let Some(refused) = preflight_gate("preflight", &preflight) {
             return refused;
@@ -358,7 +393,7 @@ impl runner_sdk::pattern::Guest for RedisRollingReplace {
         }
         let dry = run.dry.summary_note();
         let done = if run.done.is_empty() { "nothing needed doing".to_string() } else { run.done.join(", ") };
-        Ok(PatternResult::succeeded(format!("every member of {} runs on pool {}{dry}: {done}", cfg.statefulset, cfg.upgraded_pool)))
+        Ok(PatternResult::succeeded(format!("every member of {} runs on pool {}{dry}: {done}", cfg.members.name, cfg.upgraded_pool)))
     }
 }
 
