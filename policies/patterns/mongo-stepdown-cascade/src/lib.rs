@@ -130,7 +130,7 @@ impl Cascade<'_> {
         Ok(Snapshot { members, primary })
     }
 
-    fn pin(&mut self) -> Result<(), Error> {
+    fn pin_members(&mut self) -> Result<(), Error> {
         let set = self.cfg.members.read()?;
         let (original, resumed) = self.pin.original(&set.object);
         if resumed {
@@ -156,7 +156,7 @@ impl Cascade<'_> {
     }
 
     fn rotate(&mut self) -> Result<String, Error> {
-        self.pin()?;
+        self.pin_members()?;
         let mut simulated = if self.dry.active() { Some(self.snapshot()?) } else { None };
         let mut last: Option<(Action, Snapshot)> = None;
         for _ in 0..32 {

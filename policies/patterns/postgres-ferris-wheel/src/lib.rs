@@ -80,7 +80,7 @@ impl Rotation<'_> {
         Ok(Snapshot { members, primary, replicas: set.replicas, target })
     }
 
-    fn pin(&mut self, set: &Set) -> Result<u32, Error> {
+    fn pin_members(&mut self, set: &Set) -> Result<u32, Error> {
         let (mut original, resumed) = self.pin.original(&set.object);
         if !resumed {
             // Scaling back to this many is the rotation's last step, in this run or a resumed one.
@@ -96,7 +96,7 @@ impl Rotation<'_> {
 
     fn rotate(&mut self) -> Result<String, Error> {
         let set = self.ctx.set.read()?;
-        let target = self.pin(&set)?;
+        let target = self.pin_members(&set)?;
         let mut done = Vec::new();
         let mut last: Option<(Action, Snapshot)> = None;
         if self.ctx.dry.active() {
