@@ -24,10 +24,10 @@ fn every_bundled_test_case_passes() {
     let sandbox = Sandbox::new();
     let output = sandbox.runner(&["test", path(&policies())]);
     let out = expect_exit(&output, 0);
-    for case in ["pods-ready/tests/all-ready", "pods-ready/tests/one-pending", "pg-preflight/tests/no-sync-standbys", "pg-preflight/tests/replay-paused", "pg-preflight/tests/stale-backup", "pg-healthy/tests/service-on-replica", "postgres-ferris-wheel/tests/preflight-fails",
+    for case in ["gates/pods-ready/tests/all-ready", "gates/pods-ready/tests/one-pending", "gates/pg-preflight/tests/no-sync-standbys", "gates/pg-preflight/tests/replay-paused", "gates/pg-preflight/tests/stale-backup", "gates/pg-healthy/tests/service-on-replica", "patterns/postgres-ferris-wheel/tests/preflight-fails",
         // Hand-written from MongoDB's documented reply shapes (no mongod here).
-        "mongo-replset-healthy/tests/healthy", "mongo-replset-healthy/tests/lagging-secondary", "mongo-replset-healthy/tests/member-recovering", "mongo-replset-healthy/tests/member-unreachable", "mongo-replset-healthy/tests/no-majority",
-        "mongo-stepdown-cascade/tests/happy-path", "mongo-stepdown-cascade/tests/preflight-lagging-secondary", "mongo-stepdown-cascade/tests/no-electable-secondary", "mongo-stepdown-cascade/tests/primary-does-not-step-down", "mongo-stepdown-cascade/tests/resume-with-force", "mongo-stepdown-cascade/tests/resume-freeze-fails", "mongo-stepdown-cascade/tests/candidate"]
+        "gates/mongo-replset-healthy/tests/healthy", "gates/mongo-replset-healthy/tests/lagging-secondary", "gates/mongo-replset-healthy/tests/member-recovering", "gates/mongo-replset-healthy/tests/member-unreachable", "gates/mongo-replset-healthy/tests/no-majority",
+        "patterns/mongo-stepdown-cascade/tests/happy-path", "patterns/mongo-stepdown-cascade/tests/preflight-lagging-secondary", "patterns/mongo-stepdown-cascade/tests/no-electable-secondary", "patterns/mongo-stepdown-cascade/tests/primary-does-not-step-down", "patterns/mongo-stepdown-cascade/tests/resume-with-force", "patterns/mongo-stepdown-cascade/tests/resume-freeze-fails", "patterns/mongo-stepdown-cascade/tests/candidate"]
     {
         assert!(out.lines().any(|l| l.starts_with("ok   ") && l.contains(case)), "{case} did not pass:\n{out}");
     }
@@ -40,7 +40,7 @@ fn a_wrong_expectation_fails_and_names_the_case() {
     let sandbox = Sandbox::new();
     let dir = sandbox.dir.path().join("cases");
     std::fs::create_dir_all(&dir).unwrap();
-    let session = shipped("pg-preflight", "healthy.session.json");
+    let session = shipped("gates/pg-preflight", "healthy.session.json");
     std::fs::write(dir.join("right.test.yaml"), format!("component: pg-preflight\nsession: {}\nexpect: {{outcome: pass}}\n", session.display())).unwrap();
     std::fs::write(dir.join("wrong.test.yaml"), format!("name: preflight says fail\ncomponent: pg-preflight\nsession: {}\nexpect: {{outcome: fail, reasons: [replay lag]}}\n", session.display())).unwrap();
     let output = sandbox.runner(&["test", path(&dir)]);
@@ -99,7 +99,7 @@ expect:
 #[test]
 fn a_replay_that_asks_for_something_else_names_the_call_and_both_versions() {
     let sandbox = Sandbox::new();
-    let session = shipped("pg-preflight", "healthy.session.json");
+    let session = shipped("gates/pg-preflight", "healthy.session.json");
     let output = sandbox.runner(&["exec", "pg-preflight", "--replay", path(&session), "--config", "statefulset=pg-other"]);
     let err = expect_exit(&output, 1);
     assert!(err.contains("error: "), "{err}");

@@ -4,6 +4,9 @@
 //! hold only each world's export and reuse the `imports` types, so one
 //! helper works for both. A component only imports what it calls: an unused
 //! interface leaves no trace in the built component.
+//!
+//! Generated items carry the WIT's own documentation where it has any.
+#![allow(missing_docs)]
 
 /// Every `runner:policy` interface.
 pub mod imports {
@@ -14,50 +17,45 @@ pub mod imports {
     });
 }
 
+/// One world's export, reusing the `imports` types: the read-only
+/// interfaces every world has, then those the world adds.
+macro_rules! world_export {
+    ($world:tt, $export_macro:tt, $bindings_module:tt, { $($added:tt)* }) => {
+        wit_bindgen::generate!({
+            path: "../wit",
+            world: $world,
+            with: {
+                "runner:policy/types@0.1.0": crate::bindings::imports::runner::policy::types,
+                "runner:policy/kube-read@0.1.0": crate::bindings::imports::runner::policy::kube_read,
+                "runner:policy/postgres-read@0.1.0": crate::bindings::imports::runner::policy::postgres_read,
+                "runner:policy/redis-read@0.1.0": crate::bindings::imports::runner::policy::redis_read,
+                "runner:policy/mongo-read@0.1.0": crate::bindings::imports::runner::policy::mongo_read,
+                "runner:policy/report@0.1.0": crate::bindings::imports::runner::policy::report,
+                "runner:policy/clock@0.1.0": crate::bindings::imports::runner::policy::clock,
+                $($added)*
+            },
+            pub_export_macro: true,
+            export_macro_name: $export_macro,
+            default_bindings_module: $bindings_module,
+        });
+    };
+}
+
 /// The `gate` world's export: implement [`gate::Guest`] and call
 /// [`export_gate!`](crate::export_gate).
 pub mod gate {
-    wit_bindgen::generate!({
-        path: "../wit",
-        world: "gate",
-        with: {
-            "runner:policy/types@0.1.0": crate::bindings::imports::runner::policy::types,
-            "runner:policy/kube-read@0.1.0": crate::bindings::imports::runner::policy::kube_read,
-            "runner:policy/postgres-read@0.1.0": crate::bindings::imports::runner::policy::postgres_read,
-            "runner:policy/redis-read@0.1.0": crate::bindings::imports::runner::policy::redis_read,
-            "runner:policy/mongo-read@0.1.0": crate::bindings::imports::runner::policy::mongo_read,
-            "runner:policy/report@0.1.0": crate::bindings::imports::runner::policy::report,
-            "runner:policy/clock@0.1.0": crate::bindings::imports::runner::policy::clock,
-        },
-        pub_export_macro: true,
-        export_macro_name: "export_gate",
-        default_bindings_module: "runner_sdk::bindings::gate",
-    });
+    world_export!("gate", "export_gate", "runner_sdk::bindings::gate", {});
 }
 
 /// The `pattern` world's export: implement [`pattern::Guest`] and call
 /// [`export_pattern!`](crate::export_pattern).
 pub mod pattern {
-    wit_bindgen::generate!({
-        path: "../wit",
-        world: "pattern",
-        with: {
-            "runner:policy/types@0.1.0": crate::bindings::imports::runner::policy::types,
-            "runner:policy/kube-read@0.1.0": crate::bindings::imports::runner::policy::kube_read,
-            "runner:policy/postgres-read@0.1.0": crate::bindings::imports::runner::policy::postgres_read,
-            "runner:policy/redis-read@0.1.0": crate::bindings::imports::runner::policy::redis_read,
-            "runner:policy/mongo-read@0.1.0": crate::bindings::imports::runner::policy::mongo_read,
-            "runner:policy/report@0.1.0": crate::bindings::imports::runner::policy::report,
-            "runner:policy/clock@0.1.0": crate::bindings::imports::runner::policy::clock,
-            "runner:policy/kube-write@0.1.0": crate::bindings::imports::runner::policy::kube_write,
-            "runner:policy/postgres-write@0.1.0": crate::bindings::imports::runner::policy::postgres_write,
-            "runner:policy/redis-write@0.1.0": crate::bindings::imports::runner::policy::redis_write,
-            "runner:policy/mongo-write@0.1.0": crate::bindings::imports::runner::policy::mongo_write,
-            "runner:policy/approval@0.1.0": crate::bindings::imports::runner::policy::approval,
-            "runner:policy/gates@0.1.0": crate::bindings::imports::runner::policy::gates,
-        },
-        pub_export_macro: true,
-        export_macro_name: "export_pattern",
-        default_bindings_module: "runner_sdk::bindings::pattern",
+    world_export!("pattern", "export_pattern", "runner_sdk::bindings::pattern", {
+        "runner:policy/kube-write@0.1.0": crate::bindings::imports::runner::policy::kube_write,
+        "runner:policy/postgres-write@0.1.0": crate::bindings::imports::runner::policy::postgres_write,
+        "runner:policy/redis-write@0.1.0": crate::bindings::imports::runner::policy::redis_write,
+        "runner:policy/mongo-write@0.1.0": crate::bindings::imports::runner::policy::mongo_write,
+        "runner:policy/approval@0.1.0": crate::bindings::imports::runner::policy::approval,
+        "runner:policy/gates@0.1.0": crate::bindings::imports::runner::policy::gates,
     });
 }

@@ -1,43 +1,14 @@
-//! Helpers for the JSON payloads and for waiting on the host clock.
+//! Helpers for the JSON payloads: configuration, Kubernetes objects and lists.
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use crate::Error;
 use crate::kube::{self, ListOptions, ObjectRef};
-use crate::report::{self, StepOutcome};
-use crate::{clock, Error};
 
 /// Parse the configuration JSON the host passes to `evaluate` or `run`.
 pub fn parse_config<T: DeserializeOwned>(config: &str) -> Result<T, Error> {
     serde_json::from_str(config).map_err(|e| Error::invalid(format!("configuration: {e}")))
-}
-
-/// Poll `condition` on the host clock every `interval_ms` until it yields a
-/// value, fails, or `timeout_ms` passes (then a `timeout` error naming `what`).
-pub fn wait_until<T>(what: &str, timeout_ms: u64, interval_ms: u64, mut condition: impl FnMut() -> Result<Option<T>, Error>) -> Result<T, Error> {
-    let start = clock::now();
-    loop {
-        if let Some(value) = condition()? {
-            return Ok(value);
-        }
-        let elapsed = clock::now().saturating_sub(start);
-        if elapsed >= timeout_ms {
-            return Err(Error::timeout(format!("{what}: not done after {timeout_ms} ms")));
-        }
-        clock::sleep(interval_ms.min(timeout_ms - elapsed));
-    }
-}
-
-/// Run `body` as a named step of a pattern: begun, ended with its outcome,
-/// timed in the run report.
-pub fn step<T>(name: &str, description: &str, body: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
-    report::step_begin(name, description);
-    let result = body();
-    match &result {
-        Ok(_) => report::step_end(name, StepOutcome::Succeeded, ""),
-        Err(e) => report::step_end(name, StepOutcome::Failed, &format!("{}: {}", e.code, e.message)),
-    }
-    result
 }
 
 /// Whether a Pod object has the condition `Ready` = `True`.

@@ -34,17 +34,27 @@
 //!
 //! Build with `cargo build --release --target wasm32-wasip2`; the `.wasm` in
 //! `target/wasm32-wasip2/release/` is the component.
+//!
+//! A pattern adds steps ([`step`]), gates run as steps ([`gate_step`],
+//! [`preflight_gate`], [`GateCall`]) and waits that ride out a member's
+//! restart ([`wait_for`], [`Poll`]).
+
+#![warn(missing_docs)]
 
 pub mod bindings;
 mod check;
 mod helpers;
+mod steps;
+mod wait;
 
 pub use bindings::gate::export_gate;
 pub use bindings::pattern::export_pattern;
 pub use check::Check;
+pub use helpers::{get_json, list_json, parse_config, pod_is_ready};
 /// The JSON crate the payloads are parsed with, so policies need not depend on it.
 pub use serde_json;
-pub use helpers::{get_json, list_json, parse_config, pod_is_ready, step, wait_until};
+pub use steps::{DryRun, GateCall, gate_input, gate_step, preflight_gate, step};
+pub use wait::{Poll, wait_for, wait_until};
 
 /// The shared types: [`Error`], [`ErrorCode`], [`Verdict`], [`Outcome`].
 pub use bindings::imports::runner::policy::types::{Error, ErrorCode, Outcome, Verdict};
@@ -67,9 +77,9 @@ pub mod pattern {
 /// Everything a policy usually needs.
 pub mod prelude {
     pub use crate::kube::{ListOptions, ObjectRef};
-    pub use crate::{clock, kube, report, Check, Error, ErrorCode, Outcome, Verdict};
-    pub use crate::{get_json, list_json, parse_config, pod_is_ready, step, wait_until};
-    pub use serde_json::{json, Value};
+    pub use crate::{Check, Error, ErrorCode, Outcome, Verdict, clock, kube, report};
+    pub use crate::{Poll, get_json, list_json, parse_config, pod_is_ready, step, wait_for, wait_until};
+    pub use serde_json::{Value, json};
 }
 
 #[doc(hidden)]
@@ -89,9 +99,10 @@ pub mod __private {
     }
 }
 
-/// Declare the component's manifest (TOML) in the `runner-manifest` custom
-/// section, where `runner review` and `runner exec` read it without running
-/// the component. Fields: `name`, `version`, `description`, `world`
+/// Declare the component's manifest (TOML: a string literal, or
+/// `include_str!("../manifest.toml")` as the bundled policies do) in the
+/// `runner-manifest` custom section, where `runner review` and `runner exec`
+/// read it without running the component. Fields: `name`, `version`, `description`, `world`
 /// (`gate` or `pattern`), `capabilities`, `[config.KEY]` (`type`,
 /// `description`, `default`, `required`), `[gates.SLOT]` (`default`,
 /// `description`), `steps`, `rollback`.

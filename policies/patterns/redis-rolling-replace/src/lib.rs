@@ -1,0 +1,400 @@
+//! Pattern `redis-rolling-replace`: move every member of a Redis cluster
+//! onto an upgraded node pool while it keeps serving: replicas first, then
+//! each master hands its slots to a replica (`CLUSTER FAILOVER`) and is
+//! replaced as a replica. See manifest.toml's `steps` and `rollback`.
+
+use std::collections::BTreeSet;
+
+use kube_common::{NodePools, Pod, PoolPin, Set, StatefulSet, namespace};
+use redis_common::cluster;
+use redis_common::health::{self, Limits};
+use redis_common::nodes;
+use redis_common::plan::{self, Action};
+use runner_sdk::kube_write;
+use runner_sdk::pattern::PatternResult;
+use runner_sdk::prelude::*;
+use runner_sdk::{DryRun, gate_input, gate_step, preflight_gate, redis_write};
+use serde::Deserialize;
+
+runner_sdk::manifest!(include_str!("../manifest.toml"));
+
+/// The annotation that keeps what the pattern changed on the StatefulSet.
+const ANNOTATION: &str = "runner.dev/redis-rolling-replace";
+
+#[derive(Deserialize)]
+#[serde(rename_all = "kebab-case")]
+struct Config {
+    pool_label: String,
+    upgraded_pool: String,
+    failover_mode: String,
+    max_offset_lag: i64,
+    preflight_input: String,
+    post_input: String,
+    pod_timeout: u64,
+    sync_timeout: u64,
+    failover_timeout: u64,
+    settle_timeout: u64,
+    poll_interval: u64,
+    #[serde(flatten)]
+    members: StatefulSet,
+}
+
+struct Run<'a> {
+    cfg: &'a Config,
+    /// As read when the run began; its selector finds the Pods.
+    set: Set,
+    pin: PoolPin,
+    limits: Limits,
+    dry: DryRun,
+    pinned: bool,
+    /// The StatefulSet's values before the pin (also kept in its annotation).
+    original: Value,
+    done: Vec<String>,
+    /// Masters this run demoted, to name their replacement.
+    demoted: BTreeSet<String>,
+}
+
+impl Run<'_> {
+    fn log(&self, message: &str) {
+        report::log(report::Level::Info, message);
+    }
+
+    fn wait<T>(&self, what: &str, timeout_ms: u64, condition: impl FnMut() -> Result<Poll<T>, Error>) -> Result<T, Error> {
+        wait_for(what, timeout_ms, self.cfg.poll_interval.max(20), condition)
+    }
+
+    /// The Pods, by the selector read when the run began.
+    fn pods(&self) -> Result<Vec<Pod>, Error> {
+        self.cfg.members.pods_of(&self.set)
+    }
+
+    /// Done when every Pod of the set is Ready and the cluster passes the
+    /// health rules; else why not.
+    fn healthy(&self) -> Result<Poll<()>, Error> {
+        let set = self.cfg.members.read()?;
+        let pods = self.pods()?;
+        let want = set.object["spec"]["replicas"].as_u64().unwrap_or(0) as usize;
+        if pods.len() != want {
+            return Ok(Poll::NotYet(format!("{} Pods, the StatefulSet wants {want}", pods.len())));
+        }
+        let findings = health::evaluate(&cluster::gather(&pods), &self.limits);
+        Ok(if findings.failures.is_empty() { Poll::Done(()) } else { Poll::NotYet(findings.failures.join("; ")) })
+    }
+
+    fn settle(&self, why: &str) -> Result<(), Error> {
+        if self.dry.active() {
+            return Ok(());
+        }
+        self.wait(&format!("the cluster to be healthy {why}"), self.cfg.settle_timeout, || self.healthy())
+    }
+
+    /// The members as the planner sees them: role from each member's own
+    /// `myself` line, pool from its Pod's Node.
+    fn snapshot(&self) -> Result<Vec<plan::Member>, Error> {
+        let pools = NodePools::list(&self.cfg.pool_label)?;
+        let mut members = Vec::new();
+        for pod in self.pods()? {
+            let text = cluster::read_text(&pod.name, &["CLUSTER", "NODES"])?;
+            let nodes = nodes::parse(&text).map_err(|e| Error::internal(format!("{}: {e}", pod.name)))?;
+            let me = nodes::myself(&nodes).ok_or_else(|| Error::internal(format!("{}: CLUSTER NODES has no `myself` line", pod.name)))?;
+            let upgraded = pools.runs_on(&pod, &self.cfg.upgraded_pool);
+            members.push(plan::Member {
+                name: pod.name.clone(),
+                ordinal: pod.ordinal,
+                id: me.id.clone(),
+                master_id: if me.is_master() { None } else { me.master_id.clone() },
+                upgraded,
+            });
+        }
+        Ok(members)
+    }
+
+    fn pin_members(&mut self) -> Result<(), Error> {
+        let set = self.cfg.members.read()?;
+        let (original, _) = self.pin.original(&set.object);
+        let answer = self.pin.apply(&self.cfg.members, &original)?;
+        self.dry.notice(&answer);
+        self.pinned = true;
+        self.original = original;
+        Ok(())
+    }
+
+    fn unpin(&self) -> Result<(), Error> {
+        let set = self.cfg.members.read()?;
+        // Under --dry-run the pin was never made: the values read before it stand in.
+        let original = match self.pin.original(&set.object) {
+            (kept, true) => kept,
+            (_, false) => self.original.clone(),
+        };
+        let strategy = if original["updateStrategy"].is_null() { json!({"type": "RollingUpdate"}) } else { original["updateStrategy"].clone() };
+        self.cfg.members.patch(&self.pin.release_body(&strategy)).map(|_| ())
+    }
+
+    /// Evict `member`'s Pod and wait until it is back, Ready, on the
+    /// upgraded pool, synced, and the cluster healthy.
+    fn replace(&self, member: &str) -> Result<(), Error> {
+        let cfg = self.cfg;
+        let ns = namespace(&cfg.members.namespace);
+        let old = self.cfg.members.pod(member)?.ok_or_else(|| Error::new(ErrorCode::NotFound, format!("Pod {member} does not exist")))?;
+        self.wait(&format!("the eviction of {member} to be allowed"), cfg.pod_timeout, || match kube_write::evict(ns.as_deref(), member) {
+            Ok(()) => Ok(Poll::Done(())),
+            Err(e) if e.code == ErrorCode::Conflict => Ok(Poll::NotYet(format!("evicting {member}: {}", e.message))),
+            Err(e) => Err(Error::new(e.code, format!("evict {member}: {}", e.message))),
+        })?;
+        if self.dry.active() {
+            return Ok(());
+        }
+        let pod = self.wait(&format!("{member} to be back and Ready on pool {}", cfg.upgraded_pool), cfg.pod_timeout, || {
+            Ok(match self.cfg.members.pod(member)? {
+                None => Poll::NotYet(format!("{member} is gone, not recreated yet")),
+                Some(p) if p.uid == old.uid => Poll::NotYet(format!("{member} is still the old Pod (terminating: {})", p.terminating)),
+                Some(p) if !p.ready => Poll::NotYet(format!("{member} is {} on node {}, not Ready", p.phase, p.node.as_deref().unwrap_or("none"))),
+                Some(p) => Poll::Done(p),
+            })
+        })?;
+        let pool = NodePools::list(&cfg.pool_label)?.of(&pod).unwrap_or("no node").to_string();
+        if pool != cfg.upgraded_pool {
+            return Err(Error::internal(format!(
+                "{member} came back on node {} of pool {pool}, not {}",
+                pod.node.as_deref().unwrap_or("none"),
+                cfg.upgraded_pool
+            )));
+        }
+        let ip = pod.ip.clone().unwrap_or_default();
+        self.wait(&format!("{member} to be connected and synced"), cfg.sync_timeout, || {
+            let me = cluster::state(member)?;
+            let r = &me.replication;
+            if r.is_master() {
+                // The cluster promoted it meanwhile (its master failed): serving slots is what counts.
+                let slots = me.myself().map_or(0, nodes::Node::slot_count);
+                return Ok(if slots > 0 { Poll::Done(()) } else { Poll::NotYet(format!("{member} is a master without slots")) });
+            }
+            if !r.link_up || r.sync_in_progress {
+                return Ok(Poll::NotYet(format!(
+                    "{member}: master_link_status:{}{}",
+                    if r.link_up { "up" } else { "down" },
+                    if r.sync_in_progress { ", sync in progress" } else { "" }
+                )));
+            }
+            let Some(host) = r.master_host.clone() else { return Ok(Poll::NotYet(format!("{member} names no master"))) };
+            let pods = self.pods()?;
+            let Some(master) = pods.iter().find(|p| p.ip.as_deref() == Some(host.as_str())) else {
+                return Ok(Poll::NotYet(format!("{member} replicates from {host}, which is no member's address")));
+            };
+            let mr = cluster::state(&master.name)?.replication;
+            Ok(match mr.replica_at(&ip) {
+                Some(a) if a.state == "online" && mr.master_repl_offset.saturating_sub(a.offset) <= self.limits.max_offset_lag => Poll::Done(()),
+                Some(a) => {
+                    Poll::NotYet(format!("{member} is {} bytes behind {} (state {})", mr.master_repl_offset.saturating_sub(a.offset), master.name, a.state))
+                }
+                None => Poll::NotYet(format!("{} does not list {member} among its replicas yet", master.name)),
+            })
+        })?;
+        self.settle(&format!("after replacing {member}"))
+    }
+
+    /// `CLUSTER FAILOVER` on `replica`, then wait for the roles to swap.
+    fn failover(&self, master: &str, replica: &str) -> Result<(), Error> {
+        let cfg = self.cfg;
+        let mut args = vec!["CLUSTER".to_string(), "FAILOVER".to_string()];
+        match cfg.failover_mode.as_str() {
+            "default" => {}
+            "force" => args.push("FORCE".into()),
+            "takeover" => args.push("TAKEOVER".into()),
+            other => return Err(Error::invalid(format!("failover-mode `{other}`: expected default, force or takeover"))),
+        }
+        let started = clock::now();
+        redis_write::command(replica, &args).map_err(|e| Error::new(e.code, format!("{replica}: {}: {}", args.join(" "), e.message)))?;
+        if self.dry.active() {
+            return Ok(());
+        }
+        let replica_ip = self.cfg.members.pod(replica)?.and_then(|p| p.ip).unwrap_or_default();
+        // An OK only schedules the failover: ROLE on both sides says when it happened.
+        self.wait(&format!("{replica} to take over from {master}"), cfg.failover_timeout, || {
+            let new = cluster::read(replica, &["ROLE"])?;
+            if new[0] != "master" {
+                return Ok(Poll::NotYet(format!("{replica} is still {}", new[0])));
+            }
+            let old = cluster::read(master, &["ROLE"])?;
+            Ok(if old[0] == "slave" && old[1] == replica_ip.as_str() { Poll::Done(()) } else { Poll::NotYet(format!("{master} answers ROLE {old}")) })
+        })?;
+        report::metric(&format!("failover {master}"), (clock::now().saturating_sub(started)) as f64, "ms");
+        self.settle(&format!("after the failover of {master}"))
+    }
+
+    fn act(&mut self, action: &Action) -> Result<(), Error> {
+        match action {
+            Action::Replace { member } => {
+                let what = if self.demoted.contains(member) { "demoted master" } else { "replica" };
+                let description = format!("evict the {what}'s Pod; wait until it is back on pool {} and synced", self.cfg.upgraded_pool);
+                step(&format!("replace {member}"), &description, || self.replace(member))?;
+                self.done.push(format!("replaced {member}"));
+            }
+            Action::Failover { master, replica } => {
+                let mode = if self.cfg.failover_mode == "default" { String::new() } else { format!(" {}", self.cfg.failover_mode.to_uppercase()) };
+                step(
+                    &format!("failover {master} -> {replica}"),
+                    &format!("CLUSTER FAILOVER{mode} on {replica}; wait until it is the master and {master} its replica"),
+                    || self.failover(master, replica),
+                )?;
+                self.demoted.insert(master.clone());
+                self.done.push(format!("{replica} took over from {master}"));
+            }
+        }
+        Ok(())
+    }
+
+    fn rotate(&mut self) -> Result<(), Error> {
+        self.pin_members()?;
+        let mut simulated = if self.dry.active() { Some(self.snapshot()?) } else { None };
+        let mut last: Option<(Action, Vec<plan::Member>)> = None;
+        let limit = 4 * simulated.as_ref().map_or(16, Vec::len) + 8;
+        for _ in 0..limit {
+            let members = match &simulated {
+                Some(s) => s.clone(),
+                None => {
+                    self.settle("before the next step")?;
+                    self.snapshot()?
+                }
+            };
+            let Some(action) = plan::next(&members).map_err(Error::internal)? else {
+                return Ok(());
+            };
+            if last.as_ref() == Some(&(action.clone(), members.clone())) {
+                return Err(Error::internal(format!("{action:?} did not change the cluster; stopping rather than repeating it")));
+            }
+            self.act(&action)?;
+            if let Some(s) = &mut simulated {
+                plan::apply(s, &action);
+            }
+            last = Some((action, members));
+        }
+        Err(Error::internal("the plan did not finish within its step limit"))
+    }
+
+    /// Each member's role and pool, and whether every slot is served.
+    fn describe(&self) -> String {
+        let pods = self.pods().unwrap_or_default();
+        let pools = NodePools::list(&self.cfg.pool_label).unwrap_or_default();
+        let mut lines = Vec::new();
+        let mut unserved = None;
+        for pod in &pods {
+            let pool = pools.of(pod).unwrap_or("no node");
+            let role = match cluster::state(&pod.name) {
+                Ok(s) => {
+                    if unserved.is_none() {
+                        unserved = Some(
+                            nodes::count(&nodes::unassigned(&s.nodes)) + s.cluster.get("cluster_slots_fail").and_then(|v| v.parse::<u32>().ok()).unwrap_or(0),
+                        );
+                    }
+                    match s.myself() {
+                        Some(me) if me.is_master() => format!("master of {} slots", me.slot_count()),
+                        Some(_) => format!("replica (link {})", if s.replication.link_up { "up" } else { "down" }),
+                        None => "unknown role".into(),
+                    }
+                }
+                Err(e) => format!("not answering ({})", e.message),
+            };
+            lines.push(format!("{} {role} on pool {pool}", pod.name));
+        }
+        let slots = match unserved {
+            Some(0) => format!("all {} slots served", nodes::SLOTS),
+            Some(n) => format!("{n} slots NOT served"),
+            None => "slot coverage unknown (no member answered)".into(),
+        };
+        format!("{slots}; {}", lines.join("; "))
+    }
+
+    /// Stop after a failure: let the cluster settle, describe it.
+    fn stop(&self, failure: Error) -> Error {
+        let settled = step("stop", "wait for the cluster to serve every slot again; change nothing", || self.settle("after the failure"));
+        let health = match settled {
+            Ok(()) => "the cluster is healthy".to_string(),
+            Err(e) => format!("the cluster did not become healthy: {}", e.message),
+        };
+        let done = if self.done.is_empty() { "nothing".to_string() } else { self.done.join(", ") };
+        Error::new(
+            failure.code,
+            format!(
+                "stopped: {}. Done before: {done}. {health}. Now: {}. StatefulSet {} keeps the pin (nodeSelector {}={}, updateStrategy OnDelete) and annotation {ANNOTATION}; run the pattern again to resume.",
+                failure.message,
+                self.describe(),
+                self.cfg.members.name,
+                self.pin.label,
+                self.pin.pool
+            ),
+        )
+    }
+}
+
+struct RedisRollingReplace;
+
+impl runner_sdk::pattern::Guest for RedisRollingReplace {
+    fn run(config: String) -> Result<PatternResult, Error> {
+        let cfg: Config = parse_config(&config)?;
+        if !["default", "force", "takeover"].contains(&cfg.failover_mode.as_str()) {
+            return Err(Error::invalid(format!("failover-mode `{}`: expected default, force or takeover", cfg.failover_mode)));
+        }
+        if cfg.max_offset_lag < 0 {
+            return Err(Error::invalid("max-offset-lag must not be negative"));
+        }
+        let limits = Limits { max_offset_lag: cfg.max_offset_lag as u64, min_replicas: 1, masters: 0 };
+        let pin = PoolPin::new(ANNOTATION, &cfg.pool_label, &cfg.upgraded_pool);
+        let mut run = Run {
+            cfg: &cfg,
+            set: Set::default(),
+            pin,
+            limits,
+            dry: DryRun::default(),
+            pinned: false,
+            original: Value::Null,
+            done: Vec::new(),
+            demoted: BTreeSet::new(),
+        };
+        let masters = step("discover", "the members, their roles and pools", || {
+            run.set = run.cfg.members.read()?;
+            let pods = run.pods()?;
+            let pools = NodePools::list(&cfg.pool_label)?;
+            // Members that are not Ready are left to the preflight gate to report.
+            let mut masters = 0;
+            for pod in pods.iter().filter(|p| p.ready) {
+                let role = cluster::read(&pod.name, &["ROLE"])?;
+                masters += usize::from(role[0] == "master");
+            }
+            let on_old: Vec<&str> = pods.iter().filter(|p| !pools.runs_on(p, &cfg.upgraded_pool)).map(|p| p.name.as_str()).collect();
+            run.log(&format!(
+                "{} members, {masters} masters; not on pool {} yet: {}",
+                pods.len(),
+                cfg.upgraded_pool,
+                if on_old.is_empty() { "none".into() } else { on_old.join(", ") }
+            ));
+            Ok(masters)
+        })?;
+        let scope = [("statefulset", json!(cfg.members.name)), ("namespace", json!(cfg.members.namespace))];
+        let preflight = gate_input(&cfg.preflight_input, &scope)?;
+        if let Some(refused) = preflight_gate("preflight", &preflight) {
+            return refused;
+        }
+        if let Err(e) = run.rotate() {
+            if !run.pinned {
+                return Err(e);
+            }
+            return Err(run.stop(e));
+        }
+        if let Err(e) = step("restore-update-strategy", "put back the original updateStrategy; the nodeSelector stays", || run.unpin()) {
+            return Err(run.stop(e));
+        }
+        let mut post_extra = scope.to_vec();
+        post_extra.push(("masters", json!(masters)));
+        post_extra.push(("settle-timeout", json!(20_000)));
+        let post = gate_input(&cfg.post_input, &post_extra)?;
+        if let Err(e) = gate_step("post", &post).into_result("post") {
+            return Err(Error::new(e.code, format!("the replacement finished ({}) but {}. Now: {}", run.done.join(", "), e.message, run.describe())));
+        }
+        let dry = run.dry.summary_note();
+        let done = if run.done.is_empty() { "nothing needed doing".to_string() } else { run.done.join(", ") };
+        Ok(PatternResult::succeeded(format!("every member of {} runs on pool {}{dry}: {done}", cfg.members.name, cfg.upgraded_pool)))
+    }
+}
+
+runner_sdk::export_pattern!(RedisRollingReplace);
