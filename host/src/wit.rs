@@ -28,3 +28,36 @@ pub mod gate {
 }
 
 pub use pattern::runner::policy::types::{Error, ErrorCode, Outcome, Verdict};
+
+/// The one place the WIT's error codes meet the host's own
+/// ([`crate::domain::ErrorCode`]); both matches are exhaustive, so a code
+/// added on one side does not compile until it is mapped.
+impl From<crate::domain::ErrorCode> for ErrorCode {
+    fn from(code: crate::domain::ErrorCode) -> Self {
+        use crate::domain::ErrorCode as Host;
+        match code {
+            Host::Denied => ErrorCode::Denied,
+            Host::NotFound => ErrorCode::NotFound,
+            Host::Conflict => ErrorCode::Conflict,
+            Host::Timeout => ErrorCode::Timeout,
+            Host::Unavailable => ErrorCode::Unavailable,
+            Host::Invalid => ErrorCode::Invalid,
+            Host::Internal => ErrorCode::Internal,
+        }
+    }
+}
+
+impl From<ErrorCode> for crate::domain::ErrorCode {
+    fn from(code: ErrorCode) -> Self {
+        use crate::domain::ErrorCode as Host;
+        match code {
+            ErrorCode::Denied => Host::Denied,
+            ErrorCode::NotFound => Host::NotFound,
+            ErrorCode::Conflict => Host::Conflict,
+            ErrorCode::Timeout => Host::Timeout,
+            ErrorCode::Unavailable => Host::Unavailable,
+            ErrorCode::Invalid => Host::Invalid,
+            ErrorCode::Internal => Host::Internal,
+        }
+    }
+}

@@ -34,7 +34,7 @@ impl KubeLab {
         let lab = Lab::up(&["--subnet", subnet]);
         let rt = tokio::runtime::Runtime::new().unwrap();
         let target = Target::lab(lab.dir.path().to_path_buf());
-        let kube = Arc::new(rt.block_on(target.connect()).unwrap_or_else(|e| panic!("connect to the lab: {e}")));
+        let kube = Arc::new(rt.block_on(runner::backends::kube::connect(&target)).unwrap_or_else(|e| panic!("connect to the lab: {e}")));
         KubeLab { lab, rt, kube }
     }
 
@@ -280,7 +280,7 @@ fn every_kube_import_against_the_lab() {
     let dead = lab.dir.path().join("dead-kubeconfig");
     std::fs::write(&dead, std::fs::read_to_string(lab.kubeconfig()).unwrap().replace(&format!(":{}", std::fs::read_to_string(lab.dir.path().join("port")).unwrap().trim()), ":1")).unwrap();
     std::fs::write(&target, format!("kubeconfig: {}\n", dead.display())).unwrap();
-    let unreachable = lab.block(async { Target::from_arg(path(&target)).unwrap().connect().await.unwrap().get(&object("v1", "Pod", "x")).await }).unwrap_err();
+    let unreachable = lab.block(async { runner::backends::kube::connect(&Target::from_arg(path(&target)).unwrap()).await.unwrap().get(&object("v1", "Pod", "x")).await }).unwrap_err();
     assert_eq!(unreachable.code, ErrorCode::Unavailable, "{}", unreachable.message);
     expect_exit(&lab.runner(&["exec", "pods-ready", "--target", path(&target)]), 4);
     expect_exit(&lab.runner(&["target", "check", path(&target)]), 4);

@@ -19,7 +19,8 @@ use std::path::PathBuf;
 
 use common::lab::Lab;
 use common::*;
-use runner::target::{resolve_credential, Target};
+use runner::backends::members::resolve_credential;
+use runner::target::Target;
 
 #[test]
 fn the_gate_reaches_members_through_a_target_file_and_names_each_unreachable_one() {
@@ -48,7 +49,7 @@ fn the_gate_reaches_members_through_a_target_file_and_names_each_unreachable_one
     let rt = tokio::runtime::Runtime::new().unwrap();
     let lab_target = Target::lab(lab.dir.path().to_path_buf());
     let password = rt.block_on(async {
-        let kube = lab_target.connect().await.unwrap();
+        let kube = runner::backends::kube::connect(&lab_target).await.unwrap();
         resolve_credential(&lab_target.databases[0], &kube, "default").await.unwrap()
     });
     let everything = format!("{}{}{}", std::fs::read_to_string(&journal).unwrap(), stdout(&output), stderr(&output));

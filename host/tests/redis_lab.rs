@@ -37,7 +37,7 @@ impl RedisLab {
     fn up(subnet: &str) -> RedisLab {
         let lab = Lab::up(&["--redis", "--subnet", subnet]);
         let rt = tokio::runtime::Runtime::new().unwrap();
-        let kube = Arc::new(rt.block_on(Target::lab(lab.dir.path().to_path_buf()).connect()).unwrap_or_else(|e| panic!("connect to the lab: {e}")));
+        let kube = Arc::new(rt.block_on(runner::backends::kube::connect(&Target::lab(lab.dir.path().to_path_buf()))).unwrap_or_else(|e| panic!("connect to the lab: {e}")));
         let password = lab.password("redis-credentials");
         let lab = RedisLab { lab, rt, kube, password };
         // A freshly formed cluster takes a moment (more on a busy machine) until every replica is synced and every view agrees.

@@ -10,6 +10,7 @@
 //! MongoDB members.
 
 pub mod kube;
+pub mod members;
 pub mod mongo;
 mod postgres;
 pub mod redis;
@@ -23,40 +24,7 @@ pub use postgres::PostgresBackend;
 pub use self::redis::RedisBackend;
 pub use unavailable::Unavailable;
 
-/// Why a backend call failed, in the same terms as the WIT `error-code`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ErrorCode {
-    /// Refused: a capability not granted, or the cluster's RBAC (401/403).
-    Denied,
-    /// The object, member or kind does not exist (404).
-    NotFound,
-    /// The call conflicts with the current state: a stale resourceVersion
-    /// (409), an eviction a PodDisruptionBudget forbids (429).
-    Conflict,
-    /// The call did not finish within its time limit.
-    Timeout,
-    /// The server could not be reached, or the backend is not built yet.
-    Unavailable,
-    /// The arguments were rejected (400, 422, a malformed patch).
-    Invalid,
-    /// Anything else; the message says what.
-    Internal,
-}
-
-impl ErrorCode {
-    /// The WIT spelling (`not-found`), also used in journals.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::Denied => "denied",
-            ErrorCode::NotFound => "not-found",
-            ErrorCode::Conflict => "conflict",
-            ErrorCode::Timeout => "timeout",
-            ErrorCode::Unavailable => "unavailable",
-            ErrorCode::Invalid => "invalid",
-            ErrorCode::Internal => "internal",
-        }
-    }
-}
+pub use crate::domain::ErrorCode;
 
 /// A failed backend call.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -246,9 +214,10 @@ impl Backends {
     /// answers `unavailable`.
     pub fn with_kube(kube: Arc<dyn Kube>, target: &crate::target::Target) -> Self {
         let namespace = target.namespace.clone().unwrap_or_else(|| "default".into());
-        let postgres = Arc::new(PostgresBackend::new(target.clone(), namespace.clone(), kube.clone()));
-        let redis = Arc::new(RedisBackend::new(target.clone(), namespace.clone(), kube.clone()));
-        let mongo = Arc::new(MongoBackend::new(target.clone(), namespace, kube.clone()));
+        let members = Arc::new(members::Members::new(target.clone(), namespace, kube.clone()));
+        let postgres = Arc::new(PostgresBackend::new(members.clone()));
+        let redis = Arc::new(RedisBackend::new(members.clone()));
+        let mongo = Arc::new(MongoBackend::new(members));
         Backends { kube, postgres, redis, mongo }
     }
 }

@@ -1,7 +1,7 @@
 //! The decision made on every host call: requested by the component, and
 //! allowed by the operator when it mutates.
 
-use super::{Capability, VERBS};
+use super::{calls, Capability, VERBS};
 
 /// The answer for one call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,7 +44,7 @@ impl Grants {
         if !covered(&self.requested) {
             return Decision::NotRequested;
         }
-        let mutating = VERBS.iter().any(|(i, v, m)| *m && *i == interface && *v == verb);
+        let mutating = calls::is_mutating(interface, verb);
         if !mutating || (!self.read_only && covered(&self.allowed)) {
             Decision::Granted
         } else {
@@ -65,7 +65,7 @@ impl Grants {
                     GrantState::Granted
                 } else if self.allowed.iter().any(|a| request.covers(a) || a.overlaps(request)) {
                     GrantState::Partly
-                } else if VERBS.iter().any(|(i, v, m)| !*m && request.matches_parts(i, v, None)) {
+                } else if VERBS.iter().any(|v| !v.mutating && request.matches_parts(v.interface, v.verb, None)) {
                     GrantState::ReadsOnly
                 } else {
                     GrantState::NeedsAllow

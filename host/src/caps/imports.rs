@@ -1,49 +1,33 @@
 //! What a component can call, derived from its actual WIT imports, compared
 //! with what its manifest requests.
 
+use super::calls::{self, Verb, VERBS};
 use super::Capability;
 
-/// One `runner:policy` interface as the capability system sees it.
-#[derive(Clone, Copy, Debug)]
+/// One `runner:policy` interface as the capability system sees it, derived
+/// from the call table.
+#[derive(Clone, Debug)]
 pub struct Family {
     /// The WIT interface (`kube-write`).
     pub interface: &'static str,
-    /// The capability interface and the verbs it serves (`kube`, `[patch, ...]`);
-    /// `None` for interfaces that need no capability.
-    pub serves: Option<(&'static str, &'static [&'static str])>,
+    /// The capability verbs its functions need; empty for interfaces that
+    /// need no capability (report, clock, types).
+    pub serves: Vec<&'static Verb>,
     /// Whether the `gate` world may import it.
     pub gate_may_import: bool,
 }
 
-const fn family(interface: &'static str, serves: Option<(&'static str, &'static [&'static str])>, gate_may_import: bool) -> Family {
-    Family { interface, serves, gate_may_import }
-}
-
-const FAMILIES: &[Family] = &[
-    family("types", None, true),
-    family("report", None, true),
-    family("clock", None, true),
-    family("kube-read", Some(("kube", &["get", "list"])), true),
-    family("postgres-read", Some(("postgres", &["query"])), true),
-    family("redis-read", Some(("redis", &["read"])), true),
-    family("mongo-read", Some(("mongo", &["read"])), true),
-    family("kube-write", Some(("kube", &["patch", "delete", "scale", "evict", "cordon", "drain", "exec"])), false),
-    family("postgres-write", Some(("postgres", &["execute"])), false),
-    family("redis-write", Some(("redis", &["command"])), false),
-    family("mongo-write", Some(("mongo", &["command"])), false),
-    family("approval", Some(("approval", &["request"])), false),
-    family("gates", Some(("gates", &["run"])), false),
-];
-
 /// Look up a `runner:policy` interface (`kube-write`); `None` for an
 /// interface the host does not know.
 pub fn family_of_interface(interface: &str) -> Option<Family> {
-    FAMILIES.iter().find(|f| f.interface == interface).copied()
+    let known = calls::all_calls().map(calls::interface_of).chain(["types"]).find(|known| *known == interface)?;
+    let serves = VERBS.iter().filter(|v| v.calls.iter().any(|call| calls::interface_of(call) == known)).collect();
+    Some(Family { interface: known, serves, gate_may_import: calls::GATE_INTERFACES.contains(&known) })
 }
 
 /// Whether `request` reaches any verb of `family`.
 fn reaches(request: &Capability, family: &Family) -> bool {
-    family.serves.is_some_and(|(cap_interface, verbs)| verbs.iter().any(|verb| request.overlaps(&Capability::needed(cap_interface, verb, "*"))))
+    family.serves.iter().any(|v| request.overlaps(&Capability::needed(v.interface, v.verb, "*")))
 }
 
 /// The result of comparing a component's imports with its manifest.
@@ -83,7 +67,7 @@ impl ImportReport {
             }
         }
         let families: Vec<Family> = report.policy_interfaces.iter().filter_map(|i| family_of_interface(i)).collect();
-        for family in families.iter().filter(|f| f.serves.is_some()) {
+        for family in families.iter().filter(|f| !f.serves.is_empty()) {
             if !requested.iter().any(|r| reaches(r, family)) {
                 report.unrequested_imports.push(family.interface.to_string());
             }

@@ -11,40 +11,16 @@
 //! component's own requests **and** is either a read (allowed by default) or
 //! matched by one of the operator's `--allow` patterns.
 
+pub mod calls;
 mod grants;
 mod imports;
-pub mod readonly;
 
 pub use grants::{Decision, GrantState, Grants};
+pub use calls::VERBS;
 pub use imports::{family_of_interface, Family, ImportReport};
 
 use std::fmt;
 use std::str::FromStr;
-
-/// Every verb the host knows, with whether it can change anything.
-///
-/// The table is the single place where a verb is classified as a read or a
-/// mutation; review output, default grants and dry-run all follow it.
-pub const VERBS: &[(&str, &str, bool)] = &[
-    // (interface, verb, mutating)
-    ("kube", "get", false),
-    ("kube", "list", false),
-    ("kube", "patch", true),
-    ("kube", "delete", true),
-    ("kube", "scale", true),
-    ("kube", "evict", true),
-    ("kube", "cordon", true),
-    ("kube", "drain", true),
-    ("kube", "exec", true),
-    ("postgres", "query", false),
-    ("postgres", "execute", true),
-    ("redis", "read", false),
-    ("redis", "command", true),
-    ("mongo", "read", false),
-    ("mongo", "command", true),
-    ("approval", "request", false),
-    ("gates", "run", false),
-];
 
 /// A capability pattern such as `kube:patch:apps/v1/*`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -76,13 +52,13 @@ impl FromStr for Capability {
             return Err(ParseError::Shape(text.to_string()));
         }
         let known = interface == "*"
-            || VERBS.iter().any(|(i, v, _)| *i == interface && (verb == "*" || *v == verb));
+            || VERBS.iter().any(|v| v.interface == interface && (verb == "*" || v.verb == verb));
         if !known {
             return Err(ParseError::UnknownVerb {
                 cap: text.to_string(),
                 interface: interface.to_string(),
                 verb: verb.to_string(),
-                known: VERBS.iter().map(|(i, v, _)| format!("{i}:{v}")).collect::<Vec<_>>().join(", "),
+                known: VERBS.iter().map(|v| format!("{}:{}", v.interface, v.verb)).collect::<Vec<_>>().join(", "),
             });
         }
         Ok(Capability {
@@ -126,9 +102,7 @@ impl Capability {
 
     /// Whether this pattern can match a call that changes something.
     pub fn is_mutating(&self) -> bool {
-        VERBS.iter().any(|(i, v, mutating)| {
-            *mutating && (self.interface == "*" || self.interface == *i) && (self.verb == "*" || self.verb == *v)
-        })
+        VERBS.iter().any(|v| v.mutating && (self.interface == "*" || self.interface == v.interface) && (self.verb == "*" || self.verb == v.verb))
     }
 
     /// Whether this pattern covers the concrete capability `needed`.

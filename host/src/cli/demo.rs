@@ -281,7 +281,7 @@ fn demo_run(executed: Executed, final_cluster: FinalCluster, lab_up: Duration) -
 async fn survey(target: &Target, client: &LabClient, prefix: &str) -> Result<(FinalCluster, Vec<ops::PodRow>, Backends), FinalCluster> {
     let found = async {
         let rows = ops::status(client).await.map_err(|e| e.to_string())?;
-        let kube = target.connect().await.map_err(|e| e.to_string())?;
+        let kube = crate::backends::kube::connect(&target).await.map_err(|e| e.to_string())?;
         Ok::<_, String>((rows.into_iter().filter(|r| r.name.starts_with(prefix)).collect::<Vec<_>>(), Backends::with_kube(std::sync::Arc::new(kube), target)))
     };
     match found.await {

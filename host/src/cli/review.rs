@@ -255,7 +255,8 @@ mod rbac {
     use serde_json::{json, Value};
 
     use super::load_policy;
-    use crate::caps::{Capability, VERBS};
+    use crate::caps::calls::{Rule, VERBS};
+    use crate::caps::Capability;
     use crate::policy::Policy;
 
     /// Where a rule applies: a Role covers namespaced kinds of one
@@ -363,53 +364,18 @@ mod rbac {
 
         /// The rules one capability needs.
         fn add(&mut self, cap: &Capability, because: &str) {
-            let interfaces: Vec<&str> = if cap.interface() == "*" { VERBS.iter().map(|(i, _, _)| *i).collect::<BTreeSet<_>>().into_iter().collect() } else { vec![cap.interface()] };
-            for interface in interfaces {
-                let verbs: Vec<&str> = VERBS.iter().filter(|(i, v, _)| *i == interface && (cap.verb() == "*" || cap.verb() == *v)).map(|(_, v, _)| *v).collect();
-                for verb in verbs {
-                    self.add_verb(interface, verb, cap.scope(), because);
+            let matching = VERBS.iter().filter(|v| (cap.interface() == "*" || cap.interface() == v.interface) && (cap.verb() == "*" || cap.verb() == v.verb));
+            for rule in matching.flat_map(|v| v.rbac) {
+                match *rule {
+                    Rule::Fixed { cluster, group, resource, verbs } => self.grant(if cluster { Place::Cluster } else { Place::Namespace }, group, resource, verbs, because),
+                    Rule::Scoped { subresource, verbs } => {
+                        let (group, resource, places) = covers(cap.scope());
+                        let resource = subresource.map_or(resource.clone(), |sub| format!("{resource}/{sub}"));
+                        for place in places {
+                            self.grant(place, &group, &resource, verbs, because);
+                        }
+                    }
                 }
-            }
-        }
-
-        fn add_verb(&mut self, interface: &str, verb: &str, scope: Option<&str>, because: &str) {
-            use Place::*;
-            match interface {
-                "kube" => {}
-                "postgres" | "redis" | "mongo" => {
-                    // The host resolves members to Pods and reads the credential Secret the target names.
-                    self.grant(Namespace, "", "pods", &["get"], because);
-                    self.grant(Namespace, "", "secrets", &["get"], because);
-                    return;
-                }
-                _ => return,
-            }
-            let (group, resource, places) = covers(scope);
-            for place in places {
-                match verb {
-                    // wait-for-condition (a read with `get`) watches the object: list and watch too.
-                    "get" => self.grant(place, &group, &resource, &["get", "list", "watch"], because),
-                    "list" => self.grant(place, &group, &resource, &["list", "watch"], because),
-                    "patch" => self.grant(place, &group, &resource, &["patch"], because),
-                    "delete" => self.grant(place, &group, &resource, &["delete"], because),
-                    "scale" => self.grant(place, &group, &format!("{resource}/scale"), &["get", "patch", "update"], because),
-                    _ => {}
-                }
-            }
-            match verb {
-                "evict" => self.grant(Namespace, "", "pods/eviction", &["create"], because),
-                "exec" => self.grant(Namespace, "", "pods/exec", &["create", "get"], because),
-                "cordon" => self.grant(Cluster, "", "nodes", &["patch"], because),
-                "drain" => {
-                    // Drain cordons, finds the node's Pods in every namespace, checks their
-                    // DaemonSets, evicts, watches each Pod go, and names blocking budgets.
-                    self.grant(Cluster, "", "nodes", &["patch"], because);
-                    self.grant(Cluster, "", "pods", &["get", "list", "watch"], because);
-                    self.grant(Cluster, "", "pods/eviction", &["create"], because);
-                    self.grant(Cluster, "apps", "daemonsets", &["get"], because);
-                    self.grant(Cluster, "policy", "poddisruptionbudgets", &["list"], because);
-                }
-                _ => {}
             }
         }
 

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use super::{runtime, CommandResult, Exit, Failure, OutputFormat};
 use crate::backends::{BackendError, ErrorCode, Kube, KubeBackend, ListOptions, ObjectRef};
-use crate::target::{self, Database, Target, TargetError};
+use crate::target::{Database, Target, TargetError};
 
 /// `runner target ...`.
 #[derive(Args, Debug)]
@@ -55,7 +55,7 @@ fn check(text: &str, output: OutputFormat) -> CommandResult {
     let target = Target::from_arg(text).map_err(failure)?;
     let rt = runtime()?;
     let report = rt.block_on(async {
-        let kube = target.connect().await.map_err(failure)?;
+        let kube = crate::backends::kube::connect(&target).await.map_err(failure)?;
         inspect(&target, &kube).await
     })?;
     match output {
@@ -258,7 +258,7 @@ async fn inspect_database(kube: &KubeBackend, database: &Database, default_ns: &
     report["members"] = json!(member_rows);
 
     // Resolved to prove the source works, then dropped: the value is never shown.
-    let credentials = match target::resolve_credential(database, kube, ns).await {
+    let credentials = match crate::backends::members::resolve_credential(database, kube, ns).await {
         Ok(_) => json!({"source": database.credentials.to_string(), "found": true}),
         Err(e) => {
             missing.push(format!("{name}: credentials: {e}"));

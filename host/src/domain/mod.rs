@@ -2,3 +2,50 @@
 //! no dependency on the rest of the crate.
 
 pub mod names;
+pub mod readonly;
+
+/// Why a host call failed, in the terms of the WIT `error-code`: backends
+/// answer with it, sessions record it, the import layer hands it on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// Refused: a capability not granted, or the cluster's RBAC (401/403).
+    Denied,
+    /// The object, member or kind does not exist (404).
+    NotFound,
+    /// The call conflicts with the current state: a stale resourceVersion
+    /// (409), an eviction a PodDisruptionBudget forbids (429).
+    Conflict,
+    /// The call did not finish within its time limit.
+    Timeout,
+    /// The server could not be reached, or the backend is not built yet.
+    Unavailable,
+    /// The arguments were rejected (400, 422, a malformed patch).
+    Invalid,
+    /// Anything else; the message says what.
+    Internal,
+}
+
+impl ErrorCode {
+    /// Every code, in the WIT's order.
+    pub const ALL: [ErrorCode; 7] =
+        [ErrorCode::Denied, ErrorCode::NotFound, ErrorCode::Conflict, ErrorCode::Timeout, ErrorCode::Unavailable, ErrorCode::Invalid, ErrorCode::Internal];
+
+    /// The code spelled `name` (`not-found`), as journals and sessions write it.
+    pub fn from_name(name: &str) -> Option<ErrorCode> {
+        ErrorCode::ALL.into_iter().find(|code| code.as_str() == name)
+    }
+
+    /// The WIT spelling (`not-found`), also used in journals.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::Denied => "denied",
+            ErrorCode::NotFound => "not-found",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::Timeout => "timeout",
+            ErrorCode::Unavailable => "unavailable",
+            ErrorCode::Invalid => "invalid",
+            ErrorCode::Internal => "internal",
+        }
+    }
+}
+

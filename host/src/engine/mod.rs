@@ -80,16 +80,7 @@ impl Limits {
     }
 }
 
-/// Why the sandbox stopped a component. Raised as a trap from host code.
-#[derive(Debug, thiserror::Error)]
-pub enum Stop {
-    #[error("deadline exceeded")]
-    Deadline,
-    #[error("memory limit exceeded")]
-    Memory,
-    #[error("output limit exceeded: the component wrote more than {limit} bytes to {stream}")]
-    Output { stream: &'static str, limit: usize },
-}
+pub use crate::imports::Stop;
 
 /// What went wrong outside the component's own answer.
 #[derive(Debug, thiserror::Error)]

@@ -5,7 +5,7 @@ use std::io::{BufRead, IsTerminal, Write};
 
 use serde_json::json;
 
-use super::{need, Effect, HostState};
+use super::{Effect, HostState};
 use crate::backends::{BackendError, ErrorCode};
 use crate::wit::pattern::runner::policy::approval;
 use crate::wit::Error;
@@ -41,7 +41,7 @@ impl approval::Host for HostState {
         let component = self.component.clone();
         // Under --dry-run the request is part of the plan and counts as approved.
         let effect = Effect::Mutate { dry_run_answer: true };
-        self.guarded("approval.request", need("approval", "request", "*"), move || args, effect, async move {
+        self.guarded("approval.request", Ok("*"), move || args, effect, async move {
             match mode {
                 Approval::PreApproved => Ok(true),
                 Approval::Unattended => Err(BackendError::new(ErrorCode::Unavailable, "approval needed but nobody can answer (stdin is not a terminal); pass --approve to pre-approve")),

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::json;
 
 use super::HostState;
-use crate::engine::Stop;
+use super::Stop;
 use crate::session::Sleep;
 use crate::wit::pattern::runner::policy::clock;
 

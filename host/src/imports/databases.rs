@@ -4,26 +4,26 @@
 
 use serde_json::json;
 
-use super::{need, Checked, Effect, HostState};
+use super::{Checked, Effect, HostState};
 use crate::domain::names;
-use crate::caps::readonly;
+use crate::domain::readonly;
 use crate::wit::pattern::runner::policy::{mongo_read, mongo_write, postgres_read, postgres_write, redis_read, redis_write};
 use crate::wit::{Error, ErrorCode};
 
 type Answer<T> = wasmtime::Result<Result<T, Error>>;
 
-/// The capability a call on `member` needs, once its name is checked: it
+/// The capability scope of a call on `member` needs, once its name is checked: it
 /// becomes a Pod name and the capability's scope.
-fn member_need<'a>(interface: &'static str, verb: &'static str, member: &'a str) -> Checked<'a> {
+fn member_scope(member: &str) -> Checked<'_> {
     names::label("member", member)?;
-    need(interface, verb, member)
+    Ok(member)
 }
 
 impl postgres_read::Host for HostState {
     async fn query(&mut self, member: String, sql: String, params: Vec<String>) -> Answer<String> {
         let args = || json!({"member": member, "sql": sql, "params": params});
         let pg = self.run.backends.postgres.clone();
-        self.guarded("postgres-read.query", member_need("postgres", "query", &member), args, Effect::Read, async { pg.query(&member, &sql, &params).await }).await
+        self.guarded("postgres-read.query", member_scope(&member), args, Effect::Read, async { pg.query(&member, &sql, &params).await }).await
     }
 }
 
@@ -32,7 +32,7 @@ impl postgres_write::Host for HostState {
         let args = || json!({"member": member, "sql": sql, "params": params});
         let pg = self.run.backends.postgres.clone();
         let effect = Effect::Mutate { dry_run_answer: 0 };
-        self.guarded("postgres-write.execute", member_need("postgres", "execute", &member), args, effect, async { pg.execute(&member, &sql, &params).await }).await
+        self.guarded("postgres-write.execute", member_scope(&member), args, effect, async { pg.execute(&member, &sql, &params).await }).await
     }
 }
 
@@ -44,7 +44,7 @@ impl redis_read::Host for HostState {
         }
         let journal_args = || json!({"member": member, "args": args});
         let redis = self.run.backends.redis.clone();
-        self.guarded("redis-read.command", member_need("redis", "read", &member), journal_args, Effect::Read, async { redis.command(&member, &args).await }).await
+        self.guarded("redis-read.command", member_scope(&member), journal_args, Effect::Read, async { redis.command(&member, &args).await }).await
     }
 }
 
@@ -53,7 +53,7 @@ impl redis_write::Host for HostState {
         let journal_args = || json!({"member": member, "args": args});
         let redis = self.run.backends.redis.clone();
         let effect = Effect::Mutate { dry_run_answer: "\"OK\"".to_string() };
-        self.guarded("redis-write.command", member_need("redis", "command", &member), journal_args, effect, async { redis.command(&member, &args).await }).await
+        self.guarded("redis-write.command", member_scope(&member), journal_args, effect, async { redis.command(&member, &args).await }).await
     }
 }
 
@@ -68,7 +68,7 @@ impl mongo_read::Host for HostState {
             return self.refuse_write("mongo-read.run-command", args(), "not a read-only MongoDB command; it needs mongo-write and the mongo:command capability".into()).await;
         }
         let mongo = self.run.backends.mongo.clone();
-        self.guarded("mongo-read.run-command", names::mongo_database(&db).and_then(|()| member_need("mongo", "read", &member)), args, Effect::Read, async { mongo.run_command(&member, &db, &command).await }).await
+        self.guarded("mongo-read.run-command", names::mongo_database(&db).and_then(|()| member_scope(&member)), args, Effect::Read, async { mongo.run_command(&member, &db, &command).await }).await
     }
 }
 
@@ -77,7 +77,7 @@ impl mongo_write::Host for HostState {
         let args = || json!({"member": member, "db": db, "command": serde_json::from_str::<serde_json::Value>(&command).unwrap_or_else(|_| json!(command))});
         let mongo = self.run.backends.mongo.clone();
         let effect = Effect::Mutate { dry_run_answer: "{\"ok\":1}".to_string() };
-        self.guarded("mongo-write.run-command", names::mongo_database(&db).and_then(|()| member_need("mongo", "command", &member)), args, effect, async { mongo.run_command(&member, &db, &command).await }).await
+        self.guarded("mongo-write.run-command", names::mongo_database(&db).and_then(|()| member_scope(&member)), args, effect, async { mongo.run_command(&member, &db, &command).await }).await
     }
 }
 

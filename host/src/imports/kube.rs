@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use super::{need, Checked, Effect, HostState};
+use super::{Checked, Effect, HostState};
 use crate::domain::names;
 use crate::backends::{self, DrainOptions as Drain, ObjectRef as Ref, WaitFor as Until};
 use crate::wit::pattern::runner::policy::kube_read::{self, ListOptions, ObjectRef, WaitFor};
@@ -19,26 +19,26 @@ fn kind_scope(api_version: &str, kind: &str) -> String {
     format!("{api_version}/{kind}")
 }
 
-/// The capability a call on `object` needs, once its names are checked.
-fn object_need<'a>(verb: &'static str, object: &Ref, scope: &'a str) -> Checked<'a> {
+/// The capability scope of a call on `object` needs, once its names are checked.
+fn object_scope<'a>(object: &Ref, kind_scope: &'a str) -> Checked<'a> {
     names::object(&object.api_version, &object.kind, object.namespace.as_deref(), &object.name)?;
-    need("kube", verb, scope)
+    Ok(kind_scope)
 }
 
-/// The capability a call on one Pod needs, once its names are checked.
-fn pod_need(verb: &'static str, namespace: Option<&str>, pod: &str, container: Option<&str>) -> Checked<'static> {
+/// The capability scope of a call on one Pod needs, once its names are checked.
+fn pod_scope(namespace: Option<&str>, pod: &str, container: Option<&str>) -> Checked<'static> {
     names::namespace(namespace, false)?;
     names::subdomain("Pod name", pod)?;
     if let Some(container) = container {
         names::label("container name", container)?;
     }
-    need("kube", verb, "v1/Pod")
+    Ok("v1/Pod")
 }
 
-/// The capability a call on one Node needs, once its name is checked.
-fn node_need(verb: &'static str, node: &str) -> Checked<'static> {
+/// The capability scope of a call on one Node needs, once its name is checked.
+fn node_scope(node: &str) -> Checked<'static> {
     names::subdomain("Node name", node)?;
-    need("kube", verb, "v1/Node")
+    Ok("v1/Node")
 }
 
 fn ref_args(object: &Ref) -> serde_json::Value {
@@ -50,7 +50,7 @@ impl kube_read::Host for HostState {
         let object = to_ref(object);
         let scope = kind_scope(&object.api_version, &object.kind);
         let kube = self.run.backends.kube.clone();
-        self.guarded("kube-read.get", object_need("get", &object, &scope), || ref_args(&object), Effect::Read, async { kube.get(&object).await }).await
+        self.guarded("kube-read.get", object_scope(&object, &scope), || ref_args(&object), Effect::Read, async { kube.get(&object).await }).await
     }
 
     async fn list(&mut self, options: ListOptions) -> Answer<String> {
@@ -65,7 +65,7 @@ impl kube_read::Host for HostState {
         let args = || json!({"apiVersion": options.api_version, "kind": options.kind, "namespace": options.namespace, "labelSelector": options.label_selector, "fieldSelector": options.field_selector});
         let kube = self.run.backends.kube.clone();
         let checked = names::list(&options.api_version, &options.kind, options.namespace.as_deref(), options.label_selector.as_deref(), options.field_selector.as_deref())
-            .and_then(|()| need("kube", "list", &scope));
+            .map(|()| scope.as_str());
         self.guarded("kube-read.list", checked, args, Effect::Read, async { kube.list(&options).await }).await
     }
 
@@ -84,7 +84,7 @@ impl kube_read::Host for HostState {
             args
         };
         let kube = self.run.backends.kube.clone();
-        self.guarded("kube-read.wait-for-condition", object_need("get", &object, &scope), args, Effect::Read, async { kube.wait_for(&object, &until, timeout_ms).await }).await
+        self.guarded("kube-read.wait-for-condition", object_scope(&object, &scope), args, Effect::Read, async { kube.wait_for(&object, &until, timeout_ms).await }).await
     }
 }
 
@@ -107,7 +107,7 @@ impl kube_write::Host for HostState {
         // A dry run answers with the body itself: the fields the pattern set.
         let answer = Effect::Mutate { dry_run_answer: if patch_type == backends::PatchType::Json { "{}".to_string() } else { body.clone() } };
         let kube = self.run.backends.kube.clone();
-        self.guarded("kube-write.patch", object_need("patch", &object, &scope), args, answer, async { kube.patch(&object, patch_type, &body).await }).await
+        self.guarded("kube-write.patch", object_scope(&object, &scope), args, answer, async { kube.patch(&object, patch_type, &body).await }).await
     }
 
     async fn delete(&mut self, object: ObjectRef, grace_period_seconds: Option<u32>) -> Answer<()> {
@@ -120,7 +120,7 @@ impl kube_write::Host for HostState {
         };
         let kube = self.run.backends.kube.clone();
         let effect = Effect::Mutate { dry_run_answer: () };
-        self.guarded("kube-write.delete", object_need("delete", &object, &scope), args, effect, async { kube.delete(&object, grace_period_seconds).await }).await
+        self.guarded("kube-write.delete", object_scope(&object, &scope), args, effect, async { kube.delete(&object, grace_period_seconds).await }).await
     }
 
     async fn scale(&mut self, object: ObjectRef, replicas: u32) -> Answer<()> {
@@ -133,14 +133,14 @@ impl kube_write::Host for HostState {
         };
         let kube = self.run.backends.kube.clone();
         let effect = Effect::Mutate { dry_run_answer: () };
-        self.guarded("kube-write.scale", object_need("scale", &object, &scope), args, effect, async { kube.scale(&object, replicas).await }).await
+        self.guarded("kube-write.scale", object_scope(&object, &scope), args, effect, async { kube.scale(&object, replicas).await }).await
     }
 
     async fn evict(&mut self, namespace: Option<String>, pod: String) -> Answer<()> {
         let args = || json!({"namespace": namespace, "pod": pod});
         let kube = self.run.backends.kube.clone();
         let effect = Effect::Mutate { dry_run_answer: () };
-        self.guarded("kube-write.evict", pod_need("evict", namespace.as_deref(), &pod, None), args, effect, async { kube.evict(namespace.as_deref(), &pod).await }).await
+        self.guarded("kube-write.evict", pod_scope(namespace.as_deref(), &pod, None), args, effect, async { kube.evict(namespace.as_deref(), &pod).await }).await
     }
 
     async fn cordon(&mut self, node: String) -> Answer<()> {
@@ -162,14 +162,14 @@ impl kube_write::Host for HostState {
         let args = || json!({"node": node, "options": format!("{options:?}")});
         let kube = self.run.backends.kube.clone();
         let effect = Effect::Mutate { dry_run_answer: json!({"node": node, "evicted": [], "dryRun": true}).to_string() };
-        self.guarded("kube-write.drain", node_need("drain", &node), args, effect, async { kube.drain(&node, &options).await }).await
+        self.guarded("kube-write.drain", node_scope(&node), args, effect, async { kube.drain(&node, &options).await }).await
     }
 
     async fn exec(&mut self, namespace: Option<String>, pod: String, container: Option<String>, command: Vec<String>) -> Answer<ExecOutput> {
         let args = || json!({"namespace": namespace, "pod": pod, "container": container, "command": command});
         let kube = self.run.backends.kube.clone();
         let effect = Effect::Mutate { dry_run_answer: ExecOutput { exit_code: 0, stdout: String::new(), stderr: String::new() } };
-        self.guarded("kube-write.exec", pod_need("exec", namespace.as_deref(), &pod, container.as_deref()), args, effect, async {
+        self.guarded("kube-write.exec", pod_scope(namespace.as_deref(), &pod, container.as_deref()), args, effect, async {
             kube.exec(namespace.as_deref(), &pod, container.as_deref(), &command)
                 .await
                 .map(|out| ExecOutput { exit_code: out.exit_code, stdout: out.stdout, stderr: out.stderr })
@@ -182,6 +182,6 @@ impl HostState {
     async fn set_unschedulable(&mut self, call: &'static str, node: String, unschedulable: bool) -> Answer<()> {
         let kube = self.run.backends.kube.clone();
         let effect = Effect::Mutate { dry_run_answer: () };
-        self.guarded(call, node_need("cordon", &node), || json!({"node": node}), effect, async { kube.set_unschedulable(&node, unschedulable).await }).await
+        self.guarded(call, node_scope(&node), || json!({"node": node}), effect, async { kube.set_unschedulable(&node, unschedulable).await }).await
     }
 }

@@ -22,7 +22,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::backends::{BackendError, BackendResult, Backends, ErrorCode as BackendCode};
-use crate::caps::{Decision, Grants};
+use crate::caps::{calls, Decision, Grants};
 use crate::domain::names::InvalidName;
 use crate::journal::{redact, Entry, Journal};
 use crate::session::{Answer, Session, Step};
@@ -160,21 +160,32 @@ impl HostState {
     }
 }
 
-/// The capability one call needs.
-pub(crate) struct Need<'a> {
-    interface: &'static str,
-    verb: &'static str,
-    scope: &'a str,
+/// Why the sandbox stopped a component: raised as a trap from host code
+/// (a host call that finds the deadline passed) and by the engine.
+#[derive(Debug, thiserror::Error)]
+pub enum Stop {
+    /// The run's or the component's deadline passed.
+    #[error("deadline exceeded")]
+    Deadline,
+    /// The component's memory limit was reached.
+    #[error("memory limit exceeded")]
+    Memory,
+    /// The component wrote more than the output limit to a stream.
+    #[error("output limit exceeded: the component wrote more than {limit} bytes to {stream}")]
+    Output {
+        /// `stdout` or `stderr`.
+        stream: &'static str,
+        /// The limit in bytes.
+        limit: usize,
+    },
 }
 
-/// The capability a call needs, once the names it carries passed
-/// Kubernetes' grammar (`Err`: the call is refused as `invalid` before the
-/// capability check, since its scope would not say what it touches).
-pub(crate) type Checked<'a> = Result<Need<'a>, InvalidName>;
-
-pub(crate) fn need<'a>(interface: &'static str, verb: &'static str, scope: &'a str) -> Checked<'a> {
-    Ok(Need { interface, verb, scope })
-}
+/// The scope of the capability a call needs (`v1/Pod`, a member, a slot),
+/// once the names the call carries passed Kubernetes' grammar (`Err`: the
+/// call is refused as `invalid` before the capability check, since its
+/// scope would not say what it touches). The interface and verb come from
+/// the call table (`caps::calls`), by the call's WIT name.
+pub(crate) type Checked<'a> = Result<&'a str, InvalidName>;
 
 /// Whether a call reads or changes something; a change carries the answer
 /// a dry run gives in its place.
@@ -188,7 +199,7 @@ impl HostState {
     pub(crate) async fn guarded<T: Send + Answer>(
         &self,
         call: &'static str,
-        need: Checked<'_>,
+        scope: Checked<'_>,
         args: impl FnOnce() -> Value,
         effect: Effect<T>,
         backend: impl Future<Output = BackendResult<T>> + Send,
@@ -204,12 +215,13 @@ impl HostState {
         } else {
             Value::Null
         };
-        let need = match need {
-            Ok(need) => need,
+        let scope = match scope {
+            Ok(scope) => scope,
             Err(invalid) => return Ok(Err(self.refuse_invalid(call, args, invalid.to_string(), started)?)),
         };
-        let decision = self.grants.decide(need.interface, need.verb, need.scope);
-        let capability = || format!("{}:{}:{}", need.interface, need.verb, need.scope);
+        let need = calls::verb_of_call(call).ok_or_else(|| wasmtime::format_err!("host call `{call}` has no row in the call table (caps/calls.rs)"))?;
+        let decision = self.grants.decide(need.interface, need.verb, scope);
+        let capability = || format!("{}:{}:{scope}", need.interface, need.verb);
         // Under --dry-run a mutation the operator has not allowed yet still
         // goes into the plan, marked, so one dry run shows every --allow needed.
         let needs_allow = decision == Decision::NotAllowed && self.run.dry_run && mutating;
@@ -239,7 +251,7 @@ impl HostState {
             }
             Step::Answer(Ok(value)) => Ok(T::from_json(&value).map_err(|why| session.bad_answer(call, why))?),
             Step::Answer(Err(error)) => Err(error),
-            Step::Stopped => return Err(crate::engine::Stop::Deadline.into()),
+            Step::Stopped => return Err(Stop::Deadline.into()),
         };
         match &result {
             Ok(_) => self.journal(call, args, "ok", None, started.elapsed(), mutating)?,
@@ -277,26 +289,14 @@ impl HostState {
     }
 }
 
-/// Backend error codes and their WIT counterparts, one to one.
-const CODES: [(BackendCode, ErrorCode); 7] = [
-    (BackendCode::Denied, ErrorCode::Denied),
-    (BackendCode::NotFound, ErrorCode::NotFound),
-    (BackendCode::Conflict, ErrorCode::Conflict),
-    (BackendCode::Timeout, ErrorCode::Timeout),
-    (BackendCode::Unavailable, ErrorCode::Unavailable),
-    (BackendCode::Invalid, ErrorCode::Invalid),
-    (BackendCode::Internal, ErrorCode::Internal),
-];
-
 /// A backend error in WIT terms.
 pub(crate) fn to_wit_error(error: BackendError) -> Error {
-    let code = CODES.iter().find(|(backend, _)| *backend == error.code).map_or(ErrorCode::Internal, |(_, wit)| *wit);
-    Error { code, message: error.message }
+    Error { code: error.code.into(), message: error.message }
 }
 
 /// The WIT spelling of an error code (`not-found`).
 pub fn code_name(code: ErrorCode) -> &'static str {
-    CODES.iter().find(|(_, wit)| *wit == code).map_or("internal", |(backend, _)| backend.as_str())
+    crate::domain::ErrorCode::from(code).as_str()
 }
 
 impl types::Host for HostState {}

@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::backends::{Kube, ObjectRef};
-use crate::target::{Database, Engine, Target, resolve_credential};
+use crate::backends::members::resolve_credential;
+use crate::target::{Database, Engine, Target};
 
 /// Writes per second unless told otherwise: twice the floor of 100/s.
 pub const DEFAULT_RATE: u32 = 200;

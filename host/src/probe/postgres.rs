@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tokio_postgres::{Client, NoTls};
 
 use super::{ProbeSummary, Tally, note_lost, run_tag};
-use crate::target::Credential;
+use crate::backends::members::Credential;
 
 /// How long one write may take before it counts as failed (its outcome
 /// unknown) and the probe reconnects.

@@ -85,13 +85,13 @@ impl Answer for Result<Verdict, Error> {
                 let evidence = serde_json::from_str(&verdict.evidence).unwrap_or_else(|_| json!(verdict.evidence));
                 json!({"outcome": outcome, "reasons": verdict.reasons, "evidence": evidence})
             }
-            Err(error) => json!({"error": {"code": crate::imports::code_name(error.code), "message": error.message}}),
+            Err(error) => json!({"error": {"code": crate::domain::ErrorCode::from(error.code).as_str(), "message": error.message}}),
         }
     }
 
     fn from_json(value: &Value) -> Result<Self, String> {
         if let Some(error) = value.get("error") {
-            let code = error["code"].as_str().and_then(super::error_code).ok_or_else(|| format!("a gate error needs a known `code`, found {error}"))?;
+            let code = error["code"].as_str().and_then(crate::domain::ErrorCode::from_name).ok_or_else(|| format!("a gate error needs a known `code`, found {error}"))?;
             return Ok(Err(Error { code: super::to_wit_code(code), message: error["message"].as_str().unwrap_or_default().to_string() }));
         }
         let outcome = match value["outcome"].as_str() {

@@ -15,6 +15,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::file::{Call, CallError};
+use crate::domain::ErrorCode;
 
 /// One canned answer and the calls it answers.
 #[derive(Debug, Clone, Deserialize)]
@@ -129,7 +130,7 @@ impl CannedResponse {
         }
         let errors = self.error.iter().chain(self.sequence.iter().flatten().filter_map(|r| r.error.as_ref()));
         for error in errors {
-            if super::error_code(&error.code).is_none() {
+            if ErrorCode::from_name(&error.code).is_none() {
                 return Err(format!("`{}`: unknown error code `{}`", self.call, error.code));
             }
         }

@@ -62,6 +62,8 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::domain::ErrorCode;
+
 /// The `format` every session file carries.
 pub const FORMAT: &str = "runner-session/1";
 
@@ -168,7 +170,7 @@ impl SessionFile {
                 return Err(format!("call {} ({}): holds more than one of `response`, `error` and `stopped`", i + 1, call.call));
             }
             if let Some(error) = &call.error
-                && super::error_code(&error.code).is_none()
+                && ErrorCode::from_name(&error.code).is_none()
             {
                 return Err(format!("call {} ({}): unknown error code `{}`", i + 1, call.call, error.code));
             }

@@ -324,20 +324,15 @@ fn same_args(recorded: &Value, made: &Value) -> bool {
 fn answer_of(response: Option<Value>, error: Option<CallError>, call: &str) -> Result<Result<Value, BackendError>, String> {
     match error {
         Some(error) => {
-            let code = error_code(&error.code).ok_or_else(|| format!("unknown error code `{}` for {call}", error.code))?;
+            let code = ErrorCode::from_name(&error.code).ok_or_else(|| format!("unknown error code `{}` for {call}", error.code))?;
             Ok(Err(BackendError::new(code, error.message)))
         }
         None => Ok(Ok(response.unwrap_or(Value::Null))),
     }
 }
 
-/// A WIT error code by its name (`not-found`).
-pub(crate) fn error_code(name: &str) -> Option<ErrorCode> {
-    [ErrorCode::Denied, ErrorCode::NotFound, ErrorCode::Conflict, ErrorCode::Timeout, ErrorCode::Unavailable, ErrorCode::Invalid, ErrorCode::Internal].into_iter().find(|c| c.as_str() == name)
-}
-
 fn to_wit_code(code: ErrorCode) -> crate::wit::ErrorCode {
-    crate::imports::to_wit_error(BackendError::new(code, String::new())).code
+    code.into()
 }
 
 /// Take secrets out of a response before it is written: a Secret's data,

@@ -7,8 +7,9 @@
 //! StatefulSet, primary Service, member port and where its credentials come
 //! from. See the README's "Targets" section for the schema.
 //!
-//! Credentials are resolved here, for the host alone: a [`Credential`] never
-//! prints its value, and nothing here hands one to a component.
+//! A target is configuration only: connecting to the cluster and resolving
+//! credentials are the backends' work (`backends::kube::connect`,
+//! `backends::members`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,9 +17,8 @@ use std::path::{Path, PathBuf};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use runner_lab::daemon::LabDir;
 use serde::Deserialize;
-use serde_json::Value;
 
-use crate::backends::{Kube, KubeBackend, ObjectRef};
+use crate::domain::names;
 
 /// Why a target cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -44,6 +44,24 @@ pub enum Engine {
 }
 
 impl Engine {
+    /// As the target file spells it (`postgres`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Postgres => "postgres",
+            Engine::Redis => "redis",
+            Engine::Mongo => "mongo",
+        }
+    }
+
+    /// What one cluster of it is called (`PostgreSQL cluster`).
+    pub fn cluster_noun(self) -> &'static str {
+        match self {
+            Engine::Postgres => "PostgreSQL cluster",
+            Engine::Redis => "Redis cluster",
+            Engine::Mongo => "MongoDB replica set",
+        }
+    }
+
     /// The port members listen on unless the target says otherwise.
     pub fn default_port(self) -> u16 {
         match self {
@@ -141,23 +159,6 @@ pub struct Target {
     pub databases: Vec<Database>,
 }
 
-/// A resolved password. It prints as `<redacted>` and is never serialized.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Credential(String);
-
-impl Credential {
-    /// The secret text, for the host's own connections only.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Credential {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Credential(<redacted>)")
-    }
-}
-
 /// The file as written; validated into a [`Target`].
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -192,9 +193,9 @@ struct CredentialsFile {
 /// The environment variable that moves the lab (as for `runner lab --dir`).
 pub const LAB_DIR_ENV: &str = "RUNNER_LAB_DIR";
 
-/// A Kubernetes object name: lowercase alphanumerics, `-` and `.`.
+/// A Kubernetes object name (a DNS-1123 subdomain).
 fn valid_name(name: &str) -> bool {
-    !name.is_empty() && name.len() <= 253 && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.') && !name.starts_with(['-', '.']) && !name.ends_with(['-', '.'])
+    names::subdomain("name", name).is_ok()
 }
 
 impl Target {
@@ -342,12 +343,6 @@ impl Target {
         };
         kubeconfig.current_context
     }
-
-    /// A Kubernetes backend for this target. Must be called within a tokio runtime.
-    pub async fn connect(&self) -> Result<KubeBackend, TargetError> {
-        let (config, hint) = self.kube_config().await?;
-        KubeBackend::new(config, hint).map_err(|e| self.bad(e.message))
-    }
 }
 
 fn default_kubeconfig() -> Option<PathBuf> {
@@ -373,37 +368,6 @@ fn one_line(error: &dyn std::error::Error) -> String {
         source = e.source();
     }
     text
-}
-
-/// Why a credential could not be resolved.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct CredentialError(pub String);
-
-/// Resolve `database`'s password: read the Secret through `kube` (in the
-/// database's namespace, else `namespace`), or the environment variable.
-pub async fn resolve_credential(database: &Database, kube: &dyn Kube, namespace: &str) -> Result<Credential, CredentialError> {
-    match &database.credentials {
-        CredentialSource::Env { var } => match std::env::var(var) {
-            Ok(value) if !value.is_empty() => Ok(Credential(value)),
-            Ok(_) => Err(CredentialError(format!("environment variable {var} is empty"))),
-            Err(_) => Err(CredentialError(format!("environment variable {var} is not set (or not UTF-8)"))),
-        },
-        CredentialSource::Secret { name, key } => {
-            let namespace = database.namespace.as_deref().unwrap_or(namespace);
-            let secret = ObjectRef { api_version: "v1".into(), kind: "Secret".into(), namespace: Some(namespace.into()), name: name.clone() };
-            let text = kube.get(&secret).await.map_err(|e| CredentialError(format!("Secret {namespace}/{name}: {e}")))?;
-            let object: Value = serde_json::from_str(&text).map_err(|_| CredentialError(format!("Secret {namespace}/{name}: not JSON")))?;
-            let encoded = object["data"][key].as_str().ok_or_else(|| CredentialError(format!("Secret {namespace}/{name} has no key `{key}`")))?;
-            use base64::Engine as _;
-            let bytes = base64::engine::general_purpose::STANDARD.decode(encoded).map_err(|_| CredentialError(format!("Secret {namespace}/{name} key `{key}` is not base64")))?;
-            let value = String::from_utf8(bytes).map_err(|_| CredentialError(format!("Secret {namespace}/{name} key `{key}` is not text")))?;
-            if value.is_empty() {
-                return Err(CredentialError(format!("Secret {namespace}/{name} key `{key}` is empty")));
-            }
-            Ok(Credential(value))
-        }
-    }
 }
 
 #[cfg(test)]
@@ -460,13 +424,6 @@ mod tests {
                 other => panic!("{text:?}: {other:?}"),
             }
         }
-    }
-
-    #[test]
-    fn credentials_never_print() {
-        let credential = Credential("hunter2".into());
-        assert_eq!(format!("{credential:?}"), "Credential(<redacted>)");
-        assert_eq!(credential.expose(), "hunter2");
     }
 
     #[test]

@@ -135,6 +135,12 @@ fn checked_segment(what: &str, name: &str) -> BackendResult<String> {
     Ok(names::path_segment(name))
 }
 
+/// A Kubernetes backend for `target`'s cluster. Must be called within a tokio runtime.
+pub async fn connect(target: &crate::target::Target) -> Result<KubeBackend, crate::target::TargetError> {
+    let (config, hint) = target.kube_config().await?;
+    KubeBackend::new(config, hint).map_err(|e| crate::target::TargetError::Bad(format!("target {}: {}", target.label(), e.message)))
+}
+
 /// Whether `object` has a `status.conditions` entry `condition_type` with status `True`.
 pub fn condition_is_true(object: &Value, condition_type: &str) -> bool {
     wait::condition_status(object, condition_type) == Some("True")

@@ -22,8 +22,9 @@ use mongodb::options::{ClientOptions, Credential as DriverCredential, ServerAddr
 use mongodb::Client;
 use tokio::sync::Mutex;
 
-use super::{BackendError, BackendResult, ErrorCode, Kube, Mongo, ObjectRef};
-use crate::target::{resolve_credential, Database, Engine, Target};
+use super::{BackendError, BackendResult, ErrorCode, Mongo};
+use super::members::Members;
+use crate::target::Engine;
 
 /// How long one command may take unless it asks for longer (see [`call_timeout`]).
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(15);
@@ -37,45 +38,29 @@ pub const DEFAULT_USER: &str = "root";
 
 /// MongoDB members of one target.
 pub struct MongoBackend {
-    target: Target,
-    namespace: String,
-    kube: Arc<dyn Kube>,
+    members: Arc<Members>,
     /// One client per member, with the address it was made for: a Pod that
     /// was deleted and came back may have a new address.
     clients: Mutex<BTreeMap<String, (String, Client)>>,
 }
 
 impl MongoBackend {
-    /// Members of `target`'s MongoDB replica sets, found through `kube`.
-    pub fn new(target: Target, namespace: String, kube: Arc<dyn Kube>) -> Self {
-        MongoBackend { target, namespace, kube, clients: Mutex::default() }
-    }
-
-    /// The replica set `member` belongs to (`mongo-2` → `mongo`).
-    fn database(&self, member: &str) -> BackendResult<&Database> {
-        let mongo = || self.target.databases.iter().filter(|d| d.engine == Engine::Mongo);
-        mongo().find(|d| d.has_member(member)).ok_or_else(|| {
-            let known: Vec<&str> = mongo().map(|d| d.stateful_set.as_str()).collect();
-            let known = if known.is_empty() { "none; add a database with `engine: mongo` to the target file".to_string() } else { known.join(", ") };
-            BackendError::new(ErrorCode::NotFound, format!("`{member}` is not a member of a MongoDB replica set of this target (StatefulSets: {known})"))
-        })
+    /// The MongoDB members among `members`.
+    pub fn new(members: Arc<Members>) -> Self {
+        MongoBackend { members, clients: Mutex::default() }
     }
 
     /// A client for `member` at its current address, reusing one made for the same address.
     async fn client(&self, member: &str) -> BackendResult<(Client, String)> {
-        let database = self.database(member)?;
-        let namespace = database.namespace.clone().unwrap_or_else(|| self.namespace.clone());
-        let pod = ObjectRef { api_version: "v1".into(), kind: "Pod".into(), namespace: Some(namespace.clone()), name: member.into() };
-        let pod: serde_json::Value = serde_json::from_str(&self.kube.get(&pod).await?).map_err(|e| BackendError::new(ErrorCode::Internal, e.to_string()))?;
-        let ip = pod["status"]["podIP"].as_str().filter(|ip| !ip.is_empty()).ok_or_else(|| BackendError::new(ErrorCode::Unavailable, format!("member {member} has no address yet (Pod not running)")))?;
-        let address = format!("{ip}:{}", database.port);
+        let found = self.members.find(Engine::Mongo, member).await?;
+        let (database, ip, address) = (found.database, found.ip.as_str(), found.address());
         let mut clients = self.clients.lock().await;
         if let Some((at, client)) = clients.get(member)
             && *at == address
         {
             return Ok((client.clone(), address));
         }
-        let password = resolve_credential(database, self.kube.as_ref(), &namespace).await.map_err(|e| BackendError::new(ErrorCode::Unavailable, format!("credentials for {}: {e}", database.name)))?;
+        let password = self.members.credential(&found).await?;
         let user = database.user.clone().unwrap_or_else(|| DEFAULT_USER.into());
         let options = client_options(ip, database.port, Some(DriverCredential::builder().username(user).password(password.expose().to_string()).source("admin".to_string()).build()));
         let client = Client::with_options(options).map_err(|e| driver_error(member, &address, &e))?;
@@ -218,6 +203,8 @@ fn server_selection_reason(message: &str) -> String {
 mod tests {
     use super::*;
     use mongodb::bson::{doc, oid::ObjectId, DateTime, Timestamp};
+    use crate::backends::{Kube, ObjectRef};
+    use crate::target::Target;
 
     #[test]
     fn commands_keep_their_key_order_and_types() {
@@ -360,7 +347,7 @@ mod tests {
     fn backend(ip: &str, port: u16) -> MongoBackend {
         let text = format!("databases:\n  mongo:\n    engine: mongo\n    port: {port}\n    credentials:\n      secret: mongo-credentials\n");
         let target = Target::parse(&text, std::path::Path::new("/tmp/mongo-target.yaml")).unwrap();
-        MongoBackend::new(target, "default".into(), Arc::new(OnePod { ip: ip.into() }))
+        MongoBackend::new(Arc::new(Members::new(target, "default".into(), Arc::new(OnePod { ip: ip.into() }))))
     }
 
     #[tokio::test]

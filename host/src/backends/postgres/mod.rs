@@ -15,8 +15,9 @@ use tokio::sync::Mutex;
 use tokio_postgres::types::Type;
 use tokio_postgres::{Client, NoTls};
 
-use super::{BackendError, BackendResult, ErrorCode, Kube, ObjectRef, Postgres};
-use crate::target::{resolve_credential, Database, Engine, Target};
+use super::members::Members;
+use super::{BackendError, BackendResult, ErrorCode, Postgres};
+use crate::target::Engine;
 
 /// How long one statement may run.
 pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -25,40 +26,22 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// PostgreSQL members of one target.
 pub struct PostgresBackend {
-    target: Target,
-    namespace: String,
-    kube: Arc<dyn Kube>,
+    members: Arc<Members>,
     /// One connection per member, reused while open; a call holds it for its
     /// whole transaction.
     clients: Mutex<BTreeMap<String, Arc<Mutex<Client>>>>,
 }
 
 impl PostgresBackend {
-    /// Members of `target`'s PostgreSQL clusters, found through `kube`.
-    pub fn new(target: Target, namespace: String, kube: Arc<dyn Kube>) -> Self {
-        PostgresBackend { target, namespace, kube, clients: Mutex::default() }
-    }
-
-    /// The database cluster `member` belongs to (`postgres-cluster-2` → `postgres-cluster`).
-    fn database(&self, member: &str) -> BackendResult<&Database> {
-        self.target
-            .databases
-            .iter()
-            .filter(|d| d.engine == Engine::Postgres)
-            .find(|d| d.has_member(member))
-            .ok_or_else(|| {
-                let known: Vec<&str> = self.target.databases.iter().filter(|d| d.engine == Engine::Postgres).map(|d| d.stateful_set.as_str()).collect();
-                BackendError::new(ErrorCode::NotFound, format!("`{member}` is not a member of a PostgreSQL cluster of this target (StatefulSets: {})", known.join(", ")))
-            })
+    /// The PostgreSQL members among `members`.
+    pub fn new(members: Arc<Members>) -> Self {
+        PostgresBackend { members, clients: Mutex::default() }
     }
 
     async fn connect(&self, member: &str) -> BackendResult<Client> {
-        let database = self.database(member)?;
-        let namespace = database.namespace.clone().unwrap_or_else(|| self.namespace.clone());
-        let pod = ObjectRef { api_version: "v1".into(), kind: "Pod".into(), namespace: Some(namespace.clone()), name: member.into() };
-        let pod: serde_json::Value = serde_json::from_str(&self.kube.get(&pod).await?).map_err(|e| BackendError::new(ErrorCode::Internal, e.to_string()))?;
-        let ip = pod["status"]["podIP"].as_str().ok_or_else(|| BackendError::new(ErrorCode::Unavailable, format!("member {member} has no address yet (Pod not running)")))?;
-        let password = resolve_credential(database, self.kube.as_ref(), &namespace).await.map_err(|e| BackendError::new(ErrorCode::Unavailable, format!("credentials for {}: {e}", database.name)))?;
+        let found = self.members.find(Engine::Postgres, member).await?;
+        let password = self.members.credential(&found).await?;
+        let (database, ip) = (found.database, found.ip.as_str());
         let mut config = tokio_postgres::Config::new();
         config
             .host(ip)

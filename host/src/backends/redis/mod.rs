@@ -18,8 +18,9 @@ use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::{AsyncConnectionConfig, ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo, RedisError, Value};
 use tokio::sync::Mutex;
 
-use super::{BackendError, BackendResult, ErrorCode, Kube, ObjectRef, Redis};
-use crate::target::{resolve_credential, Database, Engine, Target};
+use super::{BackendError, BackendResult, ErrorCode, Redis};
+use super::members::Members;
+use crate::target::Engine;
 
 pub use json::reply_to_json;
 
@@ -30,37 +31,22 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Redis members of one target.
 pub struct RedisBackend {
-    target: Target,
-    namespace: String,
-    kube: Arc<dyn Kube>,
+    members: Arc<Members>,
     /// One connection per member. A multiplexed connection serves
     /// concurrent calls itself, so the lock is held only to look it up.
     connections: Mutex<BTreeMap<String, MultiplexedConnection>>,
 }
 
 impl RedisBackend {
-    /// Members of `target`'s Redis clusters, found through `kube`.
-    pub fn new(target: Target, namespace: String, kube: Arc<dyn Kube>) -> Self {
-        RedisBackend { target, namespace, kube, connections: Mutex::default() }
-    }
-
-    /// The Redis cluster `member` belongs to (`redis-cluster-3` → `redis-cluster`).
-    fn database(&self, member: &str) -> BackendResult<&Database> {
-        let redis = || self.target.databases.iter().filter(|d| d.engine == Engine::Redis);
-        redis().find(|d| d.has_member(member)).ok_or_else(|| {
-            let known: Vec<&str> = redis().map(|d| d.stateful_set.as_str()).collect();
-            BackendError::new(ErrorCode::NotFound, format!("`{member}` is not a member of a Redis cluster of this target (StatefulSets: {})", if known.is_empty() { "none".into() } else { known.join(", ") }))
-        })
+    /// The Redis members among `members`.
+    pub fn new(members: Arc<Members>) -> Self {
+        RedisBackend { members, connections: Mutex::default() }
     }
 
     async fn connect(&self, member: &str) -> BackendResult<MultiplexedConnection> {
-        let database = self.database(member)?;
-        let namespace = database.namespace.clone().unwrap_or_else(|| self.namespace.clone());
-        let pod = ObjectRef { api_version: "v1".into(), kind: "Pod".into(), namespace: Some(namespace.clone()), name: member.into() };
-        let pod = self.kube.get(&pod).await.map_err(|e| if e.code == ErrorCode::NotFound { BackendError::new(ErrorCode::NotFound, format!("member {member}: no such Pod in namespace {namespace}")) } else { e })?;
-        let pod: serde_json::Value = serde_json::from_str(&pod).map_err(|e| BackendError::new(ErrorCode::Internal, e.to_string()))?;
-        let ip = pod["status"]["podIP"].as_str().filter(|ip| !ip.is_empty()).ok_or_else(|| BackendError::new(ErrorCode::Unavailable, format!("member {member} has no address yet (Pod not running)")))?;
-        let password = resolve_credential(database, self.kube.as_ref(), &namespace).await.map_err(|e| BackendError::new(ErrorCode::Unavailable, format!("credentials for {}: {e}", database.name)))?;
+        let found = self.members.find(Engine::Redis, member).await?;
+        let password = self.members.credential(&found).await?;
+        let (database, ip) = (found.database, found.ip.as_str());
         let port = database.port;
         let mut settings = RedisConnectionInfo::default().set_password(password.expose());
         if let Some(user) = &database.user {
@@ -121,7 +107,7 @@ impl Redis for RedisBackend {
             // A kept connection may have died since its last use without our
             // noticing. Sending a read again is harmless; a write might have
             // reached the server already, so only the caller can decide.
-            if !fresh && error.is_connection_dropped() && crate::caps::readonly::redis_is_read(args) {
+            if !fresh && error.is_connection_dropped() && crate::domain::readonly::redis_is_read(args) {
                 continue;
             }
             return Err(connection_error(&label, &error));
