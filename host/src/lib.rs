@@ -8,6 +8,8 @@
 //! writes to a database beside the run, as a client would, to measure
 //! downtime and loss.
 
+#![warn(missing_docs)]
+
 pub mod backends;
 pub mod caps;
 pub mod cli;

@@ -34,9 +34,20 @@ pub struct Capability {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ParseError {
     #[error("capability `{0}` is not of the form interface:verb[:scope] (e.g. kube:patch:apps/v1/StatefulSet)")]
+    /// Not `interface:verb[:scope]`; the text as given.
     Shape(String),
     #[error("capability `{cap}` names unknown verb `{interface}:{verb}`; known: {known}")]
-    UnknownVerb { cap: String, interface: String, verb: String, known: String },
+    /// A verb the call table does not know.
+    UnknownVerb {
+        /// The capability as given.
+        cap: String,
+        /// Its interface part.
+        interface: String,
+        /// Its verb part.
+        verb: String,
+        /// Every `interface:verb` the host knows, for the message.
+        known: String,
+    },
 }
 
 impl FromStr for Capability {

@@ -90,7 +90,12 @@ pub enum EngineError {
     Invalid(String),
     /// The sandbox stopped the component (exit code 3).
     #[error("{component}: stopped by the sandbox: {reason}")]
-    Stopped { component: String, reason: String },
+    Stopped {
+        /// The component's name.
+        component: String,
+        /// What stopped it (deadline, memory, output, trap).
+        reason: String,
+    },
     /// The host itself failed.
     #[error("{0}")]
     Host(String),

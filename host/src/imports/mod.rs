@@ -35,13 +35,17 @@ pub use gates::GateRunner;
 /// What every component of one run shares: the journal, the backends, the
 /// operator's choices, and the record that becomes the run report.
 pub struct RunContext {
+    /// Where every call is recorded.
     pub journal: Journal,
+    /// What the calls reach.
     pub backends: Backends,
     /// Answer mutations from the plan instead of the backends.
     pub dry_run: bool,
+    /// How `approval.request` is answered.
     pub approval: Approval,
     /// Runs the gates bound to a pattern's slots.
     pub gates: Option<Arc<dyn GateRunner>>,
+    /// The report being built.
     pub record: Mutex<RunRecord>,
     /// Record the run's calls, or answer them from a recorded session.
     pub session: Session,
@@ -61,15 +65,19 @@ impl RunContext {
 /// What happened during a run, for the report.
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct RunRecord {
+    /// Pattern steps, in the order they began.
     pub steps: Vec<StepRecord>,
+    /// Measurements the components reported.
     pub metrics: Vec<Metric>,
     /// Mutations answered from the plan under `--dry-run`, in order.
     pub plan: Vec<PlannedCall>,
     /// Calls refused for want of a capability (the first few).
     pub denied: Vec<String>,
+    /// How many calls were refused in all.
     pub denied_count: usize,
     /// Calls whose backend could not be reached (the first few).
     pub unavailable: Vec<String>,
+    /// How many calls found their backend unreachable in all.
     pub unavailable_count: usize,
     /// Gates run through `gates.run`, in order.
     pub gates: Vec<GateRecord>,
@@ -78,10 +86,13 @@ pub struct RunRecord {
 /// One gate run on behalf of a pattern.
 #[derive(Debug, Clone, Serialize)]
 pub struct GateRecord {
+    /// The pattern's slot.
     pub slot: String,
+    /// The gate bound to it.
     pub gate: String,
     /// `pass`, `warn`, `fail`, or `error` when the gate did not answer.
     pub outcome: String,
+    /// The gate's reasons.
     pub reasons: Vec<String>,
 }
 
@@ -107,13 +118,18 @@ impl RunRecord {
 /// One step of a pattern.
 #[derive(Debug, Clone, Serialize)]
 pub struct StepRecord {
+    /// The component that ran the step.
     pub component: String,
+    /// The step's name.
     pub name: String,
+    /// What the step does.
     pub description: String,
     /// `succeeded`, `failed`, `skipped`, `rolled-back`, or `running` if the
     /// component never ended it.
     pub outcome: String,
+    /// What the component said when it ended the step.
     pub detail: String,
+    /// How long it took.
     pub ms: f64,
     #[serde(skip)]
     started: Option<Instant>,
@@ -122,17 +138,24 @@ pub struct StepRecord {
 /// One measurement.
 #[derive(Debug, Clone, Serialize)]
 pub struct Metric {
+    /// The component that reported it.
     pub component: String,
+    /// What was measured (`replay-lag`).
     pub name: String,
+    /// The figure.
     pub value: f64,
+    /// Its unit (`s`).
     pub unit: String,
 }
 
 /// One mutation a dry run would have made.
 #[derive(Debug, Clone, Serialize)]
 pub struct PlannedCall {
+    /// The component that made the call.
     pub component: String,
+    /// The call's WIT name.
     pub call: String,
+    /// Its arguments, redacted.
     pub args: Value,
     /// The `--allow` a real run of this call would need, if not yet given.
     pub needs_allow: Option<String>,
@@ -141,12 +164,15 @@ pub struct PlannedCall {
 /// The host state of one component instance: who it is, what it was
 /// granted, when it must stop, and the run it belongs to.
 pub struct HostState {
+    /// The component's name.
     pub component: Arc<str>,
+    /// What it may do.
     pub grants: Grants,
     /// When the component started.
     pub started: Instant,
     /// When the sandbox stops it.
     pub deadline: Instant,
+    /// The run it belongs to.
     pub run: Arc<RunContext>,
 }
 

@@ -27,9 +27,13 @@ const VERIFY_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct Endpoint {
     /// The Service's address (the lab's Services are on loopback).
     pub host: String,
+    /// The Service's port.
     pub port: u16,
+    /// The user to write as.
     pub user: String,
+    /// Its password, never printed.
     pub password: Credential,
+    /// The database to write in.
     pub database: String,
     /// The table that receives the rows (created if missing).
     pub table: String,
