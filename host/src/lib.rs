@@ -1,12 +1,11 @@
 //! `runner`: run database-aware Kubernetes upgrade patterns and validation
 //! gates that ship as sandboxed WebAssembly components.
 //!
-//! Data flows one way: [`cli`] → [`engine`] → component → [`imports`]
-//! (capability check via [`caps`]) → [`backends`] → [`journal`]; a
-//! [`target`] says which cluster the backends reach; a [`session`] records
-//! a run's calls or answers them instead of the backends; a [`probe`]
-//! writes to a database beside the run, as a client would, to measure
-//! downtime and loss.
+//! Layers point down only (`tests/layers.rs` checks it; CONTRIBUTING.md
+//! is the map): [`cli`] → run → [`probe`] → [`engine`] → [`imports`] (one
+//! checkpoint per call: names, capability via [`caps`], [`journal`], plan)
+//! → [`session`] → [`backends`] → [`target`] (configuration only), with
+//! [`policy`], [`caps`], [`wit`] and [`domain`] below them.
 
 #![warn(missing_docs)]
 
