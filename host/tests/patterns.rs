@@ -38,6 +38,11 @@ fn allowed_mutations_reach_the_backend() {
     assert!(text.contains("is not running; start it with `runner lab up`"), "{text}");
     let scale = sandbox.journal_lines().into_iter().find(|l| l["call"] == "kube-write.scale").unwrap();
     assert_eq!(scale["outcome"], "unavailable");
+    // Its `started` line was on disk before the call went out.
+    let lines = sandbox.journal_with_intents();
+    let started = lines.iter().position(|l| l["call"] == "kube-write.scale" && l["outcome"] == "started").expect("a started line");
+    assert_eq!(lines[started + 1]["call"], "kube-write.scale");
+    assert_eq!(lines[started + 1]["outcome"], "unavailable");
 }
 
 #[test]
@@ -145,4 +150,18 @@ fn the_journal_records_every_call_with_timing() {
     }
     let components: std::collections::BTreeSet<&str> = journal.iter().map(|l| l["component"].as_str().unwrap()).collect();
     assert_eq!(components, ["hostile-gate", "probe-pattern"].into());
+}
+
+#[test]
+fn a_mutation_whose_journal_line_cannot_be_written_is_not_made() {
+    let sandbox = Sandbox::new();
+    std::os::unix::fs::symlink("/dev/full", sandbox.journal()).unwrap();
+    let output = probe(&sandbox, &["--approve", "--allow", "kube:*", "--allow", "postgres:execute"]);
+    let text = expect_exit(&output, 3);
+    // The first call that changes anything (here the approval prompt) is where it stops.
+    assert!(text.contains("stopped before `approval.request` was carried out; nothing of it reached a backend"), "{text}");
+    assert!(text.contains("No space left on device"), "{text}");
+    assert!(!text.contains("wasm backtrace"), "one line, not a backtrace: {text}");
+    // Without the journal line the backend was never called: no `unavailable` from the absent lab.
+    assert!(!text.contains("is not running"), "{text}");
 }

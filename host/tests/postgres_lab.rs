@@ -21,7 +21,7 @@ fn mutations(journal: &std::path::Path) -> Vec<Value> {
         .unwrap_or_default()
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .filter(|e| e["call"].as_str().is_some_and(|c| c.starts_with("kube-write.") || c.starts_with("postgres-write.")))
+        .filter(|e| e["outcome"] != "started" && e["call"].as_str().is_some_and(|c| c.starts_with("kube-write.") || c.starts_with("postgres-write.")))
         .collect()
 }
 

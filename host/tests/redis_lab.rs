@@ -148,7 +148,7 @@ fn mutating_calls(journal: &Path) -> Vec<String> {
         .unwrap_or_default()
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|l| l["call"].as_str().is_some_and(|c| c.contains("-write.")))
+        .filter(|l| l["outcome"] != "started" && l["call"].as_str().is_some_and(|c| c.contains("-write.")))
         .map(|l| l["call"].as_str().unwrap_or_default().to_string())
         .collect()
 }

@@ -196,6 +196,10 @@ pub enum Stop {
     /// The component's memory limit was reached.
     #[error("memory limit exceeded")]
     Memory,
+    /// The journal could not be written: the run stops before anything goes
+    /// unrecorded; the reason names the call and whether it reached the cluster.
+    #[error("{0}")]
+    Journal(String),
     /// The component wrote more than the output limit to a stream.
     #[error("output limit exceeded: the component wrote more than {limit} bytes to {stream}")]
     Output {
@@ -269,6 +273,9 @@ impl HostState {
         // so the session records it, or answers it instead.
         let result = match session.begin(&self.component, call, &args, mutating)? {
             Step::Live(slot) => {
+                if mutating {
+                    self.journal_intent(call, &args, started)?;
+                }
                 let result = backend.await;
                 if let Some(slot) = slot {
                     session.finish(slot, result.as_ref().map(Answer::to_json));
@@ -309,9 +316,26 @@ impl HostState {
         self.journal(call, args, "ok", None, started.elapsed(), false)
     }
 
-    fn journal(&self, call: &str, args: Value, outcome: &str, error: Option<&str>, duration: Duration, flush: bool) -> wasmtime::Result<()> {
+    /// The `started` line of a mutation, on disk before the mutation reaches its backend.
+    fn journal_intent(&self, call: &str, args: &Value, started: Instant) -> wasmtime::Result<()> {
+        let entry = Entry { component: &self.component, call, args: args.clone(), outcome: "started", error: None, duration: started.elapsed() };
+        self.run.journal.record(&entry, true).map_err(|e| {
+            let path = self.run.journal.path().map(|p| p.display().to_string()).unwrap_or_default();
+            Stop::Journal(format!("cannot write the journal {path} ({e}): stopped before `{call}` was carried out; nothing of it reached a backend")).into()
+        })
+    }
+
+    fn journal(&self, call: &str, args: Value, outcome: &str, error: Option<&str>, duration: Duration, sync: bool) -> wasmtime::Result<()> {
         let entry = Entry { component: &self.component, call, args, outcome, error, duration };
-        self.run.journal.record(&entry, flush).map_err(|e| wasmtime::format_err!("cannot write the journal, stopping before anything goes unrecorded: {e}"))
+        self.run.journal.record(&entry, sync).map_err(|e| {
+            let path = self.run.journal.path().map(|p| p.display().to_string()).unwrap_or_default();
+            let state = if outcome == "planned" || outcome == "denied" || outcome == "invalid" || !sync {
+                "nothing more was sent to the cluster".to_string()
+            } else {
+                format!("`{call}` had already been sent (outcome {outcome}); nothing after it was")
+            };
+            Stop::Journal(format!("cannot write the journal {path} ({e}): stopped; {state}")).into()
+        })
     }
 }
 

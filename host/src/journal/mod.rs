@@ -5,7 +5,9 @@
 //! `{"ts":"2026-11-21T20:01:02.345Z","run":"...","component":"pods-ready","call":"kube-read.list","args":{...},"outcome":"ok","ms":1.2}`.
 //! `outcome` is `ok`, `planned` (a mutation under `--dry-run`), `denied`, or
 //! an error code (`not-found`, `unavailable`, ...) with `error` holding the
-//! message.
+//! message. A mutation gets a `started` line, written and synced to disk
+//! before the call reaches its backend, then its outcome: a journal that
+//! ends on `started` names the change whose outcome is unknown.
 
 pub(crate) mod redact;
 
@@ -29,7 +31,7 @@ pub struct Entry<'a> {
     pub call: &'a str,
     /// The arguments, already redacted.
     pub args: Value,
-    /// `ok`, `planned`, `denied` or an error code.
+    /// `started`, `ok`, `planned`, `denied`, `invalid` or an error code.
     pub outcome: &'a str,
     /// The error message, when there was one.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -91,24 +93,31 @@ impl Journal {
         &self.run_id
     }
 
-    /// Append one entry. Mutations are flushed at once so that the record of
-    /// a change reaches the file before the run goes on.
-    pub fn record(&self, entry: &Entry<'_>, flush: bool) -> std::io::Result<()> {
+    /// Append one entry. With `sync` the line (and every line before it) is
+    /// written and synced to disk before this returns: the record of a
+    /// change must exist before the change does.
+    pub fn record(&self, entry: &Entry<'_>, sync: bool) -> std::io::Result<()> {
         let Some(out) = &self.out else { return Ok(()) };
         let line = Line { ts: timestamp(), run: &self.run_id, entry, ms: entry.duration.as_secs_f64() * 1000.0 };
         let mut out = out.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        serde_json::to_writer(&mut *out, &line)?;
-        out.write_all(b"\n")?;
-        if flush {
+        let mut text = serde_json::to_vec(&line)?;
+        text.push(b'\n');
+        out.write_all(&text)?;
+        if sync {
             out.flush()?;
+            sync_data(out.get_ref())?;
         }
         Ok(())
     }
 
-    /// Write out everything buffered.
+    /// Write out and sync everything buffered; an error means lines were lost.
     pub fn flush(&self) -> std::io::Result<()> {
         match &self.out {
-            Some(out) => out.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).flush(),
+            Some(out) => {
+                let mut out = out.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                out.flush()?;
+                sync_data(out.get_ref())
+            }
             None => Ok(()),
         }
     }
@@ -116,7 +125,18 @@ impl Journal {
 
 impl Drop for Journal {
     fn drop(&mut self) {
-        let _ = self.flush();
+        if let Err(e) = self.flush() {
+            tracing::error!("the journal {} lost its last lines: {e}", self.path.as_deref().map(Path::display).map(|d| d.to_string()).unwrap_or_default());
+        }
+    }
+}
+
+/// `fsync` the data of `file`; a file that cannot be synced at all (a pipe,
+/// `/dev/null`) has nothing more to make durable.
+fn sync_data(file: &File) -> std::io::Result<()> {
+    match file.sync_data() {
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::EROFS) | Some(libc::ENOTSUP)) => Ok(()),
+        other => other,
     }
 }
 

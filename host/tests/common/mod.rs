@@ -40,7 +40,14 @@ impl Sandbox {
         self.dir.path().join("journal.jsonl")
     }
 
+    /// The journal's outcome lines: each call once, as it ended (a
+    /// mutation's `started` line, written before it, is left out).
     pub fn journal_lines(&self) -> Vec<serde_json::Value> {
+        self.journal_with_intents().into_iter().filter(|l| l["outcome"] != "started").collect()
+    }
+
+    /// Every journal line, `started` lines included.
+    pub fn journal_with_intents(&self) -> Vec<serde_json::Value> {
         std::fs::read_to_string(self.journal()).unwrap_or_default().lines().map(|l| serde_json::from_str(l).expect("journal line is JSON")).collect()
     }
 
