@@ -1,7 +1,7 @@
 //! `runner`: run database-aware Kubernetes upgrade patterns and validation
 //! gates that ship as sandboxed WebAssembly components.
 //!
-//! Data flows one way: [`cli`] → [`engine`] → component → [`imports`]
+//! Data flows one way: [`cli`] → [`run`] → [`engine`] → component → [`imports`]
 //! (capability check via [`caps`]) → [`backends`] → [`journal`]; a
 //! [`target`] says which cluster the backends reach; a [`session`] records
 //! a run's calls or answers them instead of the backends; a [`probe`]
@@ -17,6 +17,7 @@ pub mod imports;
 pub mod journal;
 pub mod policy;
 pub mod probe;
+pub mod run;
 pub mod session;
 pub mod target;
 pub mod wit;
