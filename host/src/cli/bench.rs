@@ -14,6 +14,7 @@ use super::{CommandResult, Exit, Failure};
 use crate::engine::{Engine, Limits};
 use crate::run::{RunBuilder, load_policy, runtime};
 
+/// `runner bench`'s arguments.
 #[derive(Args, Debug)]
 pub struct BenchArgs {
     /// The gate to compile, load, instantiate and exec.
@@ -50,6 +51,7 @@ fn failure(e: impl std::fmt::Display) -> Failure {
     Failure::new(Exit::PolicyFailed, e.to_string())
 }
 
+/// Measure and print the engine's figures.
 pub fn run(args: BenchArgs, _cache_dir: Option<PathBuf>) -> CommandResult {
     let gate = load_policy(&args.gate)?;
     load_policy(&args.calls_fixture.to_string_lossy())?;

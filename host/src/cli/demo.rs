@@ -21,6 +21,7 @@ use crate::run::survey::{Cluster, FinalCluster, survey};
 use crate::run::{DEFAULT_PROBE_TABLE, RunBuilder, RunReport, runtime};
 use crate::target::Target;
 
+/// `runner demo`'s arguments.
 #[derive(Args, Debug)]
 pub struct DemoArgs {
     /// Which cluster to upgrade.
@@ -129,6 +130,8 @@ struct DemoRun {
     exit: Exit,
 }
 
+/// Run the demo as often as asked, each on a fresh lab, and print each run and the medians;
+/// exit 1 unless every run upgraded every member and lost no acknowledged write.
 pub fn run(args: DemoArgs, cache_dir: Option<PathBuf>) -> CommandResult {
     let dir = LabDir::new(args.dir.clone().unwrap_or_else(|| std::env::temp_dir().join("runner-demo")));
     check_servers(&args.database.topology())?;

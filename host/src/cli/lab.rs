@@ -15,6 +15,7 @@ use super::{CommandResult, Exit, Failure, OutputFormat};
 use crate::run::lab::{shutdown_signal, start, stop};
 use crate::run::runtime;
 
+/// `runner lab`'s arguments.
 #[derive(Args, Debug)]
 pub struct LabArgs {
     /// The lab's directory (state, volumes, kubeconfig).
@@ -25,6 +26,7 @@ pub struct LabArgs {
     command: LabCommand,
 }
 
+/// Which database clusters a lab runs, on how many Nodes, on which loopback subnet.
 #[derive(Args, Debug, Clone)]
 pub struct TopologyArgs {
     /// Run the 3-member PostgreSQL StatefulSet (the default when no database is named).
@@ -93,6 +95,7 @@ fn unavailable(e: impl std::fmt::Display) -> Failure {
     Failure::new(Exit::Unavailable, e.to_string())
 }
 
+/// Run a `lab` subcommand.
 pub fn run(args: LabArgs) -> CommandResult {
     let dir = LabDir::new(args.dir.clone().unwrap_or_else(LabDir::default_root));
     let rt = runtime()?;

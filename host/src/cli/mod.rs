@@ -68,9 +68,9 @@ enum Command {
     Bench(bench::BenchArgs),
 }
 
-/// How results are printed.
+/// How results are printed. Crate-private: a doc comment on a variant would become its help text in `--help`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Default)]
-pub enum OutputFormat {
+pub(crate) enum OutputFormat {
     #[default]
     Text,
     Json,

@@ -406,11 +406,6 @@ pub struct Run {
 }
 
 impl Run {
-    /// The policy this run runs.
-    pub fn policy(&self) -> &Policy {
-        &self.policy
-    }
-
     /// The session answering (or recording) the host calls.
     pub fn session(&self) -> &Session {
         &self.context.session

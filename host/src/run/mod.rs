@@ -5,7 +5,7 @@
 //! [`RunReport`] whose [`Exit`] is the documented exit code; `exec`, `demo`,
 //! `test` and `bench` all assemble their runs here, so they run a policy the
 //! same way. The other things commands compute and print live beside it:
-//! [`inspect`] (what a target has), [`rbac`] (the RBAC a policy needs),
+//! [`inspect`] (what a target has), [`review`] (what a policy can touch), [`rbac`] (the RBAC it needs),
 //! [`survey`] (a database cluster after a run), [`cases`] (declarative test
 //! cases) and [`lab`] (starting and stopping the local lab a run targets).
 
@@ -16,6 +16,7 @@ pub mod inspect;
 pub mod lab;
 pub mod rbac;
 mod report;
+pub mod review;
 mod session;
 pub mod survey;
 
