@@ -2,7 +2,7 @@
 //! gates that ship as sandboxed WebAssembly components.
 //!
 //! Layers point down only (`tests/layers.rs` checks it; CONTRIBUTING.md
-//! is the map): [`cli`] → run → [`probe`] → [`engine`] → [`imports`] (one
+//! is the map): [`cli`] → [`run`] → [`probe`] → [`engine`] → [`imports`] (one
 //! checkpoint per call: names, capability via [`caps`], [`journal`], plan)
 //! → [`session`] → [`backends`] → [`target`] (configuration only), with
 //! [`policy`], [`caps`], [`wit`] and [`domain`] below them.
@@ -18,6 +18,7 @@ pub mod imports;
 pub mod journal;
 pub mod policy;
 pub mod probe;
+pub mod run;
 pub mod session;
 pub mod target;
 pub mod wit;

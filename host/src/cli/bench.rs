@@ -10,13 +10,11 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 
-use super::{load_policy, runtime, CommandResult, Exit, Failure};
-use crate::backends::Backends;
-use crate::caps::Grants;
-use crate::engine::{Engine, Limits, Prepared};
-use crate::imports::{Approval, HostState, RunContext};
-use crate::journal::Journal;
+use super::{CommandResult, Exit, Failure};
+use crate::engine::{Engine, Limits};
+use crate::run::{RunBuilder, load_policy, runtime};
 
+/// `runner bench`'s arguments.
 #[derive(Args, Debug)]
 pub struct BenchArgs {
     /// The gate to compile, load, instantiate and exec.
@@ -53,9 +51,10 @@ fn failure(e: impl std::fmt::Display) -> Failure {
     Failure::new(Exit::PolicyFailed, e.to_string())
 }
 
+/// Measure and print the engine's figures.
 pub fn run(args: BenchArgs, _cache_dir: Option<PathBuf>) -> CommandResult {
     let gate = load_policy(&args.gate)?;
-    let fixture = load_policy(&args.calls_fixture.to_string_lossy())?;
+    load_policy(&args.calls_fixture.to_string_lossy())?;
     let scratch = tempfile::tempdir().map_err(failure)?;
     let cache = scratch.path().join("cache");
     println!("runner bench ({} {}, {} KiB)", gate.name(), gate.manifest.version, gate.bytes.len() / 1024);
@@ -64,43 +63,55 @@ pub fn run(args: BenchArgs, _cache_dir: Option<PathBuf>) -> CommandResult {
     let compile = median((0..5).map(|_| timed(|| uncached.prepare(&gate).map(drop))).collect::<Result<_, _>>().map_err(failure)?);
     println!("compile                      {:>10.1} ms  (median of 5)", ms(compile));
 
-    let engine = Arc::new(Engine::new(Limits::default(), Some(cache.clone())).map_err(failure)?);
+    // A timed run of many host calls must not meet a gate's usual deadline.
+    let limits = Limits { gate_deadline: Duration::from_secs(60), ..Limits::default() };
+    let engine = Arc::new(Engine::new(limits, Some(cache.clone())).map_err(failure)?);
     let first = engine.prepare(&gate).map_err(failure)?;
     let second = engine.prepare(&gate).map_err(failure)?;
-    println!("second prepare recompiled    {:>10}      (first from cache: {}, second: {})", if second.from_cache { "no" } else { "YES" }, first.from_cache, second.from_cache);
+    println!(
+        "second prepare recompiled    {:>10}      (first from cache: {}, second: {})",
+        if second.from_cache { "no" } else { "YES" },
+        first.from_cache,
+        second.from_cache
+    );
     let load = median((0..50).map(|_| timed(|| engine.prepare(&gate).map(drop))).collect::<Result<_, _>>().map_err(failure)?);
     println!("cached load                  {:>10.1} us  (median of 50; read, deserialize, link)", us(load));
 
     let rt = runtime()?;
-    let context = Arc::new(RunContext::new(Journal::disabled(), Backends::unavailable("bench"), false, Approval::Unattended));
-    let host = |prepared: &Prepared, run: &Arc<RunContext>, grants: Grants| HostState::new(prepared.name.clone(), grants, Duration::from_secs(60), None, run.clone());
+    let offline = |policy: &str| RunBuilder::new(policy).offline("bench").engine(engine.clone());
+    let instances = rt.block_on(offline(&args.gate).without_journal().build())?;
     let mut samples = Vec::with_capacity(args.instantiations);
     for _ in 0..args.instantiations {
-        let state = host(&second, &context, Grants::default());
+        let host = instances.host();
         let start = Instant::now();
-        rt.block_on(engine.instantiate_only(&second, state)).map_err(failure)?;
+        rt.block_on(instances.instantiate(host)).map_err(failure)?;
         samples.push(start.elapsed());
     }
     println!("instantiate                  {:>10.2} us  (median of {}; fresh store each)", us(median(samples)), args.instantiations);
 
-    let calls = engine.prepare(&fixture).map_err(failure)?;
+    let fixture = args.calls_fixture.to_string_lossy();
     let journal_path = scratch.path().join("journal.jsonl");
-    let journaled = Arc::new(RunContext::new(Journal::open(&journal_path, "bench".into()).map_err(failure)?, Backends::unavailable("bench"), false, Approval::Unattended));
     let runs = [
-        ("calls", "trivial call, no journal", &context),
-        ("calls", "trivial call, journaled", &journaled),
-        ("checked-calls", "checked call, no journal", &context),
-        ("checked-calls", "checked call, journaled", &journaled),
+        ("calls", "trivial call, no journal", false),
+        ("calls", "trivial call, journaled", true),
+        ("checked-calls", "checked call, no journal", false),
+        ("checked-calls", "checked call, journaled", true),
     ];
-    for (mode, label, run) in runs {
+    for (mode, label, journaled) in runs {
         let mut per_call = Vec::new();
         for _ in 0..3 {
             let timed_run = |n: u64| -> Result<Duration, Failure> {
-                let config = format!(r#"{{"mode":"{mode}","n":{n}}}"#);
-                let state = host(&calls, run, Grants::read_only(fixture.manifest.requested()));
+                let config = serde_json::Map::from_iter([("mode".to_string(), mode.into()), ("n".to_string(), n.into())]);
+                let builder = offline(&fixture).config_object(config);
+                let run = rt.block_on(if journaled { builder.journal(journal_path.clone()) } else { builder.without_journal() }.build())?;
+                let host = run.host();
                 let start = Instant::now();
-                rt.block_on(engine.evaluate(&calls, state, &config)).map_err(failure)?.map_err(|e| failure(e.message))?;
-                Ok(start.elapsed())
+                let ending = rt.block_on(run.answer(host)).map_err(failure)?;
+                let elapsed = start.elapsed();
+                match ending.error {
+                    Some(error) => Err(failure(error.message)),
+                    None => Ok(elapsed),
+                }
             };
             let baseline = timed_run(0)?;
             let full = timed_run(args.calls)?;

@@ -6,19 +6,22 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use clap::{Args, Parser, ValueEnum};
-use runner_lab::client::LabClient;
+use clap::{Args, ValueEnum};
 use runner_lab::daemon::LabDir;
 use runner_lab::ops;
+use runner_lab::topology::Topology;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::exec::{ExecArgs, Executed, execute};
-use super::lab::{LabDatabase, TopologyArgs, print_status, start, stop};
-use super::{CommandResult, Exit, Failure, OutputFormat, runtime};
-use crate::backends::Backends;
+use super::render::{print_status, report_text};
+use super::{CommandResult, Exit, Failure, OutputFormat};
+use crate::imports::Approval;
+use crate::run::lab::{check_servers, shutdown_signal, start, stop};
+use crate::run::survey::{Cluster, FinalCluster, survey};
+use crate::run::{DEFAULT_PROBE_TABLE, RunBuilder, RunReport, runtime};
 use crate::target::Target;
 
+/// `runner demo`'s arguments.
 #[derive(Args, Debug)]
 pub struct DemoArgs {
     /// Which cluster to upgrade.
@@ -70,12 +73,18 @@ impl DemoDatabase {
         }
     }
 
-    fn lab(self) -> LabDatabase {
+    fn cluster(self) -> Cluster {
         match self {
-            DemoDatabase::Postgres => LabDatabase::Postgres,
-            DemoDatabase::Redis => LabDatabase::Redis,
-            DemoDatabase::Mongo => LabDatabase::Mongo,
+            DemoDatabase::Postgres => Cluster::Postgres,
+            DemoDatabase::Redis => Cluster::Redis,
+            DemoDatabase::Mongo => Cluster::Mongo,
         }
+    }
+
+    /// A lab of this cluster only.
+    fn topology(self) -> Topology {
+        let is = |d| self == d;
+        Topology { nodes_per_pool: 3, postgres: is(DemoDatabase::Postgres), redis: is(DemoDatabase::Redis), mongo: is(DemoDatabase::Mongo) }
     }
 
     fn database(self) -> &'static str {
@@ -104,13 +113,6 @@ impl DemoDatabase {
     }
 }
 
-/// `exec`'s flags, so the demo runs exactly what an operator would type.
-#[derive(Parser)]
-struct ExecLine {
-    #[command(flatten)]
-    args: ExecArgs,
-}
-
 /// One run of the demo.
 #[derive(Serialize)]
 struct DemoRun {
@@ -128,31 +130,11 @@ struct DemoRun {
     exit: Exit,
 }
 
-/// The cluster after the run, as the databases themselves tell it.
-#[derive(Serialize, Default)]
-struct FinalCluster {
-    /// Every member runs on a Node of the upgraded pool.
-    all_on_upgraded_pool: bool,
-    /// PostgreSQL: members that answer `pg_is_in_recovery() = false`; Redis: masters (ROLE); MongoDB: `isWritablePrimary` (hello).
-    primaries: Vec<String>,
-    /// PostgreSQL: standbys streaming from the primary (pg_stat_replication); Redis: replicas whose link is `connected`;
-    /// MongoDB: members SECONDARY with health 1 in the primary's replSetGetStatus.
-    streaming_standbys: u64,
-    /// Pods: name, node, pool, role.
-    members: Vec<Value>,
-    /// Set when the check itself could not be made.
-    error: Option<String>,
-}
-
-impl FinalCluster {
-    fn healthy(&self, (primaries, standbys): (usize, usize)) -> bool {
-        self.error.is_none() && self.all_on_upgraded_pool && self.primaries.len() == primaries && self.streaming_standbys as usize == standbys && self.members.len() == primaries + standbys
-    }
-}
-
+/// Run the demo as often as asked, each on a fresh lab, and print each run and the medians;
+/// exit 1 unless every run upgraded every member and lost no acknowledged write.
 pub fn run(args: DemoArgs, cache_dir: Option<PathBuf>) -> CommandResult {
     let dir = LabDir::new(args.dir.clone().unwrap_or_else(|| std::env::temp_dir().join("runner-demo")));
-    TopologyArgs::only(args.database.lab(), args.subnet).check_servers()?;
+    check_servers(&args.database.topology())?;
     let text = args.output == OutputFormat::Text;
     stop_on_interrupt(dir.clone());
     if text {
@@ -189,16 +171,31 @@ pub fn run(args: DemoArgs, cache_dir: Option<PathBuf>) -> CommandResult {
         }
         runs.push(run);
     }
-    let exit = if runs.iter().all(|r| r.exit == Exit::Success && r.lost_writes == 0 && r.final_cluster.healthy(args.database.expected())) { Exit::Success } else { Exit::PolicyFailed };
+    let exit = if runs.iter().all(|r| r.exit == Exit::Success && r.lost_writes == 0 && r.final_cluster.healthy(args.database.expected())) {
+        Exit::Success
+    } else {
+        Exit::PolicyFailed
+    };
     let summary = summarize(args.database.pattern(), &runs);
     match args.output {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&summary).unwrap_or_default()),
         OutputFormat::Text => {
             if args.repeat > 1 {
-                println!("median over {} runs: downtime {:.0} ms, wall {:.1} s; {} acknowledged writes in all, {} lost", runs.len(), summary["downtime_ms"].as_f64().unwrap_or(0.0), summary["wall_ms"].as_f64().unwrap_or(0.0) / 1000.0, summary["acknowledged_writes"], summary["lost_writes"]);
+                println!(
+                    "median over {} runs: downtime {:.0} ms, wall {:.1} s; {} acknowledged writes in all, {} lost",
+                    runs.len(),
+                    summary["downtime_ms"].as_f64().unwrap_or(0.0),
+                    summary["wall_ms"].as_f64().unwrap_or(0.0) / 1000.0,
+                    summary["acknowledged_writes"],
+                    summary["lost_writes"]
+                );
             }
             if args.keep {
-                println!("\nthe lab is still running: export KUBECONFIG={}; stop it with `runner lab --dir {} down`", dir.kubeconfig().display(), dir.root.display());
+                println!(
+                    "\nthe lab is still running: export KUBECONFIG={}; stop it with `runner lab --dir {} down`",
+                    dir.kubeconfig().display(),
+                    dir.root.display()
+                );
             }
             println!("{}", if exit == Exit::Success { "DEMO OK: every member upgraded, no acknowledged write lost" } else { "DEMO FAILED (see above)" });
         }
@@ -214,7 +211,7 @@ fn one_run(args: &DemoArgs, dir: &LabDir, cache_dir: Option<PathBuf>, text: bool
     }
     let rt = runtime()?;
     let began = Instant::now();
-    let client = rt.block_on(start(dir, &TopologyArgs::only(args.database.lab(), args.subnet), Duration::from_secs(240)))?;
+    let client = rt.block_on(start(dir, &args.database.topology(), args.subnet, Duration::from_secs(240)))?;
     let lab_up = began.elapsed();
     let rows = rt.block_on(ops::status(&client)).map_err(|e| Failure::new(Exit::Unavailable, e.to_string()))?;
     if text {
@@ -230,156 +227,67 @@ fn one_run(args: &DemoArgs, dir: &LabDir, cache_dir: Option<PathBuf>, text: bool
     }
     drop(rt);
 
-    let mut line = vec!["exec".to_string(), args.database.pattern().into(), "--approve".into(), "--write-probe".into(), args.database.database().into(), "--probe-rate".into(), args.probe_rate.to_string()];
-    for cap in args.database.allowances() {
-        line.extend(["--allow".to_string(), cap.to_string()]);
-    }
+    let line = exec_line(args);
     if text {
         println!("$ runner {}", line.join(" "));
     }
-    let exec = ExecLine::try_parse_from(&line).map_err(|e| Failure::new(Exit::PolicyFailed, format!("the demo's exec line: {e}")))?;
     let target = Target::lab(dir.root.clone());
-    let executed = execute(&exec.args, &target, cache_dir)?;
+    let report = run_builder(args, target.clone(), cache_dir).run()?;
     let rt = runtime()?;
-    let final_cluster = rt.block_on(async {
-        match args.database {
-            DemoDatabase::Postgres => final_cluster(&target, &client).await,
-            DemoDatabase::Redis => final_redis_cluster(&target, &client).await,
-            DemoDatabase::Mongo => final_mongo_set(&target, &client).await,
-        }
-    });
+    let final_cluster = rt.block_on(survey(args.database.cluster(), &target, &client));
     if text {
-        print!("{}", executed.text());
+        print!("{}", report_text(&report));
         println!("\nafter the run:");
         if let Ok(rows) = rt.block_on(ops::status(&client)) {
             print_status(&rows);
         }
     }
-    Ok(demo_run(executed, final_cluster, lab_up))
+    Ok(demo_run(report, final_cluster, lab_up))
 }
 
-fn demo_run(executed: Executed, final_cluster: FinalCluster, lab_up: Duration) -> DemoRun {
-    let probe = executed.probe.clone().unwrap_or_default();
+/// The `runner exec` line an operator would type for the demo's run.
+fn exec_line(args: &DemoArgs) -> Vec<String> {
+    let mut line = vec![
+        "exec".to_string(),
+        args.database.pattern().into(),
+        "--approve".into(),
+        "--write-probe".into(),
+        args.database.database().into(),
+        "--probe-rate".into(),
+        args.probe_rate.to_string(),
+    ];
+    for cap in args.database.allowances() {
+        line.extend(["--allow".to_string(), cap.to_string()]);
+    }
+    line
+}
+
+/// The run [`exec_line`] describes, with `exec`'s defaults for every flag it leaves out.
+fn run_builder(args: &DemoArgs, target: Target, cache_dir: Option<PathBuf>) -> RunBuilder {
+    let allowances = args.database.allowances().iter().map(|cap| cap.to_string()).collect();
+    RunBuilder::new(args.database.pattern())
+        .approval(Approval::PreApproved)
+        .write_probe(args.database.database().into(), DEFAULT_PROBE_TABLE.into(), args.probe_rate)
+        .allow_flags(allowances, None)
+        .target(target)
+        .limits(Default::default(), cache_dir)
+}
+
+fn demo_run(report: RunReport, final_cluster: FinalCluster, lab_up: Duration) -> DemoRun {
+    let probe = report.probe.clone().unwrap_or_default();
     DemoRun {
-        outcome: executed.outcome().to_string(),
+        outcome: report.outcome().to_string(),
         downtime_ms: probe.downtime_ms,
         acknowledged_writes: probe.acknowledged_writes,
         lost_writes: probe.lost_writes,
         failed_ops: probe.failed_ops,
         max_latency_ms: probe.max_latency_ms,
-        wall_ms: executed.wall.as_secs_f64() * 1000.0,
+        wall_ms: report.wall.as_secs_f64() * 1000.0,
         lab_up_ms: lab_up.as_secs_f64() * 1000.0,
-        steps: executed.record.steps.iter().map(|s| json!({"name": s.name, "outcome": s.outcome, "ms": s.ms})).collect(),
+        steps: report.record.steps.iter().map(|s| json!({"name": s.name, "outcome": s.outcome, "ms": s.ms})).collect(),
         final_cluster,
-        exit: executed.exit(),
+        exit: report.exit(),
     }
-}
-
-/// The lab's Pods whose names start with `prefix`, backends to ask them, and
-/// a report that already says whether they all run on the upgraded pool; the
-/// report with the error when they cannot be found.
-async fn survey(target: &Target, client: &LabClient, prefix: &str) -> Result<(FinalCluster, Vec<ops::PodRow>, Backends), FinalCluster> {
-    let found = async {
-        let rows = ops::status(client).await.map_err(|e| e.to_string())?;
-        let kube = crate::backends::kube::connect(&target).await.map_err(|e| e.to_string())?;
-        Ok::<_, String>((rows.into_iter().filter(|r| r.name.starts_with(prefix)).collect::<Vec<_>>(), Backends::with_kube(std::sync::Arc::new(kube), target)))
-    };
-    match found.await {
-        Ok((members, backends)) => {
-            let all_on_upgraded_pool = !members.is_empty() && members.iter().all(|r| r.pool == "upgraded-pool");
-            Ok((FinalCluster { all_on_upgraded_pool, ..FinalCluster::default() }, members, backends))
-        }
-        Err(e) => Err(FinalCluster { error: Some(e), ..FinalCluster::default() }),
-    }
-}
-
-impl FinalCluster {
-    /// Record `row` with the role it answered (`unreachable`, and the error
-    /// kept, when it did not); a member answering `primary_role` is a primary.
-    fn member(&mut self, row: &ops::PodRow, answer: Result<&'static str, String>, primary_role: &str) {
-        let role = answer.unwrap_or_else(|e| {
-            self.error = Some(format!("{}: {e}", row.name));
-            "unreachable"
-        });
-        if role == primary_role {
-            self.primaries.push(row.name.clone());
-        }
-        self.members.push(json!({"name": row.name, "node": row.node, "pool": row.pool, "role": role}));
-    }
-}
-
-/// Where every member runs and what each says it is, asked of the members themselves.
-async fn final_cluster(target: &Target, client: &LabClient) -> FinalCluster {
-    let (mut result, members, backends) = match survey(target, client, "postgres-cluster-").await {
-        Ok(found) => found,
-        Err(report) => return report,
-    };
-    let postgres = backends.postgres;
-    for row in &members {
-        let answer = postgres.query(&row.name, "SELECT pg_is_in_recovery() AS standby", &[]).await;
-        result.member(row, answer.map(|json| if json.contains("\"standby\":false") { "primary" } else { "standby" }).map_err(|e| e.to_string()), "primary");
-    }
-    if let [primary] = result.primaries.as_slice() {
-        match postgres.query(primary, "SELECT count(*) AS n FROM pg_stat_replication WHERE state = 'streaming'", &[]).await {
-            Ok(json) => result.streaming_standbys = serde_json::from_str::<Value>(&json).ok().and_then(|v| v[0]["n"].as_u64()).unwrap_or(0),
-            Err(e) => result.error = Some(format!("{primary}: {e}")),
-        }
-    }
-    result
-}
-
-/// The Redis cluster after the run: masters, connected replicas, slots, pools.
-async fn final_redis_cluster(target: &Target, client: &LabClient) -> FinalCluster {
-    let (mut result, members, backends) = match survey(target, client, "redis-cluster-").await {
-        Ok(found) => found,
-        Err(report) => return report,
-    };
-    let redis = backends.redis;
-    for row in &members {
-        let answer = redis.command(&row.name, &["ROLE".to_string()]).await.map(|json| serde_json::from_str::<Value>(&json).unwrap_or_default());
-        if answer.as_ref().is_ok_and(|role| role[0] != "master" && role[3] == "connected") {
-            result.streaming_standbys += 1;
-        }
-        result.member(row, answer.map(|role| if role[0] == "master" { "master" } else { "replica" }).map_err(|e| e.to_string()), "master");
-    }
-    if let Some(first) = members.first() {
-        match redis.command(&first.name, &["CLUSTER".to_string(), "INFO".to_string()]).await {
-            Ok(info) if info.contains("cluster_state:ok") && info.contains("cluster_slots_ok:16384") => {}
-            Ok(info) => result.error = Some(format!("CLUSTER INFO on {}: not every slot served: {}", first.name, info.replace("\\r\\n", " "))),
-            Err(e) => result.error = Some(format!("{}: {e}", first.name)),
-        }
-    }
-    result
-}
-
-/// The MongoDB replica set after the run: each member's `hello`, and the
-/// primary's `replSetGetStatus` for the secondaries' health.
-async fn final_mongo_set(target: &Target, client: &LabClient) -> FinalCluster {
-    let (mut result, members, backends) = match survey(target, client, "mongo-").await {
-        Ok(found) => found,
-        Err(report) => return report,
-    };
-    let mongo = backends.mongo;
-    for row in &members {
-        let answer = mongo.run_command(&row.name, "admin", r#"{"hello": 1}"#).await.map(|json| serde_json::from_str::<Value>(&json).unwrap_or_default());
-        let role = answer.map(|hello| match (hello["isWritablePrimary"] == true, hello["secondary"] == true) {
-            (true, _) => "primary",
-            (_, true) => "secondary",
-            _ => "other",
-        });
-        result.member(row, role.map_err(|e| e.to_string()), "primary");
-    }
-    if let [primary] = result.primaries.as_slice() {
-        match mongo.run_command(primary, "admin", r#"{"replSetGetStatus": 1}"#).await {
-            Ok(json) => {
-                let status: Value = serde_json::from_str(&json).unwrap_or_default();
-                let secondaries = status["members"].as_array().map(|m| m.iter().filter(|m| m["stateStr"] == "SECONDARY" && m["health"].as_f64() == Some(1.0)).count()).unwrap_or(0);
-                result.streaming_standbys = secondaries as u64;
-            }
-            Err(e) => result.error = Some(format!("{primary}: {e}")),
-        }
-    }
-    result
 }
 
 /// One JSON object: the medians of downtime and wall time, the sums of
@@ -411,9 +319,27 @@ fn summarize(pattern: &str, runs: &[DemoRun]) -> Value {
 fn stop_on_interrupt(dir: LabDir) {
     std::thread::spawn(move || {
         let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
-        rt.block_on(super::lab::shutdown_signal());
+        rt.block_on(shutdown_signal());
         eprintln!("\ninterrupted: stopping the demo lab in {}", dir.root.display());
         stop(&dir);
         std::process::exit(130);
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[test]
+    fn the_printed_exec_line_is_one_an_operator_can_type() {
+        for database in [DemoDatabase::Postgres, DemoDatabase::Redis, DemoDatabase::Mongo] {
+            let args = DemoArgs { database, repeat: 1, output: OutputFormat::Text, dir: None, subnet: 50, keep: false, probe_rate: 200 };
+            let line = std::iter::once("runner".to_string()).chain(exec_line(&args));
+            if let Err(e) = super::super::Cli::try_parse_from(line) {
+                panic!("{database:?}: {e}");
+            }
+        }
+    }
 }

@@ -4,8 +4,9 @@ use clap::Args;
 use serde_json::json;
 
 use super::{CommandResult, Exit, OutputFormat};
-use crate::policy::{bundled, default_search_path, Policy};
+use crate::policy::{Policy, bundled, default_search_path};
 
+/// `runner list`'s arguments.
 #[derive(Args, Debug)]
 pub struct ListArgs {
     /// Report format.
@@ -13,6 +14,7 @@ pub struct ListArgs {
     output: OutputFormat,
 }
 
+/// Print the bundled policies.
 pub fn run(args: ListArgs) -> CommandResult {
     let search = default_search_path();
     let found = bundled(&search);
@@ -30,7 +32,10 @@ pub fn run(args: ListArgs) -> CommandResult {
         }
         OutputFormat::Text => {
             if rows.is_empty() {
-                println!("no bundled policies found; build them with scripts/build-policies (searched: {})", search.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "));
+                println!(
+                    "no bundled policies found; build them with scripts/build-policies (searched: {})",
+                    search.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+                );
             }
             for (name, _, loaded) in &rows {
                 match loaded {

@@ -1,13 +1,14 @@
-//! The `runner` command line.
+//! The `runner` command line: arguments and printing. Each verb lives in
+//! its own module and calls the run library ([`crate::run`]), never another verb.
 
 mod bench;
 mod demo;
 mod exec;
 mod lab;
 mod list;
+mod render;
 mod review;
 mod scaffold;
-mod session;
 mod target;
 mod test;
 
@@ -16,37 +17,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
-/// Exit codes, as documented in the README.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Exit {
-    /// Success, or a gate passed (or warned).
-    Success = 0,
-    /// The policy reported failure: a gate failed, a pattern rolled back or aborted.
-    PolicyFailed = 1,
-    /// Bad input: unreadable or invalid component, bad config, target or flag.
-    BadInput = 2,
-    /// The sandbox stopped the component: deadline, memory, trap, capability denied.
-    Sandbox = 3,
-    /// A backend was unreachable.
-    Unavailable = 4,
-}
-
-/// A command that did not succeed: what to print and how to exit.
-#[derive(Debug)]
-pub struct Failure {
-    pub exit: Exit,
-    pub message: String,
-}
-
-impl Failure {
-    pub fn new(exit: Exit, message: impl Into<String>) -> Self {
-        Failure { exit, message: message.into() }
-    }
-
-    pub fn bad_input(message: impl Into<String>) -> Self {
-        Failure::new(Exit::BadInput, message)
-    }
-}
+pub use crate::run::{Exit, Failure};
 
 /// What a command returns.
 pub type CommandResult = Result<Exit, Failure>;
@@ -97,9 +68,9 @@ enum Command {
     Bench(bench::BenchArgs),
 }
 
-/// How results are printed.
+/// How results are printed. Crate-private: a doc comment on a variant would become its help text in `--help`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Default)]
-pub enum OutputFormat {
+pub(crate) enum OutputFormat {
     #[default]
     Text,
     Json,
@@ -152,19 +123,13 @@ fn init_logging(verbose: u8, quiet: bool) {
         _ => "debug,cranelift_codegen=info,wasmtime=info",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("RUNNER_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).with_target(false);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false);
     // Timestamps only where a log outlives the terminal (the lab daemon).
     let _ = if verbose > 0 && !std::io::IsTerminal::is_terminal(&std::io::stderr()) { builder.try_init() } else { builder.without_time().try_init() };
-}
-
-/// A tokio runtime for one command.
-fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| Failure::new(Exit::PolicyFailed, format!("cannot start the async runtime: {e}")))
-}
-
-/// Load a policy by name or path, as a bad-input failure.
-fn load_policy(name_or_path: &str) -> Result<crate::policy::Policy, Failure> {
-    crate::policy::Policy::find(name_or_path, &crate::policy::default_search_path()).map_err(|e| Failure::bad_input(e.to_string()))
 }
 
 #[cfg(test)]

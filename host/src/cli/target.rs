@@ -1,15 +1,15 @@
-//! `runner target check`: connect to a target, list what is there (API
-//! server, nodes and pools, each database cluster's members, primary Service
-//! and credential source) and say what is missing. It only reads.
+//! `runner target check`: print what a target has and what a run would lack
+//! (computed by [`crate::run::inspect`]).
 
 use std::fmt::Write;
 
 use clap::{Args, Subcommand};
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use super::{runtime, CommandResult, Exit, Failure, OutputFormat};
-use crate::backends::{BackendError, ErrorCode, Kube, KubeBackend, ListOptions, ObjectRef};
-use crate::target::{Database, Target, TargetError};
+use super::{CommandResult, Exit, Failure, OutputFormat};
+use crate::run::inspect::inspect;
+use crate::run::runtime;
+use crate::target::Target;
 
 /// `runner target ...`.
 #[derive(Args, Debug)]
@@ -38,26 +38,9 @@ pub fn run(args: TargetArgs) -> CommandResult {
     }
 }
 
-fn failure(error: TargetError) -> Failure {
-    match error {
-        TargetError::Bad(message) => Failure::bad_input(message),
-        TargetError::Unreachable(message) => Failure::new(Exit::Unavailable, message),
-    }
-}
-
-/// A call that could not be made at all ends the check with exit 4; any
-/// other failure is something missing.
-fn unreachable(error: &BackendError) -> bool {
-    matches!(error.code, ErrorCode::Unavailable | ErrorCode::Timeout)
-}
-
 fn check(text: &str, output: OutputFormat) -> CommandResult {
-    let target = Target::from_arg(text).map_err(failure)?;
-    let rt = runtime()?;
-    let report = rt.block_on(async {
-        let kube = crate::backends::kube::connect(&target).await.map_err(failure)?;
-        inspect(&target, &kube).await
-    })?;
+    let target = Target::from_arg(text).map_err(Failure::from)?;
+    let report = runtime()?.block_on(inspect(&target))?;
     match output {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default()),
         OutputFormat::Text => print!("{}", text_report(&report)),
@@ -65,210 +48,7 @@ fn check(text: &str, output: OutputFormat) -> CommandResult {
     Ok(if report["missing"].as_array().is_some_and(|m| m.is_empty()) { Exit::Success } else { Exit::PolicyFailed })
 }
 
-/// What the check found, as JSON; `missing` lists what a run would lack.
-async fn inspect(target: &Target, kube: &KubeBackend) -> Result<Value, Failure> {
-    let down = |e: BackendError| Failure::new(Exit::Unavailable, format!("target {}: {}", target.label(), e.message));
-    let mut missing: Vec<String> = Vec::new();
-    let mut warnings: Vec<String> = Vec::new();
-    let namespace = kube.default_namespace().to_string();
-
-    let server = match kube.server_version().await {
-        Ok((version, platform)) => json!({"version": version, "platform": platform}),
-        Err(e) if unreachable(&e) => return Err(down(e)),
-        Err(e) => {
-            missing.push(format!("the API server's version: {e}"));
-            Value::Null
-        }
-    };
-
-    let nodes = match list(kube, "v1", "Node", None, None).await {
-        Ok(nodes) => nodes,
-        Err(e) if unreachable(&e) => return Err(down(e)),
-        Err(e) => {
-            missing.push(format!("the list of Nodes: {e}"));
-            Vec::new()
-        }
-    };
-    let node_rows: Vec<Value> = nodes.iter().map(node_row).collect();
-    if nodes.is_empty() && !missing.iter().any(|m| m.contains("Nodes")) {
-        missing.push("Nodes: the cluster has none".into());
-    }
-
-    let mut databases = Vec::new();
-    for database in &target.databases {
-        databases.push(inspect_database(kube, database, &namespace, &node_rows, &mut missing, &mut warnings).await.map_err(down)?);
-    }
-
-    Ok(json!({
-        "target": target.label(),
-        "kubeconfig": target.kubeconfig,
-        "context": target.context_name(),
-        "namespace": namespace,
-        "server": server,
-        "nodes": node_rows,
-        "databases": databases,
-        "missing": missing,
-        "warnings": warnings,
-        "complete": missing.is_empty(),
-    }))
-}
-
-async fn list(kube: &KubeBackend, api_version: &str, kind: &str, namespace: Option<&str>, labels: Option<String>) -> Result<Vec<Value>, BackendError> {
-    let options = ListOptions { api_version: api_version.into(), kind: kind.into(), namespace: namespace.map(str::to_string), label_selector: labels, field_selector: None };
-    let text = kube.list(&options).await?;
-    Ok(serde_json::from_str::<Vec<Value>>(&text).unwrap_or_default())
-}
-
-async fn get(kube: &KubeBackend, api_version: &str, kind: &str, namespace: &str, name: &str) -> Result<Option<Value>, BackendError> {
-    let object = ObjectRef { api_version: api_version.into(), kind: kind.into(), namespace: Some(namespace.into()), name: name.into() };
-    match kube.get(&object).await {
-        Ok(text) => Ok(serde_json::from_str(&text).ok()),
-        Err(e) if e.code == ErrorCode::NotFound => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
-fn node_row(node: &Value) -> Value {
-    let labels = &node["metadata"]["labels"];
-    let pool = labels["agentpool"].as_str().or_else(|| labels["kubernetes.azure.com/agentpool"].as_str());
-    json!({
-        "name": node["metadata"]["name"],
-        "pool": pool,
-        "kubeletVersion": node["status"]["nodeInfo"]["kubeletVersion"],
-        "ready": crate::backends::kube::condition_is_true(node, "Ready"),
-        "cordoned": node["spec"]["unschedulable"] == true,
-    })
-}
-
-fn labels_of(object: &Value) -> serde_json::Map<String, Value> {
-    object["metadata"]["labels"].as_object().cloned().unwrap_or_default()
-}
-
-/// A `matchLabels` selector as a label-selector string (`a=b,c=d`).
-fn match_labels(selector: &Value) -> Option<String> {
-    let labels = selector["matchLabels"].as_object()?;
-    (!labels.is_empty()).then(|| labels.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default())).collect::<Vec<_>>().join(","))
-}
-
-async fn inspect_database(kube: &KubeBackend, database: &Database, default_ns: &str, nodes: &[Value], missing: &mut Vec<String>, warnings: &mut Vec<String>) -> Result<Value, BackendError> {
-    let ns = database.namespace.as_deref().unwrap_or(default_ns);
-    let name = &database.name;
-    let mut report = json!({"name": name, "engine": database.engine, "namespace": ns, "port": database.port, "statefulSet": {"name": database.stateful_set}});
-    // A missing or refused read is something missing; only an unreachable server stops the check.
-    let seen = |result: Result<Option<Value>, BackendError>, what: String, missing: &mut Vec<String>| -> Result<Option<Value>, BackendError> {
-        match result {
-            Ok(found) => Ok(found),
-            Err(e) if unreachable(&e) => Err(e),
-            Err(e) => {
-                missing.push(format!("{name}: {what}: {e}"));
-                Ok(None)
-            }
-        }
-    };
-
-    let set = seen(get(kube, "apps/v1", "StatefulSet", ns, &database.stateful_set).await, format!("StatefulSet {ns}/{}", database.stateful_set), missing)?;
-    let mut members: Vec<Value> = Vec::new();
-    match set {
-        None if database.optional => {
-            report["statefulSet"]["found"] = json!(false);
-            report["note"] = json!("not running in this lab");
-            return Ok(report);
-        }
-        None => {
-            if !missing.iter().any(|m| m.starts_with(&format!("{name}: StatefulSet"))) {
-                missing.push(format!("{name}: StatefulSet {ns}/{} not found", database.stateful_set));
-            }
-            report["statefulSet"]["found"] = json!(false);
-        }
-        Some(set) => {
-            let replicas = set["spec"]["replicas"].as_u64().unwrap_or(1);
-            let ready = set["status"]["readyReplicas"].as_u64().unwrap_or(0);
-            report["statefulSet"] = json!({"name": database.stateful_set, "found": true, "replicas": replicas, "ready": ready});
-            if ready < replicas {
-                warnings.push(format!("{name}: {ready}/{replicas} members Ready"));
-            }
-            let selector = match_labels(&set["spec"]["selector"]);
-            match list(kube, "v1", "Pod", Some(ns), selector).await {
-                Ok(pods) => {
-                    let owned_by_set = |pod: &Value| pod["metadata"]["ownerReferences"].as_array().is_none_or(|refs| refs.is_empty() || refs.iter().any(|r| r["kind"] == "StatefulSet" && r["name"] == database.stateful_set.as_str()));
-                    members = pods.into_iter().filter(owned_by_set).collect();
-                    if members.is_empty() {
-                        missing.push(format!("{name}: no member Pods of StatefulSet {}", database.stateful_set));
-                    }
-                }
-                Err(e) if unreachable(&e) => return Err(e),
-                Err(e) => missing.push(format!("{name}: its member Pods: {e}")),
-            }
-        }
-    }
-
-    let mut primary_members: Vec<String> = Vec::new();
-    if let Some(service_name) = &database.primary_service {
-        let service = seen(get(kube, "v1", "Service", ns, service_name).await, format!("Service {ns}/{service_name}"), missing)?;
-        match service {
-            None => {
-                if !missing.iter().any(|m| m.contains(&format!("Service {ns}/{service_name}"))) {
-                    missing.push(format!("{name}: primary Service {ns}/{service_name} not found"));
-                }
-                report["primaryService"] = json!({"name": service_name, "found": false});
-            }
-            Some(service) => {
-                let selector = service["spec"]["selector"].as_object().cloned().unwrap_or_default();
-                primary_members = members
-                    .iter()
-                    .filter(|pod| !selector.is_empty() && selector.iter().all(|(k, v)| labels_of(pod).get(k) == Some(v)))
-                    .filter_map(|pod| pod["metadata"]["name"].as_str().map(str::to_string))
-                    .collect();
-                let ports: Vec<u64> = service["spec"]["ports"].as_array().map(|p| p.iter().filter_map(|p| p["port"].as_u64()).collect()).unwrap_or_default();
-                if primary_members.is_empty() && !members.is_empty() {
-                    missing.push(format!("{name}: primary Service {service_name} points at no member (selector {})", Value::Object(selector.clone())));
-                }
-                if !ports.contains(&u64::from(database.port)) {
-                    warnings.push(format!("{name}: Service {service_name} does not expose port {} (ports {ports:?})", database.port));
-                }
-                report["primaryService"] = json!({"name": service_name, "found": true, "clusterIP": service["spec"]["clusterIP"], "ports": ports, "selector": selector, "pointsTo": primary_members});
-            }
-        }
-    }
-
-    let member_rows: Vec<Value> = members
-        .iter()
-        .map(|pod| {
-            let node_name = pod["spec"]["nodeName"].as_str().unwrap_or_default();
-            let node = nodes.iter().find(|n| n["name"] == node_name);
-            let pod_name = pod["metadata"]["name"].as_str().unwrap_or_default();
-            let declares_port = pod["spec"]["containers"].as_array().is_some_and(|cs| cs.iter().any(|c| c["ports"].as_array().is_some_and(|ps| ps.iter().any(|p| p["containerPort"].as_u64() == Some(u64::from(database.port))))));
-            json!({
-                "name": pod_name,
-                "ready": crate::backends::kube::condition_is_true(pod, "Ready"),
-                "phase": pod["status"]["phase"],
-                "role": pod["metadata"]["labels"]["role"],
-                "primary": primary_members.iter().any(|p| p == pod_name),
-                "node": node_name,
-                "pool": node.map(|n| n["pool"].clone()).unwrap_or(Value::Null),
-                "kubeletVersion": node.map(|n| n["kubeletVersion"].clone()).unwrap_or(Value::Null),
-                "address": pod["status"]["podIP"],
-                "declaresPort": declares_port,
-            })
-        })
-        .collect();
-    if !member_rows.is_empty() && member_rows.iter().all(|m| m["declaresPort"] == false) {
-        warnings.push(format!("{name}: no member declares port {} in its containers", database.port));
-    }
-    report["members"] = json!(member_rows);
-
-    // Resolved to prove the source works, then dropped: the value is never shown.
-    let credentials = match crate::backends::members::resolve_credential(database, kube, ns).await {
-        Ok(_) => json!({"source": database.credentials.to_string(), "found": true}),
-        Err(e) => {
-            missing.push(format!("{name}: credentials: {e}"));
-            json!({"source": database.credentials.to_string(), "found": false, "problem": e.0})
-        }
-    };
-    report["credentials"] = credentials;
-    Ok(report)
-}
-
+/// The inspection report as text, what is missing last.
 fn text_report(report: &Value) -> String {
     let s = |v: &Value| v.as_str().map(str::to_string).unwrap_or_else(|| if v.is_null() { "-".into() } else { v.to_string() });
     let mut out = String::new();
@@ -316,7 +96,14 @@ fn text_report(report: &Value) -> String {
         let svc = &db["primaryService"];
         if svc["found"] == true {
             let points: Vec<String> = svc["pointsTo"].as_array().map(|a| a.iter().map(s).collect()).unwrap_or_default();
-            let _ = writeln!(out, "  primary Service {} ({}, ports {}) -> {}", s(&svc["name"]), s(&svc["clusterIP"]), s(&svc["ports"]), if points.is_empty() { "no member".into() } else { points.join(", ") });
+            let _ = writeln!(
+                out,
+                "  primary Service {} ({}, ports {}) -> {}",
+                s(&svc["name"]),
+                s(&svc["clusterIP"]),
+                s(&svc["ports"]),
+                if points.is_empty() { "no member".into() } else { points.join(", ") }
+            );
         } else if !svc.is_null() {
             let _ = writeln!(out, "  primary Service {}: not found", s(&svc["name"]));
         }

@@ -1,63 +1,13 @@
-//! `runner test [PATH]`: declarative tests of gates and patterns, replayed
-//! from sessions or canned responses, with no cluster and no database.
-//!
-//! Every `*.test.yaml` under PATH is one case:
-//!
-//! ```yaml
-//! name: pg-preflight fails with too few synchronous standbys  # default: the file's path
-//! definitions:                       # ignored: anchors the responses refer to (*standby)
-//!   standby: &standby {"application_name": "postgres-cluster-1", "sync_state": "async"}
-//! component: pg-preflight            # a bundled name, or a path relative to this file
-//! config: {min-sync: 2}              # as --config; defaults filled in
-//! gates: {preflight: ../my-gate.wasm}  # a pattern's slots, as --gate
-//! session: sessions/no-sync.session.json   # replay this (relative to this file) ...
-//! responses:                         # ... or answer from canned responses
-//!   - call: postgres-read.query
-//!     args: {member: postgres-cluster-0, sql: "~pg_stat_replication"}
-//!     response: [*standby]            # YAML merge keys work too: {<<: *standby, sync_state: sync}
-//!   - call: kube-read.get              # a later state: only once the Pod was deleted
-//!     args: {kind: Pod, name: postgres-cluster-1}
-//!     after: [{call: kube-write.delete, args: {name: postgres-cluster-1}}]   # or [kube-write.delete]
-//!     sequence: [{error: {code: not-found, message: gone}}, {response: {"metadata": {"uid": "new"}}}]
-//!   - call: kube-read.get              # the state before (entries are tried in file order)
-//!     args: {kind: Pod, name: postgres-cluster-1}
-//!     response: {"metadata": {"uid": "old"}}
-//! clock: 2026-11-21T20:00:00Z        # canned responses: where the virtual clock starts
-//! allow: ["kube:*"]                  # mutations allowed (default: all the manifest requests)
-//! expect:
-//!   outcome: fail                    # pass | warn | fail | succeeded | rolled-back | error
-//!   reasons: ["standby(s) in sync"]  # each must appear in some reason
-//!   mutations:                       # the mutating calls, in order (calls or {call, args})
-//!     - kube-write.scale
-//!     - {call: kube-write.patch, args: {kind: Service}}
-//! ```
-//!
-//! Canned responses are tried in file order and the first that fits the call
-//! answers it. An entry with `after` fits only once every mutating call it
-//! lists (a call name, or `{call, component, args}` matched like `args`) has
-//! been answered in this case, not with an error (a failed call changed
-//! nothing), so the world a pattern changes is written as states, the latest
-//! first; its `sequence` starts at its own first answer.
+//! `runner test [PATH]`: run every `*.test.yaml` case under PATH (the format
+//! is described in [`crate::run::cases`]); one line per case and a summary.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Instant;
 
 use clap::Args;
-use serde::Deserialize;
-use serde_json::Value;
 
-use super::{exec, CommandResult, Exit, Failure};
-use crate::backends::Backends;
-use crate::caps::{Capability, Grants};
-use crate::engine::{Engine, EngineError, Limits, SlotRunner};
-use crate::imports::{code_name, Approval, HostState, RunContext};
-use crate::journal::Journal;
-use crate::policy::{config, Policy, World};
-use crate::session::{CallMatch, CannedResponse, Session, SessionFile, CANNED_EPOCH_MS};
-use crate::wit::pattern::PatternStatus;
-use crate::wit::Outcome;
+use super::{CommandResult, Exit, Failure};
+use crate::run::cases::{CaseRunner, Verdict, find_cases};
 
 /// `runner test`'s arguments.
 #[derive(Args, Debug)]
@@ -67,74 +17,21 @@ pub struct TestArgs {
     path: PathBuf,
 }
 
-/// One test file.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Case {
-    #[serde(default)]
-    name: Option<String>,
-    component: String,
-    #[serde(default)]
-    config: serde_json::Map<String, Value>,
-    #[serde(default)]
-    gates: BTreeMap<String, String>,
-    #[serde(default)]
-    session: Option<PathBuf>,
-    #[serde(default)]
-    responses: Option<Vec<CannedResponse>>,
-    #[serde(default)]
-    clock: Option<Value>,
-    #[serde(default)]
-    allow: Option<Vec<String>>,
-    /// Ignored: a place for YAML anchors (`&primary {...}`) the responses refer to (`*primary`).
-    #[serde(default, rename = "definitions")]
-    _definitions: Option<serde::de::IgnoredAny>,
-    expect: Expect,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Expect {
-    outcome: String,
-    #[serde(default)]
-    reasons: Vec<String>,
-    #[serde(default)]
-    mutations: Option<Vec<CallMatch>>,
-}
-
-const OUTCOMES: [&str; 6] = ["pass", "warn", "fail", "succeeded", "rolled-back", "error"];
-
-/// How one case went.
-enum Verdict {
-    Passed,
-    Failed(String),
-    /// The test file itself is wrong.
-    Bad(String),
-}
-
 /// Run every case, print one line each and a summary; exit 1 if one failed, 2 if a file is invalid.
 pub fn run(args: TestArgs, cache_dir: Option<PathBuf>) -> CommandResult {
     let files = find_cases(&args.path).map_err(Failure::bad_input)?;
     if files.is_empty() {
         return Err(Failure::bad_input(format!("{}: no *.test.yaml files", args.path.display())));
     }
-    let runtime = super::runtime()?;
-    let engine = Arc::new(Engine::new(Limits::default(), cache_dir).map_err(|e| Failure::new(Exit::PolicyFailed, e.to_string()))?);
+    let cases = CaseRunner::new(cache_dir)?;
     let root = if args.path.is_dir() { args.path.clone() } else { args.path.parent().map(Path::to_path_buf).unwrap_or_default() };
     let (mut passed, mut failed, mut bad) = (0, 0, 0);
     for file in &files {
         let started = Instant::now();
-        let mut name = file.strip_prefix(&root).unwrap_or(file).display().to_string();
-        name = name.trim_end_matches(".test.yaml").trim_end_matches(".test.yml").to_string();
-        let verdict = match load_case(file) {
-            Ok(case) => {
-                if let Some(given) = &case.name {
-                    name = given.clone();
-                }
-                runtime.block_on(run_case(&engine, file, case))
-            }
-            Err(why) => Verdict::Bad(why),
-        };
+        let (given_name, verdict) = cases.run(file);
+        let name = given_name.unwrap_or_else(|| {
+            file.strip_prefix(&root).unwrap_or(file).display().to_string().trim_end_matches(".test.yaml").trim_end_matches(".test.yml").to_string()
+        });
         match verdict {
             Verdict::Passed => {
                 passed += 1;
@@ -159,172 +56,4 @@ pub fn run(args: TestArgs, cache_dir: Option<PathBuf>) -> CommandResult {
     } else {
         Exit::Success
     })
-}
-
-/// Every test file under `path` (or `path` itself), sorted.
-fn find_cases(path: &Path) -> Result<Vec<PathBuf>, String> {
-    if path.is_file() {
-        return Ok(vec![path.to_path_buf()]);
-    }
-    if !path.is_dir() {
-        return Err(format!("{}: no such file or directory", path.display()));
-    }
-    let mut found = Vec::new();
-    let mut dirs = vec![path.to_path_buf()];
-    while let Some(dir) = dirs.pop() {
-        let entries = std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let name = entry.file_name().to_string_lossy().to_string();
-            if path.is_dir() {
-                // Build outputs and hidden directories hold no tests.
-                if !name.starts_with('.') && name != "target" && name != "node_modules" {
-                    dirs.push(path);
-                }
-            } else if name.ends_with(".test.yaml") || name.ends_with(".test.yml") {
-                found.push(path);
-            }
-        }
-    }
-    found.sort();
-    Ok(found)
-}
-
-fn load_case(file: &Path) -> Result<Case, String> {
-    let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read: {e}"))?;
-    // Parsed as written first, so a mistake is reported with its line; then
-    // again with YAML merge keys (`<<: *status`) applied, which canned states use.
-    serde_yaml::from_str::<Case>(&text).map_err(|e| e.to_string())?;
-    let mut value: serde_yaml::Value = serde_yaml::from_str(&text).map_err(|e| e.to_string())?;
-    value.apply_merge().map_err(|e| format!("merge keys (<<): {e}"))?;
-    let case: Case = serde_yaml::from_value(value).map_err(|e| e.to_string())?;
-    if !OUTCOMES.contains(&case.expect.outcome.as_str()) {
-        return Err(format!("expect.outcome `{}` is not one of {}", case.expect.outcome, OUTCOMES.join(", ")));
-    }
-    match (&case.session, &case.responses) {
-        (Some(_), Some(_)) => return Err("give `session` or `responses`, not both".into()),
-        (None, None) => return Err("give a `session` to replay or canned `responses`".into()),
-        (None, Some(responses)) => responses.iter().try_for_each(CannedResponse::check)?,
-        (Some(_), None) if case.clock.is_some() => return Err("`clock` is for canned responses; a session holds its own clock".into()),
-        _ => {}
-    }
-    Ok(case)
-}
-
-/// A component named in a test file: a bundled name, or a path relative to the file.
-fn resolve(base: &Path, text: &str) -> String {
-    let looks_like_path = text.contains('/') || text.ends_with(".wasm");
-    if looks_like_path && Path::new(text).is_relative() { base.join(text).display().to_string() } else { text.to_string() }
-}
-
-/// Milliseconds since the epoch from a number or an RFC 3339 timestamp.
-fn clock_start(value: Option<&Value>) -> Result<u64, String> {
-    match value {
-        None => Ok(CANNED_EPOCH_MS),
-        Some(Value::Number(n)) => n.as_u64().ok_or_else(|| format!("clock `{n}` is not milliseconds since the epoch")),
-        Some(Value::String(text)) => humantime::parse_rfc3339_weak(text)
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map(|d| d.as_millis() as u64)
-            .ok_or_else(|| format!("clock `{text}` is not a timestamp (2026-11-21T20:00:00Z) or milliseconds")),
-        Some(other) => Err(format!("clock `{other}` is not a timestamp or milliseconds")),
-    }
-}
-
-async fn run_case(engine: &Arc<Engine>, file: &Path, case: Case) -> Verdict {
-    let base = file.parent().unwrap_or(Path::new("."));
-    let setup = || -> Result<_, String> {
-        let policy = Policy::find(&resolve(base, &case.component), &crate::policy::default_search_path()).map_err(|e| e.to_string())?;
-        let config = config::merge_json(&policy.manifest.config, Value::Object(case.config.clone())).map_err(|e| format!("config: {e}"))?;
-        let overrides: Vec<String> = case.gates.iter().map(|(slot, gate)| format!("{slot}={}", resolve(base, gate))).collect();
-        let slots = exec::bind_gates(&policy, &overrides).map_err(|f| f.message)?;
-        let session = match (&case.session, &case.responses) {
-            (Some(path), _) => Session::replay(SessionFile::load(&base.join(path))?),
-            (None, Some(responses)) => Session::canned(responses.clone(), clock_start(case.clock.as_ref())?),
-            (None, None) => return Err("give a `session` to replay or canned `responses`".into()),
-        };
-        let allowed = match &case.allow {
-            Some(texts) => texts.iter().map(|t| t.parse::<Capability>().map_err(|e| format!("allow: {e}"))).collect::<Result<Vec<_>, _>>()?,
-            None => policy.manifest.requested(),
-        };
-        let prepared = engine.prepare(&policy).map_err(|e| e.to_string())?;
-        Ok((policy, config, slots, session, allowed, prepared))
-    };
-    let (policy, config, slots, session, allowed, prepared) = match setup() {
-        Ok(parts) => parts,
-        Err(why) => return Verdict::Bad(why),
-    };
-    let mut context = RunContext::new(Journal::disabled(), Backends::unavailable("test"), false, Approval::Unattended);
-    context.session = session;
-    if policy.manifest.world == World::Pattern {
-        context.gates = Some(Arc::new(SlotRunner::new(engine.clone(), slots)));
-    }
-    let context = Arc::new(context);
-    let budget = engine.limits().deadline(policy.manifest.world);
-    let host = HostState::new(prepared.name.clone(), Grants::new(policy.manifest.requested(), allowed), budget, None, context.clone());
-    let config_text = config.to_string();
-    let (outcome, reasons) = match policy.manifest.world {
-        World::Gate => ending(engine.evaluate(&prepared, host, &config_text).await.map(|r| {
-            r.map(|v| {
-                let outcome = match v.outcome {
-                    Outcome::Pass => "pass",
-                    Outcome::Warn => "warn",
-                    Outcome::Fail => "fail",
-                };
-                (outcome, v.reasons)
-            })
-        })),
-        World::Pattern => ending(engine.run_pattern(&prepared, host, &config_text).await.map(|r| {
-            r.map(|p| {
-                let outcome = match p.status {
-                    PatternStatus::Succeeded => "succeeded",
-                    PatternStatus::RolledBack => "rolled-back",
-                };
-                (outcome, vec![p.summary])
-            })
-        })),
-    };
-    judge(&case.expect, &context.session, outcome, &reasons)
-}
-
-type Ended = Result<Result<(&'static str, Vec<String>), crate::wit::Error>, EngineError>;
-
-fn ending(result: Ended) -> (&'static str, Vec<String>) {
-    match result {
-        Ok(Ok(ended)) => ended,
-        Ok(Err(error)) => ("error", vec![format!("{}: {}", code_name(error.code), error.message)]),
-        Err(error) => ("error", vec![error.to_string()]),
-    }
-}
-
-/// Compare what happened with what the case expects.
-fn judge(expect: &Expect, session: &Session, outcome: &str, reasons: &[String]) -> Verdict {
-    if let Some(divergence) = session.divergence() {
-        return Verdict::Failed(format!("replay: {divergence}"));
-    }
-    let unused = session.unused();
-    if let Some(first) = unused.first() {
-        return Verdict::Failed(format!("{} recorded call(s) were never asked for, from {}", unused.len(), first.describe()));
-    }
-    if outcome != expect.outcome {
-        return Verdict::Failed(format!("expected {}, got {outcome} ({})", expect.outcome, reasons.join("; ")));
-    }
-    if let Some(missing) = expect.reasons.iter().find(|want| !reasons.iter().any(|r| r.contains(want.as_str()))) {
-        return Verdict::Failed(format!("no reason contains `{missing}` (reasons: {})", reasons.join("; ")));
-    }
-    if let Some(expected) = &expect.mutations {
-        let made = session.mutations();
-        for (i, want) in expected.iter().enumerate() {
-            let Some(call) = made.get(i) else {
-                return Verdict::Failed(format!("mutation {}: expected {}, but only {} mutating call(s) were made", i + 1, want.describe(), made.len()));
-            };
-            if !want.fits(call) {
-                return Verdict::Failed(format!("mutation {}: expected {}, got {}", i + 1, want.describe(), call.describe()));
-            }
-        }
-        if let Some(extra) = made.get(expected.len()) {
-            return Verdict::Failed(format!("{} mutating call(s) expected, {} made; the next was {}", expected.len(), made.len(), extra.describe()));
-        }
-    }
-    Verdict::Passed
 }

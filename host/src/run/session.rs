@@ -1,16 +1,17 @@
-//! `runner exec --record FILE` / `--replay FILE`: the session around one run.
+//! The session around one run: record its host calls to a file, or answer
+//! them from one (`runner exec --record FILE` / `--replay FILE`).
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde_json::Value;
 
-use super::{Exit, Failure};
+use super::{Exit, Failure, short_digest};
 use crate::policy::Policy;
 use crate::session::{PolicyInfo, Session, SessionFile};
 
 /// The session for a run: recording, replaying `replay`, or off.
-pub fn open(record: Option<&Path>, replay: Option<&Path>, policy: &Policy) -> Result<Session, Failure> {
+pub(super) fn open(record: Option<&Path>, replay: Option<&Path>, policy: &Policy) -> Result<Session, Failure> {
     if record.is_some() {
         return Ok(Session::record());
     }
@@ -19,14 +20,29 @@ pub fn open(record: Option<&Path>, replay: Option<&Path>, policy: &Policy) -> Re
     if let Some(recorded) = &file.policy
         && (recorded.name != policy.name() || (!recorded.digest.is_empty() && recorded.digest != policy.digest))
     {
-        tracing::warn!("{}: recorded with {} {}, replaying {} {}", path.display(), recorded.name, super::exec::short_digest(&recorded.digest), policy.name(), super::exec::short_digest(&policy.digest));
+        tracing::warn!(
+            "{}: recorded with {} {}, replaying {} {}",
+            path.display(),
+            recorded.name,
+            short_digest(&recorded.digest),
+            policy.name(),
+            short_digest(&policy.digest)
+        );
     }
     Ok(Session::replay(file))
 }
 
 /// After the run: write the recording, or say how the replay went. A replay
 /// that diverged is the run's failure (exit 1), naming the call.
-pub fn close(session: &Session, record: Option<&Path>, replay: Option<&Path>, policy: &Policy, config: &Value, gates: BTreeMap<String, String>, started: String) -> Result<(), Failure> {
+pub(super) fn close(
+    session: &Session,
+    record: Option<&Path>,
+    replay: Option<&Path>,
+    policy: &Policy,
+    config: &Value,
+    gates: BTreeMap<String, String>,
+    started: String,
+) -> Result<(), Failure> {
     if let Some(path) = record {
         let mut file = session.to_file();
         let m = &policy.manifest;

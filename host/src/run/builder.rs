@@ -1,0 +1,466 @@
+//! [`RunBuilder`]: everything one run needs (policy, config, grants, gate
+//! slots, target or session, journal, limits, probe) assembled in one order,
+//! so `exec`, `demo`, `test` and `bench` run a policy the same way.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::report::{Ending, RunReport};
+use super::{Exit, Failure, load_policy, runtime, session};
+use crate::backends::{Backends, Kube, Unavailable};
+use crate::caps::{Capability, Grants};
+use crate::engine::{Engine, EngineError, Limits, Prepared, SlotRunner};
+use crate::imports::{Approval, HostState, RunContext};
+use crate::journal::{Journal, new_run_id};
+use crate::policy::{Policy, World, config};
+use crate::probe::{ProbeError, WriteProbe};
+use crate::session::Session;
+use crate::target::{Target, TargetError};
+
+/// The table (PostgreSQL) or collection (MongoDB) a write probe writes unless told otherwise.
+pub const DEFAULT_PROBE_TABLE: &str = "runner_probe";
+
+/// The policy's configuration, as the operator gave it.
+enum ConfigSource {
+    /// `--config KEY=VALUE` texts.
+    Pairs(Vec<String>),
+    /// A JSON object (a test case's `config:`), defaults filled in.
+    Object(serde_json::Map<String, Value>),
+}
+
+/// Which mutations the operator allows, as given.
+enum Allowances {
+    /// `--allow CAP` texts and a `--grants FILE` adding more.
+    Flags { allow: Vec<String>, file: Option<PathBuf> },
+    /// A test case's `allow:` list.
+    Listed(Vec<String>),
+    /// Every capability the manifest requests.
+    Requested,
+}
+
+/// What the backends reach.
+enum Reach {
+    /// A cluster and its databases.
+    Target(Target),
+    /// Nothing: every call answers `unavailable`, naming this.
+    Nothing(String),
+}
+
+/// Where the session comes from.
+enum SessionSource {
+    Off,
+    Record(PathBuf),
+    Replay(PathBuf),
+    Given(Session),
+}
+
+/// Where the journal goes.
+enum JournalPlace {
+    /// A new file under the state directory, named by the run id.
+    Default,
+    At(PathBuf),
+    Nowhere,
+}
+
+/// The engine a run compiles and runs in.
+enum EngineSource {
+    New { limits: Limits, cache_dir: Option<PathBuf> },
+    Shared(Arc<Engine>),
+}
+
+/// What a write probe writes to and how fast.
+struct ProbeSpec {
+    database: String,
+    table: String,
+    rate: u32,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GrantsFile {
+    allow: Vec<String>,
+}
+
+/// Assembles one run of a policy. Every input is checked in [`RunBuilder::build`],
+/// in one fixed order, so the same mistake gets the same message from every command.
+pub struct RunBuilder {
+    policy: String,
+    config: ConfigSource,
+    allowances: Allowances,
+    gates: Vec<String>,
+    reach: Reach,
+    session: SessionSource,
+    journal: JournalPlace,
+    engine: EngineSource,
+    probe: Option<ProbeSpec>,
+    dry_run: bool,
+    approval: Approval,
+}
+
+impl RunBuilder {
+    /// A run of `policy` (a bundled name or a component file) with no config,
+    /// no mutation allowed, no backend, a journal in the default place, default
+    /// limits and nobody to approve anything.
+    pub fn new(policy: impl Into<String>) -> Self {
+        RunBuilder {
+            policy: policy.into(),
+            config: ConfigSource::Pairs(Vec::new()),
+            allowances: Allowances::Flags { allow: Vec::new(), file: None },
+            gates: Vec::new(),
+            reach: Reach::Nothing("no target".into()),
+            session: SessionSource::Off,
+            journal: JournalPlace::Default,
+            engine: EngineSource::New { limits: Limits::default(), cache_dir: None },
+            probe: None,
+            dry_run: false,
+            approval: Approval::Unattended,
+        }
+    }
+
+    /// Configuration from `KEY=VALUE` texts (`--config`), checked against the schema.
+    pub fn config_pairs(mut self, pairs: Vec<String>) -> Self {
+        self.config = ConfigSource::Pairs(pairs);
+        self
+    }
+
+    /// Configuration from a JSON object, checked against the schema, defaults filled in.
+    pub fn config_object(mut self, object: serde_json::Map<String, Value>) -> Self {
+        self.config = ConfigSource::Object(object);
+        self
+    }
+
+    /// Allow the mutations `allow` names (`--allow`) and those of a TOML grants file (`allow = [...]`).
+    pub fn allow_flags(mut self, allow: Vec<String>, file: Option<PathBuf>) -> Self {
+        self.allowances = Allowances::Flags { allow, file };
+        self
+    }
+
+    /// Allow the mutations a test case lists.
+    pub fn allow_listed(mut self, allow: Vec<String>) -> Self {
+        self.allowances = Allowances::Listed(allow);
+        self
+    }
+
+    /// Allow every capability the manifest requests.
+    pub fn allow_requested(mut self) -> Self {
+        self.allowances = Allowances::Requested;
+        self
+    }
+
+    /// Rebind a pattern's gate slots (`SLOT=NAME|FILE`); the others keep the manifest's default.
+    pub fn gates(mut self, overrides: Vec<String>) -> Self {
+        self.gates = overrides;
+        self
+    }
+
+    /// Reach this target's cluster and databases.
+    pub fn target(mut self, target: Target) -> Self {
+        self.reach = Reach::Target(target);
+        self
+    }
+
+    /// Reach nothing: every backend call answers `unavailable`, naming `label`.
+    pub fn offline(mut self, label: &str) -> Self {
+        self.reach = Reach::Nothing(label.into());
+        self
+    }
+
+    /// Record every host call to this session file.
+    pub fn record(mut self, path: PathBuf) -> Self {
+        self.session = SessionSource::Record(path);
+        self
+    }
+
+    /// Answer the host calls from this session file instead of the backends; a divergence fails the run.
+    pub fn replay(mut self, path: PathBuf) -> Self {
+        self.session = SessionSource::Replay(path);
+        self
+    }
+
+    /// Answer the host calls from this session; the caller judges how it went ([`Run::session`]).
+    pub fn session(mut self, session: Session) -> Self {
+        self.session = SessionSource::Given(session);
+        self
+    }
+
+    /// Append the journal to this file instead of a new one under the state directory.
+    pub fn journal(mut self, path: PathBuf) -> Self {
+        self.journal = JournalPlace::At(path);
+        self
+    }
+
+    /// Keep no journal.
+    pub fn without_journal(mut self) -> Self {
+        self.journal = JournalPlace::Nowhere;
+        self
+    }
+
+    /// A new engine with these limits, caching compiled components in `cache_dir`.
+    pub fn limits(mut self, limits: Limits, cache_dir: Option<PathBuf>) -> Self {
+        self.engine = EngineSource::New { limits, cache_dir };
+        self
+    }
+
+    /// Run in this engine (its limits apply), shared with other runs.
+    pub fn engine(mut self, engine: Arc<Engine>) -> Self {
+        self.engine = EngineSource::Shared(engine);
+        self
+    }
+
+    /// While the policy runs, write `rate` numbered records per second to the
+    /// target's `database` (into `table`), and fail the run if one acknowledged write is lost.
+    pub fn write_probe(mut self, database: String, table: String, rate: u32) -> Self {
+        self.probe = Some(ProbeSpec { database, table, rate });
+        self
+    }
+
+    /// Answer every mutation as if it succeeded and record the plan instead.
+    pub fn dry_run(mut self, dry_run: bool) -> Self {
+        self.dry_run = dry_run;
+        self
+    }
+
+    /// How approval requests are answered.
+    pub fn approval(mut self, approval: Approval) -> Self {
+        self.approval = approval;
+        self
+    }
+
+    /// Assemble the run on a runtime of its own, run it to its end, and report.
+    pub fn run(self) -> Result<RunReport, Failure> {
+        runtime()?.block_on(async { self.build().await?.execute().await })
+    }
+
+    /// Check every input and assemble the run: the policy loaded and compiled,
+    /// its slots bound, its session open, its backends connected (a target
+    /// that cannot be reached answers `unavailable` to every call, exit 4).
+    pub async fn build(self) -> Result<Run, Failure> {
+        let started = Instant::now();
+        let policy = load_policy(&self.policy)?;
+        let config = match self.config {
+            ConfigSource::Pairs(texts) => {
+                let pairs: Vec<(String, String)> =
+                    texts.iter().map(|p| config::split_pair(p).map_err(|e| Failure::bad_input(format!("--config: {e}")))).collect::<Result<_, _>>()?;
+                config::build(&policy.manifest.config, &pairs).map_err(Failure::bad_input)?
+            }
+            ConfigSource::Object(object) => {
+                config::merge_json(&policy.manifest.config, Value::Object(object)).map_err(|e| Failure::bad_input(format!("config: {e}")))?
+            }
+        };
+        for mismatch in policy.import_report.mismatches() {
+            tracing::warn!("{}: {mismatch}", policy.name());
+        }
+        let allowed = allowed(self.allowances, &policy)?;
+        if self.probe.is_some() && self.dry_run {
+            return Err(Failure::bad_input("--write-probe writes to the database; a --dry-run changes nothing, so it takes no probe"));
+        }
+        let slots = bind_gates(&policy, &self.gates)?;
+        let (record, replay) = match &self.session {
+            SessionSource::Record(path) => (Some(path.clone()), None),
+            SessionSource::Replay(path) => (None, Some(path.clone())),
+            SessionSource::Off | SessionSource::Given(_) => (None, None),
+        };
+        if self.probe.is_some() && replay.is_some() {
+            return Err(Failure::bad_input("--write-probe writes to a live database; a --replay reaches none"));
+        }
+        let session = match self.session {
+            SessionSource::Given(session) => session,
+            _ => session::open(record.as_deref(), replay.as_deref(), &policy)?,
+        };
+        let recorded_at = crate::journal::timestamp();
+        let gate_names: BTreeMap<String, String> = slots.iter().map(|(slot, gate)| (slot.clone(), gate.name().to_string())).collect();
+        let (backends, probe) = match self.reach {
+            Reach::Target(target) => {
+                let kube: Arc<dyn Kube> = if session.is_replaying() {
+                    Arc::new(Unavailable::because("replaying a session: no backend is reached"))
+                } else {
+                    kube_backend(&target).await?
+                };
+                (Backends::with_kube(kube, &target), self.probe.map(|spec| (target, spec)))
+            }
+            Reach::Nothing(label) => {
+                if self.probe.is_some() {
+                    return Err(Failure::bad_input("--write-probe needs a target to write to"));
+                }
+                (Backends::unavailable(&label), None)
+            }
+        };
+        let run_id = new_run_id(policy.name());
+        let journal = match self.journal {
+            JournalPlace::Nowhere => Journal::disabled(),
+            place => {
+                let path = match place {
+                    JournalPlace::At(path) => path,
+                    _ => Journal::default_path(&run_id),
+                };
+                Journal::open(&path, run_id).map_err(|e| Failure::bad_input(format!("{}: cannot open the journal: {e}", path.display())))?
+            }
+        };
+        let engine = match self.engine {
+            EngineSource::Shared(engine) => engine,
+            EngineSource::New { limits, cache_dir } => Arc::new(Engine::new(limits, cache_dir).map_err(|e| Failure::new(Exit::PolicyFailed, e.to_string()))?),
+        };
+        let prepared = engine.prepare(&policy)?;
+        tracing::debug!("{}: compiled artifact {}", policy.name(), if prepared.from_cache { "loaded from the cache" } else { "compiled and cached" });
+
+        let mut context = RunContext::new(journal, backends, self.dry_run, self.approval);
+        context.session = session;
+        if policy.manifest.world == World::Pattern {
+            context.gates = Some(Arc::new(SlotRunner::new(engine.clone(), slots)));
+        }
+        let grants = Grants::new(policy.manifest.requested(), allowed);
+        let budget = engine.limits().deadline(policy.manifest.world);
+        let config_text = config.to_string();
+        Ok(Run {
+            policy,
+            prepared,
+            engine,
+            context: Arc::new(context),
+            grants,
+            budget,
+            config,
+            config_text,
+            probe,
+            record,
+            replay,
+            gate_names,
+            recorded_at,
+            started,
+        })
+    }
+}
+
+/// The mutations allowed, parsed; a grants file is read here.
+fn allowed(allowances: Allowances, policy: &Policy) -> Result<Vec<Capability>, Failure> {
+    let parse = |texts: &[String], flag: &str| texts.iter().map(|t| t.parse::<Capability>().map_err(|e| Failure::bad_input(format!("{flag}: {e}")))).collect();
+    match allowances {
+        Allowances::Flags { mut allow, file } => {
+            if let Some(path) = &file {
+                let text = std::fs::read_to_string(path).map_err(|e| Failure::bad_input(format!("{}: cannot read grants file: {e}", path.display())))?;
+                let file: GrantsFile = toml::from_str(&text).map_err(|e| Failure::bad_input(format!("{}: {}", path.display(), e.message())))?;
+                allow.extend(file.allow);
+            }
+            parse(&allow, "--allow")
+        }
+        Allowances::Listed(allow) => parse(&allow, "allow"),
+        Allowances::Requested => Ok(policy.manifest.requested()),
+    }
+}
+
+/// The Kubernetes backend for `target`. A lab that is not running is not
+/// an error here: every kube call then answers `unavailable` (exit 4), as
+/// an unreachable cluster does, so reads of other kinds still run.
+async fn kube_backend(target: &Target) -> Result<Arc<dyn Kube>, Failure> {
+    match crate::backends::kube::connect(&target).await {
+        Ok(backend) => Ok(Arc::new(backend)),
+        Err(TargetError::Unreachable(message)) => Ok(Arc::new(Unavailable::because(message))),
+        Err(TargetError::Bad(message)) => Err(Failure::bad_input(message)),
+    }
+}
+
+/// The gate for every slot: the manifest's default unless an override rebinds it.
+fn bind_gates(policy: &Policy, overrides: &[String]) -> Result<BTreeMap<String, Policy>, Failure> {
+    let slots = &policy.manifest.gates;
+    let mut chosen: BTreeMap<String, String> = slots.iter().map(|(slot, s)| (slot.clone(), s.default.clone())).collect();
+    for text in overrides {
+        let (slot, gate) = config::split_pair(text).map_err(|e| Failure::bad_input(format!("--gate: {e}")))?;
+        if !slots.contains_key(&slot) {
+            let known = if slots.is_empty() { "it has none".to_string() } else { slots.keys().cloned().collect::<Vec<_>>().join(", ") };
+            return Err(Failure::bad_input(format!("--gate: `{}` has no slot `{slot}` (slots: {known})", policy.name())));
+        }
+        chosen.insert(slot, gate);
+    }
+    chosen
+        .into_iter()
+        .map(|(slot, gate)| {
+            let bound = load_policy(&gate).map_err(|f| Failure::bad_input(format!("gate slot `{slot}`: {}", f.message)))?;
+            if bound.manifest.world != World::Gate {
+                return Err(Failure::bad_input(format!("gate slot `{slot}`: `{}` is a {}, not a gate", bound.name(), bound.manifest.world)));
+            }
+            Ok((slot, bound))
+        })
+        .collect()
+}
+
+/// A run assembled and ready: [`Run::execute`] runs it to its end; a
+/// benchmark or a test case calls the component itself with [`Run::answer`].
+pub struct Run {
+    policy: Policy,
+    prepared: Prepared,
+    engine: Arc<Engine>,
+    context: Arc<RunContext>,
+    grants: Grants,
+    budget: Duration,
+    config: Value,
+    config_text: String,
+    probe: Option<(Target, ProbeSpec)>,
+    record: Option<PathBuf>,
+    replay: Option<PathBuf>,
+    gate_names: BTreeMap<String, String>,
+    recorded_at: String,
+    started: Instant,
+}
+
+impl Run {
+    /// The session answering (or recording) the host calls.
+    pub fn session(&self) -> &Session {
+        &self.context.session
+    }
+
+    /// A fresh host for one instance of the component: its grants, its
+    /// deadline, this run's journal, backends and session.
+    pub fn host(&self) -> HostState {
+        HostState::new(self.prepared.name.clone(), self.grants.clone(), self.budget, None, self.context.clone())
+    }
+
+    /// Instantiate the component with `host` and drop it, running nothing.
+    pub async fn instantiate(&self, host: HostState) -> Result<(), EngineError> {
+        self.engine.instantiate_only(&self.prepared, host).await
+    }
+
+    /// Call the component once with `host` and this run's config: how it
+    /// answered, before the run's record or a probe adjust the exit code.
+    pub async fn answer(&self, host: HostState) -> Result<Ending, EngineError> {
+        Ok(match self.prepared.world {
+            World::Gate => self.engine.evaluate(&self.prepared, host, &self.config_text).await?.map_or_else(Ending::error, Ending::verdict),
+            World::Pattern => self.engine.run_pattern(&self.prepared, host, &self.config_text).await?.map_or_else(Ending::error, Ending::pattern),
+        })
+    }
+
+    /// Run the policy to its end, with the write probe beside it; close the
+    /// journal and the session, and settle the exit code. The engine stopping
+    /// the component is a [`Failure`] (exit 2 or 3), reported after the session is saved.
+    pub async fn execute(self) -> Result<RunReport, Failure> {
+        let probe = match &self.probe {
+            Some((target, spec)) => {
+                Some(WriteProbe::start(target, self.context.backends.kube.as_ref(), &spec.database, &spec.table, spec.rate).await.map_err(|e| match e {
+                    ProbeError::Bad(message) => Failure::bad_input(message),
+                    ProbeError::Unreachable(message) => Failure::new(Exit::Unavailable, format!("{message} (nothing was run)")),
+                })?)
+            }
+            None => None,
+        };
+        let ending = self.answer(self.host()).await;
+        let probe = probe.map(WriteProbe::finish);
+        let _ = self.context.journal.flush();
+        session::close(&self.context.session, self.record.as_deref(), self.replay.as_deref(), &self.policy, &self.config, self.gate_names, self.recorded_at)?;
+        let record = self.context.record.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let mut ending = ending?;
+        ending.settle(&record, probe.as_ref());
+        let journal = self.context.journal.path().map(std::path::Path::to_path_buf);
+        Ok(RunReport {
+            policy: self.policy,
+            ending,
+            record,
+            journal,
+            dry_run: self.context.dry_run,
+            wall: self.started.elapsed(),
+            from_cache: self.prepared.from_cache,
+            probe,
+        })
+    }
+}

@@ -1,0 +1,145 @@
+//! The record of a finished run: how it ended, what it did, what the probe
+//! saw, and the exit code all of that earns.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::Exit;
+use crate::imports::{RunRecord, code_name};
+use crate::policy::Policy;
+use crate::probe::ProbeSummary;
+use crate::wit::pattern::{PatternResult, PatternStatus};
+use crate::wit::{Error, ErrorCode, Outcome, Verdict};
+
+/// How the component answered, before the run's record adjusts the exit code.
+#[derive(Debug, Clone)]
+pub struct Ending {
+    /// The exit code the answer earns on its own.
+    pub exit: Exit,
+    /// `pass`, `warn`, `fail`, `succeeded`, `rolled-back` or `error`.
+    pub outcome: &'static str,
+    /// The gate's reasons, the pattern's summary, or the error.
+    pub reasons: Vec<String>,
+    /// A gate's evidence (JSON where it parses); null otherwise.
+    pub evidence: Value,
+    /// The error the component returned, when it returned one.
+    pub error: Option<Error>,
+}
+
+impl Ending {
+    /// A gate's verdict: a failing gate is the policy failing (exit 1).
+    pub fn verdict(verdict: Verdict) -> Self {
+        let (exit, outcome) = match verdict.outcome {
+            Outcome::Pass => (Exit::Success, "pass"),
+            Outcome::Warn => (Exit::Success, "warn"),
+            Outcome::Fail => (Exit::PolicyFailed, "fail"),
+        };
+        let evidence = serde_json::from_str(&verdict.evidence).unwrap_or(Value::String(verdict.evidence));
+        Ending { exit, outcome, reasons: verdict.reasons, evidence, error: None }
+    }
+
+    /// A pattern's result: a rollback is the policy failing (exit 1).
+    pub fn pattern(result: PatternResult) -> Self {
+        let (exit, outcome) = match result.status {
+            PatternStatus::Succeeded => (Exit::Success, "succeeded"),
+            PatternStatus::RolledBack => (Exit::PolicyFailed, "rolled-back"),
+        };
+        Ending { exit, outcome, reasons: vec![result.summary], evidence: Value::Null, error: None }
+    }
+
+    /// An error the component returned instead of an answer.
+    pub fn error(error: Error) -> Self {
+        // A capability the sandbox refused turns this into exit 3 once the run's
+        // record is read; a `denied` from the cluster itself (RBAC) is the policy failing.
+        let exit = match error.code {
+            ErrorCode::Unavailable => Exit::Unavailable,
+            ErrorCode::Invalid => Exit::BadInput,
+            _ => Exit::PolicyFailed,
+        };
+        let reasons = vec![format!("{}: {}", code_name(error.code), error.message)];
+        Ending { exit, outcome: "error", reasons, evidence: Value::Null, error: Some(error) }
+    }
+
+    /// Read the run's record and the probe's summary into the exit code: a
+    /// failure caused by a refused call or an unreachable backend says so, and a
+    /// lost acknowledged write fails the run whatever the policy said.
+    pub(super) fn settle(&mut self, record: &RunRecord, probe: Option<&ProbeSummary>) {
+        if self.exit == Exit::PolicyFailed {
+            if !record.denied.is_empty() {
+                self.exit = Exit::Sandbox;
+            } else if !record.unavailable.is_empty() {
+                self.exit = Exit::Unavailable;
+            }
+        }
+        if let Some(summary) = probe.filter(|s| !s.no_loss()) {
+            self.exit = Exit::PolicyFailed;
+            self.reasons.push(match &summary.verify_error {
+                Some(e) => format!("write probe: the acknowledged writes could not be checked: {e}"),
+                None => format!("write probe: {} acknowledged write(s) LOST, e.g. {}", summary.lost_writes, summary.lost_sample.join(", ")),
+            });
+        }
+    }
+}
+
+/// A finished run: the policy, how it ended, what it did, what the probe saw.
+pub struct RunReport {
+    /// The policy that ran.
+    pub policy: Policy,
+    /// How it ended, with the exit code settled.
+    pub ending: Ending,
+    /// Steps, gates, metrics, the dry run's plan, refused and unreachable calls.
+    pub record: RunRecord,
+    /// Where the journal was written, if anywhere.
+    pub journal: Option<PathBuf>,
+    /// Whether mutations were answered from the plan instead of performed.
+    pub dry_run: bool,
+    /// From the start of assembling the run to its end.
+    pub wall: Duration,
+    /// Whether the compiled component came from the cache.
+    pub from_cache: bool,
+    /// The write probe's figures, when one ran.
+    pub probe: Option<ProbeSummary>,
+}
+
+impl RunReport {
+    /// The exit code the run earns.
+    pub fn exit(&self) -> Exit {
+        self.ending.exit
+    }
+
+    /// `succeeded`, `rolled-back`, `pass`, `fail`, `error`, ...
+    pub fn outcome(&self) -> &str {
+        self.ending.outcome
+    }
+
+    /// The report as JSON (`--output json`).
+    pub fn json(&self) -> Value {
+        let m = &self.policy.manifest;
+        json!({
+            "policy": {"name": m.name, "version": m.version, "world": m.world, "digest": self.policy.digest, "path": self.policy.path},
+            "outcome": self.ending.outcome,
+            "exit_code": self.ending.exit as u8,
+            "reasons": self.ending.reasons,
+            "evidence": self.ending.evidence,
+            "error": self.ending.error.as_ref().map(|e| json!({"code": code_name(e.code), "message": e.message})),
+            "dry_run": self.dry_run,
+            "plan": self.record.plan,
+            "steps": self.record.steps,
+            "gates": self.record.gates,
+            "metrics": self.record.metrics,
+            "denied": self.record.denied,
+            "unavailable": self.record.unavailable,
+            "journal": self.journal,
+            "probe": self.probe,
+            "wall_ms": self.wall.as_secs_f64() * 1000.0,
+            "compiled_from_cache": self.from_cache,
+        })
+    }
+}
+
+/// `sha256:0123456789ab`: enough to recognise a digest.
+pub fn short_digest(digest: &str) -> &str {
+    &digest[..digest.len().min("sha256:".len() + 12)]
+}
