@@ -168,3 +168,14 @@ fn the_sandbox_has_nothing_ambient() {
     assert_eq!(evidence["stdin_bytes"], 0, "no inherited stdin: {evidence}");
     assert_eq!(evidence["net"], false, "no network: {evidence}");
 }
+
+#[test]
+fn a_journal_that_cannot_be_written_fails_a_run_that_only_read() {
+    let sandbox = Sandbox::new();
+    std::os::unix::fs::symlink("/dev/full", sandbox.journal()).unwrap();
+    // A gate makes no mutation: its lines are buffered, and lost only at the
+    // end (here its reads find no lab, which alone would exit 4).
+    let output = sandbox.runner(&["exec", "pods-ready"]);
+    let text = expect_exit(&output, 3);
+    assert!(text.contains("cannot write the journal") && text.contains("the run's record is incomplete"), "{text}");
+}
