@@ -190,6 +190,37 @@ struct CredentialsFile {
     user: Option<String>,
 }
 
+/// The largest target file read: a real one is a few kilobytes.
+pub const MAX_TARGET_BYTES: u64 = 1 << 20;
+
+/// The deepest nesting of a target file (block indentation or flow
+/// brackets); a real one nests five levels.
+pub const MAX_TARGET_NESTING: usize = 32;
+
+/// How deep `text` nests, when deeper than `limit`: flow brackets outside
+/// quotes, and block levels counted by indentation (two spaces or one `- `
+/// item each), so a hostile file is refused before the YAML parser recurses.
+fn nesting_beyond(text: &str, limit: usize) -> Option<usize> {
+    let (mut flow, mut deepest) = (0usize, 0usize);
+    for line in text.lines() {
+        let indent = line.len() - line.trim_start_matches([' ', '-']).len();
+        let mut quote: Option<char> = None;
+        for c in line.chars() {
+            match (quote, c) {
+                (Some(q), c) if c == q => quote = None,
+                (Some(_), _) => {}
+                (None, '"' | '\'') => quote = Some(c),
+                (None, '#') => break,
+                (None, '[' | '{') => flow += 1,
+                (None, ']' | '}') => flow = flow.saturating_sub(1),
+                _ => {}
+            }
+            deepest = deepest.max(flow + indent / 2);
+        }
+    }
+    (deepest > limit).then_some(deepest)
+}
+
 /// The environment variable that moves the lab (as for `runner lab --dir`).
 pub const LAB_DIR_ENV: &str = "RUNNER_LAB_DIR";
 
@@ -206,10 +237,30 @@ impl Target {
             return Ok(Target::lab(dir));
         }
         let path = Path::new(text);
-        if !path.is_file() {
-            return Err(TargetError::Bad(format!("--target `{text}`: not `lab` and no such file")));
+        let bad = |what: &str| TargetError::Bad(format!("--target `{text}`: {what}"));
+        // The file type first: a FIFO would block the read, a device never end it.
+        let metadata = match std::fs::metadata(path) {
+            Ok(metadata) => metadata,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(bad("not `lab` and no such file")),
+            Err(e) => return Err(bad(&format!("cannot read it: {e}"))),
+        };
+        if metadata.is_dir() {
+            return Err(bad("is a directory, not a target file"));
         }
-        let body = std::fs::read_to_string(path).map_err(|e| TargetError::Bad(format!("target {text}: cannot read it: {e}")))?;
+        if !metadata.is_file() {
+            return Err(bad("is not a regular file (a FIFO, socket or device)"));
+        }
+        if metadata.len() > MAX_TARGET_BYTES {
+            return Err(bad(&format!("is {} bytes; a target file is at most {MAX_TARGET_BYTES}", metadata.len())));
+        }
+        let mut body = String::new();
+        use std::io::Read;
+        std::fs::File::open(path)
+            .and_then(|file| file.take(MAX_TARGET_BYTES + 1).read_to_string(&mut body))
+            .map_err(|e| TargetError::Bad(format!("target {text}: cannot read it: {e}")))?;
+        if body.len() as u64 > MAX_TARGET_BYTES {
+            return Err(bad(&format!("grew past {MAX_TARGET_BYTES} bytes while it was read")));
+        }
         Target::parse(&body, path)
     }
 
@@ -232,6 +283,9 @@ impl Target {
         let bad = |what: String| TargetError::Bad(format!("target {shown}: {what}"));
         // An empty file is a valid target: the current context, no databases.
         let text = if text.trim().is_empty() { "{}" } else { text };
+        if let Some(depth) = nesting_beyond(text, MAX_TARGET_NESTING) {
+            return Err(bad(format!("nested {depth} levels deep; a target file nests at most {MAX_TARGET_NESTING}")));
+        }
         let file: TargetFile = serde_yaml::from_str(text).map_err(|e| bad(e.to_string().replace('\n', " ")))?;
         if let Some(ns) = file.namespace.as_deref().filter(|ns| !valid_name(ns)) {
             return Err(bad(format!("namespace `{ns}` is not a valid Kubernetes name")));
@@ -424,6 +478,26 @@ mod tests {
                 other => panic!("{text:?}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn hostile_files_are_refused_quickly_and_clearly() {
+        let deep = format!("databases: {}{}", "[".repeat(10_000), "]".repeat(10_000));
+        let message = parse(&deep).unwrap_err().to_string();
+        assert!(message.contains("nested 10000 levels deep"), "{message}");
+        let indented: String = (0..200).map(|i| format!("{}a{i}:\n", "  ".repeat(i))).collect();
+        assert!(parse(&indented).unwrap_err().to_string().contains("levels deep"));
+        let dir = tempfile::tempdir().unwrap();
+        let shown = |arg: &Path| Target::from_arg(arg.to_str().unwrap()).unwrap_err().to_string();
+        assert!(shown(dir.path()).contains("is a directory"), "{}", shown(dir.path()));
+        assert!(shown(Path::new("/dev/zero")).contains("is not a regular file"));
+        let fifo = dir.path().join("fifo");
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        assert!(shown(&fifo).contains("is not a regular file"), "a FIFO is refused without opening it");
+        let big = dir.path().join("big.yaml");
+        std::fs::write(&big, "#".repeat(2 << 20)).unwrap();
+        assert!(shown(&big).contains("a target file is at most 1048576"), "{}", shown(&big));
+        assert!(shown(&dir.path().join("missing.yaml")).contains("no such file"));
     }
 
     #[test]
