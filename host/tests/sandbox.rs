@@ -179,3 +179,31 @@ fn a_journal_that_cannot_be_written_fails_a_run_that_only_read() {
     let text = expect_exit(&output, 3);
     assert!(text.contains("cannot write the journal") && text.contains("the run's record is incomplete"), "{text}");
 }
+
+#[test]
+fn strings_handed_to_the_report_are_bounded_and_a_flood_is_stopped() {
+    for mode in ["log-flood", "step-flood"] {
+        let sandbox = Sandbox::new();
+        let (output, _) = hostile(&sandbox, mode, &["--output", "json"]);
+        assert_eq!(output.status.code(), Some(3), "{mode}: {}{}", stdout(&output), stderr(&output));
+        let all = format!("{}{}", stdout(&output), stderr(&output));
+        assert!(all.contains("logged more than") || all.contains("the report holds 10000"), "{mode}: {}", &all[..all.len().min(2000)]);
+        // Each 1 MiB string was cut to a few KiB before the host kept or printed it.
+        assert!(all.len() < 64 << 20, "{mode}: {} bytes of output", all.len());
+    }
+}
+
+#[test]
+fn a_sleep_cut_short_is_journaled_as_stopped_and_a_zero_deadline_runs_nothing() {
+    let sandbox = Sandbox::new();
+    let (output, _) = hostile(&sandbox, "sleep", &["--deadline", "1s"]);
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    let sleep = sandbox.journal_lines().into_iter().find(|l| l["call"] == "clock.sleep").expect("the sleep is journaled");
+    assert_eq!(sleep["outcome"], "stopped", "{sleep}");
+
+    let sandbox = Sandbox::new();
+    let (output, _) = hostile(&sandbox, "pass", &["--deadline", "0s"]);
+    let text = expect_exit(&output, 2);
+    assert!(text.contains("a deadline must be longer than 0"), "{text}");
+    assert!(sandbox.journal_lines().is_empty(), "nothing ran");
+}

@@ -79,7 +79,7 @@ pub struct ExecArgs {
     replay: Option<PathBuf>,
 
     /// Wall-clock limit (default: 30s for gates, 1h for patterns).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_deadline)]
     deadline: Option<Duration>,
 
     /// Memory limit per component.
@@ -105,6 +105,15 @@ pub struct ExecArgs {
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
     config::duration_ms(text).map(Duration::from_millis).ok_or_else(|| format!("`{text}` is not a duration (examples: 500ms, 30s, 1h)"))
+}
+
+/// A deadline: a duration that leaves the component some time (`0s` would
+/// let it start and then stop it at once, halfway through its first call).
+fn parse_deadline(text: &str) -> Result<Duration, String> {
+    match parse_duration(text)? {
+        zero if zero.is_zero() => Err(format!("`{text}`: a deadline must be longer than 0 (nothing would run)")),
+        deadline => Ok(deadline),
+    }
 }
 
 /// Parse `256MiB`, `512M`, `1G`, `4096`.

@@ -21,10 +21,9 @@ impl clock::Host for HostState {
 
     async fn sleep(&mut self, ms: u64) -> wasmtime::Result<()> {
         let started = Instant::now();
-        self.note("clock.sleep", json!({"ms": ms}), started)?;
         let slot = match self.run.session.sleep(&self.component, ms)? {
-            Sleep::Skip => return Ok(()),
-            Sleep::Stopped => return Err(Stop::Deadline.into()),
+            Sleep::Skip => return self.note("clock.sleep", json!({"ms": ms}), started),
+            Sleep::Stopped => return self.stopped_sleep(ms, started),
             Sleep::Real(slot) => slot,
         };
         let wanted = started + Duration::from_millis(ms);
@@ -33,12 +32,21 @@ impl clock::Host for HostState {
             if let Some(slot) = slot {
                 self.run.session.finish_stopped(slot);
             }
-            return Err(Stop::Deadline.into());
+            return self.stopped_sleep(ms, started);
         }
+        self.note("clock.sleep", json!({"ms": ms}), started)?;
         tokio::time::sleep_until(wanted.into()).await;
         if let Some(slot) = slot {
             self.run.session.finish(slot, Ok(serde_json::Value::Null));
         }
         Ok(())
+    }
+}
+
+impl HostState {
+    /// A sleep the deadline cut short: journaled as stopped, then the stop.
+    fn stopped_sleep(&self, ms: u64, started: Instant) -> wasmtime::Result<()> {
+        self.journal_stopped("clock.sleep", json!({"ms": ms}), started)?;
+        Err(Stop::Deadline.into())
     }
 }

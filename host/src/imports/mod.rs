@@ -174,6 +174,8 @@ pub struct HostState {
     pub deadline: Instant,
     /// The run it belongs to.
     pub run: Arc<RunContext>,
+    /// Bytes it has logged through `report.log`, against a bound.
+    logged: usize,
 }
 
 impl HostState {
@@ -182,7 +184,7 @@ impl HostState {
     pub fn new(component: Arc<str>, grants: Grants, budget: Duration, not_after: Option<Instant>, run: Arc<RunContext>) -> Self {
         let started = Instant::now();
         let deadline = not_after.map_or(started + budget, |limit| limit.min(started + budget));
-        HostState { component, grants, started, deadline, run }
+        HostState { component, grants, started, deadline, run, logged: 0 }
     }
 }
 
@@ -200,6 +202,9 @@ pub enum Stop {
     /// unrecorded; the reason names the call and whether it reached the cluster.
     #[error("{0}")]
     Journal(String),
+    /// A bound on what a component can make the host hold or print.
+    #[error("{0}")]
+    Limit(String),
     /// The component wrote more than the output limit to a stream.
     #[error("output limit exceeded: the component wrote more than {limit} bytes to {stream}")]
     Output {
@@ -309,6 +314,11 @@ impl HostState {
     fn refuse_invalid(&self, call: &'static str, args: Value, message: String, started: Instant) -> wasmtime::Result<Error> {
         self.journal(call, args, "invalid", Some(&message), started.elapsed(), true)?;
         Ok(Error { code: ErrorCode::Invalid, message })
+    }
+
+    /// Journal a call the sandbox cut short at the deadline.
+    pub(crate) fn journal_stopped(&self, call: &'static str, args: Value, started: Instant) -> wasmtime::Result<()> {
+        self.journal(call, args, "stopped", Some("deadline exceeded"), started.elapsed(), true)
     }
 
     /// Journal a call that needs no capability (report, clock).

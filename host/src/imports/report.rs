@@ -9,11 +9,35 @@ use crate::wit::pattern::runner::policy::report::{self, Level, StepOutcome};
 
 /// Longest log line kept; a component cannot flood the terminal through `log`.
 const MAX_LOG_LINE: usize = 4096;
+/// Longest step or metric name and unit kept.
+const MAX_NAME: usize = 256;
+/// Longest step description or detail kept.
+const MAX_TEXT: usize = 4096;
+/// Bytes of log lines one component may write in all (its stdout and stderr
+/// have `--output-limit` of their own).
+const MAX_LOGGED: usize = 16 << 20;
+/// Steps and metrics a run keeps in its report; past them the run stops,
+/// since a pattern with that many is looping, not upgrading.
+const MAX_ENTRIES: usize = 10_000;
+
+impl HostState {
+    /// Stop a component that has filled its report.
+    fn within_report_bound(&self, what: &str, kept: usize) -> wasmtime::Result<()> {
+        if kept >= MAX_ENTRIES {
+            return Err(super::Stop::Limit(format!("the report holds {MAX_ENTRIES} {what} already: stopped a component that does not end")).into());
+        }
+        Ok(())
+    }
+}
 
 impl report::Host for HostState {
     fn log(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
         let started = Instant::now();
         let message = truncate(message, MAX_LOG_LINE, " [truncated]");
+        self.logged += message.len();
+        if self.logged > MAX_LOGGED {
+            return Err(super::Stop::Limit(format!("output limit exceeded: the component logged more than {MAX_LOGGED} bytes through report.log")).into());
+        }
         let component = &*self.component;
         match level {
             Level::Debug => tracing::debug!(target: "policy", "[{component}] {message}"),
@@ -26,6 +50,8 @@ impl report::Host for HostState {
 
     fn step_begin(&mut self, name: String, description: String) -> wasmtime::Result<()> {
         let started = Instant::now();
+        let (name, description) = (truncate(name, MAX_NAME, "…"), truncate(description, MAX_TEXT, " [truncated]"));
+        self.within_report_bound("steps", self.run.record().steps.len())?;
         tracing::info!(target: "policy", "[{}] step {name}: {description}", self.component);
         let args = json!({"name": name, "description": description});
         self.run.record().steps.push(StepRecord {
@@ -42,6 +68,7 @@ impl report::Host for HostState {
 
     fn step_end(&mut self, name: String, outcome: StepOutcome, detail: String) -> wasmtime::Result<()> {
         let started = Instant::now();
+        let (name, detail) = (truncate(name, MAX_NAME, "…"), truncate(detail, MAX_TEXT, " [truncated]"));
         let outcome = match outcome {
             StepOutcome::Succeeded => "succeeded",
             StepOutcome::Failed => "failed",
@@ -51,6 +78,7 @@ impl report::Host for HostState {
         tracing::info!(target: "policy", "[{}] step {name} {outcome} {detail}", self.component);
         {
             let mut record = self.run.record();
+            let full = record.steps.len() >= MAX_ENTRIES;
             let open = record.steps.iter_mut().rev().find(|s| s.name == name && s.component == *self.component && s.outcome == "running");
             match open {
                 Some(step) => {
@@ -58,7 +86,7 @@ impl report::Host for HostState {
                     step.detail = detail.clone();
                     step.ms = step.started.map(|t| t.elapsed().as_secs_f64() * 1000.0).unwrap_or_default();
                 }
-                None => record.steps.push(StepRecord {
+                None if !full => record.steps.push(StepRecord {
                     component: self.component.to_string(),
                     name: name.clone(),
                     description: String::new(),
@@ -67,6 +95,7 @@ impl report::Host for HostState {
                     ms: 0.0,
                     started: None,
                 }),
+                None => {}
             }
         }
         self.note("report.step-end", json!({"name": name, "outcome": outcome, "detail": detail}), started)
@@ -74,6 +103,8 @@ impl report::Host for HostState {
 
     fn metric(&mut self, name: String, value: f64, unit: String) -> wasmtime::Result<()> {
         let started = Instant::now();
+        let (name, unit) = (truncate(name, MAX_NAME, "…"), truncate(unit, MAX_NAME, "…"));
+        self.within_report_bound("metrics", self.run.record().metrics.len())?;
         let args = json!({"name": name, "value": value, "unit": unit});
         self.run.record().metrics.push(Metric { component: self.component.to_string(), name, value, unit });
         self.note("report.metric", args, started)
