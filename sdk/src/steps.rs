@@ -99,8 +99,9 @@ pub fn gate_input(text: &str, defaults: &[(&str, Value)]) -> Result<String, Erro
 }
 
 /// The gate a pattern runs before it changes anything, as a step: `None`
-/// to go on, else how the run ends. A gate that refused ends it
-/// `rolled-back` with nothing changed; any other error ends it with that error.
+/// to go on, else how the run ends. A gate that refused ([`GateCall::refused`])
+/// ends it `rolled-back` with nothing changed; a gate the host did not start
+/// ends it with the host's error.
 pub fn preflight_gate(slot: &str, input: &str) -> Option<Result<PatternResult, Error>> {
     let call = gate_step(slot, input);
     let refused = call.refused();
