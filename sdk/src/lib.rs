@@ -40,13 +40,11 @@
 //! restart ([`wait_for`], [`Poll`]) and what it is told about its run
 //! ([`run_info`], [`DryRun`]).
 //!
-//! The SDK is built for contract `runner:policy@0.2.0` ([`CONTRACT_VERSION`]);
-//! a runner that speaks another version refuses the component.
+//! The bindings are generated from contract `runner:policy@0.2.0`
+//! (`wit/policy.wit`); a runner that speaks another version refuses the
+//! component, naming both.
 
 #![warn(missing_docs)]
-
-/// The `runner:policy` version the bindings are generated from.
-pub const CONTRACT_VERSION: &str = "0.2.0";
 
 pub mod bindings;
 mod check;
