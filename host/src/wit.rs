@@ -3,6 +3,10 @@
 //! The `pattern` world imports everything a gate imports and more, so its
 //! bindings own every interface; the `gate` world reuses them.
 
+/// The version of the `runner:policy` package this host speaks; a
+/// component built for another is refused when it is loaded.
+pub const CONTRACT_VERSION: &str = "0.2.0";
+
 /// Bindings for the `pattern` world and every `runner:policy` interface.
 pub mod pattern {
     wasmtime::component::bindgen!({
@@ -10,6 +14,7 @@ pub mod pattern {
         world: "pattern",
         imports: {
             "runner:policy/clock.now": trappable,
+            "runner:policy/run-info": trappable,
             "runner:policy/report": trappable,
             default: async | trappable,
         },
@@ -27,6 +32,7 @@ pub mod gate {
     });
 }
 
+pub use pattern::runner::policy::gates::GateResult;
 pub use pattern::runner::policy::types::{Error, ErrorCode, Outcome, Verdict};
 
 /// The one place the WIT's error codes meet the host's own
@@ -59,5 +65,14 @@ impl From<ErrorCode> for crate::domain::ErrorCode {
             ErrorCode::Invalid => Host::Invalid,
             ErrorCode::Internal => Host::Internal,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_contract_version_is_the_wits() {
+        let wit = include_str!("../../wit/policy.wit");
+        assert!(wit.lines().any(|line| line == format!("package runner:policy@{};", super::CONTRACT_VERSION)), "wit/policy.wit declares another version");
     }
 }

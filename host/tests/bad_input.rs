@@ -140,3 +140,22 @@ fn bad_target_gate_binding_and_flags() {
     expect_exit(&sandbox.runner(&["exec", "pods-ready", "--frobnicate"]), 2);
     expect_exit(&sandbox.runner(&["launch"]), 2);
 }
+
+#[test]
+fn a_component_built_for_another_contract() {
+    let sandbox = Sandbox::new();
+    let file = sandbox.dir.path().join("contract-0.1.wasm");
+    // What the SDK built before contract 0.2: the same names, another version.
+    let wat = r#"(component
+        (import "runner:policy/kube-read@0.1.0" (instance (export "get" (func (param "name" string)))))
+        (core module $m (func (export "f")))
+        (core instance $i (instantiate $m))
+        (func (export "evaluate") (canon lift (core func $i "f")))
+    )"#;
+    std::fs::write(&file, component_with_manifest(wat, GATE_MANIFEST)).unwrap();
+    let refused = "built for contract runner:policy@0.1.0, but this runner speaks runner:policy@0.2.0";
+    expect_bad_input(&sandbox.runner(&["exec", path(&file)]), refused);
+    expect_bad_input(&sandbox.runner(&["exec", path(&fixture("probe-pattern")), "--gate", &format!("check={}", path(&file))]), refused);
+    expect_bad_input(&sandbox.runner(&["review", path(&file)]), refused);
+    expect_bad_input(&sandbox.runner(&["review", "pods-ready", "--against", path(&file)]), refused);
+}

@@ -165,3 +165,16 @@ fn a_mutation_whose_journal_line_cannot_be_written_is_not_made() {
     // Without the journal line the backend was never called: no `unavailable` from the absent lab.
     assert!(!text.contains("is not running"), "{text}");
 }
+
+#[test]
+fn run_info_tells_a_pattern_its_run_and_is_not_journaled() {
+    for (flags, dry_run) in [(&["--dry-run"][..], true), (&["--approve", "--allow", "kube:*", "--allow", "postgres:execute"][..], false)] {
+        let sandbox = Sandbox::new();
+        probe(&sandbox, flags);
+        let journal = sandbox.journal_lines();
+        let logged = |l: &Value| l["args"]["message"].as_str().filter(|m| m.starts_with("run-info:")).map(str::to_string);
+        let told = journal.iter().find_map(logged).expect("the probe logs what run-info told it");
+        assert_eq!(told, format!("run-info: id={} dry-run={dry_run} resumed=false", journal[0]["run"].as_str().unwrap()));
+        assert!(journal.iter().all(|l| !l["call"].as_str().unwrap().starts_with("run-info")), "run-info calls are not journaled");
+    }
+}

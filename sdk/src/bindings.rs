@@ -25,13 +25,14 @@ macro_rules! world_export {
             path: "../wit",
             world: $world,
             with: {
-                "runner:policy/types@0.1.0": crate::bindings::imports::runner::policy::types,
-                "runner:policy/kube-read@0.1.0": crate::bindings::imports::runner::policy::kube_read,
-                "runner:policy/postgres-read@0.1.0": crate::bindings::imports::runner::policy::postgres_read,
-                "runner:policy/redis-read@0.1.0": crate::bindings::imports::runner::policy::redis_read,
-                "runner:policy/mongo-read@0.1.0": crate::bindings::imports::runner::policy::mongo_read,
-                "runner:policy/report@0.1.0": crate::bindings::imports::runner::policy::report,
-                "runner:policy/clock@0.1.0": crate::bindings::imports::runner::policy::clock,
+                "runner:policy/types@0.2.0": crate::bindings::imports::runner::policy::types,
+                "runner:policy/kube-read@0.2.0": crate::bindings::imports::runner::policy::kube_read,
+                "runner:policy/postgres-read@0.2.0": crate::bindings::imports::runner::policy::postgres_read,
+                "runner:policy/redis-read@0.2.0": crate::bindings::imports::runner::policy::redis_read,
+                "runner:policy/mongo-read@0.2.0": crate::bindings::imports::runner::policy::mongo_read,
+                "runner:policy/report@0.2.0": crate::bindings::imports::runner::policy::report,
+                "runner:policy/clock@0.2.0": crate::bindings::imports::runner::policy::clock,
+                "runner:policy/run-info@0.2.0": crate::bindings::imports::runner::policy::run_info,
                 $($added)*
             },
             pub_export_macro: true,
@@ -51,11 +52,11 @@ pub mod gate {
 /// [`export_pattern!`](crate::export_pattern).
 pub mod pattern {
     world_export!("pattern", "export_pattern", "runner_sdk::bindings::pattern", {
-        "runner:policy/kube-write@0.1.0": crate::bindings::imports::runner::policy::kube_write,
-        "runner:policy/postgres-write@0.1.0": crate::bindings::imports::runner::policy::postgres_write,
-        "runner:policy/redis-write@0.1.0": crate::bindings::imports::runner::policy::redis_write,
-        "runner:policy/mongo-write@0.1.0": crate::bindings::imports::runner::policy::mongo_write,
-        "runner:policy/approval@0.1.0": crate::bindings::imports::runner::policy::approval,
-        "runner:policy/gates@0.1.0": crate::bindings::imports::runner::policy::gates,
+        "runner:policy/kube-write@0.2.0": crate::bindings::imports::runner::policy::kube_write,
+        "runner:policy/postgres-write@0.2.0": crate::bindings::imports::runner::policy::postgres_write,
+        "runner:policy/redis-write@0.2.0": crate::bindings::imports::runner::policy::redis_write,
+        "runner:policy/mongo-write@0.2.0": crate::bindings::imports::runner::policy::mongo_write,
+        "runner:policy/approval@0.2.0": crate::bindings::imports::runner::policy::approval,
+        "runner:policy/gates@0.2.0": crate::bindings::imports::runner::policy::gates,
     });
 }

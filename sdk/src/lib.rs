@@ -36,8 +36,13 @@
 //! `target/wasm32-wasip2/release/` is the component.
 //!
 //! A pattern adds steps ([`step`]), gates run as steps ([`gate_step`],
-//! [`preflight_gate`], [`GateCall`]) and waits that ride out a member's
-//! restart ([`wait_for`], [`Poll`]).
+//! [`preflight_gate`], [`GateCall`]), waits that ride out a member's
+//! restart ([`wait_for`], [`Poll`]) and what it is told about its run
+//! ([`run_info`], [`DryRun`]).
+//!
+//! The bindings are generated from contract `runner:policy@0.2.0`
+//! (`wit/policy.wit`); a runner that speaks another version refuses the
+//! component, naming both.
 
 #![warn(missing_docs)]
 
@@ -61,7 +66,7 @@ pub use bindings::imports::runner::policy::types::{Error, ErrorCode, Outcome, Ve
 
 /// Interfaces, by the names policies use.
 pub use bindings::imports::runner::policy::{
-    approval, clock, gates, kube_read as kube, kube_write, mongo_read, mongo_write, postgres_read, postgres_write, redis_read, redis_write, report,
+    approval, clock, gates, kube_read as kube, kube_write, mongo_read, mongo_write, postgres_read, postgres_write, redis_read, redis_write, report, run_info,
 };
 
 /// The gate world: implement [`gate::Guest`].

@@ -1,13 +1,12 @@
 //! A pattern's steps as the run report shows them, the gates it runs as
 //! steps, and how it ends.
 
-use std::cell::Cell;
-
 use serde_json::Value;
 
+use crate::gates::{self, GateResult};
 use crate::pattern::{PatternResult, PatternStatus};
 use crate::report::{self, StepOutcome};
-use crate::{Error, ErrorCode, Outcome, Verdict, gates};
+use crate::{Error, Outcome, Verdict, run_info};
 
 /// Run `body` as a named step of a pattern: begun, ended with its outcome,
 /// timed in the run report.
@@ -25,17 +24,23 @@ fn end_step(name: &str, failure: Option<&Error>) {
     }
 }
 
-/// What running the gate bound to a slot came to.
-///
-/// Contract 0.1 answers `gates.run` with a verdict or a host error; a gate
-/// that crashed or ran out of time arrives as an `internal` host error.
+/// What running the gate bound to a slot came to: [`gates::GateResult`]
+/// with pass and warn apart from fail.
 #[derive(Clone, Debug)]
 pub enum GateCall {
     /// The verdict is pass or warn.
     Passed(Verdict),
-    /// The verdict is fail.
+    /// The verdict is fail: the gate worked and says it is not safe to proceed.
     Failed(Verdict),
-    /// The gate gave no verdict: the host could not run it, or it did not finish.
+    /// The gate gave no verdict: its `evaluate` returned this error (the
+    /// gate's own code; the message names the gate).
+    Errored(Error),
+    /// The gate gave no verdict: the sandbox stopped it (deadline, memory,
+    /// trap or panic, output limit); the text names the gate and says which.
+    Stopped(String),
+    /// The host did not start the gate: the pattern lacks `gates:run:<slot>`
+    /// (`denied`), no gate is bound to the slot (`not-found`), or the gate
+    /// does not accept the input (`invalid`).
     Host(Error),
 }
 
@@ -43,31 +48,32 @@ impl GateCall {
     /// `gates.run` on `slot` with `input` (a JSON object).
     pub fn run(slot: &str, input: &str) -> GateCall {
         match gates::run(slot, input) {
-            Ok(verdict) if verdict.outcome == Outcome::Fail => GateCall::Failed(verdict),
-            Ok(verdict) => GateCall::Passed(verdict),
+            Ok(GateResult::Verdict(verdict)) if verdict.outcome == Outcome::Fail => GateCall::Failed(verdict),
+            Ok(GateResult::Verdict(verdict)) => GateCall::Passed(verdict),
+            Ok(GateResult::GateError(e)) => GateCall::Errored(e),
+            Ok(GateResult::Stopped(why)) => GateCall::Stopped(why),
             Err(e) => GateCall::Host(e),
         }
     }
 
     /// The passing verdict, or why there is none: a failing verdict becomes
-    /// an `internal` error quoting its reasons (`gate `post` failed: ...`).
+    /// an `internal` error quoting its reasons (`gate `post` failed: ...`),
+    /// a stopped gate an `internal` error quoting the sandbox; errors keep
+    /// their code.
     pub fn into_result(self, slot: &str) -> Result<Verdict, Error> {
         match self {
             GateCall::Passed(verdict) => Ok(verdict),
             GateCall::Failed(verdict) => Err(Error::internal(format!("gate `{slot}` failed: {}", verdict.reasons.join("; ")))),
-            GateCall::Host(e) => Err(e),
+            GateCall::Stopped(why) => Err(Error::internal(why)),
+            GateCall::Errored(e) | GateCall::Host(e) => Err(e),
         }
     }
 
-    /// Whether the gate stopped the run: it failed, or it gave no verdict
-    /// for a reason of its own. Contract 0.1 cannot tell a gate that crashed
-    /// from any other `internal` host error, so both count.
+    /// Whether the gate stopped the run: it failed, or it ran and could not
+    /// give a verdict. A gate the host did not start stopped nothing: that
+    /// is the pattern's or the operator's mistake, not the gate's answer.
     pub fn refused(&self) -> bool {
-        match self {
-            GateCall::Passed(_) => false,
-            GateCall::Failed(_) => true,
-            GateCall::Host(e) => e.code == ErrorCode::Internal,
-        }
+        !matches!(self, GateCall::Passed(_) | GateCall::Host(_))
     }
 }
 
@@ -93,8 +99,9 @@ pub fn gate_input(text: &str, defaults: &[(&str, Value)]) -> Result<String, Erro
 }
 
 /// The gate a pattern runs before it changes anything, as a step: `None`
-/// to go on, else how the run ends. A gate that refused ends it
-/// `rolled-back` with nothing changed; any other error ends it with that error.
+/// to go on, else how the run ends. A gate that refused ([`GateCall::refused`])
+/// ends it `rolled-back` with nothing changed; a gate the host did not start
+/// ends it with the host's error.
 pub fn preflight_gate(slot: &str, input: &str) -> Option<Result<PatternResult, Error>> {
     let call = gate_step(slot, input);
     let refused = call.refused();
@@ -117,39 +124,39 @@ impl PatternResult {
     }
 }
 
-/// Whether this run only plans its mutations (`runner exec --dry-run`).
-///
-/// Contract 0.1 does not say so; the host answers a planned merge patch with
-/// the patch itself, which has no `metadata.resourceVersion`, so the first
-/// patch answer tells. From then on a pattern skips its waits, since nothing
-/// it waits for will happen.
-#[derive(Debug, Default)]
-pub struct DryRun(Cell<bool>);
+/// Whether this run only plans its mutations (`runner exec --dry-run`), as
+/// `run-info.dry-run` says. In a dry run a pattern skips its waits, since
+/// nothing it waits for will happen, and plans the rest as if each step
+/// succeeded.
+#[derive(Clone, Copy, Debug)]
+pub struct DryRun(bool);
 
 impl DryRun {
-    /// Whether a planned mutation has been seen.
-    pub fn active(&self) -> bool {
-        self.0.get()
-    }
-
-    /// Look at the host's answer to a merge patch; the first planned one
-    /// makes the run a dry run (logged once).
-    pub fn notice(&self, patch_answer: &Value) {
-        if patch_answer["metadata"]["resourceVersion"].is_null() && !self.0.get() {
-            self.0.set(true);
+    /// Ask the host, once per run (the answer never changes); a dry run is
+    /// logged so the operator reads the plan for what it is.
+    pub fn of_this_run() -> Self {
+        let dry = run_info::dry_run();
+        if dry {
             report::log(report::Level::Info, "dry run: mutations are planned, not made; waits are skipped and the rest of the plan assumes each step succeeds");
         }
+        DryRun(dry)
+    }
+
+    /// Whether this is a dry run.
+    pub fn active(&self) -> bool {
+        self.0
     }
 
     /// What a pattern's summary adds in a dry run (empty otherwise).
     pub fn summary_note(&self) -> &'static str {
-        if self.0.get() { " (dry run: planned, not done)" } else { "" }
+        if self.0 { " (dry run: planned, not done)" } else { "" }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ErrorCode;
     use serde_json::json;
 
     #[test]
@@ -162,7 +169,7 @@ mod tests {
     }
 
     #[test]
-    fn a_failing_verdict_is_an_internal_error_naming_the_slot() {
+    fn only_a_verdict_is_an_answer_and_only_the_host_refuses_nothing() {
         let verdict = |outcome| Verdict { outcome, reasons: vec!["pg-1: lag 3 s".into(), "no backup".into()], evidence: "{}".into() };
         let failed = GateCall::Failed(verdict(Outcome::Fail));
         assert!(failed.refused());
@@ -171,8 +178,16 @@ mod tests {
         let passed = GateCall::Passed(verdict(Outcome::Warn));
         assert!(!passed.refused());
         assert_eq!(passed.into_result("post").unwrap().outcome, Outcome::Warn);
-        // Contract 0.1 reports a crashed gate as `internal`: it refuses like a failing one.
-        assert!(GateCall::Host(Error::internal("gate `post`: wasm trap")).refused());
+        // A gate that could not decide refuses whatever its code; the code stays.
+        let errored = GateCall::Errored(Error::new(ErrorCode::Unavailable, "gate `pg-preflight`: pg-1: connection refused"));
+        assert!(errored.refused());
+        assert_eq!(errored.into_result("preflight").unwrap_err().code, ErrorCode::Unavailable);
+        let stopped = GateCall::Stopped("gate `pg-preflight`: pg-preflight: stopped by the sandbox: deadline exceeded".into());
+        assert!(stopped.refused());
+        let e = stopped.into_result("preflight").unwrap_err();
+        assert_eq!((e.code, e.message.as_str()), (ErrorCode::Internal, "gate `pg-preflight`: pg-preflight: stopped by the sandbox: deadline exceeded"));
+        // The host's refusals, `internal` ones included, are the pattern's to report as errors.
         assert!(!GateCall::Host(Error::new(ErrorCode::Denied, "gates:run:post not granted")).refused());
+        assert!(!GateCall::Host(Error::internal("gate `pg-preflight`: cannot start wasmtime")).refused());
     }
 }

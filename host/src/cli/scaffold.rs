@@ -40,13 +40,20 @@ pub fn run(args: NewArgs) -> CommandResult {
         return Err(Failure::bad_input(format!("{}: already exists", dir.display())));
     }
     let sdk = args.sdk.clone().unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk"));
-    let sdk = sdk.canonicalize().ok().filter(|p| p.join("Cargo.toml").is_file()).ok_or_else(|| Failure::bad_input(format!("cannot find the runner SDK at {}; pass --sdk PATH", sdk.display())))?;
+    let sdk = sdk
+        .canonicalize()
+        .ok()
+        .filter(|p| p.join("Cargo.toml").is_file())
+        .ok_or_else(|| Failure::bad_input(format!("cannot find the runner SDK at {}; pass --sdk PATH", sdk.display())))?;
     let files = [
         ("Cargo.toml", cargo_toml(name, &sdk)),
-        ("src/lib.rs", match args.kind {
-            Kind::Gate => gate_source(name),
-            Kind::Pattern => pattern_source(name),
-        }),
+        (
+            "src/lib.rs",
+            match args.kind {
+                Kind::Gate => gate_source(name),
+                Kind::Pattern => pattern_source(name),
+            },
+        ),
         (".gitignore", "/target\n".to_string()),
     ];
     for (file, text) in files {
@@ -140,8 +147,9 @@ fn pattern_source(name: &str) -> String {
     format!(
         r##"//! Pattern `{name}`.
 
-use runner_sdk::pattern::{{PatternResult, PatternStatus}};
+use runner_sdk::pattern::PatternResult;
 use runner_sdk::prelude::*;
+use runner_sdk::{{DryRun, preflight_gate}};
 use serde::Deserialize;
 
 runner_sdk::manifest!(
@@ -184,13 +192,15 @@ struct Pattern;
 impl runner_sdk::pattern::Guest for Pattern {{
     fn run(config: String) -> Result<PatternResult, Error> {{
         let config: Config = parse_config(&config)?;
-        let verdict = step("preflight", "run the preflight gate", || runner_sdk::gates::run("preflight", "{{}}"))?;
-        if verdict.outcome == Outcome::Fail {{
-            return Err(Error::new(ErrorCode::Internal, format!("preflight failed: {{}}", verdict.reasons.join("; "))));
+        // A gate that fails, or cannot decide, ends the run rolled back with nothing changed.
+        if let Some(refused) = preflight_gate("preflight", "{{}}") {{
+            return refused;
         }}
+        // Under --dry-run the scale is only planned: say so rather than claim it was done.
+        let dry = DryRun::of_this_run();
         let statefulset = ObjectRef::named("apps/v1", "StatefulSet", &config.statefulset);
         step("scale", "scale the StatefulSet", || runner_sdk::kube_write::scale(&statefulset, config.replicas))?;
-        Ok(PatternResult {{ status: PatternStatus::Succeeded, summary: format!("{{}} scaled to {{}}", config.statefulset, config.replicas) }})
+        Ok(PatternResult::succeeded(format!("{{}} scaled to {{}}{{}}", config.statefulset, config.replicas, dry.summary_note())))
     }}
 }}
 

@@ -7,10 +7,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use super::{Engine, EngineError, Prepared};
+use crate::backends::{BackendError, ErrorCode};
 use crate::caps::Grants;
 use crate::imports::{GateRecord, GateRunner, HostState, RunContext};
-use crate::policy::{config, Policy};
-use crate::wit::{Error, ErrorCode, Outcome, Verdict};
+use crate::policy::{Policy, config};
+use crate::wit::{Error, GateResult, Outcome};
 
 /// The gates bound to a pattern's slots.
 pub struct SlotRunner {
@@ -36,42 +37,47 @@ impl SlotRunner {
     }
 }
 
-fn error(code: ErrorCode, message: String) -> Error {
-    Error { code, message }
-}
-
 #[async_trait::async_trait]
 impl GateRunner for SlotRunner {
-    async fn run_slot(&self, run: Arc<RunContext>, slot: &str, input: &str, deadline: Instant) -> Result<Verdict, Error> {
+    async fn run_slot(&self, run: Arc<RunContext>, slot: &str, input: &str, deadline: Instant) -> Result<GateResult, BackendError> {
         let Some(policy) = self.slots.get(slot) else {
             let known = self.slots.keys().cloned().collect::<Vec<_>>().join(", ");
-            return Err(error(ErrorCode::NotFound, format!("no gate bound to slot `{slot}` (slots: {known})")));
+            return Err(BackendError::new(ErrorCode::NotFound, format!("no gate bound to slot `{slot}` (slots: {known})")));
         };
         let name = policy.name().to_string();
-        let input: serde_json::Value = serde_json::from_str(input).map_err(|e| error(ErrorCode::Invalid, format!("gate input is not JSON: {e}")))?;
-        let config = config::merge_json(&policy.manifest.config, input).map_err(|e| error(ErrorCode::Invalid, format!("gate `{name}`: {e}")))?;
-        let prepared = self.prepare(slot, policy).map_err(|e| error(ErrorCode::Invalid, e.to_string()))?;
-        let host = HostState::new(prepared.name.clone(), Grants::read_only(policy.manifest.requested()), self.engine.limits().gate_deadline, Some(deadline), run.clone());
-        let result = self.engine.evaluate(&prepared, host, &config.to_string()).await;
-        let outcome = match &result {
-            Ok(Ok(verdict)) => match verdict.outcome {
-                Outcome::Pass => "pass",
-                Outcome::Warn => "warn",
-                Outcome::Fail => "fail",
-            },
-            _ => "error",
+        let invalid = |message: String| BackendError::new(ErrorCode::Invalid, message);
+        let input: serde_json::Value = serde_json::from_str(input).map_err(|e| invalid(format!("gate input is not JSON: {e}")))?;
+        let config = config::merge_json(&policy.manifest.config, input).map_err(|e| invalid(format!("gate `{name}`: {e}")))?;
+        let prepared = self.prepare(slot, policy).map_err(|e| invalid(e.to_string()))?;
+        let host = HostState::new(
+            prepared.name.clone(),
+            Grants::read_only(policy.manifest.requested()),
+            self.engine.limits().gate_deadline,
+            Some(deadline),
+            run.clone(),
+        );
+        // Each message names the gate: a pattern quotes it as it stands.
+        let result = match self.engine.evaluate(&prepared, host, &config.to_string()).await {
+            Ok(Ok(verdict)) => GateResult::Verdict(verdict),
+            Ok(Err(e)) => GateResult::GateError(Error { code: e.code, message: format!("gate `{name}`: {}", e.message) }),
+            Err(e @ EngineError::Stopped { .. }) => GateResult::Stopped(format!("gate `{name}`: {e}")),
+            Err(EngineError::Invalid(why)) => return Err(invalid(format!("gate `{name}`: {why}"))),
+            Err(EngineError::Host(why)) => return Err(BackendError::new(ErrorCode::Internal, format!("gate `{name}`: {why}"))),
         };
-        let reasons = match &result {
-            Ok(Ok(verdict)) => verdict.reasons.clone(),
-            Ok(Err(e)) => vec![e.message.clone()],
-            Err(e) => vec![e.to_string()],
+        let (outcome, reasons) = match &result {
+            GateResult::Verdict(verdict) => (outcome_name(verdict.outcome), verdict.reasons.clone()),
+            GateResult::GateError(Error { message, .. }) | GateResult::Stopped(message) => ("error", vec![message.clone()]),
         };
         tracing::info!(target: "policy", "[{name}] gate for slot {slot}: {outcome} {}", reasons.join("; "));
-        run.record.lock().unwrap_or_else(|p| p.into_inner()).gates.push(GateRecord { slot: slot.into(), gate: name.clone(), outcome: outcome.into(), reasons });
-        match result {
-            Ok(Ok(verdict)) => Ok(verdict),
-            Ok(Err(e)) => Err(error(e.code, format!("gate `{name}`: {}", e.message))),
-            Err(e) => Err(error(ErrorCode::Internal, format!("gate `{name}`: {e}"))),
-        }
+        run.record.lock().unwrap_or_else(|p| p.into_inner()).gates.push(GateRecord { slot: slot.into(), gate: name, outcome: outcome.into(), reasons });
+        Ok(result)
+    }
+}
+
+fn outcome_name(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::Pass => "pass",
+        Outcome::Warn => "warn",
+        Outcome::Fail => "fail",
     }
 }

@@ -11,6 +11,7 @@ mod databases;
 mod gates;
 mod kube;
 mod report;
+mod run_info;
 
 pub(crate) use report::truncate;
 
@@ -24,7 +25,7 @@ use serde_json::Value;
 use crate::backends::{BackendError, BackendResult, Backends, ErrorCode as BackendCode};
 use crate::caps::{calls, Decision, Grants};
 use crate::domain::names::InvalidName;
-use crate::journal::{redact, Entry, Journal};
+use crate::journal::{new_run_id, redact, Entry, Journal};
 use crate::session::{Answer, Session, Step};
 use crate::wit::pattern::runner::policy::types;
 use crate::wit::{Error, ErrorCode};
@@ -49,12 +50,27 @@ pub struct RunContext {
     pub record: Mutex<RunRecord>,
     /// Record the run's calls, or answer them from a recorded session.
     pub session: Session,
+    /// The run's id, as `run-info.id` answers it: the journal's, or a new one
+    /// when the journal is disabled.
+    pub run_id: String,
+    /// Whether this run resumes an earlier one (`run-info.resumed`).
+    pub resumed: bool,
 }
 
 impl RunContext {
     /// A context for one run.
     pub fn new(journal: Journal, backends: Backends, dry_run: bool, approval: Approval) -> Self {
-        RunContext { journal, backends, dry_run, approval, gates: None, record: Mutex::default(), session: Session::off() }
+        // One id for the journal's lines and for what components are told.
+        let run_id = if journal.run_id().is_empty() { new_run_id("run") } else { journal.run_id().to_string() };
+        RunContext { journal, backends, dry_run, approval, gates: None, record: Mutex::default(), session: Session::off(), run_id, resumed: false }
+    }
+
+    /// Make this the continuation of the earlier run `run_id` (or a fresh
+    /// run with that id, `resumed` false). Open the journal with the same id:
+    /// it keeps the one it was opened with.
+    pub fn set_run(&mut self, run_id: String, resumed: bool) {
+        self.run_id = run_id;
+        self.resumed = resumed;
     }
 
     fn record(&self) -> std::sync::MutexGuard<'_, RunRecord> {

@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use wasmparser::{Encoding, Parser, Payload};
 
 use crate::caps::ImportReport;
+use crate::wit::CONTRACT_VERSION;
 pub use manifest::{Manifest, World};
 
 /// Why a policy could not be loaded. All of these are bad input (exit 2).
@@ -27,6 +28,10 @@ pub enum PolicyError {
     Corrupt { path: PathBuf, reason: String },
     #[error("{path}: {source}")]
     Manifest { path: PathBuf, source: manifest::ManifestError },
+    #[error(
+        "{path}: built for contract runner:policy@{built_for}, but this runner speaks runner:policy@{speaks}: rebuild it with the runner SDK of this runner"
+    )]
+    Contract { path: PathBuf, built_for: String, speaks: &'static str },
     #[error("{path}: imports the host cannot provide: {imports}")]
     UnknownImports { path: PathBuf, imports: String },
     #[error("{path}: manifest says world `{world}` but the component {reason}")]
@@ -74,7 +79,14 @@ impl Policy {
             return Err(PolicyError::CoreModule(path));
         }
         let inspected = inspect(&bytes).map_err(|reason| PolicyError::Corrupt { path: path.clone(), reason })?;
-        let text = inspected.manifest.ok_or(manifest::ManifestError::Missing).and_then(|raw| String::from_utf8(raw).map_err(|_| manifest::ManifestError::NotText));
+        // Before anything else: a component of another contract would only
+        // fail later with a confusing mismatch of imports or exports.
+        let foreign: Vec<&str> = inspected.contracts.iter().map(String::as_str).filter(|v| *v != CONTRACT_VERSION).collect();
+        if !foreign.is_empty() {
+            return Err(PolicyError::Contract { path, built_for: foreign.join(", "), speaks: CONTRACT_VERSION });
+        }
+        let text =
+            inspected.manifest.ok_or(manifest::ManifestError::Missing).and_then(|raw| String::from_utf8(raw).map_err(|_| manifest::ManifestError::NotText));
         let manifest = text.and_then(|t| Manifest::parse(&t)).map_err(|source| PolicyError::Manifest { path: path.clone(), source })?;
         let import_report = ImportReport::new(&inspected.imports, &manifest.requested());
         if !import_report.unknown.is_empty() {
@@ -115,6 +127,9 @@ struct Inspected {
     imports: Vec<String>,
     exports: Vec<String>,
     manifest: Option<Vec<u8>>,
+    /// Every `runner:policy` version the component imports, type-only
+    /// imports included (a gate that calls nothing still imports `types`).
+    contracts: std::collections::BTreeSet<String>,
 }
 
 fn inspect(bytes: &[u8]) -> Result<Inspected, String> {
@@ -130,7 +145,7 @@ fn inspect(bytes: &[u8]) -> Result<Inspected, String> {
         wasmparser::ComponentTypeRef::Type(_) => false,
         _ => true,
     };
-    let mut found = Inspected { imports: Vec::new(), exports: Vec::new(), manifest: None };
+    let mut found = Inspected { imports: Vec::new(), exports: Vec::new(), manifest: None, contracts: Default::default() };
     // Nested modules and components each end with their own `End`.
     let mut depth = 0usize;
     for payload in Parser::new(0).parse_all(bytes) {
@@ -141,6 +156,9 @@ fn inspect(bytes: &[u8]) -> Result<Inspected, String> {
             Payload::ComponentImportSection(reader) if depth == 0 => {
                 for import in reader {
                     let import = import.map_err(|e| e.to_string())?;
+                    if let Some((_, version)) = import.name.name.strip_prefix("runner:policy/").and_then(|rest| rest.split_once('@')) {
+                        found.contracts.insert(version.to_string());
+                    }
                     if callable(&import.ty) {
                         found.imports.push(import.name.name.to_string());
                     }
@@ -211,4 +229,47 @@ pub fn default_search_path() -> Vec<PathBuf> {
         dirs.push(data.join("runner/policies"));
     }
     dirs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A gate component importing `interfaces` (WAT instance imports), with a
+    /// manifest; only inspected, never run, so `evaluate` need not be typed.
+    fn gate(interfaces: &str) -> Vec<u8> {
+        let manifest = "name = \"odd\"\nversion = \"0.1.0\"\nworld = \"gate\"\n";
+        let wat = format!(
+            r#"(component
+                {interfaces}
+                (core module $m (func (export "f")))
+                (core instance $i (instantiate $m))
+                (func (export "evaluate") (canon lift (core func $i "f")))
+                (@custom "{SECTION}" "{manifest}")
+            )"#,
+            SECTION = manifest::SECTION,
+            manifest = manifest.replace('"', "\\\"").replace('\n', "\\n"),
+        );
+        wat::parse_str(wat).unwrap()
+    }
+
+    #[test]
+    fn a_component_of_another_contract_is_refused_naming_both_versions() {
+        // A gate that calls nothing still imports the types of the contract it was built for.
+        let old = gate(r#"(import "runner:policy/types@0.1.0" (instance))"#);
+        let err = Policy::from_bytes(Path::new("old.wasm"), old).unwrap_err();
+        assert!(matches!(err, PolicyError::Contract { .. }), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "old.wasm: built for contract runner:policy@0.1.0, but this runner speaks runner:policy@0.2.0: rebuild it with the runner SDK of this runner"
+        );
+    }
+
+    #[test]
+    fn run_info_is_an_interface_of_both_worlds_that_needs_no_capability() {
+        let imports = r#"(import "runner:policy/run-info@0.2.0" (instance (export "dry-run" (func (result bool)))))"#;
+        let policy = Policy::from_bytes(Path::new("new.wasm"), gate(imports)).unwrap();
+        assert_eq!(policy.import_report.policy_interfaces, vec!["run-info"]);
+        assert!(policy.import_report.mismatches().is_empty(), "{:?}", policy.import_report.mismatches());
+    }
 }

@@ -44,9 +44,8 @@ impl PoolPin {
     }
 
     /// The step `pin-upgraded-pool`: patch `set` to the pool with
-    /// updateStrategy OnDelete, `original` kept in the annotation. Returns
-    /// the host's answer (in a dry run, the patch itself).
-    pub fn apply(&self, set: &StatefulSet, original: &Value) -> Result<Value, Error> {
+    /// updateStrategy OnDelete, `original` kept in the annotation.
+    pub fn apply(&self, set: &StatefulSet, original: &Value) -> Result<(), Error> {
         let body = json!({
             "metadata": {"annotations": {self.annotation: original.to_string()}},
             "spec": {
@@ -55,7 +54,7 @@ impl PoolPin {
                 "template": {"spec": {"nodeSelector": {&self.label: &self.pool}}},
             },
         });
-        step("pin-upgraded-pool", &format!("nodeSelector {}={}, updateStrategy OnDelete", self.label, self.pool), || set.patch(&body))
+        step("pin-upgraded-pool", &format!("nodeSelector {}={}, updateStrategy OnDelete", self.label, self.pool), || set.patch(&body).map(drop))
     }
 
     /// The patch that ends a finished pin: `update_strategy` back, the

@@ -92,7 +92,7 @@ pub struct Ctx {
     pub rejoin_timeout_ms: u64,
     pub promote_timeout_ms: u64,
     pub write_timeout_ms: u64,
-    /// From the first planned mutation on, nothing waits for a change that will not happen.
+    /// In a dry run nothing waits for a change that will not happen.
     pub dry: DryRun,
 }
 
@@ -118,7 +118,7 @@ impl Ctx {
             rejoin_timeout_ms: settings.rejoin_timeout,
             promote_timeout_ms: settings.promote_timeout,
             write_timeout_ms: settings.write_timeout,
-            dry: DryRun::default(),
+            dry: DryRun::of_this_run(),
         })
     }
 
@@ -164,11 +164,9 @@ impl Ctx {
         self.set.pod(name)
     }
 
-    /// A merge patch; its answer tells a dry run apart.
+    /// A merge patch; returns the host's answer.
     pub fn patch(&self, object: &ObjectRef, body: &Value) -> Result<Value, Error> {
-        let answer = merge_patch(object, body)?;
-        self.dry.notice(&answer);
-        Ok(answer)
+        merge_patch(object, body)
     }
 
     /// Point the primary Service at `member`.

@@ -142,16 +142,9 @@ impl Cascade<'_> {
                 &format!("resuming an earlier run: StatefulSet {} is already pinned (annotation {ANNOTATION})", self.cfg.members.name),
             );
         }
-        let answer = self.pin.apply(&self.cfg.members, &original)?;
-        self.dry.notice(&answer);
+        self.pin.apply(&self.cfg.members, &original)?;
         self.original = original;
         self.pinned = true;
-        Ok(())
-    }
-
-    /// A merge patch of the StatefulSet; its answer tells a dry run apart.
-    fn patch_set(&self, body: &Value) -> Result<(), Error> {
-        self.dry.notice(&self.cfg.members.patch(body)?);
         Ok(())
     }
 
@@ -196,7 +189,7 @@ impl Cascade<'_> {
             last = Some((action, snapshot));
         }
         let body = self.pin.release_body(&self.original["updateStrategy"]);
-        step("restore-update-strategy", "put back the original updateStrategy", || self.patch_set(&body))?;
+        step("restore-update-strategy", "put back the original updateStrategy", || self.cfg.members.patch(&body))?;
         Ok(if self.done.is_empty() { "every member already ran on the upgraded pool".into() } else { self.done.join("; ") })
     }
 
@@ -371,7 +364,7 @@ impl Cascade<'_> {
         let restored = step("rollback", "unfreeze frozen members; restore the StatefulSet if nothing was moved yet", || {
             let mut notes = self.unfreeze();
             if self.pinned && !self.disturbed {
-                self.patch_set(&self.pin.restore_body(&self.original))?;
+                self.cfg.members.patch(&self.pin.restore_body(&self.original))?;
                 notes.push("StatefulSet nodeSelector and updateStrategy restored".into());
             } else if self.pinned {
                 notes.push(format!(
@@ -433,7 +426,7 @@ impl runner_sdk::pattern::Guest for StepDownCascade {
         let mut cascade = Cascade {
             cfg: &cfg,
             pin,
-            dry: DryRun::default(),
+            dry: DryRun::of_this_run(),
             frozen: RefCell::default(),
             original: Value::Null,
             pinned: false,

@@ -87,8 +87,7 @@ impl Rotation<'_> {
             original["replicas"] = json!(set.replicas);
         }
         let target = if self.cfg.replicas > 0 { self.cfg.replicas as u32 } else { original["replicas"].as_u64().unwrap_or(set.replicas as u64) as u32 };
-        let answer = self.pin.apply(&self.ctx.set, &original)?;
-        self.ctx.dry.notice(&answer);
+        self.pin.apply(&self.ctx.set, &original)?;
         self.progress.original = original;
         self.progress.pinned = true;
         Ok(target)

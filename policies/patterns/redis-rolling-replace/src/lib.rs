@@ -112,8 +112,7 @@ impl Run<'_> {
     fn pin_members(&mut self) -> Result<(), Error> {
         let set = self.cfg.members.read()?;
         let (original, _) = self.pin.original(&set.object);
-        let answer = self.pin.apply(&self.cfg.members, &original)?;
-        self.dry.notice(&answer);
+        self.pin.apply(&self.cfg.members, &original)?;
         self.pinned = true;
         self.original = original;
         Ok(())
@@ -345,7 +344,7 @@ impl runner_sdk::pattern::Guest for RedisRollingReplace {
             set: Set::default(),
             pin,
             limits,
-            dry: DryRun::default(),
+            dry: DryRun::of_this_run(),
             pinned: false,
             original: Value::Null,
             done: Vec::new(),
