@@ -13,7 +13,7 @@ const MAX_LOG_LINE: usize = 4096;
 const MAX_NAME: usize = 256;
 /// Longest step description or detail kept.
 const MAX_TEXT: usize = 4096;
-/// Bytes of log lines one component may write in all (its stdout and stderr
+/// Bytes of log and step lines one component may have the host print in all (its stdout and stderr
 /// have `--output-limit` of their own).
 const MAX_LOGGED: usize = 16 << 20;
 /// Steps and metrics a run keeps in its report; past them the run stops,
@@ -21,6 +21,16 @@ const MAX_LOGGED: usize = 16 << 20;
 const MAX_ENTRIES: usize = 10_000;
 
 impl HostState {
+    /// Count `bytes` the host is about to print for the component; stop it
+    /// once it has had its share.
+    fn print_budget(&mut self, bytes: usize) -> wasmtime::Result<()> {
+        self.logged += bytes;
+        if self.logged > MAX_LOGGED {
+            return Err(super::Stop::Limit(format!("output limit exceeded: the component had the host print more than {MAX_LOGGED} bytes of log and step lines")).into());
+        }
+        Ok(())
+    }
+
     /// Stop a component that has filled its report.
     fn within_report_bound(&self, what: &str, kept: usize) -> wasmtime::Result<()> {
         if kept >= MAX_ENTRIES {
@@ -34,10 +44,7 @@ impl report::Host for HostState {
     fn log(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
         let started = Instant::now();
         let message = truncate(message, MAX_LOG_LINE, " [truncated]");
-        self.logged += message.len();
-        if self.logged > MAX_LOGGED {
-            return Err(super::Stop::Limit(format!("output limit exceeded: the component logged more than {MAX_LOGGED} bytes through report.log")).into());
-        }
+        self.print_budget(message.len())?;
         let component = &*self.component;
         match level {
             Level::Debug => tracing::debug!(target: "policy", "[{component}] {message}"),
@@ -52,6 +59,7 @@ impl report::Host for HostState {
         let started = Instant::now();
         let (name, description) = (truncate(name, MAX_NAME, "…"), truncate(description, MAX_TEXT, " [truncated]"));
         self.within_report_bound("steps", self.run.record().steps.len())?;
+        self.print_budget(name.len() + description.len())?;
         tracing::info!(target: "policy", "[{}] step {name}: {description}", self.component);
         let args = json!({"name": name, "description": description});
         self.run.record().steps.push(StepRecord {
@@ -69,6 +77,7 @@ impl report::Host for HostState {
     fn step_end(&mut self, name: String, outcome: StepOutcome, detail: String) -> wasmtime::Result<()> {
         let started = Instant::now();
         let (name, detail) = (truncate(name, MAX_NAME, "…"), truncate(detail, MAX_TEXT, " [truncated]"));
+        self.print_budget(name.len() + detail.len())?;
         let outcome = match outcome {
             StepOutcome::Succeeded => "succeeded",
             StepOutcome::Failed => "failed",
@@ -120,6 +129,8 @@ pub(crate) fn truncate(mut text: String, max: usize, marker: &str) -> String {
         }
         text.truncate(cut);
         text.push_str(marker);
+        // A kept string must not keep the megabytes it was cut from.
+        text.shrink_to_fit();
     }
     text
 }

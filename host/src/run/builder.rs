@@ -448,13 +448,14 @@ impl Run {
         let probe = probe.map(WriteProbe::finish);
         let journal_lost = self.context.journal.flush().err();
         session::close(&self.context.session, self.record.as_deref(), self.replay.as_deref(), &self.policy, &self.config, self.gate_names, self.recorded_at)?;
-        // A run whose record is incomplete did not succeed, whatever it answered.
+        let mut ending = ending?;
+        // A run whose record is incomplete did not succeed, whatever it answered
+        // (a run the sandbox stopped has said so above, naming the first loss).
         if let Some(e) = journal_lost {
             let path = self.context.journal.path().map(|p| p.display().to_string()).unwrap_or_default();
             return Err(Failure::new(Exit::Sandbox, format!("cannot write the journal {path} ({e}): the run's record is incomplete")));
         }
         let record = self.context.record.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let mut ending = ending?;
         ending.settle(&record, probe.as_ref());
         let journal = self.context.journal.path().map(std::path::Path::to_path_buf);
         Ok(RunReport {
