@@ -13,7 +13,7 @@ use common::lab::*;
 use common::*;
 use runner::backends::{BackendResult, DrainOptions, ErrorCode, Kube, KubeBackend, ListOptions, ObjectRef, PatchType, WaitFor};
 use runner::target::Target;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 /// A lab with a Kubernetes backend connected to it.
 struct KubeLab {
@@ -75,7 +75,13 @@ fn object(api_version: &str, kind: &str, name: &str) -> ObjectRef {
 }
 
 fn pods(labels: Option<&str>, fields: Option<&str>, namespace: Option<&str>) -> ListOptions {
-    ListOptions { api_version: "v1".into(), kind: "Pod".into(), namespace: namespace.map(str::to_string), label_selector: labels.map(str::to_string), field_selector: fields.map(str::to_string) }
+    ListOptions {
+        api_version: "v1".into(),
+        kind: "Pod".into(),
+        namespace: namespace.map(str::to_string),
+        label_selector: labels.map(str::to_string),
+        field_selector: fields.map(str::to_string),
+    }
 }
 
 /// A Pod the lab's kubelet will not run (it runs only postgres and redis
@@ -120,7 +126,13 @@ fn every_kube_import_against_the_lab() {
     assert_eq!(list(pods(Some("app=postgres"), Some(&format!("spec.nodeName={node_name}")), None)).len(), 1);
     assert_eq!(list(pods(Some("app=postgres,statefulset.kubernetes.io/pod-name!=postgres-cluster-0"), None, Some("*"))).len(), 2);
     assert!(list(pods(Some("app=postgres"), None, Some("kube-system"))).is_empty());
-    let upgraded = list(ListOptions { api_version: "v1".into(), kind: "Node".into(), namespace: None, label_selector: Some("agentpool=upgraded-pool".into()), field_selector: None });
+    let upgraded = list(ListOptions {
+        api_version: "v1".into(),
+        kind: "Node".into(),
+        namespace: None,
+        label_selector: Some("agentpool=upgraded-pool".into()),
+        field_selector: None,
+    });
     assert_eq!(upgraded.len(), 3);
 
     // Errors carry the API server's own Status message and map to the WIT codes.
@@ -143,7 +155,8 @@ fn every_kube_import_against_the_lab() {
     let svc = object("v1", "Service", "postgres-replicas");
     lab.block(kube.patch(&svc, PatchType::Merge, r#"{"metadata":{"labels":{"merged":"yes"}}}"#)).unwrap();
     lab.block(kube.patch(&svc, PatchType::Json, r#"[{"op":"add","path":"/metadata/annotations","value":{"json":"yes"}}]"#)).unwrap();
-    let patched: Value = serde_json::from_str(&lab.block(kube.patch(&svc, PatchType::Strategic, r#"{"metadata":{"labels":{"strategic":"yes"}}}"#)).unwrap()).unwrap();
+    let patched: Value =
+        serde_json::from_str(&lab.block(kube.patch(&svc, PatchType::Strategic, r#"{"metadata":{"labels":{"strategic":"yes"}}}"#)).unwrap()).unwrap();
     assert_eq!(patched["metadata"]["labels"]["merged"], "yes");
     assert_eq!(lab.field(&["svc", "postgres-replicas"], ".metadata.labels.strategic"), "yes");
     assert_eq!(lab.field(&["svc", "postgres-replicas"], ".metadata.annotations.json"), "yes");
@@ -171,7 +184,9 @@ fn every_kube_import_against_the_lab() {
     lab.block(kube.wait_for(&object("v1", "Pod", "postgres-cluster-0"), &ready, 30_000)).unwrap();
     assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
     let started = Instant::now();
-    let never = lab.block(kube.wait_for(&object("v1", "Pod", "postgres-cluster-0"), &WaitFor::Condition { condition_type: "Ready".into(), status: "False".into() }, 1500)).unwrap_err();
+    let never = lab
+        .block(kube.wait_for(&object("v1", "Pod", "postgres-cluster-0"), &WaitFor::Condition { condition_type: "Ready".into(), status: "False".into() }, 1500))
+        .unwrap_err();
     assert_eq!(never.code, ErrorCode::Timeout);
     assert!(never.message.contains("last Ready=True"), "{}", never.message);
     assert!(started.elapsed() >= Duration::from_millis(1500) && started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
@@ -249,7 +264,16 @@ fn every_kube_import_against_the_lab() {
     // target check: complete on the lab; a file says what is missing; bad files and no lab.
     let output = lab.runner(&["target", "check"]);
     let text = expect_exit(&output, 0);
-    for expected in ["API server v1.32", "pool upgraded-pool", "kubelet v1.30.5", "member postgres-cluster-0", "primary Service postgres-primary", "-> postgres-cluster-0", "Secret postgres-credentials key password: present", "COMPLETE"] {
+    for expected in [
+        "API server v1.32",
+        "pool upgraded-pool",
+        "kubelet v1.30.5",
+        "member postgres-cluster-0",
+        "primary Service postgres-primary",
+        "-> postgres-cluster-0",
+        "Secret postgres-credentials key password: present",
+        "COMPLETE",
+    ] {
         assert!(text.contains(expected), "`{expected}` missing:\n{text}");
     }
     let password = lab.field(&["secret", "postgres-credentials"], ".data.password");
@@ -278,9 +302,15 @@ fn every_kube_import_against_the_lab() {
 
     // An API server that is not there: `unavailable`.
     let dead = lab.dir.path().join("dead-kubeconfig");
-    std::fs::write(&dead, std::fs::read_to_string(lab.kubeconfig()).unwrap().replace(&format!(":{}", std::fs::read_to_string(lab.dir.path().join("port")).unwrap().trim()), ":1")).unwrap();
+    std::fs::write(
+        &dead,
+        std::fs::read_to_string(lab.kubeconfig()).unwrap().replace(&format!(":{}", std::fs::read_to_string(lab.dir.path().join("port")).unwrap().trim()), ":1"),
+    )
+    .unwrap();
     std::fs::write(&target, format!("kubeconfig: {}\n", dead.display())).unwrap();
-    let unreachable = lab.block(async { runner::backends::kube::connect(&Target::from_arg(path(&target)).unwrap()).await.unwrap().get(&object("v1", "Pod", "x")).await }).unwrap_err();
+    let unreachable = lab
+        .block(async { runner::backends::kube::connect(&Target::from_arg(path(&target)).unwrap()).await.unwrap().get(&object("v1", "Pod", "x")).await })
+        .unwrap_err();
     assert_eq!(unreachable.code, ErrorCode::Unavailable, "{}", unreachable.message);
     expect_exit(&lab.runner(&["exec", "pods-ready", "--target", path(&target)]), 4);
     expect_exit(&lab.runner(&["target", "check", path(&target)]), 4);

@@ -50,7 +50,8 @@ fn postgres_lab_with_kubectl_and_psql() {
     let standby_ip = lab.pod_field("postgres-cluster-1", ".status.podIP");
     assert_eq!(psql(&standby_ip, &password, "SELECT pg_is_in_recovery()").unwrap(), "t");
     assert_eq!(eventually("the row reaches the standby", Duration::from_secs(10), || psql(&standby_ip, &password, "SELECT n FROM lab_probe").ok()), "42");
-    let replication = psql(&primary, &password, "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming' AND sync_state IN ('sync', 'quorum')").unwrap();
+    let replication =
+        psql(&primary, &password, "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming' AND sync_state IN ('sync', 'quorum')").unwrap();
     assert_eq!(replication, "2");
     assert_eq!(psql(&primary, &password, "SHOW synchronous_standby_names").unwrap(), "ANY 1 (*)");
 
@@ -78,9 +79,20 @@ fn postgres_lab_with_kubectl_and_psql() {
 
     // A selector patch re-points the Service to the other member.
     lab.kubectl(&["patch", "svc", "postgres-primary", "-p", r#"{"spec":{"selector":{"statefulset.kubernetes.io/pod-name":"postgres-cluster-1"}}}"#]);
-    eventually("the Service reaches postgres-cluster-1", Duration::from_secs(10), || (psql(&primary, &password, "SELECT pg_is_in_recovery()").ok()? == "t").then_some(()));
-    lab.kubectl(&["patch", "svc", "postgres-primary", "--type=json", "-p", r#"[{"op":"replace","path":"/spec/selector/statefulset.kubernetes.io~1pod-name","value":"postgres-cluster-0"}]"#]);
-    eventually("the Service reaches the primary again", Duration::from_secs(10), || (psql(&primary, &password, "SELECT pg_is_in_recovery()").ok()? == "f").then_some(()));
+    eventually("the Service reaches postgres-cluster-1", Duration::from_secs(10), || {
+        (psql(&primary, &password, "SELECT pg_is_in_recovery()").ok()? == "t").then_some(())
+    });
+    lab.kubectl(&[
+        "patch",
+        "svc",
+        "postgres-primary",
+        "--type=json",
+        "-p",
+        r#"[{"op":"replace","path":"/spec/selector/statefulset.kubernetes.io~1pod-name","value":"postgres-cluster-0"}]"#,
+    ]);
+    eventually("the Service reaches the primary again", Duration::from_secs(10), || {
+        (psql(&primary, &password, "SELECT pg_is_in_recovery()").ok()? == "f").then_some(())
+    });
 
     // Delete a Pod: the StatefulSet brings it back with a new uid, the same volume, and it streams again.
     let uid = lab.pod_field("postgres-cluster-2", ".metadata.uid");
@@ -94,9 +106,13 @@ fn postgres_lab_with_kubectl_and_psql() {
     // Scaling up clones a real member: a third standby streams from the primary; scaling down removes it.
     lab.kubectl(&["scale", "sts", "postgres-cluster", "--replicas=4"]);
     lab.kubectl(&["wait", "--for=condition=ready", "pod/postgres-cluster-3", "--timeout=120s"]);
-    eventually("three standbys streaming", Duration::from_secs(30), || (psql(&primary, &password, "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'").ok()? == "3").then_some(()));
+    eventually("three standbys streaming", Duration::from_secs(30), || {
+        (psql(&primary, &password, "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'").ok()? == "3").then_some(())
+    });
     lab.kubectl(&["scale", "sts", "postgres-cluster", "--replicas=3"]);
-    eventually("postgres-cluster-3 removed", Duration::from_secs(60), || (!lab.kubectl_raw(&["get", "pod", "postgres-cluster-3"]).status.success()).then_some(()));
+    eventually("postgres-cluster-3 removed", Duration::from_secs(60), || {
+        (!lab.kubectl_raw(&["get", "pod", "postgres-cluster-3"]).status.success()).then_some(())
+    });
 
     // A Pod no Node can take stays Pending with the scheduler's reason.
     let stuck = lab.dir.path().join("stuck.json");

@@ -34,7 +34,8 @@ fn the_gate_reaches_members_through_a_target_file_and_names_each_unreachable_one
     )
     .unwrap();
     let journal = lab.dir.path().join("journal.jsonl");
-    let output = lab.runner(&["exec", "mongo-replset-healthy", "--target", path(&target), "--config", "statefulset=postgres-cluster", "--journal", path(&journal)]);
+    let output =
+        lab.runner(&["exec", "mongo-replset-healthy", "--target", path(&target), "--config", "statefulset=postgres-cluster", "--journal", path(&journal)]);
     let text = expect_exit(&output, 4);
     assert!(text.contains("FAIL"), "{text}");
     for n in 0..3 {
@@ -93,7 +94,9 @@ fn without_mongod_the_lab_and_the_demo_refuse_and_say_how_to_install_it() {
 #[test]
 fn the_demo_steps_down_a_real_replica_set_and_loses_no_majority_acknowledged_write() {
     let Some(mongod) = mongod() else {
-        eprintln!("skipped: mongod is not installed (MongoDB is not packaged by Debian); this opt-in test runs where it is on PATH or in RUNNER_LAB_MONGO_BIN_DIR");
+        eprintln!(
+            "skipped: mongod is not installed (MongoDB is not packaged by Debian); this opt-in test runs where it is on PATH or in RUNNER_LAB_MONGO_BIN_DIR"
+        );
         return;
     };
     eprintln!("running against {}", mongod.display());

@@ -109,12 +109,16 @@ fn each_failing_preflight_check_stops_the_wheel_before_any_change() {
     let primary = lab.pg_primary();
     lab.psql(&primary, "ALTER SYSTEM SET synchronous_standby_names = ''").unwrap();
     lab.psql(&primary, "SELECT pg_reload_conf()").unwrap();
-    eventually("standbys asynchronous", Duration::from_secs(20), || (lab.psql(&primary, "SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'async'").ok()? == "2").then_some(()));
+    eventually("standbys asynchronous", Duration::from_secs(20), || {
+        (lab.psql(&primary, "SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'async'").ok()? == "2").then_some(())
+    });
     let output = wheel("async", &[]);
     assert_stopped_before_any_change(&lab, &output, &journal("async"), "0 standby(s) in sync or quorum state");
     lab.psql(&primary, "ALTER SYSTEM RESET synchronous_standby_names").unwrap();
     lab.psql(&primary, "SELECT pg_reload_conf()").unwrap();
-    eventually("standbys synchronous again", Duration::from_secs(20), || (lab.psql(&primary, "SELECT count(*) FROM pg_stat_replication WHERE sync_state IN ('sync', 'quorum')").ok()? == "2").then_some(()));
+    eventually("standbys synchronous again", Duration::from_secs(20), || {
+        (lab.psql(&primary, "SELECT count(*) FROM pg_stat_replication WHERE sync_state IN ('sync', 'quorum')").ok()? == "2").then_some(())
+    });
 
     // Replay lag: one standby stops replaying while the primary writes.
     let lagging = if primary == "postgres-cluster-1" { "postgres-cluster-2" } else { "postgres-cluster-1" };
@@ -160,7 +164,9 @@ fn a_new_member_killed_while_it_syncs_rolls_back_with_the_cluster_serving() {
     // Still serving, from the same primary, with three members.
     assert_eq!(lab.pg_primary(), primary);
     lab.psql("svc/postgres-primary", "INSERT INTO runner_probe (run, seq) VALUES ('after-rollback', 1)").unwrap();
-    eventually("scaled back to 3", Duration::from_secs(60), || (lab.kubectl(&["get", "pods", "-l", "app=postgres", "-o", "name"]).lines().count() == 3).then_some(()));
+    eventually("scaled back to 3", Duration::from_secs(60), || {
+        (lab.kubectl(&["get", "pods", "-l", "app=postgres", "-o", "name"]).lines().count() == 3).then_some(())
+    });
     assert_eq!(lab.kubectl(&["get", "sts", "postgres-cluster", "-o", "jsonpath={.spec.replicas}"]), "3");
 }
 
@@ -177,7 +183,20 @@ fn emergency_failover_after_the_primary_is_killed_keeps_every_acknowledged_write
     // SAFETY: killing a database server this test's lab started.
     unsafe { libc::kill(pid, libc::SIGKILL) };
     let journal = lab.dir.path().join("failover.jsonl");
-    let output = lab.runner(&["exec", "postgres-emergency-failover", "--allow", "kube:*", "--allow", "postgres:*", "--approve", "--output=json", "--journal", path(&journal), "--config", &format!("primary={old}")]);
+    let output = lab.runner(&[
+        "exec",
+        "postgres-emergency-failover",
+        "--allow",
+        "kube:*",
+        "--allow",
+        "postgres:*",
+        "--approve",
+        "--output=json",
+        "--journal",
+        path(&journal),
+        "--config",
+        &format!("primary={old}"),
+    ]);
     let report = json_of(&output);
     expect_exit(&output, 0);
     assert_eq!(report["outcome"], "succeeded", "{report:#}");
@@ -185,7 +204,9 @@ fn emergency_failover_after_the_primary_is_killed_keeps_every_acknowledged_write
     assert_ne!(new, old, "a standby took over");
     assert_eq!(lab.kubectl(&["get", "svc", "postgres-primary", "-o", "jsonpath={.spec.selector.statefulset\\.kubernetes\\.io/pod-name}"]), new);
     assert_eq!(lab.psql("svc/postgres-primary", "SELECT count(*) FROM acknowledged").unwrap(), "500", "no acknowledged write lost");
-    eventually("the old primary streams from the new one", Duration::from_secs(60), || (lab.psql(&old, "SELECT pg_is_in_recovery()").ok()? == "t" && streaming_standbys(&lab, &new) == "2").then_some(()));
+    eventually("the old primary streams from the new one", Duration::from_secs(60), || {
+        (lab.psql(&old, "SELECT pg_is_in_recovery()").ok()? == "t" && streaming_standbys(&lab, &new) == "2").then_some(())
+    });
     assert_eq!(lab.psql(&old, "SELECT count(*) FROM acknowledged").ok().as_deref(), Some("500"));
 }
 
@@ -195,7 +216,14 @@ fn bad_targets_fail_clearly_and_change_nothing() {
     assert!(lab.runner(&["lab", "--dir", path(lab.dir.path()), "backup"]).status.success());
     let target = |name: &str, database: &str| {
         let file = lab.dir.path().join(format!("{name}.yaml"));
-        std::fs::write(&file, format!("kubeconfig: {}\nnamespace: default\ndatabases:\n  postgres-cluster:\n    engine: postgres\n    primaryService: postgres-primary\n{database}", lab.kubeconfig().display())).unwrap();
+        std::fs::write(
+            &file,
+            format!(
+                "kubeconfig: {}\nnamespace: default\ndatabases:\n  postgres-cluster:\n    engine: postgres\n    primaryService: postgres-primary\n{database}",
+                lab.kubeconfig().display()
+            ),
+        )
+        .unwrap();
         file
     };
     let wheel = |target: &std::path::Path, journal: &std::path::Path, extra: &[&str]| {
@@ -230,7 +258,10 @@ fn bad_targets_fail_clearly_and_change_nothing() {
     };
     let text = expect_exit(&output, 4);
     assert!(text.contains("password authentication failed"), "{text}");
-    assert!(!text.contains("not-the-password") && !std::fs::read_to_string(&journal).unwrap_or_default().contains("not-the-password"), "the password never shows");
+    assert!(
+        !text.contains("not-the-password") && !std::fs::read_to_string(&journal).unwrap_or_default().contains("not-the-password"),
+        "the password never shows"
+    );
     assert!(mutations(&journal).is_empty());
 
     // A probe naming a database the target lacks is bad input, before anything runs.

@@ -31,7 +31,9 @@ fn env(name: &str) -> Option<String> {
 /// The cluster, or `None` (after saying why the test is skipped).
 fn cluster(test: &str) -> Option<Cluster> {
     let Some(kubeconfig) = env("RUNNER_TEST_KUBECONFIG") else {
-        println!("{test}: skipped: RUNNER_TEST_KUBECONFIG is not set (point it at a kind or AKS kubeconfig to run this suite; see the README, \"Testing against a real cluster\")");
+        println!(
+            "{test}: skipped: RUNNER_TEST_KUBECONFIG is not set (point it at a kind or AKS kubeconfig to run this suite; see the README, \"Testing against a real cluster\")"
+        );
         return None;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -69,7 +71,8 @@ impl Cluster {
         let mut args = vec!["exec", policy, "--target", path(&self.target), "--output", "json", "--journal", path(&journal)];
         args.extend_from_slice(extra);
         let output = self.runner(&args);
-        let report = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{policy}: no JSON report ({e}): {}{}", stdout(&output), stderr(&output)));
+        let report =
+            serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{policy}: no JSON report ({e}): {}{}", stdout(&output), stderr(&output)));
         (output, report)
     }
 }
@@ -90,7 +93,8 @@ fn bundled_gates_run_against_the_cluster() {
     let Some(cluster) = cluster("bundled_gates_run_against_the_cluster") else { return };
     let list = cluster.runner(&["list", "--output", "json"]);
     let policies: Value = serde_json::from_slice(&list.stdout).unwrap_or_else(|e| panic!("runner list ({e}): {}", stderr(&list)));
-    let gates: Vec<String> = policies.as_array().unwrap().iter().filter(|p| p["world"] == "gate").filter_map(|p| p["name"].as_str().map(str::to_string)).collect();
+    let gates: Vec<String> =
+        policies.as_array().unwrap().iter().filter(|p| p["world"] == "gate").filter_map(|p| p["name"].as_str().map(str::to_string)).collect();
     assert!(gates.contains(&"pods-ready".to_string()), "{policies}");
     for gate in &gates {
         let selector = format!("selector={}", cluster.selector);

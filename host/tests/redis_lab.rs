@@ -37,7 +37,9 @@ impl RedisLab {
     fn up(subnet: &str) -> RedisLab {
         let lab = Lab::up(&["--redis", "--subnet", subnet]);
         let rt = tokio::runtime::Runtime::new().unwrap();
-        let kube = Arc::new(rt.block_on(runner::backends::kube::connect(&Target::lab(lab.dir.path().to_path_buf()))).unwrap_or_else(|e| panic!("connect to the lab: {e}")));
+        let kube = Arc::new(
+            rt.block_on(runner::backends::kube::connect(&Target::lab(lab.dir.path().to_path_buf()))).unwrap_or_else(|e| panic!("connect to the lab: {e}")),
+        );
         let password = lab.password("redis-credentials");
         let lab = RedisLab { lab, rt, kube, password };
         // A freshly formed cluster takes a moment (more on a busy machine) until every replica is synced and every view agrees.
@@ -205,10 +207,18 @@ fn the_backend_reads_writes_and_maps_errors() {
 
     // A wrong password: denied, and the password never appears in the message.
     let secret = lab.dir.path().join("wrong-redis.json");
-    std::fs::write(&secret, r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"wrong-redis","namespace":"default"},"data":{"password":"bm90LXRoZS1wYXNzd29yZA=="}}"#).unwrap();
+    std::fs::write(
+        &secret,
+        r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"wrong-redis","namespace":"default"},"data":{"password":"bm90LXRoZS1wYXNzd29yZA=="}}"#,
+    )
+    .unwrap();
     lab.kubectl(&["create", "-f", path(&secret)]);
     let mut wrong = lab.target();
-    wrong.databases.iter_mut().filter(|d| d.name == "redis-cluster").for_each(|d| d.credentials = CredentialSource::Secret { name: "wrong-redis".into(), key: "password".into() });
+    wrong
+        .databases
+        .iter_mut()
+        .filter(|d| d.name == "redis-cluster")
+        .for_each(|d| d.credentials = CredentialSource::Secret { name: "wrong-redis".into(), key: "password".into() });
     let denied = lab.rt.block_on(lab.backends(&wrong).redis.command("redis-cluster-0", &["PING".to_string()])).unwrap_err();
     assert_eq!(denied.code, ErrorCode::Denied, "{denied}");
     assert!(!denied.message.contains("not-the-password") && !denied.message.contains(&lab.password), "{denied}");
@@ -275,7 +285,8 @@ fn run_with_probe(lab: &RedisLab, during: impl FnOnce(&RedisLab)) -> (runner::pr
     let probe = RedisProbe::start(lab.seeds(), Some(lab.password.clone()), 100).unwrap_or_else(|e| panic!("{e}"));
     let journal = lab.journal("pattern");
     let started = Instant::now();
-    let child = lab.command(&[&PATTERN[..], &["json", "--journal", path(&journal)]].concat())
+    let child = lab
+        .command(&[&PATTERN[..], &["json", "--journal", path(&journal)]].concat())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -325,7 +336,8 @@ fn a_master_killed_mid_run_loses_no_acknowledged_write() {
         let victim = eventually("a replica to be moved", Duration::from_secs(120), || {
             let pods = lab.pods();
             let moved = pods.iter().any(|p| p["spec"]["nodeName"].as_str().is_some_and(|n| n.contains("upgradedpool")) && pod_ready(p));
-            let master = pods.iter().find(|p| p["metadata"]["labels"]["role"] == "master" && p["spec"]["nodeName"].as_str().is_some_and(|n| n.contains("nodepool1")));
+            let master =
+                pods.iter().find(|p| p["metadata"]["labels"]["role"] == "master" && p["spec"]["nodeName"].as_str().is_some_and(|n| n.contains("nodepool1")));
             if moved { master.map(|m| m["status"]["podIP"].as_str().unwrap().to_string()) } else { None }
         });
         signal(server_pid(&victim), libc::SIGKILL);

@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 
 use common::lab::Lab;
 use common::*;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 fn policies() -> PathBuf {
     repo().join("policies")
@@ -24,11 +24,28 @@ fn every_bundled_test_case_passes() {
     let sandbox = Sandbox::new();
     let output = sandbox.runner(&["test", path(&policies())]);
     let out = expect_exit(&output, 0);
-    for case in ["gates/pods-ready/tests/all-ready", "gates/pods-ready/tests/one-pending", "gates/pg-preflight/tests/no-sync-standbys", "gates/pg-preflight/tests/replay-paused", "gates/pg-preflight/tests/stale-backup", "gates/pg-healthy/tests/service-on-replica", "patterns/postgres-ferris-wheel/tests/preflight-fails",
+    for case in [
+        "gates/pods-ready/tests/all-ready",
+        "gates/pods-ready/tests/one-pending",
+        "gates/pg-preflight/tests/no-sync-standbys",
+        "gates/pg-preflight/tests/replay-paused",
+        "gates/pg-preflight/tests/stale-backup",
+        "gates/pg-healthy/tests/service-on-replica",
+        "patterns/postgres-ferris-wheel/tests/preflight-fails",
         // Hand-written from MongoDB's documented reply shapes (no mongod here).
-        "gates/mongo-replset-healthy/tests/healthy", "gates/mongo-replset-healthy/tests/lagging-secondary", "gates/mongo-replset-healthy/tests/member-recovering", "gates/mongo-replset-healthy/tests/member-unreachable", "gates/mongo-replset-healthy/tests/no-majority",
-        "patterns/mongo-stepdown-cascade/tests/happy-path", "patterns/mongo-stepdown-cascade/tests/preflight-lagging-secondary", "patterns/mongo-stepdown-cascade/tests/no-electable-secondary", "patterns/mongo-stepdown-cascade/tests/primary-does-not-step-down", "patterns/mongo-stepdown-cascade/tests/resume-with-force", "patterns/mongo-stepdown-cascade/tests/resume-freeze-fails", "patterns/mongo-stepdown-cascade/tests/candidate"]
-    {
+        "gates/mongo-replset-healthy/tests/healthy",
+        "gates/mongo-replset-healthy/tests/lagging-secondary",
+        "gates/mongo-replset-healthy/tests/member-recovering",
+        "gates/mongo-replset-healthy/tests/member-unreachable",
+        "gates/mongo-replset-healthy/tests/no-majority",
+        "patterns/mongo-stepdown-cascade/tests/happy-path",
+        "patterns/mongo-stepdown-cascade/tests/preflight-lagging-secondary",
+        "patterns/mongo-stepdown-cascade/tests/no-electable-secondary",
+        "patterns/mongo-stepdown-cascade/tests/primary-does-not-step-down",
+        "patterns/mongo-stepdown-cascade/tests/resume-with-force",
+        "patterns/mongo-stepdown-cascade/tests/resume-freeze-fails",
+        "patterns/mongo-stepdown-cascade/tests/candidate",
+    ] {
         assert!(out.lines().any(|l| l.starts_with("ok   ") && l.contains(case)), "{case} did not pass:\n{out}");
     }
     let summary = stdout(&output).lines().last().unwrap_or_default().to_string();
@@ -42,7 +59,11 @@ fn a_wrong_expectation_fails_and_names_the_case() {
     std::fs::create_dir_all(&dir).unwrap();
     let session = shipped("gates/pg-preflight", "healthy.session.json");
     std::fs::write(dir.join("right.test.yaml"), format!("component: pg-preflight\nsession: {}\nexpect: {{outcome: pass}}\n", session.display())).unwrap();
-    std::fs::write(dir.join("wrong.test.yaml"), format!("name: preflight says fail\ncomponent: pg-preflight\nsession: {}\nexpect: {{outcome: fail, reasons: [replay lag]}}\n", session.display())).unwrap();
+    std::fs::write(
+        dir.join("wrong.test.yaml"),
+        format!("name: preflight says fail\ncomponent: pg-preflight\nsession: {}\nexpect: {{outcome: fail, reasons: [replay lag]}}\n", session.display()),
+    )
+    .unwrap();
     let output = sandbox.runner(&["test", path(&dir)]);
     let out = expect_exit(&output, 1);
     assert!(out.contains("ok   right ("), "{out}");
@@ -50,7 +71,11 @@ fn a_wrong_expectation_fails_and_names_the_case() {
     assert!(out.contains("1 passed, 1 failed"), "{out}");
 
     // A wrong reason or a wrong mutation sequence fails too, naming what is missing.
-    std::fs::write(dir.join("wrong.test.yaml"), format!("component: pg-preflight\nsession: {}\nexpect: {{outcome: pass, reasons: [replay lag]}}\n", session.display())).unwrap();
+    std::fs::write(
+        dir.join("wrong.test.yaml"),
+        format!("component: pg-preflight\nsession: {}\nexpect: {{outcome: pass, reasons: [replay lag]}}\n", session.display()),
+    )
+    .unwrap();
     let out = expect_exit(&sandbox.runner(&["test", path(&dir)]), 1);
     assert!(out.contains("FAIL wrong: no reason contains `replay lag`"), "{out}");
 }
@@ -104,7 +129,12 @@ fn a_replay_that_asks_for_something_else_names_the_call_and_both_versions() {
     let err = expect_exit(&output, 1);
     assert!(err.contains("error: "), "{err}");
     assert!(err.contains(r#"call 1 differs: the component asked for pg-preflight: kube-read.get {"apiVersion":"apps/v1","kind":"StatefulSet","name":"pg-other","namespace":null}"#), "{err}");
-    assert!(err.contains(r#"but the session holds pg-preflight: kube-read.get {"apiVersion":"apps/v1","kind":"StatefulSet","name":"postgres-cluster","namespace":null}"#), "{err}");
+    assert!(
+        err.contains(
+            r#"but the session holds pg-preflight: kube-read.get {"apiVersion":"apps/v1","kind":"StatefulSet","name":"postgres-cluster","namespace":null}"#
+        ),
+        "{err}"
+    );
 
     // A session cut short: the call it lacks is named.
     let mut file: Value = serde_json::from_str(&std::fs::read_to_string(&session).unwrap()).unwrap();
@@ -154,7 +184,11 @@ fn sessions_recorded_on_the_lab_replay_identically_with_the_lab_down() {
     // Recorded on the real servers: a gate that passes, a gate that meets a
     // real backend error (no such Job), and the whole Ferris wheel.
     let mut recorded = Vec::new();
-    let runs: [(&str, &str, Vec<&str>); 3] = [("preflight", "pg-preflight", vec![]), ("no-job", "pg-preflight", vec!["--config", "backup-job=nightly-backup"]), ("ferris", "postgres-ferris-wheel", pattern_flags.to_vec())];
+    let runs: [(&str, &str, Vec<&str>); 3] = [
+        ("preflight", "pg-preflight", vec![]),
+        ("no-job", "pg-preflight", vec!["--config", "backup-job=nightly-backup"]),
+        ("ferris", "postgres-ferris-wheel", pattern_flags.to_vec()),
+    ];
     for (name, policy, flags) in &runs {
         let file = lab.dir.path().join(format!("{name}.session.json"));
         let mut args = vec!["exec", policy, "--output", "json", "--record", path(&file)];
@@ -214,7 +248,12 @@ fn sessions_recorded_on_the_lab_replay_identically_with_the_lab_down() {
     std::fs::write(dir.join("ferris.test.yaml"), serde_json::to_string(&wrong).unwrap()).unwrap();
     let output = lab.runner(&["test", path(&dir)]);
     let out = expect_exit(&output, 1);
-    assert!(out.contains("FAIL ferris: mutation ") && out.contains(r#"expected kube-write.scale {"apiVersion":"apps/v1","kind":"StatefulSet","name":"postgres-cluster","namespace":null,"replicas":5}"#), "{out}");
+    assert!(
+        out.contains("FAIL ferris: mutation ")
+            && out
+                .contains(r#"expected kube-write.scale {"apiVersion":"apps/v1","kind":"StatefulSet","name":"postgres-cluster","namespace":null,"replicas":5}"#),
+        "{out}"
+    );
 }
 
 #[test]
@@ -256,9 +295,15 @@ expect:
 
     // Without a canned verdict the bound gate (pods-ready) runs over the canned
     // responses: one Pod not Ready, so the pattern stops before any mutation.
-    let gate_fails = case.replace("  - call: gates.run\n    args: {slot: check}\n    response: {outcome: pass, reasons: [\"canned\"]}\n", "  - call: kube-read.list\n    response: [{metadata: {name: postgres-cluster-0}, status: {phase: Pending}}]\n");
+    let gate_fails = case.replace(
+        "  - call: gates.run\n    args: {slot: check}\n    response: {outcome: pass, reasons: [\"canned\"]}\n",
+        "  - call: kube-read.list\n    response: [{metadata: {name: postgres-cluster-0}, status: {phase: Pending}}]\n",
+    );
     assert_ne!(gate_fails, case);
-    let gate_fails = gate_fails.replace("outcome: succeeded\n  reasons: [\"probe finished: succeeded\"]", "outcome: error\n  reasons: [\"postgres-cluster-0: not Ready (phase Pending\"]");
+    let gate_fails = gate_fails.replace(
+        "outcome: succeeded\n  reasons: [\"probe finished: succeeded\"]",
+        "outcome: error\n  reasons: [\"postgres-cluster-0: not Ready (phase Pending\"]",
+    );
     std::fs::write(dir.join("probe.test.yaml"), &gate_fails).unwrap();
     let out = expect_exit(&sandbox.runner(&["test", path(&dir)]), 1);
     assert!(out.contains("FAIL probe: mutation 1: expected approval.request, but only 0 mutating call(s) were made"), "{out}");

@@ -14,7 +14,9 @@ fn review_shows_what_a_policy_can_touch() {
     assert_eq!(mutating.len(), 3, "{text}");
     let first_cap = text.lines().skip_while(|l| !l.starts_with("capabilities")).nth(1).unwrap();
     assert!(first_cap.contains("MUTATES"), "mutations come first: {text}");
-    for expected in ["probe-pattern 0.1.0 (pattern)", "digest:  sha256:", "gate slots:", "check", "-> pods-ready", "steps:", "rollback:", "outcome", "kube-write"] {
+    for expected in
+        ["probe-pattern 0.1.0 (pattern)", "digest:  sha256:", "gate slots:", "check", "-> pods-ready", "steps:", "rollback:", "outcome", "kube-write"]
+    {
         assert!(text.contains(expected), "`{expected}` missing:\n{text}");
     }
     assert!(!text.contains("disagree"), "kube-read imported only for its types is not a mismatch:\n{text}");
@@ -124,7 +126,9 @@ fn review_rbac_prints_the_minimal_role() {
     let yaml = stdout(&output);
     expect_exit(&output, 0);
     let rules = rbac_rules(&yaml);
-    let has = |kind: &str, group: &str, resource: &str, verbs: &[&str]| rules.iter().any(|r| r.0 == kind && r.1 == group && r.2 == resource && r.3 == verbs.iter().map(|v| v.to_string()).collect::<Vec<_>>());
+    let has = |kind: &str, group: &str, resource: &str, verbs: &[&str]| {
+        rules.iter().any(|r| r.0 == kind && r.1 == group && r.2 == resource && r.3 == verbs.iter().map(|v| v.to_string()).collect::<Vec<_>>())
+    };
     assert!(has("Role", "apps", "statefulsets/scale", &["get", "update", "patch"]), "{yaml}");
     assert!(has("Role", "", "services", &["patch"]), "{yaml}");
     assert!(rules.iter().any(|r| r.2 == "pods" && r.3.contains(&"list".to_string())), "the gate's list of Pods: {yaml}");

@@ -57,7 +57,11 @@ impl Members {
         let namespace = database.namespace.clone().unwrap_or_else(|| self.namespace.clone());
         let pod = ObjectRef { api_version: "v1".into(), kind: "Pod".into(), namespace: Some(namespace.clone()), name: member.into() };
         let pod = self.kube.get(&pod).await.map_err(|e| {
-            if e.code == ErrorCode::NotFound { BackendError::new(ErrorCode::NotFound, format!("member {member}: no such Pod in namespace {namespace}")) } else { e }
+            if e.code == ErrorCode::NotFound {
+                BackendError::new(ErrorCode::NotFound, format!("member {member}: no such Pod in namespace {namespace}"))
+            } else {
+                e
+            }
         })?;
         let pod: Value = serde_json::from_str(&pod).map_err(|e| BackendError::new(ErrorCode::Internal, e.to_string()))?;
         let ip = pod["status"]["podIP"]
@@ -113,7 +117,9 @@ pub async fn resolve_credential(database: &Database, kube: &dyn Kube, namespace:
             let object: Value = serde_json::from_str(&text).map_err(|_| CredentialError(format!("Secret {namespace}/{name}: not JSON")))?;
             let encoded = object["data"][key].as_str().ok_or_else(|| CredentialError(format!("Secret {namespace}/{name} has no key `{key}`")))?;
             use base64::Engine as _;
-            let bytes = base64::engine::general_purpose::STANDARD.decode(encoded).map_err(|_| CredentialError(format!("Secret {namespace}/{name} key `{key}` is not base64")))?;
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(encoded)
+                .map_err(|_| CredentialError(format!("Secret {namespace}/{name} key `{key}` is not base64")))?;
             let value = String::from_utf8(bytes).map_err(|_| CredentialError(format!("Secret {namespace}/{name} key `{key}` is not text")))?;
             if value.is_empty() {
                 return Err(CredentialError(format!("Secret {namespace}/{name} key `{key}` is empty")));

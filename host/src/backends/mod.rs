@@ -19,9 +19,9 @@ mod unavailable;
 use std::sync::Arc;
 
 pub use self::kube::KubeBackend;
+pub use self::redis::RedisBackend;
 pub use mongo::MongoBackend;
 pub use postgres::PostgresBackend;
-pub use self::redis::RedisBackend;
 pub use unavailable::Unavailable;
 
 pub use crate::domain::ErrorCode;

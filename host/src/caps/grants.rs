@@ -1,7 +1,7 @@
 //! The decision made on every host call: requested by the component, and
 //! allowed by the operator when it mutates.
 
-use super::{calls, Capability, VERBS};
+use super::{Capability, VERBS, calls};
 
 /// The answer for one call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,11 +45,7 @@ impl Grants {
             return Decision::NotRequested;
         }
         let mutating = calls::is_mutating(interface, verb);
-        if !mutating || (!self.read_only && covered(&self.allowed)) {
-            Decision::Granted
-        } else {
-            Decision::NotAllowed
-        }
+        if !mutating || (!self.read_only && covered(&self.allowed)) { Decision::Granted } else { Decision::NotAllowed }
     }
 
     /// The requests, each with what the operator's allowances make of it.

@@ -1,8 +1,8 @@
 //! What a component can call, derived from its actual WIT imports, compared
 //! with what its manifest requests.
 
-use super::calls::{self, Verb, VERBS};
 use super::Capability;
+use super::calls::{self, VERBS, Verb};
 
 /// One `runner:policy` interface as the capability system sees it, derived
 /// from the call table.
@@ -82,11 +82,7 @@ impl ImportReport {
 
     /// Imported interfaces a gate must not have.
     pub fn mutating_interfaces(&self) -> Vec<&str> {
-        self.policy_interfaces
-            .iter()
-            .filter(|i| family_of_interface(i).is_some_and(|f| !f.gate_may_import))
-            .map(String::as_str)
-            .collect()
+        self.policy_interfaces.iter().filter(|i| family_of_interface(i).is_some_and(|f| !f.gate_may_import)).map(String::as_str).collect()
     }
 
     /// One line per mismatch between imports and manifest, for humans.

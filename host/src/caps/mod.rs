@@ -15,9 +15,9 @@ pub mod calls;
 mod grants;
 mod imports;
 
-pub use grants::{Decision, GrantState, Grants};
 pub use calls::VERBS;
-pub use imports::{family_of_interface, Family, ImportReport};
+pub use grants::{Decision, GrantState, Grants};
+pub use imports::{Family, ImportReport, family_of_interface};
 
 use std::fmt;
 use std::str::FromStr;
@@ -62,8 +62,7 @@ impl FromStr for Capability {
         if !valid_segment(interface) || !valid_segment(verb) || scope.is_some_and(|s| !valid_segment(s)) {
             return Err(ParseError::Shape(text.to_string()));
         }
-        let known = interface == "*"
-            || VERBS.iter().any(|v| v.interface == interface && (verb == "*" || v.verb == verb));
+        let known = interface == "*" || VERBS.iter().any(|v| v.interface == interface && (verb == "*" || v.verb == verb));
         if !known {
             return Err(ParseError::UnknownVerb {
                 cap: text.to_string(),
@@ -72,11 +71,7 @@ impl FromStr for Capability {
                 known: VERBS.iter().map(|v| format!("{}:{}", v.interface, v.verb)).collect::<Vec<_>>().join(", "),
             });
         }
-        Ok(Capability {
-            interface: interface.to_string(),
-            verb: verb.to_string(),
-            scope: scope.filter(|s| *s != "*").map(str::to_string),
-        })
+        Ok(Capability { interface: interface.to_string(), verb: verb.to_string(), scope: scope.filter(|s| *s != "*").map(str::to_string) })
     }
 }
 

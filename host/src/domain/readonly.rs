@@ -4,8 +4,8 @@
 /// Redis commands (and `CLUSTER`/`CONFIG`/`MEMORY` subcommands) that never
 /// change data or topology.
 const REDIS_READ: &[&str] = &[
-    "INFO", "ROLE", "PING", "DBSIZE", "LASTSAVE", "TIME", "ECHO", "GET", "MGET", "EXISTS", "STRLEN", "TYPE", "TTL", "PTTL", "SCAN", "HGET",
-    "HGETALL", "HLEN", "LLEN", "LRANGE", "SCARD", "SMEMBERS", "ZCARD", "ZRANGE", "XLEN", "XINFO",
+    "INFO", "ROLE", "PING", "DBSIZE", "LASTSAVE", "TIME", "ECHO", "GET", "MGET", "EXISTS", "STRLEN", "TYPE", "TTL", "PTTL", "SCAN", "HGET", "HGETALL", "HLEN",
+    "LLEN", "LRANGE", "SCARD", "SMEMBERS", "ZCARD", "ZRANGE", "XLEN", "XINFO",
 ];
 const REDIS_READ_SUBCOMMANDS: &[(&str, &[&str])] = &[
     ("CLUSTER", &["INFO", "NODES", "SHARDS", "SLOTS", "MYID", "MYSHARDID", "COUNTKEYSINSLOT", "KEYSLOT", "LINKS", "REPLICAS", "COUNT-FAILURE-REPORTS"]),
@@ -26,8 +26,25 @@ pub fn redis_is_read(args: &[String]) -> bool {
 
 /// MongoDB commands that never write (compared case-insensitively).
 const MONGO_READ: &[&str] = &[
-    "hello", "ismaster", "replsetgetstatus", "replsetgetconfig", "serverstatus", "ping", "buildinfo", "dbstats", "collstats", "listdatabases",
-    "listcollections", "listindexes", "count", "find", "hostinfo", "getlog", "connectionstatus", "getcmdlineopts", "getparameter",
+    "hello",
+    "ismaster",
+    "replsetgetstatus",
+    "replsetgetconfig",
+    "serverstatus",
+    "ping",
+    "buildinfo",
+    "dbstats",
+    "collstats",
+    "listdatabases",
+    "listcollections",
+    "listindexes",
+    "count",
+    "find",
+    "hostinfo",
+    "getlog",
+    "connectionstatus",
+    "getcmdlineopts",
+    "getparameter",
 ];
 
 /// Whether a MongoDB command document (JSON text) only reads. MongoDB

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use wasmtime::component::Component;
 
-use super::{error_chain, EngineError};
+use super::{EngineError, error_chain};
 use crate::policy::Policy;
 
 /// The default cache directory: `<cache dir>/runner/compiled`.

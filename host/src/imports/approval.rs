@@ -7,8 +7,8 @@ use serde_json::json;
 
 use super::{Effect, HostState};
 use crate::backends::{BackendError, ErrorCode};
-use crate::wit::pattern::runner::policy::approval;
 use crate::wit::Error;
+use crate::wit::pattern::runner::policy::approval;
 
 /// How approval requests are answered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,7 +44,10 @@ impl approval::Host for HostState {
         self.guarded("approval.request", Ok("*"), move || args, effect, async move {
             match mode {
                 Approval::PreApproved => Ok(true),
-                Approval::Unattended => Err(BackendError::new(ErrorCode::Unavailable, "approval needed but nobody can answer (stdin is not a terminal); pass --approve to pre-approve")),
+                Approval::Unattended => Err(BackendError::new(
+                    ErrorCode::Unavailable,
+                    "approval needed but nobody can answer (stdin is not a terminal); pass --approve to pre-approve",
+                )),
                 Approval::Ask => tokio::task::spawn_blocking(move || ask(&component, &summary, &details))
                     .await
                     .map_err(|e| BackendError::new(ErrorCode::Internal, e.to_string()))?,

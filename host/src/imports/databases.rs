@@ -40,7 +40,13 @@ impl redis_read::Host for HostState {
     async fn command(&mut self, member: String, args: Vec<String>) -> Answer<String> {
         if !readonly::redis_is_read(&args) {
             let verb = args.iter().take(2).cloned().collect::<Vec<_>>().join(" ");
-            return self.refuse_write("redis-read.command", json!({"member": member, "args": args}), format!("`{verb}` is not a read-only Redis command; it needs redis-write and the redis:command capability")).await;
+            return self
+                .refuse_write(
+                    "redis-read.command",
+                    json!({"member": member, "args": args}),
+                    format!("`{verb}` is not a read-only Redis command; it needs redis-write and the redis:command capability"),
+                )
+                .await;
         }
         let journal_args = || json!({"member": member, "args": args});
         let redis = self.run.backends.redis.clone();
@@ -65,10 +71,15 @@ impl mongo_read::Host for HostState {
         };
         let args = || json!({"member": member, "db": db, "command": document});
         if !readonly::mongo_is_read(&command) {
-            return self.refuse_write("mongo-read.run-command", args(), "not a read-only MongoDB command; it needs mongo-write and the mongo:command capability".into()).await;
+            return self
+                .refuse_write("mongo-read.run-command", args(), "not a read-only MongoDB command; it needs mongo-write and the mongo:command capability".into())
+                .await;
         }
         let mongo = self.run.backends.mongo.clone();
-        self.guarded("mongo-read.run-command", names::mongo_database(&db).and_then(|()| member_scope(&member)), args, Effect::Read, async { mongo.run_command(&member, &db, &command).await }).await
+        self.guarded("mongo-read.run-command", names::mongo_database(&db).and_then(|()| member_scope(&member)), args, Effect::Read, async {
+            mongo.run_command(&member, &db, &command).await
+        })
+        .await
     }
 }
 
@@ -77,7 +88,10 @@ impl mongo_write::Host for HostState {
         let args = || json!({"member": member, "db": db, "command": serde_json::from_str::<serde_json::Value>(&command).unwrap_or_else(|_| json!(command))});
         let mongo = self.run.backends.mongo.clone();
         let effect = Effect::Mutate { dry_run_answer: "{\"ok\":1}".to_string() };
-        self.guarded("mongo-write.run-command", names::mongo_database(&db).and_then(|()| member_scope(&member)), args, effect, async { mongo.run_command(&member, &db, &command).await }).await
+        self.guarded("mongo-write.run-command", names::mongo_database(&db).and_then(|()| member_scope(&member)), args, effect, async {
+            mongo.run_command(&member, &db, &command).await
+        })
+        .await
     }
 }
 

@@ -3,11 +3,11 @@
 use serde_json::json;
 
 use super::{Checked, Effect, HostState};
-use crate::domain::names;
 use crate::backends::{self, DrainOptions as Drain, ObjectRef as Ref, WaitFor as Until};
+use crate::domain::names;
+use crate::wit::Error;
 use crate::wit::pattern::runner::policy::kube_read::{self, ListOptions, ObjectRef, WaitFor};
 use crate::wit::pattern::runner::policy::kube_write::{self, DrainOptions, ExecOutput, PatchType};
-use crate::wit::Error;
 
 type Answer<T> = wasmtime::Result<Result<T, Error>>;
 
@@ -64,8 +64,14 @@ impl kube_read::Host for HostState {
         let scope = kind_scope(&options.api_version, &options.kind);
         let args = || json!({"apiVersion": options.api_version, "kind": options.kind, "namespace": options.namespace, "labelSelector": options.label_selector, "fieldSelector": options.field_selector});
         let kube = self.run.backends.kube.clone();
-        let checked = names::list(&options.api_version, &options.kind, options.namespace.as_deref(), options.label_selector.as_deref(), options.field_selector.as_deref())
-            .map(|()| scope.as_str());
+        let checked = names::list(
+            &options.api_version,
+            &options.kind,
+            options.namespace.as_deref(),
+            options.label_selector.as_deref(),
+            options.field_selector.as_deref(),
+        )
+        .map(|()| scope.as_str());
         self.guarded("kube-read.list", checked, args, Effect::Read, async { kube.list(&options).await }).await
     }
 
@@ -84,7 +90,10 @@ impl kube_read::Host for HostState {
             args
         };
         let kube = self.run.backends.kube.clone();
-        self.guarded("kube-read.wait-for-condition", object_scope(&object, &scope), args, Effect::Read, async { kube.wait_for(&object, &until, timeout_ms).await }).await
+        self.guarded("kube-read.wait-for-condition", object_scope(&object, &scope), args, Effect::Read, async {
+            kube.wait_for(&object, &until, timeout_ms).await
+        })
+        .await
     }
 }
 
@@ -140,7 +149,8 @@ impl kube_write::Host for HostState {
         let args = || json!({"namespace": namespace, "pod": pod});
         let kube = self.run.backends.kube.clone();
         let effect = Effect::Mutate { dry_run_answer: () };
-        self.guarded("kube-write.evict", pod_scope(namespace.as_deref(), &pod, None), args, effect, async { kube.evict(namespace.as_deref(), &pod).await }).await
+        self.guarded("kube-write.evict", pod_scope(namespace.as_deref(), &pod, None), args, effect, async { kube.evict(namespace.as_deref(), &pod).await })
+            .await
     }
 
     async fn cordon(&mut self, node: String) -> Answer<()> {
@@ -170,9 +180,11 @@ impl kube_write::Host for HostState {
         let kube = self.run.backends.kube.clone();
         let effect = Effect::Mutate { dry_run_answer: ExecOutput { exit_code: 0, stdout: String::new(), stderr: String::new() } };
         self.guarded("kube-write.exec", pod_scope(namespace.as_deref(), &pod, container.as_deref()), args, effect, async {
-            kube.exec(namespace.as_deref(), &pod, container.as_deref(), &command)
-                .await
-                .map(|out| ExecOutput { exit_code: out.exit_code, stdout: out.stdout, stderr: out.stderr })
+            kube.exec(namespace.as_deref(), &pod, container.as_deref(), &command).await.map(|out| ExecOutput {
+                exit_code: out.exit_code,
+                stdout: out.stdout,
+                stderr: out.stderr,
+            })
         })
         .await
     }

@@ -23,9 +23,9 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::backends::{BackendError, BackendResult, Backends, ErrorCode as BackendCode};
-use crate::caps::{calls, Decision, Grants};
+use crate::caps::{Decision, Grants, calls};
 use crate::domain::names::InvalidName;
-use crate::journal::{new_run_id, redact, Entry, Journal};
+use crate::journal::{Entry, Journal, new_run_id, redact};
 use crate::session::{Answer, Session, Step};
 use crate::wit::pattern::runner::policy::types;
 use crate::wit::{Error, ErrorCode};
@@ -379,9 +379,6 @@ impl types::Host for HostState {}
 
 /// Register every `runner:policy` import for a store whose data gives access
 /// to a [`HostState`].
-pub fn add_to_linker<T: Send + 'static>(
-    linker: &mut wasmtime::component::Linker<T>,
-    host: fn(&mut T) -> &mut HostState,
-) -> wasmtime::Result<()> {
+pub fn add_to_linker<T: Send + 'static>(linker: &mut wasmtime::component::Linker<T>, host: fn(&mut T) -> &mut HostState) -> wasmtime::Result<()> {
     crate::wit::pattern::Pattern::add_to_linker::<T, wasmtime::component::HasSelf<HostState>>(linker, host)
 }

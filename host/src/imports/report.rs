@@ -26,7 +26,10 @@ impl HostState {
     fn print_budget(&mut self, bytes: usize) -> wasmtime::Result<()> {
         self.logged += bytes;
         if self.logged > MAX_LOGGED {
-            return Err(super::Stop::Limit(format!("output limit exceeded: the component had the host print more than {MAX_LOGGED} bytes of log and step lines")).into());
+            return Err(super::Stop::Limit(format!(
+                "output limit exceeded: the component had the host print more than {MAX_LOGGED} bytes of log and step lines"
+            ))
+            .into());
         }
         Ok(())
     }

@@ -163,7 +163,14 @@ mod tests {
         let path = dir.path().join("nested/run.jsonl");
         let journal = Journal::open(&path, "run-1".into()).unwrap();
         for outcome in ["ok", "denied"] {
-            let entry = Entry { component: "pods-ready", call: "kube-read.list", args: serde_json::json!({"kind": "Pod"}), outcome, error: None, duration: Duration::from_micros(1500) };
+            let entry = Entry {
+                component: "pods-ready",
+                call: "kube-read.list",
+                args: serde_json::json!({"kind": "Pod"}),
+                outcome,
+                error: None,
+                duration: Duration::from_micros(1500),
+            };
             journal.record(&entry, false).unwrap();
         }
         drop(journal);

@@ -13,7 +13,11 @@ pub fn build(schema: &BTreeMap<String, ConfigField>, pairs: &[(String, String)])
     let mut object = Map::new();
     for (key, text) in pairs {
         let Some(field) = schema.get(key) else {
-            let known = if schema.is_empty() { "it takes no configuration".to_string() } else { format!("known keys: {}", schema.keys().cloned().collect::<Vec<_>>().join(", ")) };
+            let known = if schema.is_empty() {
+                "it takes no configuration".to_string()
+            } else {
+                format!("known keys: {}", schema.keys().cloned().collect::<Vec<_>>().join(", "))
+            };
             return Err(format!("unknown config key `{key}` ({known})"));
         };
         let value = coerce_text(field.kind, text).map_err(|e| format!("config `{key}`: {e}"))?;

@@ -81,9 +81,13 @@ pub struct ConfigField {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ConfigType {
+    /// Text.
     String,
+    /// A whole number.
     Integer,
+    /// Any number.
     Number,
+    /// `true` or `false`.
     Boolean,
     /// A duration such as `30s` or `24h`, handed to the component in milliseconds.
     Duration,
@@ -116,7 +120,9 @@ pub struct GateSlot {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Step {
+    /// The name the pattern reports it under.
     pub name: String,
+    /// What it does, for reviewers.
     #[serde(default)]
     pub description: String,
 }
@@ -124,10 +130,13 @@ pub struct Step {
 /// Why a manifest was rejected.
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
+    /// No manifest section.
     #[error("the component carries no `{SECTION}` custom section; build it with runner_sdk::manifest!")]
     Missing,
+    /// The section is not UTF-8.
     #[error("the `{SECTION}` custom section is not UTF-8 text")]
     NotText,
+    /// The TOML does not parse or breaks a rule; the reason.
     #[error("the manifest is not valid: {0}")]
     Invalid(String),
 }

@@ -15,25 +15,35 @@ pub use manifest::{Manifest, World};
 
 /// Why a policy could not be loaded. All of these are bad input (exit 2).
 #[derive(Debug, thiserror::Error)]
+#[allow(missing_docs, reason = "the fields are named by the message each variant prints")]
 pub enum PolicyError {
+    /// Neither a file nor a bundled policy's name (the name, the bundled ones).
     #[error("{0}: no such file, and no bundled policy of that name (bundled: {1}); build them with scripts/build-policies")]
     NotFound(String, String),
+    /// The file exists but cannot be read.
     #[error("{path}: cannot read: {source}")]
     Unreadable { path: PathBuf, source: std::io::Error },
+    /// No wasm header.
     #[error("{0}: not a WebAssembly component (no wasm header)")]
     NotWasm(PathBuf),
+    /// A core module, not a component.
     #[error("{0}: a core WebAssembly module, not a component; build for wasm32-wasip2")]
     CoreModule(PathBuf),
+    /// The binary does not parse.
     #[error("{path}: truncated or corrupt component: {reason}")]
     Corrupt { path: PathBuf, reason: String },
+    /// The manifest is missing or invalid.
     #[error("{path}: {source}")]
     Manifest { path: PathBuf, source: manifest::ManifestError },
+    /// Built against another version of the contract.
     #[error(
         "{path}: built for contract runner:policy@{built_for}, but this runner speaks runner:policy@{speaks}: rebuild it with the runner SDK of this runner"
     )]
     Contract { path: PathBuf, built_for: String, speaks: &'static str },
+    /// Imports the host does not serve.
     #[error("{path}: imports the host cannot provide: {imports}")]
     UnknownImports { path: PathBuf, imports: String },
+    /// The imports or exports contradict the manifest's world.
     #[error("{path}: manifest says world `{world}` but the component {reason}")]
     WrongWorld { path: PathBuf, world: World, reason: String },
 }

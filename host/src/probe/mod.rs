@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::backends::{Kube, ObjectRef};
 use crate::backends::members::resolve_credential;
+use crate::backends::{Kube, ObjectRef};
 use crate::target::{Database, Engine, Target};
 
 /// Writes per second unless told otherwise: twice the floor of 100/s.
@@ -106,7 +106,17 @@ impl Tally {
     /// A tally whose clock starts now (the first gap is measured from here).
     pub(crate) fn new() -> Self {
         let now = Instant::now();
-        Tally { started: now, last_ack: now, ops: 0, acknowledged: 0, failed: 0, longest_gap: Duration::ZERO, longest_gap_began: Duration::ZERO, max_latency: Duration::ZERO, errors: Vec::new() }
+        Tally {
+            started: now,
+            last_ack: now,
+            ops: 0,
+            acknowledged: 0,
+            failed: 0,
+            longest_gap: Duration::ZERO,
+            longest_gap_began: Duration::ZERO,
+            max_latency: Duration::ZERO,
+            errors: Vec::new(),
+        }
     }
 
     /// A write sent at `sent` was acknowledged now.
@@ -201,8 +211,12 @@ pub async fn service_address(kube: &dyn Kube, namespace: &str, service: &str) ->
     let object = ObjectRef { api_version: "v1".into(), kind: "Service".into(), namespace: Some(namespace.into()), name: service.into() };
     let text = kube.get(&object).await.map_err(|e| format!("Service {namespace}/{service}: {e}"))?;
     let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("Service {namespace}/{service}: {e}"))?;
-    let ip = value["spec"]["clusterIP"].as_str().filter(|ip| !ip.is_empty() && *ip != "None").ok_or_else(|| format!("Service {namespace}/{service} has no cluster IP"))?;
-    let port = value["spec"]["ports"][0]["port"].as_u64().and_then(|p| u16::try_from(p).ok()).ok_or_else(|| format!("Service {namespace}/{service} has no port"))?;
+    let ip = value["spec"]["clusterIP"]
+        .as_str()
+        .filter(|ip| !ip.is_empty() && *ip != "None")
+        .ok_or_else(|| format!("Service {namespace}/{service} has no cluster IP"))?;
+    let port =
+        value["spec"]["ports"][0]["port"].as_u64().and_then(|p| u16::try_from(p).ok()).ok_or_else(|| format!("Service {namespace}/{service} has no port"))?;
     Ok((ip.to_string(), port))
 }
 
@@ -234,9 +248,13 @@ impl WriteProbe {
     pub async fn start(target: &Target, kube: &dyn Kube, database: &str, table: &str, rate: u32) -> Result<WriteProbe, ProbeError> {
         let db = find_database(target, database)?;
         let namespace = db.namespace.clone().or_else(|| target.namespace.clone()).unwrap_or_else(|| "default".into());
-        let service = db.primary_service.clone().ok_or_else(|| ProbeError::Bad(format!("--write-probe: database `{database}` names no primaryService to write through")))?;
+        let service = db
+            .primary_service
+            .clone()
+            .ok_or_else(|| ProbeError::Bad(format!("--write-probe: database `{database}` names no primaryService to write through")))?;
         let (host, port) = service_address(kube, &namespace, &service).await.map_err(|e| ProbeError::Unreachable(format!("write probe: {e}")))?;
-        let password = resolve_credential(db, kube, &namespace).await.map_err(|e| ProbeError::Unreachable(format!("write probe: credentials for {database}: {e}")))?;
+        let password =
+            resolve_credential(db, kube, &namespace).await.map_err(|e| ProbeError::Unreachable(format!("write probe: credentials for {database}: {e}")))?;
         match db.engine {
             Engine::Postgres => {
                 let endpoint = postgres::Endpoint {
@@ -292,7 +310,11 @@ impl WriteProbe {
 fn find_database<'a>(target: &'a Target, name: &str) -> Result<&'a Database, ProbeError> {
     target.databases.iter().find(|d| d.name == name).ok_or_else(|| {
         let known: Vec<&str> = target.databases.iter().map(|d| d.name.as_str()).collect();
-        ProbeError::Bad(format!("--write-probe: target {} has no database `{name}` (it has: {})", target.label(), if known.is_empty() { "none".into() } else { known.join(", ") }))
+        ProbeError::Bad(format!(
+            "--write-probe: target {} has no database `{name}` (it has: {})",
+            target.label(),
+            if known.is_empty() { "none".into() } else { known.join(", ") }
+        ))
     })
 }
 

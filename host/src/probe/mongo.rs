@@ -12,12 +12,12 @@
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use futures_util::TryStreamExt;
-use mongodb::bson::{doc, DateTime, Document};
+use mongodb::bson::{DateTime, Document, doc};
 use mongodb::options::{ClientOptions, Credential, ReadConcern, ServerAddress, WriteConcern};
 use mongodb::{Client, Collection};
 
@@ -70,7 +70,8 @@ impl MongoProbe {
         options.connect_timeout = Some(SELECTION_TIMEOUT);
         options.retry_writes = Some(false);
         options.retry_reads = Some(false);
-        options.credential = Some(Credential::builder().username(endpoint.user.clone()).password(endpoint.password.clone()).source("admin".to_string()).build());
+        options.credential =
+            Some(Credential::builder().username(endpoint.user.clone()).password(endpoint.password.clone()).source("admin".to_string()).build());
         let mut majority = WriteConcern::majority();
         majority.w_timeout = Some(MAJORITY_TIMEOUT);
         options.write_concern = Some(majority);
@@ -115,7 +116,8 @@ impl MongoProbe {
     /// Stop, then verify every acknowledged document is present; the summary.
     pub fn finish(self) -> ProbeSummary {
         self.stop.store(true, Ordering::SeqCst);
-        let mut summary = self.thread.join().unwrap_or_else(|_| ProbeSummary { verify_error: Some("the probe thread panicked".into()), ..ProbeSummary::default() });
+        let mut summary =
+            self.thread.join().unwrap_or_else(|_| ProbeSummary { verify_error: Some("the probe thread panicked".into()), ..ProbeSummary::default() });
         summary.what = self.what;
         summary
     }

@@ -89,7 +89,9 @@ impl PostgresProbe {
 }
 
 fn valid_identifier(name: &str) -> bool {
-    name.len() <= 63 && name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_') && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    name.len() <= 63
+        && name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
 async fn connect(endpoint: &Endpoint) -> Result<Client, String> {
@@ -138,7 +140,10 @@ impl Writer {
     async fn open(endpoint: &Endpoint) -> Result<Writer, String> {
         let client = connect(endpoint).await?;
         let sql = format!("INSERT INTO {} (run, seq) VALUES ($1, $2)", endpoint.table);
-        let insert = tokio::time::timeout(WRITE_TIMEOUT, client.prepare(&sql)).await.map_err(|_| "preparing the insert: timed out".to_string())?.map_err(|e| error_text(&e))?;
+        let insert = tokio::time::timeout(WRITE_TIMEOUT, client.prepare(&sql))
+            .await
+            .map_err(|_| "preparing the insert: timed out".to_string())?
+            .map_err(|e| error_text(&e))?;
         Ok(Writer { client, insert })
     }
 

@@ -9,7 +9,7 @@
 //! master by the cluster client).
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -110,7 +110,8 @@ impl RedisProbe {
     /// Stop, then verify every acknowledged key is present with its value; the summary.
     pub fn finish(self) -> ProbeSummary {
         self.stop.store(true, Ordering::SeqCst);
-        let mut summary = self.thread.join().unwrap_or_else(|_| ProbeSummary { verify_error: Some("the probe thread panicked".into()), ..ProbeSummary::default() });
+        let mut summary =
+            self.thread.join().unwrap_or_else(|_| ProbeSummary { verify_error: Some("the probe thread panicked".into()), ..ProbeSummary::default() });
         summary.what = self.what;
         summary
     }

@@ -355,7 +355,7 @@ fn allowed(allowances: Allowances, policy: &Policy) -> Result<Vec<Capability>, F
 /// an error here: every kube call then answers `unavailable` (exit 4), as
 /// an unreachable cluster does, so reads of other kinds still run.
 async fn kube_backend(target: &Target) -> Result<Arc<dyn Kube>, Failure> {
-    match crate::backends::kube::connect(&target).await {
+    match crate::backends::kube::connect(target).await {
         Ok(backend) => Ok(Arc::new(backend)),
         Err(TargetError::Unreachable(message)) => Ok(Arc::new(Unavailable::because(message))),
         Err(TargetError::Bad(message)) => Err(Failure::bad_input(message)),

@@ -17,7 +17,7 @@ fn unreachable(error: &BackendError) -> bool {
 /// Connect to `target` and say what it has, as JSON; `missing` lists what a
 /// run would lack. A target that cannot be reached at all is a failure (exit 4).
 pub async fn inspect(target: &Target) -> Result<Value, Failure> {
-    let kube = crate::backends::kube::connect(&target).await?;
+    let kube = crate::backends::kube::connect(target).await?;
     let kube = &kube;
     let down = |e: BackendError| Failure::new(Exit::Unavailable, format!("target {}: {}", target.label(), e.message));
     let mut missing: Vec<String> = Vec::new();

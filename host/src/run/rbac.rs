@@ -8,8 +8,8 @@ use std::fmt::Write;
 use serde_json::{Value, json};
 
 use super::{load_policy, short_digest};
-use crate::caps::calls::{Rule, VERBS};
 use crate::caps::Capability;
+use crate::caps::calls::{Rule, VERBS};
 use crate::policy::Policy;
 
 /// Where a rule applies: a Role covers namespaced kinds of one
@@ -120,7 +120,9 @@ impl Roles {
         let matching = VERBS.iter().filter(|v| (cap.interface() == "*" || cap.interface() == v.interface) && (cap.verb() == "*" || cap.verb() == v.verb));
         for rule in matching.flat_map(|v| v.rbac) {
             match *rule {
-                Rule::Fixed { cluster, group, resource, verbs } => self.grant(if cluster { Place::Cluster } else { Place::Namespace }, group, resource, verbs, because),
+                Rule::Fixed { cluster, group, resource, verbs } => {
+                    self.grant(if cluster { Place::Cluster } else { Place::Namespace }, group, resource, verbs, because)
+                }
                 Rule::Scoped { subresource, verbs } => {
                     let (group, resource, places) = covers(cap.scope());
                     let resource = subresource.map_or(resource.clone(), |sub| format!("{resource}/{sub}"));

@@ -77,7 +77,7 @@ impl FinalCluster {
 pub async fn survey(cluster: Cluster, target: &Target, client: &LabClient) -> FinalCluster {
     let found = async {
         let rows = ops::status(client).await.map_err(|e| e.to_string())?;
-        let kube = crate::backends::kube::connect(&target).await.map_err(|e| e.to_string())?;
+        let kube = crate::backends::kube::connect(target).await.map_err(|e| e.to_string())?;
         Ok::<_, String>((
             rows.into_iter().filter(|r| r.name.starts_with(cluster.pod_prefix())).collect::<Vec<_>>(),
             Backends::with_kube(Arc::new(kube), target),

@@ -1,6 +1,6 @@
 //! How each kind of host-call answer is written to a session and read back.
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use crate::wit::pattern::runner::policy::kube_write::ExecOutput;
 use crate::wit::{Error, Outcome, Verdict};
@@ -66,7 +66,10 @@ impl Answer for ExecOutput {
     }
 
     fn from_json(value: &Value) -> Result<Self, String> {
-        let exit_code = value["exitCode"].as_i64().and_then(|c| i32::try_from(c).ok()).ok_or_else(|| format!("expected {{\"exitCode\": N, \"stdout\": ..., \"stderr\": ...}}, found {value}"))?;
+        let exit_code = value["exitCode"]
+            .as_i64()
+            .and_then(|c| i32::try_from(c).ok())
+            .ok_or_else(|| format!("expected {{\"exitCode\": N, \"stdout\": ..., \"stderr\": ...}}, found {value}"))?;
         let text = |key: &str| value[key].as_str().unwrap_or_default().to_string();
         Ok(ExecOutput { exit_code, stdout: text("stdout"), stderr: text("stderr") })
     }
@@ -91,7 +94,10 @@ impl Answer for Result<Verdict, Error> {
 
     fn from_json(value: &Value) -> Result<Self, String> {
         if let Some(error) = value.get("error") {
-            let code = error["code"].as_str().and_then(crate::domain::ErrorCode::from_name).ok_or_else(|| format!("a gate error needs a known `code`, found {error}"))?;
+            let code = error["code"]
+                .as_str()
+                .and_then(crate::domain::ErrorCode::from_name)
+                .ok_or_else(|| format!("a gate error needs a known `code`, found {error}"))?;
             return Ok(Err(Error { code: super::to_wit_code(code), message: error["message"].as_str().unwrap_or_default().to_string() }));
         }
         let outcome = match value["outcome"].as_str() {
@@ -100,7 +106,8 @@ impl Answer for Result<Verdict, Error> {
             Some("fail") => Outcome::Fail,
             _ => return Err(format!("a verdict needs `outcome` pass, warn or fail, found {value}")),
         };
-        let reasons = value["reasons"].as_array().map(|r| r.iter().map(|r| r.as_str().map_or_else(|| r.to_string(), str::to_string)).collect()).unwrap_or_default();
+        let reasons =
+            value["reasons"].as_array().map(|r| r.iter().map(|r| r.as_str().map_or_else(|| r.to_string(), str::to_string)).collect()).unwrap_or_default();
         let evidence = match &value["evidence"] {
             Value::Null => "{}".to_string(),
             Value::String(text) => text.clone(),

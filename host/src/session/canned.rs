@@ -84,7 +84,9 @@ impl CallMatch {
     pub fn fits(&self, made: &Call) -> bool {
         match self {
             CallMatch::Name(name) => made.call == *name,
-            CallMatch::Pattern(p) => p.call == made.call && p.component.as_ref().is_none_or(|c| *c == made.component) && p.args.as_ref().is_none_or(|a| matches(a, &made.args)),
+            CallMatch::Pattern(p) => {
+                p.call == made.call && p.component.as_ref().is_none_or(|c| *c == made.component) && p.args.as_ref().is_none_or(|a| matches(a, &made.args))
+            }
         }
     }
 
@@ -162,7 +164,9 @@ impl CannedResponse {
 /// Whether `actual` holds what `expected` asks for (see [`CannedResponse::args`]).
 pub fn matches(expected: &Value, actual: &Value) -> bool {
     match (expected, actual) {
-        (Value::Object(want), Value::Object(have)) => want.iter().all(|(key, value)| have.get(key).is_some_and(|h| matches(value, h)) || (value.is_null() && !have.contains_key(key))),
+        (Value::Object(want), Value::Object(have)) => {
+            want.iter().all(|(key, value)| have.get(key).is_some_and(|h| matches(value, h)) || (value.is_null() && !have.contains_key(key)))
+        }
         (Value::Array(want), Value::Array(have)) => want.len() == have.len() && want.iter().zip(have).all(|(w, h)| matches(w, h)),
         (Value::String(want), Value::String(have)) => match want.strip_prefix('~') {
             Some(part) => have.contains(part),

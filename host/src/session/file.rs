@@ -144,11 +144,7 @@ impl Call {
 
 /// `component: call {args}`.
 pub(crate) fn describe(component: &str, call: &str, args: &Value) -> String {
-    if args.is_null() {
-        format!("{component}: {call}")
-    } else {
-        format!("{component}: {call} {args}")
-    }
+    if args.is_null() { format!("{component}: {call}") } else { format!("{component}: {call} {args}") }
 }
 
 impl SessionFile {

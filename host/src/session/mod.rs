@@ -23,8 +23,8 @@ use crate::backends::{BackendError, ErrorCode};
 use crate::journal::redact;
 
 pub use answer::Answer;
-pub use canned::{matches, CallMatch, CallPattern, CannedResponse, Reply};
-pub use file::{Call, CallError, PolicyInfo, SessionFile, FORMAT};
+pub use canned::{CallMatch, CallPattern, CannedResponse, Reply, matches};
+pub use file::{Call, CallError, FORMAT, PolicyInfo, SessionFile};
 
 /// Where the virtual clock of canned responses starts: 2026-01-01T00:00:00Z.
 pub const CANNED_EPOCH_MS: u64 = 1_767_225_600_000;
@@ -206,7 +206,9 @@ impl Session {
                 if recorded.stopped.is_some() {
                     return Ok(Step::Stopped);
                 }
-                answer_of(recorded.response, recorded.error, &recorded.call).map(Step::Answer).map_err(|e| self.diverge(&mut state, format!("call {}: {e}", at + 1)))
+                answer_of(recorded.response, recorded.error, &recorded.call)
+                    .map(Step::Answer)
+                    .map_err(|e| self.diverge(&mut state, format!("call {}: {e}", at + 1)))
             }
             Mode::Canned(responses) => {
                 let Some(index) = responses.iter().position(|r| r.fits(component, call, args) && r.ready(&state.mutations)) else {
@@ -215,7 +217,8 @@ impl Session {
                         return Ok(Step::Live(None));
                     }
                     let waiting = responses.iter().filter(|r| r.fits(component, call, args)).count();
-                    let note = if waiting > 0 { format!(" ({waiting} fitting response(s) wait for mutating calls not made yet: `after`)") } else { String::new() };
+                    let note =
+                        if waiting > 0 { format!(" ({waiting} fitting response(s) wait for mutating calls not made yet: `after`)") } else { String::new() };
                     let message = format!("no canned response for {}{note}", made.describe());
                     return Err(self.diverge(&mut state, message));
                 };
@@ -347,7 +350,11 @@ pub fn redact_response(value: &mut Value) {
             for (key, inner) in map.iter_mut() {
                 let hide = (is_secret_object && (key == "data" || key == "stringData"))
                     || (env_name_is_secret && key == "value")
-                    || (inner.is_string() && redact::is_secret_key(key) && !matches!(key.as_str(), "data" | "stringData") && !key.ends_with("Name") && !key.ends_with("Ref"));
+                    || (inner.is_string()
+                        && redact::is_secret_key(key)
+                        && !matches!(key.as_str(), "data" | "stringData")
+                        && !key.ends_with("Name")
+                        && !key.ends_with("Ref"));
                 if hide {
                     hide_values(inner);
                 } else {
@@ -401,8 +408,22 @@ mod tests {
 
     #[test]
     fn replay_is_strict_and_names_both_versions() {
-        let call = |call: &str, args: Value, response: Value| Call { component: "g".into(), call: call.into(), args, response: Some(response), error: None, stopped: None };
-        let file = SessionFile { format: FORMAT.into(), policy: None, recorded: None, config: None, gates: Default::default(), calls: vec![call("kube-read.get", json!({"name": "a"}), json!({"x": 1}))] };
+        let call = |call: &str, args: Value, response: Value| Call {
+            component: "g".into(),
+            call: call.into(),
+            args,
+            response: Some(response),
+            error: None,
+            stopped: None,
+        };
+        let file = SessionFile {
+            format: FORMAT.into(),
+            policy: None,
+            recorded: None,
+            config: None,
+            gates: Default::default(),
+            calls: vec![call("kube-read.get", json!({"name": "a"}), json!({"x": 1}))],
+        };
         let session = Session::replay(file.clone());
         let Ok(Step::Answer(Ok(answer))) = session.begin("g", "kube-read.get", &json!({"name": "a"}), false) else { panic!("expected an answer") };
         assert_eq!(answer, json!({"x": 1}));
@@ -489,7 +510,10 @@ mod tests {
     fn a_state_not_reached_yet_is_named_when_nothing_else_fits() {
         let session = canned("- call: kube-read.list\n  after: [kube-write.delete]\n  response: []\n");
         let message = answer(&session, "kube-read.list", json!({"kind": "Pod"}), false).unwrap_err();
-        assert!(message.contains("no canned response for p: kube-read.list") && message.contains("1 fitting response(s) wait for mutating calls not made yet"), "{message}");
+        assert!(
+            message.contains("no canned response for p: kube-read.list") && message.contains("1 fitting response(s) wait for mutating calls not made yet"),
+            "{message}"
+        );
     }
 
     #[test]

@@ -269,9 +269,39 @@ impl Target {
     pub fn lab(dir: PathBuf) -> Target {
         let secret = |name: &str| CredentialSource::Secret { name: name.into(), key: "password".into() };
         let databases = vec![
-            Database { name: "postgres-cluster".into(), engine: Engine::Postgres, namespace: None, stateful_set: "postgres-cluster".into(), primary_service: Some("postgres-primary".into()), port: 5432, user: Some("postgres".into()), credentials: secret("postgres-credentials"), optional: true },
-            Database { name: "redis-cluster".into(), engine: Engine::Redis, namespace: None, stateful_set: "redis-cluster".into(), primary_service: Some("redis-cluster".into()), port: 6379, user: None, credentials: secret("redis-credentials"), optional: true },
-            Database { name: "mongo".into(), engine: Engine::Mongo, namespace: None, stateful_set: "mongo".into(), primary_service: Some("mongo".into()), port: 27017, user: Some("root".into()), credentials: secret("mongo-credentials"), optional: true },
+            Database {
+                name: "postgres-cluster".into(),
+                engine: Engine::Postgres,
+                namespace: None,
+                stateful_set: "postgres-cluster".into(),
+                primary_service: Some("postgres-primary".into()),
+                port: 5432,
+                user: Some("postgres".into()),
+                credentials: secret("postgres-credentials"),
+                optional: true,
+            },
+            Database {
+                name: "redis-cluster".into(),
+                engine: Engine::Redis,
+                namespace: None,
+                stateful_set: "redis-cluster".into(),
+                primary_service: Some("redis-cluster".into()),
+                port: 6379,
+                user: None,
+                credentials: secret("redis-credentials"),
+                optional: true,
+            },
+            Database {
+                name: "mongo".into(),
+                engine: Engine::Mongo,
+                namespace: None,
+                stateful_set: "mongo".into(),
+                primary_service: Some("mongo".into()),
+                port: 27017,
+                user: Some("root".into()),
+                credentials: secret("mongo-credentials"),
+                optional: true,
+            },
         ];
         Target { kubeconfig: Some(LabDir::new(&dir).kubeconfig()), source: Source::Lab(dir), context: None, namespace: Some("default".into()), databases }
     }
@@ -298,7 +328,8 @@ impl Target {
         for (name, db) in file.databases {
             let bad = |what: String| bad(format!("databases.{name}: {what}"));
             let stateful_set = db.stateful_set.unwrap_or_else(|| name.clone());
-            for (field, value) in [("statefulSet", Some(&stateful_set)), ("primaryService", db.primary_service.as_ref()), ("namespace", db.namespace.as_ref())] {
+            for (field, value) in [("statefulSet", Some(&stateful_set)), ("primaryService", db.primary_service.as_ref()), ("namespace", db.namespace.as_ref())]
+            {
                 if let Some(value) = value.filter(|v| !valid_name(v)) {
                     return Err(bad(format!("{field} `{value}` is not a valid Kubernetes name")));
                 }
@@ -327,7 +358,17 @@ impl Target {
                 }
             };
             let user = c.user.or_else(|| (db.engine == Engine::Postgres).then(|| "postgres".to_string()));
-            databases.push(Database { port: db.port.unwrap_or(db.engine.default_port()), name, engine: db.engine, namespace: db.namespace, stateful_set, primary_service: db.primary_service, user, credentials, optional: false });
+            databases.push(Database {
+                port: db.port.unwrap_or(db.engine.default_port()),
+                name,
+                engine: db.engine,
+                namespace: db.namespace,
+                stateful_set,
+                primary_service: db.primary_service,
+                user,
+                credentials,
+                optional: false,
+            });
         }
         Ok(Target { source: Source::File(path.to_path_buf()), kubeconfig, context: file.context, namespace: file.namespace, databases })
     }
@@ -349,12 +390,19 @@ impl Target {
                 return Err(TargetError::Unreachable(format!("the lab in {} is not running; start it with `runner lab up`", dir.display())));
             }
             let hint = format!("is the lab in {} still running? start it with `runner lab up`", dir.display());
-            let config = self.config_of(Kubeconfig::read_from(lab.kubeconfig()).map_err(|e| TargetError::Bad(format!("the lab's kubeconfig {}: {e}", lab.kubeconfig().display())))?).await?;
+            let config = self
+                .config_of(
+                    Kubeconfig::read_from(lab.kubeconfig())
+                        .map_err(|e| TargetError::Bad(format!("the lab's kubeconfig {}: {e}", lab.kubeconfig().display())))?,
+                )
+                .await?;
             return Ok((config, Some(hint)));
         }
         let kubeconfig = match &self.kubeconfig {
             Some(path) => Kubeconfig::read_from(path).map_err(|e| self.bad(format!("kubeconfig {}: {}", path.display(), one_line(&e))))?,
-            None if std::env::var_os("KUBECONFIG").is_some_and(|v| !v.is_empty()) || default_kubeconfig().is_some_and(|p| p.is_file()) => Kubeconfig::read().map_err(|e| self.bad(format!("kubeconfig (KUBECONFIG or ~/.kube/config): {}", one_line(&e))))?,
+            None if std::env::var_os("KUBECONFIG").is_some_and(|v| !v.is_empty()) || default_kubeconfig().is_some_and(|p| p.is_file()) => {
+                Kubeconfig::read().map_err(|e| self.bad(format!("kubeconfig (KUBECONFIG or ~/.kube/config): {}", one_line(&e))))?
+            }
             None if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() => {
                 let mut config = kube::Config::incluster().map_err(|e| self.bad(format!("in-cluster configuration: {}", one_line(&e))))?;
                 if let Some(ns) = &self.namespace {
@@ -372,7 +420,9 @@ impl Target {
             && !kubeconfig.contexts.iter().any(|c| &c.name == context)
         {
             let known: Vec<&str> = kubeconfig.contexts.iter().map(|c| c.name.as_str()).collect();
-            return Err(self.bad(format!("the kubeconfig has no context `{context}` (it has: {})", if known.is_empty() { "none".into() } else { known.join(", ") })));
+            return Err(
+                self.bad(format!("the kubeconfig has no context `{context}` (it has: {})", if known.is_empty() { "none".into() } else { known.join(", ") }))
+            );
         }
         let options = KubeConfigOptions { context: self.context.clone(), ..KubeConfigOptions::default() };
         let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &options).await.map_err(|e| self.bad(format!("kubeconfig: {}", one_line(&e))))?;

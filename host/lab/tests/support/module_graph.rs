@@ -115,4 +115,3 @@ pub fn cycle(graph: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> 
     let mut done = BTreeSet::new();
     graph.keys().find_map(|node| visit(node, graph, &mut Vec::new(), &mut done))
 }
-

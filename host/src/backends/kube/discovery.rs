@@ -56,7 +56,10 @@ impl Kinds {
                 return Err(BackendError::new(ErrorCode::NotFound, format!("the API server serves no kind `{kind}` in `{api_version}`")));
             }
             Err(kube::Error::Api(status)) if status.code == 404 => {
-                return Err(BackendError::new(ErrorCode::NotFound, format!("the API server serves no `{api_version}` (looking for kind `{kind}`): {}", errors::status_message(&status))));
+                return Err(BackendError::new(
+                    ErrorCode::NotFound,
+                    format!("the API server serves no `{api_version}` (looking for kind `{kind}`): {}", errors::status_message(&status)),
+                ));
             }
             Err(e) => return Err(errors::from_kube(e, hint)),
         };

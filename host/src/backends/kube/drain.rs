@@ -11,11 +11,11 @@ use futures_util::future::join_all;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::{Api, DynamicObject, ListParams};
 use kube::core::{Selector, SelectorExt};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::discovery::builtin;
-use super::{errors, wait, KubeBackend};
+use super::{KubeBackend, errors, wait};
 use crate::backends::{BackendError, BackendResult, DrainOptions, ErrorCode};
 
 /// How long kubectl waits between eviction attempts a budget refused.
@@ -106,9 +106,15 @@ fn verdict(pod: &PodOnNode, options: &DrainOptions, daemonset_exists: Option<boo
 /// How evicting one Pod ended.
 enum Evicted {
     /// Gone, or replaced by a Pod with a new uid.
-    Done { attempts: u32 },
+    Done {
+        attempts: u32,
+    },
     /// A PodDisruptionBudget still refused when time ran out.
-    Blocked { budgets: Vec<String>, message: String, attempts: u32 },
+    Blocked {
+        budgets: Vec<String>,
+        message: String,
+        attempts: u32,
+    },
     /// Evicted, but still there when time ran out.
     Terminating,
     Failed(BackendError),
@@ -156,7 +162,10 @@ pub(super) async fn drain(backend: &KubeBackend, node: &str, options: &DrainOpti
     }
     if !refused.is_empty() {
         let reasons: Vec<String> = refused.iter().map(|(reason, pods)| format!("{reason}: {}", pods.join(", "))).collect();
-        return Err(BackendError::new(ErrorCode::Conflict, format!("cannot drain node {node} (it stays cordoned; nothing was evicted): {}", reasons.join("; "))));
+        return Err(BackendError::new(
+            ErrorCode::Conflict,
+            format!("cannot drain node {node} (it stays cordoned; nothing was evicted): {}", reasons.join("; ")),
+        ));
     }
 
     let outcomes = join_all(to_evict.iter().map(|pod| evict_until_gone(backend, pod, options.grace_period_seconds, deadline))).await;
@@ -173,7 +182,11 @@ pub(super) async fn drain(backend: &KubeBackend, node: &str, options: &DrainOpti
                 }
             }
             Evicted::Blocked { budgets, message, attempts } => {
-                let by = if budgets.is_empty() { "a PodDisruptionBudget".to_string() } else { format!("PodDisruptionBudget {}", budgets.iter().map(|b| format!("{}/{b}", pod.namespace)).collect::<Vec<_>>().join(", ")) };
+                let by = if budgets.is_empty() {
+                    "a PodDisruptionBudget".to_string()
+                } else {
+                    format!("PodDisruptionBudget {}", budgets.iter().map(|b| format!("{}/{b}", pod.namespace)).collect::<Vec<_>>().join(", "))
+                };
                 problems.push(format!("Pod {} is blocked by {by} after {attempts} attempt(s): {message}", pod.key()));
             }
             Evicted::Terminating => problems.push(format!("Pod {} was evicted but is still terminating", pod.key())),
@@ -187,7 +200,10 @@ pub(super) async fn drain(backend: &KubeBackend, node: &str, options: &DrainOpti
     }
     if !problems.is_empty() {
         let done = if evicted.is_empty() { String::new() } else { format!("; evicted: {}", evicted.join(", ")) };
-        return Err(BackendError::new(ErrorCode::Timeout, format!("drain of node {node} did not finish within {} ms: {}{done}", options.timeout_ms, problems.join("; "))));
+        return Err(BackendError::new(
+            ErrorCode::Timeout,
+            format!("drain of node {node} did not finish within {} ms: {}{done}", options.timeout_ms, problems.join("; ")),
+        ));
     }
     Ok(json!({
         "node": node,
@@ -224,7 +240,8 @@ async fn evict_until_gone(backend: &KubeBackend, pod: &PodOnNode, grace: Option<
     }
     let api: Api<DynamicObject> = Api::namespaced_with(backend.client.clone(), &pod.namespace, &builtin("", "v1", "Pod", "pods"));
     let uid = pod.uid.clone();
-    match wait::until(api, &pod.name, deadline, backend.hint.as_deref(), |object| object.is_none_or(|o| o.metadata.uid.as_deref() != Some(uid.as_str()))).await {
+    match wait::until(api, &pod.name, deadline, backend.hint.as_deref(), |object| object.is_none_or(|o| o.metadata.uid.as_deref() != Some(uid.as_str()))).await
+    {
         Ok(wait::Waited::Done(_)) => Evicted::Done { attempts },
         Ok(wait::Waited::TimedOut(_)) => Evicted::Terminating,
         Err(e) => Evicted::Failed(e),
@@ -234,7 +251,8 @@ async fn evict_until_gone(backend: &KubeBackend, pod: &PodOnNode, grace: Option<
 /// The PodDisruptionBudgets in the Pod's namespace whose selector matches it.
 /// Best effort: without the right to list budgets the server's message still names them.
 async fn blocking_budgets(backend: &KubeBackend, pod: &PodOnNode) -> Vec<String> {
-    let api: Api<DynamicObject> = Api::namespaced_with(backend.client.clone(), &pod.namespace, &builtin("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets"));
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(backend.client.clone(), &pod.namespace, &builtin("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets"));
     let Ok(budgets) = api.list(&ListParams::default()).await else { return Vec::new() };
     let names: BTreeSet<String> = budgets
         .items

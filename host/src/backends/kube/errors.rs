@@ -27,13 +27,8 @@ pub(super) fn code_for_status(http: u16) -> ErrorCode {
 /// (a PodDisruptionBudget's name, the invalid field).
 pub(super) fn status_message(status: &Status) -> String {
     let mut message = if status.message.is_empty() { format!("HTTP {} {}", status.code, status.reason) } else { status.message.clone() };
-    let causes: Vec<&str> = status
-        .details
-        .iter()
-        .flat_map(|d| d.causes.iter())
-        .map(|c| c.message.as_str())
-        .filter(|m| !m.is_empty() && !message.contains(*m))
-        .collect();
+    let causes: Vec<&str> =
+        status.details.iter().flat_map(|d| d.causes.iter()).map(|c| c.message.as_str()).filter(|m| !m.is_empty() && !message.contains(*m)).collect();
     if !causes.is_empty() {
         message = format!("{message} ({})", causes.join("; "));
     }
@@ -92,14 +87,24 @@ mod tests {
         let mut status = Status::failure(message, "Reason").with_code(code);
         if let Some(cause) = cause {
             let causes = vec![StatusCause { reason: "DisruptionBudget".into(), message: cause.into(), field: String::new() }];
-            status.details = Some(StatusDetails { name: String::new(), group: String::new(), kind: String::new(), uid: String::new(), causes, retry_after_seconds: 0 });
+            status.details =
+                Some(StatusDetails { name: String::new(), group: String::new(), kind: String::new(), uid: String::new(), causes, retry_after_seconds: 0 });
         }
         status
     }
 
     #[test]
     fn statuses_map_to_wit_codes_with_the_servers_message() {
-        let cases = [(403, ErrorCode::Denied), (404, ErrorCode::NotFound), (409, ErrorCode::Conflict), (422, ErrorCode::Invalid), (400, ErrorCode::Invalid), (504, ErrorCode::Timeout), (503, ErrorCode::Unavailable), (500, ErrorCode::Internal)];
+        let cases = [
+            (403, ErrorCode::Denied),
+            (404, ErrorCode::NotFound),
+            (409, ErrorCode::Conflict),
+            (422, ErrorCode::Invalid),
+            (400, ErrorCode::Invalid),
+            (504, ErrorCode::Timeout),
+            (503, ErrorCode::Unavailable),
+            (500, ErrorCode::Internal),
+        ];
         for (http, code) in cases {
             let e = from_kube(kube::Error::Api(status(http, "pods \"x\" is forbidden", None).boxed()), None);
             assert_eq!(e.code, code, "HTTP {http}");
@@ -109,7 +114,14 @@ mod tests {
 
     #[test]
     fn causes_are_kept() {
-        let s = status(429, "Cannot evict pod as it would violate the pod's disruption budget.", Some("The disruption budget pg-pdb needs 2 healthy pods and has 2 currently"));
-        assert_eq!(status_message(&s), "Cannot evict pod as it would violate the pod's disruption budget. (The disruption budget pg-pdb needs 2 healthy pods and has 2 currently)");
+        let s = status(
+            429,
+            "Cannot evict pod as it would violate the pod's disruption budget.",
+            Some("The disruption budget pg-pdb needs 2 healthy pods and has 2 currently"),
+        );
+        assert_eq!(
+            status_message(&s),
+            "Cannot evict pod as it would violate the pod's disruption budget. (The disruption budget pg-pdb needs 2 healthy pods and has 2 currently)"
+        );
     }
 }

@@ -15,7 +15,14 @@ use crate::backends::{BackendError, BackendResult, ErrorCode, ExecOutput};
 pub const OUTPUT_LIMIT: usize = 1 << 20;
 
 /// Run `command` in `pod` and wait for it to end.
-pub(super) async fn run(client: kube::Client, namespace: &str, pod: &str, container: Option<&str>, command: &[String], hint: Option<&str>) -> BackendResult<ExecOutput> {
+pub(super) async fn run(
+    client: kube::Client,
+    namespace: &str,
+    pod: &str,
+    container: Option<&str>,
+    command: &[String],
+    hint: Option<&str>,
+) -> BackendResult<ExecOutput> {
     if command.is_empty() {
         return Err(BackendError::new(ErrorCode::Invalid, "exec needs a command"));
     }
@@ -80,7 +87,13 @@ fn exit_code(status: Option<&Status>) -> Result<i32, String> {
         return Ok(0);
     }
     if status.reason.as_deref() == Some("NonZeroExitCode") {
-        let code = status.details.as_ref().and_then(|d| d.causes.as_ref()).and_then(|causes| causes.iter().find(|c| c.reason.as_deref() == Some("ExitCode"))).and_then(|c| c.message.as_deref()).and_then(|m| m.trim().parse().ok());
+        let code = status
+            .details
+            .as_ref()
+            .and_then(|d| d.causes.as_ref())
+            .and_then(|causes| causes.iter().find(|c| c.reason.as_deref() == Some("ExitCode")))
+            .and_then(|c| c.message.as_deref())
+            .and_then(|m| m.trim().parse().ok());
         if let Some(code) = code {
             return Ok(code);
         }
@@ -100,11 +113,19 @@ mod tests {
             status: Some("Failure".into()),
             reason: Some("NonZeroExitCode".into()),
             message: Some("command terminated with non-zero exit code: exit status 3".into()),
-            details: Some(StatusDetails { causes: Some(vec![StatusCause { reason: Some("ExitCode".into()), message: Some("3".into()), field: None }]), ..Default::default() }),
+            details: Some(StatusDetails {
+                causes: Some(vec![StatusCause { reason: Some("ExitCode".into()), message: Some("3".into()), field: None }]),
+                ..Default::default()
+            }),
             ..Default::default()
         };
         assert_eq!(exit_code(Some(&failed)), Ok(3));
-        let not_run = Status { status: Some("Failure".into()), reason: Some("InternalError".into()), message: Some("executable file not found".into()), ..Default::default() };
+        let not_run = Status {
+            status: Some("Failure".into()),
+            reason: Some("InternalError".into()),
+            message: Some("executable file not found".into()),
+            ..Default::default()
+        };
         assert_eq!(exit_code(Some(&not_run)), Err("executable file not found".into()));
         assert!(exit_code(None).is_err());
     }

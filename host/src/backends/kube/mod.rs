@@ -17,7 +17,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, DynamicObject, EvictParams, ListParams, Patch, PatchParams};
 use kube::core::TypeMeta;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use super::{BackendError, BackendResult, DrainOptions, ErrorCode, ExecOutput, Kube, ListOptions, ObjectRef, PatchType, WaitFor};
 
@@ -119,7 +119,9 @@ impl KubeBackend {
         let node = &checked_segment("Node name", node)?;
         let nodes: Api<DynamicObject> = Api::all_with(self.client.clone(), &discovery::builtin("", "v1", "Node", "nodes"));
         let patch = Patch::Merge(json!({"spec": {"unschedulable": unschedulable}}));
-        timed(nodes.patch(node, &PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..PatchParams::default() }, &patch)).await.map_err(|e| self.error_or_timeout(e))?;
+        timed(nodes.patch(node, &PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..PatchParams::default() }, &patch))
+            .await
+            .map_err(|e| self.error_or_timeout(e))?;
         Ok(())
     }
 }
@@ -223,7 +225,10 @@ impl Kube for KubeBackend {
                 let last = last.map(|o| o.map(|o| as_json(&o)));
                 let seen = wait::describe_last(until, last.as_ref().map(Option::as_ref));
                 let namespace = if kind.namespaced { format!("{}/", object.namespace.as_deref().unwrap_or(&self.namespace)) } else { String::new() };
-                Err(BackendError::new(ErrorCode::Timeout, format!("{} {namespace}{}: no {} within {timeout_ms} ms ({seen})", object.kind, object.name, wait::describe(until))))
+                Err(BackendError::new(
+                    ErrorCode::Timeout,
+                    format!("{} {namespace}{}: no {} within {timeout_ms} ms ({seen})", object.kind, object.name, wait::describe(until)),
+                ))
             }
         }
     }

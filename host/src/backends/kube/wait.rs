@@ -21,7 +21,13 @@ pub(super) enum Waited {
 }
 
 /// Watch `name` through `api` until `holds` accepts its state or `deadline` passes.
-pub(super) async fn until(api: Api<DynamicObject>, name: &str, deadline: Instant, hint: Option<&str>, mut holds: impl FnMut(Option<&DynamicObject>) -> bool) -> BackendResult<Waited> {
+pub(super) async fn until(
+    api: Api<DynamicObject>,
+    name: &str,
+    deadline: Instant,
+    hint: Option<&str>,
+    mut holds: impl FnMut(Option<&DynamicObject>) -> bool,
+) -> BackendResult<Waited> {
     let mut stream = std::pin::pin!(watcher::watch_object(api, name));
     let mut last: Option<Option<DynamicObject>> = None;
     loop {
@@ -65,7 +71,9 @@ pub(super) fn holds(until: &WaitFor, object: Option<&Value>) -> bool {
     match (until, object) {
         (WaitFor::Deleted, object) => object.is_none(),
         (_, None) => false,
-        (WaitFor::Condition { condition_type, status }, Some(object)) => condition_status(object, condition_type).is_some_and(|s| s.eq_ignore_ascii_case(status)),
+        (WaitFor::Condition { condition_type, status }, Some(object)) => {
+            condition_status(object, condition_type).is_some_and(|s| s.eq_ignore_ascii_case(status))
+        }
         (WaitFor::Field { pointer, value }, Some(object)) => object.pointer(pointer).is_some_and(|found| *found == expected(value)),
     }
 }
@@ -112,7 +120,9 @@ pub(super) fn describe(until: &WaitFor) -> String {
 /// Reject a wait that can never be met as written.
 pub(super) fn validate(until: &WaitFor) -> BackendResult<()> {
     match until {
-        WaitFor::Field { pointer, .. } if !pointer.starts_with('/') => Err(BackendError::new(ErrorCode::Invalid, format!("`{pointer}` is not a JSON pointer (it must start with `/`, as `/status/readyReplicas`)"))),
+        WaitFor::Field { pointer, .. } if !pointer.starts_with('/') => {
+            Err(BackendError::new(ErrorCode::Invalid, format!("`{pointer}` is not a JSON pointer (it must start with `/`, as `/status/readyReplicas`)")))
+        }
         WaitFor::Condition { condition_type, .. } if condition_type.is_empty() => Err(BackendError::new(ErrorCode::Invalid, "the condition type is empty")),
         _ => Ok(()),
     }

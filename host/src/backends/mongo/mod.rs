@@ -16,14 +16,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mongodb::bson::{Bson, Document};
-use mongodb::error::{ErrorKind, Error as DriverError};
-use mongodb::options::{ClientOptions, Credential as DriverCredential, ServerAddress};
 use mongodb::Client;
+use mongodb::bson::{Bson, Document};
+use mongodb::error::{Error as DriverError, ErrorKind};
+use mongodb::options::{ClientOptions, Credential as DriverCredential, ServerAddress};
 use tokio::sync::Mutex;
 
-use super::{BackendError, BackendResult, ErrorCode, Mongo};
 use super::members::Members;
+use super::{BackendError, BackendResult, ErrorCode, Mongo};
 use crate::target::Engine;
 
 /// How long one command may take unless it asks for longer (see [`call_timeout`]).
@@ -62,7 +62,11 @@ impl MongoBackend {
         }
         let password = self.members.credential(&found).await?;
         let user = database.user.clone().unwrap_or_else(|| DEFAULT_USER.into());
-        let options = client_options(ip, database.port, Some(DriverCredential::builder().username(user).password(password.expose().to_string()).source("admin".to_string()).build()));
+        let options = client_options(
+            ip,
+            database.port,
+            Some(DriverCredential::builder().username(user).password(password.expose().to_string()).source("admin".to_string()).build()),
+        );
         let client = Client::with_options(options).map_err(|e| driver_error(member, &address, &e))?;
         clients.insert(member.to_string(), (address.clone(), client.clone()));
         Ok((client, address))
@@ -88,7 +92,8 @@ fn client_options(ip: &str, port: u16, credential: Option<DriverCredential>) -> 
 
 /// Parse a command (Extended JSON text) into a BSON document, keeping its key order.
 pub fn parse_command(command: &str) -> BackendResult<Document> {
-    let document: Document = serde_json::from_str(command).map_err(|e| BackendError::new(ErrorCode::Invalid, format!("command is not a JSON document (Extended JSON for BSON types): {e}")))?;
+    let document: Document = serde_json::from_str(command)
+        .map_err(|e| BackendError::new(ErrorCode::Invalid, format!("command is not a JSON document (Extended JSON for BSON types): {e}")))?;
     if document.is_empty() {
         return Err(BackendError::new(ErrorCode::Invalid, "the command document is empty; its first key names the command"));
     }
@@ -175,12 +180,16 @@ pub fn driver_error(member: &str, address: &str, error: &DriverError) -> Backend
     match error.kind.as_ref() {
         ErrorKind::Command(c) => BackendError::new(classify_code(c.code), format!("{at}: {} {}: {}", c.code, c.code_name, c.message)),
         ErrorKind::Authentication { message, .. } => BackendError::new(ErrorCode::Denied, format!("{at}: authentication failed: {message}")),
-        ErrorKind::ServerSelection { message, .. } => BackendError::new(ErrorCode::Unavailable, format!("{at}: unreachable: {}", server_selection_reason(message))),
+        ErrorKind::ServerSelection { message, .. } => {
+            BackendError::new(ErrorCode::Unavailable, format!("{at}: unreachable: {}", server_selection_reason(message)))
+        }
         ErrorKind::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => BackendError::new(ErrorCode::Timeout, format!("{at}: {io}")),
         ErrorKind::Io(io) => BackendError::new(ErrorCode::Unavailable, format!("{at}: {io}")),
         ErrorKind::ConnectionPoolCleared { message, .. } => BackendError::new(ErrorCode::Unavailable, format!("{at}: {message}")),
         ErrorKind::InvalidArgument { message, .. } => BackendError::new(ErrorCode::Invalid, format!("{at}: {message}")),
-        ErrorKind::BsonDeserialization(_) | ErrorKind::BsonSerialization(_) | ErrorKind::Bson(_) => BackendError::new(ErrorCode::Invalid, format!("{at}: {error}")),
+        ErrorKind::BsonDeserialization(_) | ErrorKind::BsonSerialization(_) | ErrorKind::Bson(_) => {
+            BackendError::new(ErrorCode::Invalid, format!("{at}: {error}"))
+        }
         _ => BackendError::new(ErrorCode::Internal, format!("{at}: {error}")),
     }
 }
@@ -202,9 +211,9 @@ fn server_selection_reason(message: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mongodb::bson::{doc, oid::ObjectId, DateTime, Timestamp};
     use crate::backends::{Kube, ObjectRef};
     use crate::target::Target;
+    use mongodb::bson::{DateTime, Timestamp, doc, oid::ObjectId};
 
     #[test]
     fn commands_keep_their_key_order_and_types() {
@@ -291,7 +300,10 @@ mod tests {
         let reply = doc! {"ok": 0.0, "errmsg": "command replSetStepDown requires authentication", "code": 13, "codeName": "Unauthorized"};
         let command: mongodb::error::CommandError = mongodb::bson::deserialize_from_document(reply).unwrap();
         let e = driver_error("mongo-0", "10.0.0.5:27017", &DriverError::from(ErrorKind::Command(command)));
-        assert_eq!((e.code, e.message.as_str()), (ErrorCode::Denied, "member mongo-0 (10.0.0.5:27017): 13 Unauthorized: command replSetStepDown requires authentication"));
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (ErrorCode::Denied, "member mongo-0 (10.0.0.5:27017): 13 Unauthorized: command replSetStepDown requires authentication")
+        );
         let io = DriverError::from(std::io::Error::new(std::io::ErrorKind::TimedOut, "read timed out"));
         assert_eq!(driver_error("mongo-1", "a", &io).code, ErrorCode::Timeout);
         let io = DriverError::from(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "connection reset by peer"));
@@ -369,7 +381,10 @@ mod tests {
     async fn members_are_resolved_through_the_target() {
         let b = backend("127.240.7.1", 27017);
         let e = b.run_command("postgres-cluster-0", "admin", r#"{"hello": 1}"#).await.unwrap_err();
-        assert_eq!((e.code, e.message.as_str()), (ErrorCode::NotFound, "`postgres-cluster-0` is not a member of a MongoDB replica set of this target (StatefulSets: mongo)"));
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (ErrorCode::NotFound, "`postgres-cluster-0` is not a member of a MongoDB replica set of this target (StatefulSets: mongo)")
+        );
         let e = b.run_command("mongo-1", "admin", r#"{"hello": 1}"#).await.unwrap_err();
         assert_eq!((e.code, e.message.as_str()), (ErrorCode::Unavailable, "member mongo-1 has no address yet (Pod not running)"));
         let e = b.run_command("mongo-2", "admin", r#"{"hello": 1}"#).await.unwrap_err();

@@ -130,10 +130,10 @@ fn sql_error(member: &str, error: &tokio_postgres::Error) -> BackendError {
     };
     let code = db.code().code();
     let kind = match code {
-        "25006" => ErrorCode::Denied,                      // read_only_sql_transaction
-        "57014" => ErrorCode::Timeout,                     // query_canceled (statement timeout)
+        "25006" => ErrorCode::Denied,                       // read_only_sql_transaction
+        "57014" => ErrorCode::Timeout,                      // query_canceled (statement timeout)
         "40001" | "40P01" | "55P03" => ErrorCode::Conflict, // serialization, deadlock, lock not available
-        "42501" => ErrorCode::Denied,                      // insufficient_privilege
+        "42501" => ErrorCode::Denied,                       // insufficient_privilege
         c if c.starts_with("42") || c.starts_with("22") => ErrorCode::Invalid,
         c if c.starts_with("08") || c.starts_with("57P") => ErrorCode::Unavailable,
         _ => ErrorCode::Internal,

@@ -1,7 +1,7 @@
 //! Redis replies as JSON, the shape policies receive.
 
 use redis::Value;
-use serde_json::{json, Map, Value as Json};
+use serde_json::{Map, Value as Json, json};
 
 /// A reply as JSON: nil → `null`, integer → number, simple or bulk string →
 /// string, array/set/push → array, map → object (keys as text), double →

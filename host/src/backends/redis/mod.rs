@@ -18,8 +18,8 @@ use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::{AsyncConnectionConfig, ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo, RedisError, Value};
 use tokio::sync::Mutex;
 
-use super::{BackendError, BackendResult, ErrorCode, Redis};
 use super::members::Members;
+use super::{BackendError, BackendResult, ErrorCode, Redis};
 use crate::target::Engine;
 
 pub use json::reply_to_json;
@@ -52,12 +52,17 @@ impl RedisBackend {
         if let Some(user) = &database.user {
             settings = settings.set_username(user);
         }
-        let info = ConnectionAddr::Tcp(ip.to_string(), port).into_connection_info().map_err(|e| BackendError::new(ErrorCode::Invalid, e.to_string()))?.set_redis_settings(settings);
+        let info = ConnectionAddr::Tcp(ip.to_string(), port)
+            .into_connection_info()
+            .map_err(|e| BackendError::new(ErrorCode::Invalid, e.to_string()))?
+            .set_redis_settings(settings);
         let client = redis::Client::open(info).map_err(|e| BackendError::new(ErrorCode::Invalid, e.to_string()))?;
         let config = AsyncConnectionConfig::new().set_connection_timeout(Some(CONNECT_TIMEOUT)).set_response_timeout(Some(COMMAND_TIMEOUT));
         let connection = tokio::time::timeout(CONNECT_TIMEOUT + Duration::from_secs(1), client.get_multiplexed_async_connection_with_config(&config))
             .await
-            .map_err(|_| BackendError::new(ErrorCode::Timeout, format!("member {member} ({ip}:{port}): connecting timed out after {} s", CONNECT_TIMEOUT.as_secs())))?
+            .map_err(|_| {
+                BackendError::new(ErrorCode::Timeout, format!("member {member} ({ip}:{port}): connecting timed out after {} s", CONNECT_TIMEOUT.as_secs()))
+            })?
             .map_err(|e| connection_error(&format!("member {member} ({ip}:{port})"), &e))?;
         Ok(connection)
     }
@@ -99,7 +104,10 @@ impl Redis for RedisBackend {
                 Err(_) => {
                     // The reply may still come; a later call must not read it as its own.
                     self.forget(member).await;
-                    return Err(BackendError::new(ErrorCode::Timeout, format!("{label}: no answer to {} within {} s", name.to_ascii_uppercase(), COMMAND_TIMEOUT.as_secs())));
+                    return Err(BackendError::new(
+                        ErrorCode::Timeout,
+                        format!("{label}: no answer to {} within {} s", name.to_ascii_uppercase(), COMMAND_TIMEOUT.as_secs()),
+                    ));
                 }
             };
             // The connection is broken (the member restarted, or went away): open a new one next time.
