@@ -70,6 +70,70 @@ impl From<ErrorCode> for crate::domain::ErrorCode {
     }
 }
 
+/// The WIT's Kubernetes records as the host's own values: every conversion
+/// from a component's arguments happens here.
+mod kube_values {
+    use super::pattern::runner::policy::{kube_read, kube_write};
+    use crate::domain::kube as host;
+
+    impl From<kube_read::ObjectRef> for host::ObjectRef {
+        fn from(object: kube_read::ObjectRef) -> Self {
+            host::ObjectRef { api_version: object.api_version, kind: object.kind, namespace: object.namespace, name: object.name }
+        }
+    }
+
+    impl From<kube_read::ListOptions> for host::ListOptions {
+        fn from(options: kube_read::ListOptions) -> Self {
+            host::ListOptions {
+                api_version: options.api_version,
+                kind: options.kind,
+                namespace: options.namespace,
+                label_selector: options.label_selector,
+                field_selector: options.field_selector,
+            }
+        }
+    }
+
+    impl From<kube_read::WaitFor> for host::WaitFor {
+        fn from(until: kube_read::WaitFor) -> Self {
+            match until {
+                kube_read::WaitFor::Condition(c) => host::WaitFor::Condition { condition_type: c.type_, status: c.status },
+                kube_read::WaitFor::Field(f) => host::WaitFor::Field { pointer: f.pointer, value: f.value },
+                kube_read::WaitFor::Deleted => host::WaitFor::Deleted,
+            }
+        }
+    }
+
+    impl From<kube_write::PatchType> for host::PatchType {
+        fn from(kind: kube_write::PatchType) -> Self {
+            match kind {
+                kube_write::PatchType::Merge => host::PatchType::Merge,
+                kube_write::PatchType::Json => host::PatchType::Json,
+                kube_write::PatchType::Strategic => host::PatchType::Strategic,
+                kube_write::PatchType::Apply => host::PatchType::Apply,
+            }
+        }
+    }
+
+    impl From<kube_write::DrainOptions> for host::DrainOptions {
+        fn from(options: kube_write::DrainOptions) -> Self {
+            host::DrainOptions {
+                ignore_daemonsets: options.ignore_daemonsets,
+                delete_emptydir_data: options.delete_emptydir_data,
+                force: options.force,
+                grace_period_seconds: options.grace_period_seconds,
+                timeout_ms: options.timeout_ms,
+            }
+        }
+    }
+
+    impl From<host::ExecOutput> for kube_write::ExecOutput {
+        fn from(out: host::ExecOutput) -> Self {
+            kube_write::ExecOutput { exit_code: out.exit_code, stdout: out.stdout, stderr: out.stderr }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -11,10 +11,6 @@ use crate::wit::pattern::runner::policy::kube_write::{self, DrainOptions, ExecOu
 
 type Answer<T> = wasmtime::Result<Result<T, Error>>;
 
-fn to_ref(object: ObjectRef) -> Ref {
-    Ref { api_version: object.api_version, kind: object.kind, namespace: object.namespace, name: object.name }
-}
-
 fn kind_scope(api_version: &str, kind: &str) -> String {
     format!("{api_version}/{kind}")
 }
@@ -47,20 +43,14 @@ fn ref_args(object: &Ref) -> serde_json::Value {
 
 impl kube_read::Host for HostState {
     async fn get(&mut self, object: ObjectRef) -> Answer<String> {
-        let object = to_ref(object);
+        let object = Ref::from(object);
         let scope = kind_scope(&object.api_version, &object.kind);
         let kube = self.run.backends.kube.clone();
         self.guarded("kube-read.get", object_scope(&object, &scope), || ref_args(&object), Effect::Read, async { kube.get(&object).await }).await
     }
 
     async fn list(&mut self, options: ListOptions) -> Answer<String> {
-        let options = backends::ListOptions {
-            api_version: options.api_version,
-            kind: options.kind,
-            namespace: options.namespace,
-            label_selector: options.label_selector,
-            field_selector: options.field_selector,
-        };
+        let options = backends::ListOptions::from(options);
         let scope = kind_scope(&options.api_version, &options.kind);
         let args = || json!({"apiVersion": options.api_version, "kind": options.kind, "namespace": options.namespace, "labelSelector": options.label_selector, "fieldSelector": options.field_selector});
         let kube = self.run.backends.kube.clone();
@@ -76,12 +66,8 @@ impl kube_read::Host for HostState {
     }
 
     async fn wait_for_condition(&mut self, object: ObjectRef, until: WaitFor, timeout_ms: u64) -> Answer<String> {
-        let object = to_ref(object);
-        let until = match until {
-            WaitFor::Condition(c) => Until::Condition { condition_type: c.type_, status: c.status },
-            WaitFor::Field(f) => Until::Field { pointer: f.pointer, value: f.value },
-            WaitFor::Deleted => Until::Deleted,
-        };
+        let object = Ref::from(object);
+        let until = Until::from(until);
         let scope = kind_scope(&object.api_version, &object.kind);
         let args = || {
             let mut args = ref_args(&object);
@@ -99,13 +85,8 @@ impl kube_read::Host for HostState {
 
 impl kube_write::Host for HostState {
     async fn patch(&mut self, object: ObjectRef, kind: PatchType, body: String) -> Answer<String> {
-        let object = to_ref(object);
-        let patch_type = match kind {
-            PatchType::Merge => backends::PatchType::Merge,
-            PatchType::Json => backends::PatchType::Json,
-            PatchType::Strategic => backends::PatchType::Strategic,
-            PatchType::Apply => backends::PatchType::Apply,
-        };
+        let object = Ref::from(object);
+        let patch_type = backends::PatchType::from(kind);
         let scope = kind_scope(&object.api_version, &object.kind);
         let args = || {
             let mut args = ref_args(&object);
@@ -120,7 +101,7 @@ impl kube_write::Host for HostState {
     }
 
     async fn delete(&mut self, object: ObjectRef, grace_period_seconds: Option<u32>) -> Answer<()> {
-        let object = to_ref(object);
+        let object = Ref::from(object);
         let scope = kind_scope(&object.api_version, &object.kind);
         let args = || {
             let mut args = ref_args(&object);
@@ -133,7 +114,7 @@ impl kube_write::Host for HostState {
     }
 
     async fn scale(&mut self, object: ObjectRef, replicas: u32) -> Answer<()> {
-        let object = to_ref(object);
+        let object = Ref::from(object);
         let scope = kind_scope(&object.api_version, &object.kind);
         let args = || {
             let mut args = ref_args(&object);
@@ -162,13 +143,7 @@ impl kube_write::Host for HostState {
     }
 
     async fn drain(&mut self, node: String, options: DrainOptions) -> Answer<String> {
-        let options = Drain {
-            ignore_daemonsets: options.ignore_daemonsets,
-            delete_emptydir_data: options.delete_emptydir_data,
-            force: options.force,
-            grace_period_seconds: options.grace_period_seconds,
-            timeout_ms: options.timeout_ms,
-        };
+        let options = Drain::from(options);
         let args = || json!({"node": node, "options": format!("{options:?}")});
         let kube = self.run.backends.kube.clone();
         let effect = Effect::Mutate { dry_run_answer: json!({"node": node, "evicted": [], "dryRun": true}).to_string() };
@@ -180,11 +155,7 @@ impl kube_write::Host for HostState {
         let kube = self.run.backends.kube.clone();
         let effect = Effect::Mutate { dry_run_answer: ExecOutput { exit_code: 0, stdout: String::new(), stderr: String::new() } };
         self.guarded("kube-write.exec", pod_scope(namespace.as_deref(), &pod, container.as_deref()), args, effect, async {
-            kube.exec(namespace.as_deref(), &pod, container.as_deref(), &command).await.map(|out| ExecOutput {
-                exit_code: out.exit_code,
-                stdout: out.stdout,
-                stderr: out.stderr,
-            })
+            kube.exec(namespace.as_deref(), &pod, container.as_deref(), &command).await.map(ExecOutput::from)
         })
         .await
     }
