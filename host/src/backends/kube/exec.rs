@@ -31,7 +31,7 @@ pub(super) async fn run(
     if let Some(container) = container {
         params = params.container(container);
     }
-    let mut process = pods.exec(pod, command.to_vec(), &params).await.map_err(|e| errors::from_kube(e, hint))?;
+    let mut process = pods.exec(pod, command.to_vec(), &params).await.map_err(|e| exec_error(e, namespace, pod, hint))?;
     let stdout = process.stdout().map(|r| tokio::spawn(read_bounded(r)));
     let stderr = process.stderr().map(|r| tokio::spawn(read_bounded(r)));
     let status = match process.take_status() {
@@ -57,6 +57,19 @@ pub(super) async fn run(
     }
     let exit_code = exit_code(status.as_ref()).map_err(|message| BackendError::new(ErrorCode::Internal, format!("exec in {namespace}/{pod}: {message}")))?;
     Ok(ExecOutput { exit_code, stdout: String::from_utf8_lossy(&out).into_owned(), stderr })
+}
+
+/// Why an exec did not start. The API server answers 500, 502 or 503 when
+/// it cannot reach the Pod's kubelet (`error dialing backend`): the Pod is
+/// there but out of reach, which is `unavailable`, not a fault of the call.
+fn exec_error(error: kube::Error, namespace: &str, pod: &str, hint: Option<&str>) -> BackendError {
+    match &error {
+        kube::Error::Api(status) if matches!(status.code, 500 | 502 | 503) => BackendError::new(
+            ErrorCode::Unavailable,
+            format!("exec in {namespace}/{pod}: the API server cannot reach the Pod's kubelet (HTTP {}: {})", status.code, errors::status_message(status)),
+        ),
+        _ => errors::from_kube(error, hint),
+    }
 }
 
 async fn read_bounded(mut reader: impl tokio::io::AsyncRead + Unpin) -> (Vec<u8>, bool) {
@@ -105,6 +118,25 @@ fn exit_code(status: Option<&Status>) -> Result<i32, String> {
 mod tests {
     use super::*;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{StatusCause, StatusDetails};
+
+    #[test]
+    fn a_kubelet_out_of_reach_is_unavailable_and_other_failures_keep_their_code() {
+        let api = |code: u16| {
+            kube::Error::Api(
+                kube::core::Status::failure("error dialing backend: dial tcp 10.0.0.5:10250: connect: connection refused", "InternalError")
+                    .with_code(code)
+                    .boxed(),
+            )
+        };
+        for code in [500, 502, 503] {
+            let e = exec_error(api(code), "default", "postgres-cluster-0", None);
+            assert_eq!(e.code, ErrorCode::Unavailable, "HTTP {code}");
+            assert!(e.message.starts_with("exec in default/postgres-cluster-0: the API server cannot reach the Pod's kubelet"), "{}", e.message);
+            assert!(e.message.contains("error dialing backend"), "the server's words: {}", e.message);
+        }
+        assert_eq!(exec_error(api(403), "default", "postgres-cluster-0", None).code, ErrorCode::Denied);
+        assert_eq!(exec_error(api(404), "default", "postgres-cluster-0", None).code, ErrorCode::NotFound);
+    }
 
     #[test]
     fn exit_codes_come_from_the_status() {
