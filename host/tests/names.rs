@@ -160,4 +160,18 @@ fn names_with_separators_are_invalid_in_every_world_and_reach_nothing() {
 
     let unschedulable = lab.kubectl(&["get", "nodes", "-o", "jsonpath={.items[*].spec.unschedulable}"]);
     assert!(!unschedulable.contains("true"), "no node left cordoned: {unschedulable}");
+
+    // The cluster's own refusal (a wrong token: 401) is a denial too: exit 3,
+    // in the server's words, listed in the report.
+    let kubeconfig = std::fs::read_to_string(lab.kubeconfig()).unwrap();
+    let token = kubeconfig.lines().find_map(|l| l.trim().strip_prefix("token: ")).expect("the lab's kubeconfig has a token").trim().to_string();
+    let wrong = lab.dir.path().join("wrong-token.kubeconfig");
+    std::fs::write(&wrong, kubeconfig.replace(&token, "not-the-token")).unwrap();
+    let target = lab.dir.path().join("wrong-token.yaml");
+    std::fs::write(&target, format!("kubeconfig: {}\n", wrong.display())).unwrap();
+    let output = lab.runner(&["exec", "pods-ready", "--target", path(&target), "--output", "json"]);
+    let report = json_of(&output);
+    assert_eq!(report["exit_code"], 3, "{report}");
+    let denied = report["denied"][0].as_str().unwrap_or_default();
+    assert!(denied.contains("the cluster refused"), "{report}");
 }

@@ -311,8 +311,12 @@ impl HostState {
             Ok(_) => self.journal(call, args, "ok", None, started.elapsed(), mutating)?,
             Err(e) => {
                 self.journal(call, args, e.code.as_str(), Some(&e.message), started.elapsed(), mutating)?;
-                if e.code == BackendCode::Unavailable {
-                    self.run.record().note_unavailable(|| format!("{}: {call}: {}", self.component, e.message));
+                match e.code {
+                    BackendCode::Unavailable => self.run.record().note_unavailable(|| format!("{}: {call}: {}", self.component, e.message)),
+                    // The cluster's own RBAC refused (401/403): a denial like the
+                    // sandbox's (exit 3), in the server's words.
+                    BackendCode::Denied => self.run.record().note_denied(|| format!("{}: {call}: the cluster refused: {}", self.component, e.message)),
+                    _ => {}
                 }
             }
         }
