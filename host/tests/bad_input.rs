@@ -159,3 +159,20 @@ fn a_component_built_for_another_contract() {
     expect_bad_input(&sandbox.runner(&["review", path(&file)]), refused);
     expect_bad_input(&sandbox.runner(&["review", "pods-ready", "--against", path(&file)]), refused);
 }
+
+#[test]
+fn files_that_are_not_components_are_refused_before_they_are_read() {
+    let sandbox = Sandbox::new();
+    let dir = sandbox.dir.path();
+    let fifo = dir.join("gate.fifo");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let huge = dir.join("huge.wasm");
+    // Sparse: 2 GB on paper, nothing on disk; it must not be read whole.
+    std::fs::File::create(&huge).unwrap().set_len(2 << 30).unwrap();
+    let started = std::time::Instant::now();
+    expect_bad_input(&sandbox.runner(&["exec", path(&fifo)]), "not a regular file (a FIFO, socket or device)");
+    expect_bad_input(&sandbox.runner(&["exec", "/dev/zero"]), "not a regular file");
+    expect_bad_input(&sandbox.runner(&["exec", path(dir)]), "a directory, not a component file");
+    expect_bad_input(&sandbox.runner(&["exec", path(&huge)]), "a component is at most 268435456 bytes");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30), "refused at once, took {:?}", started.elapsed());
+}

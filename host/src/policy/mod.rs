@@ -13,6 +13,9 @@ use crate::caps::ImportReport;
 use crate::wit::CONTRACT_VERSION;
 pub use manifest::{Manifest, World};
 
+/// The largest component file read: a Python gate is about 20 MB, a Rust one 60 KB.
+pub const MAX_COMPONENT_BYTES: u64 = 256 << 20;
+
 /// Why a policy could not be loaded. All of these are bad input (exit 2).
 #[derive(Debug, thiserror::Error)]
 #[allow(missing_docs, reason = "the fields are named by the message each variant prints")]
@@ -23,6 +26,12 @@ pub enum PolicyError {
     /// The file exists but cannot be read.
     #[error("{path}: cannot read: {source}")]
     Unreadable { path: PathBuf, source: std::io::Error },
+    /// A directory, FIFO, socket or device where a component file should be.
+    #[error("{path}: {what}, not a component file")]
+    NotAFile { path: PathBuf, what: &'static str },
+    /// Larger than any component this host runs.
+    #[error("{path}: {size} bytes; a component is at most {MAX_COMPONENT_BYTES} bytes")]
+    TooLarge { path: PathBuf, size: u64 },
     /// No wasm header.
     #[error("{0}: not a WebAssembly component (no wasm header)")]
     NotWasm(PathBuf),
@@ -73,9 +82,29 @@ impl Policy {
         Self::load(&locate(name_or_path, search)?)
     }
 
-    /// Read and inspect the component at `path`.
+    /// Read and inspect the component at `path`: its file type first (a
+    /// FIFO would block the read, a device never end it), then its size,
+    /// then its header, and only then the rest.
     pub fn load(path: &Path) -> Result<Self, PolicyError> {
-        let bytes = std::fs::read(path).map_err(|source| PolicyError::Unreadable { path: path.into(), source })?;
+        use std::io::Read;
+        let unreadable = |source| PolicyError::Unreadable { path: path.into(), source };
+        let metadata = std::fs::metadata(path).map_err(unreadable)?;
+        if !metadata.is_file() {
+            let what = if metadata.is_dir() { "a directory" } else { "not a regular file (a FIFO, socket or device)" };
+            return Err(PolicyError::NotAFile { path: path.into(), what });
+        }
+        if metadata.len() > MAX_COMPONENT_BYTES {
+            return Err(PolicyError::TooLarge { path: path.into(), size: metadata.len() });
+        }
+        let mut file = std::fs::File::open(path).map_err(unreadable)?;
+        let mut bytes = vec![0u8; 4];
+        if file.read_exact(&mut bytes).is_err() || bytes != b"\0asm" {
+            return Err(PolicyError::NotWasm(path.into()));
+        }
+        file.take(MAX_COMPONENT_BYTES).read_to_end(&mut bytes).map_err(unreadable)?;
+        if bytes.len() as u64 > MAX_COMPONENT_BYTES {
+            return Err(PolicyError::TooLarge { path: path.into(), size: bytes.len() as u64 });
+        }
         Self::from_bytes(path, bytes)
     }
 
