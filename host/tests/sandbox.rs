@@ -208,3 +208,12 @@ fn a_sleep_cut_short_is_journaled_as_stopped_and_a_zero_deadline_runs_nothing() 
     assert!(text.contains("a deadline must be longer than 0"), "{text}");
     assert!(sandbox.journal_lines().is_empty(), "nothing ran");
 }
+
+#[test]
+fn a_run_that_fills_its_journal_limit_is_stopped() {
+    let sandbox = Sandbox::new();
+    let (output, _) = hostile(&sandbox, "calls", &["--config", "n=1000", "--journal-limit", "1MiB,50"]);
+    let text = expect_exit(&output, 3);
+    assert!(text.contains("the journal limit is reached (50 lines"), "{text}");
+    assert_eq!(sandbox.journal_lines().len(), 50, "the journal holds exactly its limit");
+}

@@ -51,6 +51,10 @@ pub struct ExecArgs {
     #[arg(long, value_name = "FILE")]
     journal: Option<PathBuf>,
 
+    /// Most the run may journal, as SIZE or SIZE,CALLS (default 256MiB,1000000); past it the run stops (exit 3).
+    #[arg(long, value_name = "SIZE[,CALLS]", value_parser = parse_journal_limit)]
+    journal_limit: Option<crate::journal::Limit>,
+
     /// Report format.
     #[arg(long, value_enum, default_value_t)]
     output: OutputFormat,
@@ -116,6 +120,16 @@ fn parse_deadline(text: &str) -> Result<Duration, String> {
     }
 }
 
+/// `64MiB` or `64MiB,100000`: bytes, and optionally calls.
+fn parse_journal_limit(text: &str) -> Result<crate::journal::Limit, String> {
+    let (size, calls) = text.split_once(',').map_or((text, None), |(size, calls)| (size, Some(calls)));
+    let mut limit = crate::journal::Limit { bytes: parse_size(size)? as u64, ..Default::default() };
+    if let Some(calls) = calls {
+        limit.lines = calls.trim().parse().map_err(|_| format!("`{calls}` is not a number of calls"))?;
+    }
+    Ok(limit)
+}
+
 /// Parse `256MiB`, `512M`, `1G`, `4096`.
 pub fn parse_size(text: &str) -> Result<usize, String> {
     let digits_end = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
@@ -176,6 +190,9 @@ fn builder(args: ExecArgs, target: Target, cache_dir: Option<PathBuf>) -> RunBui
     }
     if let Some(path) = args.journal {
         builder = builder.journal(path);
+    }
+    if let Some(limit) = args.journal_limit {
+        builder = builder.journal_limit(limit);
     }
     builder
 }

@@ -15,7 +15,7 @@ use crate::backends::{Backends, Kube, Unavailable};
 use crate::caps::{Capability, Grants};
 use crate::engine::{Engine, EngineError, Limits, Prepared, SlotRunner};
 use crate::imports::{Approval, HostState, RunContext};
-use crate::journal::{Journal, new_run_id};
+use crate::journal::{Journal, Limit as JournalLimit, new_run_id};
 use crate::policy::{Policy, World, config};
 use crate::probe::{ProbeError, WriteProbe};
 use crate::session::Session;
@@ -95,6 +95,7 @@ pub struct RunBuilder {
     reach: Reach,
     session: SessionSource,
     journal: JournalPlace,
+    journal_limit: JournalLimit,
     engine: EngineSource,
     probe: Option<ProbeSpec>,
     dry_run: bool,
@@ -114,6 +115,7 @@ impl RunBuilder {
             reach: Reach::Nothing("no target".into()),
             session: SessionSource::Off,
             journal: JournalPlace::Default,
+            journal_limit: JournalLimit::default(),
             engine: EngineSource::New { limits: Limits::default(), cache_dir: None },
             probe: None,
             dry_run: false,
@@ -190,6 +192,13 @@ impl RunBuilder {
     /// Append the journal to this file instead of a new one under the state directory.
     pub fn journal(mut self, path: PathBuf) -> Self {
         self.journal = JournalPlace::At(path);
+        self
+    }
+
+    /// Bound what the run may journal (default [`JournalLimit::default`]);
+    /// past it the run stops with exit 3.
+    pub fn journal_limit(mut self, limit: JournalLimit) -> Self {
+        self.journal_limit = limit;
         self
     }
 
@@ -297,7 +306,9 @@ impl RunBuilder {
                     JournalPlace::At(path) => path,
                     _ => Journal::default_path(&run_id),
                 };
-                Journal::open(&path, run_id).map_err(|e| Failure::bad_input(format!("{}: cannot open the journal: {e}", path.display())))?
+                Journal::open(&path, run_id)
+                    .map_err(|e| Failure::bad_input(format!("{}: cannot open the journal: {e}", path.display())))?
+                    .with_limit(self.journal_limit)
             }
         };
         let engine = match self.engine {
