@@ -33,7 +33,9 @@
 //!     it can be read and edited; the component gets it back as compact JSON.
 //!     A call that returns nothing has no `response` (or `null`). `exec`
 //!     answers `{"exitCode": 0, "stdout": "", "stderr": ""}`; `gates.run`
-//!     the gate's verdict `{"outcome": "pass", "reasons": [...], "evidence": {...}}`.
+//!     the gate's result: its verdict `{"outcome": "pass", "reasons": [...],
+//!     "evidence": {...}}`, its own error `{"error": {...}}`, or
+//!     `{"stopped": "<why>"}` when the sandbox stopped it.
 //!   - `error`: `{"code": "not-found", "message": "..."}` with a WIT error
 //!     code (`denied`, `not-found`, `conflict`, `timeout`, `unavailable`,
 //!     `invalid`, `internal`): the call failed and the component saw it fail.
