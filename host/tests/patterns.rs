@@ -178,3 +178,32 @@ fn run_info_tells_a_pattern_its_run_and_is_not_journaled() {
         assert!(journal.iter().all(|l| !l["call"].as_str().unwrap().starts_with("run-info")), "run-info calls are not journaled");
     }
 }
+
+#[test]
+fn an_unanswered_terminal_prompt_ends_at_the_deadline() {
+    // `script` gives the runner a terminal, so it asks; nobody types.
+    let sandbox = Sandbox::new();
+    let runner = assert_cmd::cargo::cargo_bin("runner");
+    let command = format!(
+        "{} exec {} --gate check={} --deadline 3s --journal {}",
+        runner.display(),
+        path(&fixture("probe-pattern")),
+        path(&fixture("hostile-gate")),
+        path(&sandbox.journal())
+    );
+    let started = std::time::Instant::now();
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env("RUNNER_LAB_DIR", sandbox.dir.path().join("no-lab"))
+        .env("RUNNER_CACHE_DIR", sandbox.dir.path().join("cache"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _keep_stdin_open = child.stdin.take();
+    let output = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("Approve? [y/N]"), "it asked: {text}");
+    assert!(text.contains("nobody answered the approval prompt before the deadline"), "{text}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30), "ended at the deadline, took {:?}", started.elapsed());
+}

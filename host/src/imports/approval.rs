@@ -39,6 +39,7 @@ impl approval::Host for HostState {
         let args = json!({"summary": summary, "details": details});
         let mode = self.run.approval;
         let component = self.component.clone();
+        let deadline = self.deadline;
         // Under --dry-run the request is part of the plan and counts as approved.
         let effect = Effect::Mutate { dry_run_answer: true };
         self.guarded("approval.request", Ok("*"), move || args, effect, async move {
@@ -48,9 +49,17 @@ impl approval::Host for HostState {
                     ErrorCode::Unavailable,
                     "approval needed but nobody can answer (stdin is not a terminal); pass --approve to pre-approve",
                 )),
-                Approval::Ask => tokio::task::spawn_blocking(move || ask(&component, &summary, &details))
-                    .await
-                    .map_err(|e| BackendError::new(ErrorCode::Internal, e.to_string()))?,
+                // A thread of its own, not the runtime's blocking pool: a
+                // prompt nobody answers must not keep the runner from exiting.
+                Approval::Ask => {
+                    let (answer, answered) = tokio::sync::oneshot::channel();
+                    std::thread::spawn(move || answer.send(ask(&component, &summary, &details)));
+                    match tokio::time::timeout_at(deadline.into(), answered).await {
+                        Ok(Ok(answer)) => answer,
+                        Ok(Err(_)) => Err(BackendError::new(ErrorCode::Internal, "the approval prompt ended without an answer")),
+                        Err(_) => Err(BackendError::new(ErrorCode::Timeout, "nobody answered the approval prompt before the deadline")),
+                    }
+                }
             }
         })
         .await
