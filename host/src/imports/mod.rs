@@ -314,8 +314,11 @@ impl HostState {
                 match e.code {
                     BackendCode::Unavailable => self.run.record().note_unavailable(|| format!("{}: {call}: {}", self.component, e.message)),
                     // The cluster's own RBAC refused (401/403): a denial like the
-                    // sandbox's (exit 3), in the server's words.
-                    BackendCode::Denied => self.run.record().note_denied(|| format!("{}: {call}: the cluster refused: {}", self.component, e.message)),
+                    // sandbox's (exit 3), in the server's words. A database's
+                    // refusal (a write in a read-only transaction) is the policy's to judge.
+                    BackendCode::Denied if call.starts_with("kube-") => {
+                        self.run.record().note_denied(|| format!("{}: {call}: the cluster refused: {}", self.component, e.message))
+                    }
                     _ => {}
                 }
             }
