@@ -352,23 +352,27 @@ impl HostState {
     /// The `started` line of a mutation, on disk before the mutation reaches its backend.
     fn journal_intent(&self, call: &str, args: &Value, started: Instant) -> wasmtime::Result<()> {
         let entry = Entry { component: &self.component, call, args: args.clone(), outcome: "started", error: None, duration: started.elapsed() };
-        self.run.journal.record(&entry, true).map_err(|e| {
-            let path = self.run.journal.path().map(|p| p.display().to_string()).unwrap_or_default();
-            Stop::Journal(format!("cannot write the journal {path} ({e}): stopped before `{call}` was carried out; nothing of it reached a backend")).into()
-        })
+        self.run
+            .journal
+            .record(&entry, true)
+            .map_err(|e| self.journal_lost(e, format!("stopped before `{call}` was carried out; nothing of it reached a backend")))
     }
 
     fn journal(&self, call: &str, args: Value, outcome: &str, error: Option<&str>, duration: Duration, sync: bool) -> wasmtime::Result<()> {
         let entry = Entry { component: &self.component, call, args, outcome, error, duration };
         self.run.journal.record(&entry, sync).map_err(|e| {
-            let path = self.run.journal.path().map(|p| p.display().to_string()).unwrap_or_default();
             let state = if outcome == "planned" || outcome == "denied" || outcome == "invalid" || !sync {
                 "nothing more was sent to the cluster".to_string()
             } else {
                 format!("`{call}` had already been sent (outcome {outcome}); nothing after it was")
             };
-            Stop::Journal(format!("cannot write the journal {path} ({e}): stopped; {state}")).into()
+            self.journal_lost(e, format!("stopped; {state}"))
         })
+    }
+
+    /// The stop for a journal line that could not be written, with the state the run is left in.
+    fn journal_lost(&self, error: std::io::Error, state: String) -> wasmtime::Error {
+        Stop::Journal(format!("cannot write the journal {} ({error}): {state}", self.run.journal.shown_path())).into()
     }
 }
 

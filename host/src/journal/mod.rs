@@ -119,6 +119,11 @@ impl Journal {
         self.path.as_deref()
     }
 
+    /// The file's path for messages (empty for a disabled journal).
+    pub fn shown_path(&self) -> String {
+        self.path.as_deref().map(|p| p.display().to_string()).unwrap_or_default()
+    }
+
     /// The run this journal belongs to.
     pub fn run_id(&self) -> &str {
         &self.run_id
@@ -165,7 +170,7 @@ impl Journal {
 impl Drop for Journal {
     fn drop(&mut self) {
         if let Err(e) = self.flush() {
-            tracing::error!("the journal {} lost its last lines: {e}", self.path.as_deref().map(Path::display).map(|d| d.to_string()).unwrap_or_default());
+            tracing::error!("the journal {} lost its last lines: {e}", self.shown_path());
         }
     }
 }

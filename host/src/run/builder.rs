@@ -463,8 +463,10 @@ impl Run {
         // A run whose record is incomplete did not succeed, whatever it answered
         // (a run the sandbox stopped has said so above, naming the first loss).
         if let Some(e) = journal_lost {
-            let path = self.context.journal.path().map(|p| p.display().to_string()).unwrap_or_default();
-            return Err(Failure::new(Exit::Sandbox, format!("cannot write the journal {path} ({e}): the run's record is incomplete")));
+            return Err(Failure::new(
+                Exit::Sandbox,
+                format!("cannot write the journal {} ({e}): the run's record is incomplete", self.context.journal.shown_path()),
+            ));
         }
         let record = self.context.record.lock().unwrap_or_else(|p| p.into_inner()).clone();
         ending.settle(&record, probe.as_ref());
