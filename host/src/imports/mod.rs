@@ -371,7 +371,7 @@ impl HostState {
     }
 
     /// The stop for a journal line that could not be written, with the state the run is left in.
-    fn journal_lost(&self, error: std::io::Error, state: String) -> wasmtime::Error {
+    pub(crate) fn journal_lost(&self, error: std::io::Error, state: String) -> wasmtime::Error {
         Stop::Journal(format!("cannot write the journal {} ({error}): {state}", self.run.journal.shown_path())).into()
     }
 }

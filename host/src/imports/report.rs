@@ -110,7 +110,9 @@ impl report::Host for HostState {
                 None => {}
             }
         }
-        self.note("report.step-end", json!({"name": name, "outcome": outcome, "detail": detail}), started)
+        self.note("report.step-end", json!({"name": name, "outcome": outcome, "detail": detail}), started)?;
+        // A step boundary is where a killed run is resumed from: its line must survive the kill.
+        self.run.journal.write_out().map_err(|e| self.journal_lost(e, "stopped; nothing more was sent to the cluster".into()))
     }
 
     fn metric(&mut self, name: String, value: f64, unit: String) -> wasmtime::Result<()> {

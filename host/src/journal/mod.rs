@@ -154,6 +154,16 @@ impl Journal {
         Ok(())
     }
 
+    /// Hand everything buffered to the operating system without syncing it:
+    /// a runner killed after this leaves these lines in the file (a step's
+    /// end, so a re-run and its reader know where the run stopped).
+    pub fn write_out(&self) -> std::io::Result<()> {
+        match &self.out {
+            Some(out) => out.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).file.flush(),
+            None => Ok(()),
+        }
+    }
+
     /// Write out and sync everything buffered; an error means lines were lost.
     pub fn flush(&self) -> std::io::Result<()> {
         match &self.out {

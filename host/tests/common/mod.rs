@@ -2,6 +2,7 @@
 //! sandboxed cache and journal per test, and a runner invocation.
 #![allow(dead_code)]
 
+pub mod interrupt;
 pub mod lab;
 
 use std::path::{Path, PathBuf};
