@@ -39,7 +39,36 @@ const GATE_MANIFEST: &str = "name = \"odd\"\nversion = \"0.1.0\"\nworld = \"gate
 fn missing_file() {
     let sandbox = Sandbox::new();
     expect_bad_input(&sandbox.runner(&["exec", "/nonexistent/gate.wasm"]), "cannot read");
-    expect_bad_input(&sandbox.runner(&["exec", "no-such-policy"]), "no bundled policy of that name");
+    expect_bad_input(&sandbox.runner(&["exec", "no-such-policy"]), "no policy named no-such-policy");
+}
+
+/// Policies are found by the name `runner list` shows (their manifest's),
+/// whatever their file is called, and a name never reads the current
+/// directory (where `runner new` leaves a crate folder of that name).
+#[test]
+fn a_policy_is_found_by_its_manifest_name_and_never_shadowed_by_a_folder() {
+    let sandbox = Sandbox::new();
+    let shelf = sandbox.dir.path().join("shelf");
+    std::fs::create_dir_all(shelf.join("injection-gate")).unwrap();
+    // Cargo names the artifact with underscores; the manifest says injection-gate.
+    std::fs::copy(fixture("injection-gate"), shelf.join("injection_gate.wasm")).unwrap();
+    let runner = |args: &[&str]| {
+        let mut command = assert_cmd::Command::cargo_bin("runner").unwrap();
+        command.current_dir(&shelf).env("RUNNER_CACHE_DIR", sandbox.dir.path().join("cache")).env("RUNNER_POLICY_PATH", &shelf).args(args);
+        command.output().unwrap()
+    };
+    let list = stdout(&runner(&["list", "--output", "json"]));
+    let names: Vec<String> =
+        serde_json::from_str::<serde_json::Value>(&list).unwrap().as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap().to_string()).collect();
+    assert!(names.contains(&"injection-gate".to_string()), "{list}");
+    let review = runner(&["review", "injection-gate", "--output", "json"]);
+    let text = expect_exit(&review, 0);
+    assert!(json_of(&review)["path"].as_str().is_some_and(|p| p.ends_with("injection_gate.wasm")), "{text}");
+    // A path is a path: the folder is read as one, and refused as a directory.
+    expect_bad_input(&runner(&["review", "./injection-gate"]), "a directory");
+    // A name nobody has mentions the folder that was not looked at.
+    std::fs::create_dir_all(shelf.join("nobody")).unwrap();
+    expect_bad_input(&runner(&["review", "nobody"]), "./nobody in this directory is not looked at");
 }
 
 #[test]

@@ -4,7 +4,7 @@ use clap::Args;
 use serde_json::json;
 
 use super::{CommandResult, Exit, OutputFormat};
-use crate::policy::{Policy, bundled, default_search_path};
+use crate::policy::{catalog, default_search_path};
 
 /// `runner list`'s arguments.
 #[derive(Args, Debug)]
@@ -17,8 +17,7 @@ pub struct ListArgs {
 /// Print the bundled policies.
 pub fn run(args: ListArgs) -> CommandResult {
     let search = default_search_path();
-    let found = bundled(&search);
-    let rows: Vec<_> = found.iter().map(|(name, path)| (name, path, Policy::load(path))).collect();
+    let rows: Vec<_> = catalog(&search).into_iter().map(|entry| (entry.name, entry.path, entry.loaded)).collect();
     match args.output {
         OutputFormat::Json => {
             let items: Vec<_> = rows

@@ -20,9 +20,9 @@ pub const MAX_COMPONENT_BYTES: u64 = 256 << 20;
 #[derive(Debug, thiserror::Error)]
 #[allow(missing_docs, reason = "the fields are named by the message each variant prints")]
 pub enum PolicyError {
-    /// Neither a file nor a bundled policy's name (the name, the bundled ones).
-    #[error("{0}: no such file, and no bundled policy of that name (bundled: {1}); build them with scripts/build-policies")]
-    NotFound(String, String),
+    /// No policy of that name in the search path (the name, the names there).
+    #[error("no policy named {name} (found: {found}){hint}; build the bundled ones with scripts/build-policies, or give a path (./{name}.wasm)")]
+    NotFound { name: String, found: String, hint: String },
     /// The file exists but cannot be read.
     #[error("{path}: cannot read: {source}")]
     Unreadable { path: PathBuf, source: std::io::Error },
@@ -223,31 +223,61 @@ fn inspect(bytes: &[u8]) -> Result<Inspected, String> {
     Ok(found)
 }
 
-/// Find a policy: an existing path wins; otherwise a bundled policy named
-/// `name` (file `name.wasm`) in the first directory of `search` that has it.
+/// Find a policy. An argument that looks like a path (it contains `/` or
+/// ends in `.wasm`) is that file; any other is a name, never a file of the
+/// current directory (a crate folder `runner new` made would shadow it):
+/// `name.wasm` in the first directory of `search` that has it, else the
+/// first component there whose manifest is named `name` (`replica_count.wasm`
+/// answers to `replica-count`, as `runner list` shows it).
 pub fn locate(name_or_path: &str, search: &[PathBuf]) -> Result<PathBuf, PolicyError> {
-    let as_path = Path::new(name_or_path);
-    if as_path.exists() || name_or_path.contains('/') || name_or_path.ends_with(".wasm") {
-        return Ok(as_path.to_path_buf());
+    if looks_like_path(name_or_path) {
+        return Ok(PathBuf::from(name_or_path));
     }
-    search
-        .iter()
-        .map(|dir| dir.join(format!("{name_or_path}.wasm")))
-        .find(|candidate| candidate.is_file())
-        .ok_or_else(|| PolicyError::NotFound(name_or_path.to_string(), list_or_none(&bundled(search).into_iter().map(|(n, _)| n).collect::<Vec<_>>())))
+    if let Some(file) = search.iter().map(|dir| dir.join(format!("{name_or_path}.wasm"))).find(|candidate| candidate.is_file()) {
+        return Ok(file);
+    }
+    let catalog = catalog(search);
+    if let Some(entry) = catalog.iter().find(|entry| entry.name == name_or_path) {
+        return Ok(entry.path.clone());
+    }
+    let names: Vec<String> = catalog.into_iter().map(|entry| entry.name).collect();
+    let hint = if Path::new(name_or_path).exists() { format!("; ./{name_or_path} in this directory is not looked at for a name") } else { String::new() };
+    Err(PolicyError::NotFound { name: name_or_path.to_string(), found: list_or_none(&names), hint })
 }
 
-/// Every bundled policy in the search path: (name, path), first one wins.
-pub fn bundled(search: &[PathBuf]) -> Vec<(String, PathBuf)> {
-    let mut found: Vec<(String, PathBuf)> = Vec::new();
+/// Whether a policy argument names a file rather than a policy.
+fn looks_like_path(argument: &str) -> bool {
+    argument.contains('/') || argument.ends_with(".wasm")
+}
+
+/// A component found in the search path.
+#[derive(Debug)]
+pub struct CatalogEntry {
+    /// The name it answers to: its manifest's, or the file's stem when it cannot be read.
+    pub name: String,
+    /// Its file.
+    pub path: PathBuf,
+    /// The component, inspected, or why it cannot be used.
+    pub loaded: Result<Policy, PolicyError>,
+}
+
+/// Every component in the search path, in search order, each name once
+/// (the first directory that has it wins): what `runner list` shows and
+/// every name `locate` resolves.
+pub fn catalog(search: &[PathBuf]) -> Vec<CatalogEntry> {
+    let mut found: Vec<CatalogEntry> = Vec::new();
     for dir in search {
         let Ok(entries) = std::fs::read_dir(dir) else { continue };
         let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "wasm")).collect();
         paths.sort();
         for path in paths {
-            let name = path.file_stem().unwrap_or_default().to_string_lossy().to_string();
-            if !found.iter().any(|(n, _)| *n == name) {
-                found.push((name, path));
+            let loaded = Policy::load(&path);
+            let name = match &loaded {
+                Ok(policy) => policy.name().to_string(),
+                Err(_) => path.file_stem().unwrap_or_default().to_string_lossy().to_string(),
+            };
+            if !found.iter().any(|entry| entry.name == name) {
+                found.push(CatalogEntry { name, path, loaded });
             }
         }
     }

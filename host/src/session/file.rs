@@ -41,6 +41,9 @@
 //!     `invalid`, `internal`): the call failed and the component saw it fail.
 //!   - `stopped`: `"deadline"`: the sandbox's deadline stopped the run
 //!     during this call; a replay stops there too.
+//! - A replay matches each call by component, call and args, in order; SQL
+//!   (`args.sql`) is compared with its whitespace normalised. The first
+//!   difference is reported by its key path with both values.
 //! - `clock.now` is recorded with its answer and `clock.sleep` with its `ms`;
 //!   a replay answers both from the session and never really sleeps.
 //! - `gates.run` is recorded with the pattern's input and the verdict, and

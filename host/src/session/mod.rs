@@ -192,8 +192,7 @@ impl Session {
                     let message = format!("the component asked for {} but the session ends after {} call(s)", made.describe(), state.calls.len());
                     return Err(self.diverge(&mut state, message));
                 };
-                if recorded.component != made.component || recorded.call != made.call || !same_args(&recorded.args, &made.args) {
-                    let message = format!("call {} differs: the component asked for {} but the session holds {}", at + 1, made.describe(), recorded.describe());
+                if let Some(message) = divergence(at, &recorded, &made) {
                     return Err(self.diverge(&mut state, message));
                 }
                 state.cursor += 1;
@@ -315,13 +314,67 @@ impl Session {
 
 /// Arguments match when they are equal as JSON, numbers by value (a hand-edited
 /// `1.0` matches a recorded `1`).
-fn same_args(recorded: &Value, made: &Value) -> bool {
+/// Where `made` first differs from `recorded`: the key path (`args.sql`) and
+/// both values, or `None` when they match. SQL is compared with its
+/// whitespace normalised: re-indenting a query changes nothing it asks.
+fn first_difference(recorded: &Value, made: &Value, path: &str) -> Option<(String, Value, Value)> {
+    let differs = || Some((path.to_string(), recorded.clone(), made.clone()));
     match (recorded, made) {
-        (Value::Object(a), Value::Object(b)) => a.len() == b.len() && a.iter().all(|(key, value)| b.get(key).is_some_and(|other| same_args(value, other))),
-        (Value::Array(a), Value::Array(b)) => a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same_args(x, y)),
-        (Value::Number(a), Value::Number(b)) => a == b || a.as_f64() == b.as_f64(),
-        _ => recorded == made,
+        (Value::Object(a), Value::Object(b)) => {
+            let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+            keys.into_iter().find_map(|key| {
+                let at = format!("{path}.{key}");
+                match (a.get(key), b.get(key)) {
+                    (Some(x), Some(y)) if key == "sql" && x.is_string() && y.is_string() => {
+                        (normalised_sql(x) != normalised_sql(y)).then(|| (at, x.clone(), y.clone()))
+                    }
+                    (Some(x), Some(y)) => first_difference(x, y, &at),
+                    (x, y) => Some((at, x.cloned().unwrap_or(Value::Null), y.cloned().unwrap_or(Value::Null))),
+                }
+            })
+        }
+        (Value::Array(a), Value::Array(b)) if a.len() == b.len() => {
+            a.iter().zip(b).enumerate().find_map(|(i, (x, y))| first_difference(x, y, &format!("{path}[{i}]")))
+        }
+        (Value::Number(a), Value::Number(b)) if a == b || a.as_f64() == b.as_f64() => None,
+        _ if recorded == made => None,
+        _ => differs(),
     }
+}
+
+fn normalised_sql(sql: &Value) -> String {
+    sql.as_str().unwrap_or_default().split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Why a call is not the recorded one, naming the first thing that differs.
+fn divergence(at: usize, recorded: &Call, made: &Call) -> Option<String> {
+    let difference = if recorded.component != made.component {
+        Some(("component".to_string(), Value::from(recorded.component.as_str()), Value::from(made.component.as_str())))
+    } else if recorded.call != made.call {
+        Some(("call".to_string(), Value::from(recorded.call.as_str()), Value::from(made.call.as_str())))
+    } else {
+        first_difference(&recorded.args, &made.args, "args")
+    };
+    let (path, was, now) = difference?;
+    Some(format!(
+        "call {} ({}: {}) differs at {path}: the session holds {} but the component sent {}",
+        at + 1,
+        recorded.component,
+        recorded.call,
+        shown(&was),
+        shown(&now)
+    ))
+}
+
+/// A value for a one-line message: JSON, long text cut in the middle.
+fn shown(value: &Value) -> String {
+    let text = if value.is_null() { "nothing".to_string() } else { value.to_string() };
+    if text.chars().count() <= 160 {
+        return text;
+    }
+    let head: String = text.chars().take(100).collect();
+    let tail: String = text.chars().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect();
+    format!("{head} … {tail}")
 }
 
 fn answer_of(response: Option<Value>, error: Option<CallError>, call: &str) -> Result<Result<Value, BackendError>, String> {
