@@ -324,3 +324,89 @@ expect:
     let out = expect_exit(&sandbox.runner(&["test", path(&dir)]), 0);
     assert!(out.contains("ok   probe ("), "{out}");
 }
+
+/// A case (or a session) may be a dry run: mutations are answered from the
+/// plan, so none needs a canned response and none is counted as made.
+#[test]
+fn dry_run_cases_and_sessions_are_replayed_as_dry_runs() {
+    let sandbox = Sandbox::new();
+    let dir = sandbox.dir.path().join("cases");
+    std::fs::create_dir_all(&dir).unwrap();
+    let case = format!(
+        r#"
+component: {}
+dry-run: true
+responses:
+  - call: gates.run
+    args: {{slot: check}}
+    response: {{outcome: pass, reasons: ["canned"]}}
+  - call: approval.request
+    response: true
+expect:
+  outcome: succeeded
+  mutations: []
+"#,
+        fixture("probe-pattern").display()
+    );
+    std::fs::write(dir.join("plan.test.yaml"), &case).unwrap();
+    let out = expect_exit(&sandbox.runner(&["test", path(&dir)]), 0);
+    assert!(out.contains("ok   plan ("), "{out}");
+    // The same case run for real asks for the scale it has no answer for.
+    std::fs::write(dir.join("plan.test.yaml"), case.replace("dry-run: true\n", "")).unwrap();
+    let out = expect_exit(&sandbox.runner(&["test", path(&dir)]), 1);
+    assert!(out.contains("no canned response for probe-pattern: kube-write.scale"), "{out}");
+
+    // A session marked as recorded with --dry-run is replayed as one.
+    let mut file: Value = serde_json::from_str(&std::fs::read_to_string(shipped("gates/pg-preflight", "healthy.session.json")).unwrap()).unwrap();
+    file["dry-run"] = Value::Bool(true);
+    let session = sandbox.dir.path().join("dry.session.json");
+    std::fs::write(&session, serde_json::to_string(&file).unwrap()).unwrap();
+    let output = sandbox.runner(&["exec", "pg-preflight", "--replay", path(&session), "--output", "json"]);
+    expect_exit(&output, 0);
+    assert_eq!(json_of(&output)["dry_run"], true);
+}
+
+/// `component: <name>` finds what the crate holding the test file built,
+/// in its own `target` or wherever `CARGO_TARGET_DIR` puts it.
+#[test]
+fn a_case_names_its_component_and_finds_the_crates_build() {
+    let sandbox = Sandbox::new();
+    let krate = sandbox.dir.path().join("my-pattern");
+    std::fs::create_dir_all(krate.join("tests")).unwrap();
+    std::fs::write(krate.join("Cargo.toml"), "[package]\nname = \"my-pattern\"\n").unwrap();
+    let case = r#"
+component: probe-pattern
+dry-run: true
+responses:
+  - call: gates.run
+    args: {slot: check}
+    response: {outcome: pass, reasons: ["canned"]}
+  - call: approval.request
+    response: true
+expect:
+  outcome: succeeded
+"#;
+    std::fs::write(krate.join("tests/plan.test.yaml"), case).unwrap();
+    let test = |target_dir: Option<&std::path::Path>| {
+        let mut command = assert_cmd::Command::cargo_bin("runner").unwrap();
+        command
+            .env("RUNNER_CACHE_DIR", sandbox.dir.path().join("cache"))
+            .env("RUNNER_POLICY_PATH", repo().join("policies/dist"))
+            .env_remove("CARGO_TARGET_DIR");
+        if let Some(dir) = target_dir {
+            command.env("CARGO_TARGET_DIR", dir);
+        }
+        command.args(["test", path(&krate.join("tests"))]).output().unwrap()
+    };
+    let out = expect_exit(&test(None), 2);
+    assert!(out.contains("no policy named probe-pattern"), "{out}");
+    let elsewhere = sandbox.dir.path().join("elsewhere");
+    for (target, set) in [(krate.join("target"), None), (elsewhere.clone(), Some(elsewhere.as_path()))] {
+        let release = target.join("wasm32-wasip2/release");
+        std::fs::create_dir_all(&release).unwrap();
+        std::fs::copy(fixture("probe-pattern"), release.join("probe_pattern.wasm")).unwrap();
+        let out = expect_exit(&test(set), 0);
+        assert!(out.contains("ok   plan ("), "{out}");
+        std::fs::remove_dir_all(&target).unwrap();
+    }
+}

@@ -280,6 +280,11 @@ impl RunBuilder {
             SessionSource::Given(session) => session,
             _ => session::open(record.as_deref(), replay.as_deref(), &policy)?,
         };
+        // Its mutations were answered from a plan and never recorded: only a dry run can replay it.
+        let dry_run = self.dry_run || session.recorded_dry_run();
+        if dry_run && !self.dry_run {
+            tracing::info!("the session was recorded with --dry-run: replayed as a dry run");
+        }
         let recorded_at = crate::journal::timestamp();
         let gate_names: BTreeMap<String, String> = slots.iter().map(|(slot, gate)| (slot.clone(), gate.name().to_string())).collect();
         let (backends, probe) = match self.reach {
@@ -318,7 +323,7 @@ impl RunBuilder {
         let prepared = engine.prepare(&policy)?;
         tracing::debug!("{}: compiled artifact {}", policy.name(), if prepared.from_cache { "loaded from the cache" } else { "compiled and cached" });
 
-        let mut context = RunContext::new(journal, backends, self.dry_run, self.approval);
+        let mut context = RunContext::new(journal, backends, dry_run, self.approval);
         context.session = session;
         if policy.manifest.world == World::Pattern {
             context.gates = Some(Arc::new(SlotRunner::new(engine.clone(), slots)));
@@ -458,7 +463,7 @@ impl Run {
         let ending = self.answer(self.host()).await;
         let probe = probe.map(WriteProbe::finish);
         let journal_lost = self.context.journal.flush().err();
-        session::close(&self.context.session, self.record.as_deref(), self.replay.as_deref(), &self.policy, &self.config, self.gate_names, self.recorded_at)?;
+        session::close(&self.context, self.record.as_deref(), self.replay.as_deref(), &self.policy, &self.config, self.gate_names, self.recorded_at)?;
         let mut ending = ending?;
         // A run whose record is incomplete did not succeed, whatever it answered
         // (a run the sandbox stopped has said so above, naming the first loss).

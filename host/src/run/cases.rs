@@ -7,7 +7,9 @@
 //! name: pg-preflight fails with too few synchronous standbys  # default: the file's path
 //! definitions:                       # ignored: anchors the responses refer to (*standby)
 //!   standby: &standby {"application_name": "postgres-cluster-1", "sync_state": "async"}
-//! component: pg-preflight            # a bundled name, or a path relative to this file
+//! component: pg-preflight            # a policy's name (as `runner exec` finds it, and first
+//!                                    # among the components the enclosing crate built), or a
+//!                                    # path relative to this file
 //! config: {min-sync: 2}              # as --config; defaults filled in
 //! gates: {preflight: ../my-gate.wasm}  # a pattern's slots, as --gate
 //! session: sessions/no-sync.session.json   # replay this (relative to this file) ...
@@ -24,6 +26,7 @@
 //!     response: {"metadata": {"uid": "old"}}
 //! clock: 2026-11-21T20:00:00Z        # canned responses: where the virtual clock starts
 //! allow: ["kube:*"]                  # mutations allowed (default: all the manifest requests)
+//! dry-run: true                      # run as --dry-run: mutations answered from the plan
 //! expect:
 //!   outcome: fail                    # pass | warn | fail | succeeded | rolled-back | error
 //!   reasons: ["standby(s) in sync"]  # each must appear in some reason
@@ -48,6 +51,7 @@ use serde_json::Value;
 
 use super::{Failure, RunBuilder, runtime};
 use crate::engine::{Engine, Limits};
+use crate::policy::{default_search_path, locate};
 use crate::session::{CANNED_EPOCH_MS, CallMatch, CannedResponse, Session, SessionFile};
 
 /// One test file.
@@ -69,6 +73,9 @@ struct Case {
     clock: Option<Value>,
     #[serde(default)]
     allow: Option<Vec<String>>,
+    /// Run as `--dry-run` (a session recorded with `--dry-run` is replayed as one anyway).
+    #[serde(default, rename = "dry-run")]
+    dry_run: bool,
     /// Ignored: a place for YAML anchors (`&primary {...}`) the responses refer to (`*primary`).
     #[serde(default, rename = "definitions")]
     _definitions: Option<serde::de::IgnoredAny>,
@@ -170,10 +177,25 @@ fn load_case(file: &Path) -> Result<Case, String> {
     Ok(case)
 }
 
-/// A component named in a test file: a bundled name, or a path relative to the file.
+/// A component named in a test file: a path relative to the file, or a
+/// name, looked up first among the components the crate holding the file
+/// built (wherever `CARGO_TARGET_DIR` puts them), then as `runner exec` does.
 fn resolve(base: &Path, text: &str) -> String {
     let looks_like_path = text.contains('/') || text.ends_with(".wasm");
-    if looks_like_path && Path::new(text).is_relative() { base.join(text).display().to_string() } else { text.to_string() }
+    if looks_like_path {
+        return if Path::new(text).is_relative() { base.join(text).display().to_string() } else { text.to_string() };
+    }
+    let mut search = built_beside(base);
+    search.extend(default_search_path());
+    locate(text, &search).map(|found| found.display().to_string()).unwrap_or_else(|_| text.to_string())
+}
+
+/// Where the crates enclosing `dir` put their wasm32-wasip2 builds, release first.
+fn built_beside(dir: &Path) -> Vec<PathBuf> {
+    let mut targets: Vec<PathBuf> = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).into_iter().collect();
+    let absolute = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    targets.extend(absolute.ancestors().filter(|d| d.join("Cargo.toml").is_file()).map(|d| d.join("target")));
+    targets.iter().flat_map(|t| ["release", "debug"].map(|profile| t.join("wasm32-wasip2").join(profile))).collect()
 }
 
 /// Milliseconds since the epoch from a number or an RFC 3339 timestamp.
@@ -206,6 +228,7 @@ async fn run_case(engine: &Arc<Engine>, file: &Path, case: Case) -> Verdict {
         .config_object(case.config)
         .gates(overrides)
         .offline("test")
+        .dry_run(case.dry_run)
         .session(session)
         .without_journal()
         .engine(engine.clone());

@@ -7,6 +7,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::{Exit, Failure, short_digest};
+use crate::imports::RunContext;
 use crate::policy::Policy;
 use crate::session::{PolicyInfo, Session, SessionFile};
 
@@ -35,7 +36,7 @@ pub(super) fn open(record: Option<&Path>, replay: Option<&Path>, policy: &Policy
 /// After the run: write the recording, or say how the replay went. A replay
 /// that diverged is the run's failure (exit 1), naming the call.
 pub(super) fn close(
-    session: &Session,
+    context: &RunContext,
     record: Option<&Path>,
     replay: Option<&Path>,
     policy: &Policy,
@@ -43,8 +44,10 @@ pub(super) fn close(
     gates: BTreeMap<String, String>,
     started: String,
 ) -> Result<(), Failure> {
+    let session = &context.session;
     if let Some(path) = record {
         let mut file = session.to_file();
+        file.dry_run = context.dry_run;
         let m = &policy.manifest;
         file.policy = Some(PolicyInfo { name: m.name.clone(), version: m.version.clone(), digest: policy.digest.clone() });
         file.recorded = Some(started);

@@ -22,7 +22,8 @@
 //!
 //! - `format` is required and must be `runner-session/1`. `policy`,
 //!   `recorded`, `config` and `gates` say what was recorded; a replay only
-//!   warns when the policy's digest differs.
+//!   warns when the policy's digest differs. `"dry-run": true` marks a
+//!   session recorded with `--dry-run`: it is replayed as a dry run.
 //! - `calls` holds every host interaction in the order the components made
 //!   them, a pattern's and its gates' interleaved. Each has the `component`
 //!   that made it, the `call` (`interface.function`, as in the journal), the
@@ -90,6 +91,10 @@ pub struct SessionFile {
     /// Gate bound to each slot of a pattern, by name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub gates: BTreeMap<String, String>,
+    /// Recorded with `--dry-run`: its mutations were answered from the plan
+    /// and are not in `calls`, so it is replayed as a dry run too.
+    #[serde(default, rename = "dry-run", skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
     /// Every host interaction, in order.
     pub calls: Vec<Call>,
 }

@@ -34,6 +34,8 @@ pub const CANNED_EPOCH_MS: u64 = 1_767_225_600_000;
 pub struct Session {
     mode: Mode,
     state: Mutex<State>,
+    /// The session being replayed was recorded with `--dry-run`.
+    recorded_dry_run: bool,
 }
 
 enum Mode {
@@ -94,23 +96,23 @@ const GATES_RUN: &str = "gates.run";
 impl Session {
     /// No session: every call goes to the backends.
     pub fn off() -> Self {
-        Session { mode: Mode::Off, state: Mutex::default() }
+        Session { mode: Mode::Off, state: Mutex::default(), recorded_dry_run: false }
     }
 
     /// Record every call; [`Session::to_file`] gives the result.
     pub fn record() -> Self {
-        Session { mode: Mode::Record, state: Mutex::default() }
+        Session { mode: Mode::Record, state: Mutex::default(), recorded_dry_run: false }
     }
 
     /// Answer from a recorded session, in order.
     pub fn replay(file: SessionFile) -> Self {
-        Session { mode: Mode::Replay, state: Mutex::new(State { calls: file.calls, ..State::default() }) }
+        Session { mode: Mode::Replay, state: Mutex::new(State { calls: file.calls, ..State::default() }), recorded_dry_run: file.dry_run }
     }
 
     /// Answer from canned responses by matching; the clock starts at `clock_ms`.
     pub fn canned(responses: Vec<CannedResponse>, clock_ms: u64) -> Self {
         let used = vec![0; responses.len()];
-        Session { mode: Mode::Canned(responses), state: Mutex::new(State { used, clock_ms, ..State::default() }) }
+        Session { mode: Mode::Canned(responses), state: Mutex::new(State { used, clock_ms, ..State::default() }), recorded_dry_run: false }
     }
 
     /// Whether calls are recorded or answered here.
@@ -121,6 +123,11 @@ impl Session {
     /// Whether this session answers calls instead of the backends.
     pub fn is_replaying(&self) -> bool {
         matches!(self.mode, Mode::Replay | Mode::Canned(_))
+    }
+
+    /// Whether the session being replayed was recorded with `--dry-run`.
+    pub fn recorded_dry_run(&self) -> bool {
+        self.recorded_dry_run
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -158,7 +165,7 @@ impl Session {
                 call.stopped = Some("deadline".into());
             }
         }
-        SessionFile { format: FORMAT.into(), policy: None, recorded: None, config: None, gates: Default::default(), calls }
+        SessionFile { format: FORMAT.into(), policy: None, recorded: None, config: None, gates: Default::default(), dry_run: false, calls }
     }
 
     /// Stop the run: the first divergence is kept and reported.
@@ -475,6 +482,7 @@ mod tests {
             recorded: None,
             config: None,
             gates: Default::default(),
+            dry_run: false,
             calls: vec![call("kube-read.get", json!({"name": "a"}), json!({"x": 1}))],
         };
         let session = Session::replay(file.clone());
