@@ -355,6 +355,11 @@ expect:
     std::fs::write(dir.join("plan.test.yaml"), case.replace("dry-run: true\n", "")).unwrap();
     let out = expect_exit(&sandbox.runner(&["test", path(&dir)]), 1);
     assert!(out.contains("no canned response for probe-pattern: kube-write.scale"), "{out}");
+    // For CI: the same verdict as JUnit XML, the failure with its message.
+    let junit = sandbox.runner(&["test", path(&dir), "--output", "junit"]);
+    let xml = expect_exit(&junit, 1);
+    assert!(xml.contains(r#"<testsuites name="runner test" tests="1" skipped="0" failures="1" errors="0">"#), "{xml}");
+    assert!(xml.contains("<failure message=\"replay: no canned response for probe-pattern: kube-write.scale"), "{xml}");
 
     // A session marked as recorded with --dry-run is replayed as one.
     let mut file: Value = serde_json::from_str(&std::fs::read_to_string(shipped("gates/pg-preflight", "healthy.session.json")).unwrap()).unwrap();
