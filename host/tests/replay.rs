@@ -415,3 +415,36 @@ expect:
         std::fs::remove_dir_all(&target).unwrap();
     }
 }
+
+/// Logs: `--log-format json` writes one JSON object per line; `RUNNER_LOG`
+/// takes precedence over `RUST_LOG`, which is honoured too.
+#[test]
+fn logs_follow_rust_log_and_runner_log_and_can_be_json() {
+    let sandbox = Sandbox::new();
+    let mut file: Value = serde_json::from_str(&std::fs::read_to_string(shipped("gates/pg-preflight", "healthy.session.json")).unwrap()).unwrap();
+    // A digest that is never this build's: the replay warns about it.
+    file["policy"]["digest"] = Value::from("sha256:0000000000000000");
+    let session = sandbox.dir.path().join("other.session.json");
+    std::fs::write(&session, serde_json::to_string(&file).unwrap()).unwrap();
+    let run = |env: &[(&str, &str)], extra: &[&str]| {
+        let mut command = assert_cmd::Command::cargo_bin("runner").unwrap();
+        command
+            .env("RUNNER_CACHE_DIR", sandbox.dir.path().join("cache"))
+            .env("RUNNER_POLICY_PATH", repo().join("policies/dist"))
+            .env_remove("RUNNER_LOG")
+            .env_remove("RUST_LOG");
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        command.args(["exec", "pg-preflight", "--replay", path(&session)]).args(extra).output().unwrap()
+    };
+    let json = run(&[], &["--log-format", "json"]);
+    expect_exit(&json, 0);
+    let lines: Vec<Value> = stderr(&json).lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON log line ({e}): {l}"))).collect();
+    let warning = lines.iter().find(|l| l["fields"]["message"].as_str().is_some_and(|m| m.contains("recorded with pg-preflight"))).expect("the digest warning");
+    assert_eq!(warning["level"], "WARN");
+    assert!(warning["timestamp"].as_str().is_some_and(|t| t.starts_with("20")), "{warning}");
+    assert!(!stderr(&run(&[("RUST_LOG", "off")], &[])).contains("recorded with"));
+    assert!(stderr(&run(&[("RUST_LOG", "off"), ("RUNNER_LOG", "warn")], &[])).contains("recorded with"));
+    assert!(stderr(&run(&[("RUST_LOG", "debug")], &[])).contains(" DEBUG "));
+}

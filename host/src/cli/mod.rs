@@ -26,9 +26,13 @@ pub type CommandResult = Result<Exit, Failure>;
 #[derive(Parser, Debug)]
 #[command(name = "runner", version, about, long_about = None, after_help = EXIT_CODES)]
 pub struct Cli {
-    /// More log output (-v: info, -vv: debug). RUNNER_LOG overrides.
+    /// More log output (-v: info, -vv: debug). RUNNER_LOG, else RUST_LOG, overrides (an EnvFilter).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
+
+    /// Log lines on stderr as text or as one JSON object each.
+    #[arg(long, global = true, value_enum, default_value_t, env = "RUNNER_LOG_FORMAT")]
+    log_format: LogFormat,
 
     /// Where compiled components are cached.
     #[arg(long, global = true, env = "RUNNER_CACHE_DIR", value_name = "DIR")]
@@ -76,6 +80,14 @@ pub(crate) enum OutputFormat {
     Json,
 }
 
+/// `--log-format`. Crate-private: a doc comment on a variant would become its help text in `--help`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Default)]
+pub(crate) enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
 /// Entry point of the `runner` binary.
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -89,7 +101,7 @@ pub fn main() -> ExitCode {
     let daemon = matches!(&cli.command, Command::Lab(args) if args.is_daemon());
     // `runner test` prints one line per case; the components' own logs only with -v.
     let quiet = matches!(&cli.command, Command::Test(_)) && cli.verbose == 0;
-    init_logging(cli.verbose.max(u8::from(daemon)), quiet);
+    init_logging(cli.verbose.max(u8::from(daemon)), quiet, cli.log_format);
     let cache_dir = cli.cache_dir.clone().or_else(crate::engine::default_cache_dir);
     let result = match cli.command {
         Command::Exec(args) => exec::run(*args, cache_dir),
@@ -115,21 +127,24 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_logging(verbose: u8, quiet: bool) {
+fn init_logging(verbose: u8, quiet: bool, format: LogFormat) {
+    // At the default level only the runner's own warnings and the components'
+    // logs: a library's error about a call the runner reports itself is noise.
     let default = match verbose {
-        0 if quiet => "warn,policy=off",
-        0 => "warn,policy=info",
+        0 if quiet => "runner=warn,runner_lab=warn,runner_lab_runtime=warn",
+        0 => "runner=warn,runner_lab=warn,runner_lab_runtime=warn,policy=info",
         1 => "info",
         _ => "debug,cranelift_codegen=info,wasmtime=info",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("RUNNER_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false);
-    // Timestamps only where a log outlives the terminal (the lab daemon).
-    let _ = if verbose > 0 && !std::io::IsTerminal::is_terminal(&std::io::stderr()) { builder.try_init() } else { builder.without_time().try_init() };
+    let filter = ["RUNNER_LOG", "RUST_LOG"]
+        .into_iter()
+        .find_map(|variable| std::env::var(variable).ok().filter(|v| !v.trim().is_empty()).and_then(|v| tracing_subscriber::EnvFilter::try_new(v).ok()))
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false);
+    let _ = match format {
+        LogFormat::Json => builder.json().with_current_span(false).try_init(),
+        LogFormat::Text => builder.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).try_init(),
+    };
 }
 
 #[cfg(test)]
