@@ -40,7 +40,8 @@ pub fn run(args: ListArgs) -> CommandResult {
                 match loaded {
                     Ok(p) => {
                         let summary = p.manifest.description.split(". ").next().unwrap_or_default();
-                        println!("{:<28} {:<8} {:<8} {summary}", p.manifest.name, p.manifest.version, p.manifest.world.to_string());
+                        let head = format!("{:<28} {:<8} {:<8}", p.manifest.name, p.manifest.version, p.manifest.world.to_string());
+                        println!("{head} {}", clipped(summary, LINE_WIDTH.saturating_sub(head.chars().count() + 1)));
                     }
                     Err(e) => println!("{name:<28} unusable: {e}"),
                 }
@@ -48,4 +49,38 @@ pub fn run(args: ListArgs) -> CommandResult {
         }
     }
     Ok(Exit::Success)
+}
+
+/// The widest line `runner list` prints: the full description is in `runner review` and `--output json`.
+const LINE_WIDTH: usize = 120;
+
+/// `text` cut at a word boundary to at most `width` characters, ending in `…` when cut.
+fn clipped(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_string();
+    }
+    let mut out = String::new();
+    for word in text.split_whitespace() {
+        if out.chars().count() + word.chars().count() + 2 > width {
+            break;
+        }
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    out.push('…');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clipped;
+
+    #[test]
+    fn long_summaries_are_cut_at_a_word() {
+        assert_eq!(clipped("short enough", 20), "short enough");
+        assert_eq!(clipped("move every member of a StatefulSet", 20), "move every member…");
+        assert!(clipped(&"word ".repeat(200), 60).chars().count() <= 60);
+    }
 }
