@@ -3,7 +3,10 @@
 use std::fmt::Write;
 
 use runner_lab::ops::PodRow;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
 
+use crate::imports::PlannedCall;
 use crate::run::{RunReport, short_digest};
 
 /// A run's report as text: steps, gates, metrics, the probe, the outcome with
@@ -13,11 +16,13 @@ pub fn report_text(report: &RunReport) -> String {
     let record = &report.record;
     let mut out = String::new();
     let _ = writeln!(out, "{} {} ({}) {}", m.name, m.version, m.world, short_digest(&report.policy.digest));
+    // One column width for every step and gate name, so long member names do not shift the table.
+    let width = record.steps.iter().map(|s| s.name.chars().count()).chain(record.gates.iter().map(|g| g.slot.chars().count())).max().unwrap_or(0).clamp(20, 48);
     for step in &record.steps {
-        let _ = writeln!(out, "  step {:<28} {:<12} {:>9.1} ms  {}", step.name, step.outcome, step.ms, step.detail);
+        let _ = writeln!(out, "  step {:<width$} {:<12} {:>9.1} ms  {}", step.name, step.outcome, step.ms, step.detail);
     }
     for gate in &record.gates {
-        let _ = writeln!(out, "  gate {:<28} {:<12} {}  {}", gate.slot, gate.outcome, gate.gate, gate.reasons.join("; "));
+        let _ = writeln!(out, "  gate {:<width$} {:<12} {}  {}", gate.slot, gate.outcome, gate.gate, gate.reasons.join("; "));
     }
     for metric in &record.metrics {
         let _ = writeln!(out, "  metric {} = {} {}", metric.name, metric.value, metric.unit);
@@ -36,16 +41,95 @@ pub fn report_text(report: &RunReport) -> String {
         let _ = writeln!(out, "  ! {line}");
     }
     if report.dry_run {
-        let _ = writeln!(out, "plan: {} call(s) that change something or need a human; none was performed", record.plan.len());
-        for (i, call) in record.plan.iter().enumerate() {
-            let needs = call.needs_allow.as_ref().map(|c| format!("  [needs --allow {c}]")).unwrap_or_default();
-            let _ = writeln!(out, "  {:>2}. {} {} {}{needs}", i + 1, call.component, call.call, call.args);
-        }
+        out.push_str(&plan_text(&report.policy.manifest.name, &record.plan));
     }
     if let Some(path) = &report.journal {
         let _ = writeln!(out, "journal: {}", path.display());
     }
     out
+}
+
+/// Text of several lines (a script), or longer than this, in a planned call
+/// is shown once, below the plan, and referred to by its digest.
+const LONG_TEXT: usize = 400;
+
+/// The dry run's plan for a reviewer: one line per change in order, long
+/// texts (scripts) once each by digest, then the `--allow`s a real run
+/// still needs, each once. `--output json` keeps every call whole.
+fn plan_text(policy: &str, plan: &[PlannedCall]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "plan: {} call(s) that change something or need a human; none was performed", plan.len());
+    let mut texts: Vec<(String, String, usize)> = Vec::new();
+    for (i, call) in plan.iter().enumerate() {
+        let mut args = call.args.clone();
+        shorten_long_texts(&mut args, &mut texts);
+        let by = if call.component == policy { String::new() } else { format!("[{}] ", call.component) };
+        let _ = writeln!(out, "  {:>3}. {by}{}", i + 1, describe_change(&call.call, &args));
+    }
+    for (digest, text, uses) in &texts {
+        let _ = writeln!(out, "  text {digest} ({} bytes, used {uses} time(s)):", text.len());
+        for line in text.lines() {
+            let _ = writeln!(out, "      {line}");
+        }
+    }
+    let mut needed: Vec<&str> = Vec::new();
+    for allow in plan.iter().filter_map(|c| c.needs_allow.as_deref()) {
+        if !needed.contains(&allow) {
+            needed.push(allow);
+        }
+    }
+    if needed.is_empty() {
+        out.push_str("  allowed: every planned call; a real run needs no further --allow\n");
+    } else {
+        let _ = writeln!(out, "  a real run also needs: {}", needed.iter().map(|a| format!("--allow {a}")).collect::<Vec<_>>().join(" "));
+    }
+    out
+}
+
+/// Replace every string longer than [`LONG_TEXT`] with a reference to its digest, remembering the text.
+fn shorten_long_texts(value: &mut Value, texts: &mut Vec<(String, String, usize)>) {
+    match value {
+        Value::String(text) if text.len() > LONG_TEXT || text.trim_end().contains('\n') => {
+            let digest = format!("sha256:{}", &hex::encode(Sha256::digest(text.as_bytes()))[..12]);
+            match texts.iter_mut().find(|(d, _, _)| *d == digest) {
+                Some(entry) => entry.2 += 1,
+                None => texts.push((digest.clone(), std::mem::take(text), 1)),
+            }
+            *value = Value::String(format!("<text {digest}>"));
+        }
+        Value::Array(items) => items.iter_mut().for_each(|item| shorten_long_texts(item, texts)),
+        Value::Object(map) => map.values_mut().for_each(|item| shorten_long_texts(item, texts)),
+        _ => {}
+    }
+}
+
+/// One planned call in words: "scale StatefulSet postgres-cluster to 4".
+fn describe_change(call: &str, args: &Value) -> String {
+    let text = |key: &str| match &args[key] {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    };
+    let object = || format!("{} {}", text("kind"), text("name"));
+    match call {
+        "kube-write.scale" => format!("scale {} to {}", object(), text("replicas")),
+        "kube-write.patch" => format!("patch {} ({}): {}", object(), text("patchType"), args["body"]),
+        "kube-write.delete" => format!("delete {}", object()),
+        "kube-write.evict" => format!("evict Pod {}", text("name")),
+        "kube-write.exec" => {
+            let command: Vec<String> =
+                args["command"].as_array().map(|a| a.iter().map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string)).collect()).unwrap_or_default();
+            format!("exec in Pod {}: {}", text("pod"), command.join(" "))
+        }
+        "postgres-write.execute" => {
+            let params = match args["params"].as_array() {
+                Some(p) if !p.is_empty() => format!(" with {}", args["params"]),
+                _ => String::new(),
+            };
+            format!("SQL on {}: {}{params}", text("member"), text("sql"))
+        }
+        _ => format!("{call} {args}"),
+    }
 }
 
 /// The lab's Pods as a table.
@@ -63,5 +147,34 @@ pub fn print_status(rows: &[PodRow]) {
             r.version,
             r.address
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn planned(call: &str, args: Value, needs: Option<&str>) -> PlannedCall {
+        PlannedCall { component: "wheel".into(), call: call.into(), args, needs_allow: needs.map(String::from) }
+    }
+
+    #[test]
+    fn a_plan_shows_each_change_on_a_line_each_script_once_and_each_allow_once() {
+        let script = "#!/bin/sh\nset -eu\n".repeat(40);
+        let exec = |pod: &str| planned("kube-write.exec", json!({"pod": pod, "command": ["sh", "-c", script, "sh", "config"]}), Some("kube:exec:v1/Pod"));
+        let plan = vec![
+            planned("kube-write.scale", json!({"kind": "StatefulSet", "name": "postgres-cluster", "replicas": 4}), Some("kube:scale:apps/v1/StatefulSet")),
+            exec("postgres-cluster-3"),
+            exec("postgres-cluster-1"),
+            planned("postgres-write.execute", json!({"member": "postgres-cluster-3", "sql": "SELECT pg_promote(false)", "params": []}), None),
+        ];
+        let text = plan_text("wheel", &plan);
+        assert!(text.contains("  1. scale StatefulSet postgres-cluster to 4\n"), "{text}");
+        assert!(text.contains("  4. SQL on postgres-cluster-3: SELECT pg_promote(false)\n"), "{text}");
+        assert_eq!(text.matches("set -eu").count(), 40, "the script is printed once:\n{text}");
+        assert!(text.contains("(720 bytes, used 2 time(s))"), "{text}");
+        assert!(text.contains("exec in Pod postgres-cluster-1: sh -c <text sha256:"), "{text}");
+        assert!(text.ends_with("a real run also needs: --allow kube:scale:apps/v1/StatefulSet --allow kube:exec:v1/Pod\n"), "{text}");
     }
 }
