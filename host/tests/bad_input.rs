@@ -205,3 +205,23 @@ fn files_that_are_not_components_are_refused_before_they_are_read() {
     expect_bad_input(&sandbox.runner(&["exec", path(&huge)]), "a component is at most 268435456 bytes");
     assert!(started.elapsed() < std::time::Duration::from_secs(30), "refused at once, took {:?}", started.elapsed());
 }
+
+/// With JSON asked for (`-o json` or `--output=json`), an error is a JSON
+/// document on stdout too, whether the arguments or the input are wrong.
+#[test]
+fn errors_are_json_when_json_was_asked_for() {
+    let sandbox = Sandbox::new();
+    for (args, mentions) in [
+        (&["exec", "no-such-policy", "-o", "json"][..], "no policy named no-such-policy"),
+        (&["review", "no-such-policy", "--output=json"][..], "no policy named no-such-policy"),
+        (&["exec", "pods-ready", "--bogus", "-o", "json"][..], "unexpected argument '--bogus'"),
+    ] {
+        let output = sandbox.runner(args);
+        expect_bad_input(&output, mentions);
+        let document = json_of(&output);
+        assert_eq!(document["exit"], 2, "{document}");
+        assert!(document["error"]["message"].as_str().is_some_and(|m| m.contains(mentions)), "{document}");
+    }
+    // Text stays text: nothing on stdout.
+    assert_eq!(stdout(&sandbox.runner(&["exec", "no-such-policy"])), "");
+}

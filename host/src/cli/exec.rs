@@ -56,7 +56,7 @@ pub struct ExecArgs {
     journal_limit: Option<crate::journal::Limit>,
 
     /// Report format.
-    #[arg(long, value_enum, default_value_t)]
+    #[arg(short = 'o', long, value_enum, default_value_t)]
     output: OutputFormat,
 
     /// While the policy runs, write numbered records to this database of the

@@ -65,7 +65,7 @@ enum LabCommand {
     },
     /// Pods, roles, nodes, pools and addresses.
     Status {
-        #[arg(long, value_enum, default_value_t)]
+        #[arg(short = 'o', long, value_enum, default_value_t)]
         output: OutputFormat,
     },
     /// Take a real pg_basebackup of the primary and mark the postgres-backup Job complete.

@@ -10,7 +10,7 @@ use crate::policy::{catalog, default_search_path};
 #[derive(Args, Debug)]
 pub struct ListArgs {
     /// Report format.
-    #[arg(long, value_enum, default_value_t)]
+    #[arg(short = 'o', long, value_enum, default_value_t)]
     output: OutputFormat,
 }
 

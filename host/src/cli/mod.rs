@@ -94,7 +94,16 @@ pub fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { Exit::BadInput as u8 } else { 0 });
+            if !e.use_stderr() {
+                return ExitCode::SUCCESS;
+            }
+            if asked_for_json() {
+                let text = e.to_string();
+                let message = text.lines().next().unwrap_or_default().trim_start_matches("error: ").to_string();
+                let document = serde_json::json!({"error": {"message": message, "exit_code": Exit::BadInput as u8}, "exit": Exit::BadInput as u8});
+                println!("{document:#}");
+            }
+            return ExitCode::from(Exit::BadInput as u8);
         }
     };
     // The lab daemon's log is its only record of what it did.
@@ -122,9 +131,24 @@ pub fn main() -> ExitCode {
         Ok(exit) => ExitCode::from(exit as u8),
         Err(failure) => {
             eprintln!("error: {}", failure.message);
+            if asked_for_json() && !failure.reported {
+                let document = serde_json::json!({"error": {"message": failure.message, "exit_code": failure.exit as u8}, "exit": failure.exit as u8});
+                println!("{document:#}");
+            }
             ExitCode::from(failure.exit as u8)
         }
     }
+}
+
+/// Whether the command line asks for JSON output (`-o json`, `--output=json`,
+/// ...), read from the arguments themselves so that an error found while
+/// parsing or checking them is answered in JSON too.
+fn asked_for_json() -> bool {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    args.iter().enumerate().any(|(i, arg)| match arg.as_str() {
+        "-o" | "--output" => args.get(i + 1).is_some_and(|next| next == "json"),
+        other => matches!(other, "--output=json" | "-ojson" | "-o=json"),
+    })
 }
 
 fn init_logging(verbose: u8, quiet: bool, format: LogFormat) {

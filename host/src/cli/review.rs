@@ -27,7 +27,7 @@ pub struct ReviewArgs {
     rbac: bool,
 
     /// Report format.
-    #[arg(long, value_enum, default_value_t)]
+    #[arg(short = 'o', long, value_enum, default_value_t)]
     output: OutputFormat,
 }
 

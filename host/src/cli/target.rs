@@ -26,7 +26,7 @@ enum TargetCommand {
         #[arg(default_value = "lab", value_name = "FILE|lab")]
         target: String,
         /// Report format.
-        #[arg(long, value_enum, default_value_t)]
+        #[arg(short = 'o', long, value_enum, default_value_t)]
         output: OutputFormat,
     },
 }

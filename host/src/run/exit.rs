@@ -25,12 +25,21 @@ pub struct Failure {
     pub exit: Exit,
     /// What to tell the operator, without the `error: ` prefix.
     pub message: String,
+    /// The command already printed its report on stdout (which names this
+    /// failure), so `--output json` must not add an error document after it.
+    pub reported: bool,
 }
 
 impl Failure {
     /// A failure with this exit code.
     pub fn new(exit: Exit, message: impl Into<String>) -> Self {
-        Failure { exit, message: message.into() }
+        Failure { exit, message: message.into(), reported: false }
+    }
+
+    /// The same failure, its report already printed.
+    pub fn after_report(mut self) -> Self {
+        self.reported = true;
+        self
     }
 
     /// Bad input (exit 2).
