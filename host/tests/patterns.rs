@@ -84,7 +84,7 @@ fn dry_run_prints_the_ordered_plan_and_changes_nothing() {
     assert!(journal.iter().filter(|l| l["call"].as_str().unwrap().contains("write")).all(|l| l["outcome"].as_str().unwrap().starts_with("planned")));
     let text = probe(&Sandbox::new(), &["--dry-run"]);
     let text = expect_exit(&text, 0);
-    assert!(text.contains("[needs --allow kube:scale:apps/v1/StatefulSet]"), "{text}");
+    assert!(text.contains("a real run also needs: --allow kube:scale:apps/v1/StatefulSet"), "{text}");
     assert!(text.contains("none was performed"), "{text}");
 }
 
@@ -154,16 +154,32 @@ fn the_journal_records_every_call_with_timing() {
 
 #[test]
 fn a_mutation_whose_journal_line_cannot_be_written_is_not_made() {
+    let flags = ["--approve", "--allow", "kube:*", "--allow", "postgres:execute"];
+    // Where the first mutation's `started` line falls in a run whose journal works.
     let sandbox = Sandbox::new();
-    std::os::unix::fs::symlink("/dev/full", sandbox.journal()).unwrap();
-    let output = probe(&sandbox, &["--approve", "--allow", "kube:*", "--allow", "postgres:execute"]);
-    let text = expect_exit(&output, 3);
-    // The first call that changes anything (here the approval prompt) is where it stops.
+    probe(&sandbox, &flags);
+    let intent = sandbox.journal_with_intents().iter().position(|l| l["outcome"] == "started").expect("a mutation was journaled");
+    assert_eq!(sandbox.journal_with_intents()[intent]["call"], "approval.request");
+
+    // A journal that takes every line before it and refuses that one.
+    let sandbox = Sandbox::new();
+    let limit = format!("256MiB,{intent}");
+    let mut args = flags.to_vec();
+    args.extend(["--journal-limit", &limit]);
+    let text = expect_exit(&probe(&sandbox, &args), 3);
     assert!(text.contains("stopped before `approval.request` was carried out; nothing of it reached a backend"), "{text}");
-    assert!(text.contains("No space left on device"), "{text}");
     assert!(!text.contains("wasm backtrace"), "one line, not a backtrace: {text}");
+    assert!(sandbox.journal_with_intents().iter().all(|l| l["outcome"] != "started"), "nothing was begun");
     // Without the journal line the backend was never called: no `unavailable` from the absent lab.
     assert!(!text.contains("is not running"), "{text}");
+
+    // A full disk: the run stops at the first line that must reach the file
+    // (a step's end, before any mutation), saying why in one line.
+    let sandbox = Sandbox::new();
+    std::os::unix::fs::symlink("/dev/full", sandbox.journal()).unwrap();
+    let text = expect_exit(&probe(&sandbox, &flags), 3);
+    assert!(text.contains("cannot write the journal") && text.contains("No space left on device"), "{text}");
+    assert!(!text.contains("wasm backtrace") && !text.contains("is not running"), "{text}");
 }
 
 #[test]

@@ -59,6 +59,10 @@ pub struct ExecArgs {
     #[arg(short = 'o', long, value_enum, default_value_t)]
     output: OutputFormat,
 
+    /// A gate's `warn` counts as `fail` (exit 1): the gate run, and every gate a pattern runs (a WARN preflight stops it).
+    #[arg(long)]
+    fail_on_warn: bool,
+
     /// While the policy runs, write numbered records to this database of the
     /// target (`postgres-cluster`) through its primary Service, as a client
     /// would; report the longest write gap and check afterwards that no
@@ -178,6 +182,7 @@ fn builder(args: ExecArgs, target: Target, cache_dir: Option<PathBuf>) -> RunBui
         .target(target)
         .limits(limits, cache_dir)
         .dry_run(args.dry_run)
+        .fail_on_warn(args.fail_on_warn)
         .approval(Approval::from_flags(args.approve));
     if let Some(database) = args.write_probe {
         builder = builder.write_probe(database, args.probe_table, args.probe_rate);

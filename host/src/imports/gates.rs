@@ -10,7 +10,7 @@ use super::{Effect, HostState, RunContext};
 use crate::backends::{BackendError, ErrorCode};
 use crate::session::Answer;
 use crate::wit::pattern::runner::policy::gates;
-use crate::wit::{Error, GateResult, Verdict};
+use crate::wit::{Error, GateResult, Outcome, Verdict};
 
 /// Runs a gate in a sandbox of its own. The engine provides it; the import
 /// layer only knows that it exists.
@@ -27,14 +27,29 @@ impl gates::Host for HostState {
         let args = || json!({"slot": slot, "input": serde_json::from_str::<Value>(&input).unwrap_or_else(|_| json!(input))});
         let run = self.run.clone();
         let deadline = self.deadline;
-        self.guarded("gates.run", Ok(&slot), args, Effect::Read, async {
-            let Some(runner) = run.gates.clone() else {
-                return Err(BackendError::new(ErrorCode::Unavailable, "no gate runner in this context"));
-            };
-            runner.run_slot(run, &slot, &input, deadline).await
-        })
-        .await
+        let fail_on_warn = run.fail_on_warn;
+        let answer = self
+            .guarded("gates.run", Ok(&slot), args, Effect::Read, async {
+                let Some(runner) = run.gates.clone() else {
+                    return Err(BackendError::new(ErrorCode::Unavailable, "no gate runner in this context"));
+                };
+                runner.run_slot(run, &slot, &input, deadline).await
+            })
+            .await?;
+        Ok(answer.map(|result| match result {
+            GateResult::Verdict(verdict) if fail_on_warn => GateResult::Verdict(warn_as_fail(verdict)),
+            other => other,
+        }))
     }
+}
+
+/// Under `--fail-on-warn`, a warning verdict is a failing one, saying why.
+pub fn warn_as_fail(mut verdict: Verdict) -> Verdict {
+    if verdict.outcome == Outcome::Warn {
+        verdict.outcome = Outcome::Fail;
+        verdict.reasons.insert(0, "a warning counts as a failure (--fail-on-warn)".into());
+    }
+    verdict
 }
 
 /// Key of the session answer of a gate the sandbox stopped.
@@ -67,7 +82,7 @@ impl Answer for GateResult {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wit::{ErrorCode, Outcome};
+    use crate::wit::ErrorCode;
 
     #[test]
     fn every_gate_result_survives_a_session() {

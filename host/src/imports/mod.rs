@@ -31,7 +31,7 @@ use crate::wit::pattern::runner::policy::types;
 use crate::wit::{Error, ErrorCode};
 
 pub use approval::Approval;
-pub use gates::GateRunner;
+pub use gates::{GateRunner, warn_as_fail};
 
 /// What every component of one run shares: the journal, the backends, the
 /// operator's choices, and the record that becomes the run report.
@@ -55,6 +55,8 @@ pub struct RunContext {
     pub run_id: String,
     /// Whether this run resumes an earlier one (`run-info.resumed`).
     pub resumed: bool,
+    /// A gate's `warn` counts as `fail` (`--fail-on-warn`), for the gates a pattern runs too.
+    pub fail_on_warn: bool,
 }
 
 impl RunContext {
@@ -62,7 +64,7 @@ impl RunContext {
     pub fn new(journal: Journal, backends: Backends, dry_run: bool, approval: Approval) -> Self {
         // One id for the journal's lines and for what components are told.
         let run_id = if journal.run_id().is_empty() { new_run_id("run") } else { journal.run_id().to_string() };
-        RunContext { journal, backends, dry_run, approval, gates: None, record: Mutex::default(), session: Session::off(), run_id, resumed: false }
+        RunContext { journal, backends, dry_run, approval, gates: None, record: Mutex::default(), session: Session::off(), run_id, resumed: false, fail_on_warn: false }
     }
 
     /// Make this the continuation of the earlier run `run_id` (or a fresh

@@ -14,7 +14,7 @@ use super::{Exit, Failure, load_policy, runtime, session};
 use crate::backends::{Backends, Kube, Unavailable};
 use crate::caps::{Capability, Grants};
 use crate::engine::{Engine, EngineError, Limits, Prepared, SlotRunner};
-use crate::imports::{Approval, HostState, RunContext};
+use crate::imports::{Approval, HostState, RunContext, warn_as_fail};
 use crate::journal::{Journal, Limit as JournalLimit, new_run_id};
 use crate::policy::{Policy, World, config};
 use crate::probe::{ProbeError, WriteProbe};
@@ -99,6 +99,7 @@ pub struct RunBuilder {
     engine: EngineSource,
     probe: Option<ProbeSpec>,
     dry_run: bool,
+    fail_on_warn: bool,
     approval: Approval,
 }
 
@@ -119,6 +120,7 @@ impl RunBuilder {
             engine: EngineSource::New { limits: Limits::default(), cache_dir: None },
             probe: None,
             dry_run: false,
+            fail_on_warn: false,
             approval: Approval::Unattended,
         }
     }
@@ -227,6 +229,12 @@ impl RunBuilder {
         self
     }
 
+    /// Count a gate's `warn` as `fail`: the run's own gate, and every gate a pattern runs.
+    pub fn fail_on_warn(mut self, fail_on_warn: bool) -> Self {
+        self.fail_on_warn = fail_on_warn;
+        self
+    }
+
     /// Answer every mutation as if it succeeded and record the plan instead.
     pub fn dry_run(mut self, dry_run: bool) -> Self {
         self.dry_run = dry_run;
@@ -325,6 +333,7 @@ impl RunBuilder {
 
         let mut context = RunContext::new(journal, backends, dry_run, self.approval);
         context.session = session;
+        context.fail_on_warn = self.fail_on_warn;
         if policy.manifest.world == World::Pattern {
             context.gates = Some(Arc::new(SlotRunner::new(engine.clone(), slots)));
         }
@@ -442,7 +451,10 @@ impl Run {
     /// answered, before the run's record or a probe adjust the exit code.
     pub async fn answer(&self, host: HostState) -> Result<Ending, EngineError> {
         Ok(match self.prepared.world {
-            World::Gate => self.engine.evaluate(&self.prepared, host, &self.config_text).await?.map_or_else(Ending::error, Ending::verdict),
+            World::Gate => {
+                let answer = self.engine.evaluate(&self.prepared, host, &self.config_text).await?;
+                answer.map_or_else(Ending::error, |verdict| Ending::verdict(if self.context.fail_on_warn { warn_as_fail(verdict) } else { verdict }))
+            }
             World::Pattern => self.engine.run_pattern(&self.prepared, host, &self.config_text).await?.map_or_else(Ending::error, Ending::pattern),
         })
     }

@@ -63,13 +63,18 @@ impl Ending {
     }
 
     /// Read the run's record and the probe's summary into the exit code: a
-    /// failure caused by a refused call or an unreachable backend says so, and a
-    /// lost acknowledged write fails the run whatever the policy said.
+    /// failure caused by a call the sandbox refused is exit 3. A backend out
+    /// of reach makes it exit 4 only when no verdict was reached: the
+    /// component returned an error, or a gate it ran did. A verdict stays
+    /// exit 1 whatever the policy observed to reach it: a gate that
+    /// correctly fails because a standby is down, and the pattern it stops,
+    /// are the policy's answer, not an outage. A lost acknowledged write
+    /// fails the run whatever the policy said.
     pub(super) fn settle(&mut self, record: &RunRecord, probe: Option<&ProbeSummary>) {
         if self.exit == Exit::PolicyFailed {
             if !record.denied.is_empty() {
                 self.exit = Exit::Sandbox;
-            } else if !record.unavailable.is_empty() {
+            } else if !record.unavailable.is_empty() && (self.outcome == "error" || record.gates.iter().any(|g| g.outcome == "error")) {
                 self.exit = Exit::Unavailable;
             }
         }
