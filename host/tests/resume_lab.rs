@@ -148,9 +148,15 @@ fn a_ferris_wheel_killed_at_every_step_boundary_resumes_and_loses_no_acknowledge
         let ending = kill_after_mutating_steps(wheel(&lab, &journal, &[]), &journal, PATTERN, 1, RUN_TIMEOUT);
         let said = format!("{}{}", stdout(&ending.output), stderr(&ending.output));
         // A run after a kill inside a switchover says where it stood before anything else.
-        let in_switchover = boundaries.last().is_some_and(|b| ["prepare ", "fence ", "stop ", "promote ", "repoint-service ", "verify-writes "].iter().any(|s| b.starts_with(s)));
+        let in_switchover = boundaries
+            .last()
+            .is_some_and(|b| ["prepare ", "fence ", "stop ", "promote ", "repoint-service ", "verify-writes "].iter().any(|s| b.starts_with(s)));
         if in_switchover {
-            assert!(said.contains("resuming an interrupted rotation: "), "after a kill at `{}` the re-run must say it resumes:\n{said}", boundaries.last().unwrap());
+            assert!(
+                said.contains("resuming an interrupted rotation: "),
+                "after a kill at `{}` the re-run must say it resumes:\n{said}",
+                boundaries.last().unwrap()
+            );
         }
         match ending.killed_after {
             Some(step) => {

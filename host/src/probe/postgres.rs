@@ -235,7 +235,11 @@ async fn write_until_stopped(endpoint: Endpoint, rate: u32, stop: Arc<AtomicBool
         seq += 1;
         let sent = Instant::now();
         if writer.is_none() {
-            let opened = if table_ready { Writer::open(&endpoint).await } else { open_with_table(&endpoint).await.map_err(|(FirstAttempt::WritesDown(e) | FirstAttempt::Refused(e))| e) };
+            let opened = if table_ready {
+                Writer::open(&endpoint).await
+            } else {
+                open_with_table(&endpoint).await.map_err(|(FirstAttempt::WritesDown(e) | FirstAttempt::Refused(e))| e)
+            };
             match opened {
                 Ok(w) => {
                     table_ready = true;

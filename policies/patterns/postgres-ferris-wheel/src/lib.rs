@@ -103,7 +103,8 @@ impl Rotation<'_> {
     /// still in place (repeating it would be a change that changes nothing).
     fn pin_members(&mut self, set: &Set, original: Value, resumed: bool) -> Result<(), Error> {
         let spec = &set.object["spec"];
-        let in_place = spec["template"]["spec"]["nodeSelector"][&self.cfg.pool_label] == self.cfg.upgraded_pool.as_str() && spec["updateStrategy"]["type"] == "OnDelete";
+        let in_place =
+            spec["template"]["spec"]["nodeSelector"][&self.cfg.pool_label] == self.cfg.upgraded_pool.as_str() && spec["updateStrategy"]["type"] == "OnDelete";
         if !(resumed && in_place) {
             self.pin.apply(&self.ctx.set, &original)?;
         }
@@ -287,7 +288,8 @@ impl Rotation<'_> {
         let others: Vec<String> = ctx.pods()?.into_iter().filter(|p| p.name != from && p.name != to && !removed(p)).map(|p| p.name).collect();
         // Every standby that may be re-pointed is recorded before the first is:
         // pointing one back that never moved is harmless, forgetting one is not.
-        self.progress.switch = Some(Switch { from: from.into(), to: to.into(), stop: stop.clone(), cascaded: others.clone(), phase: Phase::Prepared, fenced_at: None });
+        self.progress.switch =
+            Some(Switch { from: from.into(), to: to.into(), stop: stop.clone(), cascaded: others.clone(), phase: Phase::Prepared, fenced_at: None });
         step(
             &format!("prepare {to}"),
             &format!("slots on {to}; {} re-pointed to stream from {to}", if others.is_empty() { "no other standby".into() } else { others.join(", ") }),
@@ -313,7 +315,11 @@ impl Rotation<'_> {
         for other in others {
             ctx.wait(&format!("{other} to stream from {to}"), self.cfg.pg.stream_timeout, || {
                 let ip = ctx.pod(other)?.and_then(|p| p.ip);
-                Ok(if ctx.streams_from(to, other, ip.as_deref())?.is_some() { Poll::Done(()) } else { Poll::NotYet(format!("{other} is not streaming from {to}")) })
+                Ok(if ctx.streams_from(to, other, ip.as_deref())?.is_some() {
+                    Poll::Done(())
+                } else {
+                    Poll::NotYet(format!("{other} is not streaming from {to}"))
+                })
             })?;
         }
         Ok(())
@@ -333,17 +339,22 @@ impl Rotation<'_> {
             to_primary: to.as_ref().is_ok_and(|s| !s.in_recovery),
             service_on_to: self.ctx.service_target()?.as_deref() == Some(sw.to.as_str()),
         };
-        let phase = sw.resume_phase(seen).map_err(|why| Error::internal(format!("cannot complete the interrupted switchover {} -> {}: {why}", sw.from, sw.to)))?;
+        let phase =
+            sw.resume_phase(seen).map_err(|why| Error::internal(format!("cannot complete the interrupted switchover {} -> {}: {why}", sw.from, sw.to)))?;
         if phase == Phase::Stopped
             && let Err(e) = &to
         {
             return Err(Error::new(e.code, format!("cannot promote {} to complete the interrupted switchover: {}", sw.to, e.message)));
         }
         if phase == Phase::Prepared {
-            step(&format!("check-prepared {}", sw.to), &format!("{} still streams in sync from {}, the re-pointed standbys from {}", sw.to, sw.from, sw.to), || {
-                self.wait_synchronous(&sw.from, &sw.to, self.cfg.pg.stream_timeout)?;
-                self.wait_cascading(&sw.to, &sw.cascaded)
-            })?;
+            step(
+                &format!("check-prepared {}", sw.to),
+                &format!("{} still streams in sync from {}, the re-pointed standbys from {}", sw.to, sw.from, sw.to),
+                || {
+                    self.wait_synchronous(&sw.from, &sw.to, self.cfg.pg.stream_timeout)?;
+                    self.wait_cascading(&sw.to, &sw.cascaded)
+                },
+            )?;
         }
         self.finish_switchover(phase)
     }

@@ -70,7 +70,9 @@ impl Switch {
     pub fn describe(&self, service: &str) -> String {
         let fenced = |s: &Switch| format!("fenced {} at {}", s.from, s.fenced_at.as_deref().unwrap_or("an unrecorded time"));
         let phase = match self.phase {
-            Phase::Prepared => format!("prepared {} ({} re-pointed to it)", self.to, if self.cascaded.is_empty() { "no standby".into() } else { self.cascaded.join(", ") }),
+            Phase::Prepared => {
+                format!("prepared {} ({} re-pointed to it)", self.to, if self.cascaded.is_empty() { "no standby".into() } else { self.cascaded.join(", ") })
+            }
             Phase::Fenced => fenced(self),
             Phase::Stopped => format!("{} and stopped it", fenced(self)),
             Phase::Promoted => format!("{}, stopped it and promoted {}", fenced(self), self.to),
@@ -138,10 +140,7 @@ mod tests {
 
     #[test]
     fn a_resumed_run_says_where_it_stood() {
-        assert_eq!(
-            switch(Phase::Fenced).describe("svc"),
-            "fenced pg-0 at 2026-12-02T18:00:00Z, switching over from pg-0 to pg-3"
-        );
+        assert_eq!(switch(Phase::Fenced).describe("svc"), "fenced pg-0 at 2026-12-02T18:00:00Z, switching over from pg-0 to pg-3");
         assert!(switch(Phase::Prepared).describe("svc").starts_with("prepared pg-3 (pg-1, pg-2 re-pointed to it)"));
     }
 
