@@ -48,9 +48,13 @@ pub struct PostgresProbe {
 }
 
 impl PostgresProbe {
-    /// Create the table, commit a first row (so a probe that cannot write
-    /// fails here, before the run changes anything), then keep writing
-    /// `rate` rows per second in the background.
+    /// Start writing `rate` rows per second in the background. The first
+    /// attempt (create the table, commit a row) is awaited so that a probe
+    /// that can never write (refused credentials, a bad table) fails here,
+    /// before the run changes anything; one that finds writes down (a fenced
+    /// primary, a Service selecting a stopped member, as a resumed run may)
+    /// keeps trying, and the time until its first acknowledged write counts
+    /// as downtime.
     pub async fn start(endpoint: Endpoint, rate: u32) -> Result<PostgresProbe, String> {
         if !valid_identifier(&endpoint.table) {
             return Err(format!("probe table `{}` must be a plain lowercase identifier", endpoint.table));
@@ -156,31 +160,73 @@ impl Writer {
     }
 }
 
+/// Why the first attempt to write failed.
+enum FirstAttempt {
+    /// Writes are down for now (refused connection, read-only server, recovery): keep trying.
+    WritesDown(String),
+    /// The probe itself is wrong (credentials, privileges, the table): no retry helps.
+    Refused(String),
+}
+
+/// Whether a failed first attempt is worth repeating: everything but the
+/// server refusing who we are or what we asked (SQLSTATE classes 28
+/// authorization, 3D catalog, 42 syntax or access rule).
+fn is_permanent(error: &tokio_postgres::Error) -> bool {
+    error.as_db_error().is_some_and(|db| ["28", "3D", "42"].iter().any(|class| db.code().code().starts_with(class)))
+}
+
+/// Create the table if missing and open a writer.
+async fn open_with_table(endpoint: &Endpoint) -> Result<Writer, FirstAttempt> {
+    let sorted = |e: tokio_postgres::Error, what: &str| {
+        let text = format!("{what}: {}", error_text(&e));
+        if is_permanent(&e) { FirstAttempt::Refused(text) } else { FirstAttempt::WritesDown(text) }
+    };
+    let client = connect(endpoint).await.map_err(FirstAttempt::WritesDown)?;
+    let create = format!(
+        "CREATE TABLE IF NOT EXISTS {} (run text NOT NULL, seq bigint NOT NULL, written_at timestamptz NOT NULL DEFAULT clock_timestamp(), PRIMARY KEY (run, seq))",
+        endpoint.table
+    );
+    match tokio::time::timeout(WRITE_TIMEOUT, client.batch_execute(&create)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(sorted(e, &format!("creating table {}", endpoint.table))),
+        Err(_) => return Err(FirstAttempt::WritesDown(format!("creating table {}: no answer within {} ms", endpoint.table, WRITE_TIMEOUT.as_millis()))),
+    }
+    Writer::open(endpoint).await.map_err(FirstAttempt::WritesDown)
+}
+
 async fn write_until_stopped(endpoint: Endpoint, rate: u32, stop: Arc<AtomicBool>, ready: tokio::sync::oneshot::Sender<Result<(), String>>) -> ProbeSummary {
     let what = format!("{} at {}:{}, table {}", endpoint.label, endpoint.host, endpoint.port, endpoint.table);
     let tag = run_tag();
-    let first = async {
-        let client = connect(&endpoint).await?;
-        let create = format!(
-            "CREATE TABLE IF NOT EXISTS {} (run text NOT NULL, seq bigint NOT NULL, written_at timestamptz NOT NULL DEFAULT clock_timestamp(), PRIMARY KEY (run, seq))",
-            endpoint.table
-        );
-        client.batch_execute(&create).await.map_err(|e| format!("creating table {}: {}", endpoint.table, error_text(&e)))?;
-        let writer = Writer::open(&endpoint).await?;
-        writer.write(&tag, 0).await.map_err(|e| format!("first write: {e}"))?;
-        Ok::<_, String>(writer)
-    };
-    let mut writer = match first.await {
-        Ok(writer) => Some(writer),
-        Err(e) => {
+    // The clock starts before the first attempt: a probe started while writes
+    // are down counts the wait for its first acknowledged write as downtime.
+    let mut tally = Tally::new();
+    let mut acknowledged = Vec::new();
+    let mut writer = None;
+    let mut table_ready = false;
+    let sent = Instant::now();
+    match open_with_table(&endpoint).await {
+        Ok(w) => {
+            table_ready = true;
+            match w.write(&tag, 0).await {
+                Ok(()) => {
+                    tally.acknowledged(sent);
+                    acknowledged.push(0);
+                    writer = Some(w);
+                }
+                Err(e) => tally.failed(&e),
+            }
+        }
+        Err(FirstAttempt::Refused(e)) => {
             let _ = ready.send(Err(format!("write probe on {what}: {e}")));
             return ProbeSummary::default();
         }
-    };
+        Err(FirstAttempt::WritesDown(e)) => {
+            tracing::warn!("write probe on {what}: writes are down ({e}); retrying, and counting the wait as downtime");
+            tally.failed(&e);
+        }
+    }
     let _ = ready.send(Ok(()));
 
-    let mut acknowledged = vec![0i64];
-    let mut tally = Tally::new();
     let mut ticks = tokio::time::interval(Duration::from_secs(1) / rate);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut seq = 0i64;
@@ -189,8 +235,16 @@ async fn write_until_stopped(endpoint: Endpoint, rate: u32, stop: Arc<AtomicBool
         seq += 1;
         let sent = Instant::now();
         if writer.is_none() {
-            match Writer::open(&endpoint).await {
-                Ok(w) => writer = Some(w),
+            let opened = if table_ready {
+                Writer::open(&endpoint).await
+            } else {
+                open_with_table(&endpoint).await.map_err(|(FirstAttempt::WritesDown(e) | FirstAttempt::Refused(e))| e)
+            };
+            match opened {
+                Ok(w) => {
+                    table_ready = true;
+                    writer = Some(w);
+                }
                 Err(e) => {
                     tally.failed(&e);
                     continue;
@@ -213,9 +267,12 @@ async fn write_until_stopped(endpoint: Endpoint, rate: u32, stop: Arc<AtomicBool
     }
     drop(writer);
     let mut summary = tally.finish(what);
-    // The first write, made before the clock started.
-    summary.ops += 1;
-    summary.acknowledged_writes += 1;
+    if acknowledged.is_empty() {
+        let seen = if summary.errors.is_empty() { "none".into() } else { summary.errors.join("; ") };
+        summary.verify_error =
+            Some(format!("no write got through in {:.1} s of trying: writes were down for the whole run (errors: {seen})", summary.duration_ms / 1000.0));
+        return summary;
+    }
     match verify(&endpoint, &tag).await {
         Ok(present) => note_lost(&mut summary, acknowledged.iter().filter(|s| !present.contains(s)).map(|s| format!("{}:{tag}:{s}", endpoint.table))),
         Err(e) => summary.verify_error = Some(e),

@@ -39,6 +39,9 @@ pub const ENSURE_SLOT_SQL: &str =
 /// a slot nobody streams from pins WAL forever.
 pub const DROP_SLOTS_SQL: &str = "SELECT count(pg_drop_replication_slot(slot_name)) FROM pg_replication_slots WHERE slot_type = 'physical' AND NOT active AND slot_name::text <> ALL (string_to_array($1::text, ','))";
 
+/// The inactive physical slots, which [`DROP_SLOTS_SQL`] drops unless kept.
+pub const INACTIVE_SLOTS_SQL: &str = "SELECT slot_name::text AS slot_name FROM pg_replication_slots WHERE slot_type = 'physical' AND NOT active";
+
 /// Ends recovery without waiting inside the call; callers poll
 /// pg_is_in_recovery() so the wait follows the pattern's own timeout.
 pub const PROMOTE_SQL: &str = "SELECT pg_promote(false)";
@@ -199,6 +202,14 @@ impl Ctx {
     pub fn ensure_slot(&self, on: &str, for_member: &str) -> Result<(), Error> {
         let slot = slot_name(for_member);
         self.execute(on, ENSURE_SLOT_SQL, &[&slot]).map(|_| ())
+    }
+
+    /// The inactive physical slots on `on` that [`Ctx::drop_inactive_slots`]
+    /// with `keep` would drop: looking first lets a repeated tidy change nothing.
+    pub fn inactive_slots(&self, on: &str, keep: &[String]) -> Result<Vec<String>, Error> {
+        let keep: Vec<String> = keep.iter().map(|m| slot_name(m)).collect();
+        let rows = pg::query(on, INACTIVE_SLOTS_SQL, &[])?;
+        Ok(rows.iter().filter_map(|r| crate::rows::text(r, "slot_name")).filter(|slot| !keep.iter().any(|k| k == slot)).map(str::to_string).collect())
     }
 
     pub fn drop_inactive_slots(&self, on: &str, keep: &[String]) -> Result<(), Error> {

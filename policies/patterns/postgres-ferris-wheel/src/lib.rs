@@ -3,6 +3,7 @@
 //! "Ferris wheel" done safely. See manifest.toml's `steps` and `rollback`.
 
 mod plan;
+mod record;
 
 use kube_common::text::bytes;
 use kube_common::{NodePools, Pod, PoolPin, Set};
@@ -11,6 +12,7 @@ use pg_common::pg::{self, CAUGHT_UP_SQL};
 use pg_common::rows;
 use pg_common::text::parse_lsn;
 use plan::{Action, Snapshot, Stop, Target};
+use record::{Phase, Seen, Switch};
 use runner_sdk::pattern::PatternResult;
 use runner_sdk::prelude::*;
 use runner_sdk::{gate_step, preflight_gate};
@@ -38,21 +40,33 @@ struct Config {
 /// What has been changed so far, for the rollback.
 #[derive(Default)]
 struct Progress {
+    /// The primary before the rotation's first change (kept in the annotation across runs).
     original_primary: String,
-    /// The StatefulSet as found: replicas, the pool label's value, updateStrategy.
+    /// The primary when this run began (the one a switchover in flight started from).
+    primary_at_start: String,
+    /// The StatefulSet as found: replicas, the pool label's value,
+    /// updateStrategy, the primary (the annotation's JSON, without `switch`).
     original: Value,
     pinned: bool,
     switch: Option<Switch>,
 }
 
-/// A switchover in flight.
-#[derive(Clone, Default)]
-struct Switch {
-    from: String,
-    to: String,
-    cascaded: Vec<String>,
-    fenced: bool,
-    stopped: bool,
+impl Progress {
+    fn phase(&self) -> Option<Phase> {
+        self.switch.as_ref().map(|sw| sw.phase)
+    }
+
+    /// Whether a rollback puts the cluster back as it was before the
+    /// rotation: the primary never moved and no switchover stopped it.
+    fn fully_reversible(&self) -> bool {
+        self.primary_at_start == self.original_primary && self.phase().is_none_or(|p| p < Phase::Stopped)
+    }
+}
+
+/// The time now, as the annotation records it.
+fn timestamp() -> String {
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(clock::now());
+    humantime::format_rfc3339_seconds(at).to_string()
 }
 
 struct Rotation<'a> {
@@ -80,22 +94,65 @@ impl Rotation<'_> {
         Ok(Snapshot { members, primary, replicas: set.replicas, target })
     }
 
-    fn pin_members(&mut self, set: &Set) -> Result<u32, Error> {
-        let (mut original, resumed) = self.pin.original(&set.object);
-        if !resumed {
-            // Scaling back to this many is the rotation's last step, in this run or a resumed one.
-            original["replicas"] = json!(set.replicas);
+    /// The replicas the rotation ends with.
+    fn target(&self, original: &Value, set: &Set) -> u32 {
+        if self.cfg.replicas > 0 { self.cfg.replicas as u32 } else { original["replicas"].as_u64().unwrap_or(set.replicas as u64) as u32 }
+    }
+
+    /// The step `pin-upgraded-pool`, unless an interrupted run's pin is
+    /// still in place (repeating it would be a change that changes nothing).
+    fn pin_members(&mut self, set: &Set, original: Value, resumed: bool) -> Result<(), Error> {
+        let spec = &set.object["spec"];
+        let in_place =
+            spec["template"]["spec"]["nodeSelector"][&self.cfg.pool_label] == self.cfg.upgraded_pool.as_str() && spec["updateStrategy"]["type"] == "OnDelete";
+        if !(resumed && in_place) {
+            self.pin.apply(&self.ctx.set, &original)?;
         }
-        let target = if self.cfg.replicas > 0 { self.cfg.replicas as u32 } else { original["replicas"].as_u64().unwrap_or(set.replicas as u64) as u32 };
-        self.pin.apply(&self.ctx.set, &original)?;
         self.progress.original = original;
         self.progress.pinned = true;
-        Ok(target)
+        Ok(())
+    }
+
+    /// Keep the switchover in flight (or its end) in the annotation, so a
+    /// run killed at the next boundary can be resumed from here.
+    fn save_switch(&self) -> Result<(), Error> {
+        let mut kept = self.progress.original.clone();
+        if let (Some(sw), Some(map)) = (&self.progress.switch, kept.as_object_mut()) {
+            map.insert("switch".into(), serde_json::to_value(sw).map_err(|e| Error::internal(e.to_string()))?);
+        }
+        self.ctx.set.patch(&json!({"metadata": {"annotations": {ANNOTATION: kept.to_string()}}})).map(drop)
+    }
+
+    /// Move the switchover in flight to `phase`, in memory first (a rollback
+    /// must assume the action may have happened) and then in the annotation.
+    fn advance(&mut self, phase: Phase) -> Result<(), Error> {
+        if let Some(sw) = &mut self.progress.switch {
+            sw.phase = phase;
+            if phase == Phase::Fenced {
+                sw.fenced_at = Some(timestamp());
+            }
+        }
+        self.save_switch()
     }
 
     fn rotate(&mut self) -> Result<String, Error> {
         let set = self.ctx.set.read()?;
-        let target = self.pin_members(&set)?;
+        let (mut original, resumed) = self.pin.original(&set.object);
+        if let Some(map) = original.as_object_mut() {
+            map.remove("switch");
+        }
+        if !resumed {
+            // Scaling back to this many is the rotation's last step, in this run or a resumed one.
+            original["replicas"] = json!(set.replicas);
+            original["primary"] = json!(self.progress.original_primary);
+        }
+        let target = self.target(&original, &set);
+        if !resumed && !self.ctx.dry.active() && plan::next(&self.snapshot(target)?).is_none() {
+            // Nothing to rotate: no pin to set and lift (a re-run of a finished rotation changes nothing).
+            step("tidy", "no member keeps a fence or a slot nobody uses (also after an interrupted run)", || self.tidy(target))?;
+            return Ok("every member already ran on the upgraded pool".into());
+        }
+        self.pin_members(&set, original, resumed)?;
         let mut done = Vec::new();
         let mut last: Option<(Action, Snapshot)> = None;
         if self.ctx.dry.active() {
@@ -226,125 +283,204 @@ impl Rotation<'_> {
     fn switchover(&mut self, from: &str, to: &str, stop: &Stop) -> Result<(), Error> {
         let ctx = &self.ctx;
         let cfg = self.cfg;
-        self.progress.switch = Some(Switch { from: from.into(), to: to.into(), ..Default::default() });
         let to_pod = ctx.pod_or_placeholder(to)?;
         let removed = |p: &Pod| matches!(stop, Stop::ScaleDown(n) if p.ordinal >= *n);
         let others: Vec<String> = ctx.pods()?.into_iter().filter(|p| p.name != from && p.name != to && !removed(p)).map(|p| p.name).collect();
-        let mut cascaded = Vec::new();
-        let prepared = step(
+        // Every standby that may be re-pointed is recorded before the first is:
+        // pointing one back that never moved is harmless, forgetting one is not.
+        self.progress.switch =
+            Some(Switch { from: from.into(), to: to.into(), stop: stop.clone(), cascaded: others.clone(), phase: Phase::Prepared, fenced_at: None });
+        step(
             &format!("prepare {to}"),
             &format!("slots on {to}; {} re-pointed to stream from {to}", if others.is_empty() { "no other standby".into() } else { others.join(", ") }),
             || {
+                self.save_switch()?;
+                let ctx = &self.ctx;
                 self.wait_synchronous(from, to, cfg.pg.stream_timeout)?;
                 if *stop == Stop::DeletePod {
                     ctx.ensure_slot(to, from)?;
                 }
                 for other in &others {
-                    ctx.point_at_then(other, &to_pod, true, || cascaded.push(other.clone()))?;
+                    ctx.point_at(other, &to_pod, true)?;
                 }
-                for other in &others {
-                    ctx.wait(&format!("{other} to stream from {to}"), cfg.pg.stream_timeout, || {
-                        let ip = ctx.pod(other)?.and_then(|p| p.ip);
-                        Ok(if ctx.streams_from(to, other, ip.as_deref())?.is_some() {
-                            Poll::Done(())
-                        } else {
-                            Poll::NotYet(format!("{other} is not streaming from {to}"))
-                        })
-                    })?;
-                }
-                Ok(())
+                self.wait_cascading(to, &others)
             },
-        );
-        if let Some(sw) = &mut self.progress.switch {
-            sw.cascaded = cascaded;
-        }
-        prepared?;
+        )?;
+        self.finish_switchover(Phase::Prepared)
+    }
+
+    /// Wait until every one of `others` streams from `to`.
+    fn wait_cascading(&self, to: &str, others: &[String]) -> Result<(), Error> {
         let ctx = &self.ctx;
-        ctx.writes_paused.set(true);
-        let fenced = step(&format!("fence {from}"), &format!("stop new writes on {from}"), || ctx.fence(from));
-        // Count the fence as in place even if waiting for it failed: the rollback lifts it either way.
-        if let Some(sw) = &mut self.progress.switch {
-            sw.fenced = true;
-        }
-        fenced?;
-        let ctx = &self.ctx;
-        step(&format!("catch-up {to}"), &format!("wait until {to} has replayed {from}'s last WAL"), || {
-            if ctx.dry.active() {
-                return ctx.wait("the new primary to catch up", 0, || Ok(Poll::Done(())));
-            }
-            let lsn_text = pg::query(from, "SELECT pg_current_wal_lsn()::text AS lsn", &[])?
-                .first()
-                .and_then(|r| rows::text(r, "lsn").map(str::to_string))
-                .unwrap_or_default();
-            let started = clock::now();
-            ctx.wait(&format!("{to} to replay {from}'s WAL up to {lsn_text}"), cfg.pg.catch_up_timeout, || {
-                let row = pg::query(to, CAUGHT_UP_SQL, &[&lsn_text])?;
-                let row = row.first().cloned().unwrap_or_default();
-                Ok(if rows::flag(&row, "caught_up") == Some(true) {
+        for other in others {
+            ctx.wait(&format!("{other} to stream from {to}"), self.cfg.pg.stream_timeout, || {
+                let ip = ctx.pod(other)?.and_then(|p| p.ip);
+                Ok(if ctx.streams_from(to, other, ip.as_deref())?.is_some() {
                     Poll::Done(())
                 } else {
-                    let at = rows::text(&row, "replay_lsn").unwrap_or("?");
-                    let gap = match (parse_lsn(&lsn_text), parse_lsn(at)) {
-                        (Some(a), Some(b)) => format!(" ({} behind)", bytes(a.saturating_sub(b) as f64)),
-                        _ => String::new(),
-                    };
-                    Poll::NotYet(format!("{to} replayed up to {at}{gap}"))
+                    Poll::NotYet(format!("{other} is not streaming from {to}"))
                 })
             })?;
-            report::metric("catch-up", (clock::now() - started) as f64, "ms");
-            Ok(())
-        })?;
-        let from_uid = ctx.pod(from)?.map(|p| p.uid).unwrap_or_default();
-        let stopped = step(&format!("stop {from}"), &format!("make {from} a standby of {to} and stop its server"), || {
-            ctx.exec(from, &ctx.standby_command("config", from, &to_pod))?;
-            match stop {
-                Stop::DeletePod => ctx.set.delete_pod(from)?,
-                Stop::ScaleDown(n) => ctx.set.scale(*n)?,
-            }
-            ctx.wait_pod_replaced(from, &from_uid, cfg.pg.stop_timeout)
-        });
-        if let Some(sw) = &mut self.progress.switch {
-            // Once asked to stop, the old primary is no longer "intact", even if the wait failed.
-            sw.stopped = true;
         }
-        stopped?;
-        let ctx = &self.ctx;
-        step(&format!("promote {to}"), &format!("promote {to}"), || ctx.promote(to))?;
-        step(&format!("repoint-service {to}"), &format!("Service {} selects {to}", ctx.service), || ctx.repoint_service(to))?;
-        step(&format!("verify-writes {to}"), &format!("commit a row into {} on {to}", cfg.pg.write_check_table), || ctx.verify_writes(to))?;
-        ctx.writes_paused.set(false);
+        Ok(())
+    }
+
+    /// A switchover an interrupted run left in the annotation: say so, judge
+    /// from the cluster how far it got, and carry it on from there with the
+    /// ordinary steps (so each is again a boundary a re-run resumes from).
+    fn resume_switchover(&mut self) -> Result<(), Error> {
+        let Some(sw) = self.progress.switch.clone() else { return Ok(()) };
+        report::log(report::Level::Info, &format!("resuming an interrupted rotation: {}", sw.describe(&self.ctx.service)));
+        let from = pg::state(&sw.from);
+        let to = pg::state(&sw.to);
+        let seen = Seen {
+            from_primary: from.as_ref().is_ok_and(|s| !s.in_recovery),
+            from_fenced: from.as_ref().is_ok_and(|s| s.read_only),
+            to_primary: to.as_ref().is_ok_and(|s| !s.in_recovery),
+            service_on_to: self.ctx.service_target()?.as_deref() == Some(sw.to.as_str()),
+        };
+        let phase =
+            sw.resume_phase(seen).map_err(|why| Error::internal(format!("cannot complete the interrupted switchover {} -> {}: {why}", sw.from, sw.to)))?;
+        if phase == Phase::Stopped
+            && let Err(e) = &to
+        {
+            return Err(Error::new(e.code, format!("cannot promote {} to complete the interrupted switchover: {}", sw.to, e.message)));
+        }
+        if phase == Phase::Prepared {
+            step(
+                &format!("check-prepared {}", sw.to),
+                &format!("{} still streams in sync from {}, the re-pointed standbys from {}", sw.to, sw.from, sw.to),
+                || {
+                    self.wait_synchronous(&sw.from, &sw.to, self.cfg.pg.stream_timeout)?;
+                    self.wait_cascading(&sw.to, &sw.cascaded)
+                },
+            )?;
+        }
+        self.finish_switchover(phase)
+    }
+
+    /// The switchover in flight, from `phase` (the last one reached) to its end.
+    fn finish_switchover(&mut self, phase: Phase) -> Result<(), Error> {
+        let Some(Switch { from, to, stop, .. }) = self.progress.switch.clone() else { return Ok(()) };
+        let (from, to) = (from.as_str(), to.as_str());
+        let cfg = self.cfg;
+        let to_pod = self.ctx.pod_or_placeholder(to)?;
+        if phase < Phase::Promoted {
+            self.ctx.writes_paused.set(true);
+        }
+        if phase < Phase::Fenced {
+            step(&format!("fence {from}"), &format!("stop new writes on {from}"), || {
+                // Recorded first: the rollback lifts a fence that may be in place.
+                self.advance(Phase::Fenced)?;
+                self.ctx.fence(from)
+            })?;
+        }
+        if phase < Phase::Stopped {
+            let ctx = &self.ctx;
+            step(&format!("catch-up {to}"), &format!("wait until {to} has replayed {from}'s last WAL"), || {
+                if ctx.dry.active() {
+                    return ctx.wait("the new primary to catch up", 0, || Ok(Poll::Done(())));
+                }
+                let lsn_text = pg::query(from, "SELECT pg_current_wal_lsn()::text AS lsn", &[])?
+                    .first()
+                    .and_then(|r| rows::text(r, "lsn").map(str::to_string))
+                    .unwrap_or_default();
+                let started = clock::now();
+                ctx.wait(&format!("{to} to replay {from}'s WAL up to {lsn_text}"), cfg.pg.catch_up_timeout, || {
+                    let row = pg::query(to, CAUGHT_UP_SQL, &[&lsn_text])?;
+                    let row = row.first().cloned().unwrap_or_default();
+                    Ok(if rows::flag(&row, "caught_up") == Some(true) {
+                        Poll::Done(())
+                    } else {
+                        let at = rows::text(&row, "replay_lsn").unwrap_or("?");
+                        let gap = match (parse_lsn(&lsn_text), parse_lsn(at)) {
+                            (Some(a), Some(b)) => format!(" ({} behind)", bytes(a.saturating_sub(b) as f64)),
+                            _ => String::new(),
+                        };
+                        Poll::NotYet(format!("{to} replayed up to {at}{gap}"))
+                    })
+                })?;
+                report::metric("catch-up", (clock::now() - started) as f64, "ms");
+                Ok(())
+            })?;
+            let from_uid = self.ctx.pod(from)?.map(|p| p.uid).unwrap_or_default();
+            step(&format!("stop {from}"), &format!("make {from} a standby of {to} and stop its server"), || {
+                // Once asked to stop, the old primary is no longer "intact", even if the wait fails.
+                self.advance(Phase::Stopped)?;
+                let ctx = &self.ctx;
+                ctx.exec(from, &ctx.standby_command("config", from, &to_pod))?;
+                match stop {
+                    Stop::DeletePod => ctx.set.delete_pod(from)?,
+                    Stop::ScaleDown(n) => ctx.set.scale(n)?,
+                }
+                ctx.wait_pod_replaced(from, &from_uid, cfg.pg.stop_timeout)
+            })?;
+        }
+        if phase < Phase::Promoted {
+            step(&format!("promote {to}"), &format!("promote {to}"), || {
+                self.ctx.promote(to)?;
+                self.advance(Phase::Promoted)
+            })?;
+        }
+        if phase < Phase::ServiceRepointed {
+            step(&format!("repoint-service {to}"), &format!("Service {} selects {to}", self.ctx.service), || {
+                self.ctx.repoint_service(to)?;
+                self.advance(Phase::ServiceRepointed)
+            })?;
+        }
+        if phase < Phase::WritesVerified {
+            step(&format!("verify-writes {to}"), &format!("commit a row into {} on {to}", cfg.pg.write_check_table), || {
+                self.ctx.verify_writes(to)?;
+                self.advance(Phase::WritesVerified)
+            })?;
+        }
+        self.ctx.writes_paused.set(false);
+        // The switchover ends with its last step: the record goes with it.
+        let end = |rotation: &mut Self| {
+            rotation.progress.switch = None;
+            rotation.save_switch()
+        };
         match stop {
             Stop::DeletePod => step(&format!("rejoin {from}"), &format!("{from} back on pool {} as a standby of {to}", cfg.upgraded_pool), || {
+                let ctx = &self.ctx;
                 ctx.wait_pod_ready(from, self.pin.target(), cfg.pg.rejoin_timeout)?;
-                ctx.ensure_following(from, &ctx.pod_or_placeholder(to)?)?;
+                ctx.ensure_following(from, &to_pod)?;
                 // Its slots as a primary would pin WAL; its fence would outlive its role.
                 ctx.drop_inactive_slots(from, &[])?;
-                ctx.unfence(from)
+                ctx.unfence(from)?;
+                end(self)
             })?,
             Stop::ScaleDown(n) => {
-                let keep: Vec<String> = (0..*n).map(|o| self.name(o)).collect();
-                step(&format!("scale-down {n}"), &format!("drop the slots of members removed from {to}"), || ctx.drop_inactive_slots(to, &keep))?
+                let keep: Vec<String> = (0..n).map(|o| self.name(o)).collect();
+                step(&format!("scale-down {n}"), &format!("drop the slots of members removed from {to}"), || {
+                    self.ctx.drop_inactive_slots(to, &keep)?;
+                    end(self)
+                })?
             }
         }
-        self.progress.switch = None;
         Ok(())
     }
 
     /// Every standby: no fence, no slot (none cascades from it now). The
-    /// primary: slots only for the members it keeps.
+    /// primary: slots only for the members it keeps. Changes only what needs
+    /// it, so a re-run after a finished tidy changes nothing.
     fn tidy(&self, target: u32) -> Result<(), Error> {
         let ctx = &self.ctx;
         let keep: Vec<String> = (0..target).map(|o| self.name(o)).collect();
         for (pod, state) in ops::states(&ctx.pods()?) {
-            match state {
-                Ok(s) if s.in_recovery => {
-                    ctx.drop_inactive_slots(&pod.name, &[])?;
-                    if s.read_only {
-                        ctx.unfence(&pod.name)?;
-                    }
+            let state = match state {
+                Ok(state) => state,
+                Err(e) => {
+                    report::log(report::Level::Warn, &format!("tidy: {}", e.message));
+                    continue;
                 }
-                Ok(_) => ctx.drop_inactive_slots(&pod.name, &keep)?,
-                Err(e) => report::log(report::Level::Warn, &format!("tidy: {}", e.message)),
+            };
+            let keep: &[String] = if state.in_recovery { &[] } else { &keep };
+            if !ctx.inactive_slots(&pod.name, keep)?.is_empty() {
+                ctx.drop_inactive_slots(&pod.name, keep)?;
+            }
+            if state.in_recovery && state.read_only {
+                ctx.unfence(&pod.name)?;
             }
         }
         Ok(())
@@ -370,10 +506,16 @@ impl Rotation<'_> {
     }
 
     fn scale_down(&self, n: u32, primary: &str) -> Result<(), Error> {
+        let set = self.ctx.set.read()?;
+        self.ctx.set.scale(n)?;
+        self.await_removed(n, set.replicas, primary)
+    }
+
+    /// After scaling from `was` to `n` replicas: wait until the removed
+    /// members are gone, then drop their slots on `primary`.
+    fn await_removed(&self, n: u32, was: u32, primary: &str) -> Result<(), Error> {
         let ctx = &self.ctx;
-        let set = ctx.set.read()?;
-        ctx.set.scale(n)?;
-        for o in n..set.replicas.max(n) {
+        for o in n..was.max(n) {
             let gone = self.name(o);
             ctx.wait(&format!("{gone} to be removed"), self.cfg.pg.stop_timeout, || {
                 Ok(if ctx.pod(&gone)?.is_none() { Poll::Done(()) } else { Poll::NotYet(format!("{gone} still exists")) })
@@ -384,7 +526,7 @@ impl Rotation<'_> {
     }
 
     /// Undo what can be undone; see manifest.toml's `rollback`.
-    fn rollback(&self, failure: &Error) -> Result<PatternResult, Error> {
+    fn rollback(&mut self, failure: &Error) -> Result<PatternResult, Error> {
         let outcome = step("rollback", "restore a single writable primary behind the Service", || self.restore());
         match outcome {
             Ok(summary) => Ok(PatternResult::rolled_back(format!("{}: {}. {summary}", failure.code, failure.message))),
@@ -392,16 +534,35 @@ impl Rotation<'_> {
         }
     }
 
-    fn restore(&self) -> Result<String, Error> {
+    fn restore(&mut self) -> Result<String, Error> {
         let ctx = &self.ctx;
         let mut done = Vec::new();
+        let original_replicas = self.progress.original["replicas"].as_u64().unwrap_or(0) as u32;
+        let reversible = self.progress.fully_reversible();
+        if reversible && self.progress.pinned {
+            // Through the API alone and before anything that needs exec or SQL:
+            // when exec is what failed, the StatefulSet must not stay pinned.
+            ctx.patch(&ctx.set.object_ref(), &self.pin.restore_body(&self.progress.original))?;
+            done.push("StatefulSet nodeSelector and updateStrategy restored".to_string());
+        }
+        // The members added for the rotation (by this run or an interrupted one)
+        // go now, through the API too, so recovery spends no time on them.
+        let mut scaled_from = None;
+        if reversible && original_replicas > 0 {
+            let replicas = ctx.set.read()?.replicas;
+            if replicas > original_replicas {
+                ctx.set.scale(original_replicas)?;
+                done.push(format!("scaled back to {original_replicas}"));
+                scaled_from = Some(replicas);
+            }
+        }
         let mut prefer = self.progress.original_primary.clone();
         if let Some(sw) = self.progress.switch.clone() {
             prefer = sw.from.clone();
-            if !sw.stopped {
+            if sw.phase < Phase::Stopped {
                 // The old primary still runs as a primary: it is intact.
                 done.push(format!("switchover {} -> {} abandoned before {} was stopped", sw.from, sw.to, sw.from));
-                if sw.fenced {
+                if sw.phase >= Phase::Fenced {
                     ctx.unfence(&sw.from)?;
                     done.push(format!("fence on {} lifted", sw.from));
                 }
@@ -416,28 +577,22 @@ impl Rotation<'_> {
                 }
             }
         }
-        // With the original primary still the primary, the members added for the
-        // rotation (by this run or an interrupted one) go first, so that
-        // recovery spends no time on members about to be removed.
-        let original_replicas = self.progress.original["replicas"].as_u64().unwrap_or(0) as u32;
-        let intact = pg::state(&self.progress.original_primary).is_ok_and(|s| !s.in_recovery);
-        if intact && original_replicas > 0 && ctx.set.read()?.replicas > original_replicas {
-            self.scale_down(original_replicas, &self.progress.original_primary)?;
-            done.push(format!("scaled back to {original_replicas}"));
+        if let Some(was) = scaled_from {
+            self.await_removed(original_replicas, was, &self.progress.original_primary)?;
         }
         let (primary, notes) = ops::recover(ctx, &prefer)?;
         done.extend(notes);
-        if primary == self.progress.original_primary {
-            if self.progress.pinned {
-                ctx.patch(&ctx.set.object_ref(), &self.pin.restore_body(&self.progress.original))?;
-                done.push("StatefulSet nodeSelector and updateStrategy restored".into());
-            }
+        if self.progress.switch.take().is_some() && ctx.set.read()?.object["metadata"]["annotations"][ANNOTATION].is_string() {
+            // The switchover ended here: a re-run must plan afresh from the
+            // recovered cluster, not resume what was abandoned.
+            self.save_switch()?;
+        }
+        if reversible && primary == self.progress.original_primary {
             Ok(format!("Rolled back: {primary} is the primary again. {}", done.join("; ")))
         } else {
             Ok(format!(
-                "The primary had already moved, so the cluster was brought to a consistent state instead: {}. The rotation is incomplete; StatefulSet {} keeps annotation {ANNOTATION}, and running the pattern again resumes it. State now: {}",
+                "The primary had moved, so the cluster was brought to a consistent state instead: {}. The rotation is incomplete. State now: {}",
                 done.join("; "),
-                ctx.set.name,
                 self.describe()
             ))
         }
@@ -451,7 +606,8 @@ impl Rotation<'_> {
         let pools = NodePools::list(&self.cfg.pool_label).unwrap_or_default();
         let target = ctx.service_target().ok().flatten().unwrap_or_else(|| "nothing".into());
         let replicas = ctx.set.read().map(|s| s.replicas.to_string()).unwrap_or_else(|_| "?".into());
-        let members: Vec<String> = ops::states(&pods)
+        let states = ops::states(&pods);
+        let members: Vec<String> = states
             .iter()
             .map(|(p, s)| {
                 let pool = pools.of(p).unwrap_or("no node");
@@ -463,7 +619,54 @@ impl Rotation<'_> {
                 format!("{} {role} on pool {pool}", p.name)
             })
             .collect();
-        format!("StatefulSet {} at {replicas} replicas; Service {} selects {target}; {}", ctx.set.name, ctx.service, members.join("; "))
+        let changed = self.left_changed(&states);
+        let changed = if changed.is_empty() { String::new() } else { format!("; left changed by the rotation: {}", changed.join("; ")) };
+        format!("StatefulSet {} at {replicas} replicas; Service {} selects {target}; {}{changed}", ctx.set.name, ctx.service, members.join("; "))
+    }
+
+    /// Every object the rotation changed and has not put back, read from
+    /// the cluster (`states`: every member's, as [`ops::states`] reads them).
+    fn left_changed(&self, states: &[(Pod, Result<pg::State, Error>)]) -> Vec<String> {
+        let ctx = &self.ctx;
+        let mut changed = Vec::new();
+        match ctx.set.read() {
+            Ok(set) => {
+                let spec = &set.object["spec"];
+                if set.object["metadata"]["annotations"][ANNOTATION].is_string() {
+                    let selector = spec["template"]["spec"]["nodeSelector"][&self.cfg.pool_label].as_str().unwrap_or("none");
+                    let strategy = spec["updateStrategy"]["type"].as_str().unwrap_or("default");
+                    changed.push(format!(
+                        "StatefulSet {} pinned (nodeSelector {}={selector}, updateStrategy {strategy}, annotation {ANNOTATION}: a re-run resumes the rotation)",
+                        ctx.set.name, self.cfg.pool_label
+                    ));
+                }
+                let original = self.progress.original["replicas"].as_u64().unwrap_or(0) as u32;
+                if original > 0 && set.replicas != original {
+                    changed.push(format!("StatefulSet {} at {} replicas (was {original})", ctx.set.name, set.replicas));
+                }
+            }
+            Err(e) => changed.push(format!("StatefulSet {}: not readable ({})", ctx.set.name, e.message)),
+        }
+        let original_primary = &self.progress.original_primary;
+        match ctx.service_target() {
+            Ok(target) if target.as_deref() != Some(original_primary.as_str()) && !original_primary.is_empty() => {
+                changed.push(format!("Service {} selects {} (was {original_primary})", ctx.service, target.as_deref().unwrap_or("nothing")))
+            }
+            Ok(_) => {}
+            Err(e) => changed.push(format!("Service {}: not readable ({})", ctx.service, e.message)),
+        }
+        for (pod, state) in states {
+            if state.as_ref().is_ok_and(|s| s.read_only) {
+                changed.push(format!("{} fenced (default_transaction_read_only = on)", pod.name));
+            }
+        }
+        if let Some(sw) = &self.progress.switch {
+            changed.push(format!(
+                "annotation {ANNOTATION} records the switchover {} -> {} as {:?} (a re-run resumes it from the cluster's state)",
+                sw.from, sw.to, sw.phase
+            ));
+        }
+        changed
     }
 }
 
@@ -475,17 +678,51 @@ impl runner_sdk::pattern::Guest for FerrisWheel {
         let ctx = Ctx::new(&cfg.pg)?;
         let pin = PoolPin::new(ANNOTATION, &cfg.pool_label, &cfg.upgraded_pool);
         let mut rotation = Rotation { ctx, cfg: &cfg, pin, progress: Progress::default(), simulated: None };
-        let primary = step("discover", "find the primary and the members' pools", || {
-            let pods = rotation.ctx.pods()?;
+        let (kept, interrupted, primary) = step("discover", "find the primary and the members' pools", || {
+            let set = rotation.ctx.set.read()?;
+            let pods = rotation.ctx.set.pods_of(&set)?;
             let target = rotation.ctx.service_target()?;
-            let primary = pg::confirm_primary(&pg::primary_candidates("", &pods, target.as_deref()))?;
-            report::log(
-                report::Level::Info,
-                &format!("primary {primary}; Service {} selects {}; {} members", cfg.pg.service, target.as_deref().unwrap_or("nothing"), pods.len()),
-            );
-            Ok(primary)
+            let (mut kept, resumed) = rotation.pin.original(&set.object);
+            let interrupted = match kept.as_object_mut().and_then(|m| m.remove("switch")) {
+                Some(record) => Some(serde_json::from_value::<Switch>(record).map_err(|e| {
+                    Error::invalid(format!("StatefulSet {}: annotation {ANNOTATION} holds a switchover record this pattern cannot read ({e}); check the cluster and remove `switch` from it by hand", set.name))
+                })?),
+                None => None,
+            };
+            let found = format!("Service {} selects {}; {} members", cfg.pg.service, target.as_deref().unwrap_or("nothing"), pods.len());
+            // In the middle of a switchover there may be no primary at all (the
+            // old one stopped, the new one not yet promoted): the record says who.
+            let primary = match &interrupted {
+                Some(sw) => sw.from.clone(),
+                None => pg::confirm_primary(&pg::primary_candidates("", &pods, target.as_deref()))?,
+            };
+            report::log(report::Level::Info, &if interrupted.is_some() { found } else { format!("primary {primary}; {found}") });
+            Ok((resumed.then_some(kept), interrupted, primary))
         })?;
+        rotation.progress.primary_at_start = primary.clone();
         rotation.progress.original_primary = primary;
+        if let Some(kept) = kept {
+            if let Some(first) = kept["primary"].as_str() {
+                rotation.progress.original_primary = first.to_string();
+            }
+            if interrupted.is_none() {
+                report::log(
+                    report::Level::Info,
+                    &format!(
+                        "resuming an interrupted rotation: StatefulSet {} is pinned to pool {} (annotation {ANNOTATION}); no switchover was in flight",
+                        cfg.pg.members.name, cfg.upgraded_pool
+                    ),
+                );
+            }
+            rotation.progress.original = kept;
+            rotation.progress.pinned = true;
+        }
+        if interrupted.is_some() {
+            rotation.progress.switch = interrupted;
+            if let Err(e) = rotation.resume_switchover() {
+                return rotation.rollback(&e);
+            }
+        }
         if let Some(refused) = preflight_gate("preflight", &cfg.preflight_input) {
             return refused;
         }

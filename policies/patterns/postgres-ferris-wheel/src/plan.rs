@@ -10,6 +10,8 @@
 //! member goes away again when the set scales back, switches the primary to
 //! a lower ordinal first, using the scale-down itself to stop it.
 
+use serde::{Deserialize, Serialize};
+
 /// What the planner needs to know about the cluster.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Snapshot {
@@ -34,7 +36,8 @@ pub enum Target {
 }
 
 /// How the old primary's server is stopped before the new one is promoted.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Stop {
     /// Delete its Pod: it comes back, as a standby of the new primary.
     DeletePod,
