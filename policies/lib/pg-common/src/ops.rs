@@ -39,6 +39,14 @@ pub const ENSURE_SLOT_SQL: &str =
 /// a slot nobody streams from pins WAL forever.
 pub const DROP_SLOTS_SQL: &str = "SELECT count(pg_drop_replication_slot(slot_name)) FROM pg_replication_slots WHERE slot_type = 'physical' AND NOT active AND slot_name::text <> ALL (string_to_array($1::text, ','))";
 
+/// Counts what [`DROP_SLOTS_SQL`] would drop, so a re-run that finds nothing
+/// to drop changes nothing.
+pub const INACTIVE_SLOTS_SQL: &str = "SELECT count(*) AS n FROM pg_replication_slots WHERE slot_type = 'physical' AND NOT active AND slot_name::text <> ALL (string_to_array($1::text, ','))";
+
+/// Whether a primary still carries standby settings (a promotion cut short
+/// before [`Ctx::promote`] forgot them).
+pub const HAS_UPSTREAM_SQL: &str = "SELECT current_setting('primary_conninfo') <> '' OR current_setting('primary_slot_name') <> '' AS upstream";
+
 /// Ends recovery without waiting inside the call; callers poll
 /// pg_is_in_recovery() so the wait follows the pattern's own timeout.
 pub const PROMOTE_SQL: &str = "SELECT pg_promote(false)";
@@ -204,6 +212,32 @@ impl Ctx {
     pub fn drop_inactive_slots(&self, on: &str, keep: &[String]) -> Result<(), Error> {
         let keep: Vec<String> = keep.iter().map(|m| slot_name(m)).collect();
         self.execute(on, DROP_SLOTS_SQL, &[&keep.join(",")]).map(|_| ())
+    }
+
+    /// [`Ctx::drop_inactive_slots`], only when there is a slot to drop.
+    pub fn drop_inactive_slots_if_any(&self, on: &str, keep: &[String]) -> Result<(), Error> {
+        let names: Vec<String> = keep.iter().map(|m| slot_name(m)).collect();
+        let found = pg::query(on, INACTIVE_SLOTS_SQL, &[&names.join(",")])?;
+        if found.first().and_then(|r| crate::rows::num(r, "n")).unwrap_or(0.0) > 0.0 { self.drop_inactive_slots(on, keep) } else { Ok(()) }
+    }
+
+    /// [`Ctx::unfence`], only when the member is fenced.
+    pub fn unfence_if_fenced(&self, member: &str) -> Result<(), Error> {
+        if pg::state(member)?.read_only { self.unfence(member) } else { Ok(()) }
+    }
+
+    /// What [`Ctx::promote`] does after the promotion itself, for a primary
+    /// whose promotion was cut short; whether there was anything to do.
+    pub fn finish_promotion(&self, member: &str) -> Result<bool, Error> {
+        let fenced = pg::state(member)?.read_only;
+        let upstream = pg::query(member, HAS_UPSTREAM_SQL, &[])?.first().and_then(|r| crate::rows::flag(r, "upstream")).unwrap_or(false);
+        if fenced {
+            self.unfence(member)?;
+        }
+        if upstream {
+            self.forget_upstream(member)?;
+        }
+        Ok(fenced || upstream)
     }
 
     /// The exec command that makes `member` a standby of `upstream`.
