@@ -153,10 +153,8 @@ impl Failover<'_> {
     fn mark(&mut self, phase: Phase, extra: Option<Value>) -> Result<(), Error> {
         self.record.phase = phase;
         let mut body = self.record.annotation();
-        if let (Some(extra), Some(map)) = (extra, body.as_object_mut()) {
-            if let Some(extra) = extra.as_object() {
-                map.extend(extra.clone());
-            }
+        if let (Some(Value::Object(extra)), Some(map)) = (extra, body.as_object_mut()) {
+            map.extend(extra);
         }
         self.ctx.patch(&service_ref(&self.ctx.set.namespace, &self.ctx.service), &body).map(|_| ())
     }
@@ -228,10 +226,10 @@ impl Failover<'_> {
                 Ok(candidate)
             })?
         };
-        if let Some(lsn) = &old_lsn {
-            if !self.wait_for_catch_up(&candidate, lsn)? {
-                old_lsn = None;
-            }
+        if let Some(lsn) = &old_lsn
+            && !self.wait_for_catch_up(&candidate, lsn)?
+        {
+            old_lsn = None;
         }
         let cand_pod = self.ctx.pod_or_placeholder(&candidate)?;
         let others: Vec<Pod> =
@@ -543,6 +541,38 @@ mod tests {
         assert_eq!(pick("pg-3", "pg-0", &states), Err("candidate pg-3 is not a reachable standby".to_string()));
         let none = vec![(pod("pg-0"), standby(1, 1)), (pod("pg-1"), Err(Error::new(ErrorCode::Unavailable, "pg-1: down")))];
         assert_eq!(pick("", "pg-0", &none), Err("no standby to promote (pg-1: pg-1: down)".to_string()));
+    }
+
+    fn record(phase: Phase) -> Record {
+        Record { failed: "pg-0".into(), candidate: Some("pg-1".into()), phase, since_ms: 7 }
+    }
+
+    #[test]
+    fn the_record_reads_back_as_written_and_names_its_phase() {
+        let written = record(Phase::Prepared);
+        let body = written.annotation();
+        let text = body["metadata"]["annotations"][ANNOTATION].as_str().unwrap();
+        assert_eq!(text, r#"{"failed":"pg-0","candidate":"pg-1","phase":"prepared","since-ms":7}"#);
+        assert_eq!(serde_json::from_str::<Record>(text).unwrap(), written);
+        assert!(written.describe().contains("last step boundary recorded: prepared"));
+        assert!(Phase::Announced < Phase::Chosen && Phase::Stopped < Phase::Repointed && Phase::Verified < Phase::Done);
+    }
+
+    #[test]
+    fn only_an_unfinished_failover_is_resumed_and_a_different_primary_is_refused() {
+        let promoted = vec![(pod("pg-0"), standby(5, 5)), (pod("pg-1"), Ok(State { in_recovery: false, ..Default::default() }))];
+        assert_eq!(to_resume(None, "", &promoted).unwrap(), None);
+        assert_eq!(to_resume(Some(record(Phase::Chosen)), "", &promoted).unwrap(), Some(record(Phase::Chosen)));
+        assert_eq!(to_resume(Some(record(Phase::Chosen)), "pg-0", &promoted).unwrap(), Some(record(Phase::Chosen)));
+        let refused = to_resume(Some(record(Phase::Chosen)), "pg-2", &promoted).unwrap_err();
+        assert_eq!(refused.code, ErrorCode::Conflict);
+        assert!(refused.message.contains("primary=pg-0"), "{}", refused.message);
+        // Done: checked again only when `primary` names it and its candidate is the primary.
+        assert_eq!(to_resume(Some(record(Phase::Done)), "pg-0", &promoted).unwrap(), Some(record(Phase::Done)));
+        assert_eq!(to_resume(Some(record(Phase::Done)), "", &promoted).unwrap(), None);
+        let demoted = vec![(pod("pg-0"), Ok(State { in_recovery: false, ..Default::default() })), (pod("pg-1"), standby(5, 5))];
+        assert_eq!(to_resume(Some(record(Phase::Done)), "pg-0", &demoted).unwrap(), None);
+        assert_eq!(to_resume(Some(record(Phase::RolledBack)), "pg-0", &promoted).unwrap(), None);
     }
 
     #[test]
