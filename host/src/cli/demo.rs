@@ -119,7 +119,12 @@ impl DemoDatabase {
     /// A lab of this cluster only.
     fn topology(self) -> Topology {
         let is = |d| self == d;
-        Topology { nodes_per_pool: 3, postgres: is(DemoDatabase::Postgres) || is(DemoDatabase::Failover), redis: is(DemoDatabase::Redis), mongo: is(DemoDatabase::Mongo) }
+        Topology {
+            nodes_per_pool: 3,
+            postgres: is(DemoDatabase::Postgres) || is(DemoDatabase::Failover),
+            redis: is(DemoDatabase::Redis),
+            mongo: is(DemoDatabase::Mongo),
+        }
     }
 
     fn database(self) -> &'static str {
@@ -253,11 +258,7 @@ pub fn run(args: DemoArgs, cache_dir: Option<PathBuf>) -> CommandResult {
         }
         runs.push(run);
     }
-    let exit = if runs.iter().all(|r| args.database.ended_well(r)) {
-        Exit::Success
-    } else {
-        Exit::PolicyFailed
-    };
+    let exit = if runs.iter().all(|r| args.database.ended_well(r)) { Exit::Success } else { Exit::PolicyFailed };
     let summary = summarize(args.database.pattern(), &runs);
     match args.output {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&summary).unwrap_or_default()),
@@ -341,9 +342,11 @@ const PRIMARY_SERVICE: &str = "/api/v1/namespaces/default/services/postgres-prim
 
 async fn service_target(client: &LabClient) -> Result<String, Failure> {
     let service = client.get(PRIMARY_SERVICE).await.map_err(|e| Failure::new(Exit::Unavailable, format!("Service postgres-primary: {e}")))?;
-    service.as_ref().and_then(|s| s["spec"]["selector"]["statefulset.kubernetes.io/pod-name"].as_str()).map(str::to_string).ok_or_else(|| {
-        Failure::new(Exit::Unavailable, "Service postgres-primary selects no member by statefulset.kubernetes.io/pod-name")
-    })
+    service
+        .as_ref()
+        .and_then(|s| s["spec"]["selector"]["statefulset.kubernetes.io/pod-name"].as_str())
+        .map(str::to_string)
+        .ok_or_else(|| Failure::new(Exit::Unavailable, "Service postgres-primary selects no member by statefulset.kubernetes.io/pod-name"))
 }
 
 /// Break `member` as `kill` says.
@@ -393,7 +396,12 @@ fn drill(args: &DemoArgs, dir: &LabDir, cache_dir: Option<PathBuf>, text: bool, 
     } else if final_cluster.primaries.len() != 1 || new_primary.as_deref() == Some(killed.as_str()) {
         Some(format!("primaries afterwards: {:?}", final_cluster.primaries))
     } else if !final_cluster.streaming.contains(&killed) {
-        Some(format!("{killed} does not stream from {} (streaming: {:?}; {})", new_primary.as_deref().unwrap_or("?"), final_cluster.streaming, final_cluster.error.as_deref().unwrap_or("no error")))
+        Some(format!(
+            "{killed} does not stream from {} (streaming: {:?}; {})",
+            new_primary.as_deref().unwrap_or("?"),
+            final_cluster.streaming,
+            final_cluster.error.as_deref().unwrap_or("no error")
+        ))
     } else {
         None
     };
@@ -531,8 +539,17 @@ mod tests {
     #[test]
     fn the_printed_exec_line_is_one_an_operator_can_type() {
         for database in [DemoDatabase::Postgres, DemoDatabase::Redis, DemoDatabase::Mongo, DemoDatabase::Failover] {
-            let args =
-                DemoArgs { database, repeat: 1, output: OutputFormat::Text, dir: None, subnet: 50, keep: false, kill: None, promote_back: false, probe_rate: 200 };
+            let args = DemoArgs {
+                database,
+                repeat: 1,
+                output: OutputFormat::Text,
+                dir: None,
+                subnet: 50,
+                keep: false,
+                kill: None,
+                promote_back: false,
+                probe_rate: 200,
+            };
             let line = std::iter::once("runner".to_string()).chain(exec_line(&args));
             if let Err(e) = super::super::Cli::try_parse_from(line) {
                 panic!("{database:?}: {e}");

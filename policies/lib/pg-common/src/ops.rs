@@ -41,11 +41,12 @@ pub const DROP_SLOTS_SQL: &str = "SELECT count(pg_drop_replication_slot(slot_nam
 
 /// Counts what [`DROP_SLOTS_SQL`] would drop, so a re-run that finds nothing
 /// to drop changes nothing.
-pub const INACTIVE_SLOTS_SQL: &str = "SELECT count(*) AS n FROM pg_replication_slots WHERE slot_type = 'physical' AND NOT active AND slot_name::text <> ALL (string_to_array($1::text, ','))";
+pub const INACTIVE_SLOTS_SQL: &str =
+    "SELECT count(*) AS n FROM pg_replication_slots WHERE slot_type = 'physical' AND NOT active AND slot_name::text <> ALL (string_to_array($1::text, ','))";
 
 /// Whether a primary still carries standby settings (a promotion cut short
 /// before [`Ctx::promote`] forgot them).
-pub const HAS_UPSTREAM_SQL: &str = "SELECT current_setting('primary_conninfo') <> '' OR current_setting('primary_slot_name') <> '' AS upstream";
+pub const HAS_UPSTREAM_SQL: &str = "SELECT EXISTS (SELECT 1 FROM pg_file_settings WHERE sourcefile LIKE '%postgresql.auto.conf' AND name IN ('primary_conninfo', 'primary_slot_name')) AS upstream";
 
 /// Ends recovery without waiting inside the call; callers poll
 /// pg_is_in_recovery() so the wait follows the pattern's own timeout.
@@ -230,6 +231,9 @@ impl Ctx {
     /// whose promotion was cut short; whether there was anything to do.
     pub fn finish_promotion(&self, member: &str) -> Result<bool, Error> {
         let fenced = pg::state(member)?.read_only;
+        // Only what ALTER SYSTEM set counts: a standby's postgresql.conf may name its
+        // upstream too (the lab's does), which RESET cannot remove, so checking the live
+        // setting would make every re-run change something again.
         let upstream = pg::query(member, HAS_UPSTREAM_SQL, &[])?.first().and_then(|r| crate::rows::flag(r, "upstream")).unwrap_or(false);
         if fenced {
             self.unfence(member)?;

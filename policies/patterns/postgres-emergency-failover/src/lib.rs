@@ -67,7 +67,8 @@ impl Record {
     /// The record on the Service, if any (an annotation written by an older
     /// version of this pattern is plain text and records nothing to resume).
     fn read(ctx: &Ctx) -> Result<Option<Record>, Error> {
-        let svc = get_json(&service_ref(&ctx.set.namespace, &ctx.service)).map_err(|e| Error::new(e.code, format!("Service {}: {}", ctx.service, e.message)))?;
+        let svc =
+            get_json(&service_ref(&ctx.set.namespace, &ctx.service)).map_err(|e| Error::new(e.code, format!("Service {}: {}", ctx.service, e.message)))?;
         Ok(svc["metadata"]["annotations"][ANNOTATION].as_str().and_then(|text| serde_json::from_str(text).ok()))
     }
 
@@ -208,13 +209,18 @@ impl Failover<'_> {
             }
         }
 
-        let candidate = if let (Some(candidate), true) = (&recorded, already_promoted || state_of(states, recorded.as_deref().unwrap_or("")).is_some_and(|s| s.in_recovery)) {
+        let candidate = if let (Some(candidate), true) =
+            (&recorded, already_promoted || state_of(states, recorded.as_deref().unwrap_or("")).is_some_and(|s| s.in_recovery))
+        {
             report::log(report::Level::Info, &format!("candidate {candidate}, as recorded on Service {}", self.ctx.service));
             candidate.clone()
         } else {
             if self.at_least(Phase::Chosen) {
                 // The recorded candidate is gone: choose again and redo what depended on it.
-                report::log(report::Level::Warn, &format!("the recorded candidate {} is not a reachable standby; choosing again", self.record.candidate.as_deref().unwrap_or("?")));
+                report::log(
+                    report::Level::Warn,
+                    &format!("the recorded candidate {} is not a reachable standby; choosing again", self.record.candidate.as_deref().unwrap_or("?")),
+                );
                 self.record.phase = Phase::Announced;
             }
             step("choose", "pick the standby with the most WAL", || {
@@ -448,10 +454,13 @@ impl runner_sdk::pattern::Guest for EmergencyFailover {
         let recorded = Record::read(&ctx)?;
         // Said first, before anything else is read or done.
         match &recorded {
-            Some(r) if !r.phase.finished() => report::log(report::Level::Info, &format!("resuming an interrupted failover: {}; completing it from the cluster's state", r.describe())),
-            Some(r) if r.phase == Phase::Done && r.failed == cfg.primary => {
-                report::log(report::Level::Info, &format!("the failover of {} is recorded as done; checking that every member follows its new primary", r.failed))
+            Some(r) if !r.phase.finished() => {
+                report::log(report::Level::Info, &format!("resuming an interrupted failover: {}; completing it from the cluster's state", r.describe()))
             }
+            Some(r) if r.phase == Phase::Done && r.failed == cfg.primary => report::log(
+                report::Level::Info,
+                &format!("the failover of {} is recorded as done; checking that every member follows its new primary", r.failed),
+            ),
             _ => {}
         }
         let (old, states, resume) = step("discover", "find the failed primary and every member's state", || {
