@@ -54,6 +54,18 @@ impl LabClient {
         Ok(body)
     }
 
+    /// DELETE `path` (its query may carry `gracePeriodSeconds`); `false` when it was not there.
+    pub async fn delete(&self, path: &str) -> anyhow::Result<bool> {
+        let response = self.http.delete(format!("{}{path}", self.url)).bearer_auth(&self.token).send().await?;
+        if response.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(false);
+        }
+        let status = response.status();
+        let body: Value = response.json().await?;
+        anyhow::ensure!(status.is_success(), "DELETE {path}: {status}: {}", body["message"].as_str().unwrap_or_default());
+        Ok(true)
+    }
+
     /// Whether the API server answers.
     pub async fn alive(&self) -> bool {
         self.get("/version").await.is_ok()

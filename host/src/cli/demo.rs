@@ -1,12 +1,15 @@
 //! `runner demo`: the README's main job. A fresh lab, a real upgrade of its
 //! database cluster by a bundled pattern, a write probe running through it,
 //! and the figures that matter: how long writes were unavailable and
-//! whether an acknowledged write was lost.
+//! whether an acknowledged write was lost. `runner demo failover` is the
+//! seed's unplanned-failover drill instead: the primary is killed while the
+//! probe writes, a standby takes over, and the old primary must rejoin.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
+use runner_lab::client::LabClient;
 use runner_lab::daemon::LabDir;
 use runner_lab::ops;
 use runner_lab::topology::Topology;
@@ -48,6 +51,14 @@ pub struct DemoArgs {
     #[arg(long)]
     keep: bool,
 
+    /// failover: how the primary is broken once the probe writes (default: `postmaster`).
+    #[arg(long, value_enum, value_name = "HOW")]
+    kill: Option<Kill>,
+
+    /// failover: afterwards, fail back to the original primary (a second failover, the probe on again).
+    #[arg(long)]
+    promote_back: bool,
+
     /// The write probe's writes per second.
     #[arg(long, value_name = "N", default_value_t = crate::probe::DEFAULT_RATE, value_parser = clap::value_parser!(u32).range(1..=5000))]
     probe_rate: u32,
@@ -62,6 +73,29 @@ enum DemoDatabase {
     Redis,
     /// The step-down cascade on the lab's 3-member MongoDB replica set (needs `mongod`).
     Mongo,
+    /// The unplanned-failover drill on the lab's 3-member PostgreSQL cluster:
+    /// the primary killed, postgres-emergency-failover, the old primary rejoins.
+    Failover,
+}
+
+/// How the failover drill breaks the primary.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Kill {
+    /// SIGKILL of its postmaster; the kubelet restarts the server, still a primary.
+    #[default]
+    Postmaster,
+    /// `kubectl delete pod --grace-period=1`, as the seed's drill; the StatefulSet recreates it.
+    Pod,
+}
+
+impl std::fmt::Display for Kill {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Kill::Postmaster => "kill -9 of the postmaster",
+            Kill::Pod => "deletion of the Pod (grace period 1 s)",
+        })
+    }
 }
 
 impl DemoDatabase {
@@ -70,12 +104,13 @@ impl DemoDatabase {
             DemoDatabase::Postgres => "postgres-ferris-wheel",
             DemoDatabase::Redis => "redis-rolling-replace",
             DemoDatabase::Mongo => "mongo-stepdown-cascade",
+            DemoDatabase::Failover => "postgres-emergency-failover",
         }
     }
 
     fn cluster(self) -> Cluster {
         match self {
-            DemoDatabase::Postgres => Cluster::Postgres,
+            DemoDatabase::Postgres | DemoDatabase::Failover => Cluster::Postgres,
             DemoDatabase::Redis => Cluster::Redis,
             DemoDatabase::Mongo => Cluster::Mongo,
         }
@@ -84,12 +119,17 @@ impl DemoDatabase {
     /// A lab of this cluster only.
     fn topology(self) -> Topology {
         let is = |d| self == d;
-        Topology { nodes_per_pool: 3, postgres: is(DemoDatabase::Postgres), redis: is(DemoDatabase::Redis), mongo: is(DemoDatabase::Mongo) }
+        Topology {
+            nodes_per_pool: 3,
+            postgres: is(DemoDatabase::Postgres) || is(DemoDatabase::Failover),
+            redis: is(DemoDatabase::Redis),
+            mongo: is(DemoDatabase::Mongo),
+        }
     }
 
     fn database(self) -> &'static str {
         match self {
-            DemoDatabase::Postgres => "postgres-cluster",
+            DemoDatabase::Postgres | DemoDatabase::Failover => "postgres-cluster",
             DemoDatabase::Redis => "redis-cluster",
             DemoDatabase::Mongo => "mongo",
         }
@@ -97,7 +137,7 @@ impl DemoDatabase {
 
     fn allowances(self) -> &'static [&'static str] {
         match self {
-            DemoDatabase::Postgres => &["kube:*", "postgres:*"],
+            DemoDatabase::Postgres | DemoDatabase::Failover => &["kube:*", "postgres:*"],
             DemoDatabase::Redis => &["kube:*", "redis:*"],
             DemoDatabase::Mongo => &["kube:*", "mongo:*"],
         }
@@ -106,11 +146,42 @@ impl DemoDatabase {
     /// Primaries (masters) and standbys (replicas) the cluster must end with.
     fn expected(self) -> (usize, usize) {
         match self {
-            DemoDatabase::Postgres => (1, 2),
+            DemoDatabase::Postgres | DemoDatabase::Failover => (1, 2),
             DemoDatabase::Redis => (3, 3),
             DemoDatabase::Mongo => (1, 2),
         }
     }
+
+    /// Whether `run` ended as it must: every member upgraded (a failover
+    /// moves no member: one primary, the others streaming, the old one among them).
+    fn ended_well(self, run: &DemoRun) -> bool {
+        run.exit == Exit::Success && run.lost_writes == 0 && self.cluster_ok(run)
+    }
+
+    fn cluster_ok(self, run: &DemoRun) -> bool {
+        match &run.drill {
+            Some(drill) => drill.rejoined_cleanly && run.final_cluster.serves(self.expected()),
+            None => run.final_cluster.healthy(self.expected()),
+        }
+    }
+}
+
+/// What the failover drill did and how the old primary came back.
+#[derive(Serialize)]
+struct Drill {
+    kill: Kill,
+    /// The primary that was killed.
+    killed: String,
+    /// The member that answered as the primary after the failover.
+    new_primary: Option<String>,
+    /// The run succeeded, one other member is the primary, and the killed one streams from it.
+    rejoined_cleanly: bool,
+    /// Why not, when it did not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rejoin_problem: Option<String>,
+    /// `--promote-back`: the second failover, back to the killed member.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    promote_back: Option<Value>,
 }
 
 /// One run of the demo.
@@ -126,6 +197,8 @@ struct DemoRun {
     lab_up_ms: f64,
     steps: Vec<Value>,
     final_cluster: FinalCluster,
+    #[serde(skip_serializing_if = "Option::is_none", flatten)]
+    drill: Option<Drill>,
     #[serde(skip)]
     exit: Exit,
 }
@@ -134,6 +207,9 @@ struct DemoRun {
 /// exit 1 unless every run upgraded every member and lost no acknowledged write.
 pub fn run(args: DemoArgs, cache_dir: Option<PathBuf>) -> CommandResult {
     let dir = LabDir::new(args.dir.clone().unwrap_or_else(|| std::env::temp_dir().join("runner-demo")));
+    if args.database != DemoDatabase::Failover && (args.kill.is_some() || args.promote_back) {
+        return Err(Failure::bad_input("--kill and --promote-back belong to `runner demo failover`"));
+    }
     check_servers(&args.database.topology())?;
     let text = args.output == OutputFormat::Text;
     stop_on_interrupt(dir.clone());
@@ -156,6 +232,17 @@ pub fn run(args: DemoArgs, cache_dir: Option<PathBuf>) -> CommandResult {
         }
         let run = result?;
         if text {
+            if let Some(drill) = &run.drill {
+                println!(
+                    "run {n}/{}: {} of {}: {} took over; {} rejoined {}",
+                    args.repeat,
+                    drill.kill,
+                    drill.killed,
+                    drill.new_primary.as_deref().unwrap_or("nobody"),
+                    drill.killed,
+                    if drill.rejoined_cleanly { "cleanly".to_string() } else { format!("NOT cleanly: {}", drill.rejoin_problem.as_deref().unwrap_or("?")) }
+                );
+            }
             println!(
                 "run {n}/{}: {} | longest gap between acknowledged writes {:.0} ms | slowest write {:.0} ms | {} acknowledged writes, {} LOST | {} failed (not acknowledged) | wall {:.1} s | final cluster {}",
                 args.repeat,
@@ -166,28 +253,25 @@ pub fn run(args: DemoArgs, cache_dir: Option<PathBuf>) -> CommandResult {
                 run.lost_writes,
                 run.failed_ops,
                 run.wall_ms / 1000.0,
-                if run.final_cluster.healthy(args.database.expected()) { "ok" } else { "NOT as expected" }
+                if args.database.cluster_ok(&run) { "ok" } else { "NOT as expected" }
             );
         }
         runs.push(run);
     }
-    let exit = if runs.iter().all(|r| r.exit == Exit::Success && r.lost_writes == 0 && r.final_cluster.healthy(args.database.expected())) {
-        Exit::Success
-    } else {
-        Exit::PolicyFailed
-    };
+    let exit = if runs.iter().all(|r| args.database.ended_well(r)) { Exit::Success } else { Exit::PolicyFailed };
     let summary = summarize(args.database.pattern(), &runs);
     match args.output {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&summary).unwrap_or_default()),
         OutputFormat::Text => {
             if args.repeat > 1 {
                 println!(
-                    "median over {} runs: downtime {:.0} ms, wall {:.1} s; {} acknowledged writes in all, {} lost",
+                    "median over {} runs: downtime {:.0} ms, wall {:.1} s; {} acknowledged writes in all, {} lost{}",
                     runs.len(),
                     summary["downtime_ms"].as_f64().unwrap_or(0.0),
                     summary["wall_ms"].as_f64().unwrap_or(0.0) / 1000.0,
                     summary["acknowledged_writes"],
-                    summary["lost_writes"]
+                    summary["lost_writes"],
+                    summary["clean_rejoins"].as_u64().map(|n| format!("; the old primary rejoined cleanly in {n} of {}", runs.len())).unwrap_or_default()
                 );
             }
             if args.keep {
@@ -197,7 +281,12 @@ pub fn run(args: DemoArgs, cache_dir: Option<PathBuf>) -> CommandResult {
                     dir.root.display()
                 );
             }
-            println!("{}", if exit == Exit::Success { "DEMO OK: every member upgraded, no acknowledged write lost" } else { "DEMO FAILED (see above)" });
+            let ok = if args.database == DemoDatabase::Failover {
+                "DEMO OK: every failover kept writes, the old primary rejoined every time, no acknowledged write lost"
+            } else {
+                "DEMO OK: every member upgraded, no acknowledged write lost"
+            };
+            println!("{}", if exit == Exit::Success { ok } else { "DEMO FAILED (see above)" });
         }
     }
     Ok(exit)
@@ -217,6 +306,9 @@ fn one_run(args: &DemoArgs, dir: &LabDir, cache_dir: Option<PathBuf>, text: bool
     if text {
         println!("\nlab up in {:.1} s:", lab_up.as_secs_f64());
         print_status(&rows);
+    }
+    if args.database == DemoDatabase::Failover {
+        return drill(args, dir, cache_dir, text, &client, lab_up);
     }
     // `lab up` returned once every cluster was formed, its replicas in sync.
     if args.database == DemoDatabase::Postgres {
@@ -243,6 +335,113 @@ fn one_run(args: &DemoArgs, dir: &LabDir, cache_dir: Option<PathBuf>, text: bool
         }
     }
     Ok(demo_run(report, final_cluster, lab_up))
+}
+
+/// The Service clients write through, and the member it selects.
+const PRIMARY_SERVICE: &str = "/api/v1/namespaces/default/services/postgres-primary";
+
+async fn service_target(client: &LabClient) -> Result<String, Failure> {
+    let service = client.get(PRIMARY_SERVICE).await.map_err(|e| Failure::new(Exit::Unavailable, format!("Service postgres-primary: {e}")))?;
+    service
+        .as_ref()
+        .and_then(|s| s["spec"]["selector"]["statefulset.kubernetes.io/pod-name"].as_str())
+        .map(str::to_string)
+        .ok_or_else(|| Failure::new(Exit::Unavailable, "Service postgres-primary selects no member by statefulset.kubernetes.io/pod-name"))
+}
+
+/// Break `member` as `kill` says.
+async fn break_primary(dir: &LabDir, client: &LabClient, member: &str, kill: Kill) -> Result<(), Failure> {
+    match kill {
+        Kill::Postmaster => {
+            let file = dir.root.join("volumes/default").join(member).join("postmaster.pid");
+            let pid: i32 = std::fs::read_to_string(&file)
+                .ok()
+                .and_then(|text| text.lines().next().and_then(|l| l.trim().parse().ok()))
+                .ok_or_else(|| Failure::new(Exit::Unavailable, format!("{member}: no postmaster pid in {}", file.display())))?;
+            // SAFETY: a signal to the database server this demo's lab started.
+            if unsafe { libc::kill(pid, libc::SIGKILL) } != 0 {
+                return Err(Failure::new(Exit::Unavailable, format!("{member}: kill -9 {pid}: {}", std::io::Error::last_os_error())));
+            }
+        }
+        Kill::Pod => {
+            let path = format!("/api/v1/namespaces/default/pods/{member}?gracePeriodSeconds=1");
+            client.delete(&path).await.map_err(|e| Failure::new(Exit::Unavailable, format!("delete Pod {member}: {e}")))?;
+        }
+    }
+    Ok(())
+}
+
+/// One run of the failover drill on a fresh lab: the probe writes, the
+/// primary is killed, the failover runs, and the killed member must stream
+/// from the new primary (then, with `--promote-back`, the same back).
+fn drill(args: &DemoArgs, dir: &LabDir, cache_dir: Option<PathBuf>, text: bool, client: &LabClient, lab_up: Duration) -> Result<DemoRun, Failure> {
+    let rt = runtime()?;
+    let killed = rt.block_on(service_target(client))?;
+    let kill = args.kill.unwrap_or_default();
+    let target = Target::lab(dir.root.clone());
+    let mut line = exec_line(args);
+    line.extend(["--config".into(), format!("primary={killed}")]);
+    if text {
+        println!("the drill: {kill} of the primary {killed} once the probe writes, then\n$ runner {}", line.join(" "));
+    }
+    let run = run_builder(args, target.clone(), cache_dir.clone()).config_pairs(vec![format!("primary={killed}")]);
+    let report = rt.block_on(async { run.build().await?.execute_after(break_primary(dir, client, &killed, kill)).await })?;
+    let final_cluster = rt.block_on(survey(args.database.cluster(), &target, client));
+    if text {
+        print!("{}", report_text(&report));
+    }
+    let new_primary = final_cluster.primaries.first().cloned();
+    let rejoin_problem = if report.exit() != Exit::Success {
+        Some(format!("the failover ended {}", report.outcome()))
+    } else if final_cluster.primaries.len() != 1 || new_primary.as_deref() == Some(killed.as_str()) {
+        Some(format!("primaries afterwards: {:?}", final_cluster.primaries))
+    } else if !final_cluster.streaming.contains(&killed) {
+        Some(format!(
+            "{killed} does not stream from {} (streaming: {:?}; {})",
+            new_primary.as_deref().unwrap_or("?"),
+            final_cluster.streaming,
+            final_cluster.error.as_deref().unwrap_or("no error")
+        ))
+    } else {
+        None
+    };
+    let mut result = demo_run(report, final_cluster, lab_up);
+    let mut promote_back = None;
+    if args.promote_back && rejoin_problem.is_none() {
+        let from = new_primary.clone().unwrap_or_default();
+        let back = run_builder(args, target.clone(), cache_dir).config_pairs(vec![format!("primary={from}"), format!("candidate={killed}")]);
+        let report = back.run()?;
+        let cluster = rt.block_on(survey(args.database.cluster(), &target, client));
+        if text {
+            println!("\n$ runner {} --config primary={from} --config candidate={killed}", exec_line(args).join(" "));
+            print!("{}", report_text(&report));
+        }
+        let probe = report.probe.clone().unwrap_or_default();
+        let back_ok = report.exit() == Exit::Success && cluster.primaries == [killed.clone()] && cluster.streaming.contains(&from);
+        result.lost_writes += probe.lost_writes;
+        result.acknowledged_writes += probe.acknowledged_writes;
+        if !back_ok {
+            result.exit = Exit::PolicyFailed;
+        }
+        promote_back = Some(json!({
+            "outcome": report.outcome().to_string(),
+            "ok": back_ok,
+            "downtime_ms": probe.downtime_ms,
+            "lost_writes": probe.lost_writes,
+            "acknowledged_writes": probe.acknowledged_writes,
+            "primaries": cluster.primaries,
+            "streaming": cluster.streaming,
+        }));
+        result.final_cluster = cluster;
+    }
+    if text {
+        println!("\nafter the run:");
+        if let Ok(rows) = rt.block_on(ops::status(client)) {
+            print_status(&rows);
+        }
+    }
+    result.drill = Some(Drill { kill, killed, new_primary, rejoined_cleanly: rejoin_problem.is_none(), rejoin_problem, promote_back });
+    Ok(result)
 }
 
 /// The `runner exec` line an operator would type for the demo's run.
@@ -286,6 +485,7 @@ fn demo_run(report: RunReport, final_cluster: FinalCluster, lab_up: Duration) ->
         lab_up_ms: lab_up.as_secs_f64() * 1000.0,
         steps: report.record.steps.iter().map(|s| json!({"name": s.name, "outcome": s.outcome, "ms": s.ms})).collect(),
         final_cluster,
+        drill: None,
         exit: report.exit(),
     }
 }
@@ -299,7 +499,7 @@ fn summarize(pattern: &str, runs: &[DemoRun]) -> Value {
         values.get(values.len() / 2).copied().unwrap_or(0.0)
     };
     let last = runs.last();
-    json!({
+    let mut summary = json!({
         "pattern": pattern,
         "outcome": last.map(|r| r.outcome.as_str()),
         "repeat": runs.len(),
@@ -312,7 +512,11 @@ fn summarize(pattern: &str, runs: &[DemoRun]) -> Value {
         "steps": last.map(|r| r.steps.clone()).unwrap_or_default(),
         "final_cluster": last.map(|r| &r.final_cluster),
         "runs": runs,
-    })
+    });
+    if runs.iter().any(|r| r.drill.is_some()) {
+        summary["clean_rejoins"] = json!(runs.iter().filter(|r| r.drill.as_ref().is_some_and(|d| d.rejoined_cleanly)).count());
+    }
+    summary
 }
 
 /// Ctrl-C stops the demo's lab too: its daemon runs in its own process group.
@@ -334,8 +538,18 @@ mod tests {
 
     #[test]
     fn the_printed_exec_line_is_one_an_operator_can_type() {
-        for database in [DemoDatabase::Postgres, DemoDatabase::Redis, DemoDatabase::Mongo] {
-            let args = DemoArgs { database, repeat: 1, output: OutputFormat::Text, dir: None, subnet: 50, keep: false, probe_rate: 200 };
+        for database in [DemoDatabase::Postgres, DemoDatabase::Redis, DemoDatabase::Mongo, DemoDatabase::Failover] {
+            let args = DemoArgs {
+                database,
+                repeat: 1,
+                output: OutputFormat::Text,
+                dir: None,
+                subnet: 50,
+                keep: false,
+                kill: None,
+                promote_back: false,
+                probe_rate: 200,
+            };
             let line = std::iter::once("runner".to_string()).chain(exec_line(&args));
             if let Err(e) = super::super::Cli::try_parse_from(line) {
                 panic!("{database:?}: {e}");

@@ -463,6 +463,13 @@ impl Run {
     /// journal and the session, and settle the exit code. The engine stopping
     /// the component is a [`Failure`] (exit 2 or 3), reported after the session is saved.
     pub async fn execute(self) -> Result<RunReport, Failure> {
+        self.execute_after(async { Ok(()) }).await
+    }
+
+    /// [`Run::execute`], with `before_policy` awaited once the write probe
+    /// writes and before the policy starts (a drill breaks the cluster there,
+    /// so the probe sees the outage and the policy reacts to it).
+    pub async fn execute_after(self, before_policy: impl Future<Output = Result<(), Failure>>) -> Result<RunReport, Failure> {
         let probe = match &self.probe {
             Some((target, spec)) => {
                 Some(WriteProbe::start(target, self.context.backends.kube.as_ref(), &spec.database, &spec.table, spec.rate).await.map_err(|e| match e {
@@ -472,6 +479,7 @@ impl Run {
             }
             None => None,
         };
+        before_policy.await?;
         let ending = self.answer(self.host()).await;
         let probe = probe.map(WriteProbe::finish);
         let journal_lost = self.context.journal.flush().err();

@@ -43,6 +43,9 @@ pub struct FinalCluster {
     /// PostgreSQL: standbys streaming from the primary (pg_stat_replication); Redis: replicas whose link is `connected`;
     /// MongoDB: members SECONDARY with health 1 in the primary's replSetGetStatus.
     pub streaming_standbys: u64,
+    /// PostgreSQL: the members streaming from the primary, by application_name.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub streaming: Vec<String>,
     /// Pods: name, node, pool, role.
     pub members: Vec<Value>,
     /// Set when the check itself could not be made.
@@ -51,12 +54,13 @@ pub struct FinalCluster {
 
 impl FinalCluster {
     /// Whether the survey worked and found `primaries` primaries and `standbys` streaming standbys, all on the upgraded pool.
-    pub fn healthy(&self, (primaries, standbys): (usize, usize)) -> bool {
-        self.error.is_none()
-            && self.all_on_upgraded_pool
-            && self.primaries.len() == primaries
-            && self.streaming_standbys as usize == standbys
-            && self.members.len() == primaries + standbys
+    pub fn healthy(&self, expected: (usize, usize)) -> bool {
+        self.all_on_upgraded_pool && self.serves(expected)
+    }
+
+    /// Whether the survey worked and found `primaries` primaries and `standbys` streaming standbys, on whatever Nodes.
+    pub fn serves(&self, (primaries, standbys): (usize, usize)) -> bool {
+        self.error.is_none() && self.primaries.len() == primaries && self.streaming_standbys as usize == standbys && self.members.len() == primaries + standbys
     }
 
     /// Record `row` with the role it answered (`unreachable`, and the error
@@ -105,8 +109,12 @@ async fn ask_postgres(result: &mut FinalCluster, members: &[PodRow], backends: &
         result.member(row, answer.map(|json| if json.contains("\"standby\":false") { "primary" } else { "standby" }).map_err(|e| e.to_string()), "primary");
     }
     if let [primary] = result.primaries.as_slice() {
-        match postgres.query(primary, "SELECT count(*) AS n FROM pg_stat_replication WHERE state = 'streaming'", &[]).await {
-            Ok(json) => result.streaming_standbys = serde_json::from_str::<Value>(&json).ok().and_then(|v| v[0]["n"].as_u64()).unwrap_or(0),
+        match postgres.query(primary, "SELECT application_name FROM pg_stat_replication WHERE state = 'streaming' ORDER BY 1", &[]).await {
+            Ok(json) => {
+                let rows = serde_json::from_str::<Value>(&json).ok().and_then(|v| v.as_array().cloned()).unwrap_or_default();
+                result.streaming = rows.iter().filter_map(|r| r["application_name"].as_str().map(str::to_string)).collect();
+                result.streaming_standbys = rows.len() as u64;
+            }
             Err(e) => result.error = Some(format!("{primary}: {e}")),
         }
     }

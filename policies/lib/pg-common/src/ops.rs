@@ -42,6 +42,10 @@ pub const DROP_SLOTS_SQL: &str = "SELECT count(pg_drop_replication_slot(slot_nam
 /// The inactive physical slots, which [`DROP_SLOTS_SQL`] drops unless kept.
 pub const INACTIVE_SLOTS_SQL: &str = "SELECT slot_name::text AS slot_name FROM pg_replication_slots WHERE slot_type = 'physical' AND NOT active";
 
+/// Whether a primary still carries standby settings (a promotion cut short
+/// before [`Ctx::promote`] forgot them).
+pub const HAS_UPSTREAM_SQL: &str = "SELECT EXISTS (SELECT 1 FROM pg_file_settings WHERE sourcefile LIKE '%postgresql.auto.conf' AND name IN ('primary_conninfo', 'primary_slot_name')) AS upstream";
+
 /// Ends recovery without waiting inside the call; callers poll
 /// pg_is_in_recovery() so the wait follows the pattern's own timeout.
 pub const PROMOTE_SQL: &str = "SELECT pg_promote(false)";
@@ -215,6 +219,33 @@ impl Ctx {
     pub fn drop_inactive_slots(&self, on: &str, keep: &[String]) -> Result<(), Error> {
         let keep: Vec<String> = keep.iter().map(|m| slot_name(m)).collect();
         self.execute(on, DROP_SLOTS_SQL, &[&keep.join(",")]).map(|_| ())
+    }
+
+    /// [`Ctx::drop_inactive_slots`], only when there is a slot to drop.
+    pub fn drop_inactive_slots_if_any(&self, on: &str, keep: &[String]) -> Result<(), Error> {
+        if self.inactive_slots(on, keep)?.is_empty() { Ok(()) } else { self.drop_inactive_slots(on, keep) }
+    }
+
+    /// [`Ctx::unfence`], only when the member is fenced.
+    pub fn unfence_if_fenced(&self, member: &str) -> Result<(), Error> {
+        if pg::state(member)?.read_only { self.unfence(member) } else { Ok(()) }
+    }
+
+    /// What [`Ctx::promote`] does after the promotion itself, for a primary
+    /// whose promotion was cut short; whether there was anything to do.
+    pub fn finish_promotion(&self, member: &str) -> Result<bool, Error> {
+        let fenced = pg::state(member)?.read_only;
+        // Only what ALTER SYSTEM set counts: a standby's postgresql.conf may name its
+        // upstream too (the lab's does), which RESET cannot remove, so checking the live
+        // setting would make every re-run change something again.
+        let upstream = pg::query(member, HAS_UPSTREAM_SQL, &[])?.first().and_then(|r| crate::rows::flag(r, "upstream")).unwrap_or(false);
+        if fenced {
+            self.unfence(member)?;
+        }
+        if upstream {
+            self.forget_upstream(member)?;
+        }
+        Ok(fenced || upstream)
     }
 
     /// The exec command that makes `member` a standby of `upstream`.

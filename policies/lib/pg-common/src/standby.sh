@@ -39,14 +39,34 @@ case "$mode" in
     ;;
   rewind)
     : > "$PGDATA/standby.signal"
-    if pg_ctl status -D "$PGDATA" >/dev/null 2>&1; then
-      pg_ctl stop -D "$PGDATA" -m fast -w -t 60 >&2
-    fi
-    # Hold PostgreSQL's own lock file while pg_rewind runs: whatever restarts
-    # the server (kubelet, container runtime) then fails to start it on a
-    # half-rewound directory and retries once the lock is gone.
-    printf '%s\n%s\n' "$$" "$PGDATA" > "$PGDATA/postmaster.pid"
-    trap 'rm -f "$PGDATA/postmaster.pid"' EXIT
+    # Whatever runs the server (a kubelet, the container runtime) starts it
+    # again once it stopped, maybe between our stop and pg_rewind: a rewind
+    # under a running server corrupts it. So the server is stopped and then
+    # PostgreSQL's own lock file taken, created only where none exists
+    # (noclobber): no server starts on this directory while we hold it. A
+    # restarted server that took the lock first is stopped again; a directory
+    # left by a crash (not shut down cleanly) is let go, so the next start
+    # recovers it, and stopped cleanly after that.
+    lock="$PGDATA/postmaster.pid"
+    deadline=$(( $(date +%s) + 120 ))
+    while :; do
+      if (set -C; printf '%s\n%s\n' "$$" "$PGDATA" > "$lock") 2>/dev/null; then
+        trap 'rm -f "$lock"' EXIT
+        state=$(LC_ALL=C pg_controldata -D "$PGDATA" 2>/dev/null | sed -n 's/^Database cluster state: *//p')
+        case "$state" in
+          "shut down"|"shut down in recovery") break ;;
+        esac
+        rm -f "$lock"
+        trap - EXIT
+      elif pg_ctl status -D "$PGDATA" >/dev/null 2>&1; then
+        pg_ctl stop -D "$PGDATA" -m fast -w -t 60 >&2 || true
+      fi
+      if [ "$(date +%s)" -ge "$deadline" ]; then
+        echo "$app: its server could not be held stopped for pg_rewind within 120 s (cluster state: ${state:-unknown}; postmaster.pid of a server that does not run, and nothing restarted it?)" >&2
+        exit 4
+      fi
+      sleep 0.2
+    done
     src="host='$(ci "$host")' port='$(ci "$port")' user='$(ci "$rewinder")' dbname=postgres connect_timeout=5"
     PGPASSWORD=$pw pg_rewind --target-pgdata="$PGDATA" --source-server="$src" >&2
     # Slots this member held as a primary would pin WAL forever on a standby.

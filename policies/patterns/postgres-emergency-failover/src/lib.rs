@@ -9,10 +9,11 @@ use pg_common::rows;
 use pg_common::text::format_lsn;
 use runner_sdk::pattern::PatternResult;
 use runner_sdk::prelude::*;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 runner_sdk::manifest!(include_str!("../manifest.toml"));
 
+/// The Service annotation that records a failover's progress (a [`Record`] as JSON).
 const ANNOTATION: &str = "runner.dev/emergency-failover";
 
 #[derive(Deserialize)]
@@ -22,6 +23,68 @@ struct Config {
     candidate: String,
     #[serde(flatten)]
     pg: Settings,
+}
+
+/// How far a failover got: the last step boundary written to the Service.
+/// Whether the old primary is fenced and whether the candidate was promoted
+/// are read from the members themselves, so they need no phase.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum Phase {
+    Announced,
+    Chosen,
+    Prepared,
+    Stopped,
+    Repointed,
+    Verified,
+    Done,
+    RolledBack,
+}
+
+impl Phase {
+    fn finished(self) -> bool {
+        matches!(self, Phase::Done | Phase::RolledBack)
+    }
+
+    /// As written in the annotation.
+    fn name(self) -> String {
+        serde_json::to_value(self).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+    }
+}
+
+/// What the annotation holds: who failed, who takes over, how far it got.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+struct Record {
+    failed: String,
+    #[serde(default)]
+    candidate: Option<String>,
+    phase: Phase,
+    since_ms: u64,
+}
+
+impl Record {
+    /// The record on the Service, if any (an annotation written by an older
+    /// version of this pattern is plain text and records nothing to resume).
+    fn read(ctx: &Ctx) -> Result<Option<Record>, Error> {
+        let svc =
+            get_json(&service_ref(&ctx.set.namespace, &ctx.service)).map_err(|e| Error::new(e.code, format!("Service {}: {}", ctx.service, e.message)))?;
+        Ok(svc["metadata"]["annotations"][ANNOTATION].as_str().and_then(|text| serde_json::from_str(text).ok()))
+    }
+
+    fn annotation(&self) -> Value {
+        json!({"metadata": {"annotations": {ANNOTATION: serde_json::to_string(self).unwrap_or_default()}}})
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{} -> {}, last step boundary recorded: {} (begun {} ms since the epoch)",
+            self.failed,
+            self.candidate.as_deref().unwrap_or("no candidate chosen yet"),
+            self.phase.name(),
+            self.since_ms
+        )
+    }
 }
 
 /// What became of the old primary.
@@ -68,10 +131,18 @@ fn pick(configured: &str, old: &str, states: &[(Pod, Result<State, Error>)]) -> 
     })
 }
 
+fn state_of<'s>(states: &'s [(Pod, Result<State, Error>)], member: &str) -> Option<&'s State> {
+    states.iter().find(|(p, _)| p.name == member).and_then(|(_, s)| s.as_ref().ok())
+}
+
 struct Failover<'a> {
     ctx: Ctx,
     cfg: &'a Config,
     old: String,
+    /// The progress so far, as the Service records it.
+    record: Record,
+    /// Whether this run picks up an interrupted one (its steps skip what is done).
+    resumed: bool,
     cascaded: Vec<String>,
     fenced: bool,
     stopped: bool,
@@ -79,30 +150,56 @@ struct Failover<'a> {
 }
 
 impl Failover<'_> {
-    fn run(&mut self, states: &[(Pod, Result<State, Error>)]) -> Result<String, Error> {
-        let ctx = &self.ctx;
-        let cfg = self.cfg;
-        let old = self.old.clone();
-        let body = json!({"metadata": {"annotations": {ANNOTATION: format!("{old} failed over at {} ms since the epoch", clock::now())}}});
-        step("announce", &format!("mark Service {} as failing over", ctx.service), || ctx.patch(&service_ref(&ctx.set.namespace, &ctx.service), &body))?;
+    /// Record `phase` on the Service (with `extra` merged into the same patch).
+    fn mark(&mut self, phase: Phase, extra: Option<Value>) -> Result<(), Error> {
+        self.record.phase = phase;
+        let mut body = self.record.annotation();
+        if let (Some(Value::Object(extra)), Some(map)) = (extra, body.as_object_mut()) {
+            map.extend(extra);
+        }
+        self.ctx.patch(&service_ref(&self.ctx.set.namespace, &self.ctx.service), &body).map(|_| ())
+    }
 
+    fn at_least(&self, phase: Phase) -> bool {
+        self.resumed && self.record.phase >= phase
+    }
+
+    fn run(&mut self, states: &[(Pod, Result<State, Error>)]) -> Result<String, Error> {
+        let old = self.old.clone();
+        if !self.resumed {
+            let service = self.ctx.service.clone();
+            step("announce", &format!("mark Service {service} as failing over"), || self.mark(Phase::Announced, None))?;
+        }
+        let cfg = self.cfg;
         // Clients cannot write from here on (the primary is gone or about to be fenced).
-        ctx.writes_paused.set(true);
-        let old_state = states.iter().find(|(p, _)| p.name == old).map(|(_, s)| s.clone());
-        let mut old_role = match &old_state {
-            Some(Ok(s)) if s.in_recovery => Old::Standby,
-            Some(Ok(_)) => Old::Fenced,
-            _ => Old::Unreachable,
+        self.ctx.writes_paused.set(!self.at_least(Phase::Verified));
+        let recorded = self.record.candidate.clone().filter(|c| state_of(states, c).is_some());
+        let already_promoted = recorded.as_deref().and_then(|c| state_of(states, c)).is_some_and(|s| !s.in_recovery);
+        let mut old_role = match state_of(states, &old) {
+            Some(s) if s.in_recovery => Old::Standby,
+            Some(_) => Old::Fenced,
+            None if self.at_least(Phase::Stopped) => Old::Stopped,
+            None => Old::Unreachable,
         };
         let mut old_lsn = None;
         if old_role == Old::Fenced {
-            let fenced = step(&format!("fence {old}"), &format!("stop writes on {old}"), || {
-                ctx.fence(&old)?;
+            let ctx = &self.ctx;
+            let was_fenced = state_of(states, &old).is_some_and(|s| s.read_only);
+            let fence = || -> Result<Option<String>, Error> {
+                if !was_fenced {
+                    ctx.fence(&old)?;
+                }
                 Ok(pg::query(&old, "SELECT pg_current_wal_lsn()::text AS lsn", &[])?.first().and_then(|r| rows::text(r, "lsn").map(str::to_string)))
-            });
+            };
+            let fenced = if was_fenced {
+                report::log(report::Level::Info, &format!("{old} is fenced already (default_transaction_read_only = on)"));
+                fence()
+            } else {
+                step(&format!("fence {old}"), &format!("stop writes on {old}"), fence)
+            };
             self.fenced = true;
             match fenced {
-                Ok(lsn) => old_lsn = lsn,
+                Ok(lsn) => old_lsn = lsn.filter(|_| !already_promoted),
                 Err(e) if e.code == ErrorCode::Denied => return Err(e),
                 Err(e) => {
                     // It answered a moment ago; whatever it does now, it was asked to be read only.
@@ -112,63 +209,85 @@ impl Failover<'_> {
             }
         }
 
-        let candidate = step("choose", "pick the standby with the most WAL", || {
-            let candidate = pick(&cfg.candidate, &old, states).map_err(|why| Error::new(ErrorCode::NotFound, why))?;
-            let position = states.iter().find(|(p, _)| p.name == candidate).and_then(|(_, s)| s.as_ref().ok().and_then(State::wal_position));
-            report::log(report::Level::Info, &format!("candidate {candidate} (WAL up to {})", position.map(format_lsn).unwrap_or_else(|| "?".into())));
-            if let Some(lsn) = &old_lsn {
-                let caught = ctx.wait(&format!("{candidate} to replay {old}'s WAL up to {lsn}"), cfg.pg.catch_up_timeout, || {
-                    let rows = pg::query(&candidate, CAUGHT_UP_SQL, &[lsn])?;
-                    let row = rows.first().cloned().unwrap_or_default();
-                    Ok(if rows::flag(&row, "caught_up") == Some(true) {
-                        Poll::Done(())
-                    } else {
-                        Poll::NotYet(format!("{candidate} replayed up to {}", rows::text(&row, "replay_lsn").unwrap_or("?")))
-                    })
-                });
-                if let Err(e) = caught {
-                    if e.code != ErrorCode::Timeout {
-                        return Err(e);
-                    }
-                    // Quorum commit acknowledged every commit only once a standby had it; what the
-                    // candidate lacks was never acknowledged, unless an unreachable standby holds it.
-                    report::log(report::Level::Warn, &format!("{}; promoting {candidate} anyway, {old} will be rewound", e.message));
-                    old_lsn = None;
-                }
+        let candidate = if let (Some(candidate), true) =
+            (&recorded, already_promoted || state_of(states, recorded.as_deref().unwrap_or("")).is_some_and(|s| s.in_recovery))
+        {
+            report::log(report::Level::Info, &format!("candidate {candidate}, as recorded on Service {}", self.ctx.service));
+            candidate.clone()
+        } else {
+            if self.at_least(Phase::Chosen) {
+                // The recorded candidate is gone: choose again and redo what depended on it.
+                report::log(
+                    report::Level::Warn,
+                    &format!("the recorded candidate {} is not a reachable standby; choosing again", self.record.candidate.as_deref().unwrap_or("?")),
+                );
+                self.record.phase = Phase::Announced;
             }
-            Ok(candidate)
-        })?;
-        let ctx = &self.ctx;
-        let cand_pod = ctx.pod_or_placeholder(&candidate)?;
+            step("choose", "pick the standby with the most WAL", || {
+                let candidate = pick(&cfg.candidate, &old, states).map_err(|why| Error::new(ErrorCode::NotFound, why))?;
+                let position = states.iter().find(|(p, _)| p.name == candidate).and_then(|(_, s)| s.as_ref().ok().and_then(State::wal_position));
+                report::log(report::Level::Info, &format!("candidate {candidate} (WAL up to {})", position.map(format_lsn).unwrap_or_else(|| "?".into())));
+                self.record.candidate = Some(candidate.clone());
+                self.mark(Phase::Chosen, None)?;
+                Ok(candidate)
+            })?
+        };
+        if let Some(lsn) = &old_lsn
+            && !self.wait_for_catch_up(&candidate, lsn)?
+        {
+            old_lsn = None;
+        }
+        let cand_pod = self.ctx.pod_or_placeholder(&candidate)?;
         let others: Vec<Pod> =
             states.iter().filter(|(p, s)| p.name != old && p.name != candidate && s.as_ref().is_ok_and(|s| s.in_recovery)).map(|(p, _)| p.clone()).collect();
-        let mut cascaded = Vec::new();
-        let prepared = step(&format!("prepare {candidate}"), &format!("slots on {candidate}; other standbys stream from it"), || {
-            // The others get theirs as they are re-pointed.
-            ctx.ensure_slot(&candidate, &old)?;
-            for pod in &others {
-                ctx.point_at_then(&pod.name, &cand_pod, true, || cascaded.push(pod.name.clone()))?;
-            }
-            Ok(())
-        });
-        self.cascaded = cascaded;
-        prepared?;
-        let ctx = &self.ctx;
-        if old_role == Old::Fenced && old_lsn.is_some() {
-            let uid = ctx.pod(&old)?.map(|p| p.uid).unwrap_or_default();
+        if self.at_least(Phase::Prepared) || already_promoted {
+            self.cascaded = others.iter().map(|p| p.name.clone()).collect();
+        } else {
+            let mut cascaded = Vec::new();
+            let prepared = step(&format!("prepare {candidate}"), &format!("slots on {candidate}; other standbys stream from it"), || {
+                // The others get theirs as they are re-pointed.
+                self.ctx.ensure_slot(&candidate, &old)?;
+                for pod in &others {
+                    self.ctx.point_at_then(&pod.name, &cand_pod, true, || cascaded.push(pod.name.clone()))?;
+                }
+                self.mark(Phase::Prepared, None)
+            });
+            self.cascaded = cascaded;
+            prepared?;
+        }
+        if self.at_least(Phase::Stopped) {
+            self.stopped = true;
+        } else if old_role == Old::Fenced && old_lsn.is_some() {
+            let uid = self.ctx.pod(&old)?.map(|p| p.uid).unwrap_or_default();
             step(&format!("stop {old}"), &format!("make {old} a standby of {candidate} and stop it"), || {
+                let ctx = &self.ctx;
                 ctx.exec(&old, &ctx.standby_command("config", &old, &cand_pod))?;
                 ctx.set.delete_pod(&old)?;
-                ctx.wait_pod_replaced(&old, &uid, cfg.pg.stop_timeout)
+                ctx.wait_pod_replaced(&old, &uid, cfg.pg.stop_timeout)?;
+                self.mark(Phase::Stopped, None)
             })?;
             self.stopped = true;
             old_role = Old::Stopped;
         }
         let ctx = &self.ctx;
-        step(&format!("promote {candidate}"), &format!("promote {candidate}"), || ctx.promote(&candidate))?;
+        if !already_promoted {
+            step(&format!("promote {candidate}"), &format!("promote {candidate}"), || ctx.promote(&candidate))?;
+        } else if ctx.finish_promotion(&candidate)? {
+            report::log(report::Level::Info, &format!("{candidate}: finished its promotion (fence lifted, standby settings forgotten)"));
+        }
         self.promoted = true;
-        step(&format!("repoint-service {candidate}"), &format!("Service {} selects {candidate}", ctx.service), || ctx.repoint_service(&candidate))?;
-        step(&format!("verify-writes {candidate}"), &format!("commit a row on {candidate}"), || ctx.verify_writes(&candidate))?;
+        if !self.at_least(Phase::Repointed) {
+            let service = self.ctx.service.clone();
+            let selector = json!({"spec": {"selector": {POD_NAME_LABEL: candidate}}});
+            step(&format!("repoint-service {candidate}"), &format!("Service {service} selects {candidate}"), || self.mark(Phase::Repointed, Some(selector)))?;
+        }
+        if !self.at_least(Phase::Verified) {
+            step(&format!("verify-writes {candidate}"), &format!("commit a row on {candidate}"), || {
+                self.ctx.verify_writes(&candidate)?;
+                self.mark(Phase::Verified, None)
+            })?;
+        }
+        let ctx = &self.ctx;
         ctx.writes_paused.set(false);
 
         let mut rejoined = Vec::new();
@@ -185,53 +304,93 @@ impl Failover<'_> {
             Err(e) => missing.push(format!("{old}: {}", e.message)),
         }
         let keep: Vec<String> = states.iter().map(|(p, _)| p.name.clone()).collect();
-        if let Err(e) = ctx.drop_inactive_slots(&candidate, &keep) {
+        if let Err(e) = ctx.drop_inactive_slots_if_any(&candidate, &keep) {
             report::log(report::Level::Warn, &e.message);
         }
         let summary = format!(
-            "{candidate} promoted in place of {old}; Service {} selects it and it commits writes; following it: {}",
+            "{}{candidate} promoted in place of {old}; Service {} selects it and it commits writes; following it: {}",
+            if self.resumed { "resumed an interrupted failover: " } else { "" },
             ctx.service,
             if rejoined.is_empty() { "nobody".into() } else { rejoined.join(", ") }
         );
-        if missing.is_empty() { Ok(summary) } else { Err(Error::internal(format!("{summary}; NOT following it: {}", missing.join("; ")))) }
+        if !missing.is_empty() {
+            // The record stays at `verified`: a re-run retries the rejoins.
+            return Err(Error::internal(format!("{summary}; NOT following it: {}", missing.join("; "))));
+        }
+        if self.record.phase != Phase::Done {
+            self.mark(Phase::Done, None)?;
+        }
+        Ok(summary)
     }
 
-    /// Bring the old primary back as a standby of the new one, whatever state it is in.
+    /// Wait (bounded) until `candidate` replayed the fenced old primary's WAL
+    /// up to `lsn`; false when it did not in time and is promoted anyway.
+    fn wait_for_catch_up(&self, candidate: &str, lsn: &str) -> Result<bool, Error> {
+        let old = &self.old;
+        let caught = self.ctx.wait(&format!("{candidate} to replay {old}'s WAL up to {lsn}"), self.cfg.pg.catch_up_timeout, || {
+            let rows = pg::query(candidate, CAUGHT_UP_SQL, &[lsn])?;
+            let row = rows.first().cloned().unwrap_or_default();
+            Ok(if rows::flag(&row, "caught_up") == Some(true) {
+                Poll::Done(())
+            } else {
+                Poll::NotYet(format!("{candidate} replayed up to {}", rows::text(&row, "replay_lsn").unwrap_or("?")))
+            })
+        });
+        match caught {
+            Ok(()) => Ok(true),
+            // Quorum commit acknowledged every commit only once a standby had it; what the
+            // candidate lacks was never acknowledged, unless an unreachable standby holds it.
+            Err(e) if e.code == ErrorCode::Timeout => {
+                report::log(report::Level::Warn, &format!("{}; promoting {candidate} anyway, {old} will be rewound", e.message));
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Bring the old primary back as a standby of the new one, whatever state
+    /// it is in, and confirm it streams; nothing is changed when it already does.
     fn rejoin_old(&self, role: Old, new: &Pod) -> Result<(), Error> {
         let ctx = &self.ctx;
         let old = &self.old;
-        match role {
-            Old::Stopped => {
-                ctx.wait_pod_ready(old, None, self.cfg.pg.rejoin_timeout)?;
-            }
-            Old::Fenced => ctx.rewind(old, new)?,
-            Old::Standby => ctx.point_at(old, new, true)?,
-            Old::Unreachable => {
-                let mut seen: Option<bool> = None;
-                ctx.wait(&format!("{old} to answer again"), self.cfg.pg.rejoin_timeout, || {
-                    let state = pg::state(old)?;
-                    if !state.in_recovery {
-                        // Back as a primary beside the new one: fence it before anything else.
-                        ctx.fence(old)?;
+        let following = pg::state(old).is_ok_and(|s| s.in_recovery) && {
+            let ip = ctx.pod(old)?.and_then(|p| p.ip);
+            ctx.streams_from(&new.name, old, ip.as_deref())?.is_some()
+        };
+        if !following {
+            match role {
+                Old::Stopped => {
+                    ctx.wait_pod_ready(old, None, self.cfg.pg.rejoin_timeout)?;
+                }
+                Old::Fenced => ctx.rewind(old, new)?,
+                Old::Standby => ctx.point_at(old, new, true)?,
+                Old::Unreachable => {
+                    let mut seen: Option<bool> = None;
+                    ctx.wait(&format!("{old} to answer again"), self.cfg.pg.rejoin_timeout, || {
+                        let state = pg::state(old)?;
+                        if !state.in_recovery {
+                            // Back as a primary beside the new one: fence it before anything else.
+                            ctx.fence(old)?;
+                        }
+                        seen = Some(state.in_recovery);
+                        Ok(Poll::Done(()))
+                    })?;
+                    match seen {
+                        Some(false) => ctx.rewind(old, new)?,
+                        Some(true) => ctx.point_at(old, new, true)?,
+                        None => {}
                     }
-                    seen = Some(state.in_recovery);
-                    Ok(Poll::Done(()))
-                })?;
-                match seen {
-                    Some(false) => ctx.rewind(old, new)?,
-                    Some(true) => ctx.point_at(old, new, true)?,
-                    None => {}
                 }
             }
+            ctx.ensure_following(old, new)?;
         }
-        ctx.ensure_following(old, new)?;
-        ctx.drop_inactive_slots(old, &[])?;
-        ctx.unfence(old)
+        ctx.drop_inactive_slots_if_any(old, &[])?;
+        ctx.unfence_if_fenced(old)
     }
 
-    fn rollback(&self, failure: &Error) -> Result<PatternResult, Error> {
-        let ctx = &self.ctx;
+    fn rollback(&mut self, failure: &Error) -> Result<PatternResult, Error> {
         let restored = step("rollback", "restore a single writable primary behind the Service", || -> Result<String, Error> {
+            let ctx = &self.ctx;
             if !self.promoted && !self.stopped && self.fenced {
                 ctx.unfence(&self.old)?;
                 let old_pod = ctx.pod_or_placeholder(&self.old)?;
@@ -251,10 +410,39 @@ impl Failover<'_> {
             Ok(format!("{primary} is the primary behind Service {}: {}", ctx.service, notes.join("; ")))
         });
         match restored {
-            Ok(summary) => Ok(PatternResult::rolled_back(format!("{}: {}. {summary}", failure.code, failure.message))),
+            Ok(summary) => {
+                // A re-run starts afresh instead of resuming what was undone.
+                if let Err(e) = self.mark(Phase::RolledBack, None) {
+                    report::log(report::Level::Warn, &format!("could not record the rollback on Service {}: {}", self.ctx.service, e.message));
+                }
+                Ok(PatternResult::rolled_back(format!("{}: {}. {summary}", failure.code, failure.message)))
+            }
             Err(e) => Err(Error::new(failure.code, format!("{}; rollback failed too: {}", failure.message, e.message))),
         }
     }
+}
+
+/// The interrupted failover this run picks up, if any: the record on the
+/// Service, unless it is finished (a finished one is picked up only to
+/// check it, when `primary` names its failed member and its candidate is
+/// the primary). A different `primary` while one is unfinished is refused.
+fn to_resume(record: Option<Record>, configured: &str, states: &[(Pod, Result<State, Error>)]) -> Result<Option<Record>, Error> {
+    let Some(record) = record else { return Ok(None) };
+    if record.phase.finished() {
+        let promoted = record.candidate.as_deref().and_then(|c| state_of(states, c)).is_some_and(|s| !s.in_recovery);
+        return Ok((record.phase == Phase::Done && configured == record.failed && promoted).then_some(record));
+    }
+    if !configured.is_empty() && configured != record.failed {
+        return Err(Error::new(
+            ErrorCode::Conflict,
+            format!(
+                "an interrupted failover is recorded ({}); re-run without `primary` or with primary={} to finish it first; nothing was changed",
+                record.describe(),
+                record.failed
+            ),
+        ));
+    }
+    Ok(Some(record))
 }
 
 struct EmergencyFailover;
@@ -263,12 +451,27 @@ impl runner_sdk::pattern::Guest for EmergencyFailover {
     fn run(config: String) -> Result<PatternResult, Error> {
         let cfg: Config = parse_config(&config)?;
         let ctx = Ctx::new(&cfg.pg)?;
-        let (old, states) = step("discover", "find the failed primary and every member's state", || {
+        let recorded = Record::read(&ctx)?;
+        // Said first, before anything else is read or done.
+        match &recorded {
+            Some(r) if !r.phase.finished() => {
+                report::log(report::Level::Info, &format!("resuming an interrupted failover: {}; completing it from the cluster's state", r.describe()))
+            }
+            Some(r) if r.phase == Phase::Done && r.failed == cfg.primary => report::log(
+                report::Level::Info,
+                &format!("the failover of {} is recorded as done; checking that every member follows its new primary", r.failed),
+            ),
+            _ => {}
+        }
+        let (old, states, resume) = step("discover", "find the failed primary and every member's state", || {
             let pods = ctx.pods()?;
-            let target = ctx.service_target()?;
-            let old = if !cfg.primary.is_empty() {
+            let states = ops::states(&pods);
+            let resume = to_resume(recorded.clone(), &cfg.primary, &states)?;
+            let old = if let Some(r) = &resume {
+                r.failed.clone()
+            } else if !cfg.primary.is_empty() {
                 cfg.primary.clone()
-            } else if let Some(target) = target {
+            } else if let Some(target) = ctx.service_target()? {
                 target
             } else {
                 pg::primary_candidates("", &pods, None).into_iter().next().ok_or_else(|| {
@@ -278,9 +481,12 @@ impl runner_sdk::pattern::Guest for EmergencyFailover {
                     )
                 })?
             };
-            let states = ops::states(&pods);
-            let others: Vec<&str> =
-                states.iter().filter(|(p, s)| p.name != old && s.as_ref().is_ok_and(|s| !s.in_recovery)).map(|(p, _)| p.name.as_str()).collect();
+            let taking_over = resume.as_ref().and_then(|r| r.candidate.as_deref());
+            let others: Vec<&str> = states
+                .iter()
+                .filter(|(p, s)| p.name != old && Some(p.name.as_str()) != taking_over && s.as_ref().is_ok_and(|s| !s.in_recovery))
+                .map(|(p, _)| p.name.as_str())
+                .collect();
             if !others.is_empty() {
                 return Err(Error::new(
                     ErrorCode::Conflict,
@@ -292,15 +498,21 @@ impl runner_sdk::pattern::Guest for EmergencyFailover {
             }
             for (pod, state) in &states {
                 let what = match state {
-                    Ok(s) if !s.in_recovery => format!("primary, WAL at {}", s.current_lsn.map(format_lsn).unwrap_or_default()),
+                    Ok(s) if !s.in_recovery => format!(
+                        "primary, WAL at {}{}",
+                        s.current_lsn.map(format_lsn).unwrap_or_default(),
+                        if s.read_only { ", fenced (read only)" } else { "" }
+                    ),
                     Ok(s) => format!("standby, WAL receiver {}", s.receiver.as_deref().unwrap_or("stopped")),
                     Err(e) => format!("not answering: {}", e.message),
                 };
                 report::log(report::Level::Info, &format!("{}: {what}", pod.name));
             }
-            Ok((old, states))
+            Ok((old, states, resume))
         })?;
-        let mut failover = Failover { ctx, cfg: &cfg, old, cascaded: Vec::new(), fenced: false, stopped: false, promoted: false };
+        let resumed = resume.is_some();
+        let record = resume.unwrap_or_else(|| Record { failed: old.clone(), candidate: None, phase: Phase::Announced, since_ms: clock::now() });
+        let mut failover = Failover { ctx, cfg: &cfg, old, record, resumed, cascaded: Vec::new(), fenced: false, stopped: false, promoted: false };
         match failover.run(&states) {
             Ok(summary) => Ok(PatternResult::succeeded(format!("{summary}{}", failover.ctx.dry.summary_note()))),
             // The failover itself happened; what is missing is named.
@@ -338,6 +550,38 @@ mod tests {
         assert_eq!(pick("pg-3", "pg-0", &states), Err("candidate pg-3 is not a reachable standby".to_string()));
         let none = vec![(pod("pg-0"), standby(1, 1)), (pod("pg-1"), Err(Error::new(ErrorCode::Unavailable, "pg-1: down")))];
         assert_eq!(pick("", "pg-0", &none), Err("no standby to promote (pg-1: pg-1: down)".to_string()));
+    }
+
+    fn record(phase: Phase) -> Record {
+        Record { failed: "pg-0".into(), candidate: Some("pg-1".into()), phase, since_ms: 7 }
+    }
+
+    #[test]
+    fn the_record_reads_back_as_written_and_names_its_phase() {
+        let written = record(Phase::Prepared);
+        let body = written.annotation();
+        let text = body["metadata"]["annotations"][ANNOTATION].as_str().unwrap();
+        assert_eq!(text, r#"{"failed":"pg-0","candidate":"pg-1","phase":"prepared","since-ms":7}"#);
+        assert_eq!(serde_json::from_str::<Record>(text).unwrap(), written);
+        assert!(written.describe().contains("last step boundary recorded: prepared"));
+        assert!(Phase::Announced < Phase::Chosen && Phase::Stopped < Phase::Repointed && Phase::Verified < Phase::Done);
+    }
+
+    #[test]
+    fn only_an_unfinished_failover_is_resumed_and_a_different_primary_is_refused() {
+        let promoted = vec![(pod("pg-0"), standby(5, 5)), (pod("pg-1"), Ok(State { in_recovery: false, ..Default::default() }))];
+        assert_eq!(to_resume(None, "", &promoted).unwrap(), None);
+        assert_eq!(to_resume(Some(record(Phase::Chosen)), "", &promoted).unwrap(), Some(record(Phase::Chosen)));
+        assert_eq!(to_resume(Some(record(Phase::Chosen)), "pg-0", &promoted).unwrap(), Some(record(Phase::Chosen)));
+        let refused = to_resume(Some(record(Phase::Chosen)), "pg-2", &promoted).unwrap_err();
+        assert_eq!(refused.code, ErrorCode::Conflict);
+        assert!(refused.message.contains("primary=pg-0"), "{}", refused.message);
+        // Done: checked again only when `primary` names it and its candidate is the primary.
+        assert_eq!(to_resume(Some(record(Phase::Done)), "pg-0", &promoted).unwrap(), Some(record(Phase::Done)));
+        assert_eq!(to_resume(Some(record(Phase::Done)), "", &promoted).unwrap(), None);
+        let demoted = vec![(pod("pg-0"), Ok(State { in_recovery: false, ..Default::default() })), (pod("pg-1"), standby(5, 5))];
+        assert_eq!(to_resume(Some(record(Phase::Done)), "pg-0", &demoted).unwrap(), None);
+        assert_eq!(to_resume(Some(record(Phase::RolledBack)), "pg-0", &promoted).unwrap(), None);
     }
 
     #[test]
