@@ -117,9 +117,11 @@ fn a_failover_killed_at_every_step_boundary_finishes_when_run_again() {
         let text = format!("{}{}", stdout(&ending.output), stderr(&ending.output));
         if !boundaries.is_empty() {
             // A re-run says what it picks up before it does anything.
+            // The log (stderr), not the report printed after the run.
+            let said = stderr(&ending.output);
             let resuming =
-                text.find("resuming an interrupted failover").unwrap_or_else(|| panic!("re-run {} does not say it resumes:\n{text}", boundaries.len()));
-            let discover = text.find("discover").unwrap_or(text.len());
+                said.find("resuming an interrupted failover").unwrap_or_else(|| panic!("re-run {} does not say it resumes:\n{text}", boundaries.len()));
+            let discover = said.find("discover").unwrap_or(said.len());
             assert!(resuming < discover, "the resume line comes first:\n{text}");
         }
         // Clients keep writing between the runs; what is acknowledged must survive.

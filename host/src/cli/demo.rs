@@ -308,7 +308,8 @@ fn one_run(args: &DemoArgs, dir: &LabDir, cache_dir: Option<PathBuf>, text: bool
         print_status(&rows);
     }
     if args.database == DemoDatabase::Failover {
-        return drill(args, dir, cache_dir, text, &client, lab_up);
+        // The lab client's connections live on this runtime: the drill keeps using it.
+        return drill(args, dir, cache_dir, text, &client, lab_up, &rt);
     }
     // `lab up` returned once every cluster was formed, its replicas in sync.
     if args.database == DemoDatabase::Postgres {
@@ -374,8 +375,15 @@ async fn break_primary(dir: &LabDir, client: &LabClient, member: &str, kill: Kil
 /// One run of the failover drill on a fresh lab: the probe writes, the
 /// primary is killed, the failover runs, and the killed member must stream
 /// from the new primary (then, with `--promote-back`, the same back).
-fn drill(args: &DemoArgs, dir: &LabDir, cache_dir: Option<PathBuf>, text: bool, client: &LabClient, lab_up: Duration) -> Result<DemoRun, Failure> {
-    let rt = runtime()?;
+fn drill(
+    args: &DemoArgs,
+    dir: &LabDir,
+    cache_dir: Option<PathBuf>,
+    text: bool,
+    client: &LabClient,
+    lab_up: Duration,
+    rt: &tokio::runtime::Runtime,
+) -> Result<DemoRun, Failure> {
     let killed = rt.block_on(service_target(client))?;
     let kill = args.kill.unwrap_or_default();
     let target = Target::lab(dir.root.clone());

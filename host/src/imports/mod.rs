@@ -64,7 +64,18 @@ impl RunContext {
     pub fn new(journal: Journal, backends: Backends, dry_run: bool, approval: Approval) -> Self {
         // One id for the journal's lines and for what components are told.
         let run_id = if journal.run_id().is_empty() { new_run_id("run") } else { journal.run_id().to_string() };
-        RunContext { journal, backends, dry_run, approval, gates: None, record: Mutex::default(), session: Session::off(), run_id, resumed: false, fail_on_warn: false }
+        RunContext {
+            journal,
+            backends,
+            dry_run,
+            approval,
+            gates: None,
+            record: Mutex::default(),
+            session: Session::off(),
+            run_id,
+            resumed: false,
+            fail_on_warn: false,
+        }
     }
 
     /// Make this the continuation of the earlier run `run_id` (or a fresh
