@@ -4,6 +4,7 @@
 
 pub mod interrupt;
 pub mod lab;
+pub mod redis;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
