@@ -11,7 +11,7 @@ use std::process::Output;
 use std::time::{Duration, Instant};
 
 use common::lab::*;
-use common::redis::RedisLab;
+use common::redis_cluster::RedisLab;
 use common::*;
 use runner::backends::ErrorCode;
 use runner::probe::redis::RedisProbe;

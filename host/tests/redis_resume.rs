@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use common::interrupt::kill_after_mutating_steps;
 use common::lab::eventually;
-use common::redis::RedisLab;
+use common::redis_cluster::RedisLab;
 use common::*;
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
