@@ -11,34 +11,15 @@ use std::process::Output;
 use std::time::{Duration, Instant};
 
 use common::lab::*;
-use common::redis_cluster::RedisLab;
+use common::redis_cluster::{RedisLab, server_pid, signal};
 use common::*;
 use runner::backends::ErrorCode;
 use runner::probe::redis::RedisProbe;
 use runner::target::CredentialSource;
 use serde_json::Value;
 
-/// The pid of the redis-server listening at `ip` (its process title names the address).
-fn server_pid(ip: &str) -> i32 {
-    let needle = format!("{ip}:6379");
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
-        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        if cmdline.contains("redis-server") && cmdline.contains(&needle) {
-            return pid;
-        }
-    }
-    panic!("no redis-server at {needle}");
-}
-
 fn pod_ready(pod: &Value) -> bool {
     pod["status"]["conditions"].as_array().is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
-}
-
-fn signal(pid: i32, signal: i32) {
-    // SAFETY: kill(2) on a pid this test's own lab started.
-    assert_eq!(unsafe { libc::kill(pid, signal) }, 0, "kill {pid}");
 }
 
 const PATTERN: [&str; 8] = ["exec", "redis-rolling-replace", "--allow", "kube:*", "--allow", "redis:*", "--approve", "--output"];

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use common::interrupt::kill_after_mutating_steps;
 use common::lab::eventually;
-use common::redis_cluster::RedisLab;
+use common::redis_cluster::{RedisLab, server_pid, signal};
 use common::*;
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
@@ -29,6 +29,7 @@ use serde_json::Value;
 const COMPONENT: &str = "redis-rolling-replace";
 const PATTERN: [&str; 9] = ["exec", COMPONENT, "--allow", "kube:*", "--allow", "redis:*", "--approve", "--output", "text"];
 const RESUMING: &str = "resuming an interrupted rotation: ";
+const ANNOTATION: &str = "runner.dev/redis-rolling-replace";
 /// Twelve runs visit every boundary of a 3+3 cluster (pin, 6 replacements, 3 failovers, restore, and the run that ends by itself); more means a re-run did not go on.
 const MAX_RUNS: usize = 16;
 /// One run: the preflight may wait up to the pattern's settle-timeout (2 min), then one step.
@@ -88,7 +89,12 @@ fn a_rolling_replacement_killed_after_every_step_resumes_and_loses_no_acknowledg
     let lab = RedisLab::up("218");
     let statefulset = |path: &str| lab.kubectl(&["get", "statefulset", "redis-cluster", "-o", &format!("jsonpath={{{path}}}")]).trim().to_string();
     let strategy_before = statefulset(".spec.updateStrategy.type");
-    let annotated = || statefulset(".metadata.annotations").contains("runner.dev/redis-rolling-replace");
+    let annotation = || -> Option<String> {
+        let set: Value = serde_json::from_str(&lab.kubectl(&["get", "statefulset", "redis-cluster", "-o", "json"])).unwrap();
+        set["metadata"]["annotations"][ANNOTATION].as_str().map(String::from)
+    };
+    let annotated = || annotation().is_some();
+    let mut kept_annotation = None;
     let members: Vec<String> = (0..6).map(|i| format!("redis-cluster-{i}")).collect();
 
     let writer = Writer::start(&lab.seeds(), &lab.password);
@@ -97,7 +103,9 @@ fn a_rolling_replacement_killed_after_every_step_resumes_and_loses_no_acknowledg
     let finished = loop {
         assert!(runs.len() < MAX_RUNS, "{MAX_RUNS} runs and the rotation is not over: a re-run did not go on from where the last one stopped");
         let n = runs.len() + 1;
-        let resuming = annotated();
+        let found = annotation();
+        let resuming = found.is_some();
+        kept_annotation = kept_annotation.or(found);
         let journal = lab.journal(&format!("run-{n}"));
         let started = Instant::now();
         let command = lab.command(&[&PATTERN[..], &["--journal", path(&journal)]].concat());
@@ -106,8 +114,8 @@ fn a_rolling_replacement_killed_after_every_step_resumes_and_loses_no_acknowledg
         let run = read_run(&journal, ending.killed_after);
         let mid_step = if run.begun_after.is_empty() { String::new() } else { format!(" (then it had begun: {})", run.begun_after.join(", ")) };
         match &run.killed_after {
-            Some(step) => eprintln!("run {n}: killed after step `{step}`{mid_step}, {:.1} s", started.elapsed().as_secs_f64()),
-            None => eprintln!("run {n}: ended by itself, exit {:?}, {:.1} s", ending.output.status.code(), started.elapsed().as_secs_f64()),
+            Some(step) => eprintln!("run {n} (resuming: {resuming}): killed after step `{step}`{mid_step}, {:.1} s", started.elapsed().as_secs_f64()),
+            None => eprintln!("run {n} (resuming: {resuming}): ended by itself, exit {:?}, {:.1} s", ending.output.status.code(), started.elapsed().as_secs_f64()),
         }
         // A run that finds an interrupted run's annotation says so first, and what comes next.
         let first_log = run.logs.first().cloned().unwrap_or_default();
@@ -136,6 +144,37 @@ fn a_rolling_replacement_killed_after_every_step_resumes_and_loses_no_acknowledg
     let (finished, finished_text) = finished;
     assert_eq!(finished.status.code(), Some(0), "the last run did not succeed:\n{finished_text}");
     assert!(finished_text.contains("every member of redis-cluster runs on pool upgraded-pool"), "{finished_text}");
+
+    // The last boundary, which a kill after the last replacement can miss (the run may get to
+    // the restore before the kill lands), made by hand: every member moved, the pin and its
+    // annotation still there; and a member that does not answer (its server stopped) when the
+    // re-run starts, as an eviction the killed run did not live to follow leaves it. The re-run
+    // says so, its preflight waits for the member instead of failing, and it puts back the
+    // update strategy.
+    let kept_annotation = kept_annotation.expect("a run found the annotation");
+    let interrupted = serde_json::json!({"metadata": {"annotations": {ANNOTATION: kept_annotation}}, "spec": {"updateStrategy": {"type": "OnDelete", "rollingUpdate": null}}});
+    lab.kubectl(&["patch", "statefulset", "redis-cluster", "--type", "merge", "-p", &interrupted.to_string()]);
+    let silent = "redis-cluster-4";
+    let pid = server_pid(&lab.ip(silent));
+    signal(pid, libc::SIGSTOP);
+    eventually(&format!("{silent} to be not Ready"), Duration::from_secs(60), || (!lab.ready(silent)).then_some(()));
+    let journal = lab.journal("run-last-boundary");
+    let child = lab.spawn(&[&PATTERN[..], &["--journal", path(&journal)]].concat());
+    let first_log = eventually("the re-run's first line", Duration::from_secs(120), || read_run(&journal, None).logs.first().cloned());
+    // The journal is written out at step ends and whenever its buffer fills: the gate's calls
+    // show once it has been looking at the cluster with the member stopped for a while.
+    let gate_looking = |l: &Value| l["component"] == "redis-cluster-healthy";
+    eventually("the re-run's preflight gate to look", Duration::from_secs(120), || journal_lines(&journal).iter().any(gate_looking).then_some(()));
+    signal(pid, libc::SIGCONT);
+    let output = child.wait_with_output().unwrap();
+    let text = expect_exit(&output, 0);
+    eprintln!("the last boundary, {silent} stopped: {first_log}");
+    assert!(first_log.starts_with(RESUMING), "{first_log}");
+    assert!(first_log.contains(&format!("not answering yet: {silent}")) && first_log.ends_with("nothing left to move, put back the update strategy"), "{first_log}");
+    let last = read_run(&journal, None);
+    assert_eq!(last.succeeded.iter().filter(|s| rotation_step(s)).collect::<Vec<_>>(), ["restore-update-strategy"], "{text}");
+    assert!(last.succeeded.iter().any(|s| s == "preflight"), "{text}");
+
     let written = writer.finish(&lab.seeds(), &lab.password);
 
     // The chain visited every step boundary once: each kill at a boundary no earlier run was

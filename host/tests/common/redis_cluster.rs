@@ -125,3 +125,23 @@ impl RedisLab {
         eventually("3 masters, 3 replicas, all slots served", Duration::from_secs(90), || (self.topology() == (3, 3, true)).then_some(()));
     }
 }
+
+/// The pid of the redis-server listening at `ip` (its process title names the address).
+pub fn server_pid(ip: &str) -> i32 {
+    let needle = format!("{ip}:6379");
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmdline.contains("redis-server") && cmdline.contains(&needle) {
+            return pid;
+        }
+    }
+    panic!("no redis-server at {needle}");
+}
+
+/// Send `signal` to a process of the lab.
+pub fn signal(pid: i32, signal: i32) {
+    // SAFETY: kill(2) on a pid this test's own lab started.
+    assert_eq!(unsafe { libc::kill(pid, signal) }, 0, "kill {pid}");
+}
