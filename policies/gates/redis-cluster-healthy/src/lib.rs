@@ -27,11 +27,17 @@ struct Config {
 struct RedisClusterHealthy;
 
 fn look(cfg: &Config, limits: &Limits) -> Result<Check, Error> {
-    let pods = cfg.members.pods()?;
+    let set = cfg.members.read()?;
+    let pods = cfg.members.pods_of(&set)?;
     let mut check = Check::new();
     if pods.is_empty() {
         check.fail(format!("StatefulSet {} has no Pods", cfg.members.name));
         return Ok(check);
+    }
+    // A member whose Pod was deleted and not made again yet (an interrupted
+    // replacement) answers nothing: it is named, not merely missed.
+    for ordinal in (0..set.replicas).filter(|o| !pods.iter().any(|p| p.ordinal == *o)) {
+        check.fail(format!("{}: no Pod (StatefulSet {} wants {} members)", cfg.members.member(ordinal), cfg.members.name, set.replicas));
     }
     let findings = health::evaluate(&cluster::gather(&pods), limits);
     for failure in findings.failures {

@@ -43,6 +43,19 @@ impl PoolPin {
         }
     }
 
+    /// Whether the StatefulSet object `set` already has the pin in place:
+    /// its Pod template selects the pool and its updateStrategy is OnDelete.
+    /// A resumed run finding it so need not patch it again.
+    pub fn is_in_place(&self, set: &Value) -> bool {
+        self.selects_pool(set) && set["spec"]["updateStrategy"]["type"] == "OnDelete"
+    }
+
+    /// Whether the StatefulSet object `set`'s Pod template selects the pool
+    /// (so a Pod it makes lands there), pinned or not.
+    pub fn selects_pool(&self, set: &Value) -> bool {
+        set["spec"]["template"]["spec"]["nodeSelector"][&self.label].as_str() == Some(self.pool.as_str())
+    }
+
     /// The step `pin-upgraded-pool`: patch `set` to the pool with
     /// updateStrategy OnDelete, `original` kept in the annotation.
     pub fn apply(&self, set: &StatefulSet, original: &Value) -> Result<(), Error> {
@@ -93,6 +106,17 @@ mod tests {
         // An annotation that is not ours (not a JSON object) does not count.
         let odd = json!({"metadata": {"annotations": {ANNOTATION: "yes"}}, "spec": {"updateStrategy": {"type": "OnDelete"}}});
         assert!(!pin().original(&odd).1);
+    }
+
+    #[test]
+    fn a_pin_in_place_is_the_pool_and_on_delete() {
+        let pinned = json!({"spec": {"updateStrategy": {"type": "OnDelete"}, "template": {"spec": {"nodeSelector": {"agentpool": "upgraded-pool"}}}}});
+        assert!(pin().is_in_place(&pinned) && pin().selects_pool(&pinned));
+        let released = json!({"spec": {"updateStrategy": {"type": "RollingUpdate"}, "template": {"spec": {"nodeSelector": {"agentpool": "upgraded-pool"}}}}});
+        assert!(!pin().is_in_place(&released) && pin().selects_pool(&released));
+        let old = json!({"spec": {"updateStrategy": {"type": "OnDelete"}, "template": {"spec": {"nodeSelector": {"agentpool": "oldpool"}}}}});
+        assert!(!pin().is_in_place(&old) && !pin().selects_pool(&old));
+        assert!(!pin().selects_pool(&json!({"spec": {}})));
     }
 
     #[test]

@@ -32,6 +32,49 @@ pub enum Action {
     Failover { master: String, replica: String },
 }
 
+impl std::fmt::Display for Action {
+    /// The action as its step is named: `replace <member>`, `failover <master> -> <replica>`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Action::Replace { member } => write!(f, "replace {member}"),
+            Action::Failover { master, replica } => write!(f, "failover {master} -> {replica}"),
+        }
+    }
+}
+
+/// Where a rotation stands, read from the cluster: what is done (members,
+/// and masters, already on the upgraded pool) and the action that comes
+/// next. `members` are those that answered; `silent` names those that did
+/// not (a Pod an interrupted step evicted may still be coming back), so the
+/// next action holds once they answer again.
+pub fn progress(members: &[Member], silent: &[String]) -> String {
+    let mut sorted: Vec<&Member> = members.iter().collect();
+    sorted.sort_by_key(|m| m.ordinal);
+    let names = |pick: &dyn Fn(&Member) -> bool| sorted.iter().filter(|m| pick(m)).map(|m| m.name.as_str()).collect::<Vec<_>>();
+    let moved = names(&|m| m.upgraded);
+    let moved_masters = names(&|m| m.upgraded && m.is_master());
+    let masters = sorted.iter().filter(|m| m.is_master()).count();
+    let list = |names: &[&str]| if names.is_empty() { String::new() } else { format!(" ({})", names.join(", ")) };
+    let mut text = format!(
+        "done: {} of {} members on the upgraded pool{}, {} of {masters} masters serving from there{}",
+        moved.len(),
+        members.len() + silent.len(),
+        list(&moved),
+        moved_masters.len(),
+        list(&moved_masters)
+    );
+    if !silent.is_empty() {
+        text.push_str(&format!("; not answering yet: {} (the interrupted step's Pod may still be coming back)", silent.join(", ")));
+    }
+    let when = if silent.is_empty() { "next" } else { "next, once they answer" };
+    match next(members) {
+        Ok(Some(action)) => text.push_str(&format!("; {when}: {action}")),
+        Ok(None) => text.push_str(&format!("; {when}: nothing left to move, put back the update strategy")),
+        Err(why) => text.push_str(&format!("; {when}: no step can be taken ({why})")),
+    }
+    text
+}
+
 /// The next action, `None` when every member runs on the upgraded pool.
 pub fn next(members: &[Member]) -> Result<Option<Action>, String> {
     let mut sorted: Vec<&Member> = members.iter().collect();
@@ -124,6 +167,39 @@ mod tests {
         apply(&mut members, &Action::Replace { member: "redis-cluster-0".into() });
         apply(&mut members, &Action::Replace { member: "redis-cluster-1".into() });
         assert_eq!(next(&members).unwrap(), Some(Action::Failover { master: "redis-cluster-2".into(), replica: "redis-cluster-4".into() }));
+    }
+
+    #[test]
+    fn progress_says_what_is_done_and_what_comes_next() {
+        let mut members = cluster();
+        assert_eq!(progress(&members, &[]), "done: 0 of 6 members on the upgraded pool, 0 of 3 masters serving from there; next: replace redis-cluster-3");
+        for m in members.iter_mut().filter(|m| m.ordinal >= 3) {
+            m.upgraded = true;
+        }
+        apply(&mut members, &Action::Failover { master: "redis-cluster-0".into(), replica: "redis-cluster-5".into() });
+        assert_eq!(
+            progress(&members, &[]),
+            "done: 3 of 6 members on the upgraded pool (redis-cluster-3, redis-cluster-4, redis-cluster-5), 1 of 3 masters serving from there (redis-cluster-5); next: replace redis-cluster-0"
+        );
+        // Killed right after evicting redis-cluster-0: it is not there to ask.
+        members.retain(|m| m.ordinal != 0);
+        assert_eq!(
+            progress(&members, &["redis-cluster-0".to_string()]),
+            "done: 3 of 6 members on the upgraded pool (redis-cluster-3, redis-cluster-4, redis-cluster-5), 1 of 3 masters serving from there (redis-cluster-5); \
+             not answering yet: redis-cluster-0 (the interrupted step's Pod may still be coming back); next, once they answer: failover redis-cluster-1 -> redis-cluster-3"
+        );
+        members.iter_mut().for_each(|m| m.upgraded = true);
+        assert!(progress(&members, &[]).ends_with("; next: nothing left to move, put back the update strategy"));
+        let mut stuck = cluster();
+        stuck.truncate(5);
+        stuck.iter_mut().filter(|m| m.ordinal >= 3).for_each(|m| m.upgraded = true);
+        assert!(progress(&stuck, &[]).ends_with("; next: no step can be taken (master redis-cluster-0 has no replica on the upgraded pool to hand its slots to)"));
+    }
+
+    #[test]
+    fn actions_read_as_their_steps_are_named() {
+        assert_eq!(Action::Replace { member: "redis-cluster-4".into() }.to_string(), "replace redis-cluster-4");
+        assert_eq!(Action::Failover { master: "redis-cluster-0".into(), replica: "redis-cluster-5".into() }.to_string(), "failover redis-cluster-0 -> redis-cluster-5");
     }
 
     #[test]

@@ -46,9 +46,15 @@ struct Run<'a> {
     pin: PoolPin,
     limits: Limits,
     dry: DryRun,
+    /// The StatefulSet carries the annotation of an earlier run that did not finish.
+    resumed: bool,
     pinned: bool,
-    /// The StatefulSet's values before the pin (also kept in its annotation).
+    /// The StatefulSet's values before the pin, and the number of masters
+    /// the rotation began with (also kept in its annotation).
     original: Value,
+    /// The masters the rotation began with, for the post gate: counted after
+    /// the preflight gate passed, or kept in an interrupted run's annotation.
+    masters: u64,
     done: Vec<String>,
     /// Masters this run demoted, to name their replacement.
     demoted: BTreeSet<String>,
@@ -92,27 +98,54 @@ impl Run<'_> {
     /// `myself` line, pool from its Pod's Node.
     fn snapshot(&self) -> Result<Vec<plan::Member>, Error> {
         let pools = NodePools::list(&self.cfg.pool_label)?;
-        let mut members = Vec::new();
-        for pod in self.pods()? {
-            let text = cluster::read_text(&pod.name, &["CLUSTER", "NODES"])?;
-            let nodes = nodes::parse(&text).map_err(|e| Error::internal(format!("{}: {e}", pod.name)))?;
-            let me = nodes::myself(&nodes).ok_or_else(|| Error::internal(format!("{}: CLUSTER NODES has no `myself` line", pod.name)))?;
-            let upgraded = pools.runs_on(&pod, &self.cfg.upgraded_pool);
-            members.push(plan::Member {
-                name: pod.name.clone(),
-                ordinal: pod.ordinal,
-                id: me.id.clone(),
-                master_id: if me.is_master() { None } else { me.master_id.clone() },
-                upgraded,
-            });
-        }
-        Ok(members)
+        self.pods()?.iter().map(|pod| self.member(pod, &pools)).collect()
     }
 
-    fn pin_members(&mut self) -> Result<(), Error> {
-        let set = self.cfg.members.read()?;
-        let (original, _) = self.pin.original(&set.object);
-        self.pin.apply(&self.cfg.members, &original)?;
+    /// [`Self::snapshot`] of the members that answer, and the names of those
+    /// that do not (a Pod not Ready, a server not answering).
+    fn answering(&self) -> Result<(Vec<plan::Member>, Vec<String>), Error> {
+        let pools = NodePools::list(&self.cfg.pool_label)?;
+        let (mut members, mut silent) = (Vec::new(), Vec::new());
+        for pod in self.pods()? {
+            match pod.ready.then(|| self.member(&pod, &pools)) {
+                Some(Ok(member)) => members.push(member),
+                _ => silent.push(pod.name),
+            }
+        }
+        Ok((members, silent))
+    }
+
+    fn member(&self, pod: &Pod, pools: &NodePools) -> Result<plan::Member, Error> {
+        let text = cluster::read_text(&pod.name, &["CLUSTER", "NODES"])?;
+        let nodes = nodes::parse(&text).map_err(|e| Error::internal(format!("{}: {e}", pod.name)))?;
+        let me = nodes::myself(&nodes).ok_or_else(|| Error::internal(format!("{}: CLUSTER NODES has no `myself` line", pod.name)))?;
+        Ok(plan::Member {
+            name: pod.name.clone(),
+            ordinal: pod.ordinal,
+            id: me.id.clone(),
+            master_id: if me.is_master() { None } else { me.master_id.clone() },
+            upgraded: pools.runs_on(pod, &self.cfg.upgraded_pool),
+        })
+    }
+
+    /// The step `pin-upgraded-pool`, unless an earlier run's pin is still in
+    /// place (patching it again would change nothing). `masters` is kept in
+    /// the annotation of a new pin, so the post gate of a resumed run checks
+    /// the number the rotation began with.
+    fn pin_members(&mut self, set: &Set, masters: u64) -> Result<(), Error> {
+        let (mut original, resumed) = self.pin.original(&set.object);
+        match original["masters"].as_u64() {
+            Some(kept) if resumed => self.masters = kept,
+            _ => original["masters"] = json!(masters),
+        }
+        if resumed && self.pin.is_in_place(&set.object) {
+            self.log(&format!(
+                "StatefulSet {} is still pinned by the interrupted run (nodeSelector {}={}, updateStrategy OnDelete): not patched again",
+                self.cfg.members.name, self.pin.label, self.pin.pool
+            ));
+        } else {
+            self.pin.apply(&self.cfg.members, &original)?;
+        }
         self.pinned = true;
         self.original = original;
         Ok(())
@@ -226,13 +259,13 @@ impl Run<'_> {
             Action::Replace { member } => {
                 let what = if self.demoted.contains(member) { "demoted master" } else { "replica" };
                 let description = format!("evict the {what}'s Pod; wait until it is back on pool {} and synced", self.cfg.upgraded_pool);
-                step(&format!("replace {member}"), &description, || self.replace(member))?;
+                step(&action.to_string(), &description, || self.replace(member))?;
                 self.done.push(format!("replaced {member}"));
             }
             Action::Failover { master, replica } => {
                 let mode = if self.cfg.failover_mode == "default" { String::new() } else { format!(" {}", self.cfg.failover_mode.to_uppercase()) };
                 step(
-                    &format!("failover {master} -> {replica}"),
+                    &action.to_string(),
                     &format!("CLUSTER FAILOVER{mode} on {replica}; wait until it is the master and {master} its replica"),
                     || self.failover(master, replica),
                 )?;
@@ -243,9 +276,20 @@ impl Run<'_> {
         Ok(())
     }
 
-    fn rotate(&mut self) -> Result<(), Error> {
-        self.pin_members()?;
-        let mut simulated = if self.dry.active() { Some(self.snapshot()?) } else { None };
+    /// Pin, then take the plan's actions until none is left. `false` when
+    /// there was nothing to do and no pin to take off: every member on the
+    /// upgraded pool, the Pod template selecting it, no earlier run's
+    /// annotation; such a run changes nothing.
+    fn rotate(&mut self) -> Result<bool, Error> {
+        // After the preflight gate passed: the cluster as the rotation begins (or resumes).
+        let members = self.snapshot()?;
+        let set = self.cfg.members.read()?;
+        self.masters = members.iter().filter(|m| m.is_master()).count() as u64;
+        if !self.resumed && plan::next(&members).map_err(Error::internal)?.is_none() && self.pin.selects_pool(&set.object) {
+            return Ok(false);
+        }
+        self.pin_members(&set, self.masters)?;
+        let mut simulated = if self.dry.active() { Some(members) } else { None };
         let mut last: Option<(Action, Vec<plan::Member>)> = None;
         let limit = 4 * simulated.as_ref().map_or(16, Vec::len) + 8;
         for _ in 0..limit {
@@ -257,7 +301,7 @@ impl Run<'_> {
                 }
             };
             let Some(action) = plan::next(&members).map_err(Error::internal)? else {
-                return Ok(());
+                return Ok(true);
             };
             if last.as_ref() == Some(&(action.clone(), members.clone())) {
                 return Err(Error::internal(format!("{action:?} did not change the cluster; stopping rather than repeating it")));
@@ -345,46 +389,66 @@ impl runner_sdk::pattern::Guest for RedisRollingReplace {
             pin,
             limits,
             dry: DryRun::of_this_run(),
+            resumed: false,
             pinned: false,
             original: Value::Null,
+            masters: 0,
             done: Vec::new(),
             demoted: BTreeSet::new(),
         };
-        let masters = step("discover", "the members, their roles and pools", || {
+        step("discover", "the members, their roles and pools", || {
             run.set = run.cfg.members.read()?;
-            let pods = run.pods()?;
-            let pools = NodePools::list(&cfg.pool_label)?;
-            // Members that are not Ready are left to the preflight gate to report.
-            let mut masters = 0;
-            for pod in pods.iter().filter(|p| p.ready) {
-                let role = cluster::read(&pod.name, &["ROLE"])?;
-                masters += usize::from(role[0] == "master");
+            run.resumed = run.pin.original(&run.set.object).1;
+            // Members that do not answer are left to the preflight gate to judge.
+            let (members, silent) = run.answering()?;
+            if run.resumed {
+                run.log(&format!(
+                    "resuming an interrupted rotation: StatefulSet {} has carried annotation {ANNOTATION} since an earlier run that did not finish; {}",
+                    cfg.members.name,
+                    plan::progress(&members, &silent)
+                ));
             }
-            let on_old: Vec<&str> = pods.iter().filter(|p| !pools.runs_on(p, &cfg.upgraded_pool)).map(|p| p.name.as_str()).collect();
+            let on_old: Vec<&str> = members.iter().filter(|m| !m.upgraded).map(|m| m.name.as_str()).collect();
             run.log(&format!(
-                "{} members, {masters} masters; not on pool {} yet: {}",
-                pods.len(),
+                "{} members, {} masters; not on pool {} yet: {}",
+                members.len() + silent.len(),
+                members.iter().filter(|m| m.is_master()).count(),
                 cfg.upgraded_pool,
                 if on_old.is_empty() { "none".into() } else { on_old.join(", ") }
             ));
-            Ok(masters)
+            Ok(())
         })?;
         let scope = [("statefulset", json!(cfg.members.name)), ("namespace", json!(cfg.members.namespace))];
-        let preflight = gate_input(&cfg.preflight_input, &scope)?;
-        if let Some(refused) = preflight_gate("preflight", &preflight) {
+        let mut preflight_extra = scope.to_vec();
+        if run.resumed {
+            // The interrupted step may still be settling (an evicted Pod coming back, a failover
+            // the cluster is completing): the gate judges the cluster once it has had the time
+            // this pattern gives itself before every step, not the moment the run starts.
+            preflight_extra.push(("settle-timeout", json!(cfg.settle_timeout)));
+        }
+        let preflight = gate_input(&cfg.preflight_input, &preflight_extra)?;
+        if let Some(mut refused) = preflight_gate("preflight", &preflight) {
+            if let (true, Ok(result)) = (run.resumed, &mut refused) {
+                result.summary = format!(
+                    "{} by this run; StatefulSet {} keeps the interrupted run's pin (annotation {ANNOTATION}): run the pattern again to resume once the cluster is healthy",
+                    result.summary, cfg.members.name
+                );
+            }
             return refused;
         }
-        if let Err(e) = run.rotate() {
-            if !run.pinned {
-                return Err(e);
+        match run.rotate() {
+            Ok(true) => {
+                if let Err(e) = step("restore-update-strategy", "put back the original updateStrategy; the nodeSelector stays", || run.unpin()) {
+                    return Err(run.stop(e));
+                }
             }
-            return Err(run.stop(e));
-        }
-        if let Err(e) = step("restore-update-strategy", "put back the original updateStrategy; the nodeSelector stays", || run.unpin()) {
-            return Err(run.stop(e));
+            Ok(false) => {}
+            // A resumed run found the pin in place: the StatefulSet stays as the stop describes it.
+            Err(e) if run.pinned || run.resumed => return Err(run.stop(e)),
+            Err(e) => return Err(e),
         }
         let mut post_extra = scope.to_vec();
-        post_extra.push(("masters", json!(masters)));
+        post_extra.push(("masters", json!(run.masters)));
         post_extra.push(("settle-timeout", json!(20_000)));
         let post = gate_input(&cfg.post_input, &post_extra)?;
         if let Err(e) = gate_step("post", &post).into_result("post") {
