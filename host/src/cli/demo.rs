@@ -84,7 +84,7 @@ impl DemoDatabase {
     /// A lab of this cluster only.
     fn topology(self) -> Topology {
         let is = |d| self == d;
-        Topology { nodes_per_pool: 3, postgres: is(DemoDatabase::Postgres), redis: is(DemoDatabase::Redis), mongo: is(DemoDatabase::Mongo) }
+        Topology { postgres: is(DemoDatabase::Postgres), redis: is(DemoDatabase::Redis), mongo: is(DemoDatabase::Mongo), ..Topology::default() }
     }
 
     fn database(self) -> &'static str {
