@@ -110,6 +110,12 @@ impl Kubelet {
         }
     }
 
+    /// The Ready condition the API server holds for this Pod (`None` once it is gone or replaced).
+    fn reported_ready(&self, pod: &Value) -> Option<bool> {
+        let current = self.store.get("v1", "Pod", Some(namespace(pod)), name(pod))?;
+        (current["metadata"]["uid"] == pod["metadata"]["uid"]).then(|| super::pod_ready(&current))
+    }
+
     /// Whether the kubelet of the Node `pod` is bound to has stopped posting status.
     fn silenced(&self, pod: &Value) -> bool {
         let node = pod["spec"]["nodeName"].as_str().unwrap_or_default();
@@ -263,7 +269,9 @@ impl Kubelet {
                             continue;
                         }
                         let now_ready = runtime::is_ready(&spec).await;
-                        if ready != Some(now_ready) {
+                        // The node lifecycle controller may have marked the Pod not Ready meanwhile (its Node went
+                        // Unknown): the kubelet's report wins, as upstream's periodic status sync.
+                        if ready != Some(now_ready) || self.reported_ready(&pod) != Some(now_ready) {
                             ready = Some(now_ready);
                             self.set_running(&pod, &spec, now_ready, &started_at, restarts);
                         }
