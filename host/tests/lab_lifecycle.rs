@@ -148,7 +148,7 @@ fn a_target_reaching_postgres_by_port_forward_passes_pg_healthy_through_the_api_
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .filter(|l| l["call"] == "postgres.query" && l["outcome"] == "ok")
+        .filter(|l| l["call"] == "postgres-read.query" && l["outcome"] == "ok")
         .collect();
     assert!(!queries.is_empty(), "the gate queried the members: {text}");
     // Every member it queried was reached through the lab's API server, not at its Pod address.
