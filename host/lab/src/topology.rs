@@ -37,13 +37,7 @@ pub struct Topology {
 
 impl Default for Topology {
     fn default() -> Self {
-        Topology {
-            nodes_per_pool: 3,
-            postgres: true,
-            redis: false,
-            mongo: false,
-            node_monitor_grace_period: DEFAULT_NODE_MONITOR_GRACE_PERIOD,
-        }
+        Topology { nodes_per_pool: 3, postgres: true, redis: false, mongo: false, node_monitor_grace_period: DEFAULT_NODE_MONITOR_GRACE_PERIOD }
     }
 }
 

@@ -541,7 +541,11 @@ async fn kubectl_port_forward_tunnels_connections_to_the_pod() {
         .unwrap();
     let mut stdout = BufReader::new(forward.stdout.take().unwrap()).lines();
     let line = tokio::time::timeout(Duration::from_secs(30), stdout.next_line()).await.expect("kubectl listens").unwrap().unwrap_or_default();
-    let local: u16 = line.strip_prefix("Forwarding from 127.0.0.1:").and_then(|r| r.split_whitespace().next()).and_then(|p| p.parse().ok()).unwrap_or_else(|| panic!("{line}"));
+    let local: u16 = line
+        .strip_prefix("Forwarding from 127.0.0.1:")
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
     tokio::spawn(async move { while let Ok(Some(_)) = stdout.next_line().await {} });
 
     // Two connections at once, each its own stream pair in the one SPDY tunnel.

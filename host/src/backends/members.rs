@@ -115,7 +115,8 @@ impl Members {
         {
             return Ok(forward.local);
         }
-        let first = self.kube.connect_port(namespace, pod, port).await.map_err(|e| BackendError::new(e.code, format!("port-forward to pod {key}: {}", e.message)))?;
+        let first =
+            self.kube.connect_port(namespace, pod, port).await.map_err(|e| BackendError::new(e.code, format!("port-forward to pod {key}: {}", e.message)))?;
         let unavailable = |e: std::io::Error| BackendError::new(ErrorCode::Unavailable, format!("port-forward to pod {key}: a local port: {e}"));
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.map_err(unavailable)?;
         let local = listener.local_addr().map_err(unavailable)?;

@@ -547,7 +547,10 @@ mod tests {
             ("databases:\n  pg:\n    engine: postgres\n    statefulSet: Bad_Name\n    credentials: {env: X}\n", "statefulSet `Bad_Name`"),
             ("databases:\n  pg:\n    engine: postgres\n    port: 70000\n    credentials: {env: X}\n", "port"),
             ("- a list\n", "invalid type"),
-            ("databases:\n  pg:\n    engine: postgres\n    reach: vpn\n    credentials: {env: X}\n", "unknown variant `vpn`, expected `pod-address` or `port-forward`"),
+            (
+                "databases:\n  pg:\n    engine: postgres\n    reach: vpn\n    credentials: {env: X}\n",
+                "unknown variant `vpn`, expected `pod-address` or `port-forward`",
+            ),
             (":\n  - ][", "did not find expected"),
         ];
         for (text, expected) in cases {

@@ -97,7 +97,8 @@ impl NodeLifecycle {
     /// Every condition the kubelet posts becomes Unknown; the unreachable taints go on.
     fn mark_unknown(&self, node: &Value) {
         let mut updated = node.clone();
-        let mut types: Vec<String> = node["status"]["conditions"].as_array().into_iter().flatten().filter_map(|c| c["type"].as_str().map(str::to_string)).collect();
+        let mut types: Vec<String> =
+            node["status"]["conditions"].as_array().into_iter().flatten().filter_map(|c| c["type"].as_str().map(str::to_string)).collect();
         if !types.iter().any(|t| t == "Ready") {
             types.push("Ready".into());
         }

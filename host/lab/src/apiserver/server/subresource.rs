@@ -8,9 +8,9 @@ use serde_json::{Value, json};
 use super::write::object_body;
 use super::{Call, content_type, json_response, read_body};
 use crate::apiserver::error::ApiError;
-use crate::apiserver::{exec, portforward};
 use crate::apiserver::patch::PatchType;
 use crate::apiserver::store::{Part, Scale};
+use crate::apiserver::{exec, portforward};
 
 pub(super) fn scale_get(call: &Call, name: &str) -> Result<Response, ApiError> {
     Ok(json_response(200, &call.store().scale_get(call.res(), call.ns(), name)?))
