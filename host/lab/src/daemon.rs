@@ -19,6 +19,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::apiserver::{self, Store};
+use crate::controllers::node_lifecycle::{self, NodeLifecycle};
 use crate::controllers::{self, kubelet::Kubelet, reconciler, scheduler::Scheduler, services::Proxies, statefulset::StatefulSets};
 use crate::exec::LabExec;
 use crate::net::Addresses;
@@ -149,11 +150,19 @@ pub async fn serve(dir: LabDir, topology: Topology, subnet: u8, shutdown: impl s
 
     let (stop, stopped) = watch::channel(false);
     let addresses = Addresses::open(dir.root.join("addresses.json"), subnet);
-    let kubelet = Kubelet { store: store.clone(), addresses: addresses.clone(), dir: dir.root.clone(), members: Default::default() };
+    let grace_period = topology.node_monitor_grace_period;
+    let kubelet = Kubelet {
+        store: store.clone(),
+        addresses: addresses.clone(),
+        dir: dir.root.clone(),
+        members: Default::default(),
+        heartbeat: node_lifecycle::heartbeat_interval(grace_period),
+    };
     let exec = Arc::new(LabExec { members: kubelet.members.clone() });
     let server = tokio::spawn(apiserver::serve(store.clone(), listener, token, exec, wait_for(stopped.clone())));
     let tasks = vec![
         tokio::spawn(reconciler::run(Scheduler, store.clone(), stopped.clone())),
+        tokio::spawn(NodeLifecycle { store: store.clone(), grace_period }.run(stopped.clone())),
         tokio::spawn(reconciler::run(StatefulSets, store.clone(), stopped.clone())),
         tokio::spawn(reconciler::run(Proxies::new(addresses), store.clone(), stopped.clone())),
         tokio::spawn(controllers::redis::run(store.clone(), kubelet.clone(), stopped.clone())),

@@ -15,6 +15,9 @@ pub const OLD_POOL: &str = "nodepool1";
 /// The upgraded node pool.
 pub const NEW_POOL: &str = "upgraded-pool";
 
+/// Upstream's default `--node-monitor-grace-period` (Kubernetes 1.29 to 1.31).
+pub const DEFAULT_NODE_MONITOR_GRACE_PERIOD: std::time::Duration = std::time::Duration::from_secs(40);
+
 /// What a new lab contains.
 #[derive(Clone, Debug)]
 pub struct Topology {
@@ -26,11 +29,15 @@ pub struct Topology {
     pub redis: bool,
     /// A 3-member MongoDB replica set.
     pub mongo: bool,
+    /// How long a Node's kubelet may go without posting status before the
+    /// node lifecycle controller marks the Node Unknown and its Pods not
+    /// Ready (kube-controller-manager's `--node-monitor-grace-period`).
+    pub node_monitor_grace_period: std::time::Duration,
 }
 
 impl Default for Topology {
     fn default() -> Self {
-        Topology { nodes_per_pool: 3, postgres: true, redis: false, mongo: false }
+        Topology { nodes_per_pool: 3, postgres: true, redis: false, mongo: false, node_monitor_grace_period: DEFAULT_NODE_MONITOR_GRACE_PERIOD }
     }
 }
 
@@ -183,7 +190,7 @@ mod tests {
 
     #[test]
     fn the_seed_topology() {
-        let objects = objects(&Topology { nodes_per_pool: 3, postgres: true, redis: true, mongo: true }, || "pw".into());
+        let objects = objects(&Topology { nodes_per_pool: 3, postgres: true, redis: true, mongo: true, ..Topology::default() }, || "pw".into());
         let nodes: Vec<&Value> = objects.iter().filter(|o| o["kind"] == "Node").collect();
         assert_eq!(nodes.len(), 6);
         assert_eq!(

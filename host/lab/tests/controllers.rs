@@ -64,7 +64,7 @@ async fn statefulset_members_are_real_servers_that_scale_and_come_back() {
     std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let dir = LabDir::new(root.path());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let topology = Topology { nodes_per_pool: 2, postgres: true, redis: false, mongo: false };
+    let topology = Topology { nodes_per_pool: 2, postgres: true, redis: false, mongo: false, ..Topology::default() };
     let lab = tokio::spawn(daemon::serve(dir.clone(), topology, SUBNET, async {
         let _ = stopped.await;
     }));

@@ -4,7 +4,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{ALL_KINDS, Lab, text};
+use common::{ALL_KINDS, Lab, TOKEN, text};
 use serde_json::{Value, json};
 
 const POD_PG_1: &str = "apiVersion: v1
@@ -450,6 +450,130 @@ async fn status_errors() {
     assert_eq!((code, s["reason"].as_str()), (405, Some("MethodNotAllowed")));
     let (code, _) = lab.http(reqwest::Method::PATCH, "/api/v1/namespaces/db/pods/pg-0", "text/plain", Some("{}".into())).await;
     assert_eq!(code, 415);
+    lab.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_subcommands_send_protobuf_and_read_json() {
+    let lab = lab_with_all_kinds().await;
+    // kubectl's typed clients post protobuf and accept protobuf or JSON.
+    let out = lab.ok(&["create", "configmap", "settings", "-n", "db", "--from-literal=max_connections=200", "--from-literal=mode=fast"]).await;
+    assert_eq!(out.trim(), "configmap/settings created");
+    let cm = lab.json(&["get", "configmap", "settings", "-n", "db", "-o", "json"]).await;
+    assert_eq!(cm["data"], json!({"max_connections": "200", "mode": "fast"}));
+    assert!(cm["metadata"]["uid"].is_string() && cm["metadata"]["resourceVersion"].is_string(), "{cm}");
+    lab.ok(&["create", "secret", "generic", "creds", "-n", "db", "--from-literal=password=hunter2"]).await;
+    let secret = lab.json(&["get", "secret", "creds", "-n", "db", "-o", "json"]).await;
+    assert_eq!((secret["data"]["password"].as_str(), secret["type"].as_str()), (Some("aHVudGVyMg=="), Some("Opaque")));
+    assert_eq!(lab.ok(&["create", "namespace", "analytics"]).await.trim(), "namespace/analytics created");
+    assert_eq!(lab.store.get("v1", "Namespace", None, "analytics").unwrap()["status"]["phase"], "Active");
+    // The same validation as for JSON: an existing name is a conflict, a bad name invalid.
+    let out = lab.kubectl(&["create", "configmap", "settings", "-n", "db"]).await;
+    assert!(text(&out.stderr).contains("configmaps \"settings\" already exists"), "{}", text(&out.stderr));
+    let out = lab.kubectl(&["create", "configmap", "Bad_Name", "-n", "db"]).await;
+    assert!(text(&out.stderr).contains("Invalid value: \"Bad_Name\""), "{}", text(&out.stderr));
+    // kubectl apply (JSON) still works alongside.
+    lab.ok_stdin(&["apply", "-f", "-"], "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings, namespace: db}\ndata: {mode: slow}\n").await;
+    assert_eq!(lab.store.get("v1", "ConfigMap", Some("db"), "settings").unwrap()["data"]["mode"], "slow");
+
+    // A kind kubectl does not send as protobuf to the lab is refused by name, not misread.
+    let client = reqwest::Client::new();
+    let send = |accept: &'static str| {
+        client
+            .get(format!("{}/api/v1/namespaces/db/configmaps/settings", lab.http))
+            .header("Authorization", format!("Bearer {TOKEN}"))
+            .header("Accept", accept)
+            .send()
+    };
+    // Protobuf alongside JSON: JSON; protobuf alone: 406, as upstream for a kind without protobuf.
+    let both = send("application/vnd.kubernetes.protobuf,application/json").await.unwrap();
+    assert_eq!(both.status().as_u16(), 200);
+    assert_eq!(both.headers()["content-type"], "application/json");
+    assert_eq!(both.json_body().await["data"]["mode"], "slow");
+    let alone = send("application/vnd.kubernetes.protobuf").await.unwrap();
+    assert_eq!(alone.status().as_u16(), 406);
+    assert_eq!(alone.json_body().await["reason"], "NotAcceptable");
+    let (code, status) = lab.http(reqwest::Method::POST, "/api/v1/namespaces/db/configmaps", "application/vnd.kubernetes.protobuf", Some("{}".into())).await;
+    assert_eq!((code, status["reason"].as_str()), (400, Some("BadRequest")), "{status}");
+    lab.stop().await;
+}
+
+/// A TCP server on 127.0.0.1 that answers each line with `echo: LINE`.
+async fn echo_server() -> u16 {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (read, mut write) = socket.into_split();
+                let mut lines = BufReader::new(read).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if write.write_all(format!("echo: {line}\n").as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_port_forward_tunnels_connections_to_the_pod() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let lab = lab_with_all_kinds().await;
+    set_ready(&lab, "db", "pg-0");
+    let port = echo_server().await;
+    let mut pod = lab.store.get("v1", "Pod", Some("db"), "pg-0").unwrap();
+    pod["status"]["podIP"] = json!("127.0.0.1");
+    lab.store.update_status(pod).unwrap();
+
+    let mut forward = tokio::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(&lab.kubeconfig)
+        .args(["port-forward", "-n", "db", "pod/pg-0", &format!(":{port}")])
+        .env("HOME", lab.dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(forward.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(Duration::from_secs(30), stdout.next_line()).await.expect("kubectl listens").unwrap().unwrap_or_default();
+    let local: u16 = line
+        .strip_prefix("Forwarding from 127.0.0.1:")
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    tokio::spawn(async move { while let Ok(Some(_)) = stdout.next_line().await {} });
+
+    // Two connections at once, each its own stream pair in the one SPDY tunnel.
+    let mut connections = Vec::new();
+    for _ in 0..2 {
+        let (read, write) = tokio::net::TcpStream::connect(("127.0.0.1", local)).await.unwrap().into_split();
+        connections.push((BufReader::new(read).lines(), write));
+    }
+    for round in 0..3 {
+        for (n, (lines, write)) in connections.iter_mut().enumerate() {
+            write.write_all(format!("conn {n} round {round}\n").as_bytes()).await.unwrap();
+            let answer = tokio::time::timeout(Duration::from_secs(10), lines.next_line()).await.expect("an answer").unwrap();
+            assert_eq!(answer.as_deref(), Some(format!("echo: conn {n} round {round}").as_str()));
+        }
+    }
+    // Closing a connection ends the Pod's side too (the echo server sees EOF and stops answering).
+    let (mut lines, mut write) = connections.pop().unwrap();
+    write.shutdown().await.unwrap();
+    assert_eq!(tokio::time::timeout(Duration::from_secs(10), lines.next_line()).await.expect("EOF").unwrap(), None);
+    let _ = forward.kill().await;
+
+    // Unknown pods and pods without an address are refused before any upgrade.
+    let (code, status) = lab.http(reqwest::Method::GET, "/api/v1/namespaces/db/pods/nope/portforward?ports=1", "application/json", None).await;
+    assert_eq!((code, status["reason"].as_str()), (404, Some("NotFound")));
+    let (code, status) = lab.http(reqwest::Method::GET, "/api/v1/namespaces/db/pods/pg-0/portforward?ports=0", "application/json", None).await;
+    assert_eq!(code, 400, "{status}");
+    let (code, status) = lab.http(reqwest::Method::GET, "/api/v1/namespaces/db/pods/pg-0/portforward?ports=5432", "application/json", None).await;
+    assert!(code == 400 && status["message"].as_str().unwrap_or_default().contains("Upgrade request required"), "{status}");
     lab.stop().await;
 }
 

@@ -1,43 +1,67 @@
 //! Members of the target's database clusters, resolved in one place for
 //! every database backend and the write probe: which cluster a logical
-//! member name (`postgres-cluster-2`) belongs to, the address of its Pod,
-//! and the cluster's credential, which only the host ever holds.
+//! member name (`postgres-cluster-2`) belongs to, the address to connect to
+//! (its Pod's, or a local port forwarded through the API server, as the
+//! database's `reach` says), and the cluster's credential, which only the
+//! host ever holds.
 
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::sync::Mutex;
 
-use super::{BackendError, BackendResult, ErrorCode, Kube, ObjectRef};
-use crate::target::{CredentialSource, Database, Engine, Target};
+use super::{BackendError, BackendResult, ErrorCode, Kube, ObjectRef, PortStream};
+use crate::target::{CredentialSource, Database, Engine, Reach, Target};
 
 /// The database members of one target, reached through its Kubernetes API.
 pub struct Members {
     target: Target,
     namespace: String,
     kube: Arc<dyn Kube>,
+    /// The local ports forwarded to members, by `namespace/pod:port`.
+    forwards: Mutex<BTreeMap<String, Forward>>,
 }
 
-/// One member, found: its cluster, its namespace and its Pod's address.
+/// One member, found: its cluster, its namespace and where to connect.
 pub struct Member<'a> {
     /// The cluster it belongs to.
     pub database: &'a Database,
     /// The namespace of its Pod.
     pub namespace: String,
-    /// Its Pod's IP.
+    /// The IP to connect to: its Pod's, or 127.0.0.1 when forwarded.
     pub ip: String,
+    /// The port to connect to: the database's, or the local forwarded one.
+    pub port: u16,
 }
 
 impl Member<'_> {
     /// `ip:port`, for messages and connection caches.
     pub fn address(&self) -> String {
-        format!("{}:{}", self.ip, self.database.port)
+        format!("{}:{}", self.ip, self.port)
+    }
+}
+
+/// A local listener whose every connection is forwarded to one Pod port
+/// through the API server (`kubectl port-forward`'s way); it stops when
+/// the run's backends are dropped.
+struct Forward {
+    local: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Forward {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 
 impl Members {
     /// Members of `target`'s clusters; `namespace` is the target's default.
     pub fn new(target: Target, namespace: String, kube: Arc<dyn Kube>) -> Self {
-        Members { target, namespace, kube }
+        Members { target, namespace, kube, forwards: Mutex::default() }
     }
 
     /// The `engine` cluster `member` belongs to (`redis-cluster-3` → `redis-cluster`).
@@ -50,8 +74,10 @@ impl Members {
         })
     }
 
-    /// The member's cluster and the address of its Pod, read now (a Pod
-    /// that was deleted and came back may have a new one).
+    /// The member's cluster and where to connect to it: its Pod's address,
+    /// read now (a Pod that was deleted and came back may have a new one),
+    /// or, for a database reached by `port-forward`, a local port forwarded
+    /// through the API server to the Pod of that name.
     pub async fn find(&self, engine: Engine, member: &str) -> BackendResult<Member<'_>> {
         let database = self.database(engine, member)?;
         let namespace = database.namespace.clone().unwrap_or_else(|| self.namespace.clone());
@@ -68,7 +94,36 @@ impl Members {
             .as_str()
             .filter(|ip| !ip.is_empty())
             .ok_or_else(|| BackendError::new(ErrorCode::Unavailable, format!("member {member} has no address yet (Pod not running)")))?;
-        Ok(Member { database, namespace, ip: ip.to_string() })
+        match database.reach {
+            Reach::PodAddress => Ok(Member { database, namespace, ip: ip.to_string(), port: database.port }),
+            Reach::PortForward => {
+                let local = self.forwarded(&namespace, member, database.port).await?;
+                Ok(Member { database, namespace, ip: local.ip().to_string(), port: local.port() })
+            }
+        }
+    }
+
+    /// The local address forwarded to `pod`'s `port`, opened on first use.
+    /// The first connection through the API server is made before the
+    /// address is handed out, so a refusal (RBAC, a Pod not running) comes
+    /// back as the API server's error rather than as a connection closed.
+    async fn forwarded(&self, namespace: &str, pod: &str, port: u16) -> BackendResult<SocketAddr> {
+        let key = format!("{namespace}/{pod}:{port}");
+        let mut forwards = self.forwards.lock().await;
+        if let Some(forward) = forwards.get(&key)
+            && !forward.task.is_finished()
+        {
+            return Ok(forward.local);
+        }
+        let first =
+            self.kube.connect_port(namespace, pod, port).await.map_err(|e| BackendError::new(e.code, format!("port-forward to pod {key}: {}", e.message)))?;
+        let unavailable = |e: std::io::Error| BackendError::new(ErrorCode::Unavailable, format!("port-forward to pod {key}: a local port: {e}"));
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.map_err(unavailable)?;
+        let local = listener.local_addr().map_err(unavailable)?;
+        let task = tokio::spawn(forward_connections(listener, first, self.kube.clone(), namespace.to_string(), pod.to_string(), port));
+        tracing::info!("member {pod}: reached through the API server's pods/portforward at {local}");
+        forwards.insert(key, Forward { local, task });
+        Ok(local)
     }
 
     /// The password of `member`'s cluster.
@@ -76,6 +131,34 @@ impl Members {
         resolve_credential(member.database, self.kube.as_ref(), &member.namespace)
             .await
             .map_err(|e| BackendError::new(ErrorCode::Unavailable, format!("credentials for {}: {e}", member.database.name)))
+    }
+}
+
+/// Accepts local connections and joins each to a new connection to the
+/// Pod's port through the API server (the first one to `first`).
+async fn forward_connections(listener: TcpListener, first: Box<dyn PortStream>, kube: Arc<dyn Kube>, namespace: String, pod: String, port: u16) {
+    let mut first = Some(first);
+    loop {
+        let Ok((mut local, _)) = listener.accept().await else { return };
+        let upstream = first.take();
+        let (kube, namespace, pod) = (kube.clone(), namespace.clone(), pod.clone());
+        tokio::spawn(async move {
+            let upstream = match upstream {
+                Some(upstream) => upstream,
+                None => match kube.connect_port(&namespace, &pod, port).await {
+                    Ok(upstream) => upstream,
+                    Err(e) => {
+                        // The driver sees its connection closed; the reason goes to the log.
+                        tracing::warn!("port-forward to pod {namespace}/{pod}:{port}: {e}");
+                        return;
+                    }
+                },
+            };
+            let mut upstream = upstream;
+            if let Err(e) = tokio::io::copy_bidirectional(&mut local, &mut upstream).await {
+                tracing::debug!("port-forward to pod {namespace}/{pod}:{port}: {e}");
+            }
+        });
     }
 }
 

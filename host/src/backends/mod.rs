@@ -48,6 +48,11 @@ pub type BackendResult<T> = Result<T, BackendError>;
 
 pub use crate::domain::kube::{DrainOptions, ExecOutput, ListOptions, ObjectRef, PatchType, WaitFor};
 
+/// A byte stream to a port of a Pod, through the API server.
+pub trait PortStream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin {}
+
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin> PortStream for T {}
+
 /// The Kubernetes API. Objects are JSON text.
 #[async_trait::async_trait]
 pub trait Kube: Send + Sync {
@@ -71,6 +76,12 @@ pub trait Kube: Send + Sync {
     async fn drain(&self, node: &str, options: &DrainOptions) -> BackendResult<String>;
     /// Run a command in a Pod's container and wait for it to end.
     async fn exec(&self, namespace: Option<&str>, pod: &str, container: Option<&str>, command: &[String]) -> BackendResult<ExecOutput>;
+    /// One connection to `port` of a Pod through the API server's
+    /// `pods/portforward`, as `kubectl port-forward` makes for each client.
+    async fn connect_port(&self, namespace: &str, pod: &str, port: u16) -> BackendResult<Box<dyn PortStream>> {
+        let _ = (namespace, port);
+        Err(BackendError::new(ErrorCode::Unavailable, format!("pod {pod}: this Kubernetes backend does not forward ports")))
+    }
 }
 
 /// PostgreSQL members, by logical name.

@@ -120,10 +120,10 @@ impl DemoDatabase {
     fn topology(self) -> Topology {
         let is = |d| self == d;
         Topology {
-            nodes_per_pool: 3,
             postgres: is(DemoDatabase::Postgres) || is(DemoDatabase::Failover),
             redis: is(DemoDatabase::Redis),
             mongo: is(DemoDatabase::Mongo),
+            ..Topology::default()
         }
     }
 

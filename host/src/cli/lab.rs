@@ -44,12 +44,22 @@ pub struct TopologyArgs {
     /// Loopback subnet: Pods get 127.N.1.x and Services 127.N.2.x (another N lets two labs coexist).
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=254))]
     subnet: u8,
+    /// How long a Node's kubelet may stay silent before the Node is Unknown and its Pods not Ready
+    /// (kube-controller-manager's --node-monitor-grace-period; the kubelet posts four times as often).
+    #[arg(long, default_value = "40s", value_parser = parse_grace_period)]
+    node_monitor_grace_period: Duration,
 }
 
 impl TopologyArgs {
     fn topology(&self) -> Topology {
         let none = !self.postgres && !self.redis && !self.mongo;
-        Topology { nodes_per_pool: self.nodes as usize, postgres: self.postgres || none, redis: self.redis, mongo: self.mongo }
+        Topology {
+            nodes_per_pool: self.nodes as usize,
+            postgres: self.postgres || none,
+            redis: self.redis,
+            mongo: self.mongo,
+            node_monitor_grace_period: self.node_monitor_grace_period,
+        }
     }
 }
 
@@ -89,6 +99,15 @@ impl LabArgs {
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
     crate::policy::config::duration_ms(text).map(Duration::from_millis).ok_or_else(|| format!("`{text}` is not a duration"))
+}
+
+/// At least two seconds: the kubelet posts at most once a second.
+fn parse_grace_period(text: &str) -> Result<Duration, String> {
+    let grace = parse_duration(text)?;
+    if grace < Duration::from_secs(2) {
+        return Err(format!("`{text}` is too short: the kubelet posts status once a second at most, so the grace period must be 2s or more"));
+    }
+    Ok(grace)
 }
 
 fn unavailable(e: impl std::fmt::Display) -> Failure {

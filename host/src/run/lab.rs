@@ -22,7 +22,9 @@ pub fn check_servers(topology: &Topology) -> Result<(), Failure> {
 
 /// The `runner lab serve` flags that make the daemon run `topology` on `subnet`.
 fn serve_flags(topology: &Topology, subnet: u8) -> Vec<String> {
+    let grace = format!("{}ms", topology.node_monitor_grace_period.as_millis());
     let mut flags = vec!["--nodes".to_string(), topology.nodes_per_pool.to_string(), "--subnet".to_string(), subnet.to_string()];
+    flags.extend(["--node-monitor-grace-period".to_string(), grace]);
     for (wanted, flag) in [(topology.postgres, "--postgres"), (topology.redis, "--redis"), (topology.mongo, "--mongo")] {
         if wanted {
             flags.push(flag.into());

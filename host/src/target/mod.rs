@@ -72,6 +72,29 @@ impl Engine {
     }
 }
 
+/// How the runner reaches a cluster's members.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Reach {
+    /// At their Pods' IP addresses: the runner runs where Pod IPs route
+    /// (in the cluster, on its network, or the lab).
+    #[default]
+    PodAddress,
+    /// Through the Kubernetes API server's `pods/portforward`, as `kubectl
+    /// port-forward` does: from a laptop outside the cluster's network.
+    PortForward,
+}
+
+impl Reach {
+    /// As the target file spells it (`port-forward`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Reach::PodAddress => "pod-address",
+            Reach::PortForward => "port-forward",
+        }
+    }
+}
+
 /// Where a database cluster's password comes from.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase", tag = "from")]
@@ -119,6 +142,8 @@ pub struct Database {
     pub user: Option<String>,
     /// Where the password comes from.
     pub credentials: CredentialSource,
+    /// How its members are reached.
+    pub reach: Reach,
     /// A cluster the lab may or may not run (`runner lab up --redis`):
     /// its absence is reported, not counted as missing.
     #[serde(skip)]
@@ -178,6 +203,7 @@ struct DatabaseFile {
     stateful_set: Option<String>,
     primary_service: Option<String>,
     port: Option<u16>,
+    reach: Option<Reach>,
     credentials: CredentialsFile,
 }
 
@@ -278,6 +304,7 @@ impl Target {
                 port: 5432,
                 user: Some("postgres".into()),
                 credentials: secret("postgres-credentials"),
+                reach: Reach::PodAddress,
                 optional: true,
             },
             Database {
@@ -289,6 +316,7 @@ impl Target {
                 port: 6379,
                 user: None,
                 credentials: secret("redis-credentials"),
+                reach: Reach::PodAddress,
                 optional: true,
             },
             Database {
@@ -300,6 +328,7 @@ impl Target {
                 port: 27017,
                 user: Some("root".into()),
                 credentials: secret("mongo-credentials"),
+                reach: Reach::PodAddress,
                 optional: true,
             },
         ];
@@ -367,6 +396,7 @@ impl Target {
                 primary_service: db.primary_service,
                 user,
                 credentials,
+                reach: db.reach.unwrap_or_default(),
                 optional: false,
             });
         }
@@ -485,7 +515,7 @@ mod tests {
     #[test]
     fn a_full_target_file() {
         let target = parse(
-            "kubeconfig: kube/prod.yaml\ncontext: aks-prod\nnamespace: databases\ndatabases:\n  orders:\n    engine: postgres\n    statefulSet: orders-pg\n    primaryService: orders-primary\n    credentials:\n      secret: orders-credentials\n      key: superuser-password\n  cache:\n    engine: redis\n    port: 7000\n    credentials:\n      env: REDIS_PASSWORD\n",
+            "kubeconfig: kube/prod.yaml\ncontext: aks-prod\nnamespace: databases\ndatabases:\n  orders:\n    engine: postgres\n    statefulSet: orders-pg\n    primaryService: orders-primary\n    credentials:\n      secret: orders-credentials\n      key: superuser-password\n  cache:\n    engine: redis\n    port: 7000\n    reach: port-forward\n    credentials:\n      env: REDIS_PASSWORD\n",
         )
         .unwrap();
         assert_eq!(target.kubeconfig.as_deref(), Some(Path::new("/etc/runner/kube/prod.yaml")));
@@ -497,6 +527,7 @@ mod tests {
         let cache = target.databases.iter().find(|d| d.name == "cache").unwrap();
         assert_eq!((cache.stateful_set.as_str(), cache.port, cache.primary_service.as_deref()), ("cache", 7000, None));
         assert_eq!(cache.credentials, CredentialSource::Env { var: "REDIS_PASSWORD".into() });
+        assert_eq!((orders.reach, cache.reach), (Reach::PodAddress, Reach::PortForward), "pod-address unless the entry says otherwise");
     }
 
     #[test]
@@ -516,6 +547,10 @@ mod tests {
             ("databases:\n  pg:\n    engine: postgres\n    statefulSet: Bad_Name\n    credentials: {env: X}\n", "statefulSet `Bad_Name`"),
             ("databases:\n  pg:\n    engine: postgres\n    port: 70000\n    credentials: {env: X}\n", "port"),
             ("- a list\n", "invalid type"),
+            (
+                "databases:\n  pg:\n    engine: postgres\n    reach: vpn\n    credentials: {env: X}\n",
+                "unknown variant `vpn`, expected `pod-address` or `port-forward`",
+            ),
             (":\n  - ][", "did not find expected"),
         ];
         for (text, expected) in cases {

@@ -141,8 +141,14 @@ impl Drop for Lab {
 
 /// `psql` against `host:5432` as postgres; returns trimmed stdout.
 pub fn psql(host: &str, password: &str, sql: &str) -> Result<String, String> {
+    psql_at(host, 5432, password, sql)
+}
+
+/// `psql` against `host:port` as postgres; returns trimmed stdout.
+pub fn psql_at(host: &str, port: u16, password: &str, sql: &str) -> Result<String, String> {
+    let port = port.to_string();
     let output = Command::new("psql")
-        .args(["-h", host, "-p", "5432", "-U", "postgres", "-d", "postgres", "-At", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .args(["-h", host, "-p", &port, "-U", "postgres", "-d", "postgres", "-At", "-v", "ON_ERROR_STOP=1", "-c", sql])
         .env("PGPASSWORD", password)
         .env("PGCONNECT_TIMEOUT", "5")
         .output()

@@ -5,8 +5,10 @@
 //! Kubernetes REST API for it on a loopback address, well enough for
 //! `kubectl` and kube-rs: discovery, get/list/watch with label and field
 //! selectors, create/update/patch (merge, JSON, strategic, apply)/delete,
-//! Tables for `kubectl get`, the `status`, `scale`, `eviction` and `exec`
-//! subresources, bearer-token authentication and real `Status` errors.
+//! Tables for `kubectl get`, the `status`, `scale`, `eviction`, `exec` and
+//! `portforward` subresources, bearer-token authentication and real `Status`
+//! errors. Answers are JSON; protobuf request bodies of the kinds kubectl's
+//! `create` subcommands send are decoded.
 //!
 //! Served kinds: core v1 Namespace, Node, Pod, Service, Endpoints, Secret,
 //! ConfigMap, Event; apps/v1 StatefulSet, DaemonSet; policy/v1
@@ -24,9 +26,12 @@ mod error;
 mod exec;
 mod kinds;
 mod patch;
+mod portforward;
+mod protobuf;
 mod resources;
 mod selector;
 mod server;
+mod spdy;
 mod store;
 mod table;
 mod time;

@@ -117,6 +117,7 @@ pub(crate) static RESOURCES: &[Resource] = &[
         subresources: &[
             Subresource { name: "eviction", group: "policy", version: "v1", kind: "Eviction", verbs: &["create"] },
             Subresource { name: "exec", group: "", version: "", kind: "PodExecOptions", verbs: &["create", "get"] },
+            Subresource { name: "portforward", group: "", version: "", kind: "PodPortForwardOptions", verbs: &["create", "get"] },
             STATUS,
         ],
         fields: CORE_FIELDS_POD,

@@ -156,9 +156,10 @@ fn cells(kind: &str, o: &Value) -> Vec<Value> {
         "Node" => {
             let conds = o.pointer("/status/conditions").and_then(Value::as_array).cloned().unwrap_or_default();
             let mut status = match conds.iter().find(|c| c["type"] == "Ready").and_then(|c| c["status"].as_str()) {
+                // As kubectl prints it: Unknown (the kubelet went silent) is NotReady too.
                 Some("True") => "Ready".to_string(),
-                Some("False") => "NotReady".to_string(),
-                _ => "Unknown".to_string(),
+                Some(_) => "NotReady".to_string(),
+                None => "Unknown".to_string(),
             };
             if o.pointer("/spec/unschedulable") == Some(&json!(true)) {
                 status.push_str(",SchedulingDisabled");

@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::node_lifecycle;
 use super::reconciler::{self, Kind, Reconciler, key};
 use super::scheduler::set_condition;
 use super::statefulset::ordinal;
@@ -49,6 +50,9 @@ pub struct Kubelet {
     pub dir: PathBuf,
     /// What runs now, shared with exec and the setups.
     pub members: Members,
+    /// How often it posts each Node's status (its heartbeat), see
+    /// [`node_lifecycle::heartbeat_interval`].
+    pub heartbeat: Duration,
 }
 
 impl Kubelet {
@@ -56,7 +60,66 @@ impl Kubelet {
     /// be started again from their volumes when the lab comes back.
     pub async fn run(self, stopped: watch::Receiver<bool>) {
         let store = self.store.clone();
+        let heartbeats = tokio::spawn(self.clone().post_node_status(stopped.clone()));
         reconciler::run(PodRunner { kubelet: self, running: BTreeMap::new() }, store, stopped).await;
+        let _ = heartbeats.await;
+    }
+
+    /// Posts every Node's status each [`Kubelet::heartbeat`] until `stopped`:
+    /// Ready (the lab's kubelet runs whatever is bound to the Node) and no
+    /// pressure, with `lastHeartbeatTime` now. A Node annotated
+    /// [`node_lifecycle::KUBELET_STOPPED`] is left alone, as if its kubelet
+    /// had lost the API server.
+    async fn post_node_status(self, mut stopped: watch::Receiver<bool>) {
+        loop {
+            for node in self.store.list("v1", "Node", None, None).unwrap_or_default() {
+                if !node_lifecycle::kubelet_stopped(&node) {
+                    self.post_one_node_status(node);
+                }
+            }
+            tokio::select! {
+                _ = stopped.wait_for(|s| *s) => return,
+                _ = tokio::time::sleep(self.heartbeat) => {}
+            }
+        }
+    }
+
+    fn post_one_node_status(&self, mut node: Value) {
+        let stamp = now();
+        let posted = [
+            ("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+            ("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+            ("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+            ("Ready", "True", "KubeletReady", "lab kubelet is posting ready status"),
+        ];
+        let previous = node["status"]["conditions"].as_array().cloned().unwrap_or_default();
+        let mut conditions: Vec<Value> = previous.iter().filter(|c| !posted.iter().any(|(t, ..)| c["type"] == *t)).cloned().collect();
+        for (condition_type, status, reason, message) in posted {
+            let transition = match previous.iter().find(|c| c["type"] == condition_type) {
+                Some(c) if c["status"] == status && !c["lastTransitionTime"].is_null() => c["lastTransitionTime"].clone(),
+                _ => json!(stamp),
+            };
+            conditions.push(json!({
+                "type": condition_type, "status": status, "reason": reason, "message": message,
+                "lastHeartbeatTime": stamp, "lastTransitionTime": transition,
+            }));
+        }
+        node["status"]["conditions"] = Value::Array(conditions);
+        if let Err(e) = self.store.update_status(node) {
+            tracing::debug!("posting node status: {e}");
+        }
+    }
+
+    /// The Ready condition the API server holds for this Pod (`None` once it is gone or replaced).
+    fn reported_ready(&self, pod: &Value) -> Option<bool> {
+        let current = self.store.get("v1", "Pod", Some(namespace(pod)), name(pod))?;
+        (current["metadata"]["uid"] == pod["metadata"]["uid"]).then(|| super::pod_ready(&current))
+    }
+
+    /// Whether the kubelet of the Node `pod` is bound to has stopped posting status.
+    fn silenced(&self, pod: &Value) -> bool {
+        let node = pod["spec"]["nodeName"].as_str().unwrap_or_default();
+        self.store.get("v1", "Node", None, node).is_some_and(|n| node_lifecycle::kubelet_stopped(&n))
     }
 
     fn member_spec(&self, pod: &Value, workload: Workload) -> Result<MemberSpec, String> {
@@ -200,8 +263,15 @@ impl Kubelet {
                         if let Some(status) = process.try_exited() {
                             break status;
                         }
+                        if self.silenced(&pod) {
+                            // Nothing reaches the API server; once it does, post the status afresh.
+                            ready = None;
+                            continue;
+                        }
                         let now_ready = runtime::is_ready(&spec).await;
-                        if ready != Some(now_ready) {
+                        // The node lifecycle controller may have marked the Pod not Ready meanwhile (its Node went
+                        // Unknown): the kubelet's report wins, as upstream's periodic status sync.
+                        if ready != Some(now_ready) || self.reported_ready(&pod) != Some(now_ready) {
                             ready = Some(now_ready);
                             self.set_running(&pod, &spec, now_ready, &started_at, restarts);
                         }
@@ -270,7 +340,7 @@ impl Kubelet {
 
     fn update_status(&self, pod: &Value, change: impl FnOnce(&mut Value)) {
         let Some(mut current) = self.store.get("v1", "Pod", Some(namespace(pod)), name(pod)) else { return };
-        if current["metadata"]["uid"] != pod["metadata"]["uid"] {
+        if current["metadata"]["uid"] != pod["metadata"]["uid"] || self.silenced(&current) {
             return;
         }
         let before = current["status"].clone();

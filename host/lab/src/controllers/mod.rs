@@ -6,6 +6,7 @@
 
 pub mod kubelet;
 pub mod mongo;
+pub mod node_lifecycle;
 pub mod reconciler;
 pub mod redis;
 pub mod scheduler;

@@ -19,7 +19,7 @@ use kube::api::{Api, DeleteParams, DynamicObject, EvictParams, ListParams, Patch
 use kube::core::TypeMeta;
 use serde_json::{Value, json};
 
-use super::{BackendError, BackendResult, DrainOptions, ErrorCode, ExecOutput, Kube, ListOptions, ObjectRef, PatchType, WaitFor};
+use super::{BackendError, BackendResult, DrainOptions, ErrorCode, ExecOutput, Kube, ListOptions, ObjectRef, PatchType, PortStream, WaitFor};
 
 use crate::domain::names::{self, InvalidName};
 
@@ -287,5 +287,25 @@ impl Kube for KubeBackend {
             names::label("container name", container).map_err(invalid)?;
         }
         exec::run(self.client.clone(), &namespace, &checked_segment("Pod name", pod)?, container, command, self.hint.as_deref()).await
+    }
+
+    async fn connect_port(&self, namespace: &str, pod: &str, port: u16) -> BackendResult<Box<dyn PortStream>> {
+        let namespace = self.namespace_of(Some(namespace))?;
+        let pod = checked_segment("Pod name", pod)?;
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), &namespace);
+        let mut forwarder = timed(api.portforward(&pod, &[port])).await.map_err(|e| self.error_or_timeout(e))?;
+        let stream = forwarder
+            .take_stream(port)
+            .ok_or_else(|| BackendError::new(ErrorCode::Internal, format!("pod {namespace}/{pod}: the port-forward gave no stream for port {port}")))?;
+        // The forwarder's own task carries the bytes; what it reports comes on the port's error channel.
+        if let Some(error) = forwarder.take_error(port) {
+            let shown = format!("{namespace}/{pod}:{port}");
+            tokio::spawn(async move {
+                if let Some(message) = error.await {
+                    tracing::warn!("port-forward to pod {shown}: {message}");
+                }
+            });
+        }
+        Ok(Box::new(stream))
     }
 }

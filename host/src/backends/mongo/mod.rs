@@ -64,7 +64,7 @@ impl MongoBackend {
         let user = database.user.clone().unwrap_or_else(|| DEFAULT_USER.into());
         let options = client_options(
             ip,
-            database.port,
+            found.port,
             Some(DriverCredential::builder().username(user).password(password.expose().to_string()).source("admin".to_string()).build()),
         );
         let client = Client::with_options(options).map_err(|e| driver_error(member, &address, &e))?;

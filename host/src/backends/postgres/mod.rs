@@ -41,11 +41,11 @@ impl PostgresBackend {
     async fn connect(&self, member: &str) -> BackendResult<Client> {
         let found = self.members.find(Engine::Postgres, member).await?;
         let password = self.members.credential(&found).await?;
-        let (database, ip) = (found.database, found.ip.as_str());
+        let (database, ip, port) = (found.database, found.ip.as_str(), found.port);
         let mut config = tokio_postgres::Config::new();
         config
             .host(ip)
-            .port(database.port)
+            .port(port)
             .user(database.user.as_deref().unwrap_or("postgres"))
             .password(password.expose())
             .dbname("postgres")
@@ -53,8 +53,8 @@ impl PostgresBackend {
             .connect_timeout(CONNECT_TIMEOUT);
         let (client, connection) = tokio::time::timeout(CONNECT_TIMEOUT, config.connect(NoTls))
             .await
-            .map_err(|_| BackendError::new(ErrorCode::Unavailable, format!("member {member} ({ip}:{}): connection timed out", database.port)))?
-            .map_err(|e| connection_error(member, ip, database.port, &e))?;
+            .map_err(|_| BackendError::new(ErrorCode::Unavailable, format!("member {member} ({ip}:{port}): connection timed out")))?
+            .map_err(|e| connection_error(member, ip, port, &e))?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!("postgres connection closed: {e}");

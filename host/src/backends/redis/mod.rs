@@ -46,8 +46,7 @@ impl RedisBackend {
     async fn connect(&self, member: &str) -> BackendResult<MultiplexedConnection> {
         let found = self.members.find(Engine::Redis, member).await?;
         let password = self.members.credential(&found).await?;
-        let (database, ip) = (found.database, found.ip.as_str());
-        let port = database.port;
+        let (database, ip, port) = (found.database, found.ip.as_str(), found.port);
         let mut settings = RedisConnectionInfo::default().set_password(password.expose());
         if let Some(user) = &database.user {
             settings = settings.set_username(user);

@@ -25,6 +25,7 @@ use super::discovery;
 use super::error::ApiError;
 use super::exec::ExecHandler;
 use super::patch;
+use super::protobuf;
 use super::resources::{self, Resource};
 use super::store::{Part, Store};
 use super::table::{self, Include};
@@ -317,22 +318,32 @@ enum Repr {
     Partial,
 }
 
-fn repr(headers: &HeaderMap) -> Repr {
+/// The representation to answer in: the first alternative of `Accept` the
+/// lab serves wins, as the real server negotiates. The lab answers JSON
+/// only, so a protobuf alternative is passed over (as the real server does
+/// for kinds without protobuf, custom resources): kubectl's typed clients
+/// ask for `application/vnd.kubernetes.protobuf,application/json` and read
+/// the JSON. An `Accept` with no alternative served gets 406, as upstream.
+fn repr(headers: &HeaderMap) -> Result<Repr, ApiError> {
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    // The first acceptable alternative wins, as the real server negotiates.
+    if accept.trim().is_empty() {
+        return Ok(Repr::Json);
+    }
     for alt in accept.split(',') {
         let alt = alt.trim();
+        let json = alt.starts_with("application/json") || alt.starts_with("*/*") || alt.starts_with("application/*");
+        if !json {
+            continue;
+        }
         if alt.contains("as=Table") {
-            return Repr::Table;
+            return Ok(Repr::Table);
         }
         if alt.contains("as=PartialObjectMetadata") {
-            return Repr::Partial;
+            return Ok(Repr::Partial);
         }
-        if alt.starts_with("application/json") || alt.starts_with("*/*") || alt.starts_with("application/*") {
-            return Repr::Json;
-        }
+        return Ok(Repr::Json);
     }
-    Repr::Json
+    Err(ApiError::new(406, "NotAcceptable", "only the following media types are accepted: application/json, application/json;stream=watch"))
 }
 
 async fn read_body(req: Request) -> Result<Bytes, ApiError> {
@@ -352,6 +363,7 @@ fn parse_object_body(ct: &str, body: &[u8]) -> Result<Value, ApiError> {
             serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("the object provided is unrecognized (must be of type JSON): {e}")))
         }
         "application/yaml" | "application/x-yaml" | "text/yaml" => patch::parse_yaml_or_json(body),
+        protobuf::MEDIA_TYPE => protobuf::decode(body),
         other => Err(ApiError::unsupported_media_type(other)),
     }
 }
@@ -422,7 +434,9 @@ async fn resource_inner(app: App, req: Request, target: Target, query: Query) ->
     };
     let watching = target.watch || (target.name.is_none() && query.flag("watch"));
     let (name, sub) = (target.name.clone(), target.sub.clone());
-    let call = Call { repr: repr(req.headers()), app, target, query };
+    // A stream upgrade (exec, portforward) answers no object: its Accept is not negotiated.
+    let repr = if matches!(sub.as_deref(), Some("exec" | "portforward")) { Repr::Json } else { repr(req.headers())? };
+    let call = Call { repr, app, target, query };
     match (name.as_deref(), sub.as_deref(), req.method().clone()) {
         (name, None, Method::GET) if watching => read::watch(&call, name),
         (_, None, _) if watching => Err(not_allowed()),
@@ -440,6 +454,7 @@ async fn resource_inner(app: App, req: Request, target: Target, query: Query) ->
         (Some(name), Some("scale"), Method::PATCH) => subresource::scale_patch(&call, req, name).await,
         (Some(name), Some("eviction"), Method::POST) => subresource::evict(&call, req, name).await,
         (Some(name), Some("exec"), Method::GET | Method::POST) => subresource::exec(&call, req, name).await,
+        (Some(name), Some("portforward"), Method::GET | Method::POST) => subresource::portforward(&call, req, name).await,
         (Some(name), Some("finalize"), Method::PUT) => subresource::finalize(&call, req, name).await,
         (None, Some(_), _) => Err(not_found()),
         _ => Err(not_allowed()),

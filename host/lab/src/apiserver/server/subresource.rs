@@ -1,5 +1,5 @@
-//! Subresources beyond status: `scale` (StatefulSets), `eviction` and
-//! `exec` (Pods), `finalize` (Namespaces).
+//! Subresources beyond status: `scale` (StatefulSets), `eviction`, `exec`
+//! and `portforward` (Pods), `finalize` (Namespaces).
 
 use axum::extract::Request;
 use axum::response::Response;
@@ -8,9 +8,9 @@ use serde_json::{Value, json};
 use super::write::object_body;
 use super::{Call, content_type, json_response, read_body};
 use crate::apiserver::error::ApiError;
-use crate::apiserver::exec;
 use crate::apiserver::patch::PatchType;
 use crate::apiserver::store::{Part, Scale};
+use crate::apiserver::{exec, portforward};
 
 pub(super) fn scale_get(call: &Call, name: &str) -> Result<Response, ApiError> {
     Ok(json_response(200, &call.store().scale_get(call.res(), call.ns(), name)?))
@@ -50,6 +50,13 @@ pub(super) async fn exec(call: &Call, req: Request, name: &str) -> Result<Respon
     let pod = call.store().get_res(res, call.ns(), name).ok_or_else(|| ApiError::not_found(res.group, res.plural, name))?;
     let request = exec::parse_request(call.ns(), (*pod).clone(), &call.query.0)?;
     Ok(exec::upgrade(req, request, call.app.exec.clone(), call.app.stop.clone()).await)
+}
+
+pub(super) async fn portforward(call: &Call, req: Request, name: &str) -> Result<Response, ApiError> {
+    let res = call.res();
+    let pod = call.store().get_res(res, call.ns(), name).ok_or_else(|| ApiError::not_found(res.group, res.plural, name))?;
+    let request = portforward::parse_request(call.ns(), &pod, &call.query.0)?;
+    Ok(portforward::upgrade(req, request, call.app.stop.clone()).await)
 }
 
 /// PUT `/api/v1/namespaces/NAME/finalize`: an update of the Namespace.
