@@ -115,7 +115,9 @@ fn a_rolling_replacement_killed_after_every_step_resumes_and_loses_no_acknowledg
         let mid_step = if run.begun_after.is_empty() { String::new() } else { format!(" (then it had begun: {})", run.begun_after.join(", ")) };
         match &run.killed_after {
             Some(step) => eprintln!("run {n} (resuming: {resuming}): killed after step `{step}`{mid_step}, {:.1} s", started.elapsed().as_secs_f64()),
-            None => eprintln!("run {n} (resuming: {resuming}): ended by itself, exit {:?}, {:.1} s", ending.output.status.code(), started.elapsed().as_secs_f64()),
+            None => {
+                eprintln!("run {n} (resuming: {resuming}): ended by itself, exit {:?}, {:.1} s", ending.output.status.code(), started.elapsed().as_secs_f64())
+            }
         }
         // A run that finds an interrupted run's annotation says so first, and what comes next.
         let first_log = run.logs.first().cloned().unwrap_or_default();
@@ -170,7 +172,10 @@ fn a_rolling_replacement_killed_after_every_step_resumes_and_loses_no_acknowledg
     let text = expect_exit(&output, 0);
     eprintln!("the last boundary, {silent} stopped: {first_log}");
     assert!(first_log.starts_with(RESUMING), "{first_log}");
-    assert!(first_log.contains(&format!("not answering yet: {silent}")) && first_log.ends_with("nothing left to move, put back the update strategy"), "{first_log}");
+    assert!(
+        first_log.contains(&format!("not answering yet: {silent}")) && first_log.ends_with("nothing left to move, put back the update strategy"),
+        "{first_log}"
+    );
     let last = read_run(&journal, None);
     assert_eq!(last.succeeded.iter().filter(|s| rotation_step(s)).collect::<Vec<_>>(), ["restore-update-strategy"], "{text}");
     assert!(last.succeeded.iter().any(|s| s == "preflight"), "{text}");
@@ -310,7 +315,7 @@ async fn connect(seeds: &[String], password: &str) -> ClusterConnection {
         })
         .collect();
     let client = ClusterClientBuilder::new(nodes)
-        .password(password.to_string())
+        .password(password)
         .connection_timeout(Duration::from_secs(1))
         .response_timeout(Duration::from_secs(2))
         .retries(8)
