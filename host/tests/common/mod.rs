@@ -4,6 +4,7 @@
 
 pub mod interrupt;
 pub mod lab;
+pub mod verdict;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
