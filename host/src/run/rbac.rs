@@ -221,9 +221,10 @@ impl Roles {
         for note in &self.notes {
             let _ = writeln!(out, "# {note}");
         }
+        let mut printed = false;
         for place in [Place::Namespace, Place::Cluster] {
             let Some(role) = self.role(place) else { continue };
-            if place == Place::Cluster {
+            if std::mem::replace(&mut printed, true) {
                 let _ = writeln!(out, "---");
             }
             let _ = writeln!(out, "apiVersion: rbac.authorization.k8s.io/v1\nkind: {}", role["kind"].as_str().unwrap_or_default());
