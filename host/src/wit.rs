@@ -110,7 +110,7 @@ mod kube_values {
                 kube_write::PatchType::Merge => host::PatchType::Merge,
                 kube_write::PatchType::Json => host::PatchType::Json,
                 kube_write::PatchType::Strategic => host::PatchType::Strategic,
-                kube_write::PatchType::Apply => host::PatchType::Apply,
+                kube_write::PatchType::Apply => host::PatchType::Apply { force: false },
             }
         }
     }

@@ -14,6 +14,7 @@ mod common;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
+use common::verdict::{REFUSALS, not_a_verdict};
 use common::*;
 use serde_json::Value;
 
@@ -66,8 +67,12 @@ impl Cluster {
             .unwrap()
     }
 
+    fn journal(&self, policy: &str) -> PathBuf {
+        self.dir.path().join(format!("{}.jsonl", policy.replace('/', "_")))
+    }
+
     fn exec(&self, policy: &str, extra: &[&str]) -> (Output, Value) {
-        let journal = self.dir.path().join(format!("{}.jsonl", policy.replace('/', "_")));
+        let journal = self.journal(policy);
         let mut args = vec!["exec", policy, "--target", path(&self.target), "--output", "json", "--journal", path(&journal)];
         args.extend_from_slice(extra);
         let output = self.runner(&args);
@@ -78,13 +83,12 @@ impl Cluster {
 }
 
 /// A gate may pass or fail on someone's cluster; it must not be refused,
-/// stopped, or unable to reach the cluster.
+/// stopped, or unable to reach the cluster, and must have read it.
 #[track_caller]
-fn reached_a_verdict(policy: &str, output: &Output, report: &Value) {
-    let code = output.status.code();
-    assert!(matches!(code, Some(0 | 1)), "{policy}: exit {code:?}: {report:#}\n{}", stderr(output));
-    assert_eq!(report["unavailable"], serde_json::json!([]), "{policy}: {report:#}");
-    assert_eq!(report["denied"], serde_json::json!([]), "{policy}: {report:#}");
+fn reached_a_verdict(cluster: &Cluster, policy: &str, output: &Output, report: &Value) {
+    let journal = std::fs::read_to_string(cluster.journal(policy)).unwrap_or_default();
+    let problems = not_a_verdict(output.status.code(), report, &journal);
+    assert!(problems.is_empty(), "{policy}: not a verdict on the cluster:\n  {}\n{report:#}\n{}", problems.join("\n  "), stderr(output));
     println!("{policy}: {} ({})", report["outcome"], report["reasons"]);
 }
 
@@ -100,7 +104,7 @@ fn bundled_gates_run_against_the_cluster() {
         let selector = format!("selector={}", cluster.selector);
         let extra: Vec<&str> = if gate == "pods-ready" { vec!["--config", &selector] } else { vec![] };
         let (output, report) = cluster.exec(gate, &extra);
-        reached_a_verdict(gate, &output, &report);
+        reached_a_verdict(&cluster, gate, &output, &report);
     }
 }
 
@@ -114,6 +118,9 @@ fn target_check_lists_what_the_cluster_has() {
     assert!(report["server"]["version"].as_str().is_some_and(|v| v.starts_with('v')), "{report:#}");
     assert!(!report["nodes"].as_array().unwrap().is_empty(), "{report:#}");
     assert_eq!(report["complete"], code == Some(0));
+    // Something missing is the cluster's business; a read it refused is the test's identity lacking rights.
+    let missing = report["missing"].to_string();
+    assert!(!REFUSALS.iter().any(|word| missing.contains(word)), "the cluster refused a read: {report:#}");
     let text = cluster.runner(&["target", "check", path(&cluster.target)]);
     println!("{}", stdout(&text));
 }
@@ -136,4 +143,62 @@ fn a_patterns_dry_run_changes_nothing() {
             assert!(entry["outcome"].as_str().unwrap().starts_with("planned"), "a mutation reached the cluster: {entry}");
         }
     }
+}
+
+/// The checks above, held to what a real cluster answers an identity that
+/// may read StatefulSets, Pods and Services but not a member's Pod by name:
+/// pg-healthy replayed (no cluster needed) over its recorded healthy
+/// session, cut at its first query, which the API server refused with 403.
+/// The gate gives up with `denied` and exit 1, which the report's `denied`
+/// (the Kubernetes calls' refusals) does not list: only the journal and the
+/// error show it, and the checks must catch it.
+#[test]
+fn the_checks_reject_a_gate_whose_member_lookup_the_cluster_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let recorded = repo().join("policies/gates/pg-healthy/tests/sessions/healthy.session.json");
+    let mut session: Value = serde_json::from_str(&std::fs::read_to_string(recorded).unwrap()).unwrap();
+    let calls = session["calls"].as_array_mut().unwrap();
+    let first_query = calls.iter().position(|c| c["call"] == "postgres-read.query").unwrap();
+    calls.truncate(first_query + 1);
+    let refused = &mut calls[first_query];
+    refused.as_object_mut().unwrap().remove("response");
+    refused["error"] = serde_json::json!({
+        "code": "denied",
+        "message": "pods \"postgres-cluster-0\" is forbidden: User \"system:serviceaccount:databases:runner\" cannot get resource \"pods\" in API group \"\" in the namespace \"databases\"",
+    });
+    let file = dir.path().join("refused.session.json");
+    std::fs::write(&file, serde_json::to_string_pretty(&session).unwrap()).unwrap();
+
+    let journal = dir.path().join("refused.jsonl");
+    let output = Command::new(assert_cmd::cargo::cargo_bin("runner"))
+        .args(["exec", "pg-healthy", "--replay", path(&file), "--output", "json", "--journal", path(&journal)])
+        .env("RUNNER_CACHE_DIR", dir.path().join("cache"))
+        .env("RUNNER_POLICY_PATH", repo().join("policies/dist"))
+        .env_remove("RUNNER_LOG")
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("no JSON report ({e}): {}{}", stdout(&output), stderr(&output)));
+    // What the old checks looked at says nothing is wrong ...
+    assert_eq!(output.status.code(), Some(1), "{report:#}");
+    assert_eq!(report["denied"], serde_json::json!([]), "{report:#}");
+    assert_eq!(report["unavailable"], serde_json::json!([]), "{report:#}");
+    // ... the checks now made do not take it for a verdict.
+    let problems = not_a_verdict(output.status.code(), &report, &std::fs::read_to_string(&journal).unwrap());
+    assert!(problems.iter().any(|p| p.contains("error is `denied`")), "{problems:?}");
+    assert!(problems.iter().any(|p| p.contains("postgres-read.query") && p.contains("denied")), "{problems:?}");
+    assert!(problems.iter().any(|p| p.contains("quotes a refusal (forbidden)")), "{problems:?}");
+
+    // The same session uncut is a verdict.
+    let journal = dir.path().join("healthy.jsonl");
+    let healthy = repo().join("policies/gates/pg-healthy/tests/sessions/healthy.session.json");
+    let output = Command::new(assert_cmd::cargo::cargo_bin("runner"))
+        .args(["exec", "pg-healthy", "--replay", path(&healthy), "--output", "json", "--journal", path(&journal)])
+        .env("RUNNER_CACHE_DIR", dir.path().join("cache"))
+        .env("RUNNER_POLICY_PATH", repo().join("policies/dist"))
+        .env_remove("RUNNER_LOG")
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("no JSON report ({e}): {}{}", stdout(&output), stderr(&output)));
+    let problems = not_a_verdict(output.status.code(), &report, &std::fs::read_to_string(&journal).unwrap());
+    assert!(problems.is_empty(), "{problems:?}\n{report:#}");
 }

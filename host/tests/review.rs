@@ -143,3 +143,45 @@ fn review_rbac_prints_the_minimal_role() {
 
     expect_exit(&sandbox.runner(&["review", "pods-ready", "--rbac", "--against", "pods-ready"]), 2);
 }
+
+/// The Secret rules of `runner review --rbac` YAML, as their `resourceNames` (null: every Secret).
+fn secret_rules(yaml: &str) -> Vec<serde_json::Value> {
+    let mut names = Vec::new();
+    for doc in yaml.split("\n---\n") {
+        let role: serde_json::Value = serde_yaml::from_str(doc).unwrap_or_else(|e| panic!("not YAML ({e}):\n{doc}"));
+        for rule in role["rules"].as_array().unwrap().iter().filter(|r| r["resources"][0] == "secrets") {
+            assert_eq!(rule["verbs"], serde_json::json!(["get"]), "{yaml}");
+            names.push(rule["resourceNames"].clone());
+        }
+    }
+    names
+}
+
+#[test]
+fn review_rbac_grants_only_the_credential_secrets_the_target_names() {
+    let sandbox = Sandbox::new();
+    // The lab's target (the default): its PostgreSQL cluster's Secret, by name.
+    let output = sandbox.runner(&["review", "pg-healthy", "--rbac"]);
+    let yaml = expect_exit(&output, 0);
+    assert_eq!(secret_rules(&yaml), vec![serde_json::json!(["postgres-credentials"])], "{yaml}");
+
+    // A target file: its Secret; a database reading its password from the environment needs none.
+    let target = sandbox.dir.path().join("prod.yaml");
+    std::fs::write(
+        &target,
+        "namespace: databases\ndatabases:\n  orders:\n    engine: postgres\n    credentials:\n      secret: orders-superuser\n  reports:\n    engine: postgres\n    credentials:\n      env: REPORTS_PASSWORD\n",
+    )
+    .unwrap();
+    let output = sandbox.runner(&["review", "pg-healthy", "--rbac", "--target", path(&target)]);
+    let yaml = expect_exit(&output, 0);
+    assert_eq!(secret_rules(&yaml), vec![serde_json::json!(["orders-superuser"])], "{yaml}");
+    let json = sandbox.runner(&["review", "pg-healthy", "--rbac", "--target", path(&target), "--output", "json"]);
+    let list: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let rules = list["items"][0]["rules"].as_array().unwrap();
+    assert!(rules.iter().any(|r| r["resources"] == serde_json::json!(["secrets"]) && r["resourceNames"] == serde_json::json!(["orders-superuser"])), "{list:#}");
+
+    // A target only the RBAC uses: without --rbac it is a mistake, and a bad file is one too.
+    expect_exit(&sandbox.runner(&["review", "pg-healthy", "--target", path(&target)]), 2);
+    std::fs::write(&target, "databases: {orders: {engine: oracle}}\n").unwrap();
+    expect_exit(&sandbox.runner(&["review", "pg-healthy", "--rbac", "--target", path(&target)]), 2);
+}

@@ -217,3 +217,49 @@ fn a_run_that_fills_its_journal_limit_is_stopped() {
     assert!(text.contains("the journal limit is reached (50 lines"), "{text}");
     assert_eq!(sandbox.journal_lines().len(), 50, "the journal holds exactly its limit");
 }
+
+/// `--output json` prints the whole report when the sandbox stops the
+/// component, as when it answers: exit 3, `outcome: stopped`, `stopped`
+/// naming the stop, and what the run did up to it (steps, journal).
+#[test]
+fn a_stopped_run_still_prints_its_json_report() {
+    let cases: &[(&str, &[&str], &str)] = &[
+        ("loop", &["--deadline", "1s"], "deadline exceeded"),
+        ("alloc", &["--memory", "64MiB"], "memory limit exceeded"),
+        ("log-flood", &[], "output limit exceeded"),
+        ("step-flood", &[], "output limit exceeded"),
+        ("calls", &["--config", "n=1000", "--journal-limit", "1MiB,50"], "the journal limit is reached"),
+    ];
+    for (mode, extra, reason) in cases {
+        let sandbox = Sandbox::new();
+        let mut args = vec!["--output", "json"];
+        args.extend_from_slice(extra);
+        let (output, _) = hostile(&sandbox, mode, &args);
+        assert_eq!(output.status.code(), Some(3), "{mode}: {}", stderr(&output).lines().last().unwrap_or_default());
+        let report: serde_json::Value =
+            serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{mode}: no JSON report on stdout ({e}): {:.2000}", stdout(&output)));
+        assert_eq!(report["outcome"], "stopped", "{mode}");
+        assert_eq!(report["exit_code"], 3, "{mode}");
+        assert_eq!(report["policy"]["name"], "hostile-gate", "{mode}");
+        let stopped = report["stopped"].as_str().unwrap_or_else(|| panic!("{mode}: `stopped` names the stop: {:.2000}", report.to_string()));
+        assert!(stopped.starts_with("hostile-gate: stopped by the sandbox: ") && stopped.contains(reason), "{mode}: {stopped}");
+        assert!(report["reasons"].as_array().unwrap().iter().any(|r| r == stopped), "{mode}");
+        assert!(report["journal"].is_string(), "{mode}: the report names its journal");
+        // The error line on stderr stays, for people and for scripts reading it.
+        assert!(stderr(&output).lines().last().unwrap_or_default().contains(reason), "{mode}");
+        if *mode == "step-flood" {
+            assert!(!report["steps"].as_array().unwrap().is_empty(), "the steps made before the stop are reported");
+        }
+    }
+
+    // A journal lost at the end: the component answered, the record is incomplete.
+    let sandbox = Sandbox::new();
+    std::os::unix::fs::symlink("/dev/full", sandbox.journal()).unwrap();
+    let output = sandbox.runner(&["exec", "pods-ready", "--output", "json"]);
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("a JSON report");
+    assert_eq!(report["outcome"], "stopped");
+    assert!(report["stopped"].as_str().is_some_and(|s| s.contains("cannot write the journal") && s.contains("record is incomplete")), "{report:#}");
+    // What the gate answered (its reads found no lab) is kept beside the stop.
+    assert!(report["reasons"].as_array().unwrap().len() >= 2, "{report:#}");
+}

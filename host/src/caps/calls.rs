@@ -27,6 +27,10 @@ pub enum Rule {
         /// The API verbs on it.
         verbs: &'static [&'static str],
     },
+    /// `get` on exactly the Secrets the target names as the credentials of
+    /// its databases of the capability's engine (`postgres:*`: the
+    /// PostgreSQL databases'), by `resourceNames`: the identity reads no other Secret.
+    CredentialSecrets,
 }
 
 /// One capability verb and the WIT functions that need it.
@@ -61,15 +65,15 @@ const fn cluster(group: &'static str, resource: &'static str, verbs: &'static [&
 }
 
 /// A database call: the host resolves the member to its Pod and reads the
-/// credential Secret the target names.
-const MEMBER_RBAC: &[Rule] = &[namespaced("", "pods", &["get"]), namespaced("", "secrets", &["get"])];
+/// credential Secret the target names (that Secret only).
+const MEMBER_RBAC: &[Rule] = &[namespaced("", "pods", &["get"]), Rule::CredentialSecrets];
 
 /// Every capability verb, in the order `review` lists them.
 pub const VERBS: &[Verb] = &[
     // wait-for-condition watches the object: list and watch as well as get.
     verb("kube", "get", false, &["kube-read.get", "kube-read.wait-for-condition"], &[scoped(&["get", "list", "watch"])]),
     verb("kube", "list", false, &["kube-read.list"], &[scoped(&["list", "watch"])]),
-    verb("kube", "patch", true, &["kube-write.patch"], &[scoped(&["patch"])]),
+    verb("kube", "patch", true, &["kube-write.patch", "kube-write.apply"], &[scoped(&["patch"])]),
     verb("kube", "delete", true, &["kube-write.delete"], &[scoped(&["delete"])]),
     verb("kube", "scale", true, &["kube-write.scale"], &[Rule::Scoped { subresource: Some("scale"), verbs: &["get", "patch", "update"] }]),
     verb("kube", "evict", true, &["kube-write.evict"], &[namespaced("", "pods/eviction", &["create"])]),

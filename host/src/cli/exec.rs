@@ -158,7 +158,11 @@ pub fn run(args: ExecArgs, cache_dir: Option<PathBuf>) -> CommandResult {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report.json()).unwrap_or_default()),
         OutputFormat::Text => print!("{}", report_text(&report)),
     }
-    Ok(report.exit())
+    // A stop is also the one error line on stderr, as every other failure is.
+    match &report.ending.stopped {
+        Some(stop) => Err(Failure::new(report.exit(), stop.clone()).after_report()),
+        None => Ok(report.exit()),
+    }
 }
 
 /// The run the flags describe, against `target`.

@@ -7,10 +7,11 @@ use std::fmt::Write;
 use clap::Args;
 use serde_json::Value;
 
-use super::{CommandResult, Exit, OutputFormat};
+use super::{CommandResult, Exit, Failure, OutputFormat};
 use crate::policy::Policy;
 use crate::run::review::{capabilities, describe, diff};
 use crate::run::{load_policy, rbac};
+use crate::target::Target;
 
 /// `runner review`'s arguments.
 #[derive(Args, Debug)]
@@ -26,6 +27,10 @@ pub struct ReviewArgs {
     #[arg(long)]
     rbac: bool,
 
+    /// With --rbac: the target whose databases name the credential Secrets the rules grant (`lab` or a target file).
+    #[arg(long, default_value = "lab", value_name = "lab|FILE", requires = "rbac")]
+    target: String,
+
     /// Report format.
     #[arg(short = 'o', long, value_enum, default_value_t)]
     output: OutputFormat,
@@ -35,7 +40,8 @@ pub struct ReviewArgs {
 pub fn run(args: ReviewArgs) -> CommandResult {
     let policy = load_policy(&args.policy)?;
     if args.rbac {
-        let roles = rbac::roles(&policy);
+        let target = Target::from_arg(&args.target).map_err(|e| Failure::bad_input(e.to_string()))?;
+        let roles = rbac::roles(&policy, &target);
         match args.output {
             OutputFormat::Text => print!("{}", roles.yaml()),
             OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&roles.json()).unwrap_or_default()),

@@ -76,6 +76,8 @@ fn text_report(report: &Value) -> String {
         let set = &db["statefulSet"];
         if set["found"] == true {
             let _ = writeln!(out, "  StatefulSet {}: {}/{} Ready", s(&set["name"]), s(&set["ready"]), s(&set["replicas"]));
+        } else if let Some(problem) = set["problem"].as_str() {
+            let _ = writeln!(out, "  StatefulSet {}: cannot read it: {problem}", s(&set["name"]));
         } else {
             let _ = writeln!(out, "  StatefulSet {}: not found", s(&set["name"]));
         }
@@ -104,6 +106,8 @@ fn text_report(report: &Value) -> String {
                 s(&svc["ports"]),
                 if points.is_empty() { "no member".into() } else { points.join(", ") }
             );
+        } else if let Some(problem) = svc["problem"].as_str() {
+            let _ = writeln!(out, "  primary Service {}: cannot read it: {problem}", s(&svc["name"]));
         } else if !svc.is_null() {
             let _ = writeln!(out, "  primary Service {}: not found", s(&svc["name"]));
         }

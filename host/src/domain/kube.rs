@@ -61,7 +61,23 @@ pub enum PatchType {
     /// Kubernetes strategic merge patch.
     Strategic,
     /// Server-side apply, field manager `runner`.
-    Apply,
+    Apply {
+        /// Take over the fields another field manager owns instead of
+        /// answering `conflict` (`kubectl apply --server-side --force-conflicts`).
+        force: bool,
+    },
+}
+
+impl PatchType {
+    /// As `kubectl patch --type` names it (`apply` for server-side apply).
+    pub fn name(self) -> &'static str {
+        match self {
+            PatchType::Merge => "merge",
+            PatchType::Json => "json",
+            PatchType::Strategic => "strategic",
+            PatchType::Apply { .. } => "apply",
+        }
+    }
 }
 
 /// kubectl drain's options.

@@ -83,21 +83,33 @@ impl kube_read::Host for HostState {
     }
 }
 
-impl kube_write::Host for HostState {
-    async fn patch(&mut self, object: ObjectRef, kind: PatchType, body: String) -> Answer<String> {
-        let object = Ref::from(object);
-        let patch_type = backends::PatchType::from(kind);
+impl HostState {
+    /// `patch` and `apply`: one object changed by a patch body, journaled as `call`.
+    async fn patch_as(&mut self, call: &'static str, object: Ref, patch_type: backends::PatchType, body: String) -> Answer<String> {
         let scope = kind_scope(&object.api_version, &object.kind);
         let args = || {
             let mut args = ref_args(&object);
-            args["patchType"] = json!(format!("{patch_type:?}").to_lowercase());
+            args["patchType"] = json!(patch_type.name());
+            if let backends::PatchType::Apply { force: true } = patch_type {
+                args["force"] = json!(true);
+            }
             args["body"] = serde_json::from_str(&body).unwrap_or_else(|_| json!(body));
             args
         };
         // A dry run answers with the body itself: the fields the pattern set.
         let answer = Effect::Mutate { dry_run_answer: if patch_type == backends::PatchType::Json { "{}".to_string() } else { body.clone() } };
         let kube = self.run.backends.kube.clone();
-        self.guarded("kube-write.patch", object_scope(&object, &scope), args, answer, async { kube.patch(&object, patch_type, &body).await }).await
+        self.guarded(call, object_scope(&object, &scope), args, answer, async { kube.patch(&object, patch_type, &body).await }).await
+    }
+}
+
+impl kube_write::Host for HostState {
+    async fn patch(&mut self, object: ObjectRef, kind: PatchType, body: String) -> Answer<String> {
+        self.patch_as("kube-write.patch", Ref::from(object), backends::PatchType::from(kind), body).await
+    }
+
+    async fn apply(&mut self, object: ObjectRef, body: String, force: bool) -> Answer<String> {
+        self.patch_as("kube-write.apply", Ref::from(object), backends::PatchType::Apply { force }, body).await
     }
 
     async fn delete(&mut self, object: ObjectRef, grace_period_seconds: Option<u32>) -> Answer<()> {

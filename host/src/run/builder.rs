@@ -460,8 +460,10 @@ impl Run {
     }
 
     /// Run the policy to its end, with the write probe beside it; close the
-    /// journal and the session, and settle the exit code. The engine stopping
-    /// the component is a [`Failure`] (exit 2 or 3), reported after the session is saved.
+    /// journal and the session, and settle the exit code. A run the sandbox
+    /// stopped (deadline, memory, output or journal bounds, a lost journal)
+    /// still gets its full report, with exit 3 and [`Ending::stopped`] naming
+    /// the stop; a component the engine cannot run is a [`Failure`].
     pub async fn execute(self) -> Result<RunReport, Failure> {
         self.execute_after(async { Ok(()) }).await
     }
@@ -480,7 +482,10 @@ impl Run {
             None => None,
         };
         before_policy.await?;
-        let ending = self.answer(self.host()).await;
+        let ending = match self.answer(self.host()).await {
+            Err(stop @ EngineError::Stopped { .. }) => Ok(Ending::stopped(stop.to_string())),
+            answered => answered,
+        };
         let probe = probe.map(WriteProbe::finish);
         let journal_lost = self.context.journal.flush().err();
         session::close(&self.context, self.record.as_deref(), self.replay.as_deref(), &self.policy, &self.config, self.gate_names, self.recorded_at)?;
@@ -488,10 +493,7 @@ impl Run {
         // A run whose record is incomplete did not succeed, whatever it answered
         // (a run the sandbox stopped has said so above, naming the first loss).
         if let Some(e) = journal_lost {
-            return Err(Failure::new(
-                Exit::Sandbox,
-                format!("cannot write the journal {} ({e}): the run's record is incomplete", self.context.journal.shown_path()),
-            ));
+            ending.stop(format!("cannot write the journal {} ({e}): the run's record is incomplete", self.context.journal.shown_path()));
         }
         let record = self.context.record.lock().unwrap_or_else(|p| p.into_inner()).clone();
         ending.settle(&record, probe.as_ref());

@@ -86,6 +86,15 @@ async fn get(kube: &KubeBackend, api_version: &str, kind: &str, namespace: &str,
     }
 }
 
+/// What one read of an object came to.
+enum Lookup {
+    Found(Value),
+    /// The server answered that there is no such object (404).
+    Absent,
+    /// The read failed otherwise (refused, invalid): whether the object exists is unknown.
+    Unread(String),
+}
+
 fn node_row(node: &Value) -> Value {
     let labels = &node["metadata"]["labels"];
     let pool = labels["agentpool"].as_str().or_else(|| labels["kubernetes.azure.com/agentpool"].as_str());
@@ -120,13 +129,15 @@ async fn inspect_database(
     let name = &database.name;
     let mut report = json!({"name": name, "engine": database.engine, "namespace": ns, "port": database.port, "statefulSet": {"name": database.stateful_set}});
     // A missing or refused read is something missing; only an unreachable server stops the check.
-    let seen = |result: Result<Option<Value>, BackendError>, what: String, missing: &mut Vec<String>| -> Result<Option<Value>, BackendError> {
+    // A read that failed (a 403) is not an object found missing: its error is kept to say so.
+    let seen = |result: Result<Option<Value>, BackendError>, what: String, missing: &mut Vec<String>| -> Result<Lookup, BackendError> {
         match result {
-            Ok(found) => Ok(found),
+            Ok(Some(found)) => Ok(Lookup::Found(found)),
+            Ok(None) => Ok(Lookup::Absent),
             Err(e) if unreachable(&e) => Err(e),
             Err(e) => {
                 missing.push(format!("{name}: {what}: {e}"));
-                Ok(None)
+                Ok(Lookup::Unread(e.to_string()))
             }
         }
     };
@@ -134,18 +145,20 @@ async fn inspect_database(
     let set = seen(get(kube, "apps/v1", "StatefulSet", ns, &database.stateful_set).await, format!("StatefulSet {ns}/{}", database.stateful_set), missing)?;
     let mut members: Vec<Value> = Vec::new();
     match set {
-        None if database.optional => {
+        Lookup::Unread(problem) => {
+            report["statefulSet"]["found"] = Value::Null;
+            report["statefulSet"]["problem"] = json!(problem);
+        }
+        Lookup::Absent if database.optional => {
             report["statefulSet"]["found"] = json!(false);
             report["note"] = json!("not running in this lab");
             return Ok(report);
         }
-        None => {
-            if !missing.iter().any(|m| m.starts_with(&format!("{name}: StatefulSet"))) {
-                missing.push(format!("{name}: StatefulSet {ns}/{} not found", database.stateful_set));
-            }
+        Lookup::Absent => {
+            missing.push(format!("{name}: StatefulSet {ns}/{} not found", database.stateful_set));
             report["statefulSet"]["found"] = json!(false);
         }
-        Some(set) => {
+        Lookup::Found(set) => {
             let replicas = set["spec"]["replicas"].as_u64().unwrap_or(1);
             let ready = set["status"]["readyReplicas"].as_u64().unwrap_or(0);
             report["statefulSet"] = json!({"name": database.stateful_set, "found": true, "replicas": replicas, "ready": ready});
@@ -175,13 +188,12 @@ async fn inspect_database(
     if let Some(service_name) = &database.primary_service {
         let service = seen(get(kube, "v1", "Service", ns, service_name).await, format!("Service {ns}/{service_name}"), missing)?;
         match service {
-            None => {
-                if !missing.iter().any(|m| m.contains(&format!("Service {ns}/{service_name}"))) {
-                    missing.push(format!("{name}: primary Service {ns}/{service_name} not found"));
-                }
+            Lookup::Unread(problem) => report["primaryService"] = json!({"name": service_name, "found": null, "problem": problem}),
+            Lookup::Absent => {
+                missing.push(format!("{name}: primary Service {ns}/{service_name} not found"));
                 report["primaryService"] = json!({"name": service_name, "found": false});
             }
-            Some(service) => {
+            Lookup::Found(service) => {
                 let selector = service["spec"]["selector"].as_object().cloned().unwrap_or_default();
                 primary_members = members
                     .iter()

@@ -11,6 +11,7 @@ use super::{load_policy, short_digest};
 use crate::caps::Capability;
 use crate::caps::calls::{Rule, VERBS};
 use crate::policy::Policy;
+use crate::target::{CredentialSource, Target};
 
 /// Where a rule applies: a Role covers namespaced kinds of one
 /// namespace, a ClusterRole cluster-scoped kinds (and namespaced kinds
@@ -31,13 +32,17 @@ struct Grant {
 /// API verbs in the order Kubernetes documents them.
 const API_VERBS: &[&str] = &["get", "list", "watch", "create", "update", "patch", "delete"];
 
+/// Where a rule applies, its group, its resource, and the objects it is
+/// limited to (`resourceNames`; empty: every object of the resource).
+type RuleKey = (Place, String, String, Vec<String>);
+
 /// The rules of one policy.
 #[derive(Default, Debug)]
 pub struct Roles {
     name: String,
     version: String,
     digest: String,
-    rules: BTreeMap<(Place, String, String), Grant>,
+    rules: BTreeMap<RuleKey, Grant>,
     notes: Vec<String>,
 }
 
@@ -109,39 +114,86 @@ fn covers(scope: Option<&str>) -> (String, String, Vec<Place>) {
 }
 
 impl Roles {
-    fn grant(&mut self, place: Place, group: &str, resource: &str, verbs: &[&str], because: &str) {
-        let grant = self.rules.entry((place, group.to_string(), resource.to_string())).or_default();
+    fn grant(&mut self, place: Place, group: &str, resource: &str, names: Vec<String>, verbs: &[&str], because: &str) {
+        let grant = self.rules.entry((place, group.to_string(), resource.to_string(), names)).or_default();
         grant.verbs.extend(verbs.iter().filter_map(|v| API_VERBS.iter().position(|known| known == v)));
         grant.because.insert(because.to_string());
     }
 
-    /// The rules one capability needs, as the call table lists them.
-    fn add(&mut self, cap: &Capability, because: &str) {
+    /// The rules one capability needs, as the call table lists them; the
+    /// credential Secrets are those `target` names.
+    fn add(&mut self, cap: &Capability, because: &str, target: &Target) {
         let matching = VERBS.iter().filter(|v| (cap.interface() == "*" || cap.interface() == v.interface) && (cap.verb() == "*" || cap.verb() == v.verb));
-        for rule in matching.flat_map(|v| v.rbac) {
+        for (verb, rule) in matching.flat_map(|v| v.rbac.iter().map(move |rule| (v, rule))) {
             match *rule {
                 Rule::Fixed { cluster, group, resource, verbs } => {
-                    self.grant(if cluster { Place::Cluster } else { Place::Namespace }, group, resource, verbs, because)
+                    self.grant(if cluster { Place::Cluster } else { Place::Namespace }, group, resource, Vec::new(), verbs, because)
                 }
                 Rule::Scoped { subresource, verbs } => {
                     let (group, resource, places) = covers(cap.scope());
                     let resource = subresource.map_or(resource.clone(), |sub| format!("{resource}/{sub}"));
                     for place in places {
-                        self.grant(place, &group, &resource, verbs, because);
+                        self.grant(place, &group, &resource, Vec::new(), verbs, because);
                     }
                 }
+                Rule::CredentialSecrets => self.credential_secrets(verb.interface, because, target),
             }
         }
+    }
+
+    /// `get` on the Secrets holding the passwords of `target`'s databases
+    /// of this engine, by name; a database whose password comes from the
+    /// runner's environment needs none.
+    fn credential_secrets(&mut self, engine: &str, because: &str, target: &Target) {
+        let databases: Vec<_> = target.databases.iter().filter(|db| db.engine.name() == engine).collect();
+        if databases.is_empty() {
+            self.note(format!("{because}: target {} names no {engine} database, so no credential Secret is granted", target.label()));
+        }
+        let mut names = BTreeSet::new();
+        for db in databases {
+            let CredentialSource::Secret { name, .. } = &db.credentials else { continue };
+            names.insert(name.clone());
+            if let Some(namespace) = db.namespace.as_deref().filter(|ns| Some(*ns) != target.namespace.as_deref()) {
+                self.note(format!(
+                    "database {}: its Secret {name} is in namespace {namespace}: bind the Role there too (or a Role with only that Secret rule)",
+                    db.name
+                ));
+            }
+        }
+        if !names.is_empty() {
+            self.grant(Place::Namespace, "", "secrets", names.into_iter().collect(), &["get"], because);
+        }
+    }
+
+    fn note(&mut self, note: String) {
+        if !self.notes.contains(&note) {
+            self.notes.push(note);
+        }
+    }
+
+    fn has_rules(&self, place: Place) -> bool {
+        self.rules.keys().any(|(p, ..)| *p == place)
     }
 
     fn role(&self, place: Place) -> Option<Value> {
         let rules: Vec<Value> = self
             .rules
             .iter()
-            .filter(|((p, _, _), _)| *p == place)
-            .map(|((_, group, resource), grant)| json!({"apiGroups": [group], "resources": [resource], "verbs": grant.verbs.iter().map(|v| API_VERBS[*v]).collect::<Vec<_>>()}))
+            .filter(|((p, ..), _)| *p == place)
+            .map(|((_, group, resource, names), grant)| {
+                let mut rule = json!({"apiGroups": [group], "resources": [resource], "verbs": grant.verbs.iter().map(|v| API_VERBS[*v]).collect::<Vec<_>>()});
+                if !names.is_empty() {
+                    rule["resourceNames"] = json!(names);
+                }
+                rule
+            })
             .collect();
-        if rules.is_empty() && place == Place::Cluster {
+        // An empty Role is printed only when nothing needs any role: then it says so.
+        let needed = match place {
+            Place::Namespace => !rules.is_empty() || !self.has_rules(Place::Cluster),
+            Place::Cluster => !rules.is_empty(),
+        };
+        if !needed {
             return None;
         }
         let kind = if place == Place::Cluster { "ClusterRole" } else { "Role" };
@@ -169,9 +221,10 @@ impl Roles {
         for note in &self.notes {
             let _ = writeln!(out, "# {note}");
         }
+        let mut printed = false;
         for place in [Place::Namespace, Place::Cluster] {
             let Some(role) = self.role(place) else { continue };
-            if place == Place::Cluster {
+            if std::mem::replace(&mut printed, true) {
                 let _ = writeln!(out, "---");
             }
             let _ = writeln!(out, "apiVersion: rbac.authorization.k8s.io/v1\nkind: {}", role["kind"].as_str().unwrap_or_default());
@@ -181,40 +234,47 @@ impl Roles {
                 q(role["metadata"]["name"].as_str().unwrap_or_default())
             );
             let _ = writeln!(out, "  annotations:\n    runner/policy: {}", q(role["metadata"]["annotations"]["runner/policy"].as_str().unwrap_or_default()));
-            let rules: Vec<_> = self.rules.iter().filter(|((p, _, _), _)| *p == place).collect();
+            let rules: Vec<_> = self.rules.iter().filter(|((p, ..), _)| *p == place).collect();
             if rules.is_empty() {
                 let _ = writeln!(out, "rules: []  # no capability of this policy touches Kubernetes");
                 continue;
             }
             let _ = writeln!(out, "rules:");
-            for ((_, group, resource), grant) in rules {
+            for ((_, group, resource, names), grant) in rules {
                 let because: Vec<&str> = grant.because.iter().map(String::as_str).collect();
                 let verbs: Vec<String> = grant.verbs.iter().map(|v| q(API_VERBS[*v])).collect();
                 let _ = writeln!(out, "  # {}", because.join(", "));
-                let _ = writeln!(out, "  - apiGroups: [{}]\n    resources: [{}]\n    verbs: [{}]", q(group), q(resource), verbs.join(", "));
+                let _ = writeln!(out, "  - apiGroups: [{}]\n    resources: [{}]", q(group), q(resource));
+                if !names.is_empty() {
+                    let names: Vec<String> = names.iter().map(|n| q(n)).collect();
+                    let _ = writeln!(out, "    resourceNames: [{}]", names.join(", "));
+                }
+                let _ = writeln!(out, "    verbs: [{}]", verbs.join(", "));
             }
         }
         out
     }
 }
 
-/// The roles `policy` needs: its own capabilities and, for a pattern,
-/// those of the gates bound by default to its slots.
-pub fn roles(policy: &Policy) -> Roles {
+/// The roles `policy` needs against `target` (whose databases name the
+/// credential Secrets): its own capabilities and, for a pattern, those of
+/// the gates bound by default to its slots.
+pub fn roles(policy: &Policy, target: &Target) -> Roles {
     let mut roles = Roles {
         name: policy.name().to_string(),
         version: policy.manifest.version.clone(),
         digest: short_digest(&policy.digest).to_string(),
         ..Roles::default()
     };
-    for cap in policy.manifest.requested() {
-        roles.add(&cap, &cap.to_string());
+    let own = policy.manifest.requested();
+    for cap in &own {
+        roles.add(cap, &cap.to_string(), target);
     }
     for (slot, gate) in &policy.manifest.gates {
         match load_policy(&gate.default) {
             Ok(bound) => {
                 for cap in bound.manifest.requested() {
-                    roles.add(&cap, &format!("{cap} (gate slot {slot}: {})", bound.name()));
+                    roles.add(&cap, &format!("{cap} (gate slot {slot}: {})", bound.name()), target);
                 }
             }
             Err(e) => roles
@@ -222,21 +282,24 @@ pub fn roles(policy: &Policy) -> Roles {
                 .push(format!("gate slot {slot}: its default gate `{}` could not be loaded ({}); its rights are not included", gate.default, e.message)),
         }
     }
-    if roles.rules.keys().any(|(_, _, resource)| resource == "*" || resource == "*/scale") {
-        roles.notes.push("a capability without a kind (or with a `*` kind) can only be granted as `*`: request capabilities by kind for a smaller role".into());
-    }
+    roles.finish(&own);
     roles
 }
 
-/// Roles for a list of capabilities, for tests.
-#[cfg(test)]
-pub fn for_capabilities(caps: &[&str]) -> Roles {
-    let mut roles = Roles { name: "test".into(), ..Roles::default() };
-    for cap in caps {
-        let cap: Capability = cap.parse().unwrap();
-        roles.add(&cap, &cap.to_string());
+impl Roles {
+    /// Notes on what the rules cannot say.
+    fn finish(&mut self, own: &[Capability]) {
+        if self.rules.keys().any(|(_, _, resource, _)| resource == "*" || resource == "*/scale") {
+            self.note("a capability without a kind (or with a `*` kind) can only be granted as `*`: request capabilities by kind for a smaller role".into());
+        }
+        let allows = |verb: &str| own.iter().any(|cap| cap.matches(&Capability::needed("kube", verb, "v1/Node")));
+        if allows("drain") && !allows("cordon") {
+            self.note(
+                "kube:drain cordons the Node, but uncordoning it is kube:cordon, which this policy does not request: it cannot make a drained Node schedulable again (nor in a rollback)"
+                    .into(),
+            );
+        }
     }
-    roles
 }
 
 #[cfg(test)]
@@ -302,6 +365,55 @@ mod tests {
         assert!(rules(&["approval:request", "gates:run:x"]).is_empty());
     }
 
+    /// The `resourceNames` of each Secret rule of `roles`' Role.
+    fn secret_names(roles: &Roles) -> Vec<Value> {
+        let json = roles.json();
+        let role = json["items"].as_array().unwrap().iter().find(|r| r["kind"] == "Role").cloned().unwrap_or_default();
+        role["rules"].as_array().map(|rules| rules.iter().filter(|r| r["resources"][0] == "secrets").map(|r| r["resourceNames"].clone()).collect()).unwrap_or_default()
+    }
+
+    #[test]
+    fn a_database_call_reads_only_the_targets_credential_secrets() {
+        assert_eq!(secret_names(&for_capabilities(&["postgres:query:pg-0"])), vec![json!(["postgres-credentials"])]);
+        assert_eq!(secret_names(&for_capabilities(&["redis:read", "postgres:execute"])), vec![json!(["postgres-credentials", "redis-credentials"])]);
+        assert_eq!(secret_names(&for_capabilities(&["postgres:*", "redis:*", "mongo:*"])), vec![json!(["mongo-credentials", "postgres-credentials", "redis-credentials"])]);
+        // A Secret the policy asks for by kind is every Secret, and says so: it is not folded into the named rule.
+        let both = for_capabilities(&["postgres:query", "kube:get:v1/Secret"]);
+        assert_eq!(secret_names(&both), vec![Value::Null, json!(["postgres-credentials"])]);
+
+        // A target whose password comes from the environment: no Secret at all.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("target.yaml");
+        std::fs::write(&file, "namespace: databases\ndatabases:\n  orders:\n    engine: postgres\n    credentials:\n      env: PGPASSWORD\n  cache:\n    engine: redis\n    namespace: cache\n    credentials:\n      secret: cache-auth\n").unwrap();
+        let target = Target::from_arg(file.to_str().unwrap()).unwrap();
+        let mut roles = Roles::default();
+        for cap in ["postgres:query", "redis:read", "mongo:read"] {
+            roles.add(&cap.parse().unwrap(), cap, &target);
+        }
+        assert_eq!(secret_names(&roles), vec![json!(["cache-auth"])]);
+        let notes = roles.notes.join("\n");
+        assert!(notes.contains("database cache: its Secret cache-auth is in namespace cache"), "{notes}");
+        assert!(notes.contains("names no mongo database"), "{notes}");
+    }
+
+    #[test]
+    fn a_drain_only_policy_gets_its_cluster_role_and_no_empty_role() {
+        let roles = for_capabilities(&["kube:drain:v1/Node"]);
+        let json = roles.json();
+        let kinds: Vec<&str> = json["items"].as_array().unwrap().iter().map(|r| r["kind"].as_str().unwrap()).collect();
+        assert_eq!(kinds, ["ClusterRole"], "{json:#}");
+        let yaml = roles.yaml();
+        assert!(!yaml.contains("rules: []"), "{yaml}");
+        assert!(yaml.contains("cannot make a drained Node schedulable again"), "{yaml}");
+        assert!(!for_capabilities(&["kube:drain:v1/Node", "kube:cordon:v1/Node"]).yaml().contains("schedulable again"));
+        assert!(!for_capabilities(&["kube:*"]).yaml().contains("schedulable again"));
+
+        // Nothing touching Kubernetes: one empty Role that says so.
+        let none = for_capabilities(&["approval:request"]);
+        assert_eq!(none.json()["items"].as_array().unwrap().len(), 1);
+        assert!(none.yaml().contains("rules: []  # no capability of this policy touches Kubernetes"));
+    }
+
     #[test]
     fn wildcards_stay_wildcards() {
         assert_eq!(rules(&["kube:patch:apps/v1/*"]), vec![rule("Role", "apps", "*", &["patch"]), rule("ClusterRole", "apps", "*", &["patch"])]);
@@ -314,7 +426,7 @@ mod tests {
 
     #[test]
     fn the_yaml_parses_and_matches_the_json() {
-        let roles = for_capabilities(&["kube:list:v1/Pod", "kube:drain:v1/Node", "kube:scale:apps/v1/StatefulSet"]);
+        let roles = for_capabilities(&["kube:list:v1/Pod", "kube:drain:v1/Node", "kube:scale:apps/v1/StatefulSet", "postgres:query"]);
         let docs: Vec<Value> = roles.yaml().split("\n---\n").map(|d| serde_yaml::from_str(d).unwrap()).collect();
         assert_eq!(Value::Array(docs), roles.json()["items"]);
     }

@@ -18,7 +18,7 @@ use crate::wit::{Error, ErrorCode, Outcome, Verdict};
 pub struct Ending {
     /// The exit code the answer earns on its own.
     pub exit: Exit,
-    /// `pass`, `warn`, `fail`, `succeeded`, `rolled-back` or `error`.
+    /// `pass`, `warn`, `fail`, `succeeded`, `rolled-back`, `error` or `stopped`.
     pub outcome: &'static str,
     /// The gate's reasons, the pattern's summary, or the error.
     pub reasons: Vec<String>,
@@ -26,6 +26,9 @@ pub struct Ending {
     pub evidence: Value,
     /// The error the component returned, when it returned one.
     pub error: Option<Error>,
+    /// What the sandbox stopped the run for (deadline, memory, output or
+    /// journal bounds, a trap, a lost journal), when it stopped it.
+    pub stopped: Option<String>,
 }
 
 impl Ending {
@@ -37,7 +40,7 @@ impl Ending {
             Outcome::Fail => (Exit::PolicyFailed, "fail"),
         };
         let evidence = serde_json::from_str(&verdict.evidence).unwrap_or(Value::String(verdict.evidence));
-        Ending { exit, outcome, reasons: verdict.reasons, evidence, error: None }
+        Ending { exit, outcome, reasons: verdict.reasons, evidence, error: None, stopped: None }
     }
 
     /// A pattern's result: a rollback is the policy failing (exit 1).
@@ -46,7 +49,7 @@ impl Ending {
             PatternStatus::Succeeded => (Exit::Success, "succeeded"),
             PatternStatus::RolledBack => (Exit::PolicyFailed, "rolled-back"),
         };
-        Ending { exit, outcome, reasons: vec![result.summary], evidence: Value::Null, error: None }
+        Ending { exit, outcome, reasons: vec![result.summary], evidence: Value::Null, error: None, stopped: None }
     }
 
     /// An error the component returned instead of an answer.
@@ -59,7 +62,23 @@ impl Ending {
             _ => Exit::PolicyFailed,
         };
         let reasons = vec![format!("{}: {}", code_name(error.code), error.message)];
-        Ending { exit, outcome: "error", reasons, evidence: Value::Null, error: Some(error) }
+        Ending { exit, outcome: "error", reasons, evidence: Value::Null, error: Some(error), stopped: None }
+    }
+
+    /// The sandbox stopped the component (exit 3) before it answered: `why` names the stop.
+    pub fn stopped(why: String) -> Self {
+        Ending { exit: Exit::Sandbox, outcome: "stopped", reasons: vec![why.clone()], evidence: Value::Null, error: None, stopped: Some(why) }
+    }
+
+    /// The run is stopped after the component answered (its journal was
+    /// lost): whatever it answered, exit 3, and the answer stays in the reasons.
+    pub fn stop(&mut self, why: String) {
+        if self.stopped.is_none() {
+            self.exit = Exit::Sandbox;
+            self.outcome = "stopped";
+            self.reasons.push(why.clone());
+            self.stopped = Some(why);
+        }
     }
 
     /// Read the run's record and the probe's summary into the exit code: a
@@ -79,7 +98,10 @@ impl Ending {
             }
         }
         if let Some(summary) = probe.filter(|s| !s.no_loss()) {
-            self.exit = Exit::PolicyFailed;
+            // A stop stays exit 3: the loss is in the reasons and the probe's figures.
+            if self.stopped.is_none() {
+                self.exit = Exit::PolicyFailed;
+            }
             self.reasons.push(match &summary.verify_error {
                 Some(e) => format!("write probe: the acknowledged writes could not be checked: {e}"),
                 None => format!("write probe: {} acknowledged write(s) LOST, e.g. {}", summary.lost_writes, summary.lost_sample.join(", ")),
@@ -129,6 +151,7 @@ impl RunReport {
             "reasons": self.ending.reasons,
             "evidence": self.ending.evidence,
             "error": self.ending.error.as_ref().map(|e| json!({"code": code_name(e.code), "message": e.message})),
+            "stopped": self.ending.stopped,
             "dry_run": self.dry_run,
             "plan": self.record.plan,
             "steps": self.record.steps,

@@ -5,6 +5,7 @@
 pub mod interrupt;
 pub mod lab;
 pub mod redis_cluster;
+pub mod verdict;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;

@@ -170,13 +170,13 @@ fn to_json(mut object: DynamicObject, kind: &discovery::Kind) -> Value {
 }
 
 fn parse_body(patch_type: PatchType, body: &str, object: &ObjectRef) -> BackendResult<Patch<Value>> {
-    let name = format!("{patch_type:?}").to_lowercase();
+    let name = patch_type.name();
     let invalid = |e: &dyn std::fmt::Display| BackendError::new(ErrorCode::Invalid, format!("the {name} patch body is not valid: {e}"));
     Ok(match patch_type {
         PatchType::Json => Patch::Json(serde_json::from_str::<json_patch::Patch>(body).map_err(|e| invalid(&e))?),
         PatchType::Merge => Patch::Merge(serde_json::from_str(body).map_err(|e| invalid(&e))?),
         PatchType::Strategic => Patch::Strategic(serde_json::from_str(body).map_err(|e| invalid(&e))?),
-        PatchType::Apply => {
+        PatchType::Apply { .. } => {
             let mut value: Value = serde_json::from_str(body).map_err(|e| invalid(&e))?;
             let Some(fields) = value.as_object_mut() else { return Err(invalid(&"server-side apply needs an object")) };
             // The object-ref already says what is applied; the body need not repeat it.
@@ -236,7 +236,8 @@ impl Kube for KubeBackend {
     async fn patch(&self, object: &ObjectRef, patch_type: PatchType, body: &str) -> BackendResult<String> {
         let patch = parse_body(patch_type, body, object)?;
         let (api, kind, name) = self.object_api(object).await?;
-        let params = PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..PatchParams::default() };
+        let force = matches!(patch_type, PatchType::Apply { force: true });
+        let params = PatchParams { field_manager: Some(FIELD_MANAGER.into()), force, ..PatchParams::default() };
         let patched = timed(api.patch(&name, &params, &patch)).await.map_err(|e| self.error_or_timeout(e))?;
         Ok(to_json(patched, &kind).to_string())
     }
