@@ -18,8 +18,10 @@ use serde_json::Value;
 fn unauthorised_kubeconfig(lab: &Lab) -> PathBuf {
     let text = std::fs::read_to_string(lab.kubeconfig()).unwrap();
     assert!(text.contains("token:"), "the lab's kubeconfig carries a token: {text}");
-    let changed: Vec<String> =
-        text.lines().map(|line| if line.trim_start().starts_with("token:") { "    token: \"not-the-labs-token\"".to_string() } else { line.to_string() }).collect();
+    let changed: Vec<String> = text
+        .lines()
+        .map(|line| if line.trim_start().starts_with("token:") { "    token: \"not-the-labs-token\"".to_string() } else { line.to_string() })
+        .collect();
     let file = lab.dir.path().join("unauthorised-kubeconfig");
     std::fs::write(&file, changed.join("\n") + "\n").unwrap();
     file

@@ -178,7 +178,10 @@ fn review_rbac_grants_only_the_credential_secrets_the_target_names() {
     let json = sandbox.runner(&["review", "pg-healthy", "--rbac", "--target", path(&target), "--output", "json"]);
     let list: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     let rules = list["items"][0]["rules"].as_array().unwrap();
-    assert!(rules.iter().any(|r| r["resources"] == serde_json::json!(["secrets"]) && r["resourceNames"] == serde_json::json!(["orders-superuser"])), "{list:#}");
+    assert!(
+        rules.iter().any(|r| r["resources"] == serde_json::json!(["secrets"]) && r["resourceNames"] == serde_json::json!(["orders-superuser"])),
+        "{list:#}"
+    );
 
     // A target only the RBAC uses: without --rbac it is a mistake, and a bad file is one too.
     expect_exit(&sandbox.runner(&["review", "pg-healthy", "--target", path(&target)]), 2);

@@ -96,6 +96,8 @@ impl RunContext {
 pub struct RunRecord {
     /// Pattern steps, in the order they began.
     pub steps: Vec<StepRecord>,
+    /// Bytes of step descriptions and details kept in `steps` so far.
+    pub step_text: usize,
     /// Measurements the components reported.
     pub metrics: Vec<Metric>,
     /// Mutations answered from the plan under `--dry-run`, in order.

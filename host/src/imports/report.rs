@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use serde_json::json;
 
-use super::{HostState, Metric, StepRecord};
+use super::{HostState, Metric, RunRecord, StepRecord};
 use crate::wit::pattern::runner::policy::report::{self, Level, StepOutcome};
 
 /// Longest log line kept; a component cannot flood the terminal through `log`.
@@ -65,7 +65,9 @@ impl report::Host for HostState {
         self.print_budget(name.len() + description.len())?;
         tracing::info!(target: "policy", "[{}] step {name}: {description}", self.component);
         let args = json!({"name": name, "description": description});
-        self.run.record().steps.push(StepRecord {
+        let mut record = self.run.record();
+        let description = kept(&mut record, description);
+        record.steps.push(StepRecord {
             component: self.component.to_string(),
             name,
             description,
@@ -91,11 +93,12 @@ impl report::Host for HostState {
         {
             let mut record = self.run.record();
             let full = record.steps.len() >= MAX_ENTRIES;
+            let kept_detail = kept(&mut record, detail.clone());
             let open = record.steps.iter_mut().rev().find(|s| s.name == name && s.component == *self.component && s.outcome == "running");
             match open {
                 Some(step) => {
                     step.outcome = outcome.into();
-                    step.detail = detail.clone();
+                    step.detail = kept_detail;
                     step.ms = step.started.map(|t| t.elapsed().as_secs_f64() * 1000.0).unwrap_or_default();
                 }
                 None if !full => record.steps.push(StepRecord {
@@ -103,7 +106,7 @@ impl report::Host for HostState {
                     name: name.clone(),
                     description: String::new(),
                     outcome: outcome.into(),
-                    detail: detail.clone(),
+                    detail: kept_detail,
                     ms: 0.0,
                     started: None,
                 }),
@@ -126,6 +129,18 @@ impl report::Host for HostState {
 }
 
 /// Cut `text` to at most `max` bytes (on a character boundary), marking the cut with `marker`.
+/// Bytes of step descriptions and details the run's report keeps in all: the
+/// report is printed whole even when the sandbox stops a flood.
+const MAX_KEPT_STEP_TEXT: usize = 1 << 20;
+
+/// `text` as the report keeps it: whole while the report's budget lasts.
+fn kept(record: &mut RunRecord, text: String) -> String {
+    let room = MAX_KEPT_STEP_TEXT.saturating_sub(record.step_text);
+    let text = truncate(text, room, "[the report keeps no more step text]");
+    record.step_text += text.len();
+    text
+}
+
 pub(crate) fn truncate(mut text: String, max: usize, marker: &str) -> String {
     if text.len() > max {
         let mut cut = max;

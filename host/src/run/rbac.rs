@@ -369,14 +369,20 @@ mod tests {
     fn secret_names(roles: &Roles) -> Vec<Value> {
         let json = roles.json();
         let role = json["items"].as_array().unwrap().iter().find(|r| r["kind"] == "Role").cloned().unwrap_or_default();
-        role["rules"].as_array().map(|rules| rules.iter().filter(|r| r["resources"][0] == "secrets").map(|r| r["resourceNames"].clone()).collect()).unwrap_or_default()
+        role["rules"]
+            .as_array()
+            .map(|rules| rules.iter().filter(|r| r["resources"][0] == "secrets").map(|r| r["resourceNames"].clone()).collect())
+            .unwrap_or_default()
     }
 
     #[test]
     fn a_database_call_reads_only_the_targets_credential_secrets() {
         assert_eq!(secret_names(&for_capabilities(&["postgres:query:pg-0"])), vec![json!(["postgres-credentials"])]);
         assert_eq!(secret_names(&for_capabilities(&["redis:read", "postgres:execute"])), vec![json!(["postgres-credentials", "redis-credentials"])]);
-        assert_eq!(secret_names(&for_capabilities(&["postgres:*", "redis:*", "mongo:*"])), vec![json!(["mongo-credentials", "postgres-credentials", "redis-credentials"])]);
+        assert_eq!(
+            secret_names(&for_capabilities(&["postgres:*", "redis:*", "mongo:*"])),
+            vec![json!(["mongo-credentials", "postgres-credentials", "redis-credentials"])]
+        );
         // A Secret the policy asks for by kind is every Secret, and says so: it is not folded into the named rule.
         let both = for_capabilities(&["postgres:query", "kube:get:v1/Secret"]);
         assert_eq!(secret_names(&both), vec![Value::Null, json!(["postgres-credentials"])]);

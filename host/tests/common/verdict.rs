@@ -46,4 +46,3 @@ pub fn not_a_verdict(code: Option<i32>, report: &Value, journal: &str) -> Vec<St
     }
     problems
 }
-

@@ -174,10 +174,18 @@ mod tests {
             ("conflict with \"kubectl-client-side-apply\" using v1", ".spec.selector.role"),
             ("conflict with \"helm\"", ".metadata.labels.app"),
         ]));
-        assert!(two.contains(".spec.selector.role is owned by field manager \"kubectl-client-side-apply\" using v1; .metadata.labels.app is owned by field manager \"helm\""), "{two}");
+        assert!(
+            two.contains(
+                ".spec.selector.role is owned by field manager \"kubectl-client-side-apply\" using v1; .metadata.labels.app is owned by field manager \"helm\""
+            ),
+            "{two}"
+        );
         assert!(two.contains("take the fields over"), "{two}");
         // Any other 409 keeps the server's words.
-        assert_eq!(status_message(&status(409, "Operation cannot be fulfilled on pods \"x\": the object has been modified", None)), "Operation cannot be fulfilled on pods \"x\": the object has been modified");
+        assert_eq!(
+            status_message(&status(409, "Operation cannot be fulfilled on pods \"x\": the object has been modified", None)),
+            "Operation cannot be fulfilled on pods \"x\": the object has been modified"
+        );
     }
 
     #[test]
