@@ -36,7 +36,7 @@ pub struct DemoArgs {
     repeat: u32,
 
     /// Report format; `json` prints one object (downtime_ms, lost_writes, ...).
-    #[arg(long, value_enum, default_value_t)]
+    #[arg(short = 'o', long, value_enum, default_value_t)]
     output: OutputFormat,
 
     /// The demo lab's directory (wiped at each run; default: runner-demo in the temporary directory).
