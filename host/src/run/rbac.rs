@@ -306,6 +306,18 @@ impl Roles {
 mod tests {
     use super::*;
 
+    /// The roles for these capabilities against the lab's target (its credential Secrets).
+    fn for_capabilities(caps: &[&str]) -> Roles {
+        let own: Vec<Capability> = caps.iter().map(|cap| cap.parse().unwrap()).collect();
+        let target = Target::lab(std::path::PathBuf::from("/nonexistent/lab"));
+        let mut roles = Roles { name: "test".into(), ..Roles::default() };
+        for cap in &own {
+            roles.add(cap, &cap.to_string(), &target);
+        }
+        roles.finish(&own);
+        roles
+    }
+
     fn rules(caps: &[&str]) -> Vec<(String, String, String, Vec<String>)> {
         let roles = for_capabilities(caps);
         let json = roles.json();
@@ -378,10 +390,11 @@ mod tests {
     #[test]
     fn a_database_call_reads_only_the_targets_credential_secrets() {
         assert_eq!(secret_names(&for_capabilities(&["postgres:query:pg-0"])), vec![json!(["postgres-credentials"])]);
-        assert_eq!(secret_names(&for_capabilities(&["redis:read", "postgres:execute"])), vec![json!(["postgres-credentials", "redis-credentials"])]);
+        // One rule per engine, each naming only that engine's Secrets.
+        assert_eq!(secret_names(&for_capabilities(&["redis:read", "postgres:execute"])), vec![json!(["postgres-credentials"]), json!(["redis-credentials"])]);
         assert_eq!(
             secret_names(&for_capabilities(&["postgres:*", "redis:*", "mongo:*"])),
-            vec![json!(["mongo-credentials", "postgres-credentials", "redis-credentials"])]
+            vec![json!(["mongo-credentials"]), json!(["postgres-credentials"]), json!(["redis-credentials"])]
         );
         // A Secret the policy asks for by kind is every Secret, and says so: it is not folded into the named rule.
         let both = for_capabilities(&["postgres:query", "kube:get:v1/Secret"]);

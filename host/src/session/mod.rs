@@ -492,7 +492,7 @@ mod tests {
         assert!(message.contains("session ends after 1 call"), "{message}");
         let session = Session::replay(file);
         let Err(Diverged(message)) = session.begin("g", "kube-read.get", &json!({"name": "b"}), false) else { panic!("expected a divergence") };
-        assert!(message.contains(r#"asked for g: kube-read.get {"name":"b"}"#) && message.contains(r#"holds g: kube-read.get {"name":"a"}"#), "{message}");
+        assert!(message.contains(r#"call 1 (g: kube-read.get) differs at args.name: the session holds "a" but the component sent "b""#), "{message}");
         // Once diverged, every later call is refused with the first difference.
         let Err(Diverged(again)) = session.begin("g", "clock.now", &Value::Null, false) else { panic!("expected a divergence") };
         assert_eq!(again, message);
