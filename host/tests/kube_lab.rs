@@ -161,7 +161,7 @@ fn every_kube_import_against_the_lab() {
     assert_eq!(lab.field(&["svc", "postgres-replicas"], ".metadata.labels.strategic"), "yes");
     assert_eq!(lab.field(&["svc", "postgres-replicas"], ".metadata.annotations.json"), "yes");
     let config = object("v1", "ConfigMap", "runner-probe");
-    lab.block(kube.patch(&config, PatchType::Apply, r#"{"data":{"step":"one"}}"#)).unwrap();
+    lab.block(kube.patch(&config, PatchType::Apply { force: false }, r#"{"data":{"step":"one"}}"#)).unwrap();
     assert_eq!(lab.field(&["configmap", "runner-probe"], ".data.step"), "one");
 
     // wait: ends on the event that makes it true, well before its timeout.
