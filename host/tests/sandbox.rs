@@ -216,6 +216,12 @@ fn a_run_that_fills_its_journal_limit_is_stopped() {
     let text = expect_exit(&output, 3);
     assert!(text.contains("the journal limit is reached (50 lines"), "{text}");
     assert_eq!(sandbox.journal_lines().len(), 50, "the journal holds exactly its limit");
+    let headers = sandbox.journal_headers();
+    assert_eq!(headers.len(), 1, "one header, outside the limit: {headers:?}");
+    assert_eq!(headers[0]["policy"]["name"], "hostile-gate");
+    assert!(headers[0]["policy"]["digest"].as_str().is_some_and(|d| d.starts_with("sha256:")), "{}", headers[0]);
+    assert_eq!(headers[0]["config"]["n"], 1000, "{}", headers[0]);
+    assert!(headers[0]["operator"].as_str().is_some_and(|o| !o.is_empty()), "{}", headers[0]);
 }
 
 /// `--output json` prints the whole report when the sandbox stops the

@@ -57,6 +57,14 @@ impl LabDir {
     pub fn kubeconfig(&self) -> PathBuf {
         self.root.join("kubeconfig")
     }
+
+    /// The lab whose kubeconfig `path` is, if it is one: a file named
+    /// `kubeconfig` beside a lab's token (which outlives the daemon, so a
+    /// stopped lab is still recognised as a lab).
+    pub fn of_kubeconfig(path: &Path) -> Option<LabDir> {
+        let dir = LabDir::new(path.parent()?);
+        (path.file_name()? == "kubeconfig" && dir.token_file().is_file()).then_some(dir)
+    }
     /// Holds the daemon's pid while it runs, to tell a running lab from a stale one.
     pub fn pid_file(&self) -> PathBuf {
         self.root.join("daemon.pid")

@@ -19,9 +19,13 @@ pub struct ExecArgs {
     /// A bundled policy's name (`pods-ready`) or a component file.
     policy: String,
 
-    /// Where to run: `lab` (the local cluster) or a target file.
-    #[arg(long, default_value = "lab", value_name = "lab|FILE")]
-    target: String,
+    /// Where to run: `lab`, a target file, or a kubeconfig (default: the
+    /// current kubeconfig context as kubectl picks it, else the lab).
+    #[arg(long, value_name = "lab|FILE")]
+    target: Option<String>,
+
+    #[command(flatten)]
+    cluster: super::ClusterArgs,
 
     /// A configuration value, checked against the policy's schema. Repeatable.
     #[arg(long = "config", short = 'c', value_name = "KEY=VALUE")]
@@ -151,7 +155,7 @@ pub fn parse_size(text: &str) -> Result<usize, String> {
 
 /// Run the policy as the flags say; print its report.
 pub fn run(args: ExecArgs, cache_dir: Option<PathBuf>) -> CommandResult {
-    let target = Target::from_arg(&args.target).map_err(|e| Failure::bad_input(e.to_string()))?;
+    let target = args.cluster.select(args.target.clone())?;
     let output = args.output;
     let report = builder(args, target, cache_dir).run()?;
     match output {

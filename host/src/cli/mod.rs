@@ -72,6 +72,29 @@ enum Command {
     Bench(bench::BenchArgs),
 }
 
+/// kubectl's cluster-selection flags, on every command that reaches a cluster.
+#[derive(clap::Args, Debug, Default, Clone)]
+pub(crate) struct ClusterArgs {
+    /// The kubeconfig file to use instead of KUBECONFIG's (and instead of a target file's own).
+    #[arg(long, value_name = "FILE")]
+    kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use instead of the current one.
+    #[arg(long, value_name = "NAME")]
+    context: Option<String>,
+    /// The default namespace instead of the target's or the context's.
+    #[arg(short = 'n', long, value_name = "NAMESPACE")]
+    namespace: Option<String>,
+}
+
+impl ClusterArgs {
+    /// The target these flags and `--target` pick (see [`crate::target::Target::select`]).
+    pub(crate) fn select(&self, target: Option<String>) -> Result<crate::target::Target, Failure> {
+        let selection =
+            crate::target::Selection { target, kubeconfig: self.kubeconfig.clone(), context: self.context.clone(), namespace: self.namespace.clone() };
+        crate::target::Target::select(&selection, &crate::target::Environment::current()).map_err(Failure::from)
+    }
+}
+
 /// How results are printed. Crate-private: a doc comment on a variant would become its help text in `--help`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Default)]
 pub(crate) enum OutputFormat {

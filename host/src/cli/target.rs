@@ -6,7 +6,7 @@ use std::fmt::Write;
 use clap::{Args, Subcommand};
 use serde_json::Value;
 
-use super::{CommandResult, Exit, Failure, OutputFormat};
+use super::{CommandResult, Exit, OutputFormat};
 use crate::run::inspect::inspect;
 use crate::run::runtime;
 use crate::target::Target;
@@ -22,9 +22,11 @@ pub struct TargetArgs {
 enum TargetCommand {
     /// Connect, list what the target has (nodes, pools, members, roles, Services, credentials) and what is missing. Changes nothing.
     Check {
-        /// `lab` (the running lab) or a target file.
-        #[arg(default_value = "lab", value_name = "FILE|lab")]
-        target: String,
+        /// `lab`, a target file or a kubeconfig (default: the current kubeconfig context, else the lab).
+        #[arg(value_name = "FILE|lab")]
+        target: Option<String>,
+        #[command(flatten)]
+        cluster: super::ClusterArgs,
         /// Report format.
         #[arg(short = 'o', long, value_enum, default_value_t)]
         output: OutputFormat,
@@ -34,12 +36,11 @@ enum TargetCommand {
 /// Run a `target` subcommand.
 pub fn run(args: TargetArgs) -> CommandResult {
     match args.command {
-        TargetCommand::Check { target, output } => check(&target, output),
+        TargetCommand::Check { target, cluster, output } => check(cluster.select(target)?, output),
     }
 }
 
-fn check(text: &str, output: OutputFormat) -> CommandResult {
-    let target = Target::from_arg(text).map_err(Failure::from)?;
+fn check(target: Target, output: OutputFormat) -> CommandResult {
     let report = runtime()?.block_on(inspect(&target))?;
     match output {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default()),

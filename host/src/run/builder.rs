@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::report::{Ending, RunReport};
 use super::{Exit, Failure, load_policy, runtime, session};
@@ -294,6 +294,13 @@ impl RunBuilder {
             tracing::info!("the session was recorded with --dry-run: replayed as a dry run");
         }
         let recorded_at = crate::journal::timestamp();
+        let target_header = match &self.reach {
+            Reach::Target(target) if !session.is_replaying() => {
+                json!({"name": target.label(), "context": target.context_name(), "namespace": target.namespace, "kubeconfig": target.kubeconfig})
+            }
+            Reach::Target(_) => json!({"name": "a replayed session", "session": replay}),
+            Reach::Nothing(label) => json!({"name": label}),
+        };
         let gate_names: BTreeMap<String, String> = slots.iter().map(|(slot, gate)| (slot.clone(), gate.name().to_string())).collect();
         let (backends, probe) = match self.reach {
             Reach::Target(target) => {
@@ -324,6 +331,12 @@ impl RunBuilder {
                     .with_limit(self.journal_limit)
             }
         };
+        let header = run_header(&policy, target_header, &allowed, &config, &gate_names, dry_run);
+        // A journal that cannot take its header cannot take the run's lines either:
+        // the run stops with exit 3 at its first mutation or at its end, naming the loss.
+        if let Err(e) = journal.header(&header) {
+            tracing::warn!("{}: cannot write the journal's header: {e}", journal.shown_path());
+        }
         let engine = match self.engine {
             EngineSource::Shared(engine) => engine,
             EngineSource::New { limits, cache_dir } => Arc::new(Engine::new(limits, cache_dir).map_err(|e| Failure::new(Exit::PolicyFailed, e.to_string()))?),
@@ -354,9 +367,41 @@ impl RunBuilder {
             replay,
             gate_names,
             recorded_at,
+            header,
             started,
         })
     }
+}
+
+/// What a reviewer asks of a run before reading its calls: who ran what,
+/// where, allowed to do what, configured how. The journal's first line and
+/// the report's `run` (config values under secret-looking keys redacted).
+fn run_header(policy: &Policy, target: Value, allowed: &[Capability], config: &Value, gates: &BTreeMap<String, String>, dry_run: bool) -> Value {
+    let mut config = config.clone();
+    crate::journal::redact(&mut config);
+    let m = &policy.manifest;
+    json!({
+        "operator": operator(),
+        "runner": env!("CARGO_PKG_VERSION"),
+        "started": crate::journal::timestamp(),
+        "target": target,
+        "policy": {"name": m.name, "version": m.version, "world": m.world, "digest": policy.digest},
+        "allowances": allowed.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "config": config,
+        "gates": gates,
+        "dry_run": dry_run,
+    })
+}
+
+/// The operating-system user running the runner, as `id -un` names it.
+fn operator() -> String {
+    // SAFETY: getuid has no preconditions; getpwuid's answer is read at once, on this thread.
+    let uid = unsafe { libc::getuid() };
+    let name = unsafe {
+        let entry = libc::getpwuid(uid);
+        (!entry.is_null() && !(*entry).pw_name.is_null()).then(|| std::ffi::CStr::from_ptr((*entry).pw_name).to_string_lossy().into_owned())
+    };
+    name.or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| format!("uid {uid}"))
 }
 
 /// The mutations allowed, parsed; a grants file is read here.
@@ -427,6 +472,7 @@ pub struct Run {
     replay: Option<PathBuf>,
     gate_names: BTreeMap<String, String>,
     recorded_at: String,
+    header: Value,
     started: Instant,
 }
 
@@ -507,6 +553,7 @@ impl Run {
             wall: self.started.elapsed(),
             from_cache: self.prepared.from_cache,
             probe,
+            header: self.header,
         })
     }
 }

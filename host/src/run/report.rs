@@ -128,6 +128,8 @@ pub struct RunReport {
     pub from_cache: bool,
     /// The write probe's figures, when one ran.
     pub probe: Option<ProbeSummary>,
+    /// Who ran what, where, allowed to do what: the journal's first line.
+    pub header: Value,
 }
 
 impl RunReport {
@@ -145,6 +147,8 @@ impl RunReport {
     pub fn json(&self) -> Value {
         let m = &self.policy.manifest;
         json!({
+            "run": self.header,
+            "target": self.header["target"]["name"],
             "policy": {"name": m.name, "version": m.version, "world": m.world, "digest": self.policy.digest, "path": self.policy.path},
             "outcome": self.ending.outcome,
             "exit_code": self.ending.exit as u8,

@@ -1,17 +1,24 @@
 //! Targets: where a run goes.
 //!
-//! `lab` (the default) is the running lab, reached through the kubeconfig it
-//! writes. A target file (YAML) names any cluster: a kubeconfig context
-//! (default: the current one, from `KUBECONFIG` or `~/.kube/config`, like
-//! kubectl), the default namespace, and per database cluster its
-//! StatefulSet, primary Service, member port and where its credentials come
-//! from. See the README's "Targets" section for the schema.
+//! A target is chosen as kubectl chooses a cluster ([`Target::select`]):
+//! `--target` (`lab`, a target file, or a kubeconfig), else `--kubeconfig`,
+//! else the lab named by `RUNNER_LAB_DIR`, else the current context of
+//! `KUBECONFIG`'s files (missing ones skipped) or `~/.kube/config`, else the
+//! lab in its default directory. A kubeconfig that is a lab's own (the one
+//! `runner lab up` tells you to export) is that lab, databases included.
+//! `--context` and `-n/--namespace` then override what was chosen.
+//!
+//! A target file (YAML) names any cluster: a kubeconfig context, the
+//! default namespace, and per database cluster its StatefulSet, primary
+//! Service, member port and where its credentials come from. See the
+//! README's "Targets" section for the schema.
 //!
 //! A target is configuration only: connecting to the cluster and resolving
 //! credentials are the backends' work (`backends::kube::connect`,
 //! `backends::members`).
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -167,6 +174,8 @@ pub enum Source {
     Lab(PathBuf),
     /// A target file.
     File(PathBuf),
+    /// A kubeconfig and its context, as kubectl reads them: no database entries.
+    Kubeconfig,
 }
 
 /// A target: a cluster and the database clusters in it.
@@ -174,8 +183,11 @@ pub enum Source {
 pub struct Target {
     /// The lab or the file this target came from.
     pub source: Source,
-    /// The kubeconfig file named by the target, if any (else kubectl's rules).
-    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig files, merged as kubectl merges `KUBECONFIG`'s list
+    /// (the first file to name a context, cluster or user wins); empty:
+    /// kubectl's rules when the run connects (`KUBECONFIG`, `~/.kube/config`,
+    /// or the Pod's service account inside a cluster).
+    pub kubeconfig: Vec<PathBuf>,
     /// The kubeconfig context; `None` is the current one.
     pub context: Option<String>,
     /// The default namespace; `None` is the context's (else `default`).
@@ -255,12 +267,98 @@ fn valid_name(name: &str) -> bool {
     names::subdomain("name", name).is_ok()
 }
 
+/// Which cluster the operator picked: `--target`, and kubectl's own flags over it.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    /// `--target`: `lab`, a target file, or a kubeconfig file.
+    pub target: Option<String>,
+    /// `--kubeconfig`: this file instead of `KUBECONFIG`'s (and instead of a target file's).
+    pub kubeconfig: Option<PathBuf>,
+    /// `--context`: this context instead of the current one.
+    pub context: Option<String>,
+    /// `-n/--namespace`: the default namespace instead of the target's or the context's.
+    pub namespace: Option<String>,
+}
+
+/// What the process's environment says about clusters, read once so that
+/// selection is a function of it.
+#[derive(Debug, Clone, Default)]
+pub struct Environment {
+    /// `RUNNER_LAB_DIR`.
+    pub lab_dir: Option<PathBuf>,
+    /// `KUBECONFIG`, a list of files as kubectl reads it.
+    pub kubeconfig: Option<OsString>,
+    /// The home directory, for `~/.kube/config`.
+    pub home: Option<PathBuf>,
+}
+
+impl Environment {
+    /// This process's environment.
+    pub fn current() -> Environment {
+        Environment {
+            lab_dir: std::env::var_os(LAB_DIR_ENV).filter(|d| !d.is_empty()).map(PathBuf::from),
+            kubeconfig: std::env::var_os("KUBECONFIG").filter(|v| !v.is_empty()),
+            home: dirs::home_dir(),
+        }
+    }
+
+    /// The kubeconfig files kubectl would read: `KUBECONFIG`'s that exist
+    /// (a missing one is skipped, as kubectl skips it), else
+    /// `~/.kube/config` if it exists; `None` when neither names a file.
+    pub fn kubeconfig_files(&self) -> Result<Option<Vec<PathBuf>>, TargetError> {
+        if let Some(list) = &self.kubeconfig {
+            let named: Vec<PathBuf> = std::env::split_paths(list).filter(|p| !p.as_os_str().is_empty()).collect();
+            let existing: Vec<PathBuf> = named.iter().filter(|p| p.exists()).cloned().collect();
+            if existing.is_empty() && !named.is_empty() {
+                let shown: Vec<String> = named.iter().map(|p| p.display().to_string()).collect();
+                return Err(TargetError::Bad(format!("KUBECONFIG names no file that exists ({})", shown.join(", "))));
+            }
+            if !existing.is_empty() {
+                return Ok(Some(existing));
+            }
+        }
+        Ok(self.home.as_ref().map(|h| h.join(".kube").join("config")).filter(|p| p.is_file()).map(|p| vec![p]))
+    }
+}
+
 impl Target {
-    /// `lab` or a target file, as `--target` takes it.
+    /// The target `selection` picks in `env` (see the module's documentation for the order).
+    pub fn select(selection: &Selection, env: &Environment) -> Result<Target, TargetError> {
+        let context = selection.context.as_deref();
+        let mut target = match (selection.target.as_deref(), &selection.kubeconfig) {
+            (Some("lab"), Some(_)) => return Err(TargetError::Bad("--kubeconfig and --target lab name two clusters; give one".into())),
+            (Some(text), kubeconfig) => {
+                let mut target = Target::from_arg_in(text, context, env)?;
+                if let Some(file) = kubeconfig {
+                    target.kubeconfig = vec![explicit_kubeconfig(file)?];
+                }
+                target
+            }
+            (None, Some(file)) => Target::of_kubeconfigs(vec![explicit_kubeconfig(file)?], context)?,
+            (None, None) => match (&env.lab_dir, env.kubeconfig_files()?) {
+                (Some(dir), _) => Target::lab(dir.clone()),
+                (None, Some(files)) => Target::of_kubeconfigs(files, context)?,
+                (None, None) => Target::lab(LabDir::default_root()),
+            },
+        };
+        if let Some(context) = context {
+            target.context = Some(context.to_string());
+        }
+        if let Some(namespace) = &selection.namespace {
+            names::subdomain("namespace", namespace).map_err(|e| TargetError::Bad(format!("--namespace: {e}")))?;
+            target.namespace = Some(namespace.clone());
+        }
+        Ok(target)
+    }
+
+    /// `lab`, a target file or a kubeconfig, as `--target` takes it, in this process's environment.
     pub fn from_arg(text: &str) -> Result<Target, TargetError> {
+        Target::from_arg_in(text, None, &Environment::current())
+    }
+
+    fn from_arg_in(text: &str, context: Option<&str>, env: &Environment) -> Result<Target, TargetError> {
         if text == "lab" {
-            let dir = std::env::var_os(LAB_DIR_ENV).filter(|d| !d.is_empty()).map(PathBuf::from).unwrap_or_else(LabDir::default_root);
-            return Ok(Target::lab(dir));
+            return Ok(Target::lab(env.lab_dir.clone().unwrap_or_else(LabDir::default_root)));
         }
         let path = Path::new(text);
         let bad = |what: &str| TargetError::Bad(format!("--target `{text}`: {what}"));
@@ -287,7 +385,33 @@ impl Target {
         if body.len() as u64 > MAX_TARGET_BYTES {
             return Err(bad(&format!("grew past {MAX_TARGET_BYTES} bytes while it was read")));
         }
+        if is_kubeconfig(&body) {
+            return Target::of_kubeconfigs(vec![path.to_path_buf()], context);
+        }
         Target::parse(&body, path)
+    }
+
+    /// The cluster of kubeconfig `files` (merged, kubectl's order) at
+    /// `context` (`None`: the current one): a lab when the file that
+    /// defines that context is a lab's own kubeconfig, with the lab's
+    /// databases; otherwise a cluster without database entries.
+    fn of_kubeconfigs(files: Vec<PathBuf>, context: Option<&str>) -> Result<Target, TargetError> {
+        let mut current = context.map(str::to_string);
+        for file in &files {
+            let Ok(config) = Kubeconfig::read_from(file) else { continue };
+            if current.is_none() {
+                current = config.current_context.clone();
+            }
+            if let Some(name) = &current
+                && config.contexts.iter().any(|c| &c.name == name)
+            {
+                if let Some(lab) = LabDir::of_kubeconfig(file) {
+                    return Ok(Target::lab(lab.root));
+                }
+                break;
+            }
+        }
+        Ok(Target { source: Source::Kubeconfig, kubeconfig: files, context: None, namespace: None, databases: Vec::new() })
     }
 
     /// The lab in `dir`: its kubeconfig, namespace `default`, and the
@@ -332,7 +456,7 @@ impl Target {
                 optional: true,
             },
         ];
-        Target { kubeconfig: Some(LabDir::new(&dir).kubeconfig()), source: Source::Lab(dir), context: None, namespace: Some("default".into()), databases }
+        Target { kubeconfig: vec![LabDir::new(&dir).kubeconfig()], source: Source::Lab(dir), context: None, namespace: Some("default".into()), databases }
     }
 
     /// Parse a target file's text; `path` names it in errors and anchors
@@ -349,10 +473,14 @@ impl Target {
         if let Some(ns) = file.namespace.as_deref().filter(|ns| !valid_name(ns)) {
             return Err(bad(format!("namespace `{ns}` is not a valid Kubernetes name")));
         }
-        let kubeconfig = file.kubeconfig.map(|p| {
-            let p = expand_home(&p);
-            if p.is_relative() { path.parent().unwrap_or(Path::new(".")).join(p) } else { p }
-        });
+        let kubeconfig: Vec<PathBuf> = file
+            .kubeconfig
+            .map(|p| {
+                let p = expand_home(&p);
+                if p.is_relative() { path.parent().unwrap_or(Path::new(".")).join(p) } else { p }
+            })
+            .into_iter()
+            .collect();
         let mut databases = Vec::new();
         for (name, db) in file.databases {
             let bad = |what: String| bad(format!("databases.{name}: {what}"));
@@ -408,6 +536,10 @@ impl Target {
         match &self.source {
             Source::Lab(_) => "lab".into(),
             Source::File(path) => path.display().to_string(),
+            Source::Kubeconfig => match self.context_name() {
+                Some(context) => format!("context {context}"),
+                None => "the current kubeconfig context".into(),
+            },
         }
     }
 
@@ -428,20 +560,22 @@ impl Target {
                 .await?;
             return Ok((config, Some(hint)));
         }
-        let kubeconfig = match &self.kubeconfig {
-            Some(path) => Kubeconfig::read_from(path).map_err(|e| self.bad(format!("kubeconfig {}: {}", path.display(), one_line(&e))))?,
-            None if std::env::var_os("KUBECONFIG").is_some_and(|v| !v.is_empty()) || default_kubeconfig().is_some_and(|p| p.is_file()) => {
-                Kubeconfig::read().map_err(|e| self.bad(format!("kubeconfig (KUBECONFIG or ~/.kube/config): {}", one_line(&e))))?
-            }
-            None if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() => {
+        let files = match self.kubeconfig_files() {
+            Ok(Some(files)) => files,
+            Ok(None) if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() => {
                 let mut config = kube::Config::incluster().map_err(|e| self.bad(format!("in-cluster configuration: {}", one_line(&e))))?;
                 if let Some(ns) = &self.namespace {
                     config.default_namespace = ns.clone();
                 }
                 return Ok((config, None));
             }
-            None => return Err(self.bad("no kubeconfig: name one with `kubeconfig:` in the target file, set KUBECONFIG, or create ~/.kube/config".into())),
+            Ok(None) => {
+                return Err(self
+                    .bad("no kubeconfig: pass --kubeconfig, name one with `kubeconfig:` in the target file, set KUBECONFIG, or create ~/.kube/config".into()));
+            }
+            Err(e) => return Err(e),
         };
+        let kubeconfig = merged(&files).map_err(|e| self.bad(e))?;
         Ok((self.config_of(kubeconfig).await?, None))
     }
 
@@ -466,21 +600,36 @@ impl Target {
         TargetError::Bad(format!("target {}: {what}", self.label()))
     }
 
+    /// The kubeconfig files this target reads: its own, or kubectl's.
+    fn kubeconfig_files(&self) -> Result<Option<Vec<PathBuf>>, TargetError> {
+        if self.kubeconfig.is_empty() { Environment::current().kubeconfig_files() } else { Ok(Some(self.kubeconfig.clone())) }
+    }
+
     /// The context the target uses, for reports (`None`: in-cluster or unknown).
     pub fn context_name(&self) -> Option<String> {
         if let Some(context) = &self.context {
             return Some(context.clone());
         }
-        let kubeconfig = match &self.kubeconfig {
-            Some(path) => Kubeconfig::read_from(path).ok()?,
-            None => Kubeconfig::read().ok()?,
-        };
-        kubeconfig.current_context
+        merged(&self.kubeconfig_files().ok()??).ok()?.current_context
     }
 }
 
-fn default_kubeconfig() -> Option<PathBuf> {
-    dirs::home_dir().map(|h| h.join(".kube").join("config"))
+/// `files` merged as kubectl merges `KUBECONFIG`'s list.
+fn merged(files: &[PathBuf]) -> Result<Kubeconfig, String> {
+    files.iter().try_fold(Kubeconfig::default(), |merged, file| {
+        let next = Kubeconfig::read_from(file).map_err(|e| format!("kubeconfig {}: {}", file.display(), one_line(&e)))?;
+        merged.merge(next).map_err(|e| format!("kubeconfig {}: {}", file.display(), one_line(&e)))
+    })
+}
+
+/// A `--kubeconfig` file, which must exist (only `KUBECONFIG`'s list skips missing files).
+fn explicit_kubeconfig(file: &Path) -> Result<PathBuf, TargetError> {
+    if file.is_file() { Ok(file.to_path_buf()) } else { Err(TargetError::Bad(format!("--kubeconfig {}: no such file", file.display()))) }
+}
+
+/// Whether a `--target` file is a kubeconfig (`kind: Config`) rather than a target file.
+fn is_kubeconfig(text: &str) -> bool {
+    serde_yaml::from_str::<serde_yaml::Value>(text).is_ok_and(|v| v.get("kind").and_then(|k| k.as_str()) == Some("Config") && v.get("apiVersion").is_some())
 }
 
 fn expand_home(path: &Path) -> PathBuf {
@@ -518,7 +667,7 @@ mod tests {
             "kubeconfig: kube/prod.yaml\ncontext: aks-prod\nnamespace: databases\ndatabases:\n  orders:\n    engine: postgres\n    statefulSet: orders-pg\n    primaryService: orders-primary\n    credentials:\n      secret: orders-credentials\n      key: superuser-password\n  cache:\n    engine: redis\n    port: 7000\n    reach: port-forward\n    credentials:\n      env: REDIS_PASSWORD\n",
         )
         .unwrap();
-        assert_eq!(target.kubeconfig.as_deref(), Some(Path::new("/etc/runner/kube/prod.yaml")));
+        assert_eq!(target.kubeconfig, vec![PathBuf::from("/etc/runner/kube/prod.yaml")]);
         assert_eq!(target.context.as_deref(), Some("aks-prod"));
         assert_eq!(target.namespace.as_deref(), Some("databases"));
         let orders = target.databases.iter().find(|d| d.name == "orders").unwrap();
@@ -533,7 +682,7 @@ mod tests {
     #[test]
     fn an_empty_file_means_the_current_context() {
         let target = parse("{}").unwrap();
-        assert!(target.kubeconfig.is_none() && target.context.is_none() && target.databases.is_empty());
+        assert!(target.kubeconfig.is_empty() && target.context.is_none() && target.databases.is_empty());
     }
 
     #[test]
@@ -597,11 +746,112 @@ mod tests {
         }
     }
 
+    /// A kubeconfig with one context `name` (current) at `server`.
+    fn kubeconfig(dir: &Path, file: &str, name: &str) -> PathBuf {
+        let path = dir.join(file);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(
+            &path,
+            format!("apiVersion: v1\nkind: Config\nclusters:\n- name: {name}\n  cluster: {{server: 'https://127.0.0.1:1'}}\nusers:\n- name: {name}\n  user: {{token: t}}\ncontexts:\n- name: {name}\n  context: {{cluster: {name}, user: {name}}}\ncurrent-context: {name}\n"),
+        )
+        .unwrap();
+        path
+    }
+
+    /// A lab's directory as `runner lab up` leaves it: its kubeconfig beside its token.
+    fn lab_dir(dir: &Path) -> PathBuf {
+        let lab = dir.join("lab");
+        kubeconfig(&lab, "kubeconfig", "runner-lab");
+        std::fs::write(lab.join("token"), "secret").unwrap();
+        lab
+    }
+
+    fn select(selection: &Selection, env: &Environment) -> Result<Target, TargetError> {
+        Target::select(selection, env)
+    }
+
+    fn kubeconfig_env(files: &[&Path]) -> Environment {
+        Environment { kubeconfig: Some(std::env::join_paths(files).unwrap()), ..Environment::default() }
+    }
+
+    #[test]
+    fn kubeconfig_lists_skip_missing_files_as_kubectl_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let prod = kubeconfig(dir.path(), "prod.yaml", "aks-prod");
+        let staging = kubeconfig(dir.path(), "staging.yaml", "aks-staging");
+        let missing = dir.path().join("missing.yaml");
+        let target = select(&Selection::default(), &kubeconfig_env(&[&missing, &prod, &staging])).unwrap();
+        assert_eq!(target.source, Source::Kubeconfig);
+        assert_eq!(target.kubeconfig, vec![prod.clone(), staging.clone()], "the missing file is skipped, the order kept");
+        assert_eq!(target.context_name().as_deref(), Some("aks-prod"), "the first file's current-context wins");
+        assert_eq!(target.label(), "context aks-prod");
+        let other = select(&Selection { context: Some("aks-staging".into()), ..Selection::default() }, &kubeconfig_env(&[&prod, &staging])).unwrap();
+        assert_eq!(other.context_name().as_deref(), Some("aks-staging"), "--context picks another merged context");
+        let message = select(&Selection::default(), &kubeconfig_env(&[&missing])).unwrap_err().to_string();
+        assert!(message.contains("KUBECONFIG names no file that exists") && message.contains("missing.yaml"), "{message}");
+    }
+
+    #[test]
+    fn a_labs_own_kubeconfig_is_the_lab() {
+        let dir = tempfile::tempdir().unwrap();
+        let lab = lab_dir(dir.path());
+        let prod = kubeconfig(dir.path(), "prod.yaml", "aks-prod");
+        let target = select(&Selection::default(), &kubeconfig_env(&[&lab.join("kubeconfig")])).unwrap();
+        assert_eq!(target.source, Source::Lab(lab.clone()), "export KUBECONFIG=<lab>/kubeconfig, as `lab up` says, reaches that lab");
+        assert_eq!(target.databases.len(), 3, "with the lab's databases");
+        let through_flag = select(&Selection { kubeconfig: Some(lab.join("kubeconfig")), ..Selection::default() }, &Environment::default()).unwrap();
+        assert_eq!(through_flag.source, Source::Lab(lab.clone()));
+        let as_target =
+            select(&Selection { target: Some(lab.join("kubeconfig").display().to_string()), ..Selection::default() }, &Environment::default()).unwrap();
+        assert_eq!(as_target.source, Source::Lab(lab.clone()), "--target takes a kubeconfig too");
+        // The lab's file listed second, but the current context comes from the first: not the lab.
+        let behind = select(&Selection::default(), &kubeconfig_env(&[&prod, &lab.join("kubeconfig")])).unwrap();
+        assert_eq!(behind.source, Source::Kubeconfig);
+        let chosen =
+            select(&Selection { context: Some("runner-lab".into()), ..Selection::default() }, &kubeconfig_env(&[&prod, &lab.join("kubeconfig")])).unwrap();
+        assert_eq!(chosen.source, Source::Lab(lab.clone()), "--context runner-lab picks the lab's context, defined by the lab's file");
+        // A copy of the lab's kubeconfig elsewhere is a plain kubeconfig: nothing says which lab it is.
+        std::fs::copy(lab.join("kubeconfig"), dir.path().join("copy")).unwrap();
+        let copy = select(&Selection { kubeconfig: Some(dir.path().join("copy")), ..Selection::default() }, &Environment::default()).unwrap();
+        assert_eq!(copy.source, Source::Kubeconfig);
+    }
+
+    #[test]
+    fn selection_order_and_overrides() {
+        let dir = tempfile::tempdir().unwrap();
+        let prod = kubeconfig(dir.path(), "prod.yaml", "aks-prod");
+        let explicit_lab = Environment { lab_dir: Some(dir.path().join("elsewhere")), ..kubeconfig_env(&[&prod]) };
+        assert_eq!(
+            select(&Selection::default(), &explicit_lab).unwrap().source,
+            Source::Lab(dir.path().join("elsewhere")),
+            "RUNNER_LAB_DIR wins over KUBECONFIG"
+        );
+        let home = Environment { home: Some(dir.path().join("home")), ..Environment::default() };
+        kubeconfig(&dir.path().join("home"), ".kube/config", "home-cluster");
+        assert_eq!(select(&Selection::default(), &home).unwrap().context_name().as_deref(), Some("home-cluster"), "~/.kube/config when KUBECONFIG is unset");
+        let nothing = Environment { home: Some(dir.path().join("no-home")), ..Environment::default() };
+        assert!(matches!(select(&Selection::default(), &nothing).unwrap().source, Source::Lab(_)), "no kubeconfig at all: the lab");
+        let file = dir.path().join("target.yaml");
+        std::fs::write(&file, "namespace: databases\ncontext: aks-prod\n").unwrap();
+        let overridden = Selection {
+            target: Some(file.display().to_string()),
+            kubeconfig: Some(prod.clone()),
+            context: Some("aks-other".into()),
+            namespace: Some("payments".into()),
+        };
+        let target = select(&overridden, &Environment::default()).unwrap();
+        assert_eq!((target.kubeconfig, target.context.as_deref(), target.namespace.as_deref()), (vec![prod.clone()], Some("aks-other"), Some("payments")));
+        let bad = |selection: Selection| select(&selection, &Environment::default()).unwrap_err().to_string();
+        assert!(bad(Selection { namespace: Some("default/secrets?x=".into()), ..Selection::default() }).contains("--namespace"));
+        assert!(bad(Selection { target: Some("lab".into()), kubeconfig: Some(prod.clone()), ..Selection::default() }).contains("give one"));
+        assert!(bad(Selection { kubeconfig: Some(dir.path().join("nope")), ..Selection::default() }).contains("--kubeconfig"));
+    }
+
     #[test]
     fn the_lab_target() {
         let target = Target::lab(PathBuf::from("/tmp/some-lab"));
         assert_eq!(target.label(), "lab");
-        assert_eq!(target.kubeconfig.as_deref(), Some(Path::new("/tmp/some-lab/kubeconfig")));
+        assert_eq!(target.kubeconfig, vec![PathBuf::from("/tmp/some-lab/kubeconfig")]);
         assert!(target.databases.iter().all(|d| d.optional));
     }
 }

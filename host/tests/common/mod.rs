@@ -49,8 +49,17 @@ impl Sandbox {
         self.journal_with_intents().into_iter().filter(|l| l["outcome"] != "started").collect()
     }
 
-    /// Every journal line, `started` lines included.
+    /// Every journal line of a call, `started` lines included (the run's header left out).
     pub fn journal_with_intents(&self) -> Vec<serde_json::Value> {
+        self.journal_all().into_iter().filter(|l| l.get("header").is_none()).collect()
+    }
+
+    /// The journal's header lines: one per run that appended to it.
+    pub fn journal_headers(&self) -> Vec<serde_json::Value> {
+        self.journal_all().into_iter().filter_map(|l| l.get("header").cloned()).collect()
+    }
+
+    fn journal_all(&self) -> Vec<serde_json::Value> {
         std::fs::read_to_string(self.journal()).unwrap_or_default().lines().map(|l| serde_json::from_str(l).expect("journal line is JSON")).collect()
     }
 

@@ -6,6 +6,7 @@
 //! own retrying is turned off: a 429 from the eviction API means a
 //! PodDisruptionBudget said no, and drain owns that retry policy.
 
+mod credentials;
 mod discovery;
 mod drain;
 mod errors;
@@ -138,9 +139,33 @@ fn checked_segment(what: &str, name: &str) -> BackendResult<String> {
 }
 
 /// A Kubernetes backend for `target`'s cluster. Must be called within a tokio runtime.
+///
+/// An exec credential plugin in the kubeconfig runs here, once: every
+/// client of the run reuses its answer. A connection failure names the API
+/// server and the context, as kubectl's does.
 pub async fn connect(target: &crate::target::Target) -> Result<KubeBackend, crate::target::TargetError> {
-    let (config, hint) = target.kube_config().await?;
-    KubeBackend::new(config, hint).map_err(|e| crate::target::TargetError::Bad(format!("target {}: {}", target.label(), e.message)))
+    let bad = |what: String| crate::target::TargetError::Bad(format!("target {}: {what}", target.label()));
+    let (mut config, hint) = target.kube_config().await?;
+    if config.auth_info.exec.is_some() {
+        let (resolved, expiry) = tokio::task::spawn_blocking({
+            let mut config = config.clone();
+            move || credentials::resolve(&mut config).map(|expiry| (config, expiry))
+        })
+        .await
+        .map_err(|e| bad(e.to_string()))?
+        .map_err(bad)?;
+        if let Some(expiry) = expiry {
+            tracing::debug!(target: "runner", "the credential plugin's token is valid until {expiry}");
+        }
+        config = resolved;
+    }
+    let context = target.context_name().unwrap_or_else(|| "in-cluster".into());
+    let place = format!("API server {}, context {context}", config.cluster_url);
+    let hint = Some(match hint {
+        Some(hint) => format!("{place}; {hint}"),
+        None => place,
+    });
+    KubeBackend::new(config, hint).map_err(|e| bad(e.message))
 }
 
 /// Whether `object` has a `status.conditions` entry `condition_type` with status `True`.
