@@ -15,7 +15,18 @@ pub fn report_text(report: &RunReport) -> String {
     let m = &report.policy.manifest;
     let record = &report.record;
     let mut out = String::new();
-    let _ = writeln!(out, "{} {} ({}) {}", m.name, m.version, m.world, short_digest(&report.policy.digest));
+    let _ = write!(out, "{} {} ({}) {}", m.name, m.version, m.world, short_digest(&report.policy.digest));
+    let target = &report.header["target"];
+    match (target["name"].as_str(), target["context"].as_str()) {
+        (Some(name), Some(context)) if !name.ends_with(context) => {
+            let _ = write!(out, " on {name} (context {context})");
+        }
+        (Some(name), _) => {
+            let _ = write!(out, " on {name}");
+        }
+        _ => {}
+    }
+    out.push('\n');
     // One column width for every step and gate name, so long member names do not shift the table.
     let width = record.steps.iter().map(|s| s.name.chars().count()).chain(record.gates.iter().map(|g| g.slot.chars().count())).max().unwrap_or(0).clamp(20, 48);
     for step in &record.steps {
