@@ -222,6 +222,13 @@ fn errors_are_json_when_json_was_asked_for() {
         assert_eq!(document["exit"], 2, "{document}");
         assert!(document["error"]["message"].as_str().is_some_and(|m| m.contains(mentions)), "{document}");
     }
+    // YAML asked for: the same document in YAML.
+    for args in [&["exec", "no-such-policy", "-o", "yaml"][..], &["list", "--bogus", "--output=yaml"][..]] {
+        let output = sandbox.runner(args);
+        let document: serde_json::Value = serde_yaml::from_str(&stdout(&output)).unwrap_or_else(|e| panic!("{args:?}: not YAML ({e}): {}", stdout(&output)));
+        assert_eq!(document["exit"], 2, "{document}");
+        assert!(document["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{document}");
+    }
     // Text stays text: nothing on stdout.
     assert_eq!(stdout(&sandbox.runner(&["exec", "no-such-policy"])), "");
 }

@@ -261,7 +261,7 @@ pub fn run(args: DemoArgs, cache_dir: Option<PathBuf>) -> CommandResult {
     let exit = if runs.iter().all(|r| args.database.ended_well(r)) { Exit::Success } else { Exit::PolicyFailed };
     let summary = summarize(args.database.pattern(), &runs);
     match args.output {
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&summary).unwrap_or_default()),
+        format @ (OutputFormat::Json | OutputFormat::Yaml) => format.print(&summary),
         OutputFormat::Text => {
             if args.repeat > 1 {
                 println!(

@@ -159,7 +159,7 @@ pub fn run(args: ExecArgs, cache_dir: Option<PathBuf>) -> CommandResult {
     let output = args.output;
     let report = builder(args, target, cache_dir).run()?;
     match output {
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report.json()).unwrap_or_default()),
+        format @ (OutputFormat::Json | OutputFormat::Yaml) => format.print(&report.json()),
         OutputFormat::Text => print!("{}", report_text(&report)),
     }
     // A stop is also the one error line on stderr, as every other failure is.

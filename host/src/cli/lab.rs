@@ -136,7 +136,7 @@ pub fn run(args: LabArgs) -> CommandResult {
             let client = LabClient::new(&dir).map_err(unavailable)?;
             let rows = ops::status(&client).await.map_err(|e| unavailable(format!("the lab is not running ({e}); start it with `runner lab up`")))?;
             match output {
-                OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default()),
+                format @ (OutputFormat::Json | OutputFormat::Yaml) => format.print(&rows),
                 OutputFormat::Text => print_status(&rows),
             }
             Ok(Exit::Success)

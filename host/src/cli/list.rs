@@ -19,7 +19,7 @@ pub fn run(args: ListArgs) -> CommandResult {
     let search = default_search_path();
     let rows: Vec<_> = catalog(&search).into_iter().map(|entry| (entry.name, entry.path, entry.loaded)).collect();
     match args.output {
-        OutputFormat::Json => {
+        format @ (OutputFormat::Json | OutputFormat::Yaml) => {
             let items: Vec<_> = rows
                 .iter()
                 .map(|(name, path, loaded)| match loaded {
@@ -27,7 +27,7 @@ pub fn run(args: ListArgs) -> CommandResult {
                     Err(e) => json!({"name": name, "path": path, "error": e.to_string()}),
                 })
                 .collect();
-            println!("{}", serde_json::to_string_pretty(&items).unwrap_or_default());
+            format.print(&items);
         }
         OutputFormat::Text => {
             if rows.is_empty() {

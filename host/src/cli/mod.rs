@@ -101,6 +101,18 @@ pub(crate) enum OutputFormat {
     #[default]
     Text,
     Json,
+    Yaml,
+}
+
+impl OutputFormat {
+    /// Print `document` on stdout as JSON (pretty) or YAML; text has no
+    /// generic form, so it prints JSON too (callers print their own text).
+    pub(crate) fn print(self, document: &impl serde::Serialize) {
+        match self {
+            OutputFormat::Yaml => print!("{}", serde_yaml::to_string(document).unwrap_or_default()),
+            _ => println!("{}", serde_json::to_string_pretty(document).unwrap_or_default()),
+        }
+    }
 }
 
 /// `--log-format`. Crate-private: a doc comment on a variant would become its help text in `--help`.
@@ -120,11 +132,10 @@ pub fn main() -> ExitCode {
             if !e.use_stderr() {
                 return ExitCode::SUCCESS;
             }
-            if asked_for_json() {
+            if let Some(format) = asked_for_document() {
                 let text = e.to_string();
                 let message = text.lines().next().unwrap_or_default().trim_start_matches("error: ").to_string();
-                let document = serde_json::json!({"error": {"message": message, "exit_code": Exit::BadInput as u8}, "exit": Exit::BadInput as u8});
-                println!("{document:#}");
+                format.print(&serde_json::json!({"error": {"message": message, "exit_code": Exit::BadInput as u8}, "exit": Exit::BadInput as u8}));
             }
             return ExitCode::from(Exit::BadInput as u8);
         }
@@ -154,23 +165,27 @@ pub fn main() -> ExitCode {
         Ok(exit) => ExitCode::from(exit as u8),
         Err(failure) => {
             eprintln!("error: {}", failure.message);
-            if asked_for_json() && !failure.reported {
-                let document = serde_json::json!({"error": {"message": failure.message, "exit_code": failure.exit as u8}, "exit": failure.exit as u8});
-                println!("{document:#}");
+            if let Some(format) = asked_for_document().filter(|_| !failure.reported) {
+                format.print(&serde_json::json!({"error": {"message": failure.message, "exit_code": failure.exit as u8}, "exit": failure.exit as u8}));
             }
             ExitCode::from(failure.exit as u8)
         }
     }
 }
 
-/// Whether the command line asks for JSON output (`-o json`, `--output=json`,
+/// The document format the command line asks for (`-o json`, `--output=yaml`,
 /// ...), read from the arguments themselves so that an error found while
-/// parsing or checking them is answered in JSON too.
-fn asked_for_json() -> bool {
+/// parsing or checking them is answered in that format too.
+fn asked_for_document() -> Option<OutputFormat> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    args.iter().enumerate().any(|(i, arg)| match arg.as_str() {
-        "-o" | "--output" => args.get(i + 1).is_some_and(|next| next == "json"),
-        other => matches!(other, "--output=json" | "-ojson" | "-o=json"),
+    let format = |name: &str| match name {
+        "json" => Some(OutputFormat::Json),
+        "yaml" => Some(OutputFormat::Yaml),
+        _ => None,
+    };
+    args.iter().enumerate().find_map(|(i, arg)| match arg.as_str() {
+        "-o" | "--output" => args.get(i + 1).and_then(|next| format(next)),
+        other => other.strip_prefix("--output=").or_else(|| other.strip_prefix("-o=")).or_else(|| other.strip_prefix("-o")).and_then(format),
     })
 }
 

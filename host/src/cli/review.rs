@@ -44,16 +44,16 @@ pub fn run(args: ReviewArgs) -> CommandResult {
         let roles = rbac::roles(&policy, &target);
         match args.output {
             OutputFormat::Text => print!("{}", roles.yaml()),
-            OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&roles.json()).unwrap_or_default()),
+            format @ (OutputFormat::Json | OutputFormat::Yaml) => format.print(&roles.json()),
         }
         return Ok(Exit::Success);
     }
     let old = args.against.as_deref().map(load_policy).transpose()?;
     match (&old, args.output) {
         (None, OutputFormat::Text) => print!("{}", text(&policy)),
-        (None, OutputFormat::Json) => println!("{}", serde_json::to_string_pretty(&describe(&policy)).unwrap_or_default()),
+        (None, format @ (OutputFormat::Json | OutputFormat::Yaml)) => format.print(&describe(&policy)),
         (Some(old), OutputFormat::Text) => print!("{}", diff_text(&diff(old, &policy))),
-        (Some(old), OutputFormat::Json) => println!("{}", serde_json::to_string_pretty(&diff(old, &policy)).unwrap_or_default()),
+        (Some(old), format @ (OutputFormat::Json | OutputFormat::Yaml)) => format.print(&diff(old, &policy)),
     }
     Ok(Exit::Success)
 }

@@ -43,7 +43,7 @@ pub fn run(args: TargetArgs) -> CommandResult {
 fn check(target: Target, output: OutputFormat) -> CommandResult {
     let report = runtime()?.block_on(inspect(&target))?;
     match output {
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default()),
+        format @ (OutputFormat::Json | OutputFormat::Yaml) => format.print(&report),
         OutputFormat::Text => print!("{}", text_report(&report)),
     }
     Ok(if report["missing"].as_array().is_some_and(|m| m.is_empty()) { Exit::Success } else { Exit::PolicyFailed })
