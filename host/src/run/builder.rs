@@ -5,11 +5,11 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
 
-use super::report::{Ending, RunReport};
+use super::report::{Ending, RunFacts, RunReport};
 use super::{Exit, Failure, load_policy, runtime, session};
 use crate::backends::{Backends, Kube, Unavailable};
 use crate::caps::{Capability, Grants};
@@ -272,6 +272,7 @@ impl RunBuilder {
             tracing::warn!("{}: {mismatch}", policy.name());
         }
         let allowed = allowed(self.allowances, &policy)?;
+        let allowances: Vec<String> = allowed.iter().map(ToString::to_string).collect();
         if self.probe.is_some() && self.dry_run {
             return Err(Failure::bad_input("--write-probe writes to the database; a --dry-run changes nothing, so it takes no probe"));
         }
@@ -295,6 +296,10 @@ impl RunBuilder {
         }
         let recorded_at = crate::journal::timestamp();
         let gate_names: BTreeMap<String, String> = slots.iter().map(|(slot, gate)| (slot.clone(), gate.name().to_string())).collect();
+        let reached = match &self.reach {
+            Reach::Target(target) => Reached { target: Some(target.label()), kube_context: target.context_name() },
+            Reach::Nothing(_) => Reached::default(),
+        };
         let (backends, probe) = match self.reach {
             Reach::Target(target) => {
                 let kube: Arc<dyn Kube> = if session.is_replaying() {
@@ -331,6 +336,7 @@ impl RunBuilder {
         let prepared = engine.prepare(&policy)?;
         tracing::debug!("{}: compiled artifact {}", policy.name(), if prepared.from_cache { "loaded from the cache" } else { "compiled and cached" });
 
+        let started_at = SystemTime::now();
         let mut context = RunContext::new(journal, backends, dry_run, self.approval);
         context.session = session;
         context.fail_on_warn = self.fail_on_warn;
@@ -355,6 +361,9 @@ impl RunBuilder {
             gate_names,
             recorded_at,
             started,
+            started_at,
+            allowances,
+            reached,
         })
     }
 }
@@ -428,6 +437,16 @@ pub struct Run {
     gate_names: BTreeMap<String, String>,
     recorded_at: String,
     started: Instant,
+    started_at: SystemTime,
+    allowances: Vec<String>,
+    reached: Reached,
+}
+
+/// What a run's target is called, for its report.
+#[derive(Default)]
+struct Reached {
+    target: Option<String>,
+    kube_context: Option<String>,
 }
 
 impl Run {
@@ -472,6 +491,8 @@ impl Run {
     /// writes and before the policy starts (a drill breaks the cluster there,
     /// so the probe sees the outage and the policy reacts to it).
     pub async fn execute_after(self, before_policy: impl Future<Output = Result<(), Failure>>) -> Result<RunReport, Failure> {
+        // The probe's timeline starts about here (its first write is acknowledged within `start`).
+        let probe_at = self.context.started.elapsed();
         let probe = match &self.probe {
             Some((target, spec)) => {
                 Some(WriteProbe::start(target, self.context.backends.kube.as_ref(), &spec.database, &spec.table, spec.rate).await.map_err(|e| match e {
@@ -507,6 +528,16 @@ impl Run {
             wall: self.started.elapsed(),
             from_cache: self.prepared.from_cache,
             probe,
+            run: RunFacts {
+                id: self.context.run_id.clone(),
+                started_at: self.started_at,
+                ended_at: SystemTime::now(),
+                target: self.reached.target,
+                kube_context: self.reached.kube_context,
+                config: self.config,
+                allowances: self.allowances,
+                probe_at_ms: probe_at.as_secs_f64() * 1000.0,
+            },
         })
     }
 }

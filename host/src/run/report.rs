@@ -2,7 +2,7 @@
 //! saw, and the exit code all of that earns.
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use serde_json::{Value, json};
 
@@ -128,6 +128,30 @@ pub struct RunReport {
     pub from_cache: bool,
     /// The write probe's figures, when one ran.
     pub probe: Option<ProbeSummary>,
+    /// Who ran what where, and when: what a report for a change ticket names.
+    pub run: RunFacts,
+}
+
+/// The facts of a run a change ticket names besides its outcome: its id,
+/// when it ran, where, with which configuration and allowances.
+#[derive(Debug, Clone)]
+pub struct RunFacts {
+    /// The run's id, as its journal lines carry it.
+    pub id: String,
+    /// When the run began (its steps' `at_ms` count from here).
+    pub started_at: SystemTime,
+    /// When it ended.
+    pub ended_at: SystemTime,
+    /// The target's label (`lab` or the target file), when the run had one.
+    pub target: Option<String>,
+    /// The kubeconfig context the target uses, when one is known.
+    pub kube_context: Option<String>,
+    /// The configuration the policy ran with (defaults filled in).
+    pub config: Value,
+    /// The mutating capabilities the operator allowed (`--allow`, `--grants`).
+    pub allowances: Vec<String>,
+    /// When the write probe's timeline began, in ms from the run's start.
+    pub probe_at_ms: f64,
 }
 
 impl RunReport {
