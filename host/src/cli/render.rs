@@ -104,7 +104,7 @@ fn shorten_long_texts(value: &mut Value, texts: &mut Vec<(String, String, usize)
 }
 
 /// One planned call in words: "scale StatefulSet postgres-cluster to 4".
-fn describe_change(call: &str, args: &Value) -> String {
+pub(super) fn describe_change(call: &str, args: &Value) -> String {
     let text = |key: &str| match &args[key] {
         Value::String(s) => s.clone(),
         Value::Null => String::new(),

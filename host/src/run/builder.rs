@@ -256,7 +256,7 @@ impl RunBuilder {
     /// its slots bound, its session open, its backends connected (a target
     /// that cannot be reached answers `unavailable` to every call, exit 4).
     pub async fn build(self) -> Result<Run, Failure> {
-        let started = Instant::now();
+        let (started, started_at) = (Instant::now(), SystemTime::now());
         let policy = load_policy(&self.policy)?;
         let config = match self.config {
             ConfigSource::Pairs(texts) => {
@@ -336,8 +336,9 @@ impl RunBuilder {
         let prepared = engine.prepare(&policy)?;
         tracing::debug!("{}: compiled artifact {}", policy.name(), if prepared.from_cache { "loaded from the cache" } else { "compiled and cached" });
 
-        let started_at = SystemTime::now();
         let mut context = RunContext::new(journal, backends, dry_run, self.approval);
+        // One time base for the report: the wall time, the steps and the probe all count from here.
+        context.started = started;
         context.session = session;
         context.fail_on_warn = self.fail_on_warn;
         if policy.manifest.world == World::Pattern {
