@@ -243,7 +243,7 @@ impl<'a> Document<'a> {
             ("Ended (UTC)", utc(run.ended_at)),
             ("Duration", format!("{:.1} s", report.wall.as_secs_f64())),
             ("Target", run.target.clone().unwrap_or_else(|| "none".into())),
-            ("Kube context", run.kube_context.clone().unwrap_or_else(|| "(in-cluster or none)".into())),
+            ("Kube context", run.kube_context.clone().unwrap_or_else(|| "none known (in-cluster, or no kubeconfig)".into())),
             ("Policy", m.name.clone()),
             ("Version", m.version.clone()),
             ("World", m.world.to_string()),
@@ -520,7 +520,8 @@ impl<'a> Document<'a> {
             let y = top + row_h * i as f64;
             let x = label_w + bar_w * (step.at_ms / self.span_ms).clamp(0.0, 1.0);
             let w = (bar_w * step.ms / self.span_ms).max(2.0).min(label_w + bar_w - x + 2.0);
-            let name: String = step.name.chars().take(40).collect();
+            // The full name is the bar's tooltip and in the table; the label fits its column.
+            let name: String = if step.name.chars().count() > 34 { step.name.chars().take(33).chain(['…']).collect() } else { step.name.clone() };
             let _ = write!(
                 svg,
                 "<g class=\"bar\"><title>{}: {} in {}</title><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"12\" text-anchor=\"end\">{}</text><rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{w:.1}\" height=\"{:.1}\" fill=\"{}\"/></g>",
