@@ -137,6 +137,8 @@ fn a_report_path_is_checked_before_anything_runs() {
 #[test]
 fn a_ferris_wheel_with_a_write_probe_reports_steps_gates_changes_and_the_probe_plot() {
     let lab = Lab::up(&["--postgres", "--subnet", "232"]);
+    // The preflight gate wants a completed backup.
+    assert!(lab.runner(&["lab", "--dir", path(lab.dir.path()), "backup"]).status.success());
     let html: PathBuf = lab.dir.path().join("wheel.html");
     let journal = lab.dir.path().join("wheel.jsonl");
     let output = lab.runner(&[
