@@ -192,7 +192,7 @@ fn a_ferris_wheel_with_a_write_probe_reports_steps_gates_changes_and_the_probe_p
     let plot = &dom[dom.find("<svg id=\"probe-svg\"").expect("no probe plot")..];
     let plot = &plot[..plot.find("</svg>").unwrap()];
     assert!(plot.contains("<polyline"), "{plot}");
-    assert!(plot.contains("seconds into the run") && plot.contains("longest gap "), "{plot}");
+    assert!(plot.contains("seconds into the run") && plot.contains("the longest gap, "), "{plot}");
 
     // Every mutation the journal holds, one line each, in the plan's words.
     let mutations = std::fs::read_to_string(&journal)

@@ -87,7 +87,7 @@ fn plan_text(policy: &str, plan: &[PlannedCall]) -> String {
 }
 
 /// Replace every string longer than [`LONG_TEXT`] with a reference to its digest, remembering the text.
-fn shorten_long_texts(value: &mut Value, texts: &mut Vec<(String, String, usize)>) {
+pub(super) fn shorten_long_texts(value: &mut Value, texts: &mut Vec<(String, String, usize)>) {
     match value {
         Value::String(text) if text.len() > LONG_TEXT || text.trim_end().contains('\n') => {
             let digest = format!("sha256:{}", &hex::encode(Sha256::digest(text.as_bytes()))[..12]);

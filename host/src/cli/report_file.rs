@@ -23,7 +23,7 @@ use std::time::SystemTime;
 
 use serde_json::Value;
 
-use super::render::describe_change;
+use super::render::{describe_change, shorten_long_texts};
 use crate::caps::calls::verb_of_call;
 use crate::probe::ProbeSummary;
 use crate::run::{Failure, RunReport};
@@ -187,16 +187,21 @@ struct Change {
     outcome: String,
 }
 
+/// A long text (a script) the changes refer to by digest: (digest, text, uses).
+type LongText = (String, String, usize);
+
 /// The run's mutations (outcome lines, not the intents written before
 /// them), read from its journal by run id; with how many more there were.
-fn journaled_changes(journal: &Path, run_id: &str) -> (Vec<Change>, usize) {
+/// Long texts (scripts) are shown once each, referred to by digest, as in
+/// the dry run's plan.
+fn journaled_changes(journal: &Path, run_id: &str, texts: &mut Vec<LongText>) -> (Vec<Change>, usize) {
     let Ok(file) = std::fs::File::open(journal) else { return (Vec::new(), 0) };
     let mut changes = Vec::new();
     let mut more = 0;
     for line in BufReader::new(file).lines().map_while(Result::ok) {
-        let Ok(entry) = serde_json::from_str::<Value>(&line) else { continue };
-        let call = entry["call"].as_str().unwrap_or_default();
-        if entry["run"] != run_id || entry["outcome"] == "started" || !verb_of_call(call).is_some_and(|v| v.mutating) {
+        let Ok(mut entry) = serde_json::from_str::<Value>(&line) else { continue };
+        let call = entry["call"].as_str().unwrap_or_default().to_string();
+        if entry["run"] != run_id || entry["outcome"] == "started" || !verb_of_call(&call).is_some_and(|v| v.mutating) {
             continue;
         }
         if changes.len() >= MAX_CHANGES {
@@ -207,10 +212,11 @@ fn journaled_changes(journal: &Path, run_id: &str) -> (Vec<Change>, usize) {
             (outcome, Some(error)) => format!("{outcome}: {error}"),
             (outcome, None) => outcome.to_string(),
         };
+        shorten_long_texts(&mut entry["args"], texts);
         changes.push(Change {
             when: entry["ts"].as_str().unwrap_or_default().to_string(),
             component: entry["component"].as_str().unwrap_or_default().to_string(),
-            what: describe_change(call, &entry["args"]),
+            what: describe_change(&call, &entry["args"]),
             outcome,
         });
     }
@@ -225,6 +231,8 @@ struct Document<'a> {
     header: Vec<(&'static str, String)>,
     changes: Vec<Change>,
     more_changes: usize,
+    /// The long texts the changes refer to by digest.
+    texts: Vec<LongText>,
     /// The run's length in ms (the timeline's width).
     span_ms: f64,
 }
@@ -257,10 +265,11 @@ impl<'a> Document<'a> {
             ("Exit code", (report.exit() as u8).to_string()),
             ("Outcome", report.outcome().to_string()),
         ];
-        let (changes, more_changes) = report.journal.as_deref().map(|j| journaled_changes(j, &run.id)).unwrap_or_default();
+        let mut texts = Vec::new();
+        let (changes, more_changes) = report.journal.as_deref().map(|j| journaled_changes(j, &run.id, &mut texts)).unwrap_or_default();
         let steps_end = report.record.steps.iter().map(|s| s.at_ms + s.ms).fold(0.0, f64::max);
         let span_ms = (report.wall.as_secs_f64() * 1000.0).max(steps_end).max(1.0);
-        Document { report, operator, header, changes, more_changes, span_ms }
+        Document { report, operator, header, changes, more_changes, texts, span_ms }
     }
 
     fn title(&self) -> String {
@@ -394,6 +403,15 @@ impl<'a> Document<'a> {
         if self.more_changes > 0 {
             let _ = writeln!(out, "<p>... and {} more in the journal</p>", self.more_changes);
         }
+        for (digest, text, uses) in &self.texts {
+            let _ = writeln!(
+                out,
+                "<details class=\"text\"><summary>text {} ({} bytes, used {uses} time(s))</summary><pre>{}</pre></details>",
+                escape_html(digest),
+                text.len(),
+                escape_html(text)
+            );
+        }
         let _ = writeln!(
             out,
             "<footer>Written by runner {} for {} at {}.</footer>\n</body>\n</html>",
@@ -485,6 +503,13 @@ impl<'a> Document<'a> {
         if self.more_changes > 0 {
             let _ = writeln!(out, "\n... and {} more in the journal", self.more_changes);
         }
+        for (digest, text, uses) in &self.texts {
+            // Indented: a code block, where nothing is markup; the fence-free form cannot be closed by the text.
+            let _ = writeln!(out, "\ntext {} ({} bytes, used {uses} time(s)):\n", escape_markdown(digest), text.len());
+            for line in text.lines() {
+                let _ = writeln!(out, "    {line}");
+            }
+        }
         let _ = writeln!(out, "\n---\nWritten by runner {} for {} at {}.", env!("CARGO_PKG_VERSION"), escape_markdown(&self.operator), escape_markdown(&utc(SystemTime::now())));
         out
     }
@@ -575,7 +600,7 @@ fn outcome_colour(outcome: &str) -> &'static str {
 
 /// The probe's timeline drawn by plotters: acknowledged (and failed) writes
 /// per second above, the slowest write per bucket below, x in seconds into
-/// the run, the longest gap shaded and labelled in both.
+/// the run, the longest gap shaded in both and named in the caption.
 pub fn probe_plot(probe: &ProbeSummary, probe_at_ms: f64) -> String {
     match draw_probe(probe, probe_at_ms) {
         Ok(svg) => svg,
@@ -606,10 +631,10 @@ fn draw_probe(probe: &ProbeSummary, probe_at_ms: f64) -> Result<String, String> 
         root.fill(&WHITE).map_err(err)?;
         let (upper, lower) = root.split_vertically(260);
         let gap_style = RGBColor(198, 40, 40).mix(0.18).filled();
-        let gap_label = format!("longest gap {} at +{:.1} s", duration(probe.downtime_ms), gap_start);
+        let caption = format!("Acknowledged writes per second (shaded: the longest gap, {} at +{:.1} s)", duration(probe.downtime_ms), gap_start);
 
         let mut rates = ChartBuilder::on(&upper)
-            .caption("Acknowledged writes per second", ("sans-serif", 16))
+            .caption(caption, ("sans-serif", 15))
             .margin(10)
             .x_label_area_size(30)
             .y_label_area_size(56)
@@ -617,9 +642,6 @@ fn draw_probe(probe: &ProbeSummary, probe_at_ms: f64) -> Result<String, String> 
             .map_err(err)?;
         rates.configure_mesh().x_desc("seconds into the run").y_desc("writes/s").draw().map_err(err)?;
         rates.draw_series(std::iter::once(Rectangle::new([(gap_start, 0.0), (gap_end, rate_max)], gap_style))).map_err(err)?;
-        rates
-            .draw_series(std::iter::once(Text::new(gap_label.clone(), (gap_start, rate_max * 0.97), ("sans-serif", 13).into_font().color(&RGBColor(198, 40, 40)))))
-            .map_err(err)?;
         rates.draw_series(LineSeries::new(acked, BLUE.stroke_width(2))).map_err(err)?.label("acknowledged/s").legend(|(x, y)| {
             PathElement::new(vec![(x, y), (x + 18, y)], BLUE.stroke_width(2))
         });
@@ -683,6 +705,6 @@ mod tests {
         let svg = probe_plot(&probe, 500.0);
         assert!(svg.starts_with("<svg id=\"probe-svg\" "), "{svg}");
         assert!(svg.contains("<polyline"), "{svg}");
-        assert!(svg.contains("longest gap 1.2 s at +2.5 s"), "{svg}");
+        assert!(svg.contains("the longest gap, 1.2 s at +2.5 s"), "{svg}");
     }
 }
