@@ -315,7 +315,9 @@ impl<'a> Document<'a> {
         out.push_str("</ul>\n");
 
         let _ = writeln!(out, "<h2>Steps</h2>\n{}", self.steps_svg());
-        out.push_str("<table id=\"steps\">\n<tr><th>#</th><th>step</th><th>component</th><th>outcome</th><th>start</th><th>duration</th><th>detail</th></tr>\n");
+        out.push_str(
+            "<table id=\"steps\">\n<tr><th>#</th><th>step</th><th>component</th><th>outcome</th><th>start</th><th>duration</th><th>detail</th></tr>\n",
+        );
         for (i, step) in record.steps.iter().enumerate() {
             let _ = writeln!(
                 out,
@@ -475,13 +477,21 @@ impl<'a> Document<'a> {
         } else {
             out.push_str("| slot | gate | verdict | reasons |\n|---|---|---|---|\n");
             for (slot, gate, verdict, reasons) in &gates {
-                let _ = writeln!(out, "| {} | {} | {} | {} |", escape_markdown(slot), escape_markdown(gate), escape_markdown(verdict), escape_markdown(reasons));
+                let _ =
+                    writeln!(out, "| {} | {} | {} | {} |", escape_markdown(slot), escape_markdown(gate), escape_markdown(verdict), escape_markdown(reasons));
             }
         }
         if !record.metrics.is_empty() {
             out.push_str("\n## Metrics\n\n| component | metric | value |\n|---|---|---|\n");
             for metric in &record.metrics {
-                let _ = writeln!(out, "| {} | {} | {} {} |", escape_markdown(&metric.component), escape_markdown(&metric.name), metric.value, escape_markdown(&metric.unit));
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} {} |",
+                    escape_markdown(&metric.component),
+                    escape_markdown(&metric.name),
+                    metric.value,
+                    escape_markdown(&metric.unit)
+                );
             }
         }
         out.push_str("\n## Write probe\n\n");
@@ -498,7 +508,15 @@ impl<'a> Document<'a> {
         let _ = writeln!(out, "\n## Changes\n\n{}\n", escape_markdown(&self.changes_intro()));
         for (i, change) in self.changes.iter().enumerate() {
             let by = if change.component == report.policy.manifest.name { String::new() } else { format!("[{}] ", change.component) };
-            let _ = writeln!(out, "{}. {} {}{} ({})", i + 1, escape_markdown(&change.when), escape_markdown(&by), escape_markdown(&change.what), escape_markdown(&change.outcome));
+            let _ = writeln!(
+                out,
+                "{}. {} {}{} ({})",
+                i + 1,
+                escape_markdown(&change.when),
+                escape_markdown(&by),
+                escape_markdown(&change.what),
+                escape_markdown(&change.outcome)
+            );
         }
         if self.more_changes > 0 {
             let _ = writeln!(out, "\n... and {} more in the journal", self.more_changes);
@@ -510,7 +528,13 @@ impl<'a> Document<'a> {
                 let _ = writeln!(out, "    {line}");
             }
         }
-        let _ = writeln!(out, "\n---\nWritten by runner {} for {} at {}.", env!("CARGO_PKG_VERSION"), escape_markdown(&self.operator), escape_markdown(&utc(SystemTime::now())));
+        let _ = writeln!(
+            out,
+            "\n---\nWritten by runner {} for {} at {}.",
+            env!("CARGO_PKG_VERSION"),
+            escape_markdown(&self.operator),
+            escape_markdown(&utc(SystemTime::now()))
+        );
         out
     }
 
@@ -642,10 +666,16 @@ fn draw_probe(probe: &ProbeSummary, probe_at_ms: f64) -> Result<String, String> 
             .map_err(err)?;
         rates.configure_mesh().x_desc("seconds into the run").y_desc("writes/s").draw().map_err(err)?;
         rates.draw_series(std::iter::once(Rectangle::new([(gap_start, 0.0), (gap_end, rate_max)], gap_style))).map_err(err)?;
-        rates.draw_series(LineSeries::new(acked, BLUE.stroke_width(2))).map_err(err)?.label("acknowledged/s").legend(|(x, y)| {
-            PathElement::new(vec![(x, y), (x + 18, y)], BLUE.stroke_width(2))
-        });
-        rates.draw_series(LineSeries::new(failed, RED.stroke_width(1))).map_err(err)?.label("failed/s").legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], RED));
+        rates
+            .draw_series(LineSeries::new(acked, BLUE.stroke_width(2)))
+            .map_err(err)?
+            .label("acknowledged/s")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], BLUE.stroke_width(2)));
+        rates
+            .draw_series(LineSeries::new(failed, RED.stroke_width(1)))
+            .map_err(err)?
+            .label("failed/s")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], RED));
         rates.configure_series_labels().position(SeriesLabelPosition::UpperRight).background_style(WHITE.mix(0.8)).border_style(BLACK).draw().map_err(err)?;
 
         let mut latencies = ChartBuilder::on(&lower)
