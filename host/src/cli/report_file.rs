@@ -161,13 +161,18 @@ pub fn escape_html(text: &str) -> String {
     out
 }
 
-/// Escape `text` for one Markdown table cell or line: HTML-escaped (raw HTML
-/// passes through Markdown), Markdown's punctuation backslash-escaped, on one line.
+/// Escape `text` for a Markdown table cell or the rest of a line (never a
+/// line's start: every such text follows `| `, `- ` or other words): `&`,
+/// `<`, `>` as entities (raw HTML passes through Markdown), the punctuation
+/// of emphasis, code, links and tables backslash-escaped, all on one line.
 pub fn escape_markdown(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
-    for c in escape_html(text).chars() {
+    for c in text.chars() {
         match c {
-            '\\' | '`' | '*' | '_' | '{' | '}' | '[' | ']' | '(' | ')' | '#' | '+' | '-' | '!' | '|' | '~' => {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '\\' | '`' | '*' | '_' | '[' | ']' | '|' | '~' => {
                 out.push('\\');
                 out.push(c);
             }
@@ -722,7 +727,7 @@ mod tests {
         assert_eq!(escape_html(hostile), "&lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;x&quot; &#39;y&#39;");
         let md = escape_markdown("a | b\n<img src=x onerror=alert(1)> [link](javascript:x)");
         assert!(!md.contains('<') && !md.contains('\n') && !md.contains(" | "), "{md}");
-        assert!(md.contains("\\[link\\]\\(javascript:x\\)"), "{md}");
+        assert!(md.contains("\\[link\\](javascript:x)"), "{md}");
     }
 
     #[test]
