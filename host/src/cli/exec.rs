@@ -63,6 +63,10 @@ pub struct ExecArgs {
     #[arg(short = 'o', long, value_enum, default_value_t)]
     output: OutputFormat,
 
+    /// Also write a self-contained report for a change ticket to FILE.html or FILE.md (checked writable before the run).
+    #[arg(long, value_name = "FILE.html|FILE.md")]
+    report: Option<PathBuf>,
+
     /// A gate's `warn` counts as `fail` (exit 1): the gate run, and every gate a pattern runs (a WARN preflight stops it).
     #[arg(long)]
     fail_on_warn: bool,
@@ -157,7 +161,7 @@ pub fn parse_size(text: &str) -> Result<usize, String> {
 pub fn run(args: ExecArgs, cache_dir: Option<PathBuf>) -> CommandResult {
     let target = args.cluster.select(args.target.clone())?;
     let output = args.output;
-    let report = builder(args, target, cache_dir).run()?;
+    let report = super::report_file::around(args.report.clone(), || builder(args, target, cache_dir).run())?;
     match output {
         format @ (OutputFormat::Json | OutputFormat::Yaml) => format.print(&report.json()),
         OutputFormat::Text => print!("{}", report_text(&report)),

@@ -7,6 +7,7 @@ mod exec;
 mod lab;
 mod list;
 mod render;
+mod report_file;
 mod review;
 mod scaffold;
 mod target;

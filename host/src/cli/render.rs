@@ -98,7 +98,7 @@ fn plan_text(policy: &str, plan: &[PlannedCall]) -> String {
 }
 
 /// Replace every string longer than [`LONG_TEXT`] with a reference to its digest, remembering the text.
-fn shorten_long_texts(value: &mut Value, texts: &mut Vec<(String, String, usize)>) {
+pub(super) fn shorten_long_texts(value: &mut Value, texts: &mut Vec<(String, String, usize)>) {
     match value {
         Value::String(text) if text.len() > LONG_TEXT || text.trim_end().contains('\n') => {
             let digest = format!("sha256:{}", &hex::encode(Sha256::digest(text.as_bytes()))[..12]);
@@ -115,7 +115,7 @@ fn shorten_long_texts(value: &mut Value, texts: &mut Vec<(String, String, usize)
 }
 
 /// One planned call in words: "scale StatefulSet postgres-cluster to 4".
-fn describe_change(call: &str, args: &Value) -> String {
+pub(super) fn describe_change(call: &str, args: &Value) -> String {
     let text = |key: &str| match &args[key] {
         Value::String(s) => s.clone(),
         Value::Null => String::new(),

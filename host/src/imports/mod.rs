@@ -57,6 +57,8 @@ pub struct RunContext {
     pub resumed: bool,
     /// A gate's `warn` counts as `fail` (`--fail-on-warn`), for the gates a pattern runs too.
     pub fail_on_warn: bool,
+    /// When the run began: steps are placed on a timeline from here ([`StepRecord::at_ms`]).
+    pub started: Instant,
 }
 
 impl RunContext {
@@ -75,6 +77,7 @@ impl RunContext {
             run_id,
             resumed: false,
             fail_on_warn: false,
+            started: Instant::now(),
         }
     }
 
@@ -162,6 +165,9 @@ pub struct StepRecord {
     pub detail: String,
     /// How long it took.
     pub ms: f64,
+    /// When it began, in ms from the start of the run ([`RunContext::started`]);
+    /// for a step that was ended without being begun, when it ended.
+    pub at_ms: f64,
     #[serde(skip)]
     started: Option<Instant>,
 }

@@ -74,6 +74,7 @@ impl report::Host for HostState {
             outcome: "running".into(),
             detail: String::new(),
             ms: 0.0,
+            at_ms: (started - self.run.started).as_secs_f64() * 1000.0,
             started: Some(started),
         });
         self.note("report.step-begin", args, started)
@@ -108,6 +109,7 @@ impl report::Host for HostState {
                     outcome: outcome.into(),
                     detail: kept_detail,
                     ms: 0.0,
+                    at_ms: (started - self.run.started).as_secs_f64() * 1000.0,
                     started: None,
                 }),
                 None => {}

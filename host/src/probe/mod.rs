@@ -30,6 +30,13 @@ const KEPT_ERRORS: usize = 8;
 /// Lost keys a summary lists by name.
 const KEPT_LOST: usize = 20;
 
+/// The timeline's finest bucket: 100 ms, fine enough to see a failover's gap.
+const BUCKET_MS: u64 = 100;
+
+/// Most buckets a timeline holds; a longer run merges neighbours (doubling
+/// the bucket width) so a one-hour pattern keeps a bounded timeline.
+pub const MAX_BUCKETS: usize = 1200;
+
 /// What a probe measured over one run.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ProbeSummary {
@@ -62,6 +69,79 @@ pub struct ProbeSummary {
     /// Why the check afterwards could not be made, if it could not
     /// (then `lost_writes` is unknown and counted as every acknowledged write).
     pub verify_error: Option<String>,
+    /// Writes per time bucket over the run: the write-gap timeline a run report plots.
+    pub timeline: ProbeTimeline,
+}
+
+/// A probe's writes per time bucket, from its start: at most
+/// [`MAX_BUCKETS`] buckets, each [`ProbeTimeline::bucket_ms`] wide.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ProbeTimeline {
+    /// How wide one bucket is, in ms: 100, doubled each time the run outgrew the buckets.
+    pub bucket_ms: u64,
+    /// One per bucket, in order; bucket `i` covers `[i, i+1) * bucket_ms` from the probe's start.
+    pub buckets: Vec<ProbeBucket>,
+}
+
+/// The writes that ended within one bucket of a [`ProbeTimeline`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct ProbeBucket {
+    /// Writes acknowledged in it.
+    pub acknowledged: u32,
+    /// Writes that failed in it.
+    pub failed: u32,
+    /// Its slowest acknowledged write, in ms (0 when none was acknowledged).
+    pub max_latency_ms: f64,
+}
+
+impl ProbeTimeline {
+    fn new() -> Self {
+        ProbeTimeline { bucket_ms: BUCKET_MS, buckets: Vec::new() }
+    }
+
+    /// The bucket a write ending `at` after the probe's start falls in,
+    /// coarsening the timeline first if `at` lies past its last bucket.
+    fn bucket(&mut self, at: Duration) -> &mut ProbeBucket {
+        let at_ms = at.as_millis() as u64;
+        while at_ms / self.bucket_ms >= MAX_BUCKETS as u64 {
+            self.coarsen();
+        }
+        let index = (at_ms / self.bucket_ms) as usize;
+        if self.buckets.len() <= index {
+            self.buckets.resize(index + 1, ProbeBucket::default());
+        }
+        &mut self.buckets[index]
+    }
+
+    /// Merge each pair of neighbouring buckets: twice as wide, half as many.
+    fn coarsen(&mut self) {
+        self.buckets = self
+            .buckets
+            .chunks(2)
+            .map(|pair| ProbeBucket {
+                acknowledged: pair.iter().map(|b| b.acknowledged).sum(),
+                failed: pair.iter().map(|b| b.failed).sum(),
+                max_latency_ms: pair.iter().map(|b| b.max_latency_ms).fold(0.0, f64::max),
+            })
+            .collect();
+        self.bucket_ms *= 2;
+    }
+
+    fn acknowledged(&mut self, at: Duration, latency: Duration) {
+        let bucket = self.bucket(at);
+        bucket.acknowledged = bucket.acknowledged.saturating_add(1);
+        bucket.max_latency_ms = bucket.max_latency_ms.max(ms(latency));
+    }
+
+    fn failed(&mut self, at: Duration) {
+        let bucket = self.bucket(at);
+        bucket.failed = bucket.failed.saturating_add(1);
+    }
+
+    fn took(&mut self, at: Duration, took: Duration) {
+        let bucket = self.bucket(at);
+        bucket.max_latency_ms = bucket.max_latency_ms.max(ms(took));
+    }
 }
 
 impl ProbeSummary {
@@ -100,6 +180,7 @@ pub(crate) struct Tally {
     longest_gap_began: Duration,
     max_latency: Duration,
     errors: Vec<(String, u64)>,
+    timeline: ProbeTimeline,
 }
 
 impl Tally {
@@ -116,6 +197,7 @@ impl Tally {
             longest_gap_began: Duration::ZERO,
             max_latency: Duration::ZERO,
             errors: Vec::new(),
+            timeline: ProbeTimeline::new(),
         }
     }
 
@@ -125,6 +207,7 @@ impl Tally {
         self.ops += 1;
         self.acknowledged += 1;
         self.max_latency = self.max_latency.max(now - sent);
+        self.timeline.acknowledged(now - self.started, now - sent);
         self.close_gap(now);
     }
 
@@ -144,6 +227,7 @@ impl Tally {
     /// reading it back), with `error`.
     pub(crate) fn failed_after_write(&mut self, error: &str) {
         self.failed += 1;
+        self.timeline.failed(self.started.elapsed());
         // Keep messages short and distinct: the first line, without per-write detail.
         let error: String = error.lines().next().unwrap_or_default().chars().take(160).collect();
         if let Some((_, count)) = self.errors.iter_mut().find(|(e, _)| *e == error) {
@@ -156,6 +240,7 @@ impl Tally {
     /// A whole operation took `took` (Redis counts every write with its read-back).
     pub(crate) fn took(&mut self, took: Duration) {
         self.max_latency = self.max_latency.max(took);
+        self.timeline.took(self.started.elapsed(), took);
     }
 
     fn close_gap(&mut self, now: Instant) {
@@ -187,6 +272,7 @@ impl Tally {
             acknowledged_per_s: self.acknowledged as f64 / duration.as_secs_f64().max(1e-3),
             errors: self.errors.into_iter().map(|(e, n)| format!("{n}x: {e}")).collect(),
             verify_error: None,
+            timeline: self.timeline,
         }
     }
 }
@@ -352,6 +438,28 @@ mod tests {
         std::thread::sleep(Duration::from_millis(25));
         let summary = tally.finish("test".into());
         assert!(summary.downtime_ms >= 25.0, "{summary:?}");
+    }
+
+    #[test]
+    fn the_timeline_counts_writes_per_bucket_and_stays_bounded() {
+        let mut timeline = ProbeTimeline::new();
+        timeline.acknowledged(Duration::from_millis(50), Duration::from_millis(3));
+        timeline.acknowledged(Duration::from_millis(60), Duration::from_millis(7));
+        timeline.failed(Duration::from_millis(250));
+        assert_eq!(timeline.bucket_ms, 100);
+        assert_eq!(timeline.buckets.len(), 3);
+        assert_eq!(timeline.buckets[0], ProbeBucket { acknowledged: 2, failed: 0, max_latency_ms: 7.0 });
+        assert_eq!(timeline.buckets[1], ProbeBucket::default(), "a bucket with no write is the gap");
+        assert_eq!(timeline.buckets[2].failed, 1);
+        // An hour-long run: the buckets widen, their number stays bounded, no write is dropped.
+        for second in 0..3600 {
+            timeline.acknowledged(Duration::from_secs(second), Duration::from_millis(1));
+        }
+        assert!(timeline.buckets.len() <= MAX_BUCKETS, "{}", timeline.buckets.len());
+        assert_eq!(timeline.bucket_ms, 3200);
+        assert_eq!(timeline.buckets.iter().map(|b| b.acknowledged).sum::<u32>(), 3602);
+        assert_eq!(timeline.buckets.iter().map(|b| b.failed).sum::<u32>(), 1);
+        assert_eq!(timeline.buckets[0].max_latency_ms, 7.0);
     }
 
     #[test]

@@ -5,11 +5,11 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{Value, json};
 
-use super::report::{Ending, RunReport};
+use super::report::{Ending, RunFacts, RunReport};
 use super::{Exit, Failure, load_policy, runtime, session};
 use crate::backends::{Backends, Kube, Unavailable};
 use crate::caps::{Capability, Grants};
@@ -256,7 +256,7 @@ impl RunBuilder {
     /// its slots bound, its session open, its backends connected (a target
     /// that cannot be reached answers `unavailable` to every call, exit 4).
     pub async fn build(self) -> Result<Run, Failure> {
-        let started = Instant::now();
+        let (started, started_at) = (Instant::now(), SystemTime::now());
         let policy = load_policy(&self.policy)?;
         let config = match self.config {
             ConfigSource::Pairs(texts) => {
@@ -345,6 +345,8 @@ impl RunBuilder {
         tracing::debug!("{}: compiled artifact {}", policy.name(), if prepared.from_cache { "loaded from the cache" } else { "compiled and cached" });
 
         let mut context = RunContext::new(journal, backends, dry_run, self.approval);
+        // One time base for the report: the wall time, the steps and the probe all count from here.
+        context.started = started;
         context.session = session;
         context.fail_on_warn = self.fail_on_warn;
         if policy.manifest.world == World::Pattern {
@@ -369,6 +371,7 @@ impl RunBuilder {
             recorded_at,
             header,
             started,
+            started_at,
         })
     }
 }
@@ -393,15 +396,30 @@ fn run_header(policy: &Policy, target: Value, allowed: &[Capability], config: &V
     })
 }
 
-/// The operating-system user running the runner, as `id -un` names it.
+/// Who ran the command: `$USER`, else the OS user of the process.
 fn operator() -> String {
-    // SAFETY: getuid has no preconditions; getpwuid's answer is read at once, on this thread.
-    let uid = unsafe { libc::getuid() };
-    let name = unsafe {
-        let entry = libc::getpwuid(uid);
-        (!entry.is_null() && !(*entry).pw_name.is_null()).then(|| std::ffi::CStr::from_ptr((*entry).pw_name).to_string_lossy().into_owned())
-    };
-    name.or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| format!("uid {uid}"))
+    let os_user = os_user();
+    match std::env::var("USER").ok().filter(|u| !u.trim().is_empty()) {
+        Some(user) if os_user.as_deref().is_none_or(|os| os == user) => user,
+        Some(user) => format!("{user} (OS user {})", os_user.unwrap_or_default()),
+        None => os_user.unwrap_or_else(|| "unknown".into()),
+    }
+}
+
+/// The name of the process's real user, from the password database.
+fn os_user() -> Option<String> {
+    let mut buffer = vec![0 as libc::c_char; 4096];
+    // SAFETY: `passwd` and `buffer` outlive the call; getpwuid_r writes only
+    // within `buffer.len()` bytes and sets `result` to null or to `passwd`.
+    unsafe {
+        let mut passwd: libc::passwd = std::mem::zeroed();
+        let mut result: *mut libc::passwd = std::ptr::null_mut();
+        let status = libc::getpwuid_r(libc::getuid(), &mut passwd, buffer.as_mut_ptr(), buffer.len(), &mut result);
+        if status != 0 || result.is_null() || passwd.pw_name.is_null() {
+            return None;
+        }
+        Some(std::ffi::CStr::from_ptr(passwd.pw_name).to_string_lossy().into_owned())
+    }
 }
 
 /// The mutations allowed, parsed; a grants file is read here.
@@ -474,6 +492,7 @@ pub struct Run {
     recorded_at: String,
     header: Value,
     started: Instant,
+    started_at: SystemTime,
 }
 
 impl Run {
@@ -518,6 +537,8 @@ impl Run {
     /// writes and before the policy starts (a drill breaks the cluster there,
     /// so the probe sees the outage and the policy reacts to it).
     pub async fn execute_after(self, before_policy: impl Future<Output = Result<(), Failure>>) -> Result<RunReport, Failure> {
+        // The probe's timeline starts about here (its first write is acknowledged within `start`).
+        let probe_at = self.context.started.elapsed();
         let probe = match &self.probe {
             Some((target, spec)) => {
                 Some(WriteProbe::start(target, self.context.backends.kube.as_ref(), &spec.database, &spec.table, spec.rate).await.map_err(|e| match e {
@@ -554,6 +575,12 @@ impl Run {
             from_cache: self.prepared.from_cache,
             probe,
             header: self.header,
+            run: RunFacts {
+                id: self.context.run_id.clone(),
+                started_at: self.started_at,
+                ended_at: SystemTime::now(),
+                probe_at_ms: probe_at.as_secs_f64() * 1000.0,
+            },
         })
     }
 }

@@ -22,7 +22,7 @@ pub mod survey;
 
 pub use builder::{DEFAULT_PROBE_TABLE, Run, RunBuilder};
 pub use exit::{Exit, Failure};
-pub use report::{Ending, RunReport, short_digest};
+pub use report::{Ending, RunFacts, RunReport, short_digest};
 
 use crate::policy::{Policy, default_search_path};
 

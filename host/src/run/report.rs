@@ -2,7 +2,7 @@
 //! saw, and the exit code all of that earns.
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use serde_json::{Value, json};
 
@@ -130,6 +130,22 @@ pub struct RunReport {
     pub probe: Option<ProbeSummary>,
     /// Who ran what, where, allowed to do what: the journal's first line.
     pub header: Value,
+    /// When the run happened: what a report for a change ticket names besides the header.
+    pub run: RunFacts,
+}
+
+/// When a run happened, besides what its header says (who, where, with
+/// which configuration and allowances).
+#[derive(Debug, Clone)]
+pub struct RunFacts {
+    /// The run's id, as its journal lines carry it.
+    pub id: String,
+    /// When the run began (its steps' `at_ms` count from here).
+    pub started_at: SystemTime,
+    /// When it ended.
+    pub ended_at: SystemTime,
+    /// When the write probe's timeline began, in ms from the run's start.
+    pub probe_at_ms: f64,
 }
 
 impl RunReport {
