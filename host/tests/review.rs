@@ -76,6 +76,10 @@ fn a_scaffold_builds_as_generated_and_runs() {
         let name = format!("my-{kind}");
         let output = sandbox.runner(&["new", kind, &name, "--dir", path(&dir)]);
         expect_exit(&output, 0);
+        // Shareable as generated: no path outside the crate (the SDK is copied into it).
+        let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+        assert!(manifest.contains(r#"runner-sdk = { path = "runner-sdk" }"#) && !manifest.contains(path(&repo())), "{manifest}");
+        assert!(dir.join("runner-sdk/src/bindings.rs").is_file());
         let target_dir = std::env::var("CARGO_TARGET_DIR").map(std::path::PathBuf::from).unwrap_or_else(|_| repo().join("target"));
         let build = std::process::Command::new("cargo")
             .args(["build", "--release", "--quiet", "--target", "wasm32-wasip2", "--target-dir"])
@@ -91,6 +95,11 @@ fn a_scaffold_builds_as_generated_and_runs() {
         let exec = sandbox.runner(&["exec", path(&wasm), "--dry-run"]);
         expect_exit(&exec, 4);
     }
+    let git = sandbox.dir.path().join("from-git");
+    expect_exit(&sandbox.runner(&["new", "gate", "from-git", "--dir", path(&git), "--sdk-git", "https://git.example.com/sre/runner#v0.1.0"]), 0);
+    let manifest = std::fs::read_to_string(git.join("Cargo.toml")).unwrap();
+    assert!(manifest.contains(r#"runner-sdk = { git = "https://git.example.com/sre/runner", rev = "v0.1.0" }"#), "{manifest}");
+    assert!(!git.join("runner-sdk").exists(), "a git dependency copies nothing");
     let again = sandbox.runner(&["new", "gate", "my-gate", "--dir", path(&sandbox.dir.path().join("my-gate"))]);
     assert!(expect_exit(&again, 2).contains("already exists"));
     assert!(expect_exit(&sandbox.runner(&["new", "gate", "Bad Name"]), 2).contains("not a valid name"));

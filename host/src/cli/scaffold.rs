@@ -1,6 +1,6 @@
 //! `runner new gate|pattern NAME`: a crate that builds as generated.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
@@ -25,9 +25,94 @@ pub struct NewArgs {
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
 
-    /// The runner SDK to depend on (default: the SDK of this runner's source tree).
-    #[arg(long, value_name = "PATH", env = "RUNNER_SDK_PATH")]
+    /// Depend on the runner SDK at this path (for work on the SDK itself)
+    /// instead of a copy of it inside the new crate.
+    #[arg(long, value_name = "PATH", env = "RUNNER_SDK_PATH", conflicts_with = "sdk_git")]
     sdk: Option<PathBuf>,
+
+    /// Depend on the runner SDK from this git repository (`URL` or
+    /// `URL#REV`, REV a tag, branch or commit) instead of a copy of it
+    /// inside the new crate.
+    #[arg(long, value_name = "URL[#REV]")]
+    sdk_git: Option<String>,
+}
+
+/// The SDK's sources, built into the runner: `runner new` copies them into
+/// the new crate (`runner-sdk/`, and the contract it binds to in `wit/`), so the crate builds and can be shared
+/// (pushed to any git host) without the runner's source tree or a published
+/// SDK crate, and an installed runner scaffolds as a checkout does.
+const SDK_FILES: [(&str, &str); 6] = [
+    ("src/lib.rs", include_str!("../../../sdk/src/lib.rs")),
+    ("src/bindings.rs", include_str!("../../../sdk/src/bindings.rs")),
+    ("src/check.rs", include_str!("../../../sdk/src/check.rs")),
+    ("src/helpers.rs", include_str!("../../../sdk/src/helpers.rs")),
+    ("src/steps.rs", include_str!("../../../sdk/src/steps.rs")),
+    ("src/wait.rs", include_str!("../../../sdk/src/wait.rs")),
+];
+
+/// Where the new crate's SDK comes from.
+enum SdkSource {
+    /// A copy inside the crate (the default).
+    Vendored,
+    /// A local checkout.
+    Path(PathBuf),
+    /// A git repository, at a revision when one is given.
+    Git { url: String, rev: Option<String> },
+}
+
+impl SdkSource {
+    fn of(args: &NewArgs) -> Result<SdkSource, Failure> {
+        if let Some(text) = &args.sdk_git {
+            let (url, rev) = match text.split_once('#') {
+                Some((url, rev)) => (url.to_string(), Some(rev.to_string())),
+                None => (text.clone(), None),
+            };
+            if url.is_empty() || url.contains(['"', '\\', '\n']) || rev.as_deref().is_some_and(|r| r.is_empty() || r.contains(['"', '\\', '\n'])) {
+                return Err(Failure::bad_input(format!("--sdk-git `{text}`: give a repository URL, optionally followed by #REV")));
+            }
+            return Ok(SdkSource::Git { url, rev });
+        }
+        match &args.sdk {
+            Some(path) => path
+                .canonicalize()
+                .ok()
+                .filter(|p| p.join("Cargo.toml").is_file())
+                .map(SdkSource::Path)
+                .ok_or_else(|| Failure::bad_input(format!("--sdk {}: no SDK crate there (no Cargo.toml)", path.display()))),
+            None => Ok(SdkSource::Vendored),
+        }
+    }
+
+    /// The `runner-sdk = ...` dependency line.
+    fn dependency(&self) -> String {
+        let quoted = |text: &str| serde_json::to_string(text).unwrap_or_default();
+        match self {
+            SdkSource::Vendored => r#"runner-sdk = { path = "runner-sdk" }"#.to_string(),
+            SdkSource::Path(path) => format!("runner-sdk = {{ path = {} }}", quoted(&path.display().to_string())),
+            SdkSource::Git { url, rev: None } => format!("runner-sdk = {{ git = {} }}", quoted(url)),
+            SdkSource::Git { url, rev: Some(rev) } => format!("runner-sdk = {{ git = {}, rev = {} }}", quoted(url), quoted(rev)),
+        }
+    }
+}
+
+/// The vendored SDK's manifest: the workspace's fields written out.
+fn sdk_cargo_toml() -> String {
+    format!(
+        r#"# A copy of the runner SDK {version}, written by `runner new`.
+[package]
+name = "runner-sdk"
+description = "Write runner gates and patterns: WIT bindings, JSON helpers, waits on the host clock, the manifest macro"
+version = "{version}"
+edition = "2024"
+license = "Apache-2.0"
+
+[dependencies]
+wit-bindgen = {{ version = "0.63", default-features = false, features = ["macros", "realloc"] }}
+serde = {{ version = "1", features = ["derive"] }}
+serde_json = "1"
+"#,
+        version = env!("CARGO_PKG_VERSION")
+    )
 }
 
 pub fn run(args: NewArgs) -> CommandResult {
@@ -39,23 +124,24 @@ pub fn run(args: NewArgs) -> CommandResult {
     if dir.exists() {
         return Err(Failure::bad_input(format!("{}: already exists", dir.display())));
     }
-    let sdk = args.sdk.clone().unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk"));
-    let sdk = sdk
-        .canonicalize()
-        .ok()
-        .filter(|p| p.join("Cargo.toml").is_file())
-        .ok_or_else(|| Failure::bad_input(format!("cannot find the runner SDK at {}; pass --sdk PATH", sdk.display())))?;
-    let files = [
-        ("Cargo.toml", cargo_toml(name, &sdk)),
+    let sdk = SdkSource::of(&args)?;
+    let mut files = vec![
+        ("Cargo.toml".to_string(), cargo_toml(name, &sdk.dependency())),
         (
-            "src/lib.rs",
+            "src/lib.rs".to_string(),
             match args.kind {
                 Kind::Gate => gate_source(name),
                 Kind::Pattern => pattern_source(name),
             },
         ),
-        (".gitignore", "/target\n".to_string()),
+        (".gitignore".to_string(), "/target\n".to_string()),
     ];
+    if let SdkSource::Vendored = sdk {
+        files.push(("runner-sdk/Cargo.toml".to_string(), sdk_cargo_toml()));
+        files.extend(SDK_FILES.iter().map(|(file, text)| (format!("runner-sdk/{file}"), text.to_string())));
+        // The SDK's bindings read the contract from `../wit`, beside the SDK.
+        files.push(("wit/policy.wit".to_string(), include_str!("../../../wit/policy.wit").to_string()));
+    }
     for (file, text) in files {
         let path = dir.join(file);
         let written = path.parent().map_or(Ok(()), std::fs::create_dir_all).and_then(|()| std::fs::write(&path, text));
@@ -68,7 +154,7 @@ pub fn run(args: NewArgs) -> CommandResult {
     Ok(Exit::Success)
 }
 
-fn cargo_toml(name: &str, sdk: &Path) -> String {
+fn cargo_toml(name: &str, sdk_dependency: &str) -> String {
     format!(
         r#"[package]
 name = "{name}"
@@ -79,7 +165,7 @@ edition = "2024"
 crate-type = ["cdylib"]
 
 [dependencies]
-runner-sdk = {{ path = "{sdk}" }}
+{sdk_dependency}
 serde = {{ version = "1", features = ["derive"] }}
 
 # A component of its own, not part of an enclosing workspace.
@@ -91,8 +177,7 @@ lto = true
 codegen-units = 1
 panic = "abort"
 strip = true
-"#,
-        sdk = sdk.display()
+"#
     )
 }
 
@@ -207,4 +292,29 @@ impl runner_sdk::pattern::Guest for Pattern {{
 runner_sdk::export_pattern!(Pattern);
 "##
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_vendored_sdk_holds_every_source_file_of_the_sdk() {
+        let sdk = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk/src");
+        let mut on_disk: Vec<String> = std::fs::read_dir(&sdk).unwrap().map(|e| format!("src/{}", e.unwrap().file_name().to_string_lossy())).collect();
+        on_disk.sort();
+        let mut vendored: Vec<String> = SDK_FILES.iter().map(|(file, _)| file.to_string()).collect();
+        vendored.sort();
+        assert_eq!(vendored, on_disk, "add the SDK's new file to SDK_FILES");
+        let manifest = std::fs::read_to_string(sdk.join("../Cargo.toml")).unwrap();
+        let dependencies = manifest.split("[dependencies]").nth(1).unwrap().trim();
+        assert!(sdk_cargo_toml().contains(dependencies), "the vendored manifest has the SDK's dependencies:\n{dependencies}");
+    }
+
+    #[test]
+    fn sdk_dependencies() {
+        assert_eq!(SdkSource::Vendored.dependency(), r#"runner-sdk = { path = "runner-sdk" }"#);
+        let git = SdkSource::Git { url: "https://git.example.com/sre/runner".into(), rev: Some("v0.1.0".into()) };
+        assert_eq!(git.dependency(), r#"runner-sdk = { git = "https://git.example.com/sre/runner", rev = "v0.1.0" }"#);
+    }
 }
