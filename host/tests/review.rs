@@ -64,8 +64,42 @@ fn list_shows_the_bundled_policies() {
 #[test]
 fn completions_are_printed() {
     let sandbox = Sandbox::new();
-    let output = sandbox.runner(&["completions", "bash"]);
-    assert!(expect_exit(&output, 0).contains("runner"));
+    for shell in ["zsh", "fish"] {
+        let output = sandbox.runner(&["completions", shell]);
+        assert!(expect_exit(&output, 0).contains("runner list --names"), "{shell}: the policy names are asked for");
+    }
+}
+
+/// The bash completions, sourced in a real bash: `runner exec <TAB>` offers
+/// the policies `runner list --names` finds, `--target <TAB>` offers `lab`,
+/// and a flag still completes through clap's function.
+#[test]
+fn bash_completes_policy_names_and_lab() {
+    let sandbox = Sandbox::new();
+    let script = sandbox.dir.path().join("runner.bash");
+    std::fs::write(&script, sandbox.runner(&["completions", "bash"]).stdout).unwrap();
+    let bin = assert_cmd::cargo::cargo_bin("runner");
+    let complete = |words: &str| {
+        let program = format!(
+            "source '{}'; COMP_WORDS=({words}); COMP_CWORD=$((${{#COMP_WORDS[@]}} - 1)); _runner_with_policies runner; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+            script.display()
+        );
+        let output = std::process::Command::new("bash")
+            .args(["-c", &program])
+            .env("PATH", format!("{}:{}", bin.parent().unwrap().display(), std::env::var("PATH").unwrap_or_default()))
+            .env("RUNNER_POLICY_PATH", repo().join("policies/dist"))
+            .current_dir(sandbox.dir.path())
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{words}: {}", stderr(&output));
+        stdout(&output).lines().map(str::to_string).collect::<Vec<_>>()
+    };
+    let policies = complete("runner exec pg-");
+    assert!(policies.contains(&"pg-preflight".to_string()) && policies.contains(&"pg-healthy".to_string()), "{policies:?}");
+    assert!(!policies.contains(&"pods-ready".to_string()), "only what matches the prefix: {policies:?}");
+    assert!(complete("runner review ''").contains(&"postgres-ferris-wheel".to_string()));
+    assert!(complete("runner exec pods-ready --target ''").contains(&"lab".to_string()));
+    assert!(complete("runner exec pods-ready --dry").contains(&"--dry-run".to_string()), "flags still complete");
 }
 
 #[test]

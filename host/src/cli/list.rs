@@ -10,14 +10,24 @@ use crate::policy::{catalog, default_search_path};
 #[derive(Args, Debug)]
 pub struct ListArgs {
     /// Report format.
-    #[arg(short = 'o', long, value_enum, default_value_t)]
+    #[arg(short = 'o', long, value_enum, default_value_t, conflicts_with = "names")]
     output: OutputFormat,
+
+    /// Only the names, one per line (for scripts and shell completion).
+    #[arg(long)]
+    names: bool,
 }
 
 /// Print the bundled policies.
 pub fn run(args: ListArgs) -> CommandResult {
     let search = default_search_path();
     let rows: Vec<_> = catalog(&search).into_iter().map(|entry| (entry.name, entry.path, entry.loaded)).collect();
+    if args.names {
+        for (name, _, loaded) in &rows {
+            println!("{}", loaded.as_ref().map_or(name.as_str(), |p| p.manifest.name.as_str()));
+        }
+        return Ok(Exit::Success);
+    }
     match args.output {
         format @ (OutputFormat::Json | OutputFormat::Yaml) => {
             let items: Vec<_> = rows

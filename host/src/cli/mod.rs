@@ -2,6 +2,7 @@
 //! its own module and calls the run library ([`crate::run`]), never another verb.
 
 mod bench;
+mod completions;
 mod demo;
 mod exec;
 mod lab;
@@ -157,7 +158,7 @@ pub fn main() -> ExitCode {
         Command::Target(args) => target::run(args),
         Command::Test(args) => test::run(args, cache_dir),
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "runner", &mut std::io::stdout());
+            completions::print(shell, &mut Cli::command());
             Ok(Exit::Success)
         }
         Command::Bench(args) => bench::run(args, cache_dir),
