@@ -18,6 +18,7 @@ pub mod imports;
 pub mod journal;
 pub mod policy;
 pub mod probe;
+pub mod progress;
 pub mod run;
 pub mod session;
 pub mod target;

@@ -39,6 +39,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("policy", 3),
     ("caps", 2),
     ("wit", 2),
+    ("progress", 1),
     ("domain", 0),
 ];
 

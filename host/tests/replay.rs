@@ -173,6 +173,7 @@ fn outcome(output: &Output) -> Value {
     }
     for step in report["steps"].as_array_mut().unwrap() {
         step.as_object_mut().unwrap().remove("ms");
+        step.as_object_mut().unwrap().remove("at_ms");
     }
     report
 }

@@ -1,7 +1,7 @@
 //! Waiting on the host clock: until a condition holds, telling errors that
 //! may pass (a member restarting does not answer) from those that will not.
 
-use crate::{Error, ErrorCode, clock};
+use crate::{Error, ErrorCode, clock, report};
 
 /// One look at a condition: done (with what was found), or not yet and why.
 #[derive(Clone, Debug, PartialEq)]
@@ -43,18 +43,19 @@ pub fn wait_until<T>(what: &str, timeout_ms: u64, interval_ms: u64, mut conditio
 /// learns what was still missing.
 pub fn wait_for<T>(what: &str, timeout_ms: u64, interval_ms: u64, mut condition: impl FnMut() -> Result<Poll<T>, Error>) -> Result<T, Error> {
     let mut last = String::new();
-    let result = wait_until(what, timeout_ms, interval_ms, || match condition() {
-        Ok(Poll::Done(value)) => Ok(Some(value)),
-        Ok(Poll::NotYet(why)) => {
-            last = why;
-            Ok(None)
-        }
-        Err(e) if e.is_fatal() => Err(e),
-        Err(e) => {
-            last = e.message;
-            Ok(None)
-        }
+    let result = wait_until(what, timeout_ms, interval_ms, || {
+        let polled = match condition() {
+            Ok(Poll::Done(value)) => return Ok(Some(value)),
+            Ok(Poll::NotYet(why)) => why,
+            Err(e) if e.is_fatal() => return Err(e),
+            Err(e) => e.message,
+        };
+        // The operator's terminal shows what is awaited and what was last seen.
+        report::progress(what, &polled);
+        last = polled;
+        Ok(None)
     });
+    report::progress("", "");
     result.map_err(|e| if e.code == ErrorCode::Timeout && !last.is_empty() { Error::timeout(format!("{}; last seen: {last}", e.message)) } else { e })
 }
 

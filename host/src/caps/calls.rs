@@ -107,8 +107,18 @@ pub const VERBS: &[Verb] = &[
 /// Calls every component may make without a capability: they only tell the
 /// operator something, read the host's clock, or read facts of the run
 /// fixed before it started (`run-info`, not journaled: it changes nothing).
-pub const FREE_CALLS: &[&str] =
-    &["report.log", "report.step-begin", "report.step-end", "report.metric", "clock.now", "clock.sleep", "run-info.id", "run-info.dry-run", "run-info.resumed"];
+pub const FREE_CALLS: &[&str] = &[
+    "report.log",
+    "report.progress",
+    "report.step-begin",
+    "report.step-end",
+    "report.metric",
+    "clock.now",
+    "clock.sleep",
+    "run-info.id",
+    "run-info.dry-run",
+    "run-info.resumed",
+];
 
 /// The interfaces the `gate` world imports (`world gate-imports` in the WIT);
 /// every other interface is for patterns only.

@@ -59,6 +59,8 @@ pub struct RunContext {
     pub fail_on_warn: bool,
     /// When the run began: steps are placed on a timeline from here ([`StepRecord::at_ms`]).
     pub started: Instant,
+    /// The live line of the wait a component is in (`report.progress`).
+    pub progress: crate::progress::WaitLine,
 }
 
 impl RunContext {
@@ -78,6 +80,7 @@ impl RunContext {
             resumed: false,
             fail_on_warn: false,
             started: Instant::now(),
+            progress: crate::progress::WaitLine::on_terminal(),
         }
     }
 

@@ -49,16 +49,28 @@ impl report::Host for HostState {
         let message = truncate(message, MAX_LOG_LINE, " [truncated]");
         self.print_budget(message.len())?;
         let component = &*self.component;
-        match level {
+        self.run.progress.suspend(|| match level {
             Level::Debug => tracing::debug!(target: "policy", "[{component}] {message}"),
             Level::Info => tracing::info!(target: "policy", "[{component}] {message}"),
             Level::Warn => tracing::warn!(target: "policy", "[{component}] {message}"),
             Level::Error => tracing::error!(target: "policy", "[{component}] {message}"),
-        }
+        });
         self.note("report.log", json!({"level": format!("{level:?}").to_lowercase(), "message": message}), started)
     }
 
+    fn progress(&mut self, what: String, observed: String) -> wasmtime::Result<()> {
+        // Not journaled, not recorded: it changes nothing and answers nothing.
+        if what.is_empty() {
+            self.run.progress.done();
+        } else {
+            let what = format!("[{}] {}", self.component, truncate(what, MAX_NAME, "…"));
+            self.run.progress.waiting(&what, &truncate(observed, MAX_NAME, "…"));
+        }
+        Ok(())
+    }
+
     fn step_begin(&mut self, name: String, description: String) -> wasmtime::Result<()> {
+        self.run.progress.done();
         let started = Instant::now();
         let (name, description) = (truncate(name, MAX_NAME, "…"), truncate(description, MAX_TEXT, " [truncated]"));
         self.within_report_bound("steps", self.run.record().steps.len())?;
@@ -81,6 +93,7 @@ impl report::Host for HostState {
     }
 
     fn step_end(&mut self, name: String, outcome: StepOutcome, detail: String) -> wasmtime::Result<()> {
+        self.run.progress.done();
         let started = Instant::now();
         let (name, detail) = (truncate(name, MAX_NAME, "…"), truncate(detail, MAX_TEXT, " [truncated]"));
         self.print_budget(name.len() + detail.len())?;
