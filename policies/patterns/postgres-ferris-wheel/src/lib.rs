@@ -597,7 +597,10 @@ impl Rotation<'_> {
 
     /// Undo what can be undone; see manifest.toml's `rollback`.
     fn rollback(&mut self, failure: &Error) -> Result<PatternResult, Error> {
-        let outcome = step("rollback", "restore a single writable primary behind the Service", || self.restore());
+        // Refused at the question: only the pin and the added member are undone (the
+        // primary never moved and nothing else was touched), nothing else is made sure of.
+        let undo_only = self.progress.declined || Approval::needed(failure);
+        let outcome = step("rollback", "restore a single writable primary behind the Service", || self.restore(undo_only));
         match outcome {
             // Nobody could answer: an error (the run did not reach a verdict), with what was put back.
             Ok(summary) if Approval::needed(failure) => Err(Error::new(failure.code, format!("{}. {summary}", failure.message))),
@@ -607,7 +610,7 @@ impl Rotation<'_> {
         }
     }
 
-    fn restore(&mut self) -> Result<String, Error> {
+    fn restore(&mut self, undo_only: bool) -> Result<String, Error> {
         let ctx = &self.ctx;
         let mut done = Vec::new();
         let original_replicas = self.progress.original["replicas"].as_u64().unwrap_or(0) as u32;
@@ -652,6 +655,9 @@ impl Rotation<'_> {
         }
         if let Some(was) = scaled_from {
             self.await_removed(original_replicas, was, &self.progress.original_primary)?;
+        }
+        if undo_only && reversible && self.progress.switch.is_none() {
+            return Ok(format!("Rolled back: {} is still the primary; {}", self.progress.original_primary, done.join("; ")));
         }
         let (primary, notes) = ops::recover(ctx, &prefer)?;
         done.extend(notes);
