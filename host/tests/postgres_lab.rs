@@ -276,7 +276,12 @@ fn bad_targets_fail_clearly_and_change_nothing() {
 
 /// The journal's outcome lines (each call as it ended), every interface.
 fn journal_calls(journal: &std::path::Path) -> Vec<Value> {
-    std::fs::read_to_string(journal).unwrap_or_default().lines().map(|l| serde_json::from_str::<Value>(l).unwrap()).filter(|e| e["outcome"] != "started").collect()
+    std::fs::read_to_string(journal)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["outcome"] != "started")
+        .collect()
 }
 
 /// Issue 14 item 9: without `--approve` and without a terminal (stdin is not

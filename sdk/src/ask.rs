@@ -26,10 +26,11 @@ impl Approval {
         match approval::request(summary, details) {
             Ok(true) => Ok(Approval::Approved),
             Ok(false) => Ok(Approval::Declined),
-            Err(e) if e.code == ErrorCode::Unavailable => Err(Error::new(
-                ErrorCode::Unavailable,
-                format!("approval needed: pass --approve or run on a terminal (to {summary}; {})", e.message),
-            )),
+            Err(e) if e.code == ErrorCode::Unavailable => {
+                // The host's own words when they add something (a terminal that could not be read).
+                let why = if e.message.contains("--approve") { String::new() } else { format!("; {}", e.message) };
+                Err(Error::new(ErrorCode::Unavailable, format!("approval needed: pass --approve or run on a terminal (to {summary}{why})")))
+            }
             Err(e) => Err(Error::new(e.code, format!("approval request: {}", e.message))),
         }
     }
@@ -49,5 +50,21 @@ impl Approval {
     /// Whether `e` is [`Approval::ask`]'s error for nobody able to answer.
     pub fn needed(e: &Error) -> bool {
         e.code == ErrorCode::Unavailable && e.message.starts_with("approval needed:")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_no_and_nobody_to_answer_are_told_apart_from_other_errors() {
+        let no = Approval::declined("promote pg-3");
+        assert_eq!((no.code, no.message.as_str()), (ErrorCode::Denied, "the operator declined to promote pg-3"));
+        assert!(Approval::was_declined(&no) && !Approval::needed(&no));
+        assert!(!Approval::was_declined(&Error::new(ErrorCode::Denied, "`approval:request` was not requested")));
+        let needed = Error::new(ErrorCode::Unavailable, "approval needed: pass --approve or run on a terminal (to promote pg-3)");
+        assert!(Approval::needed(&needed) && !Approval::was_declined(&needed));
+        assert!(!Approval::needed(&Error::new(ErrorCode::Unavailable, "pg-0: connection refused")));
     }
 }

@@ -153,13 +153,20 @@ impl Cascade<'_> {
         members.sort_by_key(|m| m.ordinal);
         let roles: Vec<String> = members
             .iter()
-            .map(|m| format!("{}{}{}", m.name, if m.name == snapshot.primary { " primary" } else { " secondary" }, if m.upgraded { " (upgraded pool)" } else { "" }))
+            .map(|m| {
+                format!("{}{}{}", m.name, if m.name == snapshot.primary { " primary" } else { " secondary" }, if m.upgraded { " (upgraded pool)" } else { "" })
+            })
             .collect();
         let steps: Vec<String> = plan
             .iter()
             .map(|a| match a {
                 Action::Move(name) => format!("delete {name}'s Pod so it comes back on pool {}", cfg.upgraded_pool),
-                Action::StepDown(from) => format!("replSetStepDown on {from} ({}s, catch-up {}s{}), {candidate} elected", cfg.step_down_period / 1000, cfg.catch_up_period / 1000, if cfg.force { ", force" } else { "" }),
+                Action::StepDown(from) => format!(
+                    "replSetStepDown on {from} ({}s, catch-up {}s{}), {candidate} elected",
+                    cfg.step_down_period / 1000,
+                    cfg.catch_up_period / 1000,
+                    if cfg.force { ", force" } else { "" }
+                ),
             })
             .collect();
         let details = [

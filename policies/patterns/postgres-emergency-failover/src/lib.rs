@@ -337,11 +337,16 @@ impl Failover<'_> {
         let service = &self.ctx.service;
         let summary = format!("promote {candidate} in place of failed primary {old} and point Service {service} at it");
         let wal = |name: &str| state_of(states, name).and_then(State::wal_position).map(format_lsn).unwrap_or_else(|| "?".into());
-        let others: Vec<&str> =
-            states.iter().filter(|(p, s)| p.name != *old && p.name != candidate && s.as_ref().is_ok_and(|s| s.in_recovery)).map(|(p, _)| p.name.as_str()).collect();
+        let others: Vec<&str> = states
+            .iter()
+            .filter(|(p, s)| p.name != *old && p.name != candidate && s.as_ref().is_ok_and(|s| s.in_recovery))
+            .map(|(p, _)| p.name.as_str())
+            .collect();
         let old_now = match state_of(states, old) {
             Some(s) if s.in_recovery => format!("{old} answers as a standby: it is re-pointed to {candidate}"),
-            Some(_) => format!("{old} still answers as a primary: it is fenced (read only), {candidate} catches up with it, it gets standby settings and its Pod is deleted"),
+            Some(_) => format!(
+                "{old} still answers as a primary: it is fenced (read only), {candidate} catches up with it, it gets standby settings and its Pod is deleted"
+            ),
             None => format!("{old} does not answer: it is fenced if it comes back as a primary, then rewound to follow {candidate}"),
         };
         let details = [

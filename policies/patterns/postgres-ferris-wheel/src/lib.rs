@@ -785,7 +785,8 @@ impl runner_sdk::pattern::Guest for FerrisWheel {
                 rotation.progress.original_primary = first.to_string();
             }
             // Past the point of no return already: an interrupted switchover, or a primary that moved.
-            rotation.progress.approved = kept["approved"] == true || interrupted.is_some() || rotation.progress.original_primary != rotation.progress.primary_at_start;
+            rotation.progress.approved =
+                kept["approved"] == true || interrupted.is_some() || rotation.progress.original_primary != rotation.progress.primary_at_start;
             if interrupted.is_none() {
                 report::log(
                     report::Level::Info,

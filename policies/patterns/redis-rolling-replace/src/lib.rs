@@ -264,11 +264,9 @@ impl Run<'_> {
             }
             Action::Failover { master, replica } => {
                 let mode = if self.cfg.failover_mode == "default" { String::new() } else { format!(" {}", self.cfg.failover_mode.to_uppercase()) };
-                step(
-                    &action.to_string(),
-                    &format!("CLUSTER FAILOVER{mode} on {replica}; wait until it is the master and {master} its replica"),
-                    || self.failover(master, replica),
-                )?;
+                step(&action.to_string(), &format!("CLUSTER FAILOVER{mode} on {replica}; wait until it is the master and {master} its replica"), || {
+                    self.failover(master, replica)
+                })?;
                 self.demoted.insert(master.clone());
                 self.done.push(format!("{replica} took over from {master}"));
             }
@@ -307,8 +305,10 @@ impl Run<'_> {
         );
         let mut sorted: Vec<&plan::Member> = members.iter().collect();
         sorted.sort_by_key(|m| m.ordinal);
-        let roles: Vec<String> =
-            sorted.iter().map(|m| format!("{} {}{}", m.name, if m.is_master() { "master" } else { "replica" }, if m.upgraded { " (upgraded pool)" } else { "" })).collect();
+        let roles: Vec<String> = sorted
+            .iter()
+            .map(|m| format!("{} {}{}", m.name, if m.is_master() { "master" } else { "replica" }, if m.upgraded { " (upgraded pool)" } else { "" }))
+            .collect();
         let mode = if cfg.failover_mode == "default" { String::new() } else { format!(" {}", cfg.failover_mode.to_uppercase()) };
         let details = [
             format!("StatefulSet {}: {}", cfg.members.name, roles.join(", ")),
