@@ -283,8 +283,12 @@ impl Rotation<'_> {
         let details = [
             format!("StatefulSet {set}: members {}; primary {from}; Service {} selects it", s.members.iter().map(|(o, _)| self.name(*o)).collect::<Vec<_>>().join(", "), self.ctx.service),
             format!(
-                "now: {} re-pointed to stream from {to}; {from} fenced (read only), {to} catches up, {from} gets standby settings and its Pod is deleted (it cannot be undone from here), {to} promoted, Service {} selects {to}",
+                "now: {} re-pointed to stream from {to}; {from} fenced (read only), {to} catches up, {from} gets standby settings and {} (it cannot be undone from here), {to} promoted, Service {} selects {to}",
                 if others.is_empty() { "no other standby".to_string() } else { others.join(", ") },
+                match action {
+                    Action::Switchover { stop: Stop::ScaleDown(n), .. } => format!("{set} is scaled to {n}, which removes it"),
+                    _ => "its Pod is deleted".to_string(),
+                },
                 self.ctx.service
             ),
             format!("then: {}", if then.is_empty() { "nothing more".to_string() } else { then.join("; ") }),
