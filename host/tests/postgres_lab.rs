@@ -289,7 +289,8 @@ fn journal_calls(journal: &std::path::Path) -> Vec<Value> {
 /// question: the emergency failover before any change, the Ferris wheel
 /// before its first switchover, undoing only the pin and the member it added.
 /// Both end with exit 4 and say how to approve. Under `--dry-run` the
-/// question is in the plan, first.
+/// question is in the plan, first; on a terminal a typed `n` ends the
+/// failover `rolled-back` (exit 1) with nothing changed.
 #[test]
 fn without_approve_or_a_terminal_the_patterns_stop_at_their_question() {
     let lab = Lab::up(&["--postgres", "--subnet", "208"]);
@@ -322,6 +323,36 @@ fn without_approve_or_a_terminal_the_patterns_stop_at_their_question() {
     assert_eq!(lab.pg_primary(), primary);
     let annotation = lab.kubectl(&["get", "svc", "postgres-primary", "-o", "jsonpath={.metadata.annotations.runner\\.dev/emergency-failover}"]);
     assert_eq!(annotation, "", "no failover announced");
+
+    // On a terminal (`script` gives it one) the operator types n: rolled back (exit 1), nothing changed.
+    let journal = lab.dir.path().join("failover-declined.jsonl");
+    let runner = assert_cmd::cargo::cargo_bin("runner");
+    let line = format!(
+        "{} exec postgres-emergency-failover --allow 'kube:*' --allow 'postgres:*' --journal {} --config {primary_config}",
+        runner.display(),
+        path(&journal)
+    );
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .env_remove("RUNNER_LOG")
+        .env_remove("KUBECONFIG")
+        .env("RUNNER_LAB_DIR", lab.dir.path())
+        .env("RUNNER_CACHE_DIR", lab.dir.path().join("cache"))
+        .env("RUNNER_POLICY_PATH", repo().join("policies/dist"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut typing = child.stdin.take().unwrap();
+    std::io::Write::write_all(&mut typing, b"n\n").unwrap();
+    let output = child.wait_with_output().unwrap();
+    drop(typing);
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains(&format!("in place of failed primary {primary}")) && text.contains("Approve? [y/N]"), "it asked: {text}");
+    assert!(text.contains("the operator declined to promote"), "{text}");
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert_eq!(mutations(&journal), Vec::<Value>::new(), "a no changes nothing");
+    assert_eq!(lab.pg_primary(), primary);
 
     // The Ferris wheel: the pin and the added member before the question are undone after it; nothing else.
     let journal = lab.dir.path().join("wheel.jsonl");
