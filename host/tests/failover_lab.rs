@@ -115,6 +115,13 @@ fn a_failover_killed_at_every_step_boundary_finishes_when_run_again() {
     let ending = loop {
         let ending = kill_after_mutating_steps(lab.command(&args), &journal, PATTERN, 1, Duration::from_secs(400));
         let text = format!("{}{}", stdout(&ending.output), stderr(&ending.output));
+        // The first run asks for approval before its first change; a re-run resuming it does not ask again.
+        let journaled = std::fs::read_to_string(&journal).unwrap_or_default();
+        let asked = journaled
+            .split_inclusive('\n')
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .any(|l| l["call"] == "approval.request" && l["outcome"] != "started");
+        assert_eq!(asked, boundaries.is_empty(), "run {}: asked for approval {asked}:\n{text}", boundaries.len() + 1);
         if !boundaries.is_empty() {
             // A re-run says what it picks up before it does anything.
             // The log (stderr), not the report printed after the run.

@@ -86,6 +86,7 @@ fn dry_run_prints_the_ordered_plan_and_changes_nothing() {
     let text = expect_exit(&text, 0);
     assert!(text.contains("a real run also needs: --allow kube:scale:apps/v1/StatefulSet"), "{text}");
     assert!(text.contains("none was performed"), "{text}");
+    assert!(text.contains("  1. ask the operator to approve: scale postgres-cluster to 4 (details: adds a member on the upgraded pool)\n"), "{text}");
 }
 
 #[test]

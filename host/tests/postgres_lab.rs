@@ -1,7 +1,8 @@
 //! The PostgreSQL patterns end to end on the lab (real PostgreSQL 15
 //! servers): the Ferris wheel through `runner demo`, each preflight failure
 //! stopping it before any change, a member killed mid-run, the emergency
-//! failover after the primary is killed, and bad targets. `kubectl` and
+//! failover after the primary is killed, bad targets, and both patterns
+//! stopping at their approval when nobody can answer. `kubectl` and
 //! `psql` check the outcome as independent clients.
 
 mod common;
@@ -271,4 +272,112 @@ fn bad_targets_fail_clearly_and_change_nothing() {
     // The cluster is as it was.
     assert!(pools(&lab).iter().all(|(_, pool)| pool == "nodepool1"));
     assert_eq!(lab.pg_primary(), "postgres-cluster-0");
+}
+
+/// The journal's outcome lines (each call as it ended), every interface.
+fn journal_calls(journal: &std::path::Path) -> Vec<Value> {
+    std::fs::read_to_string(journal)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["outcome"] != "started")
+        .collect()
+}
+
+/// Issue 14 item 9: without `--approve` and without a terminal (stdin is not
+/// one here) nobody can approve, so each PostgreSQL pattern stops at its
+/// question: the emergency failover before any change, the Ferris wheel
+/// before its first switchover, undoing only the pin and the member it added.
+/// Both end with exit 4 and say how to approve. Under `--dry-run` the
+/// question is in the plan, first; on a terminal a typed `n` ends the
+/// failover `rolled-back` (exit 1) with nothing changed.
+#[test]
+fn without_approve_or_a_terminal_the_patterns_stop_at_their_question() {
+    let lab = Lab::up(&["--postgres", "--subnet", "208"]);
+    assert!(lab.runner(&["lab", "--dir", path(lab.dir.path()), "backup"]).status.success());
+    let primary = lab.pg_primary();
+    let primary_config = format!("primary={primary}");
+    let failover = |journal: &std::path::Path, extra: &[&str]| {
+        let mut args = vec!["exec", "postgres-emergency-failover", "--allow", "kube:*", "--allow", "postgres:*", "--output=json", "--journal", path(journal)];
+        args.extend(["--config", primary_config.as_str()]);
+        args.extend_from_slice(extra);
+        lab.runner(&args)
+    };
+
+    // The dry run plans the question before the first change.
+    let journal = lab.dir.path().join("failover-plan.jsonl");
+    let output = failover(&journal, &["--dry-run"]);
+    let report = json_of(&output);
+    assert_eq!(report["plan"][0]["call"], "approval.request", "{report:#}");
+    assert!(report["plan"][0]["args"]["summary"].as_str().unwrap().contains(&format!("in place of failed primary {primary}")), "{report:#}");
+
+    // The failover: the question is its first mutating call, and nothing follows it.
+    let journal = lab.dir.path().join("failover.jsonl");
+    let output = failover(&journal, &[]);
+    let text = expect_exit(&output, 4);
+    assert!(text.contains("approval needed: pass --approve or run on a terminal"), "{text}");
+    let calls = journal_calls(&journal);
+    let asked = calls.iter().position(|c| c["call"] == "approval.request").unwrap_or_else(|| panic!("no approval.request journaled: {calls:#?}"));
+    assert_eq!(calls[asked]["outcome"], "unavailable", "{:#}", calls[asked]);
+    assert_eq!(mutations(&journal), Vec::<Value>::new(), "nothing changed, before the question or after it");
+    assert_eq!(lab.pg_primary(), primary);
+    let annotation = lab.kubectl(&["get", "svc", "postgres-primary", "-o", "jsonpath={.metadata.annotations.runner\\.dev/emergency-failover}"]);
+    assert_eq!(annotation, "", "no failover announced");
+
+    // On a terminal (`script` gives it one) the operator types n: rolled back (exit 1), nothing changed.
+    let journal = lab.dir.path().join("failover-declined.jsonl");
+    let runner = assert_cmd::cargo::cargo_bin("runner");
+    let line = format!(
+        "{} exec postgres-emergency-failover --allow 'kube:*' --allow 'postgres:*' --journal {} --config {primary_config}",
+        runner.display(),
+        path(&journal)
+    );
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .env_remove("RUNNER_LOG")
+        .env_remove("KUBECONFIG")
+        .env("RUNNER_LAB_DIR", lab.dir.path())
+        .env("RUNNER_CACHE_DIR", lab.dir.path().join("cache"))
+        .env("RUNNER_POLICY_PATH", repo().join("policies/dist"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut typing = child.stdin.take().unwrap();
+    std::io::Write::write_all(&mut typing, b"n\n").unwrap();
+    let output = child.wait_with_output().unwrap();
+    drop(typing);
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains(&format!("in place of failed primary {primary}")) && text.contains("Approve? [y/N]"), "it asked: {text}");
+    assert!(text.contains("the operator declined to promote"), "{text}");
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert_eq!(mutations(&journal), Vec::<Value>::new(), "a no changes nothing");
+    assert_eq!(lab.pg_primary(), primary);
+
+    // The Ferris wheel: the pin and the added member before the question are undone after it; nothing else.
+    let journal = lab.dir.path().join("wheel.jsonl");
+    let mut args: Vec<&str> = WHEEL.iter().copied().filter(|a| *a != "--approve").collect();
+    args.extend(["--journal", path(&journal)]);
+    let output = lab.runner(&args);
+    let text = expect_exit(&output, 4);
+    assert!(text.contains("approval needed: pass --approve or run on a terminal (to promote postgres-cluster-3 and retire"), "{text}");
+    let calls = journal_calls(&journal);
+    let asked = calls.iter().position(|c| c["call"] == "approval.request").unwrap_or_else(|| panic!("no approval.request journaled: {calls:#?}"));
+    let after: Vec<&Value> =
+        calls[asked + 1..].iter().filter(|e| e["call"].as_str().is_some_and(|c| c.starts_with("kube-write.") || c.starts_with("postgres-write."))).collect();
+    let described: Vec<String> = after.iter().map(|e| format!("{} {}", e["call"], e["args"])).collect();
+    assert_eq!(after.len(), 3, "after the question only the pin, the added member and its slot are undone: {described:#?}");
+    assert_eq!(after[0]["call"], "kube-write.patch", "{described:#?}");
+    assert_eq!(after[0]["args"]["body"]["spec"]["template"]["spec"]["nodeSelector"]["agentpool"], "nodepool1", "{described:#?}");
+    assert_eq!((&after[1]["call"], &after[1]["args"]["replicas"]), (&Value::from("kube-write.scale"), &Value::from(3)), "{described:#?}");
+    assert!(after[2]["args"]["sql"].as_str().unwrap().contains("pg_drop_replication_slot"), "{described:#?}");
+    assert_eq!(lab.pg_primary(), primary);
+    assert_eq!(lab.psql(&primary, "SHOW default_transaction_read_only").unwrap(), "off", "never fenced");
+    assert!(pools(&lab).iter().all(|(_, pool)| pool == "nodepool1"), "{:?}", pools(&lab));
+    eventually("scaled back to 3", Duration::from_secs(60), || {
+        (lab.kubectl(&["get", "pods", "-l", "app=postgres", "-o", "name"]).lines().count() == 3).then_some(())
+    });
+    let set: Value = serde_json::from_str(&lab.kubectl(&["get", "sts", "postgres-cluster", "-o", "json"])).unwrap();
+    assert_eq!(set["spec"]["replicas"], 3);
+    assert!(set["metadata"]["annotations"]["runner.dev/ferris-wheel"].is_null(), "{:#}", set["metadata"]);
 }

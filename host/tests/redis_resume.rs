@@ -45,6 +45,8 @@ struct Run {
     succeeded: Vec<String>,
     /// The pattern's log lines, in order.
     logs: Vec<String>,
+    /// Whether it asked for approval (`approval.request`).
+    asked: bool,
 }
 
 fn journal_lines(journal: &Path) -> Vec<Value> {
@@ -63,7 +65,8 @@ fn read_run(journal: &Path, killed_after: Option<String>) -> Run {
         let end = lines.iter().position(|l| step(l, "report.step-end").as_ref() == Some(boundary)).expect("the boundary's step end is in the journal");
         begun_after = lines[end..].iter().filter_map(|l| step(l, "report.step-begin")).collect();
     }
-    Run { killed_after, begun_after, succeeded, logs }
+    let asked = lines.iter().any(|l| l["call"] == "approval.request");
+    Run { killed_after, begun_after, succeeded, logs, asked }
 }
 
 /// The rotation's steps (neither discover, preflight nor post: every run takes those).
@@ -131,10 +134,15 @@ fn a_rolling_replacement_killed_after_every_step_resumes_and_loses_no_acknowledg
                 let taken = run.succeeded.iter().chain(&run.begun_after).find(|s| rotation_step(s) && *s != "pin-upgraded-pool");
                 assert_eq!(taken, Some(&next), "run {n} announced `{next}`: {first_log}");
             }
+            // Approved before the pin: a resumed run does not ask again.
+            assert!(!run.asked, "run {n} resumed and asked for approval again:\n{output}");
             // The pin is in place: a resumed run does not patch it again.
             assert!(!run.succeeded.iter().any(|s| s == "pin-upgraded-pool"), "run {n} pinned again: {:?}", run.succeeded);
         } else {
             assert!(!output.contains(RESUMING), "run {n} found no annotation yet says it resumes:\n{output}");
+            // A rotation asks before its pin; a run that finds nothing to do changes nothing and asks nothing.
+            let pinned = run.succeeded.iter().any(|s| s == "pin-upgraded-pool");
+            assert_eq!(run.asked, pinned, "run {n}: asked for approval {}, pinned {pinned}:\n{output}", run.asked);
         }
         let done = run.killed_after.is_none();
         runs.push(run);

@@ -32,6 +32,15 @@ fn every_bundled_test_case_passes() {
         "gates/pg-preflight/tests/stale-backup",
         "gates/pg-healthy/tests/service-on-replica",
         "patterns/postgres-ferris-wheel/tests/preflight-fails",
+        // Issue 14 item 9: a no at the approval, and nobody to answer it, change nothing after the question.
+        "patterns/postgres-ferris-wheel/tests/operator-declines-the-first-switchover",
+        "patterns/postgres-ferris-wheel/tests/no-one-to-approve-stops-before-the-switchover",
+        "patterns/postgres-emergency-failover/tests/operator-declines",
+        "patterns/postgres-emergency-failover/tests/no-one-to-approve",
+        "patterns/redis-rolling-replace/tests/operator-declines",
+        "patterns/redis-rolling-replace/tests/no-one-to-approve",
+        "patterns/mongo-stepdown-cascade/tests/operator-declines",
+        "patterns/mongo-stepdown-cascade/tests/no-one-to-approve",
         // Hand-written from MongoDB's documented reply shapes (no mongod here).
         "gates/mongo-replset-healthy/tests/healthy",
         "gates/mongo-replset-healthy/tests/lagging-secondary",
@@ -242,7 +251,8 @@ fn sessions_recorded_on_the_lab_replay_identically_with_the_lab_down() {
     let calls = ferris["calls"].as_array().unwrap();
     assert!(calls.iter().filter(|c| c["call"] == "clock.sleep").count() > 5, "the pattern polled with sleeps");
     assert!(calls.iter().any(|c| c["call"] == "gates.run") && calls.iter().any(|c| c["component"] == "pg-healthy"), "gate calls follow gates.run");
-    let mutating = |c: &&Value| ["kube-write.", "postgres-write."].iter().any(|p| c["call"].as_str().unwrap().starts_with(p));
+    // approval.request counts as a mutation in a case: it is in the plan, and nothing may happen unasked.
+    let mutating = |c: &&Value| ["kube-write.", "postgres-write.", "approval."].iter().any(|p| c["call"].as_str().unwrap().starts_with(p));
     let mutations: Vec<Value> = calls.iter().filter(mutating).map(|c| json!({"call": c["call"], "args": c["args"]})).collect();
     assert!(mutations.iter().any(|m| m["call"] == "kube-write.scale" && m["args"]["replicas"] == 4), "{mutations:?}");
     let case = json!({"component": "postgres-ferris-wheel", "session": recorded[2].1, "expect": {"outcome": "succeeded", "reasons": ["switched over postgres-cluster-0 -> postgres-cluster-3"], "mutations": mutations}});

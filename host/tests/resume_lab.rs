@@ -126,6 +126,15 @@ fn assert_rotated(lab: &Lab, pool: &str) -> String {
     primary
 }
 
+/// How many times a run asked for approval, by its journal (a killed run's last line may be half written).
+fn approvals_asked(journal: &Path) -> usize {
+    let text = std::fs::read_to_string(journal).unwrap_or_default();
+    text.split_inclusive('\n')
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|l| l["call"] == "approval.request" && l["outcome"] != "started")
+        .count()
+}
+
 /// Every acknowledged number is in the table on the primary.
 #[track_caller]
 fn assert_none_lost(lab: &Lab, acknowledged: &[i64]) {
@@ -147,6 +156,16 @@ fn a_ferris_wheel_killed_at_every_step_boundary_resumes_and_loses_no_acknowledge
         assert!(boundaries.len() < 40, "no end after {} kills: {boundaries:?}", boundaries.len());
         let ending = kill_after_mutating_steps(wheel(&lab, &journal, &[]), &journal, PATTERN, 1, RUN_TIMEOUT);
         let said = format!("{}{}", stdout(&ending.output), stderr(&ending.output));
+        // The approval comes before the first switchover, once: a run after a kill past it
+        // (the annotation records it) just continues; one killed before it asks again.
+        let asked = approvals_asked(&journal) > 0;
+        let past_the_question = boundaries.iter().any(|b| b.starts_with("prepare "));
+        let asks_now = ending.killed_after.as_deref().is_some_and(|b| b.starts_with("prepare "));
+        if past_the_question {
+            assert!(!asked, "run {} resumed past the first switchover's approval and asked again:\n{said}", boundaries.len() + 1);
+        } else if asks_now {
+            assert!(asked, "run {} began the first switchover without asking for approval:\n{said}", boundaries.len() + 1);
+        }
         // A run after a kill inside a switchover says where it stood before anything else.
         let in_switchover = boundaries
             .last()
@@ -207,8 +226,11 @@ fn a_ferris_wheel_killed_at_every_step_boundary_resumes_and_loses_no_acknowledge
     assert_eq!(lab.psql(&fenced_member, "SHOW default_transaction_read_only").unwrap(), "on", "{fenced_member} was left fenced");
     let mut args = back.to_vec();
     args.extend(["--write-probe", "postgres-cluster"]);
-    let rerun = wheel(&lab, &journal, &args).output().unwrap();
+    let rerun_journal = lab.dir.path().join("rerun.jsonl");
+    let rerun = wheel(&lab, &rerun_journal, &args).output().unwrap();
     let said = format!("{}{}", stdout(&rerun), stderr(&rerun));
+    assert_eq!(approvals_asked(&journal), 1, "the run killed after its fence asked once, before its switchover");
+    assert_eq!(approvals_asked(&rerun_journal), 0, "its re-run is past the question and does not ask again:\n{said}");
     let report = json_of(&rerun);
     expect_exit(&rerun, 0);
     assert!(said.contains(&format!("resuming an interrupted rotation: fenced {fenced_member} at ")), "{said}");

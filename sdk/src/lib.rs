@@ -38,7 +38,8 @@
 //! A pattern adds steps ([`step`]), gates run as steps ([`gate_step`],
 //! [`preflight_gate`], [`GateCall`]), waits that ride out a member's
 //! restart ([`wait_for`], [`Poll`]) and what it is told about its run
-//! ([`run_info`], [`DryRun`]).
+//! ([`run_info`], [`DryRun`]), and the operator's yes before the first step
+//! that cannot be undone ([`Approval`]).
 //!
 //! The bindings are generated from contract `runner:policy@0.2.0`
 //! (`wit/policy.wit`); a runner that speaks another version refuses the
@@ -46,12 +47,14 @@
 
 #![warn(missing_docs)]
 
+mod ask;
 pub mod bindings;
 mod check;
 mod helpers;
 mod steps;
 mod wait;
 
+pub use ask::Approval;
 pub use bindings::gate::export_gate;
 pub use bindings::pattern::export_pattern;
 pub use check::Check;

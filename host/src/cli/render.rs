@@ -123,6 +123,8 @@ pub(super) fn describe_change(call: &str, args: &Value) -> String {
     };
     let object = || format!("{} {}", text("kind"), text("name"));
     match call {
+        // The human in the loop: answered yes in a dry run, asked (or --approve) in a real one.
+        "approval.request" => format!("ask the operator to approve: {} (details: {})", text("summary"), text("details")),
         "kube-write.scale" => format!("scale {} to {}", object(), text("replicas")),
         "kube-write.patch" => format!("patch {} ({}): {}", object(), text("patchType"), args["body"]),
         "kube-write.delete" => format!("delete {}", object()),
@@ -175,14 +177,17 @@ mod tests {
         let script = "#!/bin/sh\nset -eu\n".repeat(40);
         let exec = |pod: &str| planned("kube-write.exec", json!({"pod": pod, "command": ["sh", "-c", script, "sh", "config"]}), Some("kube:exec:v1/Pod"));
         let plan = vec![
+            planned("approval.request", json!({"summary": "promote postgres-cluster-3", "details": "first line\nsecond line"}), None),
             planned("kube-write.scale", json!({"kind": "StatefulSet", "name": "postgres-cluster", "replicas": 4}), Some("kube:scale:apps/v1/StatefulSet")),
             exec("postgres-cluster-3"),
             exec("postgres-cluster-1"),
             planned("postgres-write.execute", json!({"member": "postgres-cluster-3", "sql": "SELECT pg_promote(false)", "params": []}), None),
         ];
         let text = plan_text("wheel", &plan);
-        assert!(text.contains("  1. scale StatefulSet postgres-cluster to 4\n"), "{text}");
-        assert!(text.contains("  4. SQL on postgres-cluster-3: SELECT pg_promote(false)\n"), "{text}");
+        assert!(text.contains("  1. ask the operator to approve: promote postgres-cluster-3 (details: <text sha256:"), "{text}");
+        assert!(text.contains("      first line\n      second line\n"), "the details are printed whole:\n{text}");
+        assert!(text.contains("  2. scale StatefulSet postgres-cluster to 4\n"), "{text}");
+        assert!(text.contains("  5. SQL on postgres-cluster-3: SELECT pg_promote(false)\n"), "{text}");
         assert_eq!(text.matches("set -eu").count(), 40, "the script is printed once:\n{text}");
         assert!(text.contains("(720 bytes, used 2 time(s))"), "{text}");
         assert!(text.contains("exec in Pod postgres-cluster-1: sh -c <text sha256:"), "{text}");

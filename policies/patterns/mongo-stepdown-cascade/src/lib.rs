@@ -14,7 +14,7 @@ use mongo_common::rs::{self, StepDownError, classify_stepdown};
 use plan::{Action, Snapshot};
 use runner_sdk::pattern::PatternResult;
 use runner_sdk::prelude::*;
-use runner_sdk::{DryRun, gate_input, gate_step, mongo_write, preflight_gate};
+use runner_sdk::{Approval, DryRun, gate_input, gate_step, mongo_write, preflight_gate};
 use serde::Deserialize;
 
 runner_sdk::manifest!(include_str!("../manifest.toml"));
@@ -93,6 +93,8 @@ struct Cascade<'a> {
     /// asked for, or an earlier run's pin this run resumes (the members it moved use the pinned template).
     disturbed: bool,
     done: Vec<String>,
+    /// The replica set as `discover` found it: the plan the operator approves.
+    found: Option<Snapshot>,
 }
 
 impl Cascade<'_> {
@@ -130,9 +132,62 @@ impl Cascade<'_> {
         Ok(Snapshot { members, primary })
     }
 
+    /// Before the first change: deleting a member's Pod restarts it and
+    /// the step-down elects another primary, neither of which can be undone,
+    /// so the operator approves the whole plan before the pin. An earlier
+    /// run's pin means that run was approved: a re-run just continues. A
+    /// rotation with nothing to do asks nothing.
+    fn approve(&self) -> Result<(), Error> {
+        let cfg = self.cfg;
+        let Some(snapshot) = &self.found else { return Ok(()) };
+        let plan = plan::whole(snapshot);
+        if plan.is_empty() {
+            return Ok(());
+        }
+        let candidate = if cfg.candidate.is_empty() { "a caught-up secondary on the upgraded pool".to_string() } else { cfg.candidate.clone() };
+        let summary = format!(
+            "step down primary {} of replica set {} in favour of {candidate}, and move every member onto pool {}",
+            snapshot.primary, cfg.members.name, cfg.upgraded_pool
+        );
+        let mut members: Vec<&plan::Member> = snapshot.members.iter().collect();
+        members.sort_by_key(|m| m.ordinal);
+        let roles: Vec<String> = members
+            .iter()
+            .map(|m| {
+                format!("{}{}{}", m.name, if m.name == snapshot.primary { " primary" } else { " secondary" }, if m.upgraded { " (upgraded pool)" } else { "" })
+            })
+            .collect();
+        let steps: Vec<String> = plan
+            .iter()
+            .map(|a| match a {
+                Action::Move(name) => format!("delete {name}'s Pod so it comes back on pool {}", cfg.upgraded_pool),
+                Action::StepDown(from) => format!(
+                    "replSetStepDown on {from} ({}s, catch-up {}s{}), {candidate} elected",
+                    cfg.step_down_period / 1000,
+                    cfg.catch_up_period / 1000,
+                    if cfg.force { ", force" } else { "" }
+                ),
+            })
+            .collect();
+        let details = [
+            format!("StatefulSet {}: {}", cfg.members.name, roles.join(", ")),
+            format!("pin: nodeSelector {}={}, updateStrategy OnDelete (annotation {ANNOTATION})", cfg.pool_label, cfg.upgraded_pool),
+            format!("then, in order: {}", steps.join("; ")),
+            "a deleted Pod or a step-down cannot be undone; a failure stops the run and a re-run resumes it".to_string(),
+        ]
+        .join("\n");
+        match Approval::ask(&summary, &details)? {
+            Approval::Approved => Ok(()),
+            Approval::Declined => Err(Approval::declined(&summary)),
+        }
+    }
+
     fn pin_members(&mut self) -> Result<(), Error> {
         let set = self.cfg.members.read()?;
         let (original, resumed) = self.pin.original(&set.object);
+        if !resumed {
+            self.approve()?;
+        }
         if resumed {
             // Members an earlier run moved were made from the pinned template: putting the old
             // template back with a rolling update would move them back (to a pool being drained).
@@ -432,10 +487,12 @@ impl runner_sdk::pattern::Guest for StepDownCascade {
             pinned: false,
             disturbed: false,
             done: Vec::new(),
+            found: None,
         };
         step("discover", "find the primary and the members' pools; plan", || {
             let snapshot = cascade.snapshot()?;
             let plan: Vec<String> = plan::whole(&snapshot).iter().map(|a| format!("{a:?}")).collect();
+            cascade.found = Some(snapshot.clone());
             report::log(
                 report::Level::Info,
                 &format!(
@@ -452,6 +509,7 @@ impl runner_sdk::pattern::Guest for StepDownCascade {
         }
         let summary = match cascade.rotate() {
             Ok(summary) => summary,
+            Err(e) if Approval::was_declined(&e) && !cascade.pinned => return Ok(PatternResult::rolled_back(format!("{}; nothing was changed", e.message))),
             // Refused before anything changed: nothing to undo.
             Err(e) if !cascade.pinned => return Err(e),
             Err(e) => return cascade.stop(&e),

@@ -7,6 +7,7 @@ use pg_common::ops::{self, Ctx, Settings};
 use pg_common::pg::{self, CAUGHT_UP_SQL, State};
 use pg_common::rows;
 use pg_common::text::format_lsn;
+use runner_sdk::Approval;
 use runner_sdk::pattern::PatternResult;
 use runner_sdk::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -167,6 +168,8 @@ impl Failover<'_> {
     fn run(&mut self, states: &[(Pod, Result<State, Error>)]) -> Result<String, Error> {
         let old = self.old.clone();
         if !self.resumed {
+            // An interrupted failover was approved before its first change: a re-run just continues.
+            self.approve(states)?;
             let service = self.ctx.service.clone();
             step("announce", &format!("mark Service {service} as failing over"), || self.mark(Phase::Announced, None))?;
         }
@@ -321,6 +324,45 @@ impl Failover<'_> {
             self.mark(Phase::Done, None)?;
         }
         Ok(summary)
+    }
+
+    /// Before the first change (the announcement; then the fence and the
+    /// promotion, which cannot be undone once clients write to the new
+    /// primary): the operator approves the candidate [`pick`] chooses from
+    /// `states`, as the `choose` step will. When nobody qualifies there is
+    /// nothing to approve: `choose` fails and says why.
+    fn approve(&self, states: &[(Pod, Result<State, Error>)]) -> Result<(), Error> {
+        let old = &self.old;
+        let Ok(candidate) = pick(&self.cfg.candidate, old, states) else { return Ok(()) };
+        let service = &self.ctx.service;
+        let summary = format!("promote {candidate} in place of failed primary {old} and point Service {service} at it");
+        let wal = |name: &str| state_of(states, name).and_then(State::wal_position).map(format_lsn).unwrap_or_else(|| "?".into());
+        let others: Vec<&str> = states
+            .iter()
+            .filter(|(p, s)| p.name != *old && p.name != candidate && s.as_ref().is_ok_and(|s| s.in_recovery))
+            .map(|(p, _)| p.name.as_str())
+            .collect();
+        let old_now = match state_of(states, old) {
+            Some(s) if s.in_recovery => format!("{old} answers as a standby: it is re-pointed to {candidate}"),
+            Some(_) => format!(
+                "{old} still answers as a primary: it is fenced (read only), {candidate} catches up with it, it gets standby settings and its Pod is deleted"
+            ),
+            None => format!("{old} does not answer: it is fenced if it comes back as a primary, then rewound to follow {candidate}"),
+        };
+        let details = [
+            format!("members: {}", states.iter().map(|(p, _)| p.name.as_str()).collect::<Vec<_>>().join(", ")),
+            format!("candidate {candidate} (WAL up to {}){}", wal(&candidate), if self.cfg.candidate.is_empty() { ", the standby with the most WAL" } else { ", as configured" }),
+            old_now,
+            format!(
+                "{} re-pointed to stream from {candidate}; {candidate} promoted (it cannot be undone from here); Service {service} selects {candidate}; a write committed on it",
+                if others.is_empty() { "no other standby".to_string() } else { others.join(", ") }
+            ),
+        ]
+        .join("\n");
+        match Approval::ask(&summary, &details)? {
+            Approval::Approved => Ok(()),
+            Approval::Declined => Err(Approval::declined(&summary)),
+        }
     }
 
     /// Wait (bounded) until `candidate` replayed the fenced old primary's WAL
@@ -515,6 +557,7 @@ impl runner_sdk::pattern::Guest for EmergencyFailover {
         let mut failover = Failover { ctx, cfg: &cfg, old, record, resumed, cascaded: Vec::new(), fenced: false, stopped: false, promoted: false };
         match failover.run(&states) {
             Ok(summary) => Ok(PatternResult::succeeded(format!("{summary}{}", failover.ctx.dry.summary_note()))),
+            Err(e) if Approval::was_declined(&e) => Ok(PatternResult::rolled_back(format!("{}; nothing was changed", e.message))),
             // The failover itself happened; what is missing is named.
             Err(e) if failover.promoted && e.code == ErrorCode::Internal && e.message.contains("NOT following") => Err(e),
             Err(e) if !failover.fenced && !failover.promoted && failover.cascaded.is_empty() && !failover.stopped => Err(e),

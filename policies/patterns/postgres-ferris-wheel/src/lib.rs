@@ -15,7 +15,7 @@ use plan::{Action, Snapshot, Stop, Target};
 use record::{Phase, Seen, Switch};
 use runner_sdk::pattern::PatternResult;
 use runner_sdk::prelude::*;
-use runner_sdk::{gate_step, preflight_gate};
+use runner_sdk::{Approval, gate_step, preflight_gate};
 use serde::Deserialize;
 
 runner_sdk::manifest!(include_str!("../manifest.toml"));
@@ -49,6 +49,11 @@ struct Progress {
     original: Value,
     pinned: bool,
     switch: Option<Switch>,
+    /// The operator approved the rotation's first switchover (in this run,
+    /// or an interrupted one: then a re-run does not ask again).
+    approved: bool,
+    /// The operator said no: the rollback's summary says so.
+    declined: bool,
 }
 
 impl Progress {
@@ -218,6 +223,7 @@ impl Rotation<'_> {
             }
             Action::Switchover { to, stop } => {
                 let to = self.choose(s, to)?;
+                self.approve(s, action, &primary, &self.name(to), to)?;
                 self.switchover(&primary, &self.name(to), stop)?;
                 Ok(Some(to))
             }
@@ -231,6 +237,74 @@ impl Rotation<'_> {
             Action::ScaleDown(n) => {
                 step(&format!("scale-down {n}"), &format!("scale {} back to {n}", self.ctx.set.name), || self.scale_down(*n, &primary))?;
                 Ok(None)
+            }
+        }
+    }
+
+    /// Before the rotation's first switchover, the point of no return (once
+    /// `from` is stopped the rollback can no longer put the cluster back as
+    /// it was): ask the operator, once per rotation. What ran before (the pin,
+    /// the added member) is undone by the rollback when the answer is no.
+    fn approve(&mut self, s: &Snapshot, action: &Action, from: &str, to: &str, chosen: u32) -> Result<(), Error> {
+        if self.progress.approved {
+            return Ok(());
+        }
+        let set = &self.ctx.set.name;
+        let pool = &self.cfg.upgraded_pool;
+        let summary = format!("promote {to} and retire {from} as the primary of {set}, then move every member onto pool {pool}");
+        let others: Vec<String> = s.members.iter().map(|(o, _)| self.name(*o)).filter(|n| n != from && n != to).collect();
+        let mut rest = s.clone();
+        plan::apply(&mut rest, action, Some(chosen));
+        let mut then = Vec::new();
+        while let Some(next) = plan::next(&rest) {
+            if then.len() > 2 * rest.members.len() + 4 {
+                break;
+            }
+            let chosen = match &next {
+                Action::Switchover { to, .. } => plan::simulated_choice(&rest, to),
+                _ => None,
+            };
+            then.push(match &next {
+                Action::ScaleUp(n) => format!("scale {set} to {n} (adds {})", self.name(n - 1)),
+                Action::Switchover { stop, .. } => {
+                    let old = self.name(rest.primary);
+                    let new = chosen.map(|c| self.name(c)).unwrap_or_else(|| "the most advanced synchronous standby".into());
+                    let how = match stop {
+                        Stop::DeletePod => format!("{old}'s Pod deleted"),
+                        Stop::ScaleDown(n) => format!("{set} scaled to {n}, which removes {old}"),
+                    };
+                    format!("switch over {old} -> {new} ({how})")
+                }
+                Action::Move(o) => format!("delete {}'s Pod so it comes back on pool {pool}", self.name(*o)),
+                Action::ScaleDown(n) => format!("scale {set} back to {n}"),
+            });
+            plan::apply(&mut rest, &next, chosen);
+        }
+        let details = [
+            format!("StatefulSet {set}: members {}; primary {from}; Service {} selects it", s.members.iter().map(|(o, _)| self.name(*o)).collect::<Vec<_>>().join(", "), self.ctx.service),
+            format!(
+                "now: {} re-pointed to stream from {to}; {from} fenced (read only), {to} catches up, {from} gets standby settings and {} (it cannot be undone from here), {to} promoted, Service {} selects {to}",
+                if others.is_empty() { "no other standby".to_string() } else { others.join(", ") },
+                match action {
+                    Action::Switchover { stop: Stop::ScaleDown(n), .. } => format!("{set} is scaled to {n}, which removes it"),
+                    _ => "its Pod is deleted".to_string(),
+                },
+                self.ctx.service
+            ),
+            format!("then: {}", if then.is_empty() { "nothing more".to_string() } else { then.join("; ") }),
+            format!("target pool: {pool} (Node label {}); ends with {} replicas", self.cfg.pool_label, s.target),
+        ]
+        .join("\n");
+        match Approval::ask(&summary, &details)? {
+            Approval::Approved => {
+                self.progress.approved = true;
+                // Kept in the annotation with the next switchover record, so a re-run does not ask again.
+                self.progress.original["approved"] = json!(true);
+                Ok(())
+            }
+            Approval::Declined => {
+                self.progress.declined = true;
+                Err(Approval::declined(&summary))
             }
         }
     }
@@ -527,14 +601,20 @@ impl Rotation<'_> {
 
     /// Undo what can be undone; see manifest.toml's `rollback`.
     fn rollback(&mut self, failure: &Error) -> Result<PatternResult, Error> {
-        let outcome = step("rollback", "restore a single writable primary behind the Service", || self.restore());
+        // Refused at the question: only the pin and the added member are undone (the
+        // primary never moved and nothing else was touched), nothing else is made sure of.
+        let undo_only = self.progress.declined || Approval::needed(failure);
+        let outcome = step("rollback", "restore a single writable primary behind the Service", || self.restore(undo_only));
         match outcome {
+            // Nobody could answer: an error (the run did not reach a verdict), with what was put back.
+            Ok(summary) if Approval::needed(failure) => Err(Error::new(failure.code, format!("{}. {summary}", failure.message))),
+            Ok(summary) if self.progress.declined => Ok(PatternResult::rolled_back(format!("{}. {summary}", failure.message))),
             Ok(summary) => Ok(PatternResult::rolled_back(format!("{}: {}. {summary}", failure.code, failure.message))),
             Err(e) => Err(Error::new(failure.code, format!("{}; rollback failed too: {}. State now: {}", failure.message, e.message, self.describe()))),
         }
     }
 
-    fn restore(&mut self) -> Result<String, Error> {
+    fn restore(&mut self, undo_only: bool) -> Result<String, Error> {
         let ctx = &self.ctx;
         let mut done = Vec::new();
         let original_replicas = self.progress.original["replicas"].as_u64().unwrap_or(0) as u32;
@@ -579,6 +659,9 @@ impl Rotation<'_> {
         }
         if let Some(was) = scaled_from {
             self.await_removed(original_replicas, was, &self.progress.original_primary)?;
+        }
+        if undo_only && reversible && self.progress.switch.is_none() {
+            return Ok(format!("Rolled back: {} is still the primary; {}", self.progress.original_primary, done.join("; ")));
         }
         let (primary, notes) = ops::recover(ctx, &prefer)?;
         done.extend(notes);
@@ -705,6 +788,9 @@ impl runner_sdk::pattern::Guest for FerrisWheel {
             if let Some(first) = kept["primary"].as_str() {
                 rotation.progress.original_primary = first.to_string();
             }
+            // Past the point of no return already: an interrupted switchover, or a primary that moved.
+            rotation.progress.approved =
+                kept["approved"] == true || interrupted.is_some() || rotation.progress.original_primary != rotation.progress.primary_at_start;
             if interrupted.is_none() {
                 report::log(
                     report::Level::Info,

@@ -13,7 +13,7 @@ use redis_common::plan::{self, Action};
 use runner_sdk::kube_write;
 use runner_sdk::pattern::PatternResult;
 use runner_sdk::prelude::*;
-use runner_sdk::{DryRun, gate_input, gate_step, preflight_gate, redis_write};
+use runner_sdk::{Approval, DryRun, gate_input, gate_step, preflight_gate, redis_write};
 use serde::Deserialize;
 
 runner_sdk::manifest!(include_str!("../manifest.toml"));
@@ -264,16 +264,67 @@ impl Run<'_> {
             }
             Action::Failover { master, replica } => {
                 let mode = if self.cfg.failover_mode == "default" { String::new() } else { format!(" {}", self.cfg.failover_mode.to_uppercase()) };
-                step(
-                    &action.to_string(),
-                    &format!("CLUSTER FAILOVER{mode} on {replica}; wait until it is the master and {master} its replica"),
-                    || self.failover(master, replica),
-                )?;
+                step(&action.to_string(), &format!("CLUSTER FAILOVER{mode} on {replica}; wait until it is the master and {master} its replica"), || {
+                    self.failover(master, replica)
+                })?;
                 self.demoted.insert(master.clone());
                 self.done.push(format!("{replica} took over from {master}"));
             }
         }
         Ok(())
+    }
+
+    /// Before the first change: the first eviction restarts a member and
+    /// cannot be undone, and a failover moves slots, so the operator approves
+    /// the whole plan (walked on a copy of `members`) before the pin. A no
+    /// ends the run `rolled-back` with nothing changed.
+    fn approve(&mut self, members: &[plan::Member]) -> Result<(), Error> {
+        let cfg = self.cfg;
+        let mut sim = members.to_vec();
+        let mut actions = Vec::new();
+        while let Some(action) = plan::next(&sim).map_err(Error::internal)? {
+            if actions.len() > 4 * sim.len() + 8 {
+                break;
+            }
+            plan::apply(&mut sim, &action);
+            actions.push(action);
+        }
+        let failovers: Vec<String> = actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Failover { master, replica } => Some(format!("{master} -> {replica}")),
+                Action::Replace { .. } => None,
+            })
+            .collect();
+        let summary = format!(
+            "replace every member of Redis cluster {} onto pool {}, with {} failover(s) ({})",
+            cfg.members.name,
+            cfg.upgraded_pool,
+            failovers.len(),
+            if failovers.is_empty() { "none".to_string() } else { failovers.join(", ") }
+        );
+        let mut sorted: Vec<&plan::Member> = members.iter().collect();
+        sorted.sort_by_key(|m| m.ordinal);
+        let roles: Vec<String> = sorted
+            .iter()
+            .map(|m| format!("{} {}{}", m.name, if m.is_master() { "master" } else { "replica" }, if m.upgraded { " (upgraded pool)" } else { "" }))
+            .collect();
+        let mode = if cfg.failover_mode == "default" { String::new() } else { format!(" {}", cfg.failover_mode.to_uppercase()) };
+        let details = [
+            format!("StatefulSet {}: {}", cfg.members.name, roles.join(", ")),
+            format!("pin: nodeSelector {}={}, updateStrategy OnDelete (annotation {ANNOTATION})", cfg.pool_label, cfg.upgraded_pool),
+            format!(
+                "then, in order (each Pod evicted and back on pool {} before the next; CLUSTER FAILOVER{mode} on the replica): {}",
+                cfg.upgraded_pool,
+                actions.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+            ),
+            "a Pod evicted or a failover made cannot be undone; a failure stops the run and a re-run resumes it".to_string(),
+        ]
+        .join("\n");
+        match Approval::ask(&summary, &details)? {
+            Approval::Approved => Ok(()),
+            Approval::Declined => Err(Approval::declined(&summary)),
+        }
     }
 
     /// Pin, then take the plan's actions until none is left. `false` when
@@ -287,6 +338,10 @@ impl Run<'_> {
         self.masters = members.iter().filter(|m| m.is_master()).count() as u64;
         if !self.resumed && plan::next(&members).map_err(Error::internal)?.is_none() && self.pin.selects_pool(&set.object) {
             return Ok(false);
+        }
+        if !self.resumed {
+            // An interrupted run was approved before it pinned anything: a re-run just continues.
+            self.approve(&members)?;
         }
         self.pin_members(&set, self.masters)?;
         let mut simulated = if self.dry.active() { Some(members) } else { None };
@@ -443,6 +498,7 @@ impl runner_sdk::pattern::Guest for RedisRollingReplace {
                 }
             }
             Ok(false) => {}
+            Err(e) if Approval::was_declined(&e) && !run.pinned => return Ok(PatternResult::rolled_back(format!("{}; nothing was changed", e.message))),
             // A resumed run found the pin in place: the StatefulSet stays as the stop describes it.
             Err(e) if run.pinned || run.resumed => return Err(run.stop(e)),
             Err(e) => return Err(e),
