@@ -41,8 +41,9 @@ pub struct NewArgs {
 /// the new crate (`runner-sdk/`, and the contract it binds to in `wit/`), so the crate builds and can be shared
 /// (pushed to any git host) without the runner's source tree or a published
 /// SDK crate, and an installed runner scaffolds as a checkout does.
-const SDK_FILES: [(&str, &str); 6] = [
+const SDK_FILES: [(&str, &str); 7] = [
     ("src/lib.rs", include_str!("../../../sdk/src/lib.rs")),
+    ("src/ask.rs", include_str!("../../../sdk/src/ask.rs")),
     ("src/bindings.rs", include_str!("../../../sdk/src/bindings.rs")),
     ("src/check.rs", include_str!("../../../sdk/src/check.rs")),
     ("src/helpers.rs", include_str!("../../../sdk/src/helpers.rs")),
