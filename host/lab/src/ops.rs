@@ -61,6 +61,12 @@ pub async fn status(client: &LabClient) -> anyhow::Result<Vec<PodRow>> {
 
 /// Wait until every StatefulSet has all its replicas Ready.
 pub async fn wait_ready(client: &LabClient, timeout: Duration) -> anyhow::Result<()> {
+    wait_ready_watching(client, timeout, |_| {}).await
+}
+
+/// [`wait_ready`], telling `watch` after each look what is still pending
+/// (`postgres-cluster (1/3 ready): postgres-cluster-1 Running, postgres-cluster-2 Pending`).
+pub async fn wait_ready_watching(client: &LabClient, timeout: Duration, mut watch: impl FnMut(&str)) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
     loop {
         let sets = client.list("/apis/apps/v1/namespaces/default/statefulsets").await.unwrap_or_default();
@@ -82,6 +88,16 @@ pub async fn wait_ready(client: &LabClient, timeout: Duration) -> anyhow::Result
         if !sets.is_empty() && pending.is_empty() {
             return Ok(());
         }
+        let pods = client.list("/api/v1/namespaces/default/pods").await.unwrap_or_default();
+        let starting: Vec<String> = pods
+            .iter()
+            .filter(|pod| {
+                let conditions = pod["status"]["conditions"].as_array().cloned().unwrap_or_default();
+                !conditions.iter().any(|c| c["type"] == "Ready" && c["status"] == "True")
+            })
+            .map(|pod| format!("{} {}", pod["metadata"]["name"].as_str().unwrap_or("?"), pod["status"]["phase"].as_str().unwrap_or("Pending")))
+            .collect();
+        watch(&if starting.is_empty() { pending.join(", ") } else { format!("{}: {}", pending.join(", "), starting.join(", ")) });
         anyhow::ensure!(Instant::now() < deadline, "not ready after {} s: {}", timeout.as_secs(), pending.join(", "));
         tokio::time::sleep(Duration::from_millis(300)).await;
     }

@@ -78,7 +78,10 @@ pub async fn start(dir: &LabDir, topology: &Topology, subnet: u8, wait: Duration
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    ops::wait_ready(&client, wait).await.map_err(|e| unavailable(format!("{e}; see {} and `runner lab status`", dir.log_file().display())))?;
+    let line = crate::progress::WaitLine::on_terminal();
+    let ready = ops::wait_ready_watching(&client, wait, |pending| line.waiting("starting the lab", pending)).await;
+    line.done();
+    ready.map_err(|e| unavailable(format!("{e}; see {} and `runner lab status`", dir.log_file().display())))?;
     Ok(client)
 }
 
