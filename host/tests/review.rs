@@ -129,6 +129,10 @@ fn a_scaffold_builds_as_generated_and_runs() {
         let exec = sandbox.runner(&["exec", path(&wasm), "--dry-run"]);
         expect_exit(&exec, 4);
     }
+    let as_json = sandbox.runner(&["new", "pattern", "as-json", "--dir", path(&sandbox.dir.path().join("as-json")), "-o", "json"]);
+    let document = json_of(&as_json);
+    assert_eq!((document["kind"].as_str(), document["component"].as_str()), (Some("pattern"), Some("target/wasm32-wasip2/release/as_json.wasm")), "{document}");
+    assert!(document["files"].as_array().is_some_and(|f| f.iter().any(|f| f == "runner-sdk/Cargo.toml")), "{document}");
     let git = sandbox.dir.path().join("from-git");
     expect_exit(&sandbox.runner(&["new", "gate", "from-git", "--dir", path(&git), "--sdk-git", "https://git.example.com/sre/runner#v0.1.0"]), 0);
     let manifest = std::fs::read_to_string(git.join("Cargo.toml")).unwrap();

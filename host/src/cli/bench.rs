@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 
-use super::{CommandResult, Exit, Failure};
+use super::{CommandResult, Exit, Failure, OutputFormat};
 use crate::engine::{Engine, Limits};
 use crate::run::{RunBuilder, load_policy, runtime};
 
@@ -36,6 +36,26 @@ pub struct BenchArgs {
     /// Whole-process `runner exec` runs to time.
     #[arg(long, default_value_t = 20)]
     execs: usize,
+
+    /// Report format: the figures as text lines, or one document at the end.
+    #[arg(short = 'o', long, value_enum, default_value_t)]
+    output: OutputFormat,
+}
+
+/// The figures as they are measured: a text line each at once, or kept for one document.
+struct Figures {
+    output: OutputFormat,
+    kept: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Figures {
+    fn add(&mut self, key: &str, value: serde_json::Value, line: String) {
+        if self.output == OutputFormat::Text {
+            println!("{line}");
+        } else {
+            self.kept.insert(key.to_string(), value);
+        }
+    }
 }
 
 fn default_fixture() -> PathBuf {
@@ -57,25 +77,34 @@ pub fn run(args: BenchArgs, _cache_dir: Option<PathBuf>) -> CommandResult {
     load_policy(&args.calls_fixture.to_string_lossy())?;
     let scratch = tempfile::tempdir().map_err(failure)?;
     let cache = scratch.path().join("cache");
-    println!("runner bench ({} {}, {} KiB)", gate.name(), gate.manifest.version, gate.bytes.len() / 1024);
+    let mut figures = Figures { output: args.output, kept: serde_json::Map::new() };
+    figures.add(
+        "gate",
+        serde_json::json!({"name": gate.name(), "version": gate.manifest.version, "kib": gate.bytes.len() / 1024}),
+        format!("runner bench ({} {}, {} KiB)", gate.name(), gate.manifest.version, gate.bytes.len() / 1024),
+    );
 
     let uncached = Engine::new(Limits::default(), None).map_err(failure)?;
     let compile = median((0..5).map(|_| timed(|| uncached.prepare(&gate).map(drop))).collect::<Result<_, _>>().map_err(failure)?);
-    println!("compile                      {:>10.1} ms  (median of 5)", ms(compile));
+    figures.add("compile_ms", ms(compile).into(), format!("compile                      {:>10.1} ms  (median of 5)", ms(compile)));
 
     // A timed run of many host calls must not meet a gate's usual deadline.
     let limits = Limits { gate_deadline: Duration::from_secs(60), ..Limits::default() };
     let engine = Arc::new(Engine::new(limits, Some(cache.clone())).map_err(failure)?);
     let first = engine.prepare(&gate).map_err(failure)?;
     let second = engine.prepare(&gate).map_err(failure)?;
-    println!(
-        "second prepare recompiled    {:>10}      (first from cache: {}, second: {})",
-        if second.from_cache { "no" } else { "YES" },
-        first.from_cache,
-        second.from_cache
+    figures.add(
+        "second_prepare_recompiled",
+        (!second.from_cache).into(),
+        format!(
+            "second prepare recompiled    {:>10}      (first from cache: {}, second: {})",
+            if second.from_cache { "no" } else { "YES" },
+            first.from_cache,
+            second.from_cache
+        ),
     );
     let load = median((0..50).map(|_| timed(|| engine.prepare(&gate).map(drop))).collect::<Result<_, _>>().map_err(failure)?);
-    println!("cached load                  {:>10.1} us  (median of 50; read, deserialize, link)", us(load));
+    figures.add("cached_load_us", us(load).into(), format!("cached load                  {:>10.1} us  (median of 50; read, deserialize, link)", us(load)));
 
     let rt = runtime()?;
     let offline = |policy: &str| RunBuilder::new(policy).offline("bench").engine(engine.clone());
@@ -87,17 +116,22 @@ pub fn run(args: BenchArgs, _cache_dir: Option<PathBuf>) -> CommandResult {
         rt.block_on(instances.instantiate(host)).map_err(failure)?;
         samples.push(start.elapsed());
     }
-    println!("instantiate                  {:>10.2} us  (median of {}; fresh store each)", us(median(samples)), args.instantiations);
+    let instantiate = us(median(samples));
+    figures.add(
+        "instantiate_us",
+        instantiate.into(),
+        format!("instantiate                  {instantiate:>10.2} us  (median of {}; fresh store each)", args.instantiations),
+    );
 
     let fixture = args.calls_fixture.to_string_lossy();
     let journal_path = scratch.path().join("journal.jsonl");
     let runs = [
-        ("calls", "trivial call, no journal", false),
-        ("calls", "trivial call, journaled", true),
-        ("checked-calls", "checked call, no journal", false),
-        ("checked-calls", "checked call, journaled", true),
+        ("calls", "trivial call, no journal", "trivial_call_ns", false),
+        ("calls", "trivial call, journaled", "trivial_call_journaled_ns", true),
+        ("checked-calls", "checked call, no journal", "checked_call_ns", false),
+        ("checked-calls", "checked call, journaled", "checked_call_journaled_ns", true),
     ];
-    for (mode, label, journaled) in runs {
+    for (mode, label, key, journaled) in runs {
         let mut per_call = Vec::new();
         for _ in 0..3 {
             let timed_run = |n: u64| -> Result<Duration, Failure> {
@@ -118,7 +152,8 @@ pub fn run(args: BenchArgs, _cache_dir: Option<PathBuf>) -> CommandResult {
             per_call.push(full.saturating_sub(baseline) / args.calls as u32);
         }
         let call = if mode == "calls" { "clock.now" } else { "kube-read.get, capability checked" };
-        println!("{label:<28} {:>10} ns  (median of 3 runs of {} {call} calls)", median(per_call).as_nanos(), args.calls);
+        let ns = median(per_call).as_nanos() as u64;
+        figures.add(key, ns.into(), format!("{label:<28} {ns:>10} ns  (median of 3 runs of {} {call} calls)", args.calls));
     }
 
     let exe = std::env::current_exe().map_err(failure)?;
@@ -136,8 +171,13 @@ pub fn run(args: BenchArgs, _cache_dir: Option<PathBuf>) -> CommandResult {
     };
     exec_once()?;
     let execs = (0..args.execs).map(|_| exec_once()).collect::<Result<Vec<_>, _>>()?;
-    println!("runner exec (whole process)  {:>10.1} ms  (median of {}; cached gate)", ms(median(execs)), args.execs);
-    println!("peak RSS of runner exec      {:>10.1} MiB", peak_child_rss_kib() as f64 / 1024.0);
+    let exec_ms = ms(median(execs));
+    figures.add("exec_ms", exec_ms.into(), format!("runner exec (whole process)  {exec_ms:>10.1} ms  (median of {}; cached gate)", args.execs));
+    let rss = peak_child_rss_kib() as f64 / 1024.0;
+    figures.add("exec_peak_rss_mib", rss.into(), format!("peak RSS of runner exec      {rss:>10.1} MiB"));
+    if args.output != OutputFormat::Text {
+        args.output.print(&figures.kept);
+    }
     Ok(Exit::Success)
 }
 

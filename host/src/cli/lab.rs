@@ -22,6 +22,10 @@ pub struct LabArgs {
     #[arg(long, global = true, env = "RUNNER_LAB_DIR", value_name = "DIR")]
     dir: Option<PathBuf>,
 
+    /// Report format.
+    #[arg(short = 'o', long, global = true, value_enum, default_value_t)]
+    output: OutputFormat,
+
     #[command(subcommand)]
     command: LabCommand,
 }
@@ -74,10 +78,7 @@ enum LabCommand {
         wait: Duration,
     },
     /// Pods, roles, nodes, pools and addresses.
-    Status {
-        #[arg(short = 'o', long, value_enum, default_value_t)]
-        output: OutputFormat,
-    },
+    Status,
     /// Take a real pg_basebackup of the primary and mark the postgres-backup Job complete.
     Backup,
     /// Stop every process the lab started; state and volumes stay for the next `up`.
@@ -118,6 +119,7 @@ fn unavailable(e: impl std::fmt::Display) -> Failure {
 pub fn run(args: LabArgs) -> CommandResult {
     let dir = LabDir::new(args.dir.clone().unwrap_or_else(LabDir::default_root));
     let rt = runtime()?;
+    let output = args.output;
     match args.command {
         LabCommand::Serve { topology } => rt.block_on(async {
             runner_lab::daemon::serve(dir, topology.topology(), topology.subnet, shutdown_signal())
@@ -127,12 +129,17 @@ pub fn run(args: LabArgs) -> CommandResult {
         }),
         LabCommand::Up { topology, wait } => rt.block_on(async {
             let client = start(&dir, &topology.topology(), topology.subnet, wait).await?;
-            print_status(&ops::status(&client).await.map_err(unavailable)?);
-            println!("\nThe lab is a local Kubernetes API server (not an upstream Kubernetes) whose Pods are real database processes.");
-            println!("Use it with kubectl:\n  export KUBECONFIG={}", dir.kubeconfig().display());
+            let rows = ops::status(&client).await.map_err(unavailable)?;
+            if output == OutputFormat::Text {
+                print_status(&rows);
+                println!("\nThe lab is a local Kubernetes API server (not an upstream Kubernetes) whose Pods are real database processes.");
+                println!("Use it with kubectl:\n  export KUBECONFIG={}", dir.kubeconfig().display());
+            } else {
+                output.print(&serde_json::json!({"dir": dir.root, "kubeconfig": dir.kubeconfig(), "pods": rows}));
+            }
             Ok(Exit::Success)
         }),
-        LabCommand::Status { output } => rt.block_on(async {
+        LabCommand::Status => rt.block_on(async {
             let client = LabClient::new(&dir).map_err(unavailable)?;
             let rows = ops::status(&client).await.map_err(|e| unavailable(format!("the lab is not running ({e}); start it with `runner lab up`")))?;
             match output {
@@ -144,12 +151,20 @@ pub fn run(args: LabArgs) -> CommandResult {
         LabCommand::Backup => rt.block_on(async {
             let client = LabClient::new(&dir).map_err(unavailable)?;
             let target = ops::backup(&dir, &client).await.map_err(|e| Failure::new(Exit::PolicyFailed, format!("backup: {e:#}")))?;
-            println!("backup written to {} and job postgres-backup marked complete", target.display());
+            match output {
+                OutputFormat::Text => println!("backup written to {} and job postgres-backup marked complete", target.display()),
+                format => format.print(&serde_json::json!({"backup": target, "job": "postgres-backup", "complete": true})),
+            }
             Ok(Exit::Success)
         }),
         LabCommand::Down => {
             let reaped = stop(&dir);
-            println!("lab stopped{}", if reaped > 0 { format!(" ({reaped} leftover database process(es) stopped)") } else { String::new() });
+            match output {
+                OutputFormat::Text => {
+                    println!("lab stopped{}", if reaped > 0 { format!(" ({reaped} leftover database process(es) stopped)") } else { String::new() })
+                }
+                format => format.print(&serde_json::json!({"stopped": true, "leftover_processes_stopped": reaped})),
+            }
             Ok(Exit::Success)
         }
     }

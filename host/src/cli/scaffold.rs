@@ -35,6 +35,10 @@ pub struct NewArgs {
     /// inside the new crate.
     #[arg(long, value_name = "URL[#REV]")]
     sdk_git: Option<String>,
+
+    /// Report format.
+    #[arg(short = 'o', long, value_enum, default_value_t)]
+    output: super::OutputFormat,
 }
 
 /// The SDK's sources, built into the runner: `runner new` copies them into
@@ -143,12 +147,24 @@ pub fn run(args: NewArgs) -> CommandResult {
         // The SDK's bindings read the contract from `../wit`, beside the SDK.
         files.push(("wit/policy.wit".to_string(), include_str!("../../../wit/policy.wit").to_string()));
     }
-    for (file, text) in files {
+    for (file, text) in &files {
         let path = dir.join(file);
         let written = path.parent().map_or(Ok(()), std::fs::create_dir_all).and_then(|()| std::fs::write(&path, text));
         written.map_err(|e| Failure::bad_input(format!("{}: {e}", path.display())))?;
     }
     let module = name.replace('-', "_");
+    if args.output != super::OutputFormat::Text {
+        let wasm = format!("target/wasm32-wasip2/release/{module}.wasm");
+        args.output.print(&serde_json::json!({
+            "created": dir,
+            "kind": if args.kind == Kind::Gate { "gate" } else { "pattern" },
+            "name": name,
+            "files": files.iter().map(|(file, _)| file).collect::<Vec<_>>(),
+            "build": "cargo build --release --target wasm32-wasip2",
+            "component": wasm,
+        }));
+        return Ok(Exit::Success);
+    }
     println!("created {} {name} in {}", if args.kind == Kind::Gate { "gate" } else { "pattern" }, dir.display());
     println!("\nbuild it:\n  cd {} && cargo build --release --target wasm32-wasip2", dir.display());
     println!("review and run it:\n  runner review target/wasm32-wasip2/release/{module}.wasm\n  runner exec target/wasm32-wasip2/release/{module}.wasm");
