@@ -155,16 +155,16 @@ impl Journal {
     }
 
     /// Write the run's header (who ran what, where, allowed to do what) as
-    /// a line of its own, `{"ts", "run", "header"}`, synced. It does not
-    /// count against the journal's limit: a run's record always has one.
+    /// a line of its own, `{"ts", "run", "header"}`. It is buffered, not
+    /// synced: the first synced line (a mutation's `started`) or the run's
+    /// final flush carries it to disk, so a read-only run pays no extra
+    /// fsync. It does not count against the journal's limit.
     pub fn header(&self, header: &Value) -> std::io::Result<()> {
         let Some(out) = &self.out else { return Ok(()) };
         let mut out = out.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut text = serde_json::to_vec(&serde_json::json!({"ts": timestamp(), "run": self.run_id, "header": header}))?;
         text.push(b'\n');
-        out.file.write_all(&text)?;
-        out.file.flush()?;
-        sync_data(out.file.get_ref())
+        out.file.write_all(&text)
     }
 
     /// Hand everything buffered to the operating system without syncing it:
