@@ -102,6 +102,22 @@ pub const VERBS: &[Verb] = &[
     verb("mongo", "command", true, &["mongo-write.run-command"], MEMBER_RBAC),
     verb("approval", "request", false, &["approval.request"], &[]),
     verb("gates", "run", false, &["gates.run"], &[]),
+    verb("patterns", "run", false, &["patterns.run"], &[]),
+    // The cluster's own API (AKS: Azure RBAC on the managed cluster, not
+    // Kubernetes RBAC): reads share one verb, each mutation is its own.
+    verb(
+        "cluster",
+        "read",
+        false,
+        &["cluster-read.control-plane", "cluster-read.node-pools", "cluster-read.node-pool", "cluster-read.pool-upgrade-profile", "cluster-read.operation"],
+        &[],
+    ),
+    verb("cluster", "upgrade-control-plane", true, &["cluster-write.upgrade-control-plane"], &[]),
+    verb("cluster", "add-node-pool", true, &["cluster-write.add-node-pool"], &[]),
+    verb("cluster", "upgrade-node-pool", true, &["cluster-write.upgrade-node-pool"], &[]),
+    verb("cluster", "upgrade-node-image", true, &["cluster-write.upgrade-node-image"], &[]),
+    verb("cluster", "set-upgrade-settings", true, &["cluster-write.set-upgrade-settings"], &[]),
+    verb("cluster", "delete-node-pool", true, &["cluster-write.delete-node-pool"], &[]),
 ];
 
 /// Calls every component may make without a capability: they only tell the
@@ -113,16 +129,18 @@ pub const FREE_CALLS: &[&str] = &[
     "report.step-begin",
     "report.step-end",
     "report.metric",
+    "report.attach",
     "clock.now",
     "clock.sleep",
     "run-info.id",
     "run-info.dry-run",
     "run-info.resumed",
+    "run-info.databases",
 ];
 
 /// The interfaces the `gate` world imports (`world gate-imports` in the WIT);
 /// every other interface is for patterns only.
-pub const GATE_INTERFACES: &[&str] = &["types", "kube-read", "postgres-read", "redis-read", "mongo-read", "report", "clock", "run-info"];
+pub const GATE_INTERFACES: &[&str] = &["types", "kube-read", "postgres-read", "redis-read", "mongo-read", "report", "clock", "run-info", "cluster-read"];
 
 /// The capability verb a WIT function (`kube-read.get`) needs; `None` for
 /// free calls and unknown names.

@@ -7,9 +7,11 @@
 
 mod approval;
 mod clock;
+mod cluster;
 mod databases;
 mod gates;
 mod kube;
+mod patterns;
 mod report;
 mod run_info;
 

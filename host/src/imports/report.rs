@@ -141,6 +141,11 @@ impl report::Host for HostState {
         self.run.record().metrics.push(Metric { component: self.component.to_string(), name, value, unit });
         self.note("report.metric", args, started)
     }
+
+    fn attach(&mut self, _name: String, _content: String) -> wasmtime::Result<Result<(), crate::wit::Error>> {
+        // Skeleton: attachments are written by the run next.
+        Ok(Err(crate::wit::Error { code: crate::wit::ErrorCode::Unavailable, message: "attachments are not built yet".into() }))
+    }
 }
 
 /// Cut `text` to at most `max` bytes (on a character boundary), marking the cut with `marker`.

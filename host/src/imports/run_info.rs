@@ -20,4 +20,9 @@ impl run_info::Host for HostState {
     fn resumed(&mut self) -> wasmtime::Result<bool> {
         Ok(self.run.resumed)
     }
+
+    fn databases(&mut self) -> wasmtime::Result<Vec<run_info::Database>> {
+        // Skeleton: the target's databases reach the run context next.
+        Ok(Vec::new())
+    }
 }
