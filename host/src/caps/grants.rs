@@ -36,6 +36,16 @@ impl Grants {
         Grants { requested, allowed: Vec::new(), read_only: true }
     }
 
+    /// Grants for a pattern another pattern runs through a slot: what its
+    /// own manifest requests, within what the operator allowed the run
+    /// (`parent`'s allowances; a gate's read-only grants stay read-only).
+    /// The parent's requests do not widen or narrow the child's: each
+    /// manifest speaks for its own component, and the operator's allowances
+    /// bound every mutation of the run.
+    pub fn within(requested: Vec<Capability>, parent: &Grants) -> Self {
+        Grants { requested, allowed: parent.allowed.clone(), read_only: parent.read_only }
+    }
+
     /// Decide whether a call needing `interface:verb:scope` may go ahead.
     ///
     /// Called on every host call, so it allocates nothing.
@@ -158,6 +168,18 @@ mod tests {
         let grants = Grants::read_only(caps(&["kube:*"]));
         assert_eq!(grants.decide("kube", "get", "v1/Pod"), Decision::Granted);
         assert_eq!(grants.decide("kube", "delete", "v1/Pod"), Decision::NotAllowed);
+    }
+
+    #[test]
+    fn a_sub_pattern_gets_its_own_requests_within_the_operators_allowances() {
+        let parent = Grants::new(caps(&["patterns:run:db", "kube:get"]), caps(&["kube:delete:v1/Pod"]));
+        let child = Grants::within(caps(&["kube:delete:v1/Pod", "kube:patch:apps/v1/StatefulSet", "kube:get"]), &parent);
+        assert_eq!(child.decide("kube", "delete", "v1/Pod"), Decision::Granted, "requested by the child and allowed by the operator");
+        assert_eq!(child.decide("kube", "patch", "apps/v1/StatefulSet"), Decision::NotAllowed, "requested, but the operator did not allow it");
+        assert_eq!(child.decide("kube", "get", "v1/Pod"), Decision::Granted);
+        assert_eq!(child.decide("patterns", "run", "db"), Decision::NotRequested, "the parent's requests are not the child's");
+        let read_only = Grants::within(caps(&["kube:delete"]), &Grants::read_only(caps(&["kube:get"])));
+        assert_eq!(read_only.decide("kube", "delete", "v1/Pod"), Decision::NotAllowed);
     }
 
     #[test]

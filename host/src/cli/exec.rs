@@ -35,6 +35,16 @@ pub struct ExecArgs {
     #[arg(long = "gate", value_name = "SLOT=NAME|FILE")]
     gates: Vec<String>,
 
+    /// Bind a pattern to one of a pattern's pattern slots (a bundled name or
+    /// a file; `SLOT/INNER=...` for a slot of the pattern bound to SLOT). Repeatable.
+    #[arg(long = "pattern", value_name = "SLOT=NAME|FILE")]
+    patterns: Vec<String>,
+
+    /// Write the documents the policy attaches (`report.attach`) into DIR
+    /// (default: a folder named after the run id beside the journal).
+    #[arg(long, value_name = "DIR")]
+    attachments: Option<PathBuf>,
+
     /// Allow a mutating capability (`kube:patch:apps/v1/StatefulSet`, `kube:*`). Repeatable.
     #[arg(long = "allow", value_name = "CAP")]
     allow: Vec<String>,
@@ -191,6 +201,7 @@ fn builder(args: ExecArgs, target: Target, cache_dir: Option<PathBuf>) -> RunBui
         .config_pairs(args.config)
         .allow_flags(args.allow, args.grants)
         .gates(args.gates)
+        .patterns(args.patterns)
         .target(target)
         .limits(limits, cache_dir)
         .dry_run(args.dry_run)
@@ -204,6 +215,9 @@ fn builder(args: ExecArgs, target: Target, cache_dir: Option<PathBuf>) -> RunBui
     }
     if let Some(path) = args.replay {
         builder = builder.replay(path);
+    }
+    if let Some(dir) = args.attachments {
+        builder = builder.attachments(dir);
     }
     if let Some(path) = args.journal {
         builder = builder.journal(path);

@@ -29,11 +29,21 @@ pub fn report_text(report: &RunReport) -> String {
     out.push('\n');
     // One column width for every step and gate name, so long member names do not shift the table.
     let width = record.steps.iter().map(|s| s.name.chars().count()).chain(record.gates.iter().map(|g| g.slot.chars().count())).max().unwrap_or(0).clamp(20, 48);
+    // A sub-pattern's steps follow the caller's step that ran them (they
+    // began while it ran), indented one level per slot and tagged with the slot path.
     for step in &record.steps {
-        let _ = writeln!(out, "  step {:<width$} {:<12} {:>9.1} ms  {}", step.name, step.outcome, step.ms, step.detail);
+        let (indent, tag) = nesting(step.slot_path.as_deref());
+        let name_width = width.saturating_sub(indent.len() + tag.len());
+        let _ = writeln!(out, "  {indent}step {tag}{:<name_width$} {:<12} {:>9.1} ms  {}", step.name, step.outcome, step.ms, step.detail);
     }
     for gate in &record.gates {
-        let _ = writeln!(out, "  gate {:<width$} {:<12} {}  {}", gate.slot, gate.outcome, gate.gate, gate.reasons.join("; "));
+        let (indent, tag) = nesting(gate.slot_path.as_deref());
+        let name_width = width.saturating_sub(indent.len() + tag.len());
+        let _ = writeln!(out, "  {indent}gate {tag}{:<name_width$} {:<12} {}  {}", gate.slot, gate.outcome, gate.gate, gate.reasons.join("; "));
+    }
+    for run in &record.patterns {
+        let under = run.parent_step.as_deref().map(|step| format!(" (in step {step})")).unwrap_or_default();
+        let _ = writeln!(out, "  pattern {:<width$} {:<12} {}{under}  {}", run.slot_path, run.outcome, run.pattern, run.detail);
     }
     for metric in &record.metrics {
         let _ = writeln!(out, "  metric {} = {} {}", metric.name, metric.value, metric.unit);
@@ -54,10 +64,22 @@ pub fn report_text(report: &RunReport) -> String {
     if report.dry_run {
         out.push_str(&plan_text(&report.policy.manifest.name, &record.plan));
     }
+    for attachment in &record.attachments {
+        let _ = writeln!(out, "attachment: {} ({} bytes)", attachment.path.display(), attachment.bytes);
+    }
     if let Some(path) = &report.journal {
         let _ = writeln!(out, "journal: {}", path.display());
     }
     out
+}
+
+/// The indent and tag of a record made at pattern slot path `path`: two
+/// spaces per level, `[pools/postgres] `.
+fn nesting(path: Option<&str>) -> (String, String) {
+    match path {
+        Some(path) => ("  ".repeat(path.split('/').count()), format!("[{path}] ")),
+        None => (String::new(), String::new()),
+    }
 }
 
 /// Text of several lines (a script), or longer than this, in a planned call

@@ -261,7 +261,9 @@ impl<'a> Document<'a> {
     /// Gate rows: the gates a pattern ran, or the gate this run was.
     fn gates(&self) -> Vec<(String, String, String, String)> {
         let record = &self.report.record;
-        let mut rows: Vec<_> = record.gates.iter().map(|g| (g.slot.clone(), g.gate.clone(), g.outcome.clone(), g.reasons.join("; "))).collect();
+        // A gate a sub-pattern ran is named by its full slot path (`postgres/preflight`).
+        let slot = |g: &crate::imports::GateRecord| g.slot_path.as_ref().map_or_else(|| g.slot.clone(), |under| format!("{under}/{}", g.slot));
+        let mut rows: Vec<_> = record.gates.iter().map(|g| (slot(g), g.gate.clone(), g.outcome.clone(), g.reasons.join("; "))).collect();
         if self.report.policy.manifest.world == crate::policy::World::Gate {
             rows.push(("(this run)".into(), self.report.policy.manifest.name.clone(), self.report.outcome().into(), self.report.ending.reasons.join("; ")));
         }
@@ -305,8 +307,8 @@ impl<'a> Document<'a> {
                 "<tr class=\"step {}\"><td>{}</td><td class=\"name\">{}</td><td>{}</td><td class=\"step-outcome\">{}</td><td>+{:.1} s</td><td>{}</td><td>{}</td></tr>",
                 outcome_class(&step.outcome),
                 i + 1,
-                escape_html(&step.name),
-                escape_html(&step.component),
+                escape_html(&nested_name(step)),
+                escape_html(&nested_component(step)),
                 escape_html(&step.outcome),
                 step.at_ms / 1000.0,
                 duration(step.ms),
@@ -442,8 +444,8 @@ impl<'a> Document<'a> {
                     out,
                     "| {} | {} | {} | {} | +{:.1} s | {} | {} |",
                     i + 1,
-                    escape_markdown(&step.name),
-                    escape_markdown(&step.component),
+                    escape_markdown(&nested_name(step)),
+                    escape_markdown(&nested_component(step)),
                     escape_markdown(&step.outcome),
                     step.at_ms / 1000.0,
                     duration(step.ms),
@@ -684,6 +686,23 @@ tr.step.good td.step-outcome,tr.gate.good td.verdict{color:#2e7d32}tr.step.bad t
 tr.step,tr.gate{color:#222}.problem{color:#c62828}.ts{color:#777;font-size:.85em}figure{margin:0}\
 footer{margin-top:2em;color:#777;font-size:.85em}";
 
+/// A step's name, indented under the caller's step that ran it: one `↳`
+/// per pattern slot level (the rows are in the order the steps began).
+fn nested_name(step: &crate::imports::StepRecord) -> String {
+    match &step.slot_path {
+        Some(path) => format!("{} {}", "↳".repeat(path.split('/').count()), step.name),
+        None => step.name.clone(),
+    }
+}
+
+/// A step's component, with the pattern slot path it ran at.
+fn nested_component(step: &crate::imports::StepRecord) -> String {
+    match &step.slot_path {
+        Some(path) => format!("{} (slot {path})", step.component),
+        None => step.component.clone(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -719,3 +738,4 @@ mod tests {
         assert!(svg.contains("the longest gap, 1.2 s at +2.5 s"), "{svg}");
     }
 }
+

@@ -107,6 +107,12 @@ fn text(policy: &Policy) -> String {
             let _ = writeln!(out, "  {slot:<20} -> {:<20} {}", gate.default, gate.description);
         }
     }
+    if !m.patterns.is_empty() {
+        let _ = writeln!(out, "\npattern slots (each runs in its own sandbox with its own manifest's requests, within the run's --allow):");
+        for (slot, pattern) in &m.patterns {
+            let _ = writeln!(out, "  {slot:<20} -> {:<20} {}", pattern.default, pattern.description);
+        }
+    }
     if !m.steps.is_empty() {
         let _ = writeln!(out, "\nsteps:");
         for (i, step) in m.steps.iter().enumerate() {
@@ -159,6 +165,9 @@ fn diff_text(diff: &Value) -> String {
     }
     for slot in list(&diff["gate_slots_changed"]) {
         line(&mut out, format!("  ~ gate slot {}: {} -> {}", slot["slot"].as_str().unwrap_or_default(), slot["before"], slot["after"]));
+    }
+    for slot in list(&diff["pattern_slots_changed"]) {
+        line(&mut out, format!("  ~ pattern slot {}: {} -> {}", slot["slot"].as_str().unwrap_or_default(), slot["before"], slot["after"]));
     }
     for key in list(&diff["config_added"]) {
         line(&mut out, format!("  + config: {}", key.as_str().unwrap_or_default()));

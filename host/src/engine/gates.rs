@@ -9,7 +9,7 @@ use std::time::Instant;
 use super::{Engine, EngineError, Prepared};
 use crate::backends::{BackendError, ErrorCode};
 use crate::caps::Grants;
-use crate::imports::{GateRecord, GateRunner, HostState, RunContext};
+use crate::imports::{GateRecord, GateRunner, HostState, RunContext, SlotScope};
 use crate::policy::{Policy, config};
 use crate::wit::{Error, GateResult, Outcome};
 
@@ -18,12 +18,21 @@ pub struct SlotRunner {
     engine: Arc<Engine>,
     slots: BTreeMap<String, Policy>,
     prepared: Mutex<BTreeMap<String, Arc<Prepared>>>,
+    /// The pattern slot path of the pattern whose gates these are, when a
+    /// pattern runs it through a slot: its gates report and journal under it.
+    under: Option<Arc<str>>,
 }
 
 impl SlotRunner {
     /// Run gates on `engine`, slot name → gate policy.
     pub fn new(engine: Arc<Engine>, slots: BTreeMap<String, Policy>) -> Self {
-        SlotRunner { engine, slots, prepared: Mutex::default() }
+        SlotRunner { engine, slots, prepared: Mutex::default(), under: None }
+    }
+
+    /// The gates of a pattern running at pattern slot path `path`.
+    pub fn under(mut self, path: Arc<str>) -> Self {
+        self.under = Some(path);
+        self
     }
 
     fn prepare(&self, slot: &str, policy: &Policy) -> Result<Arc<Prepared>, EngineError> {
@@ -49,13 +58,17 @@ impl GateRunner for SlotRunner {
         let input: serde_json::Value = serde_json::from_str(input).map_err(|e| invalid(format!("gate input is not JSON: {e}")))?;
         let config = config::merge_json(&policy.manifest.config, input).map_err(|e| invalid(format!("gate `{name}`: {e}")))?;
         let prepared = self.prepare(slot, policy).map_err(|e| invalid(e.to_string()))?;
-        let host = HostState::new(
+        let mut host = HostState::new(
             prepared.name.clone(),
             Grants::read_only(policy.manifest.requested()),
             self.engine.limits().gate_deadline,
             Some(deadline),
             run.clone(),
         );
+        if let Some(path) = &self.under {
+            // A gate has no slots of its own: only its journal lines carry the path.
+            host = host.in_slot(SlotScope { path: path.clone(), gates: None, patterns: None });
+        }
         // Each message names the gate: a pattern quotes it as it stands.
         let result = match self.engine.evaluate(&prepared, host, &config.to_string()).await {
             Ok(Ok(verdict)) => GateResult::Verdict(verdict),
@@ -69,7 +82,13 @@ impl GateRunner for SlotRunner {
             GateResult::GateError(Error { message, .. }) | GateResult::Stopped(message) => ("error", vec![message.clone()]),
         };
         tracing::info!(target: "policy", "[{name}] gate for slot {slot}: {outcome} {}", reasons.join("; "));
-        run.record.lock().unwrap_or_else(|p| p.into_inner()).gates.push(GateRecord { slot: slot.into(), gate: name, outcome: outcome.into(), reasons });
+        run.record.lock().unwrap_or_else(|p| p.into_inner()).gates.push(GateRecord {
+            slot: slot.into(),
+            gate: name,
+            outcome: outcome.into(),
+            reasons,
+            slot_path: self.under.as_deref().map(str::to_string),
+        });
         Ok(result)
     }
 }

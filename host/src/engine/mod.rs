@@ -12,6 +12,7 @@
 mod cache;
 mod gates;
 mod output;
+mod patterns;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -29,6 +30,7 @@ use crate::wit::{Error, Verdict};
 
 pub use cache::default_dir as default_cache_dir;
 pub use gates::SlotRunner;
+pub use patterns::{BoundPattern, PatternSlots};
 pub use output::Output;
 
 /// How often the epoch advances; deadlines are this precise.

@@ -28,9 +28,10 @@ impl gates::Host for HostState {
         let run = self.run.clone();
         let deadline = self.deadline;
         let fail_on_warn = run.fail_on_warn;
+        let runner = self.gate_runner();
         let answer = self
             .guarded("gates.run", Ok(&slot), args, Effect::Read, async {
-                let Some(runner) = run.gates.clone() else {
+                let Some(runner) = runner else {
                     return Err(BackendError::new(ErrorCode::Unavailable, "no gate runner in this context"));
                 };
                 runner.run_slot(run, &slot, &input, deadline).await

@@ -34,6 +34,8 @@ use crate::wit::{Error, ErrorCode};
 
 pub use approval::Approval;
 pub use gates::{GateRunner, warn_as_fail};
+pub use patterns::{MAX_DEPTH, PatternCall, PatternRunner};
+pub use report::{Attachments, MAX_ATTACHMENT_BYTES, MAX_ATTACHMENTS};
 
 /// What every component of one run shares: the journal, the backends, the
 /// operator's choices, and the record that becomes the run report.
@@ -48,6 +50,11 @@ pub struct RunContext {
     pub approval: Approval,
     /// Runs the gates bound to a pattern's slots.
     pub gates: Option<Arc<dyn GateRunner>>,
+    /// Runs the patterns bound to the top-level pattern's slots (a pattern
+    /// run through a slot brings its own, [`HostState::in_slot`]).
+    pub patterns: Option<Arc<dyn PatternRunner>>,
+    /// Where `report.attach` writes the run's documents.
+    pub attachments: Attachments,
     /// The report being built.
     pub record: Mutex<RunRecord>,
     /// Record the run's calls, or answer them from a recorded session.
@@ -76,6 +83,8 @@ impl RunContext {
             dry_run,
             approval,
             gates: None,
+            patterns: None,
+            attachments: Attachments::none(),
             record: Mutex::default(),
             session: Session::off(),
             run_id,
@@ -120,6 +129,39 @@ pub struct RunRecord {
     pub unavailable_count: usize,
     /// Gates run through `gates.run`, in order.
     pub gates: Vec<GateRecord>,
+    /// Patterns run through `patterns.run`, in the order they ended.
+    pub patterns: Vec<PatternRecord>,
+    /// Documents written through `report.attach`, in the order first written.
+    pub attachments: Vec<AttachmentRecord>,
+}
+
+/// One pattern run on behalf of another through a slot.
+#[derive(Debug, Clone, Serialize)]
+pub struct PatternRecord {
+    /// Where it ran: the slot path (`postgres`, or `pools/postgres` when a
+    /// sub-pattern ran it); its steps, gates and journal lines carry it too.
+    pub slot_path: String,
+    /// The pattern bound to the slot.
+    pub pattern: String,
+    /// The caller's step that was running when it started, if one was.
+    pub parent_step: Option<String>,
+    /// `succeeded`, `rolled-back`, `error` (its own error) or `stopped` (by the sandbox).
+    pub outcome: String,
+    /// Its summary, its error or what stopped it.
+    pub detail: String,
+    /// How long it ran.
+    pub ms: f64,
+}
+
+/// One document a component handed the operator (`report.attach`).
+#[derive(Debug, Clone, Serialize)]
+pub struct AttachmentRecord {
+    /// Its name, as the component gave it.
+    pub name: String,
+    /// Where the host wrote it.
+    pub path: std::path::PathBuf,
+    /// Its size.
+    pub bytes: u64,
 }
 
 /// One gate run on behalf of a pattern.
@@ -133,6 +175,10 @@ pub struct GateRecord {
     pub outcome: String,
     /// The gate's reasons.
     pub reasons: Vec<String>,
+    /// The pattern slot path of the pattern that ran the gate, when a
+    /// pattern run through a slot ran it (`postgres`, `pools/postgres`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slot_path: Option<String>,
 }
 
 /// Refusals and unreachable backends kept for the report; the journal has them all.
@@ -173,6 +219,11 @@ pub struct StepRecord {
     /// When it began, in ms from the start of the run ([`RunContext::started`]);
     /// for a step that was ended without being begun, when it ended.
     pub at_ms: f64,
+    /// The pattern slot path of the component that ran the step, when a
+    /// pattern ran it through a slot (`postgres`, `pools/postgres`); the
+    /// step then belongs under the caller's step running at the time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slot_path: Option<String>,
     #[serde(skip)]
     started: Option<Instant>,
 }
@@ -218,6 +269,21 @@ pub struct HostState {
     pub run: Arc<RunContext>,
     /// Bytes it has logged through `report.log`, against a bound.
     logged: usize,
+    /// Where it runs when a pattern ran it through a slot: the slot path
+    /// and the runners of its own slots. `None` for the run's own component
+    /// (and the gates it runs), whose slots are the run's.
+    slot: Option<SlotScope>,
+}
+
+/// A component run through a pattern slot: where, and what runs its own slots.
+#[derive(Clone)]
+pub struct SlotScope {
+    /// The slot path (`postgres`, `pools/postgres`): journal lines and report records carry it.
+    pub path: Arc<str>,
+    /// Runs the gates bound to its own gate slots (its manifest's defaults).
+    pub gates: Option<Arc<dyn GateRunner>>,
+    /// Runs the patterns bound to its own pattern slots.
+    pub patterns: Option<Arc<dyn PatternRunner>>,
 }
 
 impl HostState {
@@ -226,7 +292,36 @@ impl HostState {
     pub fn new(component: Arc<str>, grants: Grants, budget: Duration, not_after: Option<Instant>, run: Arc<RunContext>) -> Self {
         let started = Instant::now();
         let deadline = not_after.map_or(started + budget, |limit| limit.min(started + budget));
-        HostState { component, grants, started, deadline, run, logged: 0 }
+        HostState { component, grants, started, deadline, run, logged: 0, slot: None }
+    }
+
+    /// The same state for a component running at a pattern slot: its
+    /// calls are journaled and reported under `scope.path`, and its own
+    /// slots are run by `scope`'s runners instead of the run's.
+    pub fn in_slot(mut self, scope: SlotScope) -> Self {
+        self.slot = Some(scope);
+        self
+    }
+
+    /// The slot path this component runs at, if a pattern ran it through a slot.
+    pub fn slot_path(&self) -> Option<&str> {
+        self.slot.as_ref().map(|s| &*s.path)
+    }
+
+    /// What runs this component's gate slots.
+    fn gate_runner(&self) -> Option<Arc<dyn GateRunner>> {
+        match &self.slot {
+            Some(scope) => scope.gates.clone(),
+            None => self.run.gates.clone(),
+        }
+    }
+
+    /// What runs this component's pattern slots.
+    fn pattern_runner(&self) -> Option<Arc<dyn PatternRunner>> {
+        match &self.slot {
+            Some(scope) => scope.patterns.clone(),
+            None => self.run.patterns.clone(),
+        }
     }
 }
 
@@ -377,7 +472,8 @@ impl HostState {
 
     /// The `started` line of a mutation, on disk before the mutation reaches its backend.
     fn journal_intent(&self, call: &str, args: &Value, started: Instant) -> wasmtime::Result<()> {
-        let entry = Entry { component: &self.component, call, args: args.clone(), outcome: "started", error: None, duration: started.elapsed() };
+        let entry =
+            Entry { component: &self.component, slot: self.slot_path(), call, args: args.clone(), outcome: "started", error: None, duration: started.elapsed() };
         self.run
             .journal
             .record(&entry, true)
@@ -385,7 +481,7 @@ impl HostState {
     }
 
     fn journal(&self, call: &str, args: Value, outcome: &str, error: Option<&str>, duration: Duration, sync: bool) -> wasmtime::Result<()> {
-        let entry = Entry { component: &self.component, call, args, outcome, error, duration };
+        let entry = Entry { component: &self.component, slot: self.slot_path(), call, args, outcome, error, duration };
         self.run.journal.record(&entry, sync).map_err(|e| {
             let state = if outcome == "planned" || outcome == "denied" || outcome == "invalid" || !sync {
                 "nothing more was sent to the cluster".to_string()

@@ -1,10 +1,13 @@
-//! `report`: logs, steps and metrics. Always allowed; journaled like any call.
+//! `report`: logs, steps, metrics and attachments. Always allowed; journaled like any call.
 
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use serde_json::json;
 
-use super::{HostState, Metric, RunRecord, StepRecord};
+use super::{AttachmentRecord, HostState, Metric, RunRecord, StepRecord};
+use crate::wit::{Error, ErrorCode};
 use crate::wit::pattern::runner::policy::report::{self, Level, StepOutcome};
 
 /// Longest log line kept; a component cannot flood the terminal through `log`.
@@ -87,6 +90,7 @@ impl report::Host for HostState {
             detail: String::new(),
             ms: 0.0,
             at_ms: (started - self.run.started).as_secs_f64() * 1000.0,
+            slot_path: self.slot_path().map(str::to_string),
             started: Some(started),
         });
         self.note("report.step-begin", args, started)
@@ -108,7 +112,12 @@ impl report::Host for HostState {
             let mut record = self.run.record();
             let full = record.steps.len() >= MAX_ENTRIES;
             let kept_detail = kept(&mut record, detail.clone());
-            let open = record.steps.iter_mut().rev().find(|s| s.name == name && s.component == *self.component && s.outcome == "running");
+            let slot_path = self.slot_path();
+            let open = record
+                .steps
+                .iter_mut()
+                .rev()
+                .find(|s| s.name == name && s.component == *self.component && s.slot_path.as_deref() == slot_path && s.outcome == "running");
             match open {
                 Some(step) => {
                     step.outcome = outcome.into();
@@ -123,6 +132,7 @@ impl report::Host for HostState {
                     detail: kept_detail,
                     ms: 0.0,
                     at_ms: (started - self.run.started).as_secs_f64() * 1000.0,
+                    slot_path: self.slot_path().map(str::to_string),
                     started: None,
                 }),
                 None => {}
@@ -142,10 +152,113 @@ impl report::Host for HostState {
         self.note("report.metric", args, started)
     }
 
-    fn attach(&mut self, _name: String, _content: String) -> wasmtime::Result<Result<(), crate::wit::Error>> {
-        // Skeleton: attachments are written by the run next.
-        Ok(Err(crate::wit::Error { code: crate::wit::ErrorCode::Unavailable, message: "attachments are not built yet".into() }))
+    fn attach(&mut self, name: String, content: String) -> wasmtime::Result<Result<(), Error>> {
+        let started = Instant::now();
+        // The name and size are journaled, never the content: a document can be large.
+        let args = json!({"name": truncate(name.clone(), MAX_NAME, "…"), "bytes": content.len()});
+        let refused = |code: ErrorCode, message: String| -> wasmtime::Result<Result<(), Error>> {
+            let outcome = crate::imports::code_name(code);
+            self.journal("report.attach", args.clone(), outcome, Some(message.as_str()), started.elapsed(), false)?;
+            Ok(Err(Error { code, message }))
+        };
+        if let Err(why) = attachment_name(&name) {
+            return refused(ErrorCode::Invalid, why);
+        }
+        if content.len() > MAX_ATTACHMENT_BYTES {
+            return refused(ErrorCode::Invalid, format!("attachment `{name}` is {} bytes; at most {MAX_ATTACHMENT_BYTES} bytes (1 MiB) are kept", content.len()));
+        }
+        let replaces = self.run.record().attachments.iter().any(|a| a.name == name);
+        if !replaces && self.run.record().attachments.len() >= MAX_ATTACHMENTS {
+            return refused(ErrorCode::Invalid, format!("a run keeps at most {MAX_ATTACHMENTS} attachments; `{name}` would be one more"));
+        }
+        let Some(dir) = self.run.attachments.dir() else {
+            return refused(ErrorCode::Unavailable, "this run keeps no attachments (no journal, so no folder beside it)".into());
+        };
+        let path = dir.join(&name);
+        if let Err(e) = write_attachment(dir, &path, content.as_bytes()) {
+            return refused(ErrorCode::Unavailable, format!("cannot write the attachment {}: {e}", path.display()));
+        }
+        tracing::info!(target: "policy", "[{}] attached {} ({} bytes)", self.component, path.display(), content.len());
+        {
+            let mut record = self.run.record();
+            let bytes = content.len() as u64;
+            match record.attachments.iter_mut().find(|a| a.name == name) {
+                Some(kept) => kept.bytes = bytes,
+                None => record.attachments.push(AttachmentRecord { name, path, bytes }),
+            }
+        }
+        self.note("report.attach", args, started)?;
+        Ok(Ok(()))
     }
+}
+
+/// Documents one run may attach.
+pub const MAX_ATTACHMENTS: usize = 16;
+/// Bytes one attachment may hold.
+pub const MAX_ATTACHMENT_BYTES: usize = 1 << 20;
+/// The suffixes an attachment's name may end with.
+const ATTACHMENT_SUFFIXES: &[&str] = &[".md", ".json", ".txt"];
+
+/// Where a run's attachments go: a folder, created at the first
+/// `report.attach`, or none (the call then answers `unavailable`).
+#[derive(Debug, Default)]
+pub struct Attachments {
+    dir: Option<PathBuf>,
+    /// A temporary folder (`runner test`), removed with the run.
+    _temporary: Option<tempfile::TempDir>,
+}
+
+impl Attachments {
+    /// No folder: `report.attach` answers `unavailable`.
+    pub fn none() -> Self {
+        Attachments::default()
+    }
+
+    /// Write attachments into `dir` (created when the first one is written).
+    pub fn at(dir: PathBuf) -> Self {
+        Attachments { dir: Some(dir), _temporary: None }
+    }
+
+    /// A temporary folder, removed when the run is dropped.
+    pub fn temporary() -> std::io::Result<Self> {
+        let temporary = tempfile::Builder::new().prefix("runner-attachments-").tempdir()?;
+        Ok(Attachments { dir: Some(temporary.path().to_path_buf()), _temporary: Some(temporary) })
+    }
+
+    /// The folder, when there is one.
+    pub fn dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
+    }
+}
+
+/// Why `name` cannot be an attachment's file name: the WIT's charset
+/// (letters, digits, `.`, `-`, `_`), one of its suffixes, and nothing a
+/// file system reads as a path (no `/`, no leading `.`, so no `..`).
+fn attachment_name(name: &str) -> Result<(), String> {
+    let bad = |why: &str| Err(format!("attachment name `{}` {why}", truncate(name.to_string(), MAX_NAME, "…")));
+    if name.is_empty() || name.len() > 200 {
+        return bad("must have 1 to 200 characters");
+    }
+    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))) {
+        return bad(&format!("has `{c}`; use letters, digits, `.`, `-` and `_`"));
+    }
+    if name.starts_with('.') {
+        return bad("must not start with `.`");
+    }
+    if !ATTACHMENT_SUFFIXES.iter().any(|suffix| name.len() > suffix.len() && name.ends_with(suffix)) {
+        return bad("must end with .md, .json or .txt");
+    }
+    Ok(())
+}
+
+/// Write `content` to `path` in `dir` whole or not at all: a reader never
+/// sees half a document, and a second one of the same name replaces the first.
+fn write_attachment(dir: &Path, path: &Path, content: &[u8]) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let mut file = tempfile::NamedTempFile::new_in(dir)?;
+    file.write_all(content)?;
+    file.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 /// Cut `text` to at most `max` bytes (on a character boundary), marking the cut with `marker`.
@@ -173,4 +286,41 @@ pub(crate) fn truncate(mut text: String, max: usize, marker: &str) -> String {
         text.shrink_to_fit();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attachment_names_follow_the_contract() {
+        for good in ["compliance-report.md", "pools_before.json", "a.txt", "v1.2.md"] {
+            assert!(attachment_name(good).is_ok(), "{good}");
+        }
+        let cases = [
+            ("", "1 to 200"),
+            ("../etc/passwd.md", "has `/`"),
+            ("..md", "must not start with `.`"),
+            (".md", "must not start with `.`"),
+            ("report.html", "must end with .md, .json or .txt"),
+            ("report md", "has ` `"),
+            ("résumé.md", "has `é`"),
+            ("md", "must end with"),
+        ];
+        for (name, why) in cases {
+            let error = attachment_name(name).unwrap_err();
+            assert!(error.contains(why), "{name}: {error}");
+        }
+    }
+
+    #[test]
+    fn an_attachment_is_written_whole_and_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("run-1");
+        let path = folder.join("a.md");
+        write_attachment(&folder, &path, b"first").unwrap();
+        write_attachment(&folder, &path, b"second").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "second");
+        assert_eq!(std::fs::read_dir(&folder).unwrap().count(), 1, "no temporary file left behind");
+    }
 }

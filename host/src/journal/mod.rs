@@ -27,6 +27,10 @@ pub use redact::redact;
 pub struct Entry<'a> {
     /// The component that made the call.
     pub component: &'a str,
+    /// The pattern slot path it runs at, when a pattern ran it through a
+    /// slot (`postgres`, `pools/postgres`); absent for the run's own component.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slot: Option<&'a str>,
     /// `interface.function`, e.g. `kube-write.patch`.
     pub call: &'a str,
     /// The arguments, already redacted.
@@ -232,6 +236,7 @@ mod tests {
         for outcome in ["ok", "denied"] {
             let entry = Entry {
                 component: "pods-ready",
+                slot: None,
                 call: "kube-read.list",
                 args: serde_json::json!({"kind": "Pod"}),
                 outcome,

@@ -51,6 +51,9 @@ pub struct Manifest {
     /// Gate slots a pattern runs through `gates.run`.
     #[serde(default)]
     pub gates: BTreeMap<String, GateSlot>,
+    /// Pattern slots a pattern runs through `patterns.run` (`[patterns.<slot>]`).
+    #[serde(default)]
+    pub patterns: BTreeMap<String, PatternSlot>,
     /// A pattern's steps, in order, for the reviewer.
     #[serde(default)]
     pub steps: Vec<Step>,
@@ -116,6 +119,18 @@ pub struct GateSlot {
     pub description: String,
 }
 
+/// A pattern slot in a pattern: another pattern it runs in a sandbox of its
+/// own (`patterns.run`), which the operator may rebind with `--pattern`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatternSlot {
+    /// The pattern bound to the slot unless the operator passes `--pattern`.
+    pub default: String,
+    /// When the pattern runs the slot and what it is for.
+    #[serde(default)]
+    pub description: String,
+}
+
 /// One step of a pattern.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -175,6 +190,9 @@ impl Manifest {
             if !self.gates.is_empty() {
                 return invalid("a gate cannot have gate slots".into());
             }
+            if !self.patterns.is_empty() {
+                return invalid("a gate cannot have pattern slots".into());
+            }
         }
         for (key, field) in &self.config {
             if let Some(default) = &field.default
@@ -186,6 +204,11 @@ impl Manifest {
         for slot in self.gates.keys() {
             if !valid_name(slot) {
                 return invalid(format!("gate slot `{slot}` must be lowercase letters, digits and dashes"));
+            }
+        }
+        for slot in self.patterns.keys() {
+            if !valid_name(slot) {
+                return invalid(format!("pattern slot `{slot}` must be lowercase letters, digits and dashes"));
             }
         }
         Ok(())
@@ -219,6 +242,19 @@ description = "label selector"
     }
 
     #[test]
+    fn a_pattern_declares_pattern_slots() {
+        let text = GATE.replace("world = \"gate\"", "world = \"pattern\"")
+            + "\n[patterns.postgres]\ndefault = \"postgres-ferris-wheel\"\ndescription = \"moves PostgreSQL off the pool\"\n";
+        let m = Manifest::parse(&text).unwrap();
+        assert_eq!(m.patterns["postgres"].default, "postgres-ferris-wheel");
+        assert_eq!(m.patterns["postgres"].description, "moves PostgreSQL off the pool");
+        let bad = text.replace("[patterns.postgres]", "[patterns.Postgres]");
+        assert!(Manifest::parse(&bad).unwrap_err().to_string().contains("pattern slot `Postgres` must be lowercase"));
+        let unknown = text.replace("description = \"moves", "descripton = \"moves");
+        assert!(Manifest::parse(&unknown).unwrap_err().to_string().contains("unknown field"));
+    }
+
+    #[test]
     fn rejects_what_a_reviewer_could_be_misled_by() {
         let cases = [
             (GATE.replace("kube:list:v1/Pod", "kube:patch"), "mutating capability"),
@@ -228,6 +264,7 @@ description = "label selector"
             (GATE.replace("default = \"app=postgres\"", "default = 3"), "default"),
             (format!("{GATE}\nsurprise = true\n"), "unknown field"),
             (GATE.replace("world = \"gate\"", "world = \"daemon\""), "unknown variant"),
+            (format!("{GATE}\n[patterns.db]\ndefault = \"postgres-ferris-wheel\"\n"), "a gate cannot have pattern slots"),
         ];
         for (text, expected) in cases {
             let err = Manifest::parse(&text).unwrap_err().to_string();

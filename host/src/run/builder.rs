@@ -13,8 +13,8 @@ use super::report::{Ending, RunFacts, RunReport};
 use super::{Exit, Failure, load_policy, runtime, session};
 use crate::backends::{Backends, Kube, Unavailable};
 use crate::caps::{Capability, Grants};
-use crate::engine::{Engine, EngineError, Limits, Prepared, SlotRunner};
-use crate::imports::{Approval, HostState, RunContext, warn_as_fail};
+use crate::engine::{BoundPattern, Engine, EngineError, Limits, PatternSlots, Prepared, SlotRunner};
+use crate::imports::{Approval, Attachments, HostState, RunContext, warn_as_fail};
 use crate::journal::{Journal, Limit as JournalLimit, new_run_id};
 use crate::policy::{Policy, World, config};
 use crate::probe::{ProbeError, WriteProbe};
@@ -66,6 +66,14 @@ enum JournalPlace {
     Nowhere,
 }
 
+/// Where `report.attach` writes.
+enum AttachmentPlace {
+    /// A folder named after the run id beside the journal (none without a journal).
+    BesideJournal,
+    At(PathBuf),
+    Temporary,
+}
+
 /// The engine a run compiles and runs in.
 enum EngineSource {
     New { limits: Limits, cache_dir: Option<PathBuf> },
@@ -92,6 +100,8 @@ pub struct RunBuilder {
     config: ConfigSource,
     allowances: Allowances,
     gates: Vec<String>,
+    patterns: Vec<String>,
+    attachments: AttachmentPlace,
     reach: Reach,
     session: SessionSource,
     journal: JournalPlace,
@@ -113,6 +123,8 @@ impl RunBuilder {
             config: ConfigSource::Pairs(Vec::new()),
             allowances: Allowances::Flags { allow: Vec::new(), file: None },
             gates: Vec::new(),
+            patterns: Vec::new(),
+            attachments: AttachmentPlace::BesideJournal,
             reach: Reach::Nothing("no target".into()),
             session: SessionSource::Off,
             journal: JournalPlace::Default,
@@ -158,6 +170,26 @@ impl RunBuilder {
     /// Rebind a pattern's gate slots (`SLOT=NAME|FILE`); the others keep the manifest's default.
     pub fn gates(mut self, overrides: Vec<String>) -> Self {
         self.gates = overrides;
+        self
+    }
+
+    /// Rebind a pattern's pattern slots (`SLOT=NAME|FILE`, or `SLOT/INNER=...`
+    /// for a slot of the pattern bound to `SLOT`); the others keep their manifest's default.
+    pub fn patterns(mut self, overrides: Vec<String>) -> Self {
+        self.patterns = overrides;
+        self
+    }
+
+    /// Write the run's attachments (`report.attach`) into `dir` instead of
+    /// a folder named after the run id beside the journal.
+    pub fn attachments(mut self, dir: PathBuf) -> Self {
+        self.attachments = AttachmentPlace::At(dir);
+        self
+    }
+
+    /// Write the run's attachments into a temporary folder, removed with the run (`runner test`).
+    pub fn temporary_attachments(mut self) -> Self {
+        self.attachments = AttachmentPlace::Temporary;
         self
     }
 
@@ -271,11 +303,12 @@ impl RunBuilder {
         for mismatch in policy.import_report.mismatches() {
             tracing::warn!("{}: {mismatch}", policy.name());
         }
-        let allowed = allowed(self.allowances, &policy)?;
         if self.probe.is_some() && self.dry_run {
             return Err(Failure::bad_input("--write-probe writes to the database; a --dry-run changes nothing, so it takes no probe"));
         }
         let slots = bind_gates(&policy, &self.gates)?;
+        let pattern_slots = super::compose::bind_patterns(&policy, &self.patterns)?;
+        let allowed = allowed(self.allowances, &policy, &pattern_slots)?;
         let (record, replay) = match &self.session {
             SessionSource::Record(path) => (Some(path.clone()), None),
             SessionSource::Replay(path) => (None, Some(path.clone())),
@@ -302,6 +335,7 @@ impl RunBuilder {
             Reach::Nothing(label) => json!({"name": label}),
         };
         let gate_names: BTreeMap<String, String> = slots.iter().map(|(slot, gate)| (slot.clone(), gate.name().to_string())).collect();
+        let pattern_names = super::compose::slot_names(&pattern_slots);
         let (backends, probe) = match self.reach {
             Reach::Target(target) => {
                 let kube: Arc<dyn Kube> = if session.is_replaying() {
@@ -331,7 +365,20 @@ impl RunBuilder {
                     .with_limit(self.journal_limit)
             }
         };
-        let header = run_header(&policy, target_header, &allowed, &config, &gate_names, dry_run);
+        let mut header = run_header(&policy, target_header, &allowed, &config, &gate_names, dry_run);
+        if !pattern_names.is_empty() {
+            header["patterns"] = json!(pattern_names);
+        }
+        let attachments = match self.attachments {
+            AttachmentPlace::At(dir) => Attachments::at(dir),
+            AttachmentPlace::Temporary => {
+                Attachments::temporary().map_err(|e| Failure::bad_input(format!("cannot make a temporary folder for the attachments: {e}")))?
+            }
+            AttachmentPlace::BesideJournal => match journal.path() {
+                Some(path) => Attachments::at(path.parent().unwrap_or(std::path::Path::new(".")).join(journal.run_id())),
+                None => Attachments::none(),
+            },
+        };
         // A journal that cannot take its header cannot take the run's lines either:
         // the run stops with exit 3 at its first mutation or at its end, naming the loss.
         if let Err(e) = journal.header(&header) {
@@ -349,8 +396,10 @@ impl RunBuilder {
         context.started = started;
         context.session = session;
         context.fail_on_warn = self.fail_on_warn;
+        context.attachments = attachments;
         if policy.manifest.world == World::Pattern {
             context.gates = Some(Arc::new(SlotRunner::new(engine.clone(), slots)));
+            context.patterns = Some(Arc::new(PatternSlots::new(engine.clone(), pattern_slots, None)));
         }
         let grants = Grants::new(policy.manifest.requested(), allowed);
         let budget = engine.limits().deadline(policy.manifest.world);
@@ -422,8 +471,10 @@ fn os_user() -> Option<String> {
     }
 }
 
-/// The mutations allowed, parsed; a grants file is read here.
-fn allowed(allowances: Allowances, policy: &Policy) -> Result<Vec<Capability>, Failure> {
+/// The mutations allowed, parsed; a grants file is read here. "Everything
+/// requested" covers the patterns bound to its slots too: a test case that
+/// lists no `allow` runs each as its own manifest asks.
+fn allowed(allowances: Allowances, policy: &Policy, patterns: &BTreeMap<String, BoundPattern>) -> Result<Vec<Capability>, Failure> {
     let parse = |texts: &[String], flag: &str| texts.iter().map(|t| t.parse::<Capability>().map_err(|e| Failure::bad_input(format!("{flag}: {e}")))).collect();
     match allowances {
         Allowances::Flags { mut allow, file } => {
@@ -435,7 +486,7 @@ fn allowed(allowances: Allowances, policy: &Policy) -> Result<Vec<Capability>, F
             parse(&allow, "--allow")
         }
         Allowances::Listed(allow) => parse(&allow, "allow"),
-        Allowances::Requested => Ok(policy.manifest.requested()),
+        Allowances::Requested => Ok(super::compose::requested_by_all(policy, patterns)),
     }
 }
 
@@ -451,7 +502,7 @@ async fn kube_backend(target: &Target) -> Result<Arc<dyn Kube>, Failure> {
 }
 
 /// The gate for every slot: the manifest's default unless an override rebinds it.
-fn bind_gates(policy: &Policy, overrides: &[String]) -> Result<BTreeMap<String, Policy>, Failure> {
+pub(super) fn bind_gates(policy: &Policy, overrides: &[String]) -> Result<BTreeMap<String, Policy>, Failure> {
     let slots = &policy.manifest.gates;
     let mut chosen: BTreeMap<String, String> = slots.iter().map(|(slot, s)| (slot.clone(), s.default.clone())).collect();
     for text in overrides {

@@ -12,6 +12,7 @@
 //!                                    # path relative to this file
 //! config: {min-sync: 2}              # as --config; defaults filled in
 //! gates: {preflight: ../my-gate.wasm}  # a pattern's slots, as --gate
+//! patterns: {postgres: ../my-wheel.wasm}  # a pattern's pattern slots, as --pattern
 //! session: sessions/no-sync.session.json   # replay this (relative to this file) ...
 //! responses:                         # ... or answer from canned responses
 //!   - call: postgres-read.query
@@ -65,6 +66,9 @@ struct Case {
     config: serde_json::Map<String, Value>,
     #[serde(default)]
     gates: BTreeMap<String, String>,
+    /// A pattern's pattern slots, as `--pattern` (`SLOT` or `SLOT/INNER` → a name or a path).
+    #[serde(default)]
+    patterns: BTreeMap<String, String>,
     #[serde(default)]
     session: Option<PathBuf>,
     #[serde(default)]
@@ -224,9 +228,12 @@ async fn run_case(engine: &Arc<Engine>, file: &Path, case: Case) -> Verdict {
         Err(why) => return Verdict::Bad(why),
     };
     let overrides: Vec<String> = case.gates.iter().map(|(slot, gate)| format!("{slot}={}", resolve(base, gate))).collect();
+    let pattern_overrides: Vec<String> = case.patterns.iter().map(|(slot, pattern)| format!("{slot}={}", resolve(base, pattern))).collect();
     let builder = RunBuilder::new(resolve(base, &case.component))
         .config_object(case.config)
         .gates(overrides)
+        .patterns(pattern_overrides)
+        .temporary_attachments()
         .offline("test")
         .dry_run(case.dry_run)
         .session(session)

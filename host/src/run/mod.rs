@@ -10,6 +10,7 @@
 //! cases) and [`lab`] (starting and stopping the local lab a run targets).
 
 mod builder;
+mod compose;
 pub mod cases;
 mod exit;
 pub mod inspect;

@@ -282,6 +282,20 @@ pub fn roles(policy: &Policy, target: &Target) -> Roles {
                 .push(format!("gate slot {slot}: its default gate `{}` could not be loaded ({}); its rights are not included", gate.default, e.message)),
         }
     }
+    // A pattern slot's pattern acts with the run's service account too: its rights are part of the run's.
+    for (slot, pattern) in &policy.manifest.patterns {
+        match load_policy(&pattern.default) {
+            Ok(bound) => {
+                for cap in bound.manifest.requested() {
+                    roles.add(&cap, &format!("{cap} (pattern slot {slot}: {})", bound.name()), target);
+                }
+            }
+            Err(e) => roles.notes.push(format!(
+                "pattern slot {slot}: its default pattern `{}` could not be loaded ({}); its rights are not included",
+                pattern.default, e.message
+            )),
+        }
+    }
     roles.finish(&own);
     roles
 }

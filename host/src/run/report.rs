@@ -176,6 +176,8 @@ impl RunReport {
             "plan": self.record.plan,
             "steps": self.record.steps,
             "gates": self.record.gates,
+            "patterns": self.record.patterns,
+            "attachments": self.record.attachments,
             "metrics": self.record.metrics,
             "denied": self.record.denied,
             "unavailable": self.record.unavailable,

@@ -41,6 +41,7 @@ pub fn describe(policy: &Policy) -> Value {
         "mismatches": policy.import_report.mismatches(),
         "config": m.config,
         "gates": m.gates,
+        "patterns": m.patterns,
         "steps": m.steps,
         "rollback": m.rollback,
     })
@@ -73,6 +74,13 @@ pub fn diff(old: &Policy, new: &Policy) -> Value {
         .map(|(slot, gate)| json!({"slot": slot, "before": om.gates.get(slot).map(|g| &g.default), "after": gate.default}))
         .chain(om.gates.keys().filter(|s| !nm.gates.contains_key(*s)).map(|slot| json!({"slot": slot, "before": om.gates[slot].default, "after": null})))
         .collect();
+    let pattern_slots_changed: Vec<Value> = nm
+        .patterns
+        .iter()
+        .filter(|(slot, pattern)| om.patterns.get(*slot) != Some(pattern))
+        .map(|(slot, pattern)| json!({"slot": slot, "before": om.patterns.get(slot).map(|p| &p.default), "after": pattern.default}))
+        .chain(om.patterns.keys().filter(|s| !nm.patterns.contains_key(*s)).map(|slot| json!({"slot": slot, "before": om.patterns[slot].default, "after": null})))
+        .collect();
     let step_names = |p: &Policy| p.manifest.steps.iter().map(|s| s.name.clone()).collect::<Vec<_>>();
     json!({
         "name": nm.name,
@@ -87,6 +95,7 @@ pub fn diff(old: &Policy, new: &Policy) -> Value {
         "config_removed": config_removed,
         "config_changed": config_changed,
         "gate_slots_changed": slots_changed,
+        "pattern_slots_changed": pattern_slots_changed,
         "steps": (step_names(old) != step_names(new)).then(|| json!({"before": step_names(old), "after": step_names(new)})),
         "rollback": (om.rollback != nm.rollback).then(|| json!({"before": om.rollback, "after": nm.rollback})),
         "description_changed": om.description != nm.description,

@@ -5,8 +5,9 @@
 //! The import layer consults the [`Session`] of its run on every call that
 //! passes the capability check and is not answered from the dry-run plan,
 //! and the clock consults it for `now` and `sleep`. Recording keeps the
-//! calls in the order they start, so a pattern's `gates.run` comes before
-//! the calls of the gate it runs. Replaying is strict: the component must
+//! calls in the order they start, so a pattern's `gates.run` (or
+//! `patterns.run`) comes before the calls of the gate (or pattern) it runs;
+//! replaying either runs that component again (see `imports::patterns`). Replaying is strict: the component must
 //! ask for exactly the next recorded call (same component, call and
 //! arguments), or the run stops and the report names both versions. The
 //! format is described in [`file`].
@@ -90,8 +91,10 @@ pub(crate) enum Sleep {
     Stopped,
 }
 
-/// The call whose answer is a gate run: replaying it runs the gate again.
-const GATES_RUN: &str = "gates.run";
+/// The calls whose answer is a sandboxed run of another component (a gate,
+/// a pattern at a slot): replaying one runs that component again, its own
+/// calls answered from the session in order.
+const RERUN: &[&str] = &["gates.run", "patterns.run"];
 
 impl Session {
     /// No session: every call goes to the backends.
@@ -206,7 +209,7 @@ impl Session {
                 if mutating {
                     state.mutations.push(made);
                 }
-                if recorded.call == GATES_RUN {
+                if RERUN.contains(&recorded.call.as_str()) {
                     return Ok(Step::Live(None));
                 }
                 if recorded.stopped.is_some() {
@@ -218,8 +221,8 @@ impl Session {
             }
             Mode::Canned(responses) => {
                 let Some(index) = responses.iter().position(|r| r.fits(component, call, args) && r.ready(&state.mutations)) else {
-                    if call == GATES_RUN {
-                        // No canned verdict: run the bound gate against the canned responses.
+                    if RERUN.contains(&call) {
+                        // No canned verdict or pattern run: run the bound component against the canned responses.
                         return Ok(Step::Live(None));
                     }
                     let waiting = responses.iter().filter(|r| r.fits(component, call, args)).count();
