@@ -331,7 +331,7 @@ fn documents_are_attached_beside_the_journal_or_in_the_folder_given() {
     for (config, expected) in refusals {
         let sandbox = Sandbox::new();
         let output = parent(&sandbox, config.clone(), &["--dry-run", "--allow", "kube:scale", "-o", "json"]);
-        let report = report(&output);
+        let report = report_of(&output);
         assert_eq!(report["error"]["code"], "invalid", "{config}: {report}");
         assert!(report["error"]["message"].as_str().unwrap().contains(expected), "{config}: {report}");
         let refused = sandbox.journal_lines().into_iter().filter(|l| l["call"] == "report.attach" && l["outcome"] == "invalid").count();
