@@ -94,6 +94,12 @@ fn a_dry_run_runs_the_sub_pattern_and_plans_its_mutations_under_its_slot() {
     let nested = text.find("    step [child] scale").unwrap_or_else(|| panic!("{text}"));
     assert!(run_child < nested, "{text}");
     assert!(text.contains("  pattern child") && text.contains("compose-child (in step run-child)"), "{text}");
+    // So does the report for a change ticket.
+    let sandbox = Sandbox::new();
+    let markdown = sandbox.dir.path().join("report.md");
+    expect_exit(&parent(&sandbox, json!({}), &["--dry-run", "--allow", "kube:scale", "--report", path(&markdown)]), 0);
+    let markdown = std::fs::read_to_string(&markdown).unwrap();
+    assert!(markdown.contains("| 2 | ↳ scale | compose-child (slot child) | succeeded |"), "{markdown}");
 }
 
 fn report_of(output: &Output) -> Value {
