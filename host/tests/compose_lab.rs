@@ -56,7 +56,8 @@ fn a_parent_pattern_runs_the_ferris_wheel_through_a_slot() {
     for step in ["preflight", "pin-upgraded-pool", "post"] {
         assert!(nested.contains(&step), "step {step} missing from {nested:?}");
     }
-    let gates: Vec<(&str, &str)> = report["gates"].as_array().unwrap().iter().map(|g| (g["slot"].as_str().unwrap(), g["slot_path"].as_str().unwrap())).collect();
+    let gates: Vec<(&str, &str)> =
+        report["gates"].as_array().unwrap().iter().map(|g| (g["slot"].as_str().unwrap(), g["slot_path"].as_str().unwrap())).collect();
     assert_eq!(gates, vec![("preflight", "child"), ("post", "child")]);
     // Its mutations were journaled as its own, under the slot.
     let lines: Vec<Value> = std::fs::read_to_string(&journal).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();

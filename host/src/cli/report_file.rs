@@ -738,4 +738,3 @@ mod tests {
         assert!(svg.contains("the longest gap, 1.2 s at +2.5 s"), "{svg}");
     }
 }
-

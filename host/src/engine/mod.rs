@@ -30,8 +30,8 @@ use crate::wit::{Error, Verdict};
 
 pub use cache::default_dir as default_cache_dir;
 pub use gates::SlotRunner;
-pub use patterns::{BoundPattern, PatternSlots};
 pub use output::Output;
+pub use patterns::{BoundPattern, PatternSlots};
 
 /// How often the epoch advances; deadlines are this precise.
 const TICK: Duration = Duration::from_millis(10);

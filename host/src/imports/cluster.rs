@@ -40,7 +40,12 @@ impl cluster_write::Host for HostState {
     async fn upgrade_node_image(&mut self, _pool: String, _timeout_ms: u64) -> wasmtime::Result<Result<cluster_read::NodePoolInfo, Error>> {
         not_yet()
     }
-    async fn set_upgrade_settings(&mut self, _pool: String, _settings: cluster_read::UpgradeSettings, _timeout_ms: u64) -> wasmtime::Result<Result<cluster_read::NodePoolInfo, Error>> {
+    async fn set_upgrade_settings(
+        &mut self,
+        _pool: String,
+        _settings: cluster_read::UpgradeSettings,
+        _timeout_ms: u64,
+    ) -> wasmtime::Result<Result<cluster_read::NodePoolInfo, Error>> {
         not_yet()
     }
     async fn delete_node_pool(&mut self, _pool: String, _timeout_ms: u64) -> wasmtime::Result<Result<(), Error>> {

@@ -472,8 +472,15 @@ impl HostState {
 
     /// The `started` line of a mutation, on disk before the mutation reaches its backend.
     fn journal_intent(&self, call: &str, args: &Value, started: Instant) -> wasmtime::Result<()> {
-        let entry =
-            Entry { component: &self.component, slot: self.slot_path(), call, args: args.clone(), outcome: "started", error: None, duration: started.elapsed() };
+        let entry = Entry {
+            component: &self.component,
+            slot: self.slot_path(),
+            call,
+            args: args.clone(),
+            outcome: "started",
+            error: None,
+            duration: started.elapsed(),
+        };
         self.run
             .journal
             .record(&entry, true)

@@ -151,7 +151,9 @@ impl Answer for PatternRun {
                 .ok_or_else(|| format!("a pattern error needs a known `code`, found {error}"))?;
             return Ok(PatternRun::PatternError(Error { code: code.into(), message: error["message"].as_str().unwrap_or_default().to_string() }));
         }
-        Err(format!("a pattern run is one of {{\"{SUCCEEDED}\": ...}}, {{\"{ROLLED_BACK}\": ...}}, {{\"{ERROR}\": ...}}, {{\"{STOPPED}\": ...}}; found {value}"))
+        Err(format!(
+            "a pattern run is one of {{\"{SUCCEEDED}\": ...}}, {{\"{ROLLED_BACK}\": ...}}, {{\"{ERROR}\": ...}}, {{\"{STOPPED}\": ...}}; found {value}"
+        ))
     }
 }
 

@@ -7,8 +7,8 @@ use std::time::Instant;
 use serde_json::json;
 
 use super::{AttachmentRecord, HostState, Metric, RunRecord, StepRecord};
-use crate::wit::{Error, ErrorCode};
 use crate::wit::pattern::runner::policy::report::{self, Level, StepOutcome};
+use crate::wit::{Error, ErrorCode};
 
 /// Longest log line kept; a component cannot flood the terminal through `log`.
 const MAX_LOG_LINE: usize = 4096;
@@ -165,7 +165,10 @@ impl report::Host for HostState {
             return refused(ErrorCode::Invalid, why);
         }
         if content.len() > MAX_ATTACHMENT_BYTES {
-            return refused(ErrorCode::Invalid, format!("attachment `{name}` is {} bytes; at most {MAX_ATTACHMENT_BYTES} bytes (1 MiB) are kept", content.len()));
+            return refused(
+                ErrorCode::Invalid,
+                format!("attachment `{name}` is {} bytes; at most {MAX_ATTACHMENT_BYTES} bytes (1 MiB) are kept", content.len()),
+            );
         }
         let replaces = self.run.record().attachments.iter().any(|a| a.name == name);
         if !replaces && self.run.record().attachments.len() >= MAX_ATTACHMENTS {

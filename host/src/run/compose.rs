@@ -51,7 +51,9 @@ fn bind(policy: &Policy, overrides: &[(String, String)], depth: usize, under: Op
             }
             let inner: Vec<(String, String)> = overrides
                 .iter()
-                .filter_map(|(p, pattern)| p.strip_prefix(slot.as_str()).and_then(|rest| rest.strip_prefix('/')).map(|rest| (rest.to_string(), pattern.clone())))
+                .filter_map(|(p, pattern)| {
+                    p.strip_prefix(slot.as_str()).and_then(|rest| rest.strip_prefix('/')).map(|rest| (rest.to_string(), pattern.clone()))
+                })
                 .collect();
             let gates = bind_gates(&bound, &[]).map_err(|f| Failure::bad_input(format!("pattern slot `{path}`: {}", f.message)))?;
             let patterns = bind(&bound, &inner, depth + 1, Some(&path))?;

@@ -10,8 +10,8 @@
 //! cases) and [`lab`] (starting and stopping the local lab a run targets).
 
 mod builder;
-mod compose;
 pub mod cases;
+mod compose;
 mod exit;
 pub mod inspect;
 pub mod lab;

@@ -79,7 +79,9 @@ pub fn diff(old: &Policy, new: &Policy) -> Value {
         .iter()
         .filter(|(slot, pattern)| om.patterns.get(*slot) != Some(pattern))
         .map(|(slot, pattern)| json!({"slot": slot, "before": om.patterns.get(slot).map(|p| &p.default), "after": pattern.default}))
-        .chain(om.patterns.keys().filter(|s| !nm.patterns.contains_key(*s)).map(|slot| json!({"slot": slot, "before": om.patterns[slot].default, "after": null})))
+        .chain(
+            om.patterns.keys().filter(|s| !nm.patterns.contains_key(*s)).map(|slot| json!({"slot": slot, "before": om.patterns[slot].default, "after": null})),
+        )
         .collect();
     let step_names = |p: &Policy| p.manifest.steps.iter().map(|s| s.name.clone()).collect::<Vec<_>>();
     json!({
