@@ -165,9 +165,9 @@ mod cluster_values {
         }
     }
 
-    impl From<host::NodePool> for read::NodePool {
+    impl From<host::NodePool> for read::NodePoolInfo {
         fn from(p: host::NodePool) -> Self {
-            read::NodePool {
+            read::NodePoolInfo {
                 name: p.name,
                 mode: p.mode,
                 orchestrator_version: p.orchestrator_version,
@@ -180,8 +180,8 @@ mod cluster_values {
         }
     }
 
-    impl From<read::NodePool> for host::NodePool {
-        fn from(p: read::NodePool) -> Self {
+    impl From<read::NodePoolInfo> for host::NodePool {
+        fn from(p: read::NodePoolInfo) -> Self {
             host::NodePool {
                 name: p.name,
                 mode: p.mode,
@@ -195,9 +195,9 @@ mod cluster_values {
         }
     }
 
-    impl From<host::ControlPlane> for read::ControlPlane {
+    impl From<host::ControlPlane> for read::ControlPlaneInfo {
         fn from(c: host::ControlPlane) -> Self {
-            read::ControlPlane {
+            read::ControlPlaneInfo {
                 kubernetes_version: c.kubernetes_version,
                 current_kubernetes_version: c.current_kubernetes_version,
                 provisioning_state: c.provisioning_state,
@@ -206,8 +206,8 @@ mod cluster_values {
         }
     }
 
-    impl From<read::ControlPlane> for host::ControlPlane {
-        fn from(c: read::ControlPlane) -> Self {
+    impl From<read::ControlPlaneInfo> for host::ControlPlane {
+        fn from(c: read::ControlPlaneInfo) -> Self {
             host::ControlPlane {
                 kubernetes_version: c.kubernetes_version,
                 current_kubernetes_version: c.current_kubernetes_version,
@@ -217,21 +217,21 @@ mod cluster_values {
         }
     }
 
-    impl From<host::PoolUpgradeProfile> for read::PoolUpgradeProfile {
+    impl From<host::PoolUpgradeProfile> for read::PoolUpgradeProfileInfo {
         fn from(p: host::PoolUpgradeProfile) -> Self {
-            read::PoolUpgradeProfile { kubernetes_version: p.kubernetes_version, upgrades: p.upgrades, latest_node_image_version: p.latest_node_image_version }
+            read::PoolUpgradeProfileInfo { kubernetes_version: p.kubernetes_version, upgrades: p.upgrades, latest_node_image_version: p.latest_node_image_version }
         }
     }
 
-    impl From<read::PoolUpgradeProfile> for host::PoolUpgradeProfile {
-        fn from(p: read::PoolUpgradeProfile) -> Self {
+    impl From<read::PoolUpgradeProfileInfo> for host::PoolUpgradeProfile {
+        fn from(p: read::PoolUpgradeProfileInfo) -> Self {
             host::PoolUpgradeProfile { kubernetes_version: p.kubernetes_version, upgrades: p.upgrades, latest_node_image_version: p.latest_node_image_version }
         }
     }
 
-    impl From<host::Operation> for read::Operation {
+    impl From<host::Operation> for read::OperationInfo {
         fn from(o: host::Operation) -> Self {
-            read::Operation {
+            read::OperationInfo {
                 id: o.id,
                 status: o.status,
                 start_time: o.start_time,
@@ -242,8 +242,8 @@ mod cluster_values {
         }
     }
 
-    impl From<read::Operation> for host::Operation {
-        fn from(o: read::Operation) -> Self {
+    impl From<read::OperationInfo> for host::Operation {
+        fn from(o: read::OperationInfo) -> Self {
             host::Operation {
                 id: o.id,
                 status: o.status,

@@ -20,7 +20,9 @@ use crate::backends::aks::arm;
 use crate::domain::cluster as rules;
 use crate::session::Answer;
 use crate::wit::Error;
-use crate::wit::pattern::runner::policy::cluster_read::{self, ControlPlane, NodePool, Operation, PoolUpgradeProfile, UpgradeSettings};
+use crate::wit::pattern::runner::policy::cluster_read::{
+    self, ControlPlaneInfo as ControlPlane, NodePoolInfo as NodePool, OperationInfo as Operation, PoolUpgradeProfileInfo as PoolUpgradeProfile, UpgradeSettings,
+};
 use crate::wit::pattern::runner::policy::cluster_write::{self, NewNodePool};
 
 type Reply<T> = wasmtime::Result<Result<T, Error>>;

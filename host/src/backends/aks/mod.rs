@@ -132,10 +132,13 @@ impl AksBackend {
                 return Err(BackendError::new(ErrorCode::Timeout, format!("{method} {}: no time left", shown_path(url))));
             }
             let token = self.credential.token().await?;
-            let mut request = self.http.request(method.clone(), url).timeout(left.min(READ_TIMEOUT)).bearer_auth(token.expose_secret());
-            if !url.contains("api-version=") {
-                request = request.query(&[("api-version", API_VERSION)]);
-            }
+            // Polling URLs ARM hands back carry their own api-version.
+            let full = if url.contains("api-version=") {
+                url.to_string()
+            } else {
+                format!("{url}{}api-version={API_VERSION}", if url.contains('?') { '&' } else { '?' })
+            };
+            let mut request = self.http.request(method.clone(), &full).timeout(left.min(READ_TIMEOUT)).bearer_auth(token.expose_secret());
             if let Some(body) = body {
                 request = request.json(body);
             }
