@@ -219,7 +219,11 @@ mod cluster_values {
 
     impl From<host::PoolUpgradeProfile> for read::PoolUpgradeProfileInfo {
         fn from(p: host::PoolUpgradeProfile) -> Self {
-            read::PoolUpgradeProfileInfo { kubernetes_version: p.kubernetes_version, upgrades: p.upgrades, latest_node_image_version: p.latest_node_image_version }
+            read::PoolUpgradeProfileInfo {
+                kubernetes_version: p.kubernetes_version,
+                upgrades: p.upgrades,
+                latest_node_image_version: p.latest_node_image_version,
+            }
         }
     }
 

@@ -13,7 +13,9 @@ fn every_canned_cluster_case_passes() {
     fixture("cluster-pattern");
     let cases = repo().join("tests/fixtures/cluster-pattern/tests");
     let out = expect_exit(&sandbox.runner(&["test", path(&cases)]), 0);
-    for case in ["pool-upgrade-succeeds", "drain-blocked-by-pdb", "another-operation-running", "throttled", "dry-run-plans-the-control-plane", "delete-not-requested"] {
+    for case in
+        ["pool-upgrade-succeeds", "drain-blocked-by-pdb", "another-operation-running", "throttled", "dry-run-plans-the-control-plane", "delete-not-requested"]
+    {
         assert!(out.contains(&format!("ok   {case}")), "{case}:\n{out}");
     }
     assert!(out.contains("0 failed"), "{out}");

@@ -189,7 +189,8 @@ impl Backends {
         let postgres = Arc::new(PostgresBackend::new(members.clone()));
         let redis = Arc::new(RedisBackend::new(members.clone()));
         let mongo = Arc::new(MongoBackend::new(members));
-        let cluster = Arc::new(Unavailable::because(format!("target {}: no cluster API configured (add a `cluster:` section to the target file)", target.label())));
+        let cluster =
+            Arc::new(Unavailable::because(format!("target {}: no cluster API configured (add a `cluster:` section to the target file)", target.label())));
         Backends { kube, postgres, redis, mongo, cluster }
     }
 }

@@ -105,7 +105,9 @@ pub struct NewNodePool {
 /// AKS's rule for a new Linux pool's name: 1-12 lowercase letters and
 /// digits, a letter first.
 pub fn pool_name(name: &str) -> Result<(), InvalidName> {
-    let ok = (1..=12).contains(&name.len()) && name.starts_with(|c: char| c.is_ascii_lowercase()) && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    let ok = (1..=12).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
     if ok { Ok(()) } else { Err(InvalidName::new(format!("pool name `{}`: AKS takes 1-12 lowercase letters and digits, a letter first", shown(name)))) }
 }
 
@@ -118,7 +120,11 @@ pub fn existing_pool_name(name: &str) -> Result<(), InvalidName> {
         && name.starts_with(|c: char| c.is_ascii_lowercase())
         && !name.ends_with('-')
         && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    if ok { Ok(()) } else { Err(InvalidName::new(format!("pool name `{}`: not a node pool name (lowercase letters, digits and `-`, a letter first)", shown(name)))) }
+    if ok {
+        Ok(())
+    } else {
+        Err(InvalidName::new(format!("pool name `{}`: not a node pool name (lowercase letters, digits and `-`, a letter first)", shown(name))))
+    }
 }
 
 /// A Kubernetes version as AKS takes it: `MAJOR.MINOR.PATCH`, digits only.
@@ -140,8 +146,7 @@ pub fn node_labels(labels: &[String]) -> Result<Vec<(String, String)>, InvalidNa
     labels
         .iter()
         .map(|text| {
-            let (key, value) =
-                text.split_once('=').ok_or_else(|| InvalidName::new(format!("node label `{}`: write it as key=value", shown(text))))?;
+            let (key, value) = text.split_once('=').ok_or_else(|| InvalidName::new(format!("node label `{}`: write it as key=value", shown(text))))?;
             super::names::label_key("node label key", key)?;
             super::names::label_value("node label value", value)?;
             Ok((key.to_string(), value.to_string()))

@@ -153,12 +153,20 @@ fn is_label_value(value: &str) -> bool {
 
 /// A label key (`kubernetes.azure.com/agentpool`).
 pub fn label_key(what: &str, key: &str) -> Result<(), InvalidName> {
-    if is_label_key(key) { Ok(()) } else { Err(refuse(what, key, "a label key is `name` or `prefix/name`: a DNS-1123 subdomain prefix, a name of at most 63 letters, digits, '-', '_' and '.'")) }
+    if is_label_key(key) {
+        Ok(())
+    } else {
+        Err(refuse(what, key, "a label key is `name` or `prefix/name`: a DNS-1123 subdomain prefix, a name of at most 63 letters, digits, '-', '_' and '.'"))
+    }
 }
 
 /// A label value.
 pub fn label_value(what: &str, value: &str) -> Result<(), InvalidName> {
-    if is_label_value(value) { Ok(()) } else { Err(refuse(what, value, "a label value is at most 63 letters, digits, '-', '_' and '.', starting and ending alphanumeric")) }
+    if is_label_value(value) {
+        Ok(())
+    } else {
+        Err(refuse(what, value, "a label value is at most 63 letters, digits, '-', '_' and '.', starting and ending alphanumeric"))
+    }
 }
 
 /// A label selector in the API server's grammar: requirements separated by

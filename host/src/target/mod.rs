@@ -268,7 +268,10 @@ impl AksConfig {
             && file.resource_group.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.()".contains(&b))
             && !file.resource_group.ends_with('.');
         if !group_ok {
-            return Err(format!("cluster.aks.resource-group `{}`: 1-90 letters, digits, `-`, `_`, `.`, `(`, `)`, not ending in `.`", file.resource_group.escape_debug()));
+            return Err(format!(
+                "cluster.aks.resource-group `{}`: 1-90 letters, digits, `-`, `_`, `.`, `(`, `)`, not ending in `.`",
+                file.resource_group.escape_debug()
+            ));
         }
         let name_ok = (1..=63).contains(&file.name.len())
             && file.name.starts_with(|c: char| c.is_ascii_alphanumeric())
@@ -852,7 +855,10 @@ mod tests {
             (format!("cluster:\n  aks:\n    {sub}\n    name: c\n"), "missing field `resource-group`"),
             (format!("cluster:\n  aks:\n    {sub}\n    resource-group: rg/x\n    name: c\n"), "cluster.aks.resource-group"),
             (format!("cluster:\n  aks:\n    {sub}\n    resource-group: rg\n    name: c?x\n"), "cluster.aks.name"),
-            (format!("cluster:\n  aks:\n    {sub}\n    resource-group: rg\n    name: c\n    endpoint: http://arm.example.com\n"), "plain http only to a loopback"),
+            (
+                format!("cluster:\n  aks:\n    {sub}\n    resource-group: rg\n    name: c\n    endpoint: http://arm.example.com\n"),
+                "plain http only to a loopback",
+            ),
             (format!("cluster:\n  aks:\n    {sub}\n    resource-group: rg\n    name: c\n    endpoint: https://x/subscriptions\n"), "no path"),
             (format!("cluster:\n  aks:\n    {sub}\n    resource-group: rg\n    name: c\n    tokn-file: x\n"), "unknown field `tokn-file`"),
             ("cluster:\n  gke: {}\n".to_string(), "unknown field `gke`"),

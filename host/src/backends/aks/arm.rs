@@ -100,7 +100,11 @@ pub fn pools_to_arm(pools: &[NodePool]) -> Value {
 
 /// The versions an upgrade profile offers (`upgrades: [{kubernetesVersion, isPreview}]`).
 fn upgrades(profile: &Value) -> Vec<String> {
-    profile.get("upgrades").and_then(Value::as_array).map(|u| u.iter().map(|v| text(v, "kubernetesVersion")).filter(|v| !v.is_empty()).collect()).unwrap_or_default()
+    profile
+        .get("upgrades")
+        .and_then(Value::as_array)
+        .map(|u| u.iter().map(|v| text(v, "kubernetesVersion")).filter(|v| !v.is_empty()).collect())
+        .unwrap_or_default()
 }
 
 fn upgrades_to_arm(versions: &[String]) -> Value {
@@ -133,14 +137,21 @@ pub fn control_plane_to_arm(plane: &ControlPlane) -> Value {
 
 /// The session form of the control plane, read back.
 pub fn control_plane_from_session(value: &Value) -> Result<ControlPlane, String> {
-    let cluster = value.get("managedCluster").ok_or_else(|| format!("the control plane is {{\"managedCluster\": ..., \"upgradeProfile\": ...}}, found {}", cut(value)))?;
+    let cluster = value
+        .get("managedCluster")
+        .ok_or_else(|| format!("the control plane is {{\"managedCluster\": ..., \"upgradeProfile\": ...}}, found {}", cut(value)))?;
     control_plane_from_arm(cluster, value.get("upgradeProfile").unwrap_or(&Value::Null))
 }
 
 /// An `AgentPoolUpgradeProfile`.
 pub fn pool_profile_from_arm(value: &Value) -> Result<PoolUpgradeProfile, String> {
-    let p = value.get("properties").filter(|p| p.is_object()).ok_or_else(|| format!("an agent pool upgrade profile needs `properties`, found {}", cut(value)))?;
-    Ok(PoolUpgradeProfile { kubernetes_version: text(p, "kubernetesVersion"), upgrades: upgrades(p), latest_node_image_version: text(p, "latestNodeImageVersion") })
+    let p =
+        value.get("properties").filter(|p| p.is_object()).ok_or_else(|| format!("an agent pool upgrade profile needs `properties`, found {}", cut(value)))?;
+    Ok(PoolUpgradeProfile {
+        kubernetes_version: text(p, "kubernetesVersion"),
+        upgrades: upgrades(p),
+        latest_node_image_version: text(p, "latestNodeImageVersion"),
+    })
 }
 
 /// A pool upgrade profile as ARM writes it.
@@ -158,7 +169,8 @@ pub fn operation_from_arm(value: &Value) -> Result<Operation, String> {
     let status = value.get("status").and_then(Value::as_str).ok_or_else(|| format!("an operation status needs `status`, found {}", cut(value)))?;
     let error = value.get("error").unwrap_or(&Value::Null);
     // ARM's `id` is the status URL's path; the id a caller passes back is its last segment (`name`).
-    let id = value.get("name").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| text(value, "id").rsplit('/').next().unwrap_or_default().to_string());
+    let id =
+        value.get("name").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| text(value, "id").rsplit('/').next().unwrap_or_default().to_string());
     Ok(Operation {
         id,
         status: status.to_string(),
@@ -335,7 +347,10 @@ mod tests {
 
     #[test]
     fn errors_keep_aks_words() {
-        let conflict = error_of_status(409, r#"{"error":{"code":"OperationNotAllowed","message":"Operation is not allowed because there's an in progress upgrade node image version operation"}}"#);
+        let conflict = error_of_status(
+            409,
+            r#"{"error":{"code":"OperationNotAllowed","message":"Operation is not allowed because there's an in progress upgrade node image version operation"}}"#,
+        );
         assert_eq!(conflict.code, ErrorCode::Conflict);
         assert!(conflict.message.starts_with("OperationNotAllowed: Operation is not allowed"), "{}", conflict.message);
         assert_eq!(error_of_status(400, r#"{"error":{"code":"UpgradeBlockedOnDeprecatedAPIUsage","message":"x"}}"#).code, ErrorCode::Invalid);
@@ -354,7 +369,10 @@ mod tests {
         assert!(error.message.starts_with("UpgradeFailed: Drain of aks-nodepool1"), "{}", error.message);
         assert!(error.message.ends_with("(operation op-7)"), "{}", error.message);
         assert_eq!(error.code, ErrorCode::Internal, "a failed upgrade is none of the other codes");
-        assert_eq!(error_of_operation(&Operation { status: "Canceled".into(), ..Operation::default() }).message, "OperationCanceled: the operation ended Canceled");
+        assert_eq!(
+            error_of_operation(&Operation { status: "Canceled".into(), ..Operation::default() }).message,
+            "OperationCanceled: the operation ended Canceled"
+        );
     }
 
     #[test]
@@ -362,7 +380,9 @@ mod tests {
         let throttled = failure_in("cluster-read.node-pools", &json!({"status": 429, "error": {"code": "TooManyRequests", "message": "slow down"}})).unwrap();
         assert_eq!(throttled.code, ErrorCode::Unavailable);
         assert!(throttled.message.starts_with("TooManyRequests: slow down"));
-        let failed = failure_in("cluster-write.upgrade-node-pool", &json!({"name": "op-1", "status": "Failed", "error": {"code": "UpgradeFailed", "message": "drain"}})).unwrap();
+        let failed =
+            failure_in("cluster-write.upgrade-node-pool", &json!({"name": "op-1", "status": "Failed", "error": {"code": "UpgradeFailed", "message": "drain"}}))
+                .unwrap();
         assert_eq!(failed.message, "UpgradeFailed: drain (operation op-1)");
         assert!(failure_in("cluster-read.operation", &json!({"name": "op-1", "status": "Failed"})).is_none(), "a read reports a failed operation as it is");
         assert!(failure_in("cluster-read.node-pool", &spec_pool()).is_none());

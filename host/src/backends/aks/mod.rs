@@ -171,14 +171,29 @@ impl AksBackend {
     }
 
     /// Start a mutation and follow its long-running operation to its end.
-    async fn mutate(&self, method: Method, url: &str, body: Option<&Value>, what: &str, timeout_ms: u64, progress: OperationProgress<'_>) -> BackendResult<Finished> {
+    async fn mutate(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&Value>,
+        what: &str,
+        timeout_ms: u64,
+        progress: OperationProgress<'_>,
+    ) -> BackendResult<Finished> {
         let deadline = Instant::now() + Duration::from_millis(timeout_ms);
         let response = self.send(method.clone(), url, body, deadline).await?;
         self.follow(response, url, what, deadline, progress).await
     }
 
     /// Follow an operation ARM accepted until it ends or `deadline` passes.
-    async fn follow(&self, response: reqwest::Response, resource: &str, what: &str, deadline: Instant, progress: OperationProgress<'_>) -> BackendResult<Finished> {
+    async fn follow(
+        &self,
+        response: reqwest::Response,
+        resource: &str,
+        what: &str,
+        deadline: Instant,
+        progress: OperationProgress<'_>,
+    ) -> BackendResult<Finished> {
         let status = response.status();
         let headers = response.headers().clone();
         let header_url = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
@@ -270,7 +285,14 @@ impl AksBackend {
 
     /// PUT `pool` back as read, changed by `change`: ARM's PUT replaces the
     /// whole pool, so what is not changed must be sent as it is.
-    async fn update_pool(&self, pool: &str, what: &str, timeout_ms: u64, progress: OperationProgress<'_>, change: impl FnOnce(&mut Value)) -> BackendResult<NodePool> {
+    async fn update_pool(
+        &self,
+        pool: &str,
+        what: &str,
+        timeout_ms: u64,
+        progress: OperationProgress<'_>,
+        change: impl FnOnce(&mut Value),
+    ) -> BackendResult<NodePool> {
         let mut doc = self.pool_json(pool).await?;
         if let Some(properties) = doc.get_mut("properties").and_then(Value::as_object_mut) {
             // Read-only: what AKS reports, not what a caller asks for.
@@ -445,7 +467,12 @@ impl Cluster for AksBackend {
         let known = self.operations.lock().unwrap_or_else(|p| p.into_inner()).get(id).cloned();
         let url = match known {
             Some(url) => url,
-            None => format!("{}/subscriptions/{}/providers/Microsoft.ContainerService/locations/{}/operations/{id}", self.endpoint, self.subscription, self.location().await?),
+            None => format!(
+                "{}/subscriptions/{}/providers/Microsoft.ContainerService/locations/{}/operations/{id}",
+                self.endpoint,
+                self.subscription,
+                self.location().await?
+            ),
         };
         let mut operation = arm::operation_from_arm(&self.get_json(&url).await?).map_err(|e| BackendError::new(ErrorCode::Internal, e))?;
         if operation.id.is_empty() {

@@ -109,8 +109,12 @@ async fn a_pool_upgrade_sends_the_pool_back_and_follows_the_async_operation() {
         let op_url = format!("{base}/subscriptions/{SUB}/providers/Microsoft.ContainerService/locations/eastus/operations/op-42?api-version=2025-08-01");
         match (req.method.as_str(), req.path.as_str()) {
             ("GET", p) if p.ends_with("/agentPools/nodepool1") => (200, vec![], pool_doc("1.29.9", "Succeeded")),
-            ("PUT", p) if p.ends_with("/agentPools/nodepool1") => (200, vec![("azure-asyncoperation", op_url), ("retry-after", "0".into())], pool_doc("1.30.5", "Upgrading")),
-            ("GET", p) if p.ends_with("/operations/op-42") => (200, vec![("retry-after", "0".into())], json!({"name": "op-42", "status": "InProgress", "percentComplete": 40.0})),
+            ("PUT", p) if p.ends_with("/agentPools/nodepool1") => {
+                (200, vec![("azure-asyncoperation", op_url), ("retry-after", "0".into())], pool_doc("1.30.5", "Upgrading"))
+            }
+            ("GET", p) if p.ends_with("/operations/op-42") => {
+                (200, vec![("retry-after", "0".into())], json!({"name": "op-42", "status": "InProgress", "percentComplete": 40.0}))
+            }
             _ => (404, vec![], error("NotFound", "no such route")),
         }
     })
@@ -130,7 +134,10 @@ async fn a_pool_upgrade_sends_the_pool_back_and_follows_the_async_operation() {
     assert_eq!(put.body["properties"]["orchestratorVersion"], "1.30.5");
     assert_eq!(put.body["properties"]["vmSize"], "Standard_D4s_v5", "ARM's PUT replaces: the rest of the pool goes back as read");
     assert_eq!(put.body["properties"]["upgradeSettings"]["drainTimeoutInMinutes"], 5);
-    assert!(put.body["properties"].get("provisioningState").is_none() && put.body["properties"].get("currentOrchestratorVersion").is_none(), "read-only fields are not sent");
+    assert!(
+        put.body["properties"].get("provisioningState").is_none() && put.body["properties"].get("currentOrchestratorVersion").is_none(),
+        "read-only fields are not sent"
+    );
     assert!(seen.iter().all(|r| r.auth == "Bearer lab-token-123"), "every request carries the token");
     assert!(seen.iter().all(|r| r.query.contains("api-version=2025-08-01")), "{seen:?}");
     assert!(seen.iter().filter(|r| r.path.ends_with("/operations/op-42")).count() >= 2, "polled until the timeout");
@@ -186,7 +193,13 @@ async fn statuses_map_to_codes_in_aks_words() {
     })
     .await;
     let aks = backend(&server);
-    let expect = [("busy", ErrorCode::Conflict, "OperationNotAllowed: "), ("blocked", ErrorCode::Invalid, "UpgradeBlockedOnDeprecatedAPIUsage: "), ("secret", ErrorCode::Denied, "AuthorizationFailed: "), ("nologin", ErrorCode::Denied, "InvalidAuthenticationToken: "), ("gone", ErrorCode::NotFound, "NotFound: ")];
+    let expect = [
+        ("busy", ErrorCode::Conflict, "OperationNotAllowed: "),
+        ("blocked", ErrorCode::Invalid, "UpgradeBlockedOnDeprecatedAPIUsage: "),
+        ("secret", ErrorCode::Denied, "AuthorizationFailed: "),
+        ("nologin", ErrorCode::Denied, "InvalidAuthenticationToken: "),
+        ("gone", ErrorCode::NotFound, "NotFound: "),
+    ];
     for (pool, code, start) in expect {
         let error = aks.node_pool(pool).await.unwrap_err();
         assert_eq!(error.code, code, "{pool}: {error}");
@@ -214,7 +227,11 @@ async fn throttling_is_retried_after_retry_after_then_given_up() {
     assert!(started.elapsed() >= Duration::from_secs(2), "Retry-After honoured twice: {:?}", started.elapsed());
     let error = aks.node_pool("nodepool1").await.unwrap_err();
     assert_eq!(error.code, ErrorCode::Unavailable);
-    assert!(error.message.starts_with("TooManyRequests: ") && error.message.contains(&format!("gave up after {THROTTLE_RETRIES} retries")), "{}", error.message);
+    assert!(
+        error.message.starts_with("TooManyRequests: ") && error.message.contains(&format!("gave up after {THROTTLE_RETRIES} retries")),
+        "{}",
+        error.message
+    );
     let tries = server.seen.lock().unwrap().iter().filter(|r| r.path.ends_with("/agentPools/nodepool1")).count();
     assert_eq!(tries, THROTTLE_RETRIES as usize + 1, "bounded");
 }
@@ -263,4 +280,3 @@ fn bad_files_are_clear_errors() {
     std::fs::write(dir.path().join("t"), "tok").unwrap();
     assert!(message(config(Some(dir.path().join("t")), Some(dir.path().join("ca.pem")))).contains("no PEM certificate"));
 }
-
