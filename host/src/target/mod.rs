@@ -196,7 +196,7 @@ pub struct Target {
     pub databases: Vec<Database>,
     /// The cluster's own API (`cluster:` in a target file); the lab's is
     /// read from its `arm.json` when a run connects ([`Target::cluster_api`]).
-    pub cluster: Option<AksConfig>,
+    pub cluster: Option<Box<AksConfig>>,
 }
 
 /// The ARM endpoint of Azure's public cloud, where `cluster.aks.endpoint` defaults.
@@ -655,7 +655,7 @@ impl Target {
             });
         }
         let base = path.parent().unwrap_or(Path::new("."));
-        let cluster = file.cluster.map(|c| AksConfig::checked(c.aks, base)).transpose().map_err(bad)?;
+        let cluster = file.cluster.map(|c| AksConfig::checked(c.aks, base).map(Box::new)).transpose().map_err(bad)?;
         Ok(Target { source: Source::File(path.to_path_buf()), kubeconfig, context: file.context, namespace: file.namespace, databases, cluster })
     }
 
@@ -663,7 +663,7 @@ impl Target {
     /// section, or for the lab its `<lab>/arm.json` (`Unreachable` when the
     /// lab is not running or serves no ARM API); `None`: none configured.
     pub fn cluster_api(&self) -> Result<Option<AksConfig>, TargetError> {
-        let Source::Lab(dir) = &self.source else { return Ok(self.cluster.clone()) };
+        let Source::Lab(dir) = &self.source else { return Ok(self.cluster.as_deref().cloned()) };
         let path = dir.join("arm.json");
         let text = match std::fs::read_to_string(&path) {
             Ok(text) => text,
