@@ -100,16 +100,26 @@ pub fn path(state_dir: &Path) -> PathBuf {
     state_dir.join("arm-state.json")
 }
 
-/// Now, RFC 3339 with microseconds (ARM's operation times have fractions).
+/// Now, RFC 3339 with microseconds (ARM's operation times have fractions;
+/// a drain timeline needs them).
 pub fn now() -> String {
-    let now = time::OffsetDateTime::now_utc();
-    let micros = now.replace_nanosecond(now.nanosecond() / 1000 * 1000).unwrap_or(now);
-    micros.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+    // Always six digits of fraction, so the strings sort as the times do.
+    let t = time::OffsetDateTime::now_utc();
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.microsecond()
+    )
 }
 
 /// The pools of the Nodes in `store` (grouped by `agentpool`), as a first
 /// start finds them.
-fn pools_of_nodes(store: &Store, topology: &Topology) -> BTreeMap<String, Pool> {
+fn pools_of_nodes(store: &Store) -> BTreeMap<String, Pool> {
     let mut pools: BTreeMap<String, Pool> = BTreeMap::new();
     for node in store.list("v1", "Node", None, None).unwrap_or_default() {
         let Some(pool) = node["metadata"]["labels"]["agentpool"].as_str().map(str::to_string) else { continue };
@@ -157,7 +167,7 @@ impl Cluster {
                     kubernetes_version: version.clone(),
                     current_kubernetes_version: version,
                     provisioning_state: "Succeeded".into(),
-                    pools: pools_of_nodes(store, topology),
+                    pools: pools_of_nodes(store),
                     operations: BTreeMap::new(),
                 }
             }
@@ -245,6 +255,12 @@ impl Cluster {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_have_a_fixed_width() {
+        let t = now();
+        assert_eq!(t.len(), "2026-12-03T15:30:00.123456Z".len(), "{t}");
+    }
 
     #[test]
     fn vmss_names_split_into_prefix_and_instance() {

@@ -23,7 +23,7 @@ const EVICT_RETRY: Duration = Duration::from_millis(500);
 /// How long a new Node may take to turn Ready.
 const READY_WITHIN: Duration = Duration::from_secs(60);
 /// How long the control plane takes to upgrade in the lab.
-const CONTROL_PLANE_UPGRADE: Duration = Duration::from_millis(1500);
+const CONTROL_PLANE_UPGRADE: Duration = Duration::from_secs(2);
 
 /// One operation's work.
 pub(crate) enum Job {
