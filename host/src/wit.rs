@@ -134,6 +134,147 @@ mod kube_values {
     }
 }
 
+/// The WIT's cluster records as the host's own values and back.
+mod cluster_values {
+    use super::pattern::runner::policy::{cluster_read as read, cluster_write as write};
+    use crate::domain::cluster as host;
+
+    impl From<read::UpgradeSettings> for host::UpgradeSettings {
+        fn from(s: read::UpgradeSettings) -> Self {
+            // `none` is the WIT's other spelling of "not set".
+            let unset = |text: String| if text == "none" { String::new() } else { text };
+            host::UpgradeSettings {
+                max_surge: unset(s.max_surge),
+                max_unavailable: unset(s.max_unavailable),
+                drain_timeout_minutes: s.drain_timeout_minutes,
+                node_soak_minutes: s.node_soak_minutes,
+                undrainable_node_behavior: unset(s.undrainable_node_behavior),
+            }
+        }
+    }
+
+    impl From<host::UpgradeSettings> for read::UpgradeSettings {
+        fn from(s: host::UpgradeSettings) -> Self {
+            read::UpgradeSettings {
+                max_surge: s.max_surge,
+                max_unavailable: s.max_unavailable,
+                drain_timeout_minutes: s.drain_timeout_minutes,
+                node_soak_minutes: s.node_soak_minutes,
+                undrainable_node_behavior: s.undrainable_node_behavior,
+            }
+        }
+    }
+
+    impl From<host::NodePool> for read::NodePoolInfo {
+        fn from(p: host::NodePool) -> Self {
+            read::NodePoolInfo {
+                name: p.name,
+                mode: p.mode,
+                orchestrator_version: p.orchestrator_version,
+                current_orchestrator_version: p.current_orchestrator_version,
+                node_image_version: p.node_image_version,
+                count: p.count,
+                provisioning_state: p.provisioning_state,
+                upgrade_settings: p.upgrade_settings.into(),
+            }
+        }
+    }
+
+    impl From<read::NodePoolInfo> for host::NodePool {
+        fn from(p: read::NodePoolInfo) -> Self {
+            host::NodePool {
+                name: p.name,
+                mode: p.mode,
+                orchestrator_version: p.orchestrator_version,
+                current_orchestrator_version: p.current_orchestrator_version,
+                node_image_version: p.node_image_version,
+                count: p.count,
+                provisioning_state: p.provisioning_state,
+                upgrade_settings: p.upgrade_settings.into(),
+            }
+        }
+    }
+
+    impl From<host::ControlPlane> for read::ControlPlaneInfo {
+        fn from(c: host::ControlPlane) -> Self {
+            read::ControlPlaneInfo {
+                kubernetes_version: c.kubernetes_version,
+                current_kubernetes_version: c.current_kubernetes_version,
+                provisioning_state: c.provisioning_state,
+                upgrades: c.upgrades,
+            }
+        }
+    }
+
+    impl From<read::ControlPlaneInfo> for host::ControlPlane {
+        fn from(c: read::ControlPlaneInfo) -> Self {
+            host::ControlPlane {
+                kubernetes_version: c.kubernetes_version,
+                current_kubernetes_version: c.current_kubernetes_version,
+                provisioning_state: c.provisioning_state,
+                upgrades: c.upgrades,
+            }
+        }
+    }
+
+    impl From<host::PoolUpgradeProfile> for read::PoolUpgradeProfileInfo {
+        fn from(p: host::PoolUpgradeProfile) -> Self {
+            read::PoolUpgradeProfileInfo {
+                kubernetes_version: p.kubernetes_version,
+                upgrades: p.upgrades,
+                latest_node_image_version: p.latest_node_image_version,
+            }
+        }
+    }
+
+    impl From<read::PoolUpgradeProfileInfo> for host::PoolUpgradeProfile {
+        fn from(p: read::PoolUpgradeProfileInfo) -> Self {
+            host::PoolUpgradeProfile { kubernetes_version: p.kubernetes_version, upgrades: p.upgrades, latest_node_image_version: p.latest_node_image_version }
+        }
+    }
+
+    impl From<host::Operation> for read::OperationInfo {
+        fn from(o: host::Operation) -> Self {
+            read::OperationInfo {
+                id: o.id,
+                status: o.status,
+                start_time: o.start_time,
+                end_time: o.end_time,
+                error_code: o.error_code,
+                error_message: o.error_message,
+            }
+        }
+    }
+
+    impl From<read::OperationInfo> for host::Operation {
+        fn from(o: read::OperationInfo) -> Self {
+            host::Operation {
+                id: o.id,
+                status: o.status,
+                start_time: o.start_time,
+                end_time: o.end_time,
+                error_code: o.error_code,
+                error_message: o.error_message,
+            }
+        }
+    }
+
+    /// A pool to add, its labels already checked and split (`key=value`).
+    pub fn new_pool(p: write::NewNodePool, node_labels: Vec<(String, String)>) -> host::NewNodePool {
+        host::NewNodePool {
+            name: p.name,
+            mode: p.mode,
+            orchestrator_version: p.orchestrator_version,
+            count: p.count,
+            vm_size: p.vm_size,
+            node_labels,
+            upgrade_settings: p.upgrade_settings.into(),
+        }
+    }
+}
+
+pub use cluster_values::new_pool;
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -8,6 +8,9 @@
 //! <dir>/backups/        `runner lab backup` output
 //! <dir>/kubeconfig      for kubectl and the runner (0600: it holds the token)
 //! <dir>/daemon.pid      the daemon's process id while it runs
+//! <dir>/arm.json        how to reach the lab's AKS (ARM) emulation, see [`crate::arm`]
+//! <dir>/arm-token       its bearer token (0600; not the Kubernetes token)
+//! <dir>/arm-port        its port, kept across restarts
 //! ```
 
 use std::io::Write;
@@ -97,6 +100,66 @@ impl LabDir {
         Ok(token)
     }
 
+    /// `arm.json`: the ARM endpoint, subscription, resource group, cluster
+    /// name, location, CA file and token file of the lab's AKS emulation
+    /// (see [`crate::arm::ArmConfig`]), written at each start.
+    pub fn arm_config(&self) -> PathBuf {
+        self.root.join("arm.json")
+    }
+
+    /// The file holding the ARM bearer token (0600).
+    pub fn arm_token_file(&self) -> PathBuf {
+        self.root.join("arm-token")
+    }
+
+    /// The port the ARM server listened on last.
+    pub fn arm_port_file(&self) -> PathBuf {
+        self.root.join("arm-port")
+    }
+
+    /// The ARM bearer token, created on first use (mode 0600), different
+    /// from the Kubernetes token.
+    pub fn arm_token(&self) -> std::io::Result<String> {
+        if let Ok(token) = std::fs::read_to_string(self.arm_token_file()) {
+            return Ok(token.trim().to_string());
+        }
+        let token = topology::random_password() + &topology::random_password();
+        write_private(&self.arm_token_file(), &token)?;
+        Ok(token)
+    }
+
+    /// The ARM contract the running (or last) lab wrote, if any.
+    pub fn read_arm_config(&self) -> Option<crate::arm::ArmConfig> {
+        serde_json::from_slice(&std::fs::read(self.arm_config()).ok()?).ok()
+    }
+
+    /// Where `runner lab up` leaves the layout options (`--single-pool`,
+    /// `--lab-minute`) for the daemon it starts, which reads and removes it.
+    pub fn up_options_file(&self) -> PathBuf {
+        self.root.join("up-options.json")
+    }
+
+    /// Leaves `topology`'s layout options for the next daemon start (see
+    /// [`LabDir::up_options_file`]).
+    pub fn save_up_options(&self, topology: &Topology) -> std::io::Result<()> {
+        std::fs::create_dir_all(&self.root)?;
+        let options = serde_json::json!({"singlePool": topology.single_pool, "labMinuteMs": topology.lab_minute.as_millis() as u64});
+        std::fs::write(self.up_options_file(), options.to_string())
+    }
+
+    /// Applies (and removes) the options `runner lab up` left.
+    fn take_up_options(&self, topology: &mut Topology) {
+        let Ok(bytes) = std::fs::read(self.up_options_file()) else { return };
+        let _ = std::fs::remove_file(self.up_options_file());
+        let Ok(options) = serde_json::from_slice::<serde_json::Value>(&bytes) else { return };
+        if let Some(single) = options["singlePool"].as_bool() {
+            topology.single_pool = single;
+        }
+        if let Some(ms) = options["labMinuteMs"].as_u64().filter(|ms| *ms > 0) {
+            topology.lab_minute = std::time::Duration::from_millis(ms);
+        }
+    }
+
     /// The URL of the API server, once it has run.
     pub fn server_url(&self) -> Option<String> {
         let port = std::fs::read_to_string(self.port_file()).ok()?;
@@ -114,10 +177,12 @@ pub fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
 
 /// Run the lab until `shutdown` resolves; then stop every database process
 /// (gracefully) and persist the state.
-pub async fn serve(dir: LabDir, topology: Topology, subnet: u8, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+pub async fn serve(dir: LabDir, mut topology: Topology, subnet: u8, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
     std::fs::create_dir_all(&dir.root)?;
     check_reachable(&dir.root)?;
+    dir.take_up_options(&mut topology);
     let token = dir.token()?;
+    let arm_token = dir.arm_token()?;
     let store = Store::open(&dir.state())?;
     if store.list("v1", "Node", None, None).map(|n| n.is_empty()).unwrap_or(true) {
         for object in topology::objects(&topology, topology::random_password) {
@@ -176,6 +241,8 @@ pub async fn serve(dir: LabDir, topology: Topology, subnet: u8, shutdown: impl s
         tokio::spawn(controllers::redis::run(store.clone(), kubelet.clone(), stopped.clone())),
         tokio::spawn(controllers::mongo::run(store.clone(), kubelet.clone(), stopped.clone())),
     ];
+    let arm_files = crate::arm::ArmFiles { config: dir.arm_config(), token: dir.arm_token_file(), port: dir.arm_port_file(), state_dir: dir.state() };
+    let arm = crate::arm::serve(store.clone(), arm_files, &topology, arm_token, stopped.clone()).await?;
     let kubelet_task = tokio::spawn(kubelet.run(stopped.clone()));
     std::fs::write(dir.pid_file(), std::process::id().to_string())?;
     tracing::info!("lab serving at {url}; kubeconfig {}", dir.kubeconfig().display());
@@ -188,6 +255,7 @@ pub async fn serve(dir: LabDir, topology: Topology, subnet: u8, shutdown: impl s
         let _ = task.await;
     }
     let _ = server.await;
+    let _ = arm.await;
     store.flush()?;
     let _ = std::fs::remove_file(dir.pid_file());
     Ok(())

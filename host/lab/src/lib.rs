@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 pub mod apiserver;
+pub mod arm;
 pub mod client;
 pub mod controllers;
 pub mod daemon;

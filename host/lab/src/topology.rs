@@ -15,6 +15,35 @@ pub const OLD_POOL: &str = "nodepool1";
 /// The upgraded node pool.
 pub const NEW_POOL: &str = "upgraded-pool";
 
+/// The node image a fresh lab's Nodes run (AKS's Ubuntu 22.04 gen2 image).
+pub const OLD_IMAGE: NodeImage = NodeImage { version: "AKSUbuntu-2204gen2containerd-202410.15.0", kernel: "5.15.0-1073-azure", os_image: "Ubuntu 22.04.5 LTS" };
+/// The newest node image the lab's AKS offers (`latestNodeImageVersion`).
+pub const LATEST_IMAGE: NodeImage = NodeImage { version: "AKSUbuntu-2204gen2containerd-202411.12.0", kernel: "5.15.0-1074-azure", os_image: "Ubuntu 22.04.5 LTS" };
+
+/// An AKS node image: what a Node reports of it (its label, kernel and OS).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NodeImage {
+    /// `kubernetes.azure.com/node-image-version` and the pool's `nodeImageVersion`.
+    pub version: &'static str,
+    /// `status.nodeInfo.kernelVersion`.
+    pub kernel: &'static str,
+    /// `status.nodeInfo.osImage`.
+    pub os_image: &'static str,
+}
+
+impl NodeImage {
+    /// The image of that version (the latest one for a version the lab does not know).
+    pub fn by_version(version: &str) -> NodeImage {
+        [OLD_IMAGE, LATEST_IMAGE].into_iter().find(|i| i.version == version).unwrap_or(LATEST_IMAGE)
+    }
+}
+
+/// The label AKS puts the node image version in.
+pub const IMAGE_LABEL: &str = "kubernetes.azure.com/node-image-version";
+
+/// How long one of AKS's minutes (drainTimeoutInMinutes, nodeSoakDurationInMinutes) lasts in the lab by default: a real minute.
+pub const DEFAULT_LAB_MINUTE: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Upstream's default `--node-monitor-grace-period` (Kubernetes 1.29 to 1.31).
 pub const DEFAULT_NODE_MONITOR_GRACE_PERIOD: std::time::Duration = std::time::Duration::from_secs(40);
 
@@ -33,15 +62,30 @@ pub struct Topology {
     /// node lifecycle controller marks the Node Unknown and its Pods not
     /// Ready (kube-controller-manager's `--node-monitor-grace-period`).
     pub node_monitor_grace_period: std::time::Duration,
+    /// Only `nodepool1`, with the control plane at its version (1.29.9):
+    /// the layout an upgrade demo starts from. Otherwise `nodepool1` at
+    /// 1.29.9 and `upgraded-pool` at 1.30.5, the control plane at 1.30.5.
+    pub single_pool: bool,
+    /// How long one AKS minute (drain timeout, soak) lasts in the lab's ARM
+    /// emulation, so tests can use `drainTimeoutInMinutes: 1` without waiting a minute.
+    pub lab_minute: std::time::Duration,
 }
 
 impl Default for Topology {
     fn default() -> Self {
-        Topology { nodes_per_pool: 3, postgres: true, redis: false, mongo: false, node_monitor_grace_period: DEFAULT_NODE_MONITOR_GRACE_PERIOD }
+        Topology { nodes_per_pool: 3, postgres: true, redis: false, mongo: false, node_monitor_grace_period: DEFAULT_NODE_MONITOR_GRACE_PERIOD,
+            single_pool: false,
+            lab_minute: DEFAULT_LAB_MINUTE,
+        }
     }
 }
 
 impl Topology {
+    /// The control plane's Kubernetes version in a fresh lab of this layout (`1.30.5`).
+    pub fn control_plane_version(&self) -> &'static str {
+        if self.single_pool { OLD_VERSION.trim_start_matches('v') } else { NEW_VERSION.trim_start_matches('v') }
+    }
+
     /// Whether the servers of every database it runs are installed; the
     /// missing one, where it was looked for and how to install it otherwise.
     /// Only `mongod` can be missing on a machine set up by `scripts/setup`.
@@ -55,30 +99,61 @@ impl Topology {
     }
 }
 
-/// A Node of `pool`, numbered `index`.
+/// The VMSS name prefix of a pool's Nodes, as AKS names them
+/// (`aks-nodepool1-12345678-vmss`): the pool name without dashes and eight
+/// digits fixed per pool.
+pub fn vmss_prefix(pool: &str) -> String {
+    let digits = match pool {
+        OLD_POOL => 12345678,
+        NEW_POOL => 87654321,
+        other => other.bytes().fold(2166136261u32, |h, b| (h ^ b as u32).wrapping_mul(16777619)) % 90_000_000 + 10_000_000,
+    };
+    format!("aks-{}-{digits}-vmss", pool.replace('-', ""))
+}
+
+/// A Node of `pool`, numbered `index`, at the fresh lab's node image.
 pub fn node(pool: &str, index: usize, version: &str) -> Value {
-    let vmss = if pool == OLD_POOL { "aks-nodepool1-12345678-vmss" } else { "aks-upgradedpool-87654321-vmss" };
+    aks_node(&vmss_prefix(pool), pool, index, version, &OLD_IMAGE, &serde_json::Map::new(), true)
+}
+
+/// A Node as AKS makes it: named `<vmss><index:06>`, with AKS's labels (the
+/// pool's, its image's and `extra`), its kubelet version and image's kernel
+/// and OS. `ready` says whether it starts Ready (a fresh lab's Nodes) or
+/// waits for the kubelet to post it (a Node added later, as a VM boots).
+pub fn aks_node(vmss: &str, pool: &str, index: usize, version: &str, image: &NodeImage, extra: &serde_json::Map<String, Value>, ready: bool) -> Value {
     let name = format!("{vmss}{index:06}");
+    let mut labels = json!({
+        "agentpool": pool,
+        "kubernetes.azure.com/agentpool": pool,
+        IMAGE_LABEL: image.version,
+        "kubernetes.azure.com/os-sku": "Ubuntu",
+        "kubernetes.azure.com/role": "agent",
+        "kubernetes.io/hostname": name,
+        "kubernetes.io/os": "linux",
+        "kubernetes.io/arch": "amd64",
+        "node.kubernetes.io/instance-type": "Standard_D4s_v5",
+        "topology.kubernetes.io/zone": format!("eastus-{}", index % 3 + 1),
+    });
+    for (k, v) in extra {
+        labels[k] = v.clone();
+    }
+    let condition = if ready {
+        json!({"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "lab kubelet is posting ready status"})
+    } else {
+        json!({"type": "Ready", "status": "False", "reason": "KubeletNotReady", "message": "container runtime status check may not have completed yet"})
+    };
     json!({
         "apiVersion": "v1",
         "kind": "Node",
-        "metadata": {
-            "name": name,
-            "labels": {
-                "agentpool": pool,
-                "kubernetes.azure.com/agentpool": pool,
-                "kubernetes.io/hostname": name,
-                "kubernetes.io/os": "linux",
-                "kubernetes.io/arch": "amd64",
-                "node.kubernetes.io/instance-type": "Standard_D4s_v5",
-                "topology.kubernetes.io/zone": format!("eastus-{}", index % 3 + 1),
-            },
-        },
+        "metadata": {"name": name, "labels": labels},
         "spec": {"unschedulable": false},
         "status": {
-            "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "lab kubelet is posting ready status"}],
+            "conditions": [condition],
             "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}, {"type": "Hostname", "address": name}],
-            "nodeInfo": {"kubeletVersion": version, "kubeProxyVersion": version, "osImage": "runner lab (processes on loopback)", "containerRuntimeVersion": "runner-lab://0.1", "operatingSystem": "linux", "architecture": "amd64"},
+            "nodeInfo": {
+                "kubeletVersion": version, "kubeProxyVersion": version, "osImage": image.os_image, "kernelVersion": image.kernel,
+                "containerRuntimeVersion": "containerd://1.7.23-1", "operatingSystem": "linux", "architecture": "amd64",
+            },
             "capacity": {"cpu": "4", "memory": "16Gi", "pods": "110"},
             "allocatable": {"cpu": "4", "memory": "16Gi", "pods": "110"},
         },
@@ -143,8 +218,10 @@ pub fn objects(topology: &Topology, mut password: impl FnMut() -> String) -> Vec
     for index in 0..topology.nodes_per_pool {
         objects.push(node(OLD_POOL, index, OLD_VERSION));
     }
-    for index in 0..topology.nodes_per_pool {
-        objects.push(node(NEW_POOL, index, NEW_VERSION));
+    if !topology.single_pool {
+        for index in 0..topology.nodes_per_pool {
+            objects.push(node(NEW_POOL, index, NEW_VERSION));
+        }
     }
     if topology.postgres {
         objects.push(secret("postgres-credentials", &password()));
@@ -188,6 +265,10 @@ pub fn random_password() -> String {
 mod tests {
     use super::*;
 
+    fn objects_of(topology: &Topology) -> Vec<Value> {
+        objects(topology, || "pw".into())
+    }
+
     #[test]
     fn the_seed_topology() {
         let objects = objects(&Topology { nodes_per_pool: 3, postgres: true, redis: true, mongo: true, ..Topology::default() }, || "pw".into());
@@ -205,6 +286,16 @@ mod tests {
         assert_eq!(mongo["spec"]["template"]["spec"]["containers"][0]["image"], "mongo:7");
         assert!(objects.iter().any(|o| o["kind"] == "Secret" && o["metadata"]["name"] == "mongo-credentials"));
         assert_eq!(random_password().len(), 24);
+        assert_eq!(nodes[0]["metadata"]["name"], "aks-nodepool1-12345678-vmss000000");
+        assert_eq!(nodes[0]["metadata"]["labels"][IMAGE_LABEL], OLD_IMAGE.version);
+        assert_eq!(nodes[0]["status"]["nodeInfo"]["kernelVersion"], "5.15.0-1073-azure");
+        let single = objects_of(&Topology { single_pool: true, ..Topology::default() });
+        assert_eq!(single.iter().filter(|o| o["kind"] == "Node").count(), 3);
+        assert!(single.iter().all(|o| o["metadata"]["labels"]["agentpool"] != NEW_POOL));
+        assert_eq!(Topology { single_pool: true, ..Topology::default() }.control_plane_version(), "1.29.9");
+        assert_eq!(Topology::default().control_plane_version(), "1.30.5");
+        assert_eq!(vmss_prefix("userpool"), vmss_prefix("userpool"));
+        assert!(vmss_prefix("userpool").starts_with("aks-userpool-") && vmss_prefix("userpool").len() == "aks-userpool-12345678-vmss".len());
         assert_ne!(random_password(), random_password());
     }
 }

@@ -6,7 +6,8 @@
 //! ops (what `runner lab status|backup|down` do)
 //!  -> client (the lab's own API client)
 //!  -> daemon (one process: API server + controllers, its directory)
-//!  -> exec (kubectl exec into a running member)
+//!  -> exec (kubectl exec into a running member),
+//!     arm (the AKS / Azure Resource Manager emulation, on the store)
 //!  -> controllers (scheduler, StatefulSets, Services, kubelet, setups)
 //!  -> apiserver (the store and the REST API), net (loopback addresses),
 //!     topology (a fresh lab's objects)
@@ -35,6 +36,11 @@ fn no_two_top_level_modules_import_each_other() {
         panic!("import cycle: {}\nimports:\n{}", cycle.join(" -> "), listing.join("\n"));
     }
     assert!(graph["apiserver"].is_empty(), "the API server imports nothing of the lab: {:?}", graph["apiserver"]);
+    // The ARM emulation sits beside the controllers, below the daemon that starts it.
+    for above in ["daemon", "client", "ops", "exec"] {
+        assert!(!graph["arm"].contains(above), "arm imports {above}: {:?}", graph["arm"]);
+    }
+    assert!(graph["daemon"].contains("arm"), "the daemon starts the ARM server: {:?}", graph["daemon"]);
 }
 
 #[test]

@@ -7,8 +7,10 @@
 //! Kubernetes for the lab and real clusters; [`PostgresBackend`]
 //! (tokio-postgres) serves PostgreSQL members; [`RedisBackend`] (redis-rs)
 //! serves Redis members; [`MongoBackend`] (the `mongodb` driver) serves
-//! MongoDB members.
+//! MongoDB members; [`Cluster`] (`aks`, Azure Resource Manager) serves the
+//! cluster's own API: control plane and node pools.
 
+pub mod aks;
 pub mod kube;
 pub mod members;
 pub mod mongo;
@@ -107,6 +109,46 @@ pub trait Mongo: Send + Sync {
     async fn run_command(&self, member: &str, db: &str, command: &str) -> BackendResult<String>;
 }
 
+pub use crate::domain::cluster::{ControlPlane, NewNodePool, NodePool, Operation, PoolUpgradeProfile, UpgradeSettings};
+
+/// What a long-running cluster operation reports while it runs: its state
+/// as last seen (`Upgrading, 40% (operation 3f2a...)`), for the live line.
+pub type OperationProgress<'a> = &'a (dyn Fn(&str) + Send + Sync);
+
+/// The cluster's own API (AKS's `Microsoft.ContainerService`): the control
+/// plane and node pools. A mutation AKS runs as a long-running operation is
+/// followed to its end within `timeout_ms`, reporting its state to `progress`.
+#[async_trait::async_trait]
+pub trait Cluster: Send + Sync {
+    /// The cluster's name, the scope of the calls on the control plane;
+    /// `cluster` when no cluster API is configured.
+    fn name(&self) -> String {
+        "cluster".into()
+    }
+    /// The control plane and the versions it is offered.
+    async fn control_plane(&self) -> BackendResult<ControlPlane>;
+    /// Every node pool.
+    async fn node_pools(&self) -> BackendResult<Vec<NodePool>>;
+    /// One node pool (`not-found` when there is none of that name).
+    async fn node_pool(&self, name: &str) -> BackendResult<NodePool>;
+    /// What one pool can be upgraded to.
+    async fn pool_upgrade_profile(&self, pool: &str) -> BackendResult<PoolUpgradeProfile>;
+    /// A long-running operation of this cluster, by id.
+    async fn operation(&self, id: &str) -> BackendResult<Operation>;
+    /// Upgrade the control plane (its pools keep their versions).
+    async fn upgrade_control_plane(&self, version: &str, timeout_ms: u64, progress: OperationProgress<'_>) -> BackendResult<Operation>;
+    /// Add a pool; the pool once its Nodes are there.
+    async fn add_node_pool(&self, pool: &NewNodePool, timeout_ms: u64, progress: OperationProgress<'_>) -> BackendResult<NodePool>;
+    /// Upgrade a pool's Kubernetes version.
+    async fn upgrade_node_pool(&self, pool: &str, version: &str, timeout_ms: u64, progress: OperationProgress<'_>) -> BackendResult<NodePool>;
+    /// Upgrade a pool's node image only.
+    async fn upgrade_node_image(&self, pool: &str, timeout_ms: u64, progress: OperationProgress<'_>) -> BackendResult<NodePool>;
+    /// Change how a pool upgrades, nothing else.
+    async fn set_upgrade_settings(&self, pool: &str, settings: &UpgradeSettings, timeout_ms: u64, progress: OperationProgress<'_>) -> BackendResult<NodePool>;
+    /// Delete a pool and its Nodes.
+    async fn delete_node_pool(&self, pool: &str, timeout_ms: u64, progress: OperationProgress<'_>) -> BackendResult<()>;
+}
+
 /// The backends one run uses.
 #[derive(Clone)]
 pub struct Backends {
@@ -118,6 +160,9 @@ pub struct Backends {
     pub redis: Arc<dyn Redis>,
     /// MongoDB members.
     pub mongo: Arc<dyn Mongo>,
+    /// The cluster's own API (control plane, node pools); `unavailable`
+    /// until a run sets it from the target's `cluster:` section.
+    pub cluster: Arc<dyn Cluster>,
 }
 
 impl Backends {
@@ -129,7 +174,8 @@ impl Backends {
             kube: Arc::new(Unavailable::new("Kubernetes", "#4 (kube-rs backend) and #3 (the lab)", target.clone())),
             postgres: Arc::new(Unavailable::new("PostgreSQL", "#5", target.clone())),
             redis: Arc::new(Unavailable::new("Redis", "#6", target.clone())),
-            mongo: Arc::new(Unavailable::new("MongoDB", "#7", target)),
+            mongo: Arc::new(Unavailable::new("MongoDB", "#7", target.clone())),
+            cluster: Arc::new(Unavailable::because(format!("no cluster API for target `{target}`: it names none (a `cluster:` section in a target file)"))),
         }
     }
 
@@ -143,6 +189,8 @@ impl Backends {
         let postgres = Arc::new(PostgresBackend::new(members.clone()));
         let redis = Arc::new(RedisBackend::new(members.clone()));
         let mongo = Arc::new(MongoBackend::new(members));
-        Backends { kube, postgres, redis, mongo }
+        let cluster =
+            Arc::new(Unavailable::because(format!("target {}: no cluster API configured (add a `cluster:` section to the target file)", target.label())));
+        Backends { kube, postgres, redis, mongo, cluster }
     }
 }

@@ -86,3 +86,40 @@ impl Mongo for Unavailable {
         self.fail()
     }
 }
+
+#[async_trait::async_trait]
+impl Cluster for Unavailable {
+    async fn control_plane(&self) -> BackendResult<ControlPlane> {
+        self.fail()
+    }
+    async fn node_pools(&self) -> BackendResult<Vec<NodePool>> {
+        self.fail()
+    }
+    async fn node_pool(&self, _: &str) -> BackendResult<NodePool> {
+        self.fail()
+    }
+    async fn pool_upgrade_profile(&self, _: &str) -> BackendResult<PoolUpgradeProfile> {
+        self.fail()
+    }
+    async fn operation(&self, _: &str) -> BackendResult<Operation> {
+        self.fail()
+    }
+    async fn upgrade_control_plane(&self, _: &str, _: u64, _: OperationProgress<'_>) -> BackendResult<Operation> {
+        self.fail()
+    }
+    async fn add_node_pool(&self, _: &NewNodePool, _: u64, _: OperationProgress<'_>) -> BackendResult<NodePool> {
+        self.fail()
+    }
+    async fn upgrade_node_pool(&self, _: &str, _: &str, _: u64, _: OperationProgress<'_>) -> BackendResult<NodePool> {
+        self.fail()
+    }
+    async fn upgrade_node_image(&self, _: &str, _: u64, _: OperationProgress<'_>) -> BackendResult<NodePool> {
+        self.fail()
+    }
+    async fn set_upgrade_settings(&self, _: &str, _: &UpgradeSettings, _: u64, _: OperationProgress<'_>) -> BackendResult<NodePool> {
+        self.fail()
+    }
+    async fn delete_node_pool(&self, _: &str, _: u64, _: OperationProgress<'_>) -> BackendResult<()> {
+        self.fail()
+    }
+}

@@ -52,6 +52,13 @@ pub struct TopologyArgs {
     /// (kube-controller-manager's --node-monitor-grace-period; the kubelet posts four times as often).
     #[arg(long, default_value = "40s", value_parser = parse_grace_period)]
     node_monitor_grace_period: Duration,
+    /// Only nodepool1 (at 1.29.9), with the control plane at 1.29.9: the layout an AKS upgrade starts from
+    /// (the default has upgraded-pool at 1.30.5 too, and the control plane at 1.30.5). Applies to a fresh lab.
+    #[arg(long)]
+    single_pool: bool,
+    /// How long one AKS minute (drainTimeoutInMinutes, nodeSoakDurationInMinutes) lasts in the lab's ARM emulation.
+    #[arg(long, default_value = "60s", value_parser = parse_lab_minute)]
+    lab_minute: Duration,
 }
 
 impl TopologyArgs {
@@ -63,6 +70,8 @@ impl TopologyArgs {
             redis: self.redis,
             mongo: self.mongo,
             node_monitor_grace_period: self.node_monitor_grace_period,
+            single_pool: self.single_pool,
+            lab_minute: self.lab_minute,
         }
     }
 }
@@ -102,6 +111,15 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     crate::policy::config::duration_ms(text).map(Duration::from_millis).ok_or_else(|| format!("`{text}` is not a duration"))
 }
 
+/// A lab minute of at least 10 ms (a timer has to be able to run it).
+fn parse_lab_minute(text: &str) -> Result<Duration, String> {
+    let minute = parse_duration(text)?;
+    if minute < Duration::from_millis(10) {
+        return Err(format!("`{text}` is too short: a lab minute lasts 10ms or more"));
+    }
+    Ok(minute)
+}
+
 /// At least two seconds: the kubelet posts at most once a second.
 fn parse_grace_period(text: &str) -> Result<Duration, String> {
     let grace = parse_duration(text)?;
@@ -128,6 +146,8 @@ pub fn run(args: LabArgs) -> CommandResult {
             Ok(Exit::Success)
         }),
         LabCommand::Up { topology, wait } => rt.block_on(async {
+            // The daemon is started by `run::lab::start` with the flags it knows; these reach it through the lab directory.
+            dir.save_up_options(&topology.topology()).map_err(|e| Failure::bad_input(format!("{}: {e}", dir.root.display())))?;
             let client = start(&dir, &topology.topology(), topology.subnet, wait).await?;
             let rows = ops::status(&client).await.map_err(unavailable)?;
             if output == OutputFormat::Text {

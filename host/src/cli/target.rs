@@ -117,6 +117,42 @@ fn text_report(report: &Value) -> String {
             let _ = writeln!(out, "  credentials: {}: {found}", s(&db["credentials"]["source"]));
         }
     }
+    let cluster = &report["cluster"];
+    if !cluster.is_null() {
+        let _ = writeln!(
+            out,
+            "\ncluster API: AKS {} (subscription {}, resource group {}) at {}, api-version {}, {}",
+            s(&cluster["name"]),
+            s(&cluster["subscription"]),
+            s(&cluster["resourceGroup"]),
+            s(&cluster["endpoint"]),
+            s(&cluster["apiVersion"]),
+            s(&cluster["credential"])
+        );
+        let plane = &cluster["controlPlane"];
+        if !plane.is_null() {
+            let upgrades: Vec<String> = plane["upgrades"].as_array().map(|a| a.iter().map(s).collect()).unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "  control plane {} ({}), upgrades offered: {}",
+                s(&plane["currentKubernetesVersion"]),
+                s(&plane["provisioningState"]),
+                if upgrades.is_empty() { "none".into() } else { upgrades.join(", ") }
+            );
+        }
+        for pool in cluster["pools"].as_array().cloned().unwrap_or_default() {
+            let _ = writeln!(
+                out,
+                "  pool {:<16} {:<6} {:<8} {} node(s), image {} ({})",
+                s(&pool["name"]),
+                s(&pool["mode"]),
+                s(&pool["orchestratorVersion"]),
+                s(&pool["count"]),
+                s(&pool["nodeImageVersion"]),
+                s(&pool["provisioningState"])
+            );
+        }
+    }
     let warnings = report["warnings"].as_array().cloned().unwrap_or_default();
     if !warnings.is_empty() {
         let _ = writeln!(out, "\nwarnings:");

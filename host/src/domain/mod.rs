@@ -1,6 +1,7 @@
 //! What several layers share and no layer owns: plain values and rules with
 //! no dependency on the rest of the crate.
 
+pub mod cluster;
 pub mod kube;
 pub mod names;
 pub mod readonly;

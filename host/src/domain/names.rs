@@ -24,6 +24,13 @@ impl fmt::Display for InvalidName {
 
 impl std::error::Error for InvalidName {}
 
+impl InvalidName {
+    /// A refusal with its own message (the cluster grammar in `domain::cluster`).
+    pub fn new(message: impl Into<String>) -> Self {
+        InvalidName(message.into())
+    }
+}
+
 /// What a checked string is, for the message (`namespace`, `Pod name`).
 fn refuse(what: &str, value: &str, rule: &str) -> InvalidName {
     // Quoted with escapes so control characters cannot reach a terminal or
@@ -142,6 +149,24 @@ fn is_label_value(value: &str) -> bool {
             && bytes.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
             && bytes[0].is_ascii_alphanumeric()
             && bytes[bytes.len() - 1].is_ascii_alphanumeric())
+}
+
+/// A label key (`kubernetes.azure.com/agentpool`).
+pub fn label_key(what: &str, key: &str) -> Result<(), InvalidName> {
+    if is_label_key(key) {
+        Ok(())
+    } else {
+        Err(refuse(what, key, "a label key is `name` or `prefix/name`: a DNS-1123 subdomain prefix, a name of at most 63 letters, digits, '-', '_' and '.'"))
+    }
+}
+
+/// A label value.
+pub fn label_value(what: &str, value: &str) -> Result<(), InvalidName> {
+    if is_label_value(value) {
+        Ok(())
+    } else {
+        Err(refuse(what, value, "a label value is at most 63 letters, digits, '-', '_' and '.', starting and ending alphanumeric"))
+    }
 }
 
 /// A label selector in the API server's grammar: requirements separated by

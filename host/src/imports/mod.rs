@@ -70,6 +70,8 @@ pub struct RunContext {
     pub started: Instant,
     /// The live line of the wait a component is in (`report.progress`).
     pub progress: crate::progress::WaitLine,
+    /// The target's database clusters (`run-info.databases`), in the target's order.
+    pub databases: Vec<crate::target::Database>,
 }
 
 impl RunContext {
@@ -92,6 +94,7 @@ impl RunContext {
             fail_on_warn: false,
             started: Instant::now(),
             progress: crate::progress::WaitLine::on_terminal(),
+            databases: Vec::new(),
         }
     }
 
@@ -437,7 +440,7 @@ impl HostState {
                     // The cluster's own RBAC refused (401/403): a denial like the
                     // sandbox's (exit 3), in the server's words. A database's
                     // refusal (a write in a read-only transaction) is the policy's to judge.
-                    BackendCode::Denied if call.starts_with("kube-") => {
+                    BackendCode::Denied if call.starts_with("kube-") || call.starts_with("cluster-") => {
                         self.run.record().note_denied(|| format!("{}: {call}: the cluster refused: {}", self.component, e.message))
                     }
                     _ => {}

@@ -22,7 +22,16 @@ impl run_info::Host for HostState {
     }
 
     fn databases(&mut self) -> wasmtime::Result<Vec<run_info::Database>> {
-        // Skeleton: the target's databases reach the run context next.
-        Ok(Vec::new())
+        Ok(self
+            .run
+            .databases
+            .iter()
+            .map(|db| run_info::Database {
+                name: db.name.clone(),
+                engine: db.engine.name().to_string(),
+                namespace: db.namespace.clone().unwrap_or_default(),
+                stateful_set: db.stateful_set.clone(),
+            })
+            .collect())
     }
 }

@@ -11,7 +11,8 @@ use serde_json::{Value, json};
 
 use super::report::{Ending, RunFacts, RunReport};
 use super::{Exit, Failure, load_policy, runtime, session};
-use crate::backends::{Backends, Kube, Unavailable};
+use crate::backends::aks::AksBackend;
+use crate::backends::{Backends, Cluster, Kube, Unavailable};
 use crate::caps::{Capability, Grants};
 use crate::engine::{BoundPattern, Engine, EngineError, Limits, PatternSlots, Prepared, SlotRunner};
 use crate::imports::{Approval, Attachments, HostState, RunContext, warn_as_fail};
@@ -336,6 +337,7 @@ impl RunBuilder {
         };
         let gate_names: BTreeMap<String, String> = slots.iter().map(|(slot, gate)| (slot.clone(), gate.name().to_string())).collect();
         let pattern_names = super::compose::slot_names(&pattern_slots);
+        let mut databases = Vec::new();
         let (backends, probe) = match self.reach {
             Reach::Target(target) => {
                 let kube: Arc<dyn Kube> = if session.is_replaying() {
@@ -343,7 +345,12 @@ impl RunBuilder {
                 } else {
                     kube_backend(&target).await?
                 };
-                (Backends::with_kube(kube, &target), self.probe.map(|spec| (target, spec)))
+                let mut backends = Backends::with_kube(kube, &target);
+                if !session.is_replaying() {
+                    backends.cluster = cluster_backend(&target)?;
+                }
+                databases = target.databases.clone();
+                (backends, self.probe.map(|spec| (target, spec)))
             }
             Reach::Nothing(label) => {
                 if self.probe.is_some() {
@@ -397,6 +404,7 @@ impl RunBuilder {
         context.session = session;
         context.fail_on_warn = self.fail_on_warn;
         context.attachments = attachments;
+        context.databases = databases;
         if policy.manifest.world == World::Pattern {
             context.gates = Some(Arc::new(SlotRunner::new(engine.clone(), slots)));
             context.patterns = Some(Arc::new(PatternSlots::new(engine.clone(), pattern_slots, None)));
@@ -496,6 +504,18 @@ fn allowed(allowances: Allowances, policy: &Policy, patterns: &BTreeMap<String, 
 async fn kube_backend(target: &Target) -> Result<Arc<dyn Kube>, Failure> {
     match crate::backends::kube::connect(target).await {
         Ok(backend) => Ok(Arc::new(backend)),
+        Err(TargetError::Unreachable(message)) => Ok(Arc::new(Unavailable::because(message))),
+        Err(TargetError::Bad(message)) => Err(Failure::bad_input(message)),
+    }
+}
+
+/// The cluster API backend for `target`: AKS when it names one; a lab
+/// without its ARM API, or a target with no `cluster:` section, answers
+/// every cluster call `unavailable` (exit 4); a bad section is bad input.
+fn cluster_backend(target: &Target) -> Result<Arc<dyn Cluster>, Failure> {
+    match target.cluster_api() {
+        Ok(Some(config)) => Ok(Arc::new(AksBackend::connect(&config).map_err(|e| Failure::bad_input(format!("target {}: cluster: {e}", target.label())))?)),
+        Ok(None) => Ok(Backends::unavailable(&target.label()).cluster),
         Err(TargetError::Unreachable(message)) => Ok(Arc::new(Unavailable::because(message))),
         Err(TargetError::Bad(message)) => Err(Failure::bad_input(message)),
     }

@@ -51,6 +51,8 @@ pub async fn inspect(target: &Target) -> Result<Value, Failure> {
         databases.push(inspect_database(kube, database, &namespace, &node_rows, &mut missing, &mut warnings).await.map_err(down)?);
     }
 
+    let cluster = inspect_cluster(target, &mut missing, &mut warnings).await?;
+
     Ok(json!({
         "target": target.label(),
         "kubeconfig": target.kubeconfig,
@@ -59,10 +61,58 @@ pub async fn inspect(target: &Target) -> Result<Value, Failure> {
         "server": server,
         "nodes": node_rows,
         "databases": databases,
+        "cluster": cluster,
         "missing": missing,
         "warnings": warnings,
         "complete": missing.is_empty(),
     }))
+}
+
+/// The cluster API (`cluster:` in a target file, the lab's `arm.json`):
+/// where it is, how the runner authenticates, and what it answers now
+/// (the control plane and the pools). `null` when none is configured.
+async fn inspect_cluster(target: &Target, missing: &mut Vec<String>, warnings: &mut Vec<String>) -> Result<Value, Failure> {
+    use crate::backends::Cluster;
+    let config = match target.cluster_api() {
+        Ok(Some(config)) => config,
+        Ok(None) => return Ok(Value::Null),
+        Err(crate::target::TargetError::Unreachable(message)) => {
+            warnings.push(format!("cluster API: {message}; cluster calls answer unavailable"));
+            return Ok(Value::Null);
+        }
+        Err(crate::target::TargetError::Bad(message)) => return Err(Failure::bad_input(message)),
+    };
+    let credential = match &config.token_file {
+        Some(file) => format!("token file {}", file.display()),
+        None => "azure_identity (workload identity, managed identity, Azure CLI)".into(),
+    };
+    let mut report = json!({
+        "api": "aks",
+        "endpoint": config.endpoint,
+        "apiVersion": crate::backends::aks::API_VERSION,
+        "subscription": config.subscription,
+        "resourceGroup": config.resource_group,
+        "name": config.name,
+        "credential": credential,
+        "caFile": config.ca_file,
+    });
+    let aks = crate::backends::aks::AksBackend::connect(&config).map_err(|e| Failure::bad_input(format!("target {}: cluster: {e}", target.label())))?;
+    match aks.control_plane().await {
+        Ok(plane) => {
+            report["controlPlane"] = json!({"kubernetesVersion": plane.kubernetes_version, "currentKubernetesVersion": plane.current_kubernetes_version, "provisioningState": plane.provisioning_state, "upgrades": plane.upgrades})
+        }
+        Err(e) => missing.push(format!("cluster API: the control plane: {e}")),
+    }
+    match aks.node_pools().await {
+        Ok(pools) => {
+            report["pools"] = json!(pools
+                .iter()
+                .map(|p| json!({"name": p.name, "mode": p.mode, "orchestratorVersion": p.current_orchestrator_version, "nodeImageVersion": p.node_image_version, "count": p.count, "provisioningState": p.provisioning_state}))
+                .collect::<Vec<_>>())
+        }
+        Err(e) => missing.push(format!("cluster API: the node pools: {e}")),
+    }
+    Ok(report)
 }
 
 async fn list(kube: &KubeBackend, api_version: &str, kind: &str, namespace: Option<&str>, labels: Option<String>) -> Result<Vec<Value>, BackendError> {

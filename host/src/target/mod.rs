@@ -194,6 +194,124 @@ pub struct Target {
     pub namespace: Option<String>,
     /// The database clusters the target names.
     pub databases: Vec<Database>,
+    /// The cluster's own API (`cluster:` in a target file); the lab's is
+    /// read from its `arm.json` when a run connects ([`Target::cluster_api`]).
+    pub cluster: Option<Box<AksConfig>>,
+}
+
+/// The ARM endpoint of Azure's public cloud, where `cluster.aks.endpoint` defaults.
+pub const ARM_ENDPOINT: &str = "https://management.azure.com";
+
+/// A cluster on AKS, reached through Azure Resource Manager.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AksConfig {
+    /// The subscription id (a UUID).
+    pub subscription: String,
+    /// The resource group.
+    pub resource_group: String,
+    /// The managed cluster's name.
+    pub name: String,
+    /// The ARM endpoint (`https://management.azure.com`, or the lab's loopback URL).
+    pub endpoint: String,
+    /// A file holding a static bearer token (the lab's); `None`: `azure_identity`.
+    pub token_file: Option<PathBuf>,
+    /// An extra root CA (PEM) to trust (the lab's).
+    pub ca_file: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClusterFile {
+    aks: AksFile,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct AksFile {
+    subscription: String,
+    #[serde(alias = "resourceGroup")]
+    resource_group: String,
+    name: String,
+    endpoint: Option<String>,
+    #[serde(alias = "tokenFile")]
+    token_file: Option<PathBuf>,
+    #[serde(alias = "caFile")]
+    ca_file: Option<PathBuf>,
+}
+
+/// The lab's `arm.json`, as the lab writes it.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LabArm {
+    endpoint: String,
+    subscription_id: String,
+    resource_group: String,
+    cluster_name: String,
+    ca_file: PathBuf,
+    token_file: PathBuf,
+}
+
+impl AksConfig {
+    /// Check a `cluster.aks` section; relative files are read from `base`.
+    fn checked(file: AksFile, base: &Path) -> Result<AksConfig, String> {
+        let uuid = |v: &str| {
+            let parts: Vec<&str> = v.split('-').collect();
+            parts.iter().map(|p| p.len()).eq([8, 4, 4, 4, 12]) && parts.iter().all(|p| p.bytes().all(|b| b.is_ascii_hexdigit()))
+        };
+        if !uuid(&file.subscription) {
+            return Err(format!("cluster.aks.subscription `{}` is not a subscription id (a UUID)", file.subscription.escape_debug()));
+        }
+        // Azure's rules: a resource group is 1-90 letters, digits, `-_.()`,
+        // not ending in `.`; a managed cluster 1-63 letters, digits, `-_`.
+        let group_ok = (1..=90).contains(&file.resource_group.len())
+            && file.resource_group.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.()".contains(&b))
+            && !file.resource_group.ends_with('.');
+        if !group_ok {
+            return Err(format!(
+                "cluster.aks.resource-group `{}`: 1-90 letters, digits, `-`, `_`, `.`, `(`, `)`, not ending in `.`",
+                file.resource_group.escape_debug()
+            ));
+        }
+        let name_ok = (1..=63).contains(&file.name.len())
+            && file.name.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && file.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !name_ok {
+            return Err(format!("cluster.aks.name `{}`: 1-63 letters, digits, `-` and `_`, starting alphanumeric", file.name.escape_debug()));
+        }
+        let endpoint = file.endpoint.unwrap_or_else(|| ARM_ENDPOINT.into());
+        let endpoint = check_endpoint(&endpoint).map_err(|why| format!("cluster.aks.endpoint `{}`: {why}", endpoint.escape_debug()))?;
+        let anchored = |p: PathBuf| {
+            let p = expand_home(&p);
+            if p.is_relative() { base.join(p) } else { p }
+        };
+        Ok(AksConfig {
+            subscription: file.subscription,
+            resource_group: file.resource_group,
+            name: file.name,
+            endpoint,
+            token_file: file.token_file.map(anchored),
+            ca_file: file.ca_file.map(anchored),
+        })
+    }
+}
+
+/// An ARM endpoint: `https://` a host (and port), no path, query or
+/// credentials; plain `http` only to loopback, never across a network.
+fn check_endpoint(text: &str) -> Result<String, String> {
+    let (scheme, rest) = text.split_once("://").ok_or("an https:// URL")?;
+    let host_port = rest.trim_end_matches('/');
+    if host_port.is_empty() || host_port.contains(['/', '?', '#', '@', ' ']) {
+        return Err("a scheme and a host (and port) only, no path, query or user".into());
+    }
+    let host = host_port.rsplit_once(':').filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit())).map_or(host_port, |(host, _)| host);
+    let loopback = host == "localhost" || host == "[::1]" || host.starts_with("127.");
+    match scheme {
+        "https" => Ok(format!("https://{host_port}")),
+        "http" if loopback => Ok(format!("http://{host_port}")),
+        "http" => Err("plain http only to a loopback address; ARM is https".into()),
+        _ => Err("an https:// URL".into()),
+    }
 }
 
 /// The file as written; validated into a [`Target`].
@@ -205,6 +323,7 @@ struct TargetFile {
     namespace: Option<String>,
     #[serde(default)]
     databases: BTreeMap<String, DatabaseFile>,
+    cluster: Option<ClusterFile>,
 }
 
 #[derive(Deserialize)]
@@ -411,7 +530,7 @@ impl Target {
                 break;
             }
         }
-        Ok(Target { source: Source::Kubeconfig, kubeconfig: files, context: None, namespace: None, databases: Vec::new() })
+        Ok(Target { source: Source::Kubeconfig, kubeconfig: files, context: None, namespace: None, databases: Vec::new(), cluster: None })
     }
 
     /// The lab in `dir`: its kubeconfig, namespace `default`, and the
@@ -456,7 +575,14 @@ impl Target {
                 optional: true,
             },
         ];
-        Target { kubeconfig: vec![LabDir::new(&dir).kubeconfig()], source: Source::Lab(dir), context: None, namespace: Some("default".into()), databases }
+        Target {
+            kubeconfig: vec![LabDir::new(&dir).kubeconfig()],
+            source: Source::Lab(dir),
+            context: None,
+            namespace: Some("default".into()),
+            databases,
+            cluster: None,
+        }
     }
 
     /// Parse a target file's text; `path` names it in errors and anchors
@@ -528,7 +654,38 @@ impl Target {
                 optional: false,
             });
         }
-        Ok(Target { source: Source::File(path.to_path_buf()), kubeconfig, context: file.context, namespace: file.namespace, databases })
+        let base = path.parent().unwrap_or(Path::new("."));
+        let cluster = file.cluster.map(|c| AksConfig::checked(c.aks, base).map(Box::new)).transpose().map_err(bad)?;
+        Ok(Target { source: Source::File(path.to_path_buf()), kubeconfig, context: file.context, namespace: file.namespace, databases, cluster })
+    }
+
+    /// The cluster API this target names: a target file's `cluster:`
+    /// section, or for the lab its `<lab>/arm.json` (`Unreachable` when the
+    /// lab is not running or serves no ARM API); `None`: none configured.
+    pub fn cluster_api(&self) -> Result<Option<AksConfig>, TargetError> {
+        let Source::Lab(dir) = &self.source else { return Ok(self.cluster.as_deref().cloned()) };
+        let path = dir.join("arm.json");
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(TargetError::Unreachable(format!(
+                    "the lab in {} serves no ARM API ({} is missing): start it with `runner lab up`",
+                    dir.display(),
+                    path.display()
+                )));
+            }
+            Err(e) => return Err(TargetError::Bad(format!("{}: cannot read it: {e}", path.display()))),
+        };
+        let arm: LabArm = serde_json::from_str(&text).map_err(|e| TargetError::Bad(format!("{}: {e}", path.display())))?;
+        let file = AksFile {
+            subscription: arm.subscription_id,
+            resource_group: arm.resource_group,
+            name: arm.cluster_name,
+            endpoint: Some(arm.endpoint),
+            token_file: Some(arm.token_file),
+            ca_file: Some(arm.ca_file),
+        };
+        AksConfig::checked(file, dir).map(Some).map_err(|why| TargetError::Bad(format!("{}: {why}", path.display())))
     }
 
     /// `lab` or the file's path, for messages.
@@ -677,6 +834,56 @@ mod tests {
         assert_eq!((cache.stateful_set.as_str(), cache.port, cache.primary_service.as_deref()), ("cache", 7000, None));
         assert_eq!(cache.credentials, CredentialSource::Env { var: "REDIS_PASSWORD".into() });
         assert_eq!((orders.reach, cache.reach), (Reach::PodAddress, Reach::PortForward), "pod-address unless the entry says otherwise");
+    }
+
+    #[test]
+    fn a_cluster_section() {
+        let target = parse(
+            "cluster:\n  aks:\n    subscription: 00000000-1111-2222-3333-444444444444\n    resource-group: rg-prod\n    name: aks-prod\n    token-file: arm-token\n",
+        )
+        .unwrap();
+        let aks = target.cluster.unwrap();
+        assert_eq!((aks.resource_group.as_str(), aks.name.as_str(), aks.endpoint.as_str()), ("rg-prod", "aks-prod", ARM_ENDPOINT));
+        assert_eq!(aks.token_file, Some(PathBuf::from("/etc/runner/arm-token")), "relative to the target file");
+        assert_eq!(aks.ca_file, None);
+        let lab = parse("cluster:\n  aks:\n    subscription: 00000000-1111-2222-3333-444444444444\n    resourceGroup: runner-lab\n    name: lab\n    endpoint: https://127.0.0.1:8443/\n").unwrap();
+        assert_eq!(lab.cluster.unwrap().endpoint, "https://127.0.0.1:8443", "camelCase spellings too, the trailing slash dropped");
+        assert!(parse("{}").unwrap().cluster.is_none());
+        let sub = "subscription: 00000000-1111-2222-3333-444444444444";
+        let cases = [
+            ("cluster:\n  aks:\n    subscription: prod\n    resource-group: rg\n    name: c\n".to_string(), "not a subscription id"),
+            (format!("cluster:\n  aks:\n    {sub}\n    name: c\n"), "missing field `resource-group`"),
+            (format!("cluster:\n  aks:\n    {sub}\n    resource-group: rg/x\n    name: c\n"), "cluster.aks.resource-group"),
+            (format!("cluster:\n  aks:\n    {sub}\n    resource-group: rg\n    name: c?x\n"), "cluster.aks.name"),
+            (
+                format!("cluster:\n  aks:\n    {sub}\n    resource-group: rg\n    name: c\n    endpoint: http://arm.example.com\n"),
+                "plain http only to a loopback",
+            ),
+            (format!("cluster:\n  aks:\n    {sub}\n    resource-group: rg\n    name: c\n    endpoint: https://x/subscriptions\n"), "no path"),
+            (format!("cluster:\n  aks:\n    {sub}\n    resource-group: rg\n    name: c\n    tokn-file: x\n"), "unknown field `tokn-file`"),
+            ("cluster:\n  gke: {}\n".to_string(), "unknown field `gke`"),
+        ];
+        for (text, expected) in cases {
+            let message = parse(&text).unwrap_err().to_string();
+            assert!(message.contains(expected), "{text:?}: {message}");
+        }
+    }
+
+    #[test]
+    fn the_labs_cluster_api_is_its_arm_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = Target::lab(dir.path().to_path_buf());
+        assert!(matches!(target.cluster_api(), Err(TargetError::Unreachable(m)) if m.contains("arm.json")));
+        std::fs::write(
+            dir.path().join("arm.json"),
+            r#"{"endpoint":"https://127.0.0.1:4431","subscriptionId":"6b1a9f6e-5c1d-4a8e-9a51-0c8f2b7d9e10","resourceGroup":"runner-lab","clusterName":"lab","location":"eastus","caFile":"/l/ca.pem","tokenFile":"/l/arm-token"}"#,
+        )
+        .unwrap();
+        let aks = target.cluster_api().unwrap().unwrap();
+        assert_eq!((aks.endpoint.as_str(), aks.name.as_str()), ("https://127.0.0.1:4431", "lab"));
+        assert_eq!((aks.token_file.unwrap(), aks.ca_file.unwrap()), (PathBuf::from("/l/arm-token"), PathBuf::from("/l/ca.pem")));
+        std::fs::write(dir.path().join("arm.json"), "{").unwrap();
+        assert!(matches!(target.cluster_api(), Err(TargetError::Bad(_))));
     }
 
     #[test]

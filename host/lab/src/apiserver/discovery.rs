@@ -10,11 +10,19 @@ pub(crate) const MAJOR: &str = "1";
 pub(crate) const MINOR: &str = "32";
 pub(crate) const GIT_VERSION: &str = "v1.32.0-runner-lab";
 
-pub(crate) fn version() -> Value {
+/// The version document for `git_version` (`v1.30.5`), or the lab's own
+/// when no control plane version was set.
+pub(crate) fn version(git_version: Option<&str>) -> Value {
+    let git = git_version.unwrap_or(GIT_VERSION);
+    let mut parts = git.trim_start_matches('v').split('.');
+    let (major, minor) = match git_version {
+        Some(_) => (parts.next().unwrap_or(MAJOR).to_string(), parts.next().unwrap_or(MINOR).to_string()),
+        None => (MAJOR.to_string(), MINOR.to_string()),
+    };
     json!({
-        "major": MAJOR,
-        "minor": MINOR,
-        "gitVersion": GIT_VERSION,
+        "major": major,
+        "minor": minor,
+        "gitVersion": git,
         "gitCommit": "0000000000000000000000000000000000000000",
         "gitTreeState": "clean",
         "buildDate": "2025-01-01T00:00:00Z",

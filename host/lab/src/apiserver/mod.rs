@@ -42,3 +42,6 @@ pub use exec::{ExecHandler, Object, ProcessExec};
 pub use patch::PatchType;
 pub use server::{ApiServer, kubeconfig, kubeconfig_with_ca, serve};
 pub use store::{EventType, Store, StoreEvent};
+/// TLS for another server of the lab (the ARM emulation) with a
+/// certificate from the same CA.
+pub(crate) use tls::{LabListener, server_config};

@@ -70,16 +70,36 @@ impl Kubelet {
     /// pressure, with `lastHeartbeatTime` now. A Node annotated
     /// [`node_lifecycle::KUBELET_STOPPED`] is left alone, as if its kubelet
     /// had lost the API server.
+    /// A Node that appears (a VM joining its pool) is posted at once, as a
+    /// booted kubelet registers and reports Ready within moments, not a
+    /// heartbeat later.
     async fn post_node_status(self, mut stopped: watch::Receiver<bool>) {
+        let mut changes = self.store.subscribe();
+        let mut next = tokio::time::Instant::now();
         loop {
-            for node in self.store.list("v1", "Node", None, None).unwrap_or_default() {
-                if !node_lifecycle::kubelet_stopped(&node) {
-                    self.post_one_node_status(node);
+            if tokio::time::Instant::now() >= next {
+                for node in self.store.list("v1", "Node", None, None).unwrap_or_default() {
+                    if !node_lifecycle::kubelet_stopped(&node) {
+                        self.post_one_node_status(node);
+                    }
                 }
+                next = tokio::time::Instant::now() + self.heartbeat;
             }
             tokio::select! {
                 _ = stopped.wait_for(|s| *s) => return,
-                _ = tokio::time::sleep(self.heartbeat) => {}
+                _ = tokio::time::sleep_until(next) => {}
+                change = changes.recv() => match change {
+                    Ok(change) if change.event_type == crate::apiserver::EventType::Added && change.object["kind"] == "Node" => {
+                        if let Some(node) = self.store.get("v1", "Node", None, name(&change.object))
+                            && !node_lifecycle::kubelet_stopped(&node)
+                        {
+                            self.post_one_node_status(node);
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                },
             }
         }
     }

@@ -284,7 +284,7 @@ async fn handle(State(app): State<App>, req: Request) -> Response {
         None => error_response(&not_found()),
     };
     match segs.as_slice() {
-        ["version"] => simple(Some(discovery::version())),
+        ["version"] => simple(Some(discovery::version(app.store.server_version().as_deref()))),
         ["healthz"] | ["livez"] | ["readyz"] => {
             let mut r = Response::new(Body::from("ok"));
             r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));

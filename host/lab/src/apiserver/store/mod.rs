@@ -61,6 +61,9 @@ struct Inner {
     state: Mutex<State>,
     /// Held (flock) while the store is open: one process writes a directory.
     _lock: std::fs::File,
+    /// The Kubernetes version `/version` reports (`v1.30.5`), set by whoever
+    /// plays the control plane; `None` for the API server's own.
+    server_version: Mutex<Option<String>>,
 }
 
 /// The lab's object store. Cheap to clone (an `Arc` inside); every clone is
@@ -119,6 +122,18 @@ impl Store {
     /// [`Store::remove`]. When off, every delete removes at once.
     pub fn set_graceful_pod_deletion(&self, on: bool) {
         self.lock().graceful = on;
+    }
+
+    /// Sets the Kubernetes version `/version` reports (`v1.30.5` or
+    /// `1.30.5`), as a control-plane upgrade changes it.
+    pub fn set_server_version(&self, version: &str) {
+        let version = format!("v{}", version.trim_start_matches('v'));
+        *self.inner.server_version.lock().unwrap_or_else(|e| e.into_inner()) = Some(version);
+    }
+
+    /// The version set by [`Store::set_server_version`], if any.
+    pub fn server_version(&self) -> Option<String> {
+        self.inner.server_version.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// The current resourceVersion (the counter of the last change).

@@ -190,7 +190,7 @@ impl Store {
                 state.create(ns_res, None, obj, false).map_err(|e| std::io::Error::other(e.message))?;
             }
         }
-        let inner = Arc::new(Inner { state: Mutex::new(state), _lock: lock });
+        let inner = Arc::new(Inner { state: Mutex::new(state), _lock: lock, server_version: Mutex::new(None) });
         let weak = Arc::downgrade(&inner);
         std::thread::Builder::new().name("lab-store-persist".into()).spawn(move || persist.run(weak))?;
         let store = Store { inner };
