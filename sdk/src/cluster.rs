@@ -22,7 +22,13 @@ fn named(what: &str, e: Error) -> Error {
 impl UpgradeSettings {
     /// No setting given: AKS's defaults apply to every one.
     pub fn unset() -> Self {
-        UpgradeSettings { max_surge: String::new(), max_unavailable: String::new(), drain_timeout_minutes: None, node_soak_minutes: None, undrainable_node_behavior: String::new() }
+        UpgradeSettings {
+            max_surge: String::new(),
+            max_unavailable: String::new(),
+            drain_timeout_minutes: None,
+            node_soak_minutes: None,
+            undrainable_node_behavior: String::new(),
+        }
     }
 
     /// These settings with the operator's overrides (empty text or `None`:
@@ -137,7 +143,8 @@ pub fn upgrade_node_image(pool: &str, timeout_ms: u64) -> Result<NodePool, Error
 
 /// `cluster-write.set-upgrade-settings`.
 pub fn set_upgrade_settings(pool: &str, settings: &UpgradeSettings, timeout_ms: u64) -> Result<NodePool, Error> {
-    cluster_write::set_upgrade_settings(pool, settings, timeout_ms).map_err(|e| named(&format!("set the upgrade settings of pool {pool} ({})", settings.describe()), e))
+    cluster_write::set_upgrade_settings(pool, settings, timeout_ms)
+        .map_err(|e| named(&format!("set the upgrade settings of pool {pool} ({})", settings.describe()), e))
 }
 
 /// `cluster-write.delete-node-pool`.

@@ -83,7 +83,8 @@ mod tests {
         assert!(rolled.unchanged() && rolled.declined());
         let e = rolled.into_result("postgres").unwrap_err();
         assert_eq!((e.code, e.message.as_str()), (ErrorCode::Internal, "pattern slot `postgres` rolled back: the operator declined to promote pg-3"));
-        let errored = PatternCall::from_answer(Ok(PatternRun::PatternError(Error::new(ErrorCode::Timeout, "pattern `redis-rolling-replace`: redis-3 not Ready"))));
+        let errored =
+            PatternCall::from_answer(Ok(PatternRun::PatternError(Error::new(ErrorCode::Timeout, "pattern `redis-rolling-replace`: redis-3 not Ready"))));
         assert!(!errored.unchanged() && !errored.declined());
         let e = errored.into_result("redis").unwrap_err();
         assert_eq!((e.code, e.message.as_str()), (ErrorCode::Timeout, "pattern slot `redis` failed: pattern `redis-rolling-replace`: redis-3 not Ready"));

@@ -38,7 +38,12 @@ fn judge(check: &mut Check, config: &Config, target: Option<&Version>, nodes: &[
             check.fail(format!("{}: kubelet {} < {target}", node.name, if node.kubelet.is_empty() { "unknown" } else { &node.kubelet }));
         }
         if !config.node_image.is_empty() && node.node_image != config.node_image {
-            check.fail(format!("{}: node image {} is not {}", node.name, if node.node_image.is_empty() { "unknown" } else { &node.node_image }, config.node_image));
+            check.fail(format!(
+                "{}: node image {} is not {}",
+                node.name,
+                if node.node_image.is_empty() { "unknown" } else { &node.node_image },
+                config.node_image
+            ));
         }
     }
     let mut on_pool = 0;
@@ -86,7 +91,15 @@ mod tests {
     use super::*;
 
     fn node(name: &str, pool: &str, kubelet: &str, ready: bool, cordoned: bool) -> NodeInfo {
-        NodeInfo { name: name.into(), pool: pool.into(), kubelet: kubelet.into(), node_image: "img-2".into(), ready, unschedulable: cordoned, ..Default::default() }
+        NodeInfo {
+            name: name.into(),
+            pool: pool.into(),
+            kubelet: kubelet.into(),
+            node_image: "img-2".into(),
+            ready,
+            unschedulable: cordoned,
+            ..Default::default()
+        }
     }
 
     fn config() -> Config {
@@ -95,7 +108,8 @@ mod tests {
 
     #[test]
     fn every_node_and_pod_of_the_pool_is_named_when_not_ready() {
-        let nodes = [node("n0", "nodepool1", "v1.30.5", true, false), node("n1", "nodepool1", "v1.29.9", false, true), node("x0", "other", "v1.28.0", false, false)];
+        let nodes =
+            [node("n0", "nodepool1", "v1.30.5", true, false), node("n1", "nodepool1", "v1.29.9", false, true), node("x0", "other", "v1.28.0", false, false)];
         let pods = [
             json!({"metadata": {"name": "pg-0", "namespace": "db"}, "spec": {"nodeName": "n0"}, "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "False"}]}}),
             json!({"metadata": {"name": "job-1"}, "spec": {"nodeName": "n0"}, "status": {"phase": "Succeeded"}}),
@@ -106,11 +120,20 @@ mod tests {
         judge(&mut check, &config(), Some(&target), &nodes, &pods);
         assert_eq!(
             check.verdict().reasons,
-            vec!["n1: not Ready", "n1: cordoned (unschedulable)", "n1: kubelet v1.29.9 < 1.30.5", "Pod db/pg-0 on n0: not Ready (phase Running)", "pool nodepool1: 2 Node(s), 1 Pod(s) on them"]
+            vec![
+                "n1: not Ready",
+                "n1: cordoned (unschedulable)",
+                "n1: kubelet v1.29.9 < 1.30.5",
+                "Pod db/pg-0 on n0: not Ready (phase Running)",
+                "pool nodepool1: 2 Node(s), 1 Pod(s) on them"
+            ]
         );
         let mut image = Check::new();
         let cfg = Config { node_image: "img-3".into(), min_nodes: 3, kubernetes_version: String::new(), ..config() };
         judge(&mut image, &cfg, None, &nodes[..1], &[]);
-        assert_eq!(image.verdict().reasons, vec!["pool nodepool1: 1 Node(s), fewer than the 3 required", "n0: node image img-2 is not img-3", "pool nodepool1: 1 Node(s), 0 Pod(s) on them"]);
+        assert_eq!(
+            image.verdict().reasons,
+            vec!["pool nodepool1: 1 Node(s), fewer than the 3 required", "n0: node image img-2 is not img-3", "pool nodepool1: 1 Node(s), 0 Pod(s) on them"]
+        );
     }
 }

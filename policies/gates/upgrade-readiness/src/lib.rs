@@ -135,7 +135,13 @@ fn judge_budgets(check: &mut Check, budgets: &[Value], pods: &[Value]) -> Vec<Va
 }
 
 /// Nothing mid-operation, and the target offered.
-fn judge_cluster(check: &mut Check, target: Option<&Version>, plane: &ControlPlane, pools: &[NodePool], profiles: &[(String, Result<PoolUpgradeProfile, Error>)]) {
+fn judge_cluster(
+    check: &mut Check,
+    target: Option<&Version>,
+    plane: &ControlPlane,
+    pools: &[NodePool],
+    profiles: &[(String, Result<PoolUpgradeProfile, Error>)],
+) {
     if plane.provisioning_state != cluster::SUCCEEDED {
         check.fail(format!("control plane: provisioning state {}, not Succeeded (an operation is in progress or failed)", plane.provisioning_state));
     }
@@ -149,7 +155,11 @@ fn judge_cluster(check: &mut Check, target: Option<&Version>, plane: &ControlPla
             match profile {
                 Ok(profile) if version::reached(&profile.kubernetes_version, target) || version::offered(target, &profile.upgrades) => {}
                 Ok(profile) => {
-                    check.fail(format!("node pool {pool} {}: {target} is not offered by its upgrade profile (offered: {})", profile.kubernetes_version, shown(&profile.upgrades)));
+                    check.fail(format!(
+                        "node pool {pool} {}: {target} is not offered by its upgrade profile (offered: {})",
+                        profile.kubernetes_version,
+                        shown(&profile.upgrades)
+                    ));
                 }
                 Err(e) => {
                     check.fail(format!("node pool {pool}: upgrade profile not readable: {}", e.message));
@@ -260,7 +270,10 @@ fn cluster_part(check: &mut Check, target: Option<&Version>) -> Result<(), Error
     check.evidence("control_plane", json!({"version": plane.version(), "state": plane.provisioning_state, "upgrades": plane.upgrades}));
     check.evidence(
         "pools",
-        pools.iter().map(|p| json!({"name": p.name, "version": p.version(), "state": p.provisioning_state, NODE_IMAGE_LABEL: p.node_image_version})).collect::<Vec<_>>(),
+        pools
+            .iter()
+            .map(|p| json!({"name": p.name, "version": p.version(), "state": p.provisioning_state, NODE_IMAGE_LABEL: p.node_image_version}))
+            .collect::<Vec<_>>(),
     );
     Ok(())
 }
@@ -359,7 +372,14 @@ mod tests {
         };
         let pods = [pod("pg-0", 0, true), pod("pg-1", 1, true), pod("pg-2", 2, true)];
         let mut ok = Check::new();
-        judge_postgres(&mut ok, &db("pg", "postgres"), "pg-0", &[standby("pg-1", "streaming", 3.0, Some(0.0)), standby("pg-2", "streaming", 40.0, Some(512.0))], &pods, &config());
+        judge_postgres(
+            &mut ok,
+            &db("pg", "postgres"),
+            "pg-0",
+            &[standby("pg-1", "streaming", 3.0, Some(0.0)), standby("pg-2", "streaming", 40.0, Some(512.0))],
+            &pods,
+            &config(),
+        );
         assert!(!ok.failed(), "{:?}", reasons(&ok));
         let mut bad = Check::new();
         judge_postgres(&mut bad, &db("pg", "postgres"), "pg-0", &[standby("pg-1", "catchup", 2500.0, Some(32.0 * 1048576.0))], &pods, &config());
@@ -372,10 +392,13 @@ mod tests {
 
     #[test]
     fn a_budget_that_allows_no_disruption_fails_with_its_figures() {
-        let pod = |name: &str, app: &str, ready: bool| {
-            json!({"metadata": {"name": name, "labels": {"app": app}}, "status": {"conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]}})
-        };
-        let pods = [pod("postgres-cluster-0", "postgres", true), pod("postgres-cluster-1", "postgres", true), pod("redis-0", "redis", true), pod("redis-1", "redis", false)];
+        let pod = |name: &str, app: &str, ready: bool| json!({"metadata": {"name": name, "labels": {"app": app}}, "status": {"conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]}});
+        let pods = [
+            pod("postgres-cluster-0", "postgres", true),
+            pod("postgres-cluster-1", "postgres", true),
+            pod("redis-0", "redis", true),
+            pod("redis-1", "redis", false),
+        ];
         let budgets = [
             json!({"metadata": {"name": "postgres-pdb"}, "spec": {"minAvailable": 2, "selector": {"matchLabels": {"app": "postgres"}}}, "status": {"disruptionsAllowed": 0, "observedGeneration": 1}}),
             json!({"metadata": {"name": "redis-pdb"}, "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {"app": "redis"}}}}),
@@ -419,7 +442,13 @@ mod tests {
         judge_cluster(&mut ok, Some(&target), &plane("1.29.9", &["1.29.10", "1.30.5"], "Succeeded"), &[pool("nodepool1", "Succeeded")], &[]);
         assert!(!ok.failed(), "{:?}", reasons(&ok));
         let mut bad = Check::new();
-        judge_cluster(&mut bad, Some(&target), &plane("1.29.9", &["1.29.10", "1.30.3"], "Succeeded"), &[pool("nodepool1", "Upgrading"), pool("nodepool2", "Succeeded")], &[]);
+        judge_cluster(
+            &mut bad,
+            Some(&target),
+            &plane("1.29.9", &["1.29.10", "1.30.3"], "Succeeded"),
+            &[pool("nodepool1", "Upgrading"), pool("nodepool2", "Succeeded")],
+            &[],
+        );
         let r = reasons(&bad);
         assert!(r.contains(&"node pool nodepool1: provisioning state Upgrading, not Succeeded".to_string()), "{r:?}");
         assert!(r.contains(&"control plane 1.29.9: 1.30.5 is not offered by the upgrade profile (offered: 1.29.10, 1.30.3)".to_string()), "{r:?}");

@@ -51,9 +51,9 @@ pub fn derived_pool_name(kind: Derived, pool: &str, version: &str) -> String {
 
 /// Whether `name` is the pool [`derived_pool_name`] makes for one of `pools` at `version`.
 pub fn derived_from<'a>(name: &str, pools: impl IntoIterator<Item = &'a str>, version: &str) -> Option<(Derived, String)> {
-    pools.into_iter().find_map(|p| {
-        [Derived::Temporary, Derived::Replacement].into_iter().find(|k| derived_pool_name(*k, p, version) == name).map(|k| (k, p.to_string()))
-    })
+    pools
+        .into_iter()
+        .find_map(|p| [Derived::Temporary, Derived::Replacement].into_iter().find(|k| derived_pool_name(*k, p, version) == name).map(|k| (k, p.to_string())))
 }
 
 #[cfg(test)]
@@ -67,7 +67,7 @@ mod tests {
         assert!(invalid_pool_name("").unwrap().contains("is empty"));
         assert!(invalid_pool_name("nodepool12345").unwrap().contains("longer than 12"));
         assert!(invalid_pool_name("1pool").unwrap().contains("lowercase letter"));
-        assert!(invalid_pool_name("upgraded-pool").unwrap().contains("other than lowercase letters and digits"));
+        assert!(invalid_pool_name("up-pool").unwrap().contains("other than lowercase letters and digits"));
         assert!(invalid_pool_name("Pool").unwrap().contains("start with a lowercase letter"));
     }
 

@@ -215,9 +215,7 @@ mod tests {
 
     #[test]
     fn events_in_order_with_their_phase() {
-        let ev = |node: &str, reason: &str, message: &str, time: &str| {
-            json!({"involvedObject": {"kind": "Node", "name": node}, "reason": reason, "message": message, "lastTimestamp": time})
-        };
+        let ev = |node: &str, reason: &str, message: &str, time: &str| json!({"involvedObject": {"kind": "Node", "name": node}, "reason": reason, "message": message, "lastTimestamp": time});
         let events = [
             ev("n0", "Drain", "Draining node n0", "2026-12-05T22:03:00Z"),
             ev("n0", "Cordon", "Cordoned node n0", "2026-12-05T22:02:00Z"),
@@ -230,7 +228,10 @@ mod tests {
         ];
         let got = node_events(&events);
         let phases: Vec<(&str, &str)> = got.iter().map(|e| (e.node.as_str(), e.phase.name())).collect();
-        assert_eq!(phases, vec![("n3", "surged"), ("n3", "ready"), ("n0", "cordoned"), ("n0", "drained"), ("n0", "blocked"), ("n0", "upgraded"), ("n0", "deleted")]);
+        assert_eq!(
+            phases,
+            vec![("n3", "surged"), ("n3", "ready"), ("n0", "cordoned"), ("n0", "drained"), ("n0", "blocked"), ("n0", "upgraded"), ("n0", "deleted")]
+        );
         assert_eq!(pdb_named(&got[4].message).as_deref(), Some("postgres-pdb"));
         assert_eq!(pdb_named("evicting pod pg-0"), None);
         assert_eq!(pdb_named("violates PodDisruptionBudget: disruption budget \"redis-pdb\" allows 0").as_deref(), Some("redis-pdb"));

@@ -125,7 +125,8 @@ mod tests {
         let b = Budget::judge(&pdb(json!({"maxUnavailable": "34%"}), json!({})), 6, 6).unwrap();
         assert_eq!(b.allowed, 3);
         // A status from an older generation is not trusted.
-        let stale = json!({"metadata": {"name": "p", "generation": 2}, "spec": {"maxUnavailable": 1}, "status": {"observedGeneration": 1, "disruptionsAllowed": 0}});
+        let stale =
+            json!({"metadata": {"name": "p", "generation": 2}, "spec": {"maxUnavailable": 1}, "status": {"observedGeneration": 1, "disruptionsAllowed": 0}});
         assert_eq!(Budget::judge(&stale, 3, 3).unwrap().allowed, 1);
         assert_eq!(Budget::judge(&pdb(json!({}), json!({})), 3, 3).unwrap().allowed, 0);
         assert!(Budget::judge(&pdb(json!({"minAvailable": "lots"}), json!({})), 3, 3).unwrap_err().contains("postgres-pdb: minAvailable `lots`"));

@@ -43,10 +43,8 @@ impl Database {
 /// given in full as `ENGINE:[NAMESPACE/]STATEFULSET` (`postgres:postgres-cluster`,
 /// `redis:cache/redis-cluster`) for a database the target does not name.
 pub fn databases(only: &[String]) -> Result<Vec<Database>, Error> {
-    let all: Vec<Database> = run_info::databases()
-        .into_iter()
-        .map(|d| Database { name: d.name, engine: d.engine, namespace: d.namespace, statefulset: d.stateful_set })
-        .collect();
+    let all: Vec<Database> =
+        run_info::databases().into_iter().map(|d| Database { name: d.name, engine: d.engine, namespace: d.namespace, statefulset: d.stateful_set }).collect();
     select(all, only).map_err(Error::invalid)
 }
 

@@ -164,7 +164,10 @@ impl PoolPlan {
         if let Some(d) = &self.destination
             && let Some((name, count)) = d.to_add()
         {
-            out.push(format!("pool {p}: add {} pool {name} with {count} Node(s)", if matches!(d, Destination::Replacement { .. }) { "replacement" } else { "temporary" }));
+            out.push(format!(
+                "pool {p}: add {} pool {name} with {count} Node(s)",
+                if matches!(d, Destination::Replacement { .. }) { "replacement" } else { "temporary" }
+            ));
         }
         out.extend(self.moves.iter().map(|m| format!("pool {p}: move {}", m.describe())));
         if self.upgrade {
@@ -238,27 +241,21 @@ impl Cluster<'_> {
         if self.added_count > 0 {
             return self.added_count;
         }
-        let largest = moves
-            .iter()
-            .filter_map(|m| self.placements.iter().find(|p| p.database == m.database))
-            .map(|p| p.members.len() as u32 + 1)
-            .max()
-            .unwrap_or(1);
+        let largest =
+            moves.iter().filter_map(|m| self.placements.iter().find(|p| p.database == m.database)).map(|p| p.members.len() as u32 + 1).max().unwrap_or(1);
         pool.count.max(largest).max(1)
     }
 
     /// The pools to work on, in order: `configured` (each must exist, or
     /// have been replaced), or every pool but the temporary and replacement
-    /// pools this library adds.
+    /// pools this library adds. Existing names are taken as they are (only
+    /// the names this library makes must keep AKS's rule).
     pub fn pools_to_do(&self, configured: &[String]) -> Result<Vec<String>, String> {
         let names = self.names();
         if configured.is_empty() {
             return Ok(names.iter().filter(|n| names::derived_from(n, names.iter().copied(), &self.key).is_none()).map(|n| n.to_string()).collect());
         }
         for name in configured {
-            if let Some(why) = names::invalid_pool_name(name) {
-                return Err(why);
-            }
             let replaced = names.contains(&names::derived_pool_name(Derived::Replacement, name, &self.key).as_str());
             if !names.contains(&name.as_str()) && !replaced {
                 return Err(format!("node pool `{name}` does not exist (pools: {})", names.join(", ")));
@@ -287,7 +284,8 @@ impl Cluster<'_> {
                     return Ok(plan);
                 }
                 let moves = self.moves(name, &replacement)?;
-                plan.destination = Some(Destination::Replacement { name: replacement, exists: repl_exists, count: self.count_for(pool, &moves).max(pool.count) });
+                plan.destination =
+                    Some(Destination::Replacement { name: replacement, exists: repl_exists, count: self.count_for(pool, &moves).max(pool.count) });
                 plan.moves = moves;
                 plan.delete_pool = true;
             }
@@ -317,9 +315,11 @@ impl Cluster<'_> {
                     None
                 };
                 if let Some(d) = &destination {
-                    plan.moves = self.moves(name, d.name())?;
+                    // A pool already upgraded keeps what runs on it: only the temporary pool empties.
+                    plan.moves = if current { Vec::new() } else { self.moves(name, d.name())? };
                     if matches!(d, Destination::Temporary { .. }) {
-                        let mut back: Vec<Move> = self.moves(name, name)?;
+                        // Back come the databases moved there now, and those an earlier run left there.
+                        let mut back: Vec<Move> = if current { Vec::new() } else { self.moves(name, name)? };
                         for m in self.moves(d.name(), name)? {
                             if !back.iter().any(|b| b.database == m.database) {
                                 back.push(m);
@@ -327,7 +327,12 @@ impl Cluster<'_> {
                         }
                         // Members still on the pool now are on the temporary pool when they come back.
                         for m in &mut back {
-                            m.members = self.placements.iter().find(|p| p.database == m.database).map(|p| p.members.iter().map(|x| x.name.clone()).collect()).unwrap_or_default();
+                            m.members = self
+                                .placements
+                                .iter()
+                                .find(|p| p.database == m.database)
+                                .map(|p| p.members.iter().map(|x| x.name.clone()).collect())
+                                .unwrap_or_default();
                         }
                         plan.moves_back = back;
                         plan.delete_temporary = true;
@@ -438,7 +443,12 @@ mod tests {
 
     #[test]
     fn a_pool_without_databases_is_just_upgraded_with_the_overrides() {
-        let c = cluster(vec![pool("system", "1.29.9", "System"), pool("apps", "1.29.9", "User")], vec![placed("pg", "postgres", &["system"; 3])], Strategy::Upgrade, &at_target);
+        let c = cluster(
+            vec![pool("system", "1.29.9", "System"), pool("apps", "1.29.9", "User")],
+            vec![placed("pg", "postgres", &["system"; 3])],
+            Strategy::Upgrade,
+            &at_target,
+        );
         let plan = c.plan_pool("apps").unwrap();
         assert!(plan.upgrade && plan.destination.is_none() && plan.moves.is_empty() && !plan.delete_temporary);
         assert_eq!(plan.settings.as_ref().unwrap().describe(), "maxSurge 0, maxUnavailable 1");
@@ -463,7 +473,12 @@ mod tests {
 
     #[test]
     fn without_a_current_pool_a_temporary_one_is_added_and_emptied_afterwards() {
-        let c = cluster(vec![pool("nodepool1", "1.29.9", "System")], vec![placed("pg", "postgres", &["nodepool1"; 3]), placed("redis", "redis", &["nodepool1"; 6])], Strategy::Upgrade, &at_target);
+        let c = cluster(
+            vec![pool("nodepool1", "1.29.9", "System")],
+            vec![placed("pg", "postgres", &["nodepool1"; 3]), placed("redis", "redis", &["nodepool1"; 6])],
+            Strategy::Upgrade,
+            &at_target,
+        );
         let plan = c.plan_pool("nodepool1").unwrap();
         assert_eq!(plan.destination, Some(Destination::Temporary { name: temp("nodepool1"), exists: false, count: 7 }), "the largest database plus one");
         assert_eq!(plan.moves.iter().map(|m| m.slot.as_str()).collect::<Vec<_>>(), vec!["postgres", "redis"]);
@@ -517,7 +532,6 @@ mod tests {
         assert_eq!(c.pools_to_do(&["nodepool1".into()]).unwrap(), vec!["nodepool1"]);
         assert_eq!(c.plan_pool("nodepool1").unwrap().skip, Some(format!("replaced by pool {r}")));
         assert!(c.pools_to_do(&["nodepool9".into()]).unwrap_err().contains("node pool `nodepool9` does not exist"));
-        assert!(c.pools_to_do(&["Bad-Pool".into()]).unwrap_err().contains("AKS: 1-12 lowercase"));
     }
 
     #[test]

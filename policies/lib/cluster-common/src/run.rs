@@ -59,18 +59,22 @@ impl Runner {
     /// slot, as a step; afterwards (not in a dry run) every member must run there.
     pub fn move_database(&self, m: &Move) -> Result<String, Error> {
         let config = self.slot_config(m)?;
-        step(&format!("move {} -> {}", m.database.name, m.to), &format!("pattern slot `{}` moves every member of {} onto pool {}", m.slot, m.database.name, m.to), || {
-            let summary = PatternCall::run(&m.slot, &config).into_result(&m.slot)?;
-            if !self.dry.active() {
-                let now = self.placements()?;
-                if let Some(p) = now.iter().find(|p| p.database == m.database)
-                    && !p.all_on(&m.to)
-                {
-                    return Err(Error::internal(format!("pattern slot `{}` succeeded but not every member is on pool {}: {}", m.slot, m.to, p.describe())));
+        step(
+            &format!("move {} -> {}", m.database.name, m.to),
+            &format!("pattern slot `{}` moves every member of {} onto pool {}", m.slot, m.database.name, m.to),
+            || {
+                let summary = PatternCall::run(&m.slot, &config).into_result(&m.slot)?;
+                if !self.dry.active() {
+                    let now = self.placements()?;
+                    if let Some(p) = now.iter().find(|p| p.database == m.database)
+                        && !p.all_on(&m.to)
+                    {
+                        return Err(Error::internal(format!("pattern slot `{}` succeeded but not every member is on pool {}: {}", m.slot, m.to, p.describe())));
+                    }
                 }
-            }
-            Ok(summary)
-        })
+                Ok(summary)
+            },
+        )
     }
 
     /// Refuse to go on while a database member still runs on `pool`: an
@@ -79,7 +83,8 @@ impl Runner {
         if self.dry.active() {
             return Ok(());
         }
-        let left: Vec<String> = self.placements()?.iter().filter(|p| p.has_members_on(pool)).map(|p| format!("{} ({})", p.database.name, p.on(pool).join(", "))).collect();
+        let left: Vec<String> =
+            self.placements()?.iter().filter(|p| p.has_members_on(pool)).map(|p| format!("{} ({})", p.database.name, p.on(pool).join(", "))).collect();
         if left.is_empty() {
             Ok(())
         } else {
@@ -100,9 +105,11 @@ impl Runner {
             node_labels: Vec::new(),
             upgrade_settings: pool.upgrade_settings.clone(),
         };
-        step(&format!("add-pool {name}"), &format!("add {} with {count} Node(s) at {}", destination.describe(), if version.is_empty() { "the control plane's version" } else { version }), || {
-            cluster::add_node_pool(&new, self.operation_timeout_ms).map(|_| ())
-        })
+        step(
+            &format!("add-pool {name}"),
+            &format!("add {} with {count} Node(s) at {}", destination.describe(), if version.is_empty() { "the control plane's version" } else { version }),
+            || cluster::add_node_pool(&new, self.operation_timeout_ms).map(|_| ()),
+        )
     }
 
     /// Carry out `plan` for `pool`; `upgrade` is the pool's own upgrade
@@ -160,7 +167,9 @@ impl Runner {
         }
         if plan.delete_pool {
             self.check_left(name, &format!("delete pool {name}"))?;
-            step(&format!("delete-pool {name}"), &format!("delete pool {name}: its databases run on the replacement"), || cluster::delete_node_pool(name, self.operation_timeout_ms))?;
+            step(&format!("delete-pool {name}"), &format!("delete pool {name}: its databases run on the replacement"), || {
+                cluster::delete_node_pool(name, self.operation_timeout_ms)
+            })?;
             done.push(format!("pool {name}: deleted, replaced by {}", plan.destination.as_ref().map(|d| d.name()).unwrap_or("?")));
         }
         Ok(done)
@@ -232,7 +241,10 @@ mod tests {
             members: vec![],
         };
         let pg = runner.slot_config(&m("postgres")).unwrap();
-        assert_eq!(pg, json!({"member-timeout": "20m", "upgraded-pool": "tnodepoo1234", "statefulset": "db-set", "namespace": "data", "pool-label": "agentpool"}));
+        assert_eq!(
+            pg,
+            json!({"member-timeout": "20m", "upgraded-pool": "tnodepoo1234", "statefulset": "db-set", "namespace": "data", "pool-label": "agentpool"})
+        );
         assert_eq!(runner.slot_config(&m("redis")).unwrap()["failover-mode"], "force");
         assert_eq!(runner.slot_config(&m("mongo")).unwrap()["upgraded-pool"], "tnodepoo1234");
         let bad = Runner { inputs: json!({"postgres": "[1]"}), ..runner };

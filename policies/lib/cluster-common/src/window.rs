@@ -73,9 +73,8 @@ fn days(text: &str) -> Result<Vec<i64>, String> {
 fn clock_time(text: &str, end: bool) -> Result<i64, String> {
     let bad = || format!("`{text}` is not a time (HH:MM, 24-hour)");
     let (h, m) = text.split_once(':').ok_or_else(bad)?;
-    let num = |s: &str| -> Result<i64, String> {
-        if s.len() == 2 && s.bytes().all(|b| b.is_ascii_digit()) { s.parse().map_err(|_| bad()) } else { Err(bad()) }
-    };
+    let num =
+        |s: &str| -> Result<i64, String> { if s.len() == 2 && s.bytes().all(|b| b.is_ascii_digit()) { s.parse().map_err(|_| bad()) } else { Err(bad()) } };
     let (h, m) = (num(h)?, num(m)?);
     if m > 59 || h > 24 || (h == 24 && (m != 0 || !end)) {
         return Err(bad());
@@ -153,11 +152,7 @@ impl Window {
     /// Minutes from `now_ms` until the window it is in closes (0 when outside every window).
     pub fn minutes_until_close(&self, now_ms: u64) -> i64 {
         let now = week_minute(now_ms);
-        self.spans
-            .iter()
-            .flat_map(|s| s.opens.iter().map(move |open| (s.minutes - (now - open).rem_euclid(WEEK_MINUTES)).max(0)))
-            .max()
-            .unwrap_or(0)
+        self.spans.iter().flat_map(|s| s.opens.iter().map(move |open| (s.minutes - (now - open).rem_euclid(WEEK_MINUTES)).max(0))).max().unwrap_or(0)
     }
 
     /// The windows as written, `; `-separated.

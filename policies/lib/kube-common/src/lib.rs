@@ -76,7 +76,10 @@ mod tests {
     #[test]
     fn a_job_completes_by_its_time_or_its_condition() {
         assert_eq!(job_completed_at(&json!({"status": {"completionTime": "1970-01-01T00:00:01Z"}})), Ok(1000));
-        assert_eq!(job_completed_at(&json!({"status": {"conditions": [{"type": "Complete", "status": "True", "lastTransitionTime": "1970-01-01T00:00:02Z"}]}})), Ok(2000));
+        assert_eq!(
+            job_completed_at(&json!({"status": {"conditions": [{"type": "Complete", "status": "True", "lastTransitionTime": "1970-01-01T00:00:02Z"}]}})),
+            Ok(2000)
+        );
         assert_eq!(job_completed_at(&json!({"status": {"active": 1}})), Err("has not completed (active 1, failed 0)".into()));
         assert!(job_completed_at(&json!({"status": {"completionTime": "soon"}})).unwrap_err().contains("not a timestamp"));
     }

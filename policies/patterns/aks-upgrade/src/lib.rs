@@ -144,13 +144,16 @@ impl Upgrade<'_> {
         let pool = pools.iter().find(|p| p.name == name).cloned().ok_or_else(|| Error::new(ErrorCode::NotFound, format!("node pool {name} is gone")))?;
         let version = self.s.target_text.clone();
         let upgrade = || {
-            step(&format!("upgrade {name}"), &format!("upgrade pool {name} to {version}: AKS surges new Nodes, cordons, drains and removes each old one"), || {
-                cluster::upgrade_node_pool(name, &version, self.cfg.operation_timeout).map(|_| ())
-            })
+            step(
+                &format!("upgrade {name}"),
+                &format!("upgrade pool {name} to {version}: AKS surges new Nodes, cordons, drains and removes each old one"),
+                || cluster::upgrade_node_pool(name, &version, self.cfg.operation_timeout).map(|_| ()),
+            )
         };
         done.extend(self.runner.execute(&plan, &pool, &version, &upgrade)?);
         let kept = if plan.delete_pool { plan.destination.as_ref().map(|d| d.name().to_string()).unwrap_or_default() } else { name.to_string() };
-        let input = gate_input(&self.cfg.post_input, &[("pool", json!(kept)), ("pool-label", json!(self.runner.pool_label)), ("kubernetes-version", json!(version))])?;
+        let input =
+            gate_input(&self.cfg.post_input, &[("pool", json!(kept)), ("pool-label", json!(self.runner.pool_label)), ("kubernetes-version", json!(version))])?;
         gate_step("post", &input).into_result("post")?;
         Ok(())
     }
@@ -165,25 +168,30 @@ fn run(cfg: &Config) -> Result<PatternResult, Error> {
     let up = Upgrade { cfg, s, runner };
     let target = up.s.target;
     let is_current = move |p: &NodePool| version::reached(p.version(), &target) && version::reached(&p.orchestrator_version, &target);
-    let (plane, plane_line, order, plans, placements) = step("discover", "read the control plane, the node pools, the databases and where their members run", || {
-        let plane = cluster::control_plane()?;
-        let plane_line = control_plane_line(&plane, &up.s.target)?;
-        let pools = cluster::node_pools()?;
-        let placements = up.runner.placements()?;
-        let view = up.cluster(pools, placements.clone(), &is_current);
-        let order = view.pools_to_do(&up.s.pools).map_err(Error::invalid)?;
-        let plans = view.plan_all(&order).map_err(Error::invalid)?;
-        for p in &placements {
-            report::log(report::Level::Info, &p.describe());
-        }
-        Ok((plane, plane_line, order, plans, placements))
-    })?;
+    let (plane, plane_line, order, plans, placements) =
+        step("discover", "read the control plane, the node pools, the databases and where their members run", || {
+            let plane = cluster::control_plane()?;
+            let plane_line = control_plane_line(&plane, &up.s.target)?;
+            let pools = cluster::node_pools()?;
+            let placements = up.runner.placements()?;
+            let view = up.cluster(pools, placements.clone(), &is_current);
+            let order = view.pools_to_do(&up.s.pools).map_err(Error::invalid)?;
+            let plans = view.plan_all(&order).map_err(Error::invalid)?;
+            for p in &placements {
+                report::log(report::Level::Info, &p.describe());
+            }
+            Ok((plane, plane_line, order, plans, placements))
+        })?;
     let readiness = gate_input(&cfg.readiness_input, &[("kubernetes-version", json!(up.s.target_text)), ("databases", json!(cfg.databases))])?;
     if let Some(refused) = preflight_gate("readiness", &readiness) {
         return refused;
     }
     if plane_line.is_none() && plans.iter().all(|p| p.skip.is_some()) {
-        return Ok(PatternResult::succeeded(format!("nothing to do: the control plane and every pool ({}) already run {}", order.join(", "), up.s.target_text)));
+        return Ok(PatternResult::succeeded(format!(
+            "nothing to do: the control plane and every pool ({}) already run {}",
+            order.join(", "),
+            up.s.target_text
+        )));
     }
     let (summary, details) = approval_text(&up.s.target, plane_line.as_deref(), &plans, &placements);
     if Approval::ask(&summary, &details)? == Approval::Declined {
@@ -249,7 +257,12 @@ mod tests {
     }
 
     fn plane(version: &str) -> ControlPlane {
-        ControlPlane { kubernetes_version: version.into(), current_kubernetes_version: version.into(), provisioning_state: "Succeeded".into(), upgrades: vec![] }
+        ControlPlane {
+            kubernetes_version: version.into(),
+            current_kubernetes_version: version.into(),
+            provisioning_state: "Succeeded".into(),
+            upgrades: vec![],
+        }
     }
 
     #[test]
@@ -313,11 +326,17 @@ mod tests {
         assert_eq!(lines[0], "control plane: upgrade 1.29.9 -> 1.30.5");
         assert_eq!(lines[1], "pool nodepool1: set upgrade settings maxSurge 0, maxUnavailable 1");
         assert!(lines[2].starts_with("pool nodepool1: add temporary pool tnodepoo"), "{details}");
-        assert!(lines[3].starts_with("pool nodepool1: move postgres-cluster (postgres-cluster-0, postgres-cluster-1, postgres-cluster-2) -> tnodepoo"), "{details}");
+        assert!(
+            lines[3].starts_with("pool nodepool1: move postgres-cluster (postgres-cluster-0, postgres-cluster-1, postgres-cluster-2) -> tnodepoo"),
+            "{details}"
+        );
         assert!(lines[4].starts_with("pool nodepool1: upgrade to 1.30.5"), "{details}");
         assert!(lines[5].starts_with("pool nodepool1: move back postgres-cluster") && lines[5].ends_with("-> nodepool1 by slot postgres"), "{details}");
         assert!(lines[6].starts_with("pool nodepool1: delete temporary pool tnodepoo"), "{details}");
-        assert_eq!(lines[7], "databases now: postgres-cluster: postgres-cluster-0 on nodepool1, postgres-cluster-1 on nodepool1, postgres-cluster-2 on nodepool1");
+        assert_eq!(
+            lines[7],
+            "databases now: postgres-cluster: postgres-cluster-0 on nodepool1, postgres-cluster-1 on nodepool1, postgres-cluster-2 on nodepool1"
+        );
         assert!(rerun_note("1.30.5").contains("not moved again"));
     }
 }

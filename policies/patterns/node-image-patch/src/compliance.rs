@@ -104,7 +104,8 @@ impl Report {
     /// Each Node's timeline: (phase, time) in order, the Node's Ready
     /// condition added when no event says it became Ready.
     pub fn timeline(&self, node: &NodeInfo) -> Vec<(String, String)> {
-        let mut out: Vec<(String, String)> = self.events.iter().filter(|e| e.node == node.name && e.phase != Phase::Other).map(|e| (e.phase.name().to_string(), e.time.clone())).collect();
+        let mut out: Vec<(String, String)> =
+            self.events.iter().filter(|e| e.node == node.name && e.phase != Phase::Other).map(|e| (e.phase.name().to_string(), e.time.clone())).collect();
         let since = parse_timestamp_ms(&node.ready_since).unwrap_or(0);
         if node.ready && !out.iter().any(|(p, _)| p == "ready") && since + 2000 >= self.started_ms && !node.ready_since.is_empty() {
             out.push(("ready".into(), node.ready_since.clone()));
@@ -170,7 +171,12 @@ impl Report {
         let window = if self.window.is_empty() {
             "none configured".to_string()
         } else {
-            format!("`{}`: started {}{}", self.window, if self.in_window { "inside" } else { "outside" }, if self.window_ignored { " (ignore-maintenance-window: true)" } else { "" })
+            format!(
+                "`{}`: started {}{}",
+                self.window,
+                if self.in_window { "inside" } else { "outside" },
+                if self.window_ignored { " (ignore-maintenance-window: true)" } else { "" }
+            )
         };
         md.push_str(&format!("| Maintenance window | {window} |\n"));
         md.push_str(&format!("| Upgrade settings | {} |\n", cell(&self.settings)));
@@ -304,7 +310,12 @@ mod tests {
             settings: "maxSurge 50%, drainTimeout 5m".into(),
             events: Report::relevant_events(&events, &pools, start),
             pools,
-            gates: vec![GateRecord { slot: "readiness".into(), pool: String::new(), outcome: "pass".into(), reasons: vec!["postgres-pdb: allows 1 disruption(s)".into()] }],
+            gates: vec![GateRecord {
+                slot: "readiness".into(),
+                pool: String::new(),
+                outcome: "pass".into(),
+                reasons: vec!["postgres-pdb: allows 1 disruption(s)".into()],
+            }],
         }
     }
 
@@ -330,7 +341,10 @@ mod tests {
             ]
         );
         // The surge Node's readiness comes from its Ready condition: no event said so.
-        assert_eq!(r.timeline(&r.pools[0].nodes_after[0]), vec![("surged".to_string(), "2026-12-05T22:00:30Z".to_string()), ("ready".to_string(), "2026-12-05T22:00:50Z".to_string())]);
+        assert_eq!(
+            r.timeline(&r.pools[0].nodes_after[0]),
+            vec![("surged".to_string(), "2026-12-05T22:00:30Z".to_string()), ("ready".to_string(), "2026-12-05T22:00:50Z".to_string())]
+        );
         let blocks = r.blocks();
         assert_eq!(blocks.len(), 1);
         assert_eq!((blocks[0].node.as_str(), blocks[0].pdb.as_deref()), ("aks-np1-0", Some("postgres-pdb")));

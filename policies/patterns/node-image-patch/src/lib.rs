@@ -11,8 +11,8 @@ use cluster_common::plan::{Cluster, PoolPlan, Strategy};
 use cluster_common::run::{Runner, check_overrides, skipped};
 use cluster_common::window::{Window, minutes_text};
 use cluster_common::{Placement, placement};
-use kube_common::text::format_timestamp_ms;
 use compliance::{GateRecord, PoolReport, Report};
+use kube_common::text::format_timestamp_ms;
 use runner_sdk::cluster::{self, NodePool};
 use runner_sdk::pattern::PatternResult;
 use runner_sdk::prelude::*;
@@ -99,7 +99,15 @@ struct Patch<'a> {
 
 impl Patch<'_> {
     fn cluster<'c>(&self, pools: Vec<NodePool>, placements: Vec<Placement>, is_current: &'c dyn Fn(&NodePool) -> bool) -> Cluster<'c> {
-        Cluster { pools, placements, strategy: Strategy::Upgrade, key: KEY.into(), is_current, overrides: self.overrides.clone(), added_count: self.added_count }
+        Cluster {
+            pools,
+            placements,
+            strategy: Strategy::Upgrade,
+            key: KEY.into(),
+            is_current,
+            overrides: self.overrides.clone(),
+            added_count: self.added_count,
+        }
     }
 
     fn is_current(latest: &BTreeMap<String, String>) -> impl Fn(&NodePool) -> bool + '_ {
@@ -125,9 +133,11 @@ impl Patch<'_> {
         let pool = pools.iter().find(|p| p.name == name).cloned().ok_or_else(|| Error::new(ErrorCode::NotFound, format!("node pool {name} is gone")))?;
         let timeout = self.cfg.operation_timeout;
         let upgrade = || {
-            step(&format!("upgrade-node-image {name}"), &format!("upgrade pool {name}'s node image (AKS surges new Nodes, cordons, drains and removes each old one)"), || {
-                cluster::upgrade_node_image(name, timeout).map(|_| ())
-            })
+            step(
+                &format!("upgrade-node-image {name}"),
+                &format!("upgrade pool {name}'s node image (AKS surges new Nodes, cordons, drains and removes each old one)"),
+                || cluster::upgrade_node_image(name, timeout).map(|_| ()),
+            )
         };
         // An added temporary pool runs the pool's own version and gets the newest image.
         let result = self.runner.execute(&plan, &pool, pool.version(), &upgrade);
@@ -192,7 +202,12 @@ fn run(cfg: &Config) -> Result<PatternResult, Error> {
     let (in_window, outside) = window_verdict(&cfg.maintenance_window, started)?;
     match outside {
         Some(why) if cfg.ignore_maintenance_window => report::log(report::Level::Warn, &format!("{why}: going on, ignore-maintenance-window is true")),
-        Some(why) => return Err(Error::new(ErrorCode::Conflict, format!("not starting: {why}; set ignore-maintenance-window to true to patch now; nothing was changed"))),
+        Some(why) => {
+            return Err(Error::new(
+                ErrorCode::Conflict,
+                format!("not starting: {why}; set ignore-maintenance-window to true to patch now; nothing was changed"),
+            ));
+        }
         None => {}
     }
     let dry = DryRun::of_this_run();
@@ -200,7 +215,10 @@ fn run(cfg: &Config) -> Result<PatternResult, Error> {
     let inputs = json!({"postgres": cfg.postgres_input, "redis": cfg.redis_input, "mongo": cfg.mongo_input});
     let runner = Runner { dry, pool_label: cfg.pool_label.clone(), inputs, operation_timeout_ms: cfg.operation_timeout, databases };
     let overrides = (cfg.max_surge.clone(), cfg.max_unavailable.clone(), drain);
-    let settings = runner_sdk::cluster::UpgradeSettings::unset().overridden(&overrides.0, &overrides.1, overrides.2).map(|s| s.describe()).unwrap_or_else(|| "the pools' own".into());
+    let settings = runner_sdk::cluster::UpgradeSettings::unset()
+        .overridden(&overrides.0, &overrides.1, overrides.2)
+        .map(|s| s.describe())
+        .unwrap_or_else(|| "the pools' own".into());
     let report = Report {
         run_id: run_info::id(),
         started_ms: started,
@@ -211,16 +229,17 @@ fn run(cfg: &Config) -> Result<PatternResult, Error> {
         ..Default::default()
     };
     let mut patch = Patch { cfg, runner, overrides, added_count, latest: BTreeMap::new(), report };
-    let discovered = step("discover", "read the node pools, the newest node image each is offered, the Nodes, the databases and where their members run", || {
-        let pools = cluster::node_pools()?;
-        let mut latest = BTreeMap::new();
-        for p in &pools {
-            latest.insert(p.name.clone(), cluster::pool_upgrade_profile(&p.name)?.latest_node_image_version);
-        }
-        let before = nodes::list_nodes(&cfg.pool_label)?;
-        let placements = patch.runner.placements()?;
-        Ok((pools, latest, before, placements))
-    });
+    let discovered =
+        step("discover", "read the node pools, the newest node image each is offered, the Nodes, the databases and where their members run", || {
+            let pools = cluster::node_pools()?;
+            let mut latest = BTreeMap::new();
+            for p in &pools {
+                latest.insert(p.name.clone(), cluster::pool_upgrade_profile(&p.name)?.latest_node_image_version);
+            }
+            let before = nodes::list_nodes(&cfg.pool_label)?;
+            let placements = patch.runner.placements()?;
+            Ok((pools, latest, before, placements))
+        });
     let (pools, latest, before, placements) = match discovered {
         Ok(found) => found,
         Err(e) => {
@@ -251,7 +270,11 @@ fn run(cfg: &Config) -> Result<PatternResult, Error> {
     let refused = call.refused();
     if let Err(e) = call.into_result("readiness") {
         let note = patch.finish("refused", Some(e.message.clone()), &order);
-        return if refused { Ok(PatternResult::rolled_back(format!("{}; nothing was changed{note}", e.message))) } else { Err(Error::new(e.code, format!("{}{note}", e.message))) };
+        return if refused {
+            Ok(PatternResult::rolled_back(format!("{}; nothing was changed{note}", e.message)))
+        } else {
+            Err(Error::new(e.code, format!("{}{note}", e.message)))
+        };
     }
     if plans.iter().all(|p| p.skip.is_some()) {
         let note = patch.finish("succeeded", None, &order);
@@ -259,7 +282,8 @@ fn run(cfg: &Config) -> Result<PatternResult, Error> {
     }
     let working: Vec<&str> = plans.iter().filter(|p| p.skip.is_none()).map(|p| p.pool.as_str()).collect();
     let summary = format!("upgrade the node image of {} pool(s) ({})", working.len(), working.join(", "));
-    let mut details: Vec<String> = plans.iter().flat_map(|p| p.lines("upgrade the node image (AKS surges, cordons, drains and removes each old Node)")).collect();
+    let mut details: Vec<String> =
+        plans.iter().flat_map(|p| p.lines("upgrade the node image (AKS surges, cordons, drains and removes each old Node)")).collect();
     details.push(format!("databases now: {}", placements.iter().map(Placement::describe).collect::<Vec<_>>().join("; ")));
     match Approval::ask(&summary, &details.join("\n")) {
         Ok(Approval::Approved) => {}
@@ -325,7 +349,8 @@ mod tests {
 
     #[test]
     fn gate_records_keep_the_outcome_and_the_findings() {
-        let verdict = |outcome| Verdict { outcome, reasons: vec!["postgres-pdb: allows 0 disruptions (minAvailable 2, 2 Ready)".into()], evidence: "{}".into() };
+        let verdict =
+            |outcome| Verdict { outcome, reasons: vec!["postgres-pdb: allows 0 disruptions (minAvailable 2, 2 Ready)".into()], evidence: "{}".into() };
         assert_eq!(gate_record("readiness", "", &GateCall::Failed(verdict(Outcome::Fail))).outcome, "fail");
         assert_eq!(gate_record("post", "np1", &GateCall::Passed(verdict(Outcome::Warn))).outcome, "warn");
         let e = gate_record("post", "np1", &GateCall::Host(Error::new(ErrorCode::NotFound, "no gate bound to post")));
