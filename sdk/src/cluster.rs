@@ -9,7 +9,11 @@
 
 use crate::{Error, ErrorCode, cluster_read, cluster_write, report};
 
-pub use cluster_read::{ControlPlane, NodePool, Operation, PoolUpgradeProfile, UpgradeSettings};
+// The WIT's records end in `-info` (a record may not share its name with the
+// function that returns it); policies use the plain names.
+pub use cluster_read::{
+    ControlPlaneInfo as ControlPlane, NodePoolInfo as NodePool, OperationInfo as Operation, PoolUpgradeProfileInfo as PoolUpgradeProfile, UpgradeSettings,
+};
 pub use cluster_write::NewNodePool;
 
 /// `provisioningState` of a pool or control plane that is not in the middle of anything.
@@ -99,7 +103,7 @@ impl ControlPlane {
 
 /// `cluster-read.control-plane`; an error says it was the control plane.
 pub fn control_plane() -> Result<ControlPlane, Error> {
-    cluster_read::get_control_plane().map_err(|e| named("cluster control plane", e))
+    cluster_read::control_plane().map_err(|e| named("cluster control plane", e))
 }
 
 /// `cluster-read.node-pools`, in the order AKS lists them.
@@ -109,7 +113,7 @@ pub fn node_pools() -> Result<Vec<NodePool>, Error> {
 
 /// `cluster-read.node-pool`; `None` when there is no pool of that name.
 pub fn node_pool(name: &str) -> Result<Option<NodePool>, Error> {
-    match cluster_read::get_node_pool(name) {
+    match cluster_read::node_pool(name) {
         Ok(pool) => Ok(Some(pool)),
         Err(e) if e.code == ErrorCode::NotFound => Ok(None),
         Err(e) => Err(named(&format!("node pool {name}"), e)),
@@ -118,7 +122,7 @@ pub fn node_pool(name: &str) -> Result<Option<NodePool>, Error> {
 
 /// `cluster-read.pool-upgrade-profile`.
 pub fn pool_upgrade_profile(pool: &str) -> Result<PoolUpgradeProfile, Error> {
-    cluster_read::get_pool_upgrade_profile(pool).map_err(|e| named(&format!("upgrade profile of node pool {pool}"), e))
+    cluster_read::pool_upgrade_profile(pool).map_err(|e| named(&format!("upgrade profile of node pool {pool}"), e))
 }
 
 /// `cluster-write.upgrade-control-plane`; the error names the version and keeps AKS's code and message.
