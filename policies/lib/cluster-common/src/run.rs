@@ -175,6 +175,28 @@ impl Runner {
         Ok(done)
     }
 
+    /// Wait (not in a dry run) until no pool is in the middle of an
+    /// operation: one an interrupted run started goes on in AKS, and any
+    /// new one would be refused with 409 until it ends. A pool whose last
+    /// operation `Failed` is left to the readiness gate.
+    pub fn settle_pools(&self) -> Result<(), Error> {
+        if self.dry.active() {
+            return Ok(());
+        }
+        let busy = |pools: &[NodePool]| -> Vec<String> {
+            pools.iter().filter(|p| in_progress(&p.provisioning_state)).map(|p| format!("pool {} {}", p.name, p.provisioning_state)).collect()
+        };
+        if busy(&cluster::node_pools()?).is_empty() {
+            return Ok(());
+        }
+        step("settle", "wait for the operations in progress on the pools to end (an interrupted run's goes on in AKS)", || {
+            wait_for("the node pools' operations to end", self.operation_timeout_ms, 15_000, || {
+                let now = busy(&cluster::node_pools()?);
+                Ok(if now.is_empty() { Poll::Done(()) } else { Poll::NotYet(now.join(", ")) })
+            })
+        })
+    }
+
     /// What the cluster looks like after a failure, for the operator: where
     /// each database's members are and which pools exist (read live,
     /// best effort).
@@ -189,6 +211,12 @@ impl Runner {
         };
         format!("pools now: {pools}; database members: {databases}")
     }
+}
+
+/// Whether a `provisioningState` is an operation still running (as opposed
+/// to `Succeeded`, `Failed` or `Canceled`).
+pub fn in_progress(state: &str) -> bool {
+    matches!(state, "Creating" | "Upgrading" | "UpgradingNodeImageVersion" | "Updating" | "Deleting" | "Scaling" | "Starting" | "Stopping")
 }
 
 /// The operator's overrides of a pool's upgrade settings, checked: a count
@@ -215,6 +243,12 @@ pub fn settings_with(pool: &NodePool, overrides: &(String, String, Option<u32>))
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_running_operations_are_waited_for() {
+        assert!(in_progress("Upgrading") && in_progress("UpgradingNodeImageVersion") && in_progress("Deleting"));
+        assert!(!in_progress("Succeeded") && !in_progress("Failed") && !in_progress("Canceled"));
+    }
 
     #[test]
     fn overrides_are_counts_or_shares() {

@@ -168,6 +168,7 @@ fn run(cfg: &Config) -> Result<PatternResult, Error> {
     let up = Upgrade { cfg, s, runner };
     let target = up.s.target;
     let is_current = move |p: &NodePool| version::reached(p.version(), &target) && version::reached(&p.orchestrator_version, &target);
+    up.runner.settle_pools()?;
     let (plane, plane_line, order, plans, placements) =
         step("discover", "read the control plane, the node pools, the databases and where their members run", || {
             let plane = cluster::control_plane()?;

@@ -229,6 +229,10 @@ fn run(cfg: &Config) -> Result<PatternResult, Error> {
         ..Default::default()
     };
     let mut patch = Patch { cfg, runner, overrides, added_count, latest: BTreeMap::new(), report };
+    if let Err(e) = patch.runner.settle_pools() {
+        let note = patch.finish("failed", Some(e.message.clone()), &[]);
+        return Err(Error::new(e.code, format!("{}; nothing was changed{note}", e.message)));
+    }
     let discovered =
         step("discover", "read the node pools, the newest node image each is offered, the Nodes, the databases and where their members run", || {
             let pools = cluster::node_pools()?;
