@@ -163,6 +163,9 @@ fn run(cfg: &Config) -> Result<PatternResult, Error> {
     let s = settings(cfg)?;
     let dry = DryRun::of_this_run();
     let databases = placement::databases(&list(&cfg.databases))?;
+    if databases.is_empty() {
+        report::log(report::Level::Warn, "the target names no databases (and config `databases` none): pools are upgraded with no database member moved first");
+    }
     let inputs = json!({"postgres": cfg.postgres_input, "redis": cfg.redis_input, "mongo": cfg.mongo_input});
     let runner = Runner { dry, pool_label: cfg.pool_label.clone(), inputs, operation_timeout_ms: cfg.operation_timeout, databases };
     let up = Upgrade { cfg, s, runner };
