@@ -549,6 +549,62 @@ mod tests {
     }
 
     #[test]
+    fn a_busy_pool_or_another_pools_temporary_one_is_no_destination() {
+        let mut busy = pool("new", "1.30.5", "User");
+        busy.provisioning_state = "Upgrading".into();
+        let other_temp = temp("b");
+        let c = cluster(
+            vec![pool("a", "1.29.9", "User"), pool("b", "1.29.9", "User"), busy, pool(&other_temp, "1.30.5", "User")],
+            vec![placed("pg", "postgres", &["a", "a"])],
+            Strategy::Upgrade,
+            &at_target,
+        );
+        assert_eq!(c.plan_pool("a").unwrap().destination, Some(Destination::Temporary { name: temp("a"), exists: false, count: 3 }));
+        assert_eq!(c.pools_to_do(&[]).unwrap(), vec!["a", "b", "new"], "b's temporary pool is not upgraded");
+    }
+
+    #[test]
+    fn node_images_plan_the_same_way_keyed_by_the_newest_image() {
+        let latest = "AKSUbuntu-2204gen2containerd-202412.01.0";
+        let on_latest = |p: &NodePool| p.node_image_version == latest;
+        let mut patched = pool("b", "1.30.5", "User");
+        patched.node_image_version = latest.into();
+        let c = Cluster {
+            pools: vec![pool("a", "1.30.5", "System"), patched],
+            placements: vec![placed("redis", "redis", &["a"; 6])],
+            strategy: Strategy::Upgrade,
+            key: "node-image".into(),
+            is_current: &on_latest,
+            overrides: ("50%".into(), String::new(), Some(5)),
+            added_count: 0,
+        };
+        let plan = c.plan_pool("a").unwrap();
+        assert_eq!(plan.destination, Some(Destination::Existing("b".into())), "a pool already on the newest image takes the databases");
+        assert_eq!(plan.settings.as_ref().unwrap().describe(), "maxSurge 50%, drainTimeout 5m");
+        assert_eq!(c.plan_pool("b").unwrap().skip.as_deref(), Some("already current"));
+        let lines = plan.lines("upgrade the node image");
+        assert_eq!(lines.last().unwrap(), "pool a: upgrade the node image");
+    }
+
+    #[test]
+    fn replacing_every_pool_in_turn() {
+        let c = cluster(
+            vec![pool("a", "1.29.9", "System"), pool("b", "1.29.9", "User")],
+            vec![placed("pg", "postgres", &["a", "b", "b"])],
+            Strategy::Replace,
+            &at_target,
+        );
+        let plans = c.plan_all(&["a".into(), "b".into()]).unwrap();
+        let ra = names::derived_pool_name(Derived::Replacement, "a", "1.30.5");
+        let rb = names::derived_pool_name(Derived::Replacement, "b", "1.30.5");
+        assert_eq!(plans[0].moves.len(), 1);
+        assert_eq!(plans[0].moves[0].to, ra);
+        assert!(plans[0].delete_pool && plans[1].delete_pool);
+        assert!(plans[1].moves.is_empty(), "pg moved wholly to {ra} with pool a: nothing of it is left on b");
+        assert_eq!(plans[1].destination, Some(Destination::Replacement { name: rb, exists: false, count: 3 }));
+    }
+
+    #[test]
     fn an_unknown_engine_stops_the_plan() {
         let c = cluster(vec![pool("a", "1.29.9", "User")], vec![placed("es", "elasticsearch", &["a"])], Strategy::Upgrade, &at_target);
         assert!(c.plan_pool("a").unwrap_err().contains("no pattern slot"));
