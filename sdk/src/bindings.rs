@@ -33,6 +33,7 @@ macro_rules! world_export {
                 "runner:policy/report@0.2.0": crate::bindings::imports::runner::policy::report,
                 "runner:policy/clock@0.2.0": crate::bindings::imports::runner::policy::clock,
                 "runner:policy/run-info@0.2.0": crate::bindings::imports::runner::policy::run_info,
+                "runner:policy/cluster-read@0.2.0": crate::bindings::imports::runner::policy::cluster_read,
                 $($added)*
             },
             pub_export_macro: true,
@@ -58,5 +59,7 @@ pub mod pattern {
         "runner:policy/mongo-write@0.2.0": crate::bindings::imports::runner::policy::mongo_write,
         "runner:policy/approval@0.2.0": crate::bindings::imports::runner::policy::approval,
         "runner:policy/gates@0.2.0": crate::bindings::imports::runner::policy::gates,
+        "runner:policy/cluster-write@0.2.0": crate::bindings::imports::runner::policy::cluster_write,
+        "runner:policy/patterns@0.2.0": crate::bindings::imports::runner::policy::patterns,
     });
 }

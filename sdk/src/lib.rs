@@ -39,7 +39,10 @@
 //! [`preflight_gate`], [`GateCall`]), waits that ride out a member's
 //! restart ([`wait_for`], [`Poll`]) and what it is told about its run
 //! ([`run_info`], [`DryRun`]), and the operator's yes before the first step
-//! that cannot be undone ([`Approval`]).
+//! that cannot be undone ([`Approval`]). A pattern that upgrades the cluster
+//! reads and changes its control plane and node pools ([`cluster`]), runs
+//! the database patterns bound to its slots ([`PatternCall`]) and hands the
+//! operator documents ([`cluster::attach`]).
 //!
 //! The bindings are generated from contract `runner:policy@0.2.0`
 //! (`wit/policy.wit`); a runner that speaks another version refuses the
@@ -50,6 +53,8 @@
 mod ask;
 pub mod bindings;
 mod check;
+pub mod cluster;
+mod compose;
 mod helpers;
 mod steps;
 mod wait;
@@ -58,6 +63,7 @@ pub use ask::Approval;
 pub use bindings::gate::export_gate;
 pub use bindings::pattern::export_pattern;
 pub use check::Check;
+pub use compose::PatternCall;
 pub use helpers::{get_json, list_json, parse_config, pod_is_ready};
 /// The JSON crate the payloads are parsed with, so policies need not depend on it.
 pub use serde_json;
@@ -69,7 +75,8 @@ pub use bindings::imports::runner::policy::types::{Error, ErrorCode, Outcome, Ve
 
 /// Interfaces, by the names policies use.
 pub use bindings::imports::runner::policy::{
-    approval, clock, gates, kube_read as kube, kube_write, mongo_read, mongo_write, postgres_read, postgres_write, redis_read, redis_write, report, run_info,
+    approval, clock, cluster_read, cluster_write, gates, kube_read as kube, kube_write, mongo_read, mongo_write, patterns, postgres_read, postgres_write,
+    redis_read, redis_write, report, run_info,
 };
 
 /// The gate world: implement [`gate::Guest`].
@@ -113,7 +120,7 @@ pub mod __private {
 /// read it without running the component. Fields: `name`, `version`, `description`, `world`
 /// (`gate` or `pattern`), `capabilities`, `[config.KEY]` (`type`,
 /// `description`, `default`, `required`), `[gates.SLOT]` (`default`,
-/// `description`), `steps`, `rollback`.
+/// `description`), `[patterns.SLOT]` (`default`, `description`), `steps`, `rollback`.
 #[macro_export]
 macro_rules! manifest {
     ($toml:expr) => {

@@ -53,3 +53,34 @@ pub fn merge_patch(object: &ObjectRef, body: &Value) -> Result<Value, Error> {
         .map_err(|e| Error::new(e.code, format!("patch {} {}: {}", object.kind, object.name, e.message)))?;
     Ok(serde_json::from_str(&answer).unwrap_or(Value::Null))
 }
+
+/// When a Job completed (ms since the epoch: `status.completionTime`, else
+/// its `Complete` condition's time), or why it has not, for people.
+pub fn job_completed_at(job: &Value) -> Result<u64, String> {
+    let complete = job["status"]["conditions"].as_array().and_then(|c| c.iter().find(|c| c["type"] == "Complete" && c["status"] == "True"));
+    let stamp = job["status"]["completionTime"].as_str().or_else(|| complete.and_then(|c| c["lastTransitionTime"].as_str()));
+    match stamp {
+        Some(stamp) => text::parse_timestamp_ms(stamp).ok_or_else(|| format!("completion time `{stamp}` is not a timestamp")),
+        None => {
+            let failed = job["status"]["failed"].as_u64().unwrap_or(0);
+            let active = job["status"]["active"].as_u64().unwrap_or(0);
+            Err(format!("has not completed (active {active}, failed {failed})"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_completes_by_its_time_or_its_condition() {
+        assert_eq!(job_completed_at(&json!({"status": {"completionTime": "1970-01-01T00:00:01Z"}})), Ok(1000));
+        assert_eq!(
+            job_completed_at(&json!({"status": {"conditions": [{"type": "Complete", "status": "True", "lastTransitionTime": "1970-01-01T00:00:02Z"}]}})),
+            Ok(2000)
+        );
+        assert_eq!(job_completed_at(&json!({"status": {"active": 1}})), Err("has not completed (active 1, failed 0)".into()));
+        assert!(job_completed_at(&json!({"status": {"completionTime": "soon"}})).unwrap_err().contains("not a timestamp"));
+    }
+}

@@ -17,7 +17,8 @@ impl NodePools {
         Ok(Self::from_nodes(&nodes, pool_label))
     }
 
-    fn from_nodes(nodes: &[Value], pool_label: &str) -> NodePools {
+    /// The pools of Node objects already read (`pool_label` on each).
+    pub fn from_nodes(nodes: &[Value], pool_label: &str) -> NodePools {
         NodePools(
             nodes
                 .iter()
@@ -31,6 +32,11 @@ impl NodePools {
     /// The pool of the Node `pod` runs on; `None` when it runs on no Node listed.
     pub fn of(&self, pod: &Pod) -> Option<&str> {
         pod.node.as_ref().and_then(|n| self.0.get(n)).map(String::as_str)
+    }
+
+    /// The Nodes of `pool`, by name.
+    pub fn nodes_in(&self, pool: &str) -> Vec<&str> {
+        self.0.iter().filter(|(_, p)| *p == pool).map(|(n, _)| n.as_str()).collect()
     }
 
     /// Whether `pod` runs on a Node of `pool`.
@@ -53,5 +59,7 @@ mod tests {
         assert_eq!(pools.of(&on(Some("aks-bare"))), Some(""));
         assert_eq!(pools.of(&on(Some("aks-gone"))), None);
         assert_eq!(pools.of(&on(None)), None);
+        assert_eq!(pools.nodes_in("old"), vec!["aks-old-0"]);
+        assert!(pools.nodes_in("new").is_empty());
     }
 }

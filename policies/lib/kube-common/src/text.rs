@@ -70,6 +70,24 @@ pub fn parse_timestamp_ms(text: &str) -> Option<u64> {
     u64::try_from(seconds * 1000 + millis).ok()
 }
 
+/// An RFC 3339 UTC timestamp (`2026-11-21T20:06:40Z`) for ms since the epoch;
+/// the inverse of [`parse_timestamp_ms`] to the second.
+pub fn format_timestamp_ms(ms: u64) -> String {
+    let seconds = (ms / 1000) as i64;
+    let (days, rest) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
+    // Civil date from days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rest / 3600, (rest % 3600) / 60, rest % 60)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,5 +110,8 @@ mod tests {
         assert_eq!(parse_timestamp_ms("2024-02-29T12:00:00Z"), Some(1_709_208_000_000));
         assert_eq!(parse_timestamp_ms("2026-13-01T00:00:00Z"), None);
         assert_eq!(parse_timestamp_ms("yesterday"), None);
+        for stamp in ["1970-01-01T00:00:00Z", "2026-11-21T20:06:40Z", "2024-02-29T12:00:00Z", "2000-03-01T23:59:59Z"] {
+            assert_eq!(format_timestamp_ms(parse_timestamp_ms(stamp).unwrap()), stamp);
+        }
     }
 }

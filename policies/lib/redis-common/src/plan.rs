@@ -193,13 +193,18 @@ mod tests {
         let mut stuck = cluster();
         stuck.truncate(5);
         stuck.iter_mut().filter(|m| m.ordinal >= 3).for_each(|m| m.upgraded = true);
-        assert!(progress(&stuck, &[]).ends_with("; next: no step can be taken (master redis-cluster-0 has no replica on the upgraded pool to hand its slots to)"));
+        assert!(
+            progress(&stuck, &[]).ends_with("; next: no step can be taken (master redis-cluster-0 has no replica on the upgraded pool to hand its slots to)")
+        );
     }
 
     #[test]
     fn actions_read_as_their_steps_are_named() {
         assert_eq!(Action::Replace { member: "redis-cluster-4".into() }.to_string(), "replace redis-cluster-4");
-        assert_eq!(Action::Failover { master: "redis-cluster-0".into(), replica: "redis-cluster-5".into() }.to_string(), "failover redis-cluster-0 -> redis-cluster-5");
+        assert_eq!(
+            Action::Failover { master: "redis-cluster-0".into(), replica: "redis-cluster-5".into() }.to_string(),
+            "failover redis-cluster-0 -> redis-cluster-5"
+        );
     }
 
     #[test]
