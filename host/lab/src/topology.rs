@@ -16,9 +16,10 @@ pub const OLD_POOL: &str = "nodepool1";
 pub const NEW_POOL: &str = "upgraded-pool";
 
 /// The node image a fresh lab's Nodes run (AKS's Ubuntu 22.04 gen2 image).
-pub const OLD_IMAGE: NodeImage = NodeImage { version: "AKSUbuntu-2204gen2containerd-202410.15.0", kernel: "5.15.0-1073-azure", os_image: "Ubuntu 22.04.5 LTS" };
+pub const OLD_IMAGE: NodeImage = NodeImage { version: "AKSUbuntu-2204gen2containerd-202410.15.0", kernel: "5.15.0-1073-azure", os_image: "Ubuntu 22.04.4 LTS" };
 /// The newest node image the lab's AKS offers (`latestNodeImageVersion`).
-pub const LATEST_IMAGE: NodeImage = NodeImage { version: "AKSUbuntu-2204gen2containerd-202411.12.0", kernel: "5.15.0-1074-azure", os_image: "Ubuntu 22.04.5 LTS" };
+pub const LATEST_IMAGE: NodeImage =
+    NodeImage { version: "AKSUbuntu-2204gen2containerd-202411.12.0", kernel: "5.15.0-1074-azure", os_image: "Ubuntu 22.04.5 LTS" };
 
 /// An AKS node image: what a Node reports of it (its label, kernel and OS).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,7 +74,12 @@ pub struct Topology {
 
 impl Default for Topology {
     fn default() -> Self {
-        Topology { nodes_per_pool: 3, postgres: true, redis: false, mongo: false, node_monitor_grace_period: DEFAULT_NODE_MONITOR_GRACE_PERIOD,
+        Topology {
+            nodes_per_pool: 3,
+            postgres: true,
+            redis: false,
+            mongo: false,
+            node_monitor_grace_period: DEFAULT_NODE_MONITOR_GRACE_PERIOD,
             single_pool: false,
             lab_minute: DEFAULT_LAB_MINUTE,
         }

@@ -108,7 +108,8 @@ impl TestLab {
         let mut lines = head.lines();
         let status = lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|s| s.parse().ok()).unwrap_or(0);
         let headers = lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_string(), v.trim().to_string())).collect();
-        let body = if body.trim().is_empty() { Value::Null } else { serde_json::from_str(body).unwrap_or_else(|e| panic!("{method} {url}: not JSON ({e}): {body}")) };
+        let body =
+            if body.trim().is_empty() { Value::Null } else { serde_json::from_str(body).unwrap_or_else(|e| panic!("{method} {url}: not JSON ({e}): {body}")) };
         Answer { status, headers, body }
     }
 
@@ -229,7 +230,15 @@ async fn control_plane_then_pool_upgrade_with_surge_then_node_image_in_place() {
     assert_eq!(skip.status, 400, "no minor is skipped: {:?}", skip.body);
 
     // Faults from the ConfigMap: deprecated APIs block upgrades; throttling.
-    lab.kubectl(&["create", "configmap", "runner-lab-arm", "-n", "kube-system", "--from-literal=block-upgrades=usage has been detected on API policy.v1beta1.poddisruptionbudgets"]).await;
+    lab.kubectl(&[
+        "create",
+        "configmap",
+        "runner-lab-arm",
+        "-n",
+        "kube-system",
+        "--from-literal=block-upgrades=usage has been detected on API policy.v1beta1.poddisruptionbudgets",
+    ])
+    .await;
     let blocked = lab.arm("PUT", "", Some(&json!({"properties": {"kubernetesVersion": "1.30.5"}}))).await;
     assert_eq!((blocked.status, blocked.body["error"]["code"].as_str()), (400, Some("UpgradeBlockedOnDeprecatedAPIUsage")), "{:?}", blocked.body);
     assert!(blocked.body["error"]["message"].as_str().unwrap().contains("policy.v1beta1.poddisruptionbudgets"));
@@ -276,7 +285,11 @@ async fn control_plane_then_pool_upgrade_with_surge_then_node_image_in_place() {
 
     let nodes = lab.nodes().await;
     let names: Vec<&str> = nodes.iter().map(name).collect();
-    assert_eq!(names, ["aks-nodepool1-12345678-vmss000003", "aks-nodepool1-12345678-vmss000004", "aks-nodepool1-12345678-vmss000005"], "old Nodes gone, numbering goes on");
+    assert_eq!(
+        names,
+        ["aks-nodepool1-12345678-vmss000003", "aks-nodepool1-12345678-vmss000004", "aks-nodepool1-12345678-vmss000005"],
+        "old Nodes gone, numbering goes on"
+    );
     for node in &nodes {
         assert_eq!(node["status"]["nodeInfo"]["kubeletVersion"], "v1.30.5", "{}", name(node));
         assert!(ready(node) && node["spec"]["unschedulable"] != true, "{}", name(node));
@@ -319,6 +332,7 @@ async fn control_plane_then_pool_upgrade_with_surge_then_node_image_in_place() {
     let latest = profile["properties"]["latestNodeImageVersion"].as_str().unwrap().to_string();
     assert_eq!(latest, "AKSUbuntu-2204gen2containerd-202411.12.0");
     assert_ne!(lab.arm("GET", "/agentPools/nodepool1", None).await.body["properties"]["nodeImageVersion"], json!(latest));
+    assert!(lab.nodes().await.iter().all(|n| n["status"]["nodeInfo"]["kernelVersion"] == "5.15.0-1073-azure"), "the old image's kernel before");
     let accepted = lab.arm("POST", "/agentPools/nodepool1/upgradeNodeImageVersion", None).await;
     assert_eq!(accepted.status, 202, "{:?}", accepted.body);
     let done = lab.wait_operation(&accepted, Duration::from_secs(300)).await;
@@ -328,6 +342,7 @@ async fn control_plane_then_pool_upgrade_with_surge_then_node_image_in_place() {
     for node in &nodes {
         assert_eq!(node["metadata"]["labels"]["kubernetes.azure.com/node-image-version"], json!(latest));
         assert_eq!(node["status"]["nodeInfo"]["kernelVersion"], "5.15.0-1074-azure");
+        assert_eq!(node["status"]["nodeInfo"]["osImage"], "Ubuntu 22.04.5 LTS");
         assert_eq!(node["status"]["nodeInfo"]["kubeletVersion"], "v1.30.5", "the kubelet version stays");
     }
     assert_eq!(lab.arm("GET", "/agentPools/nodepool1", None).await.body["properties"]["nodeImageVersion"], json!(latest));
@@ -381,7 +396,9 @@ async fn blocked_drains_fail_or_quarantine_and_pools_come_and_go() {
     assert!(nodes.iter().all(|n| n["spec"]["unschedulable"] != true), "Schedule: the blocked Node takes Pods again");
     let events = lab.events().await;
     assert!(
-        events.iter().any(|e| e["reason"] == "EvictionBlocked" && e["type"] == "Warning" && e["message"].as_str().unwrap().contains("PodDisruptionBudget default/postgres-pdb")),
+        events.iter().any(|e| e["reason"] == "EvictionBlocked"
+            && e["type"] == "Warning"
+            && e["message"].as_str().unwrap().contains("PodDisruptionBudget default/postgres-pdb")),
         "an Event names the budget that blocked: {events:#?}"
     );
 
@@ -395,7 +412,11 @@ async fn blocked_drains_fail_or_quarantine_and_pools_come_and_go() {
     assert!(done["error"]["message"].as_str().unwrap().contains("quarantined"), "{done}");
     let nodes = lab.nodes().await;
     let quarantined: Vec<&str> = nodes.iter().filter(|n| n["metadata"]["labels"]["kubernetes.azure.com/upgrade-status"] == "Quarantined").map(name).collect();
-    assert_eq!(quarantined, ["aks-nodepool1-12345678-vmss000000", "aks-nodepool1-12345678-vmss000001", "aks-nodepool1-12345678-vmss000002"], "every blocked Node, not one");
+    assert_eq!(
+        quarantined,
+        ["aks-nodepool1-12345678-vmss000000", "aks-nodepool1-12345678-vmss000001", "aks-nodepool1-12345678-vmss000002"],
+        "every blocked Node, not one"
+    );
     assert!(nodes.iter().filter(|n| quarantined.contains(&name(n))).all(|n| n["spec"]["unschedulable"] == true));
     assert_eq!(nodes.len(), 6, "a surge Node kept for each quarantined one");
     assert_eq!(before, lab.postgres_pods().await.iter().map(|p| (name(p).to_string(), p["metadata"]["uid"].as_str().unwrap().to_string())).collect::<Vec<_>>());

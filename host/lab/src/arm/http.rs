@@ -220,7 +220,9 @@ fn route(call: &Call, path: &str) -> Result<Response, ArmError> {
                 return Err(ArmError::new(
                     404,
                     "ResourceNotFound",
-                    format!("The Resource '{PROVIDER}/managedClusters/{name}' under resource group '{rg}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix"),
+                    format!(
+                        "The Resource '{PROVIDER}/managedClusters/{name}' under resource group '{rg}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix"
+                    ),
                 ));
             }
             cluster_route(call, &cluster, &sub, tail)
@@ -306,7 +308,11 @@ fn put_cluster(call: &Call, sub: &str) -> Result<Response, ArmError> {
     if let Some(loc) = body["location"].as_str()
         && !eq(&loc.replace(' ', ""), LOCATION)
     {
-        return Err(ArmError::new(400, "LocationNotAvailableForResourceType", format!("The managed cluster {CLUSTER_NAME} is in '{LOCATION}' and cannot move to '{loc}'.")));
+        return Err(ArmError::new(
+            400,
+            "LocationNotAvailableForResourceType",
+            format!("The managed cluster {CLUSTER_NAME} is in '{LOCATION}' and cannot move to '{loc}'."),
+        ));
     }
     if wanted == current {
         // Nothing the lab emulates changes: an update that ends at once.
@@ -349,18 +355,29 @@ fn put_pool(call: &Call, sub: &str, name: &str) -> Result<Response, ArmError> {
         }
         let count = match props.get("count") {
             None => 1,
-            Some(v) => v.as_u64().filter(|n| (1..=20).contains(n)).ok_or_else(|| ArmError::new(400, "InvalidParameter", format!("count must be a whole number from 1 to 20 in the lab, not {v}")))?
+            Some(v) => v
+                .as_u64()
+                .filter(|n| (1..=20).contains(n))
+                .ok_or_else(|| ArmError::new(400, "InvalidParameter", format!("count must be a whole number from 1 to 20 in the lab, not {v}")))?
                 as u32,
         };
-        let version = props.get("orchestratorVersion").and_then(Value::as_str).unwrap_or(&cluster.current_kubernetes_version).trim_start_matches('v').to_string();
+        let version =
+            props.get("orchestratorVersion").and_then(Value::as_str).unwrap_or(&cluster.current_kubernetes_version).trim_start_matches('v').to_string();
         if !rules::VERSIONS.contains(&version.as_str()) {
-            return Err(ArmError::new(400, "AgentPoolK8sVersionNotSupported", format!("Version {version} is not supported in this region. Supported versions: {}", rules::VERSIONS.join(", "))));
+            return Err(ArmError::new(
+                400,
+                "AgentPoolK8sVersionNotSupported",
+                format!("Version {version} is not supported in this region. Supported versions: {}", rules::VERSIONS.join(", ")),
+            ));
         }
         if rules::parse_version(&version) > rules::parse_version(&cluster.current_kubernetes_version) {
             return Err(ArmError::new(
                 400,
                 "NodePoolMcVersionIncompatible",
-                format!("Node pool version {version} and control plane version {} are incompatible: a node pool may not be newer than the control plane.", cluster.current_kubernetes_version),
+                format!(
+                    "Node pool version {version} and control plane version {} are incompatible: a node pool may not be newer than the control plane.",
+                    cluster.current_kubernetes_version
+                ),
             ));
         }
         let upgrade_settings = settings_of(&props, &Map::new());
@@ -401,7 +418,11 @@ fn put_pool(call: &Call, sub: &str, name: &str) -> Result<Response, ArmError> {
     if let Some(count) = props.get("count")
         && count.as_u64() != Some(existing.count as u64)
     {
-        return Err(ArmError::new(400, "OperationNotSupported", format!("The lab does not scale node pools: count stays {} (asked for {count})", existing.count)));
+        return Err(ArmError::new(
+            400,
+            "OperationNotSupported",
+            format!("The lab does not scale node pools: count stays {} (asked for {count})", existing.count),
+        ));
     }
     let upgrade_settings = settings_of(&props, &existing.upgrade_settings);
     rules::settings(&upgrade_settings, existing.count).map_err(|e| ArmError::new(400, "InvalidParameter", e))?;
@@ -415,7 +436,11 @@ fn put_pool(call: &Call, sub: &str, name: &str) -> Result<Response, ArmError> {
             } else {
                 ("UpgradeNotAllowed", format!("available upgrades: [{}]", offered.join(", ")))
             };
-            return Err(ArmError::new(400, code, format!("Upgrading node pool {name} from Kubernetes version {} to {wanted} is not allowed: {why}", existing.current_orchestrator_version)));
+            return Err(ArmError::new(
+                400,
+                code,
+                format!("Upgrading node pool {name} from Kubernetes version {} to {wanted} is not allowed: {why}", existing.current_orchestrator_version),
+            ));
         }
         if let Some(usage) = upgrades_blocked(&call.arm) {
             return Err(blocked_error(&usage));

@@ -105,16 +105,7 @@ pub fn path(state_dir: &Path) -> PathBuf {
 pub fn now() -> String {
     // Always six digits of fraction, so the strings sort as the times do.
     let t = time::OffsetDateTime::now_utc();
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.microsecond()
-    )
+    format!("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z", t.year(), u8::from(t.month()), t.day(), t.hour(), t.minute(), t.second(), t.microsecond())
 }
 
 /// The pools of the Nodes in `store` (grouped by `agentpool`), as a first
@@ -175,7 +166,10 @@ impl Cluster {
         };
         let cut_off: Vec<String> = cluster.operations.values().filter(|o| o.running()).map(|o| o.id.clone()).collect();
         for id in cut_off {
-            cluster.finish(&id, Some(("OperationCanceledByRestart", "the lab was stopped while this operation ran; what it had done stays done, the rest was not done")));
+            cluster.finish(
+                &id,
+                Some(("OperationCanceledByRestart", "the lab was stopped while this operation ran; what it had done stays done, the rest was not done")),
+            );
         }
         Ok(cluster)
     }
@@ -183,7 +177,10 @@ impl Cluster {
     /// Writes the state (temp file and rename, so a crash leaves the old one).
     pub fn save(&self, file: &Path) {
         let partial = file.with_extension("partial");
-        let written = serde_json::to_vec_pretty(self).map_err(std::io::Error::other).and_then(|bytes| std::fs::write(&partial, bytes)).and_then(|_| std::fs::rename(&partial, file));
+        let written = serde_json::to_vec_pretty(self)
+            .map_err(std::io::Error::other)
+            .and_then(|bytes| std::fs::write(&partial, bytes))
+            .and_then(|_| std::fs::rename(&partial, file));
         if let Err(e) = written {
             tracing::error!("saving the ARM state to {}: {e}", file.display());
         }

@@ -144,7 +144,8 @@ fn pool_nodes(arm: &Arm, pool: &str) -> Vec<Value> {
 }
 
 fn at_target(node: &Value, version: &str, image: &NodeImage) -> bool {
-    node["status"]["nodeInfo"]["kubeletVersion"].as_str() == Some(&format!("v{version}")) && node["metadata"]["labels"][IMAGE_LABEL].as_str() == Some(image.version)
+    node["status"]["nodeInfo"]["kubeletVersion"].as_str() == Some(&format!("v{version}"))
+        && node["metadata"]["labels"][IMAGE_LABEL].as_str() == Some(image.version)
 }
 
 fn quarantined(node: &Value) -> bool {
@@ -273,7 +274,10 @@ async fn wait_ready(arm: &Arm, nodes: &[String]) -> Result<(), Failure> {
             break;
         }
         if Instant::now() > deadline {
-            return Err(Failure { code: "VMExtensionProvisioningTimeout", message: format!("node(s) {} did not turn Ready within {READY_WITHIN:?}", pending.join(", ")) });
+            return Err(Failure {
+                code: "VMExtensionProvisioningTimeout",
+                message: format!("node(s) {} did not turn Ready within {READY_WITHIN:?}", pending.join(", ")),
+            });
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -398,7 +402,13 @@ async fn drain(arm: &Arm, node_name: &str, timeout: Duration) -> Result<(), Stri
                     let pdb = pdb_of(&e);
                     if reported.insert(key) {
                         let budget = pdb.as_deref().map(|b| format!("PodDisruptionBudget {ns}/{b}")).unwrap_or_else(|| "the eviction API".into());
-                        event(arm, node_name, "Warning", "EvictionBlocked", &format!("Eviction of pod {ns}/{pod_name} blocked by {budget}: {}; retrying until the drain timeout", e.message));
+                        event(
+                            arm,
+                            node_name,
+                            "Warning",
+                            "EvictionBlocked",
+                            &format!("Eviction of pod {ns}/{pod_name} blocked by {budget}: {}; retrying until the drain timeout", e.message),
+                        );
                     }
                     last_block = Some(match pdb {
                         Some(pdb) => blocked_message(arm, node_name, &ns, &pod_name, &pdb),
