@@ -326,6 +326,8 @@ async fn control_plane_then_pool_upgrade_with_surge_then_node_image_in_place() {
         let line = timeline(&events, node);
         assert!(position(&line, "Surge") < position(&line, "NodeReady"), "{node}: {line:?}");
     }
+    println!("{}: {:?}", old[0], timeline(&events, &old[0]));
+    println!("{}: {:?}", names[0], timeline(&events, names[0]));
     let evicted = events.iter().filter(|e| e["reason"] == "Evict").count();
     assert!(evicted >= 3, "one Event per evicted Pod: {evicted}");
 
