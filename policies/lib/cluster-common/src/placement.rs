@@ -118,7 +118,16 @@ impl Placement {
 
     /// Read the database's Pods (host calls) and place them.
     pub fn read(database: &Database, nodes: &NodePools) -> Result<Placement, Error> {
-        let pods = database.set().pods().map_err(|e| Error::new(e.code, format!("database {}: {}", database.name, e.message)))?;
+        let pods = match database.set().pods() {
+            Ok(pods) => pods,
+            // A database the target names that the cluster does not run (a
+            // lab started without --mongo) has no member to move.
+            Err(e) if e.code == ErrorCode::NotFound => {
+                report::log(report::Level::Warn, &format!("database {}: {}; nothing of it to move", database.name, e.message));
+                Vec::new()
+            }
+            Err(e) => return Err(Error::new(e.code, format!("database {}: {}", database.name, e.message))),
+        };
         Ok(Placement::of(database, &pods, nodes))
     }
 
