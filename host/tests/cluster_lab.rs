@@ -129,7 +129,7 @@ fn reads_refusals_a_dry_run_and_upgrades_against_the_lab() {
     for call in ["cluster-read.control-plane", "cluster-write.upgrade-node-image", "cluster-write.upgrade-control-plane"] {
         assert!(journal.contains(call), "{call} journaled");
     }
-    assert!(journal.contains("\"planned\""), "the dry run's plan is journaled");
+    assert!(journal.contains("\"outcome\":\"planned, needs --allow\""), "the dry run's plan is journaled, marked as needing --allow");
     assert!(!journal.contains(&arm_token), "the ARM token never reaches the journal");
 }
 
