@@ -40,7 +40,11 @@ fn nodes(lab: &Lab) -> Vec<(String, String, String)> {
         .iter()
         .map(|n| {
             let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
-            (text(&n["metadata"]["name"]), text(&n["metadata"]["labels"]["kubernetes.azure.com/node-image-version"]), text(&n["status"]["nodeInfo"]["kubeletVersion"]))
+            (
+                text(&n["metadata"]["name"]),
+                text(&n["metadata"]["labels"]["kubernetes.azure.com/node-image-version"]),
+                text(&n["status"]["nodeInfo"]["kubeletVersion"]),
+            )
         })
         .collect()
 }

@@ -24,8 +24,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use reqwest_arm as reqwest;
 use reqwest::{Method, StatusCode, header};
+use reqwest_arm as reqwest;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
