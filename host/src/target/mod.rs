@@ -17,7 +17,6 @@
 //! credentials are the backends' work (`backends::kube::connect`,
 //! `backends::members`).
 
-use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
@@ -322,7 +321,8 @@ struct TargetFile {
     context: Option<String>,
     namespace: Option<String>,
     #[serde(default)]
-    databases: BTreeMap<String, DatabaseFile>,
+    // In the file's order: `run-info.databases` answers in it.
+    databases: indexmap::IndexMap<String, DatabaseFile>,
     cluster: Option<ClusterFile>,
 }
 
@@ -884,6 +884,14 @@ mod tests {
         assert_eq!((aks.token_file.unwrap(), aks.ca_file.unwrap()), (PathBuf::from("/l/arm-token"), PathBuf::from("/l/ca.pem")));
         std::fs::write(dir.path().join("arm.json"), "{").unwrap();
         assert!(matches!(target.cluster_api(), Err(TargetError::Bad(_))));
+    }
+
+    #[test]
+    fn databases_keep_the_files_order() {
+        let target =
+            parse("databases:\n  zeta:\n    engine: redis\n    credentials: {env: A}\n  alpha:\n    engine: postgres\n    credentials: {env: B}\n").unwrap();
+        let names: Vec<&str> = target.databases.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(names, ["zeta", "alpha"]);
     }
 
     #[test]

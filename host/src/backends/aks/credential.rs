@@ -6,7 +6,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use azure_core::credentials::TokenCredential;
-use azure_core::http::{ClientOptions, Transport};
+use azure_core::http::{AsyncRawResponse, Body, ClientOptions, HttpClient, Request, Transport};
+use reqwest_arm as reqwest;
 use secrecy::SecretString;
 
 use crate::backends::{BackendError, BackendResult, ErrorCode};
@@ -48,7 +49,7 @@ impl Credential {
     /// a managed identity, then the Azure CLI. They reach Entra ID through
     /// `http`, the backend's own client.
     pub fn azure(http: &reqwest::Client) -> Result<Credential, String> {
-        let options = || ClientOptions { transport: Some(Transport::new(Arc::new(http.clone()))), ..ClientOptions::default() };
+        let options = || ClientOptions { transport: Some(Transport::new(Arc::new(Http(http.clone())))), ..ClientOptions::default() };
         let mut chain: Vec<(&'static str, Arc<dyn TokenCredential>)> = Vec::new();
         if std::env::var_os("AZURE_FEDERATED_TOKEN_FILE").is_some() {
             let mut workload = azure_identity::WorkloadIdentityCredentialOptions::default();
@@ -89,6 +90,38 @@ impl Credential {
                 Err(BackendError::new(ErrorCode::Denied, format!("no Azure credential gave a token for ARM ({})", reasons.join("; "))))
             }
         }
+    }
+}
+
+/// The backend's client as `azure_identity`'s transport (to Entra ID and
+/// the managed identity endpoint): its TLS roots, no second HTTP stack.
+#[derive(Debug)]
+struct Http(reqwest::Client);
+
+#[async_trait::async_trait]
+impl HttpClient for Http {
+    async fn execute_request(&self, request: &Request) -> azure_core::Result<AsyncRawResponse> {
+        use azure_core::error::{Error, ErrorKind};
+        let method = reqwest::Method::from_bytes(request.method().as_str().as_bytes()).map_err(|e| Error::with_error(ErrorKind::Other, e, "method"))?;
+        let mut builder = self.0.request(method, request.url().as_str());
+        for (name, value) in request.headers().iter() {
+            builder = builder.header(name.as_str(), value.as_str());
+        }
+        builder = match request.body() {
+            Body::Bytes(bytes) => builder.body(bytes.to_vec()),
+            Body::SeekableStream(_) => return Err(Error::with_message(ErrorKind::Other, "a streamed request body is not supported here")),
+        };
+        let response = builder.send().await.map_err(|e| Error::with_error(ErrorKind::Connection, e, "the token request got no answer"))?;
+        let status = response.status().as_u16();
+        let mut headers = azure_core::http::headers::Headers::new();
+        for (name, value) in response.headers() {
+            if let Ok(value) = value.to_str() {
+                headers.insert(name.as_str().to_string(), value.to_string());
+            }
+        }
+        let body = response.bytes().await.map_err(|e| Error::with_error(ErrorKind::Io, e, "the token answer's body"))?;
+        let stream: azure_core::http::response::PinnedStream = Box::pin(futures_util::stream::once(async move { Ok(body) }));
+        Ok(AsyncRawResponse::new(status.into(), headers, stream))
     }
 }
 

@@ -25,6 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode, header};
+use reqwest_arm as reqwest;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
@@ -78,7 +79,7 @@ impl AksBackend {
     pub fn connect(config: &AksConfig) -> Result<AksBackend, String> {
         let tls = tls_config(config.ca_file.as_deref())?;
         let http = reqwest::Client::builder()
-            .tls_backend_preconfigured(tls)
+            .use_preconfigured_tls(tls)
             .connect_timeout(Duration::from_secs(10))
             // ARM's redirects are not followed: a token must not follow them elsewhere.
             .redirect(reqwest::redirect::Policy::none())
