@@ -265,7 +265,7 @@ fn every_kube_import_against_the_lab() {
     let output = lab.runner(&["target", "check"]);
     let text = expect_exit(&output, 0);
     for expected in [
-        "API server v1.32",
+        "API server v1.30",
         "pool upgraded-pool",
         "kubelet v1.30.5",
         "member postgres-cluster-0",

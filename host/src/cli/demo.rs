@@ -12,7 +12,7 @@ use clap::{Args, ValueEnum};
 use runner_lab::client::LabClient;
 use runner_lab::daemon::LabDir;
 use runner_lab::ops;
-use runner_lab::topology::Topology;
+use runner_lab::topology::{LATEST_IMAGE, NEW_VERSION, Topology};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -76,6 +76,13 @@ enum DemoDatabase {
     /// The unplanned-failover drill on the lab's 3-member PostgreSQL cluster:
     /// the primary killed, postgres-emergency-failover, the old primary rejoins.
     Failover,
+    /// The cluster upgrade (seed 000): a lab at 1.29 with PostgreSQL and Redis
+    /// on one pool; the control plane and the pool to 1.30 by aks-upgrade,
+    /// every database member leaving the pool through its own pattern.
+    AksUpgrade,
+    /// The emergency node-image patch (seed 001): the same lab, every pool's
+    /// node image upgraded by node-image-patch, with a compliance report.
+    NodeImagePatch,
 }
 
 /// How the failover drill breaks the primary.
@@ -105,13 +112,20 @@ impl DemoDatabase {
             DemoDatabase::Redis => "redis-rolling-replace",
             DemoDatabase::Mongo => "mongo-stepdown-cascade",
             DemoDatabase::Failover => "postgres-emergency-failover",
+            DemoDatabase::AksUpgrade => "aks-upgrade",
+            DemoDatabase::NodeImagePatch => "node-image-patch",
         }
+    }
+
+    /// Whether the demo upgrades the cluster itself (both databases at once).
+    fn upgrades_the_cluster(self) -> bool {
+        matches!(self, DemoDatabase::AksUpgrade | DemoDatabase::NodeImagePatch)
     }
 
     fn cluster(self) -> Cluster {
         match self {
             DemoDatabase::Postgres | DemoDatabase::Failover => Cluster::Postgres,
-            DemoDatabase::Redis => Cluster::Redis,
+            DemoDatabase::Redis | DemoDatabase::AksUpgrade | DemoDatabase::NodeImagePatch => Cluster::Redis,
             DemoDatabase::Mongo => Cluster::Mongo,
         }
     }
@@ -120,18 +134,32 @@ impl DemoDatabase {
     fn topology(self) -> Topology {
         let is = |d| self == d;
         Topology {
-            postgres: is(DemoDatabase::Postgres) || is(DemoDatabase::Failover),
-            redis: is(DemoDatabase::Redis),
+            postgres: is(DemoDatabase::Postgres) || is(DemoDatabase::Failover) || self.upgrades_the_cluster(),
+            redis: is(DemoDatabase::Redis) || self.upgrades_the_cluster(),
             mongo: is(DemoDatabase::Mongo),
+            single_pool: self.upgrades_the_cluster(),
             ..Topology::default()
         }
     }
 
     fn database(self) -> &'static str {
         match self {
-            DemoDatabase::Postgres | DemoDatabase::Failover => "postgres-cluster",
+            DemoDatabase::Postgres | DemoDatabase::Failover | DemoDatabase::AksUpgrade | DemoDatabase::NodeImagePatch => "postgres-cluster",
             DemoDatabase::Redis => "redis-cluster",
             DemoDatabase::Mongo => "mongo",
+        }
+    }
+
+    /// Every database the write probes write to.
+    fn probed(self) -> Vec<&'static str> {
+        if self.upgrades_the_cluster() { vec!["postgres-cluster", "redis-cluster"] } else { vec![self.database()] }
+    }
+
+    /// The `--config` pairs of the demo's run.
+    fn config(self) -> Vec<String> {
+        match self {
+            DemoDatabase::AksUpgrade => vec![format!("kubernetes-version={}", NEW_VERSION.trim_start_matches('v'))],
+            _ => Vec::new(),
         }
     }
 
@@ -140,6 +168,7 @@ impl DemoDatabase {
             DemoDatabase::Postgres | DemoDatabase::Failover => &["kube:*", "postgres:*"],
             DemoDatabase::Redis => &["kube:*", "redis:*"],
             DemoDatabase::Mongo => &["kube:*", "mongo:*"],
+            DemoDatabase::AksUpgrade | DemoDatabase::NodeImagePatch => &["kube:*", "postgres:*", "redis:*", "cluster:*"],
         }
     }
 
@@ -147,7 +176,7 @@ impl DemoDatabase {
     fn expected(self) -> (usize, usize) {
         match self {
             DemoDatabase::Postgres | DemoDatabase::Failover => (1, 2),
-            DemoDatabase::Redis => (3, 3),
+            DemoDatabase::Redis | DemoDatabase::AksUpgrade | DemoDatabase::NodeImagePatch => (3, 3),
             DemoDatabase::Mongo => (1, 2),
         }
     }
@@ -211,8 +240,35 @@ pub fn run(args: DemoArgs, cache_dir: Option<PathBuf>) -> CommandResult {
         return Err(Failure::bad_input("--kill and --promote-back belong to `runner demo failover`"));
     }
     check_servers(&args.database.topology())?;
+    if args.database.upgrades_the_cluster() && args.repeat > 1 {
+        return Err(Failure::bad_input("--repeat belongs to the database demos; a cluster upgrade demo runs once"));
+    }
     let text = args.output == OutputFormat::Text;
     stop_on_interrupt(dir.clone());
+    if args.database.upgrades_the_cluster() {
+        let result = cluster_upgrade(&args, &dir, cache_dir, text);
+        if !args.keep || result.is_err() {
+            stop(&dir);
+        }
+        let (exit, summary) = result?;
+        match args.output {
+            format @ (OutputFormat::Json | OutputFormat::Yaml) => format.print(&summary),
+            OutputFormat::Text => {
+                if args.keep {
+                    println!("\nthe lab is still running: export KUBECONFIG={}", dir.kubeconfig().display());
+                }
+                println!(
+                    "{}",
+                    if exit == Exit::Success {
+                        "DEMO OK: every Node upgraded, every database member healthy, no acknowledged write lost"
+                    } else {
+                        "DEMO FAILED (see above)"
+                    }
+                );
+            }
+        }
+        return Ok(exit);
+    }
     if text {
         println!(
             "runner demo {}: {} on the lab ({}), {} writes/s through the primary's Service meanwhile{}",
@@ -338,6 +394,130 @@ fn one_run(args: &DemoArgs, dir: &LabDir, cache_dir: Option<PathBuf>, text: bool
     Ok(demo_run(report, final_cluster, lab_up))
 }
 
+/// Every Node of the lab as the compliance of an upgrade reads it.
+async fn nodes(client: &LabClient) -> Result<Vec<Value>, Failure> {
+    let nodes = client.list("/api/v1/nodes").await.map_err(|e| Failure::new(Exit::Unavailable, format!("listing the Nodes: {e}")))?;
+    Ok(nodes
+        .iter()
+        .map(|n| {
+            json!({
+                "name": n["metadata"]["name"],
+                "pool": n["metadata"]["labels"]["agentpool"],
+                "kubelet": n["status"]["nodeInfo"]["kubeletVersion"],
+                "node_image": n["metadata"]["labels"][runner_lab::topology::IMAGE_LABEL],
+                "kernel": n["status"]["nodeInfo"]["kernelVersion"],
+                "unschedulable": n["spec"]["unschedulable"].as_bool().unwrap_or(false),
+            })
+        })
+        .collect())
+}
+
+/// `runner demo aks-upgrade` and `runner demo node-image-patch`: a fresh
+/// lab at 1.29 with PostgreSQL and Redis on one pool, the pattern run with a
+/// write probe on each database, then every Node and member checked.
+fn cluster_upgrade(args: &DemoArgs, dir: &LabDir, cache_dir: Option<PathBuf>, text: bool) -> Result<(Exit, Value), Failure> {
+    stop(dir);
+    if dir.root.exists() {
+        std::fs::remove_dir_all(&dir.root).map_err(|e| Failure::bad_input(format!("cannot clear the demo lab {}: {e}", dir.root.display())))?;
+    }
+    let rt = runtime()?;
+    let began = Instant::now();
+    let client = rt.block_on(start(dir, &args.database.topology(), args.subnet, Duration::from_secs(240)))?;
+    let lab_up = began.elapsed();
+    // The readiness gate wants a recent backup, as the seed's checklist does.
+    let backup = rt.block_on(ops::backup(dir, &client)).map_err(|e| Failure::new(Exit::PolicyFailed, format!("backup: {e:#}")))?;
+    let before = rt.block_on(nodes(&client))?;
+    if text {
+        println!("\nlab up in {:.1} s (control plane and nodepool1 at {OLD}):", lab_up.as_secs_f64(), OLD = runner_lab::topology::OLD_VERSION);
+        if let Ok(rows) = rt.block_on(ops::status(&client)) {
+            print_status(&rows);
+        }
+        println!("backup: pg_basebackup of the primary into {}; Job postgres-backup complete\n", backup.display());
+        println!("$ runner {}", exec_line(args).join(" "));
+    }
+    drop(rt);
+    let target = Target::lab(dir.root.clone());
+    let report = run_builder(args, target.clone(), cache_dir).run()?;
+    let rt = runtime()?;
+    let postgres = rt.block_on(survey(Cluster::Postgres, &target, &client));
+    let redis = rt.block_on(survey(Cluster::Redis, &target, &client));
+    let after = rt.block_on(nodes(&client))?;
+    let control_plane = rt.block_on(client.get("/version")).ok().flatten().and_then(|v| v["gitVersion"].as_str().map(str::to_string)).unwrap_or_default();
+    if text {
+        print!("{}", report_text(&report));
+        println!("\nafter the run (control plane {control_plane}):");
+        if let Ok(rows) = rt.block_on(ops::status(&client)) {
+            print_status(&rows);
+        }
+        for node in &after {
+            println!("  node {} pool {} kubelet {} image {} kernel {}", node["name"], node["pool"], node["kubelet"], node["node_image"], node["kernel"]);
+        }
+    }
+    let upgraded = |node: &Value| match args.database {
+        DemoDatabase::AksUpgrade => node["kubelet"] == NEW_VERSION,
+        _ => node["node_image"] == LATEST_IMAGE.version,
+    };
+    let all_nodes_upgraded = !after.is_empty() && after.iter().all(|n| upgraded(n) && n["unschedulable"] == false);
+    let mut databases = serde_json::Map::new();
+    for (name, probe) in args.database.probed().into_iter().zip(&report.probes) {
+        databases.insert(
+            name.to_string(),
+            json!({
+                "downtime_ms": probe.downtime_ms,
+                "acknowledged_writes": probe.acknowledged_writes,
+                "lost_writes": probe.lost_writes,
+                "failed_ops": probe.failed_ops,
+                "max_latency_ms": probe.max_latency_ms,
+            }),
+        );
+    }
+    let lost: u64 = report.probes.iter().map(|p| p.lost_writes).sum();
+    let compliance_report = report.record.attachments.iter().find(|a| a.name == "compliance-report.md").map(|a| a.path.clone());
+    let members_healthy = postgres.serves((1, 2)) && redis.serves((3, 3));
+    let ok = report.exit() == Exit::Success
+        && report.probes.len() == 2
+        && lost == 0
+        && members_healthy
+        && all_nodes_upgraded
+        && (args.database == DemoDatabase::AksUpgrade || compliance_report.is_some());
+    if text {
+        for (name, figures) in &databases {
+            println!(
+                "{name}: longest gap {:.0} ms | {} acknowledged writes, {} LOST | {} failed (not acknowledged)",
+                figures["downtime_ms"].as_f64().unwrap_or(0.0),
+                figures["acknowledged_writes"],
+                figures["lost_writes"],
+                figures["failed_ops"]
+            );
+        }
+        println!(
+            "{} | wall {:.1} s | every Node upgraded: {} | every member healthy: {}{}",
+            report.outcome(),
+            report.wall.as_secs_f64(),
+            if all_nodes_upgraded { "yes" } else { "NO" },
+            if members_healthy { "yes" } else { "NO" },
+            compliance_report.as_ref().map(|p| format!(" | compliance report {}", p.display())).unwrap_or_default()
+        );
+    }
+    let summary = json!({
+        "pattern": args.database.pattern(),
+        "outcome": report.outcome(),
+        "wall_ms": report.wall.as_secs_f64() * 1000.0,
+        "lab_up_ms": lab_up.as_secs_f64() * 1000.0,
+        "databases": databases,
+        "lost_writes": lost,
+        "control_plane": control_plane,
+        "all_nodes_upgraded": all_nodes_upgraded,
+        "members_healthy": members_healthy,
+        "nodes_before": before,
+        "nodes": after,
+        "final_clusters": {"postgres-cluster": postgres, "redis-cluster": redis},
+        "steps": report.record.steps.iter().map(|s| json!({"name": s.name, "outcome": s.outcome, "ms": s.ms})).collect::<Vec<_>>(),
+        "compliance_report": compliance_report,
+    });
+    Ok((if ok { Exit::Success } else { Exit::PolicyFailed }, summary))
+}
+
 /// The Service clients write through, and the member it selects.
 const PRIMARY_SERVICE: &str = "/api/v1/namespaces/default/services/postgres-primary";
 
@@ -424,7 +604,7 @@ fn drill(
             println!("\n$ runner {} --config primary={from} --config candidate={killed}", exec_line(args).join(" "));
             print!("{}", report_text(&report));
         }
-        let probe = report.probe.clone().unwrap_or_default();
+        let probe = report.probe().cloned().unwrap_or_default();
         let back_ok = report.exit() == Exit::Success && cluster.primaries == [killed.clone()] && cluster.streaming.contains(&from);
         result.lost_writes += probe.lost_writes;
         result.acknowledged_writes += probe.acknowledged_writes;
@@ -454,15 +634,14 @@ fn drill(
 
 /// The `runner exec` line an operator would type for the demo's run.
 fn exec_line(args: &DemoArgs) -> Vec<String> {
-    let mut line = vec![
-        "exec".to_string(),
-        args.database.pattern().into(),
-        "--approve".into(),
-        "--write-probe".into(),
-        args.database.database().into(),
-        "--probe-rate".into(),
-        args.probe_rate.to_string(),
-    ];
+    let mut line = vec!["exec".to_string(), args.database.pattern().into(), "--approve".into()];
+    for database in args.database.probed() {
+        line.extend(["--write-probe".to_string(), database.into()]);
+    }
+    line.extend(["--probe-rate".to_string(), args.probe_rate.to_string()]);
+    for pair in args.database.config() {
+        line.extend(["--config".to_string(), pair]);
+    }
     for cap in args.database.allowances() {
         line.extend(["--allow".to_string(), cap.to_string()]);
     }
@@ -472,16 +651,15 @@ fn exec_line(args: &DemoArgs) -> Vec<String> {
 /// The run [`exec_line`] describes, with `exec`'s defaults for every flag it leaves out.
 fn run_builder(args: &DemoArgs, target: Target, cache_dir: Option<PathBuf>) -> RunBuilder {
     let allowances = args.database.allowances().iter().map(|cap| cap.to_string()).collect();
-    RunBuilder::new(args.database.pattern())
-        .approval(Approval::PreApproved)
-        .write_probe(args.database.database().into(), DEFAULT_PROBE_TABLE.into(), args.probe_rate)
-        .allow_flags(allowances, None)
-        .target(target)
-        .limits(Default::default(), cache_dir)
+    let mut builder = RunBuilder::new(args.database.pattern()).approval(Approval::PreApproved);
+    for database in args.database.probed() {
+        builder = builder.write_probe(database.into(), DEFAULT_PROBE_TABLE.into(), args.probe_rate);
+    }
+    builder.config_pairs(args.database.config()).allow_flags(allowances, None).target(target).limits(Default::default(), cache_dir)
 }
 
 fn demo_run(report: RunReport, final_cluster: FinalCluster, lab_up: Duration) -> DemoRun {
-    let probe = report.probe.clone().unwrap_or_default();
+    let probe = report.probe().cloned().unwrap_or_default();
     DemoRun {
         outcome: report.outcome().to_string(),
         downtime_ms: probe.downtime_ms,
@@ -546,7 +724,9 @@ mod tests {
 
     #[test]
     fn the_printed_exec_line_is_one_an_operator_can_type() {
-        for database in [DemoDatabase::Postgres, DemoDatabase::Redis, DemoDatabase::Mongo, DemoDatabase::Failover] {
+        for database in
+            [DemoDatabase::Postgres, DemoDatabase::Redis, DemoDatabase::Mongo, DemoDatabase::Failover, DemoDatabase::AksUpgrade, DemoDatabase::NodeImagePatch]
+        {
             let args = DemoArgs {
                 database,
                 repeat: 1,

@@ -86,7 +86,7 @@ pub struct ExecArgs {
     /// would; report the longest write gap and check afterwards that no
     /// acknowledged write was lost (a loss fails the run).
     #[arg(long, value_name = "DATABASE")]
-    write_probe: Option<String>,
+    write_probe: Vec<String>,
 
     /// The probe's writes per second.
     #[arg(long, value_name = "N", default_value_t = crate::probe::DEFAULT_RATE, value_parser = clap::value_parser!(u32).range(1..=5000))]
@@ -207,8 +207,8 @@ fn builder(args: ExecArgs, target: Target, cache_dir: Option<PathBuf>) -> RunBui
         .dry_run(args.dry_run)
         .fail_on_warn(args.fail_on_warn)
         .approval(Approval::from_flags(args.approve));
-    if let Some(database) = args.write_probe {
-        builder = builder.write_probe(database, args.probe_table, args.probe_rate);
+    for database in args.write_probe {
+        builder = builder.write_probe(database, args.probe_table.clone(), args.probe_rate);
     }
     if let Some(path) = args.record {
         builder = builder.record(path);

@@ -48,7 +48,7 @@ pub fn report_text(report: &RunReport) -> String {
     for metric in &record.metrics {
         let _ = writeln!(out, "  metric {} = {} {}", metric.name, metric.value, metric.unit);
     }
-    if let Some(probe) = &report.probe {
+    for probe in &report.probes {
         let _ = writeln!(out, "  probe {}: {}", probe.what, probe.line());
         for error in &probe.errors {
             let _ = writeln!(out, "    write error {error}");

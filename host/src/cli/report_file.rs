@@ -354,7 +354,7 @@ impl<'a> Document<'a> {
         }
 
         out.push_str("<h2>Write probe</h2>\n");
-        match &report.probe {
+        match report.probe() {
             Some(probe) => {
                 let _ = writeln!(out, "<p id=\"probe\">{}: {}</p>", escape_html(&probe.what), escape_html(&probe.line()));
                 if !probe.errors.is_empty() {
@@ -478,7 +478,7 @@ impl<'a> Document<'a> {
             }
         }
         out.push_str("\n## Write probe\n\n");
-        match &report.probe {
+        match report.probe() {
             Some(probe) => {
                 let _ = writeln!(out, "{}: {}\n", escape_markdown(&probe.what), escape_markdown(&probe.line()));
                 for error in &probe.errors {

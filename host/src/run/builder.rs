@@ -108,7 +108,7 @@ pub struct RunBuilder {
     journal: JournalPlace,
     journal_limit: JournalLimit,
     engine: EngineSource,
-    probe: Option<ProbeSpec>,
+    probes: Vec<ProbeSpec>,
     dry_run: bool,
     fail_on_warn: bool,
     approval: Approval,
@@ -131,7 +131,7 @@ impl RunBuilder {
             journal: JournalPlace::Default,
             journal_limit: JournalLimit::default(),
             engine: EngineSource::New { limits: Limits::default(), cache_dir: None },
-            probe: None,
+            probes: Vec::new(),
             dry_run: false,
             fail_on_warn: false,
             approval: Approval::Unattended,
@@ -256,9 +256,10 @@ impl RunBuilder {
     }
 
     /// While the policy runs, write `rate` numbered records per second to the
-    /// target's `database` (into `table`), and fail the run if one acknowledged write is lost.
+    /// target's `database` (into `table`), and fail the run if one acknowledged
+    /// write is lost. Called again, it adds a probe of another database.
     pub fn write_probe(mut self, database: String, table: String, rate: u32) -> Self {
-        self.probe = Some(ProbeSpec { database, table, rate });
+        self.probes.push(ProbeSpec { database, table, rate });
         self
     }
 
@@ -304,7 +305,7 @@ impl RunBuilder {
         for mismatch in policy.import_report.mismatches() {
             tracing::warn!("{}: {mismatch}", policy.name());
         }
-        if self.probe.is_some() && self.dry_run {
+        if !self.probes.is_empty() && self.dry_run {
             return Err(Failure::bad_input("--write-probe writes to the database; a --dry-run changes nothing, so it takes no probe"));
         }
         let slots = bind_gates(&policy, &self.gates)?;
@@ -315,7 +316,7 @@ impl RunBuilder {
             SessionSource::Replay(path) => (None, Some(path.clone())),
             SessionSource::Off | SessionSource::Given(_) => (None, None),
         };
-        if self.probe.is_some() && replay.is_some() {
+        if !self.probes.is_empty() && replay.is_some() {
             return Err(Failure::bad_input("--write-probe writes to a live database; a --replay reaches none"));
         }
         let session = match self.session {
@@ -338,7 +339,7 @@ impl RunBuilder {
         let gate_names: BTreeMap<String, String> = slots.iter().map(|(slot, gate)| (slot.clone(), gate.name().to_string())).collect();
         let pattern_names = super::compose::slot_names(&pattern_slots);
         let mut databases = Vec::new();
-        let (backends, probe) = match self.reach {
+        let (backends, probes) = match self.reach {
             Reach::Target(target) => {
                 let kube: Arc<dyn Kube> = if session.is_replaying() {
                     Arc::new(Unavailable::because("replaying a session: no backend is reached"))
@@ -350,13 +351,13 @@ impl RunBuilder {
                     backends.cluster = cluster_backend(&target)?;
                 }
                 databases = target.databases.clone();
-                (backends, self.probe.map(|spec| (target, spec)))
+                (backends, self.probes.into_iter().map(|spec| (target.clone(), spec)).collect())
             }
             Reach::Nothing(label) => {
-                if self.probe.is_some() {
+                if !self.probes.is_empty() {
                     return Err(Failure::bad_input("--write-probe needs a target to write to"));
                 }
-                (Backends::unavailable(&label), None)
+                (Backends::unavailable(&label), Vec::new())
             }
         };
         let run_id = new_run_id(policy.name());
@@ -421,7 +422,7 @@ impl RunBuilder {
             budget,
             config,
             config_text,
-            probe,
+            probes,
             record,
             replay,
             gate_names,
@@ -556,7 +557,7 @@ pub struct Run {
     budget: Duration,
     config: Value,
     config_text: String,
-    probe: Option<(Target, ProbeSpec)>,
+    probes: Vec<(Target, ProbeSpec)>,
     record: Option<PathBuf>,
     replay: Option<PathBuf>,
     gate_names: BTreeMap<String, String>,
@@ -610,21 +611,19 @@ impl Run {
     pub async fn execute_after(self, before_policy: impl Future<Output = Result<(), Failure>>) -> Result<RunReport, Failure> {
         // The probe's timeline starts about here (its first write is acknowledged within `start`).
         let probe_at = self.context.started.elapsed();
-        let probe = match &self.probe {
-            Some((target, spec)) => {
-                Some(WriteProbe::start(target, self.context.backends.kube.as_ref(), &spec.database, &spec.table, spec.rate).await.map_err(|e| match e {
-                    ProbeError::Bad(message) => Failure::bad_input(message),
-                    ProbeError::Unreachable(message) => Failure::new(Exit::Unavailable, format!("{message} (nothing was run)")),
-                })?)
-            }
-            None => None,
-        };
+        let mut probes = Vec::with_capacity(self.probes.len());
+        for (target, spec) in &self.probes {
+            probes.push(WriteProbe::start(target, self.context.backends.kube.as_ref(), &spec.database, &spec.table, spec.rate).await.map_err(|e| match e {
+                ProbeError::Bad(message) => Failure::bad_input(message),
+                ProbeError::Unreachable(message) => Failure::new(Exit::Unavailable, format!("{message} (nothing was run)")),
+            })?);
+        }
         before_policy.await?;
         let ending = match self.answer(self.host()).await {
             Err(stop @ EngineError::Stopped { .. }) => Ok(Ending::stopped(stop.to_string())),
             answered => answered,
         };
-        let probe = probe.map(WriteProbe::finish);
+        let probes: Vec<_> = probes.into_iter().map(WriteProbe::finish).collect();
         let journal_lost = self.context.journal.flush().err();
         session::close(&self.context, self.record.as_deref(), self.replay.as_deref(), &self.policy, &self.config, self.gate_names, self.recorded_at)?;
         let mut ending = ending?;
@@ -634,7 +633,7 @@ impl Run {
             ending.stop(format!("cannot write the journal {} ({e}): the run's record is incomplete", self.context.journal.shown_path()));
         }
         let record = self.context.record.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        ending.settle(&record, probe.as_ref());
+        ending.settle(&record, &probes);
         let journal = self.context.journal.path().map(std::path::Path::to_path_buf);
         Ok(RunReport {
             policy: self.policy,
@@ -644,7 +643,7 @@ impl Run {
             dry_run: self.context.dry_run,
             wall: self.started.elapsed(),
             from_cache: self.prepared.from_cache,
-            probe,
+            probes,
             header: self.header,
             run: RunFacts {
                 id: self.context.run_id.clone(),

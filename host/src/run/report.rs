@@ -89,7 +89,7 @@ impl Ending {
     /// correctly fails because a standby is down, and the pattern it stops,
     /// are the policy's answer, not an outage. A lost acknowledged write
     /// fails the run whatever the policy said.
-    pub(super) fn settle(&mut self, record: &RunRecord, probe: Option<&ProbeSummary>) {
+    pub(super) fn settle(&mut self, record: &RunRecord, probes: &[ProbeSummary]) {
         if self.exit == Exit::PolicyFailed {
             if !record.denied.is_empty() {
                 self.exit = Exit::Sandbox;
@@ -97,14 +97,14 @@ impl Ending {
                 self.exit = Exit::Unavailable;
             }
         }
-        if let Some(summary) = probe.filter(|s| !s.no_loss()) {
+        for summary in probes.iter().filter(|s| !s.no_loss()) {
             // A stop stays exit 3: the loss is in the reasons and the probe's figures.
             if self.stopped.is_none() {
                 self.exit = Exit::PolicyFailed;
             }
             self.reasons.push(match &summary.verify_error {
-                Some(e) => format!("write probe: the acknowledged writes could not be checked: {e}"),
-                None => format!("write probe: {} acknowledged write(s) LOST, e.g. {}", summary.lost_writes, summary.lost_sample.join(", ")),
+                Some(e) => format!("write probe {}: the acknowledged writes could not be checked: {e}", summary.what),
+                None => format!("write probe {}: {} acknowledged write(s) LOST, e.g. {}", summary.what, summary.lost_writes, summary.lost_sample.join(", ")),
             });
         }
     }
@@ -126,8 +126,8 @@ pub struct RunReport {
     pub wall: Duration,
     /// Whether the compiled component came from the cache.
     pub from_cache: bool,
-    /// The write probe's figures, when one ran.
-    pub probe: Option<ProbeSummary>,
+    /// Each write probe's figures, in the order they were asked for.
+    pub probes: Vec<ProbeSummary>,
     /// Who ran what, where, allowed to do what: the journal's first line.
     pub header: Value,
     /// When the run happened: what a report for a change ticket names besides the header.
@@ -152,6 +152,12 @@ impl RunReport {
     /// The exit code the run earns.
     pub fn exit(&self) -> Exit {
         self.ending.exit
+    }
+
+    /// The first write probe's figures (the report's `probe`, as before
+    /// probes could be several).
+    pub fn probe(&self) -> Option<&ProbeSummary> {
+        self.probes.first()
     }
 
     /// `succeeded`, `rolled-back`, `pass`, `fail`, `error`, ...
@@ -182,7 +188,8 @@ impl RunReport {
             "denied": self.record.denied,
             "unavailable": self.record.unavailable,
             "journal": self.journal,
-            "probe": self.probe,
+            "probe": self.probe(),
+            "probes": self.probes,
             "wall_ms": self.wall.as_secs_f64() * 1000.0,
             "compiled_from_cache": self.from_cache,
         })
