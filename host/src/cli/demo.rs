@@ -512,7 +512,7 @@ fn cluster_upgrade(args: &DemoArgs, dir: &LabDir, cache_dir: Option<PathBuf>, te
         "nodes_before": before,
         "nodes": after,
         "final_clusters": {"postgres-cluster": postgres, "redis-cluster": redis},
-        "steps": report.record.steps.iter().map(|s| json!({"name": s.name, "outcome": s.outcome, "ms": s.ms})).collect::<Vec<_>>(),
+        "steps": report.record.steps.iter().map(|s| json!({"name": s.name, "slot": s.slot_path, "outcome": s.outcome, "ms": s.ms})).collect::<Vec<_>>(),
         "compliance_report": compliance_report,
     });
     Ok((if ok { Exit::Success } else { Exit::PolicyFailed }, summary))

@@ -146,10 +146,6 @@ pub fn run(args: LabArgs) -> CommandResult {
             Ok(Exit::Success)
         }),
         LabCommand::Up { topology, wait } => rt.block_on(async {
-            // The daemon is started by `run::lab::start` with the flags it knows; these reach it through the lab directory.
-            if ops::daemon_pid(&dir).is_none() {
-                dir.save_up_options(&topology.topology()).map_err(|e| Failure::bad_input(format!("{}: {e}", dir.root.display())))?;
-            }
             let client = start(&dir, &topology.topology(), topology.subnet, wait).await?;
             let rows = ops::status(&client).await.map_err(unavailable)?;
             if output == OutputFormat::Text {

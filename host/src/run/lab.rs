@@ -25,6 +25,10 @@ fn serve_flags(topology: &Topology, subnet: u8) -> Vec<String> {
     let grace = format!("{}ms", topology.node_monitor_grace_period.as_millis());
     let mut flags = vec!["--nodes".to_string(), topology.nodes_per_pool.to_string(), "--subnet".to_string(), subnet.to_string()];
     flags.extend(["--node-monitor-grace-period".to_string(), grace]);
+    flags.extend(["--lab-minute".to_string(), format!("{}ms", topology.lab_minute.as_millis())]);
+    if topology.single_pool {
+        flags.push("--single-pool".into());
+    }
     for (wanted, flag) in [(topology.postgres, "--postgres"), (topology.redis, "--redis"), (topology.mongo, "--mongo")] {
         if wanted {
             flags.push(flag.into());

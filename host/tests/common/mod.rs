@@ -80,7 +80,9 @@ impl Sandbox {
         if args.first() == Some(&"exec") {
             command.arg("--journal").arg(self.journal());
         }
-        command.timeout(std::time::Duration::from_secs(120));
+        // A hang guard, not a timing: `runner test policies` compiles every
+        // bundled component into an empty cache, minutes on a loaded 2-core machine.
+        command.timeout(std::time::Duration::from_secs(600));
         command.output().unwrap()
     }
 }
