@@ -65,7 +65,7 @@ pub struct Topology {
     pub node_monitor_grace_period: std::time::Duration,
     /// Only `nodepool1`, with the control plane at its version (1.29.9):
     /// the layout an upgrade demo starts from. Otherwise `nodepool1` at
-    /// 1.29.9 and `upgraded-pool` at 1.30.5, the control plane at 1.30.5.
+    /// 1.29.9 and `upgraded-pool` at 1.30.5, the control plane at 1.31.2.
     pub single_pool: bool,
     /// How long one AKS minute (drain timeout, soak) lasts in the lab's ARM
     /// emulation, so tests can use `drainTimeoutInMinutes: 1` without waiting a minute.
@@ -89,7 +89,9 @@ impl Default for Topology {
 impl Topology {
     /// The control plane's Kubernetes version in a fresh lab of this layout (`1.30.5`).
     pub fn control_plane_version(&self) -> &'static str {
-        if self.single_pool { OLD_VERSION.trim_start_matches('v') } else { NEW_VERSION.trim_start_matches('v') }
+        // Above the pools' versions by default: kubectl speaks port-forward's
+        // WebSocket protocol (the only one the lab serves) to 1.31 and later.
+        if self.single_pool { OLD_VERSION.trim_start_matches('v') } else { "1.31.2" }
     }
 
     /// Whether the servers of every database it runs are installed; the

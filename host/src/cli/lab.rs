@@ -53,7 +53,7 @@ pub struct TopologyArgs {
     #[arg(long, default_value = "40s", value_parser = parse_grace_period)]
     node_monitor_grace_period: Duration,
     /// Only nodepool1 (at 1.29.9), with the control plane at 1.29.9: the layout an AKS upgrade starts from
-    /// (the default has upgraded-pool at 1.30.5 too, and the control plane at 1.30.5). Applies to a fresh lab.
+    /// (the default has upgraded-pool at 1.30.5 too, and the control plane at 1.31.2). Applies to a fresh lab.
     #[arg(long)]
     single_pool: bool,
     /// How long one AKS minute (drainTimeoutInMinutes, nodeSoakDurationInMinutes) lasts in the lab's ARM emulation.
