@@ -301,7 +301,7 @@ mod tests {
         assert_eq!(single.iter().filter(|o| o["kind"] == "Node").count(), 3);
         assert!(single.iter().all(|o| o["metadata"]["labels"]["agentpool"] != NEW_POOL));
         assert_eq!(Topology { single_pool: true, ..Topology::default() }.control_plane_version(), "1.29.9");
-        assert_eq!(Topology::default().control_plane_version(), "1.30.5");
+        assert_eq!(Topology::default().control_plane_version(), "1.31.2");
         assert_eq!(vmss_prefix("userpool"), vmss_prefix("userpool"));
         assert!(vmss_prefix("userpool").starts_with("aks-userpool-") && vmss_prefix("userpool").len() == "aks-userpool-12345678-vmss".len());
         assert_ne!(random_password(), random_password());
