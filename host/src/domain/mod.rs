@@ -6,6 +6,22 @@ pub mod kube;
 pub mod names;
 pub mod readonly;
 
+/// An error and its sources on one line, without repeating a source that
+/// its parent already quoted (kube's, reqwest's and hyper's errors often do).
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        let part = e.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = e.source();
+    }
+    text
+}
+
 /// Why a host call failed, in the terms of the WIT `error-code`: backends
 /// answer with it, sessions record it, the import layer hands it on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

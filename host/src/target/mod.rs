@@ -24,7 +24,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use runner_lab::daemon::LabDir;
 use serde::Deserialize;
 
-use crate::domain::names;
+use crate::domain::{error_chain, names};
 
 /// Why a target cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -720,7 +720,7 @@ impl Target {
         let files = match self.kubeconfig_files() {
             Ok(Some(files)) => files,
             Ok(None) if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() => {
-                let mut config = kube::Config::incluster().map_err(|e| self.bad(format!("in-cluster configuration: {}", one_line(&e))))?;
+                let mut config = kube::Config::incluster().map_err(|e| self.bad(format!("in-cluster configuration: {}", error_chain(&e))))?;
                 if let Some(ns) = &self.namespace {
                     config.default_namespace = ns.clone();
                 }
@@ -746,7 +746,7 @@ impl Target {
             );
         }
         let options = KubeConfigOptions { context: self.context.clone(), ..KubeConfigOptions::default() };
-        let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &options).await.map_err(|e| self.bad(format!("kubeconfig: {}", one_line(&e))))?;
+        let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &options).await.map_err(|e| self.bad(format!("kubeconfig: {}", error_chain(&e))))?;
         if let Some(ns) = &self.namespace {
             config.default_namespace = ns.clone();
         }
@@ -774,8 +774,8 @@ impl Target {
 /// `files` merged as kubectl merges `KUBECONFIG`'s list.
 fn merged(files: &[PathBuf]) -> Result<Kubeconfig, String> {
     files.iter().try_fold(Kubeconfig::default(), |merged, file| {
-        let next = Kubeconfig::read_from(file).map_err(|e| format!("kubeconfig {}: {}", file.display(), one_line(&e)))?;
-        merged.merge(next).map_err(|e| format!("kubeconfig {}: {}", file.display(), one_line(&e)))
+        let next = Kubeconfig::read_from(file).map_err(|e| format!("kubeconfig {}: {}", file.display(), error_chain(&e)))?;
+        merged.merge(next).map_err(|e| format!("kubeconfig {}: {}", file.display(), error_chain(&e)))
     })
 }
 
@@ -794,20 +794,6 @@ fn expand_home(path: &Path) -> PathBuf {
         (Ok(rest), Some(home)) => home.join(rest),
         _ => path.to_path_buf(),
     }
-}
-
-/// An error and its causes, on one line.
-fn one_line(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        let part = e.to_string();
-        if !text.contains(&part) {
-            text = format!("{text}: {part}");
-        }
-        source = e.source();
-    }
-    text
 }
 
 #[cfg(test)]

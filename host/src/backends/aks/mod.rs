@@ -31,6 +31,7 @@ use serde_json::{Value, json};
 
 use super::{BackendError, BackendResult, Cluster, ErrorCode, OperationProgress};
 use crate::domain::cluster::{ControlPlane, NewNodePool, NodePool, Operation, PoolUpgradeProfile, UpgradeSettings};
+use crate::domain::error_chain;
 use crate::target::AksConfig;
 
 pub use credential::Credential;
@@ -360,27 +361,14 @@ fn retry_after(headers: &header::HeaderMap) -> Option<Duration> {
 }
 
 async fn json_of(response: reqwest::Response, url: &str) -> BackendResult<Value> {
-    let text = response.text().await.map_err(|e| BackendError::new(ErrorCode::Unavailable, format!("GET {}: {}", shown_path(url), one_line(&e))))?;
+    let text = response.text().await.map_err(|e| BackendError::new(ErrorCode::Unavailable, format!("GET {}: {}", shown_path(url), error_chain(&e))))?;
     serde_json::from_str(&text).map_err(|e| BackendError::new(ErrorCode::Internal, format!("GET {}: the answer is not JSON ({e})", shown_path(url))))
 }
 
 /// A request that got no HTTP answer: the path and reqwest's reason (no headers, no token).
 fn transport_error(method: &Method, url: &str, error: &reqwest::Error) -> BackendError {
     let code = if error.is_timeout() { ErrorCode::Timeout } else { ErrorCode::Unavailable };
-    BackendError::new(code, format!("{method} {}: {}", shown_path(url), one_line(error)))
-}
-
-fn one_line(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        let part = e.to_string();
-        if !text.contains(&part) {
-            text = format!("{text}: {part}");
-        }
-        source = e.source();
-    }
-    text
+    BackendError::new(code, format!("{method} {}: {}", shown_path(url), error_chain(error)))
 }
 
 /// A URL as messages show it: the path after the subscription, no query.

@@ -4,6 +4,7 @@
 use kube::core::Status;
 
 use crate::backends::{BackendError, ErrorCode};
+use crate::domain::error_chain;
 
 /// The code for an HTTP status the API server answered with.
 ///
@@ -72,12 +73,12 @@ fn apply_conflicts(status: &Status) -> Option<String> {
 pub(super) fn from_kube(error: kube::Error, hint: Option<&str>) -> BackendError {
     match error {
         kube::Error::Api(status) => BackendError::new(code_for_status(status.code), status_message(&status)),
-        kube::Error::Auth(e) => BackendError::new(ErrorCode::Denied, format!("cannot authenticate to the API server: {}", chain(&e))),
+        kube::Error::Auth(e) => BackendError::new(ErrorCode::Denied, format!("cannot authenticate to the API server: {}", error_chain(&e))),
         kube::Error::SerdeError(e) => BackendError::new(ErrorCode::Internal, format!("the API server's answer is not what Kubernetes sends: {e}")),
         kube::Error::BuildRequest(e) => BackendError::new(ErrorCode::Invalid, format!("cannot build the request: {e}")),
         kube::Error::Discovery(e) => BackendError::new(ErrorCode::NotFound, e.to_string()),
         other => {
-            let text = chain(&other);
+            let text = error_chain(&other);
             let code = if looks_like_timeout(&text) { ErrorCode::Timeout } else { ErrorCode::Unavailable };
             let mut message = format!("cannot reach the API server: {text}");
             if let Some(hint) = hint {
@@ -92,22 +93,6 @@ pub(super) fn from_kube(error: kube::Error, hint: Option<&str>) -> BackendError 
 fn looks_like_timeout(text: &str) -> bool {
     let text = text.to_ascii_lowercase();
     text.contains("timed out") || text.contains("deadline has elapsed") || text.contains("timeout")
-}
-
-/// An error and its sources on one line, without repeating a source that
-/// its parent already quoted.
-pub(super) fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        let part = e.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        source = e.source();
-    }
-    text
 }
 
 #[cfg(test)]
