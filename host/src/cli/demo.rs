@@ -348,16 +348,22 @@ pub fn run(args: DemoArgs, cache_dir: Option<PathBuf>) -> CommandResult {
     Ok(exit)
 }
 
-fn one_run(args: &DemoArgs, dir: &LabDir, cache_dir: Option<PathBuf>, text: bool) -> Result<DemoRun, Failure> {
-    // A fresh cluster each time: the last run left every member upgraded.
+/// The demo's lab in `dir`, wiped and started afresh for `args`' topology:
+/// its client and how long it took to come up.
+fn fresh_lab(args: &DemoArgs, dir: &LabDir, rt: &tokio::runtime::Runtime) -> Result<(LabClient, Duration), Failure> {
     stop(dir);
     if dir.root.exists() {
         std::fs::remove_dir_all(&dir.root).map_err(|e| Failure::bad_input(format!("cannot clear the demo lab {}: {e}", dir.root.display())))?;
     }
-    let rt = runtime()?;
     let began = Instant::now();
     let client = rt.block_on(start(dir, &args.database.topology(), args.subnet, Duration::from_secs(240)))?;
-    let lab_up = began.elapsed();
+    Ok((client, began.elapsed()))
+}
+
+fn one_run(args: &DemoArgs, dir: &LabDir, cache_dir: Option<PathBuf>, text: bool) -> Result<DemoRun, Failure> {
+    // A fresh cluster each time: the last run left every member upgraded.
+    let rt = runtime()?;
+    let (client, lab_up) = fresh_lab(args, dir, &rt)?;
     let rows = rt.block_on(ops::status(&client)).map_err(|e| Failure::new(Exit::Unavailable, e.to_string()))?;
     if text {
         println!("\nlab up in {:.1} s:", lab_up.as_secs_f64());
@@ -416,14 +422,8 @@ async fn nodes(client: &LabClient) -> Result<Vec<Value>, Failure> {
 /// lab at 1.29 with PostgreSQL and Redis on one pool, the pattern run with a
 /// write probe on each database, then every Node and member checked.
 fn cluster_upgrade(args: &DemoArgs, dir: &LabDir, cache_dir: Option<PathBuf>, text: bool) -> Result<(Exit, Value), Failure> {
-    stop(dir);
-    if dir.root.exists() {
-        std::fs::remove_dir_all(&dir.root).map_err(|e| Failure::bad_input(format!("cannot clear the demo lab {}: {e}", dir.root.display())))?;
-    }
     let rt = runtime()?;
-    let began = Instant::now();
-    let client = rt.block_on(start(dir, &args.database.topology(), args.subnet, Duration::from_secs(240)))?;
-    let lab_up = began.elapsed();
+    let (client, lab_up) = fresh_lab(args, dir, &rt)?;
     // The readiness gate wants a recent backup, as the seed's checklist does.
     let backup = rt.block_on(ops::backup(dir, &client)).map_err(|e| Failure::new(Exit::PolicyFailed, format!("backup: {e:#}")))?;
     let before = rt.block_on(nodes(&client))?;
