@@ -2,7 +2,7 @@
 //! Enough synchronous standbys, each close behind in time and bytes, and a
 //! recent completed backup.
 
-use kube_common::text::{bytes, millis, parse_timestamp_ms};
+use kube_common::text::{bytes, millis};
 use kube_common::{Pod, job_ref};
 use pg_common::cluster::{ClusterConfig, Found};
 use pg_common::pg::{self, Standby};
@@ -69,35 +69,9 @@ fn judge_replication(check: &mut Check, primary: &str, standbys: &[Standby], pod
 }
 
 /// When the Job completed (ms since the epoch), or why it did not.
-fn backup_completed_at(job: &Value) -> Result<u64, String> {
-    let complete = job["status"]["conditions"].as_array().and_then(|c| c.iter().find(|c| c["type"] == "Complete" && c["status"] == "True"));
-    let stamp = job["status"]["completionTime"].as_str().or_else(|| complete.and_then(|c| c["lastTransitionTime"].as_str()));
-    match stamp {
-        Some(stamp) => parse_timestamp_ms(stamp).ok_or_else(|| format!("completion time `{stamp}` is not a timestamp")),
-        None => {
-            let failed = job["status"]["failed"].as_u64().unwrap_or(0);
-            let active = job["status"]["active"].as_u64().unwrap_or(0);
-            Err(format!("has not completed (active {active}, failed {failed})"))
-        }
-    }
-}
-
+/// The backup check with this gate's configuration.
 fn judge_backup(check: &mut Check, config: &Config, job: Result<Value, Error>, now_ms: u64) {
-    let name = &config.backup_job;
-    match job.map_err(|e| e.message).and_then(|job| backup_completed_at(&job)) {
-        Ok(done) => {
-            let age = now_ms.saturating_sub(done) as f64;
-            check.evidence("backup_age_ms", age);
-            if age > config.max_backup_age as f64 {
-                check.fail(format!("backup Job {name}: completed {} ago > {}", millis(age), millis(config.max_backup_age as f64)));
-            } else {
-                check.note(format!("backup Job {name}: completed {} ago", millis(age)));
-            }
-        }
-        Err(why) => {
-            check.fail(format!("backup Job {name}: {why}"));
-        }
-    }
+    kube_common::judge_backup(check, &config.backup_job, job, now_ms, config.max_backup_age);
 }
 
 struct Gate;
@@ -201,7 +175,7 @@ mod tests {
 
     #[test]
     fn backups() {
-        let now = parse_timestamp_ms("2026-11-21T20:00:00Z").unwrap();
+        let now = kube_common::text::parse_timestamp_ms("2026-11-21T20:00:00Z").unwrap();
         let done = |stamp: &str| Ok(json!({"status": {"completionTime": stamp, "succeeded": 1}}));
         let mut fresh = Check::new();
         judge_backup(&mut fresh, &config(), done("2026-11-21T08:00:00Z"), now);

@@ -9,7 +9,7 @@ use cluster_common::pdb::{self, Budget};
 use cluster_common::version::{self, Version};
 use cluster_common::{Database, placement};
 use kube_common::text::{bytes, millis};
-use kube_common::{Pod, job_completed_at, job_ref};
+use kube_common::{Pod, job_ref};
 use mongo_common::rs::{self, Status};
 use pg_common::pg::{self, Standby};
 use redis_common::health::{self, Limits};
@@ -177,22 +177,6 @@ fn shown(versions: &[String]) -> String {
     if versions.is_empty() { "none".to_string() } else { versions.join(", ") }
 }
 
-fn judge_backup(check: &mut Check, name: &str, job: Result<Value, Error>, now_ms: u64, max_age_ms: u64) {
-    match job.map_err(|e| e.message).and_then(|job| job_completed_at(&job)) {
-        Ok(done) => {
-            let age = now_ms.saturating_sub(done) as f64;
-            check.evidence("backup_age_ms", age);
-            if age > max_age_ms as f64 {
-                check.fail(format!("backup Job {name}: completed {} ago > {}", millis(age), millis(max_age_ms as f64)));
-            } else {
-                check.note(format!("backup Job {name}: completed {} ago", millis(age)));
-            }
-        }
-        Err(why) => {
-            check.fail(format!("backup Job {name}: {why}"));
-        }
-    }
-}
 
 /// One database: its Pods, then its engine's replication.
 fn database(check: &mut Check, db: &Database, config: &Config, raw_pods: &mut Vec<Value>) -> Result<Value, Error> {
@@ -309,7 +293,7 @@ impl runner_sdk::gate::Guest for Gate {
             check.warn("backup check skipped: config backup-job is empty");
         } else {
             let job = get_json(&job_ref(&config.backup_namespace, &config.backup_job));
-            judge_backup(&mut check, &config.backup_job, job, clock::now(), config.max_backup_age);
+            kube_common::judge_backup(&mut check, &config.backup_job, job, clock::now(), config.max_backup_age);
         }
         if config.check_cluster {
             cluster_part(&mut check, target.as_ref())?;
@@ -505,7 +489,7 @@ mod tests {
     fn backups_and_lists() {
         let now = kube_common::text::parse_timestamp_ms("2026-12-05T22:00:00Z").unwrap();
         let mut stale = Check::new();
-        judge_backup(&mut stale, "postgres-backup", Ok(json!({"status": {"completionTime": "2026-12-04T20:00:00Z"}})), now, 24 * 3_600_000);
+        kube_common::judge_backup(&mut stale, "postgres-backup", Ok(json!({"status": {"completionTime": "2026-12-04T20:00:00Z"}})), now, 24 * 3_600_000);
         assert_eq!(reasons(&stale), vec!["backup Job postgres-backup: completed 26h 0m ago > 24h 0m"]);
         assert_eq!(list(" pg, redis ,,"), vec!["pg", "redis"]);
     }

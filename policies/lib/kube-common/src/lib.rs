@@ -69,6 +69,27 @@ pub fn job_completed_at(job: &Value) -> Result<u64, String> {
     }
 }
 
+/// Judge the backup Job a gate was told about: a failure when `job` (what
+/// reading it answered) has not completed, or completed more than
+/// `max_age_ms` before `now_ms`; a note with its age otherwise. Its age is
+/// the evidence `backup_age_ms`.
+pub fn judge_backup(check: &mut Check, name: &str, job: Result<Value, Error>, now_ms: u64, max_age_ms: u64) {
+    match job.map_err(|e| e.message).and_then(|job| job_completed_at(&job)) {
+        Ok(done) => {
+            let age = now_ms.saturating_sub(done) as f64;
+            check.evidence("backup_age_ms", age);
+            if age > max_age_ms as f64 {
+                check.fail(format!("backup Job {name}: completed {} ago > {}", text::millis(age), text::millis(max_age_ms as f64)));
+            } else {
+                check.note(format!("backup Job {name}: completed {} ago", text::millis(age)));
+            }
+        }
+        Err(why) => {
+            check.fail(format!("backup Job {name}: {why}"));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
