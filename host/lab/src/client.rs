@@ -17,9 +17,6 @@ impl LabClient {
     /// A client for the lab in `dir`, if it has run.
     pub fn new(dir: &LabDir) -> anyhow::Result<Self> {
         let url = dir.server_url().ok_or_else(|| anyhow::anyhow!("no lab in {}: run `runner lab up`", dir.root.display()))?;
-        // reqwest's rustls takes the process's crypto provider (the host
-        // builds reqwest without one of its own): ring, as everywhere here.
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder().no_proxy().timeout(std::time::Duration::from_secs(10)).build()?;
         Ok(LabClient { url, token: dir.token()?, http })
     }

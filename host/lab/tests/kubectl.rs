@@ -381,7 +381,7 @@ async fn status_errors() {
     assert_eq!(resp.status().as_u16(), 401);
     let body: Value = resp.json_body().await;
     assert_eq!((body["kind"].as_str(), body["reason"].as_str(), body["code"].as_i64()), (Some("Status"), Some("Unauthorized"), Some(401)));
-    let resp = common::http_client().get(format!("{}/api", lab.http)).header("Authorization", "Bearer wrong").send().await.unwrap();
+    let resp = reqwest::Client::new().get(format!("{}/api", lab.http)).header("Authorization", "Bearer wrong").send().await.unwrap();
     assert_eq!(resp.status().as_u16(), 401);
     let bad = lab.dir.path().join("bad-kubeconfig");
     std::fs::write(&bad, std::fs::read_to_string(&lab.kubeconfig).unwrap().replace(common::TOKEN, "wrong")).unwrap();
@@ -477,7 +477,7 @@ async fn create_subcommands_send_protobuf_and_read_json() {
     assert_eq!(lab.store.get("v1", "ConfigMap", Some("db"), "settings").unwrap()["data"]["mode"], "slow");
 
     // A kind kubectl does not send as protobuf to the lab is refused by name, not misread.
-    let client = common::http_client();
+    let client = reqwest::Client::new();
     let send = |accept: &'static str| {
         client
             .get(format!("{}/api/v1/namespaces/db/configmaps/settings", lab.http))

@@ -91,7 +91,7 @@ impl Lab {
 
     /// A raw HTTP request over plain HTTP with the token.
     pub async fn http(&self, method: reqwest::Method, path: &str, content_type: &str, body: Option<String>) -> (u16, Value) {
-        let client = http_client();
+        let client = reqwest::Client::new();
         let mut req =
             client.request(method, format!("{}{path}", self.http)).header("Authorization", format!("Bearer {TOKEN}")).header("Content-Type", content_type);
         if let Some(b) = body {
@@ -210,11 +210,3 @@ metadata: {name: pg-config, namespace: db}
 data:
   max_connections: "100"
 "#;
-
-/// A reqwest client. Built with the workspace's features, reqwest's rustls
-/// takes the process's crypto provider (the host builds it without one of
-/// its own), so install ring first, as the lab's own client does.
-pub fn http_client() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::new()
-}
