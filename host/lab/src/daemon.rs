@@ -133,33 +133,6 @@ impl LabDir {
         serde_json::from_slice(&std::fs::read(self.arm_config()).ok()?).ok()
     }
 
-    /// Where `runner lab up` leaves the layout options (`--single-pool`,
-    /// `--lab-minute`) for the daemon it starts, which reads and removes it.
-    pub fn up_options_file(&self) -> PathBuf {
-        self.root.join("up-options.json")
-    }
-
-    /// Leaves `topology`'s layout options for the next daemon start (see
-    /// [`LabDir::up_options_file`]).
-    pub fn save_up_options(&self, topology: &Topology) -> std::io::Result<()> {
-        std::fs::create_dir_all(&self.root)?;
-        let options = serde_json::json!({"singlePool": topology.single_pool, "labMinuteMs": topology.lab_minute.as_millis() as u64});
-        std::fs::write(self.up_options_file(), options.to_string())
-    }
-
-    /// Applies (and removes) the options `runner lab up` left.
-    fn take_up_options(&self, topology: &mut Topology) {
-        let Ok(bytes) = std::fs::read(self.up_options_file()) else { return };
-        let _ = std::fs::remove_file(self.up_options_file());
-        let Ok(options) = serde_json::from_slice::<serde_json::Value>(&bytes) else { return };
-        if let Some(single) = options["singlePool"].as_bool() {
-            topology.single_pool = single;
-        }
-        if let Some(ms) = options["labMinuteMs"].as_u64().filter(|ms| *ms > 0) {
-            topology.lab_minute = std::time::Duration::from_millis(ms);
-        }
-    }
-
     /// The URL of the API server, once it has run.
     pub fn server_url(&self) -> Option<String> {
         let port = std::fs::read_to_string(self.port_file()).ok()?;
@@ -177,10 +150,9 @@ pub fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
 
 /// Run the lab until `shutdown` resolves; then stop every database process
 /// (gracefully) and persist the state.
-pub async fn serve(dir: LabDir, mut topology: Topology, subnet: u8, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+pub async fn serve(dir: LabDir, topology: Topology, subnet: u8, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
     std::fs::create_dir_all(&dir.root)?;
     check_reachable(&dir.root)?;
-    dir.take_up_options(&mut topology);
     let token = dir.token()?;
     let arm_token = dir.arm_token()?;
     let store = Store::open(&dir.state())?;

@@ -58,17 +58,13 @@ async fn start(dir: &LabDir, topology: Topology, subnet: u8) -> (tokio::sync::on
 }
 
 impl TestLab {
-    /// A fresh single-pool lab; `as_lab_up` passes the layout as `runner lab up` does (a file the daemon reads).
-    async fn up(subnet: u8, minute: Duration, as_lab_up: bool) -> TestLab {
+    /// A fresh single-pool lab.
+    async fn up(subnet: u8, minute: Duration) -> TestLab {
         // The database processes run as the postgres user when the tests run as root.
         let root = tempfile::Builder::new().prefix("lab-arm-").tempdir_in("/tmp").unwrap();
         std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         let dir = LabDir::new(root.path());
-        let mut topology = Topology { single_pool: true, lab_minute: minute, ..Topology::default() };
-        if as_lab_up {
-            dir.save_up_options(&topology).unwrap();
-            topology = Topology::default();
-        }
+        let topology = Topology { single_pool: true, lab_minute: minute, ..Topology::default() };
         let (stop, task, client) = start(&dir, topology, subnet).await;
         let arm = dir.read_arm_config().expect("arm.json is written at start");
         TestLab { _root: root, dir, stop: Some(stop), task: Some(task), client, arm }
@@ -199,9 +195,8 @@ fn position(line: &[(&str, &str)], reason: &str) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn control_plane_then_pool_upgrade_with_surge_then_node_image_in_place() {
     const SUBNET: u8 = 150;
-    let mut lab = TestLab::up(SUBNET, Duration::from_secs(1), true).await;
+    let mut lab = TestLab::up(SUBNET, Duration::from_secs(1)).await;
     assert!(lab.arm.endpoint.starts_with("https://127.0.0.1:"), "{:?}", lab.arm);
-    assert!(!lab.dir.up_options_file().exists(), "the daemon took the options `runner lab up` left");
     assert_eq!((lab.arm.resource_group.as_str(), lab.arm.cluster_name.as_str(), lab.arm.location.as_str()), ("runner-lab", "lab", "eastus"));
     let mode = std::fs::metadata(&lab.arm.token_file).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "the ARM token is private");
@@ -375,7 +370,7 @@ async fn control_plane_then_pool_upgrade_with_surge_then_node_image_in_place() {
 async fn blocked_drains_fail_or_quarantine_and_pools_come_and_go() {
     const SUBNET: u8 = 151;
     // One AKS minute is 2 s here: drainTimeoutInMinutes 1 gives up after 2 s.
-    let mut lab = TestLab::up(SUBNET, Duration::from_secs(2), false).await;
+    let mut lab = TestLab::up(SUBNET, Duration::from_secs(2)).await;
 
     // No Pod of the StatefulSet may go: every drain is refused by the budget.
     lab.kubectl(&["patch", "pdb", "postgres-pdb", "--type", "merge", "-p", r#"{"spec":{"minAvailable":3}}"#]).await;
