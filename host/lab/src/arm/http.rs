@@ -61,21 +61,21 @@ fn authorized(req: &Request, token: &[u8]) -> Result<(), ArmError> {
     if same { Ok(()) } else { Err(ArmError::new(401, "InvalidAuthenticationToken", "The access token is invalid.")) }
 }
 
-/// One of the next N requests a test asked to throttle: takes one from the
-/// ConfigMap's `throttle` count.
-fn throttled(arm: &Arm) -> bool {
+/// Takes one from the fault ConfigMap's count under `key` (`throttle`,
+/// `conflict`): whether this request is one of the next N a test asked to fail.
+fn take_fault(arm: &Arm, key: &str) -> bool {
     for _ in 0..5 {
         let Some(mut cm) = arm.store.get("v1", "ConfigMap", Some("kube-system"), FAULTS_CONFIGMAP) else { return false };
-        let left: u64 = cm["data"]["throttle"].as_str().and_then(|s| s.trim().parse().ok()).unwrap_or(0);
+        let left: u64 = cm["data"][key].as_str().and_then(|s| s.trim().parse().ok()).unwrap_or(0);
         if left == 0 {
             return false;
         }
-        cm["data"]["throttle"] = json!((left - 1).to_string());
+        cm["data"][key] = json!((left - 1).to_string());
         match arm.store.update(cm) {
             Ok(_) => return true,
             Err(e) if e.code == 409 => continue,
             Err(e) => {
-                tracing::warn!("ARM fault injection: counting down `throttle`: {e}");
+                tracing::warn!("ARM fault injection: counting down `{key}`: {e}");
                 return true;
             }
         }
@@ -106,7 +106,7 @@ pub(crate) async fn handle(State(arm): State<Arm>, req: Request) -> Response {
         set_header(&mut resp, "WWW-Authenticate", "Bearer authorization_uri=\"https://login.microsoftonline.com/\", error=\"invalid_token\"");
         return resp;
     }
-    if throttled(&arm) {
+    if take_fault(&arm, "throttle") {
         let mut resp = ArmError::new(
             429,
             "TooManyRequests",
@@ -115,6 +115,10 @@ pub(crate) async fn handle(State(arm): State<Arm>, req: Request) -> Response {
         .response();
         set_header(&mut resp, "Retry-After", "1");
         return resp;
+    }
+    if req.method() != Method::GET && take_fault(&arm, "conflict") {
+        // As AKS answers while an operation someone else started runs (the fault stands in for that someone).
+        return conflict_with("update managed cluster", None, &super::state::now()).response();
     }
     let query: Vec<(String, String)> = form_urlencoded::parse(req.uri().query().unwrap_or_default().as_bytes()).into_owned().collect();
     let Some(api_version) = query.iter().find(|(k, _)| k.eq_ignore_ascii_case("api-version")).map(|(_, v)| v.clone()).filter(|v| !v.is_empty()) else {
@@ -267,7 +271,12 @@ fn cluster_route(call: &Call, cluster: &Cluster, sub: &str, tail: &[&str]) -> Re
 
 /// AKS's 409 for a mutation while a conflicting operation runs.
 fn conflict(op: &Operation) -> ArmError {
-    let on = match &op.pool {
+    conflict_with(&op.what, op.pool.as_deref(), &op.start_time)
+}
+
+/// The 409 for an operation doing `what` on `pool` (`None`: the cluster) since `started`.
+fn conflict_with(what: &str, pool: Option<&str>, started: &str) -> ArmError {
+    let on = match pool {
         Some(pool) => format!("agent pool {pool}"),
         None => format!("managed cluster {CLUSTER_NAME}"),
     };
@@ -275,8 +284,7 @@ fn conflict(op: &Operation) -> ArmError {
         409,
         "OperationNotAllowed",
         format!(
-            "Operation is not allowed because there's an in progress {} operation on {on} started at {}. Please wait for it to finish before starting a new operation. See https://aka.ms/aks-pending-operation for more details",
-            op.what, op.start_time
+            "Operation is not allowed because there's an in progress {what} operation on {on} started at {started}. Please wait for it to finish before starting a new operation. See https://aka.ms/aks-pending-operation for more details"
         ),
     )
 }

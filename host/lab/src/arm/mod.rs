@@ -44,8 +44,10 @@ pub const CLUSTER_NAME: &str = "lab";
 pub const LOCATION: &str = "eastus";
 /// The ConfigMap (in `kube-system`) a test creates to inject faults: key
 /// `throttle` = N answers the next N ARM requests 429 `TooManyRequests`
-/// (`Retry-After: 1`); key `block-upgrades` = a message makes upgrades
-/// answer 400 `UpgradeBlockedOnDeprecatedAPIUsage` with it.
+/// (`Retry-After: 1`); key `conflict` = N answers the next N mutations
+/// (PUT, POST, DELETE) 409 `OperationNotAllowed`, as if an operation someone
+/// else started were running; key `block-upgrades` = a message makes
+/// upgrades answer 400 `UpgradeBlockedOnDeprecatedAPIUsage` with it.
 pub const FAULTS_CONFIGMAP: &str = "runner-lab-arm";
 
 /// `<lab>/arm.json`: how the runner's AKS backend reaches the lab (the

@@ -177,7 +177,6 @@ fn shown(versions: &[String]) -> String {
     if versions.is_empty() { "none".to_string() } else { versions.join(", ") }
 }
 
-
 /// One database: its Pods, then its engine's replication.
 fn database(check: &mut Check, db: &Database, config: &Config, raw_pods: &mut Vec<Value>) -> Result<Value, Error> {
     let set = db.set();

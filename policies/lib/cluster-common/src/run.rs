@@ -11,6 +11,19 @@ use runner_sdk::{DryRun, PatternCall};
 use crate::placement::{self, Database, Placement};
 use crate::plan::{Destination, Move, PoolPlan};
 
+/// How many times a mutation AKS refused with 409 `OperationNotAllowed` is
+/// tried again, each after the operations in progress ended.
+pub const CONFLICT_RETRIES: u32 = 3;
+
+/// Pause before trying a refused mutation again, for an operation the pools
+/// and the control plane do not show (another tool's, just ended).
+const CONFLICT_PAUSE_MS: u64 = 5_000;
+
+/// Whether AKS refused a mutation because another operation runs.
+pub fn is_operation_conflict(e: &Error) -> bool {
+    e.code == ErrorCode::Conflict && e.message.contains("OperationNotAllowed")
+}
+
 /// What every step of a pool's plan needs.
 pub struct Runner {
     /// Whether mutations are only planned.
@@ -108,7 +121,7 @@ impl Runner {
         step(
             &format!("add-pool {name}"),
             &format!("add {} with {count} Node(s) at {}", destination.describe(), if version.is_empty() { "the control plane's version" } else { version }),
-            || cluster::add_node_pool(&new, self.operation_timeout_ms).map(|_| ()),
+            || self.mutate(&format!("add pool {name}"), || cluster::add_node_pool(&new, self.operation_timeout_ms)).map(|_| ()),
         )
     }
 
@@ -120,7 +133,8 @@ impl Runner {
         let name = &plan.pool;
         if let Some(settings) = &plan.settings {
             step(&format!("settings {name}"), &format!("write pool {name}'s upgrade settings: {}", settings.describe()), || {
-                cluster::set_upgrade_settings(name, settings, self.operation_timeout_ms).map(|_| ())
+                self.mutate(&format!("write pool {name}'s upgrade settings"), || cluster::set_upgrade_settings(name, settings, self.operation_timeout_ms))
+                    .map(|_| ())
             })?;
             done.push(format!("pool {name}: upgrade settings {}", settings.describe()));
         }
@@ -160,7 +174,7 @@ impl Runner {
             if plan.delete_temporary {
                 self.check_left(temporary, &format!("delete temporary pool {temporary}"))?;
                 step(&format!("delete-pool {temporary}"), &format!("delete temporary pool {temporary}, now empty of database members"), || {
-                    cluster::delete_node_pool(temporary, self.operation_timeout_ms)
+                    self.mutate(&format!("delete pool {temporary}"), || cluster::delete_node_pool(temporary, self.operation_timeout_ms))
                 })?;
                 done.push(format!("pool {name}: deleted temporary pool {temporary}"));
             }
@@ -168,33 +182,60 @@ impl Runner {
         if plan.delete_pool {
             self.check_left(name, &format!("delete pool {name}"))?;
             step(&format!("delete-pool {name}"), &format!("delete pool {name}: its databases run on the replacement"), || {
-                cluster::delete_node_pool(name, self.operation_timeout_ms)
+                self.mutate(&format!("delete pool {name}"), || cluster::delete_node_pool(name, self.operation_timeout_ms))
             })?;
             done.push(format!("pool {name}: deleted, replaced by {}", plan.destination.as_ref().map(|d| d.name()).unwrap_or("?")));
         }
         Ok(done)
     }
 
-    /// Wait (not in a dry run) until no pool is in the middle of an
-    /// operation: one an interrupted run started goes on in AKS, and any
-    /// new one would be refused with 409 until it ends. A pool whose last
-    /// operation `Failed` is left to the readiness gate.
-    pub fn settle_pools(&self) -> Result<(), Error> {
-        if self.dry.active() {
-            return Ok(());
+    /// A cluster mutation, tried again when AKS refuses it with 409
+    /// `OperationNotAllowed` (another operation runs on the cluster or the
+    /// pool, as when someone scales a pool by hand mid-upgrade): after the
+    /// operations in progress end (within the operation timeout) and a pause,
+    /// up to [`CONFLICT_RETRIES`] times; then AKS's 409 is the error, with
+    /// the attempts counted. Each refusal is logged with AKS's message.
+    pub fn mutate<T>(&self, what: &str, call: impl Fn() -> Result<T, Error>) -> Result<T, Error> {
+        let mut attempt = 0;
+        loop {
+            match call() {
+                Err(e) if is_operation_conflict(&e) && attempt < CONFLICT_RETRIES => {
+                    attempt += 1;
+                    report::log(
+                        report::Level::Warn,
+                        &format!(
+                            "{what}: AKS refused ({}); waiting for the operation in progress to end, then trying again ({attempt} of {CONFLICT_RETRIES})",
+                            e.message
+                        ),
+                    );
+                    self.wait_for_operations()?;
+                    clock::sleep(CONFLICT_PAUSE_MS);
+                }
+                Err(e) if is_operation_conflict(&e) => {
+                    return Err(Error::new(e.code, format!("{} (refused {} times, each after the operations in progress ended)", e.message, attempt + 1)));
+                }
+                other => return other,
+            }
         }
-        let busy = |pools: &[NodePool]| -> Vec<String> {
-            pools.iter().filter(|p| in_progress(&p.provisioning_state)).map(|p| format!("pool {} {}", p.name, p.provisioning_state)).collect()
-        };
-        if busy(&cluster::node_pools()?).is_empty() {
-            return Ok(());
-        }
-        step("settle", "wait for the operations in progress on the pools to end (an interrupted run's goes on in AKS)", || {
-            wait_for("the node pools' operations to end", self.operation_timeout_ms, 15_000, || {
-                let now = busy(&cluster::node_pools()?);
-                Ok(if now.is_empty() { Poll::Done(()) } else { Poll::NotYet(now.join(", ")) })
-            })
+    }
+
+    /// Until neither the control plane nor a pool is in the middle of an operation.
+    fn wait_for_operations(&self) -> Result<(), Error> {
+        wait_for("the operations in progress to end", self.operation_timeout_ms, 15_000, || {
+            let now = operations_in_progress()?;
+            Ok(if now.is_empty() { Poll::Done(()) } else { Poll::NotYet(now.join(", ")) })
         })
+    }
+
+    /// Wait (not in a dry run) until neither the control plane nor a pool is
+    /// in the middle of an operation: one an interrupted run started goes on
+    /// in AKS, and any new one would be refused with 409 until it ends. A
+    /// pool whose last operation `Failed` is left to the readiness gate.
+    pub fn settle_pools(&self) -> Result<(), Error> {
+        if self.dry.active() || operations_in_progress()?.is_empty() {
+            return Ok(());
+        }
+        step("settle", "wait for the operations in progress on the cluster to end (an interrupted run's goes on in AKS)", || self.wait_for_operations())
     }
 
     /// What the cluster looks like after a failure, for the operator: where
@@ -211,6 +252,17 @@ impl Runner {
         };
         format!("pools now: {pools}; database members: {databases}")
     }
+}
+
+/// The control plane and the pools in the middle of an operation, each with its state.
+fn operations_in_progress() -> Result<Vec<String>, Error> {
+    let mut busy: Vec<String> =
+        cluster::node_pools()?.iter().filter(|p| in_progress(&p.provisioning_state)).map(|p| format!("pool {} {}", p.name, p.provisioning_state)).collect();
+    let plane = cluster::control_plane()?;
+    if in_progress(&plane.provisioning_state) {
+        busy.push(format!("control plane {}", plane.provisioning_state));
+    }
+    Ok(busy)
 }
 
 /// Whether a `provisioningState` is an operation still running (as opposed

@@ -147,7 +147,7 @@ impl Upgrade<'_> {
             step(
                 &format!("upgrade {name}"),
                 &format!("upgrade pool {name} to {version}: AKS surges new Nodes, cordons, drains and removes each old one"),
-                || cluster::upgrade_node_pool(name, &version, self.cfg.operation_timeout).map(|_| ()),
+                || self.runner.mutate(&format!("upgrade pool {name}"), || cluster::upgrade_node_pool(name, &version, self.cfg.operation_timeout)).map(|_| ()),
             )
         };
         done.extend(self.runner.execute(&plan, &pool, &version, &upgrade)?);
@@ -204,8 +204,10 @@ fn run(cfg: &Config) -> Result<PatternResult, Error> {
     let mut done: Vec<String> = Vec::new();
     match &plane_line {
         Some(line) => {
-            step("control-plane", line, || cluster::upgrade_control_plane(&up.s.target_text, cfg.operation_timeout).map(|_| ()))
-                .map_err(|e| Error::new(e.code, format!("{}; nothing else was changed; {}", e.message, rerun_note(&up.s.target_text))))?;
+            step("control-plane", line, || {
+                up.runner.mutate("upgrade the control plane", || cluster::upgrade_control_plane(&up.s.target_text, cfg.operation_timeout)).map(|_| ())
+            })
+            .map_err(|e| Error::new(e.code, format!("{}; nothing else was changed; {}", e.message, rerun_note(&up.s.target_text))))?;
             done.push(format!("control plane {} -> {}", plane.version(), up.s.target_text));
         }
         None => skipped("control-plane", "the control plane to the target version", &format!("already runs {}", plane.version())),

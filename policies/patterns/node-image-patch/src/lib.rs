@@ -136,7 +136,7 @@ impl Patch<'_> {
             step(
                 &format!("upgrade-node-image {name}"),
                 &format!("upgrade pool {name}'s node image (AKS surges new Nodes, cordons, drains and removes each old one)"),
-                || cluster::upgrade_node_image(name, timeout).map(|_| ()),
+                || self.runner.mutate(&format!("upgrade pool {name}'s node image"), || cluster::upgrade_node_image(name, timeout)).map(|_| ()),
             )
         };
         // An added temporary pool runs the pool's own version and gets the newest image.
