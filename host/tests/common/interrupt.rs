@@ -21,7 +21,14 @@ pub struct Ending {
 /// ended after its first mutation began. With `steps = 1` each run is cut
 /// right after the first step that changed something, so a chain of runs
 /// visits every step boundary of a rotation once.
-pub fn kill_after_mutating_steps(mut command: Command, journal: &Path, component: &str, steps: usize, timeout: Duration) -> Ending {
+pub fn kill_after_mutating_steps(command: Command, journal: &Path, component: &str, steps: usize, timeout: Duration) -> Ending {
+    kill_when(command, journal, timeout, |entries| nth_step_after_a_mutation(entries, component, steps))
+}
+
+/// Run `command` (a `runner exec ... --journal JOURNAL`), and kill it with
+/// SIGKILL as soon as `reached` names a point given the journal's complete
+/// entries so far (looked at every 10 ms).
+pub fn kill_when(mut command: Command, journal: &Path, timeout: Duration, mut reached: impl FnMut(&[Value]) -> Option<String>) -> Ending {
     let _ = std::fs::remove_file(journal);
     let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("runner starts");
     let deadline = Instant::now() + timeout;
@@ -29,26 +36,29 @@ pub fn kill_after_mutating_steps(mut command: Command, journal: &Path, component
         if child.try_wait().expect("runner status").is_some() {
             break None;
         }
-        if let Some(step) = nth_step_after_a_mutation(journal, component, steps) {
+        if let Some(point) = reached(&entries(journal)) {
             // SAFETY: signalling a child this test started and has not reaped.
             unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
-            break Some(step);
+            break Some(point);
         }
-        assert!(Instant::now() < deadline, "the run neither finished nor reached {steps} mutating steps within {timeout:?}");
+        assert!(Instant::now() < deadline, "the run neither finished nor reached the point to kill it at within {timeout:?}");
         std::thread::sleep(Duration::from_millis(10));
     };
     let output = child.wait_with_output().expect("runner output");
     Ending { killed_after, output }
 }
 
+/// The journal's complete entries (the last line may be half written).
+fn entries(journal: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(journal).unwrap_or_default();
+    text.split_inclusive('\n').filter(|l| l.ends_with('\n')).filter_map(|line| serde_json::from_str(line).ok()).collect()
+}
+
 /// The name of the `n`th step of `component` that ended after the run's first mutation began.
-fn nth_step_after_a_mutation(journal: &Path, component: &str, n: usize) -> Option<String> {
-    let text = std::fs::read_to_string(journal).ok()?;
+fn nth_step_after_a_mutation(entries: &[Value], component: &str, n: usize) -> Option<String> {
     let mut mutated = false;
     let mut ended = 0;
-    // The last line may be half written: only complete lines count.
-    for line in text.split_inclusive('\n').filter(|l| l.ends_with('\n')) {
-        let Ok(entry) = serde_json::from_str::<Value>(line) else { continue };
+    for entry in entries {
         mutated |= entry["outcome"] == "started";
         if mutated && entry["component"] == component && entry["call"] == "report.step-end" {
             ended += 1;
