@@ -68,7 +68,10 @@ fn steps_named<'r>(report: &'r Value, name: &str) -> Vec<&'r Value> {
 }
 
 fn step_names(report: &Value) -> Vec<String> {
-    report["steps"].as_array().map(|s| s.iter().filter(|s| s["slot"].is_null()).filter_map(|s| s["name"].as_str().map(String::from)).collect()).unwrap_or_default()
+    report["steps"]
+        .as_array()
+        .map(|s| s.iter().filter(|s| s["slot"].is_null()).filter_map(|s| s["name"].as_str().map(String::from)).collect())
+        .unwrap_or_default()
 }
 
 /// Each Node's pool label and kubelet version.
@@ -93,7 +96,9 @@ fn postgres_pools(lab: &Lab) -> (Vec<String>, bool) {
             .as_array()
             .unwrap()
             .iter()
-            .map(|n| (n["metadata"]["name"].as_str().unwrap_or_default().to_string(), n["metadata"]["labels"]["agentpool"].as_str().unwrap_or_default().to_string()))
+            .map(|n| {
+                (n["metadata"]["name"].as_str().unwrap_or_default().to_string(), n["metadata"]["labels"]["agentpool"].as_str().unwrap_or_default().to_string())
+            })
             .collect()
     };
     let pods: Value = serde_json::from_str(&lab.kubectl(&["get", "pods", "-l", "app=postgres", "-o", "json"])).unwrap();

@@ -1,5 +1,5 @@
 //! The cluster capability without a cluster: the canned ARM cases of the
-//! `cluster-pattern` fixture under `runner test`, `run-info.databases` from
+//! `cluster-pattern` fixture and a session recorded on the lab under `runner test`, `run-info.databases` from
 //! a target file, a target with no cluster API (exit 4) and a bad
 //! `cluster:` section (exit 2). `cluster_lab.rs` runs it against the lab.
 
@@ -13,9 +13,15 @@ fn every_canned_cluster_case_passes() {
     fixture("cluster-pattern");
     let cases = repo().join("tests/fixtures/cluster-pattern/tests");
     let out = expect_exit(&sandbox.runner(&["test", path(&cases)]), 0);
-    for case in
-        ["pool-upgrade-succeeds", "drain-blocked-by-pdb", "another-operation-running", "throttled", "dry-run-plans-the-control-plane", "delete-not-requested"]
-    {
+    for case in [
+        "pool-upgrade-succeeds",
+        "drain-blocked-by-pdb",
+        "another-operation-running",
+        "throttled",
+        "dry-run-plans-the-control-plane",
+        "delete-not-requested",
+        "lab-session-upgrade",
+    ] {
         assert!(out.contains(&format!("ok   {case}")), "{case}:\n{out}");
     }
     assert!(out.contains("0 failed"), "{out}");
