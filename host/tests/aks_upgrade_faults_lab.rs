@@ -1,10 +1,11 @@
 //! `aks-upgrade` on the lab when the upgrade does not go as planned: AKS
 //! refusing mutations with 409 while another operation runs (the lab's
 //! `conflict` fault), the runner killed in the middle of a pool's upgrade
-//! and run again, and a drain a PodDisruptionBudget blocks. Each lab has the
+//! and run again, and a drain a PodDisruptionBudget blocks; and with
+//! `strategy: replace`, which adds a pool instead of upgrading. Each lab has the
 //! 3-member PostgreSQL cluster on one pool of 2 Nodes at 1.29.9, a backup
 //! (the readiness gate wants one) and a write probe on the database.
-//! Subnets 248-249.
+//! Subnets 248-250.
 
 mod common;
 
@@ -164,7 +165,7 @@ fn conflicts_are_retried_and_a_run_killed_mid_pool_resumes_without_moving_a_memb
 }
 
 #[test]
-fn a_drain_blocked_by_a_budget_stops_the_upgrade_naming_it_and_loses_nothing() {
+fn a_drain_blocked_by_a_budget_stops_the_upgrade_naming_it_and_a_rerun_after_the_fix_finishes() {
     let lab = lab("249");
     // Two cache Pods, one on each nodepool1 Node, under a budget that lets
     // one go: the readiness gate passes, the first Node's drain takes the
@@ -206,4 +207,47 @@ fn a_drain_blocked_by_a_budget_stops_the_upgrade_naming_it_and_loses_nothing() {
     assert!(ready && pools.iter().all(|p| p.starts_with('t')), "{pools:?}");
     let cache = lab.kubectl(&["get", "pods", "-l", "app=cache", "-o", "jsonpath={.items[*].status.phase}"]);
     assert_eq!(cache, "Running", "the first drain evicted one cache Pod, the budget kept the other");
+
+    // The operator lifts the budget and runs the same command again: the
+    // pool's failed upgrade is sent again (the readiness gate only warns
+    // about it), the database is not moved to the temporary pool a second
+    // time, and comes back once the pool runs 1.30.5.
+    lab.kubectl(&["delete", "pdb", "cache-pdb"]);
+    let journal = lab.dir.path().join("rerun.jsonl");
+    let output = upgrade(&lab, &journal, &[]).output().unwrap();
+    let report = json_of(&output);
+    assert_eq!(output.status.code(), Some(0), "{report:#}\n{}", stderr(&output));
+    let gate = report["gates"].as_array().unwrap().iter().find(|g| g["slot"] == "readiness").cloned().unwrap_or_default();
+    assert!(gate["reasons"].to_string().contains("node pool nodepool1: its last operation ended Failed"), "{gate}");
+    let names = step_names(&report);
+    assert!(!names.iter().any(|n| n.starts_with("move postgres-cluster -> t")), "moved to the temporary pool again: {names:?}");
+    let back = steps_named(&report, "move postgres-cluster -> nodepool1");
+    assert!(back.len() == 1 && back[0]["outcome"] == "succeeded", "{names:?}");
+    probe_lost_nothing(&report);
+    let nodes = nodes(&lab);
+    assert!(nodes.iter().all(|(pool, kubelet)| pool == "nodepool1" && kubelet == "v1.30.5"), "{nodes:?}");
+    let (pools, ready) = postgres_pools(&lab);
+    assert!(ready && pools.iter().all(|p| p == "nodepool1"), "{pools:?}");
+}
+
+#[test]
+fn strategy_replace_moves_the_database_to_a_new_pool_and_deletes_the_old_one() {
+    let lab = lab("250");
+    let journal = lab.dir.path().join("run.jsonl");
+    let output = upgrade(&lab, &journal, &["--config", "strategy=replace"]).output().unwrap();
+    let report = json_of(&output);
+    assert_eq!(output.status.code(), Some(0), "{report:#}\n{}", stderr(&output));
+    let names = step_names(&report);
+    let added = names.iter().find_map(|n| n.strip_prefix("add-pool ")).unwrap_or_else(|| panic!("no pool added: {names:?}")).to_string();
+    assert!(added.starts_with('r'), "a replacement pool, by its name: {added}");
+    for expected in [format!("move postgres-cluster -> {added}"), "delete-pool nodepool1".to_string(), "post".to_string()] {
+        let step = steps_named(&report, &expected);
+        assert!(step.len() == 1 && step[0]["outcome"] == "succeeded", "{expected}: {names:?}");
+    }
+    assert!(!names.iter().any(|n| n == "upgrade nodepool1"), "replace upgrades nothing in place: {names:?}");
+    probe_lost_nothing(&report);
+    let nodes = nodes(&lab);
+    assert!(!nodes.is_empty() && nodes.iter().all(|(pool, kubelet)| *pool == added && kubelet == "v1.30.5"), "only the replacement is left: {nodes:?}");
+    let (pools, ready) = postgres_pools(&lab);
+    assert!(ready && pools.iter().all(|p| *p == added), "{pools:?}");
 }

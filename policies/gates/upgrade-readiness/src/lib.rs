@@ -142,11 +142,20 @@ fn judge_cluster(
     pools: &[NodePool],
     profiles: &[(String, Result<PoolUpgradeProfile, Error>)],
 ) {
-    if plane.provisioning_state != cluster::SUCCEEDED {
-        check.fail(format!("control plane: provisioning state {}, not Succeeded (an operation is in progress or failed)", plane.provisioning_state));
-    }
+    // A failed last operation does not block: AKS retries it on the next
+    // upgrade of the same resource, which is what a re-run sends.
+    let judge_state = |check: &mut Check, what: &str, state: &str| match state {
+        cluster::SUCCEEDED => {}
+        "Failed" | "Canceled" => {
+            check.warn(format!("{what}: its last operation ended {state}; the upgrade sends it again, which retries it"));
+        }
+        _ => {
+            check.fail(format!("{what}: provisioning state {state}, not Succeeded (an operation is in progress)"));
+        }
+    };
+    judge_state(check, "control plane", &plane.provisioning_state);
     for pool in pools.iter().filter(|p| p.busy()) {
-        check.fail(format!("node pool {}: provisioning state {}, not Succeeded", pool.name, pool.provisioning_state));
+        judge_state(check, &format!("node pool {}", pool.name), &pool.provisioning_state);
     }
     let Some(target) = target else { return };
     if version::reached(plane.version(), target) {
@@ -455,7 +464,17 @@ mod tests {
         assert!(there.verdict().reasons.iter().filter(|r| r.starts_with("node pool")).count() == 1);
         let mut busy = Check::new();
         judge_cluster(&mut busy, None, &plane("1.29.9", &[], "Upgrading"), &[], &[]);
-        assert_eq!(reasons(&busy), vec!["control plane: provisioning state Upgrading, not Succeeded (an operation is in progress or failed)"]);
+        assert_eq!(reasons(&busy), vec!["control plane: provisioning state Upgrading, not Succeeded (an operation is in progress)"]);
+        assert!(busy.failed());
+        // A failed last operation warns: the upgrade sends it again.
+        let mut failed = Check::new();
+        judge_cluster(&mut failed, None, &plane("1.29.9", &[], "Succeeded"), &[pool("nodepool1", "Failed")], &[]);
+        assert!(!failed.failed(), "{:?}", reasons(&failed));
+        assert_eq!(failed.verdict().outcome, Outcome::Warn);
+        assert_eq!(reasons(&failed), vec!["node pool nodepool1: its last operation ended Failed; the upgrade sends it again, which retries it"]);
+        let mut deleting = Check::new();
+        judge_cluster(&mut deleting, None, &plane("1.29.9", &[], "Succeeded"), &[pool("nodepool1", "Deleting")], &[]);
+        assert!(deleting.failed());
     }
 
     #[test]
