@@ -131,7 +131,7 @@ fn conflicts_are_retried_and_a_run_killed_mid_pool_resumes_without_moving_a_memb
         last_look = Instant::now();
         nodes(&lab).iter().any(|(pool, kubelet)| pool == "nodepool1" && kubelet == "v1.30.5").then(|| "upgrade nodepool1".to_string())
     });
-    let text = format!("{}{}", stdout(&first.output), stderr(&first.output));
+    let text = format!("{}{}{}", stdout(&first.output), stderr(&first.output), std::fs::read_to_string(&journal).unwrap_or_default());
     assert_eq!(first.killed_after.as_deref(), Some("upgrade nodepool1"), "run 1 ended before the pool's upgrade: {text}");
     assert!(text.contains("AKS refused") && text.contains("OperationNotAllowed"), "the 409s were logged: {text}");
     let left = lab.kubectl(&["get", "configmap", "-n", "kube-system", "runner-lab-arm", "-o", "jsonpath={.data.conflict}"]);

@@ -443,7 +443,7 @@ mod tests {
             &[],
         );
         let r = reasons(&bad);
-        assert!(r.contains(&"node pool nodepool1: provisioning state Upgrading, not Succeeded".to_string()), "{r:?}");
+        assert!(r.contains(&"node pool nodepool1: provisioning state Upgrading, not Succeeded (an operation is in progress)".to_string()), "{r:?}");
         assert!(r.contains(&"control plane 1.29.9: 1.30.5 is not offered by the upgrade profile (offered: 1.29.10, 1.30.3)".to_string()), "{r:?}");
         assert_eq!(r.len(), 2, "{r:?}");
         // Once the control plane runs the target, each pool's own profile must offer it.
