@@ -65,13 +65,13 @@ fn fault(lab: &Lab, key: &str, value: &str) {
 
 /// The top-level steps (the pattern's own, not a slot's) named `name`.
 fn steps_named<'r>(report: &'r Value, name: &str) -> Vec<&'r Value> {
-    report["steps"].as_array().map(|s| s.iter().filter(|s| s["slot"].is_null() && s["name"] == name).collect()).unwrap_or_default()
+    report["steps"].as_array().map(|s| s.iter().filter(|s| s["slot_path"].is_null() && s["name"] == name).collect()).unwrap_or_default()
 }
 
 fn step_names(report: &Value) -> Vec<String> {
     report["steps"]
         .as_array()
-        .map(|s| s.iter().filter(|s| s["slot"].is_null()).filter_map(|s| s["name"].as_str().map(String::from)).collect())
+        .map(|s| s.iter().filter(|s| s["slot_path"].is_null()).filter_map(|s| s["name"].as_str().map(String::from)).collect())
         .unwrap_or_default()
 }
 

@@ -3,10 +3,12 @@
 //! journal (the host writes a step's end out before the component goes on).
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+use super::Background;
 
 /// How one interrupted (or finished) run ended.
 pub struct Ending {
@@ -28,12 +30,12 @@ pub fn kill_after_mutating_steps(command: Command, journal: &Path, component: &s
 /// Run `command` (a `runner exec ... --journal JOURNAL`), and kill it with
 /// SIGKILL as soon as `reached` names a point given the journal's complete
 /// entries so far (looked at every 10 ms).
-pub fn kill_when(mut command: Command, journal: &Path, timeout: Duration, mut reached: impl FnMut(&[Value]) -> Option<String>) -> Ending {
+pub fn kill_when(command: Command, journal: &Path, timeout: Duration, mut reached: impl FnMut(&[Value]) -> Option<String>) -> Ending {
     let _ = std::fs::remove_file(journal);
-    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("runner starts");
+    let mut child = Background::spawn(command);
     let deadline = Instant::now() + timeout;
     let killed_after = loop {
-        if child.try_wait().expect("runner status").is_some() {
+        if child.try_wait().is_some() {
             break None;
         }
         if let Some(point) = reached(&entries(journal)) {
@@ -44,7 +46,7 @@ pub fn kill_when(mut command: Command, journal: &Path, timeout: Duration, mut re
         assert!(Instant::now() < deadline, "the run neither finished nor reached the point to kill it at within {timeout:?}");
         std::thread::sleep(Duration::from_millis(10));
     };
-    let output = child.wait_with_output().expect("runner output");
+    let output = child.wait_with_output();
     Ending { killed_after, output }
 }
 

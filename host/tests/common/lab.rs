@@ -3,10 +3,10 @@
 //! independent clients, and brought down (every process stopped) on drop.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use super::{path, repo, stderr, stdout};
+use super::{Background, path, repo, stderr, stdout};
 
 /// A running lab.
 pub struct Lab {
@@ -39,9 +39,9 @@ impl Lab {
         self.command(args).output().unwrap()
     }
 
-    /// The same, started in the background (stdout and stderr piped).
-    pub fn spawn(&self, args: &[&str]) -> Child {
-        self.command(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+    /// The same, started in the background (stdout and stderr read as it writes).
+    pub fn spawn(&self, args: &[&str]) -> Background {
+        Background::spawn(self.command(args))
     }
 
     /// The command [`Lab::runner`] runs, to adjust before running it.

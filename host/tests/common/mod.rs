@@ -7,8 +7,52 @@ pub mod lab;
 pub mod redis_cluster;
 pub mod verdict;
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::thread::JoinHandle;
+
+/// A runner started in the background whose stdout and stderr are read as
+/// it writes them: a pipe nobody reads fills up (64 KiB) and stops a
+/// chatty run, which a test polling `try_wait` would take for a hang.
+pub struct Background {
+    child: Child,
+    stdout: JoinHandle<Vec<u8>>,
+    stderr: JoinHandle<Vec<u8>>,
+}
+
+impl Background {
+    /// Start `command` with both outputs piped and drained.
+    pub fn spawn(mut command: Command) -> Background {
+        let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("runner starts");
+        let drain = |mut pipe: Box<dyn Read + Send>| {
+            std::thread::spawn(move || {
+                let mut bytes = Vec::new();
+                let _ = pipe.read_to_end(&mut bytes);
+                bytes
+            })
+        };
+        let stdout = drain(Box::new(child.stdout.take().expect("piped stdout")));
+        let stderr = drain(Box::new(child.stderr.take().expect("piped stderr")));
+        Background { child, stdout, stderr }
+    }
+
+    /// Its process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Its exit status, if it has ended.
+    pub fn try_wait(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().expect("runner status")
+    }
+
+    /// Wait for it to end; what it printed and its status.
+    pub fn wait_with_output(mut self) -> Output {
+        let status = self.child.wait().expect("runner ends");
+        Output { status, stdout: self.stdout.join().unwrap_or_default(), stderr: self.stderr.join().unwrap_or_default() }
+    }
+}
 
 pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
