@@ -230,7 +230,8 @@ impl Runner {
     /// Wait (not in a dry run) until neither the control plane nor a pool is
     /// in the middle of an operation: one an interrupted run started goes on
     /// in AKS, and any new one would be refused with 409 until it ends. A
-    /// pool whose last operation `Failed` is left to the readiness gate.
+    /// pool whose last operation `Failed` is not waited for: its upgrade is
+    /// sent again, which is how AKS retries it (the readiness gate warns).
     pub fn settle_pools(&self) -> Result<(), Error> {
         if self.dry.active() || operations_in_progress()?.is_empty() {
             return Ok(());
