@@ -27,29 +27,9 @@ fn lab(subnet: &str) -> Lab {
     lab
 }
 
-/// `runner exec aks-upgrade` to 1.30.5 with a write probe on PostgreSQL and
-/// a journal, as an operator runs it (`runner demo aks-upgrade` prints the line).
+/// [`Lab::aks_upgrade`] with a write probe on PostgreSQL and a journal.
 fn upgrade(lab: &Lab, journal: &Path, extra: &[&str]) -> Command {
-    let mut args = vec![
-        "exec",
-        "aks-upgrade",
-        "--target",
-        "lab",
-        "--approve",
-        "--config",
-        "kubernetes-version=1.30.5",
-        "--write-probe",
-        "postgres-cluster",
-        "--journal",
-        path(journal),
-        "-o",
-        "json",
-    ];
-    for cap in ["kube:*", "postgres:*", "cluster:*"] {
-        args.extend(["--allow", cap]);
-    }
-    args.extend_from_slice(extra);
-    lab.command(&args)
+    lab.aks_upgrade(&[&["--write-probe", "postgres-cluster", "--journal", path(journal)], extra].concat())
 }
 
 /// Set a key of the lab's ARM fault ConfigMap.
@@ -75,35 +55,24 @@ fn step_names(report: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Each Node's pool label and kubelet version.
-fn nodes(lab: &Lab) -> Vec<(String, String)> {
-    let list: Value = serde_json::from_str(&lab.kubectl(&["get", "nodes", "-o", "json"])).unwrap();
-    list["items"]
-        .as_array()
-        .unwrap()
+/// Each Node's name, pool label and kubelet version.
+fn nodes(lab: &Lab) -> Vec<(String, String, String)> {
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    lab.items(&["nodes"])
         .iter()
-        .map(|n| {
-            let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
-            (text(&n["metadata"]["labels"]["agentpool"]), text(&n["status"]["nodeInfo"]["kubeletVersion"]))
-        })
+        .map(|n| (text(&n["metadata"]["name"]), text(&n["metadata"]["labels"]["agentpool"]), text(&n["status"]["nodeInfo"]["kubeletVersion"])))
         .collect()
+}
+
+/// Each Node's pool label and kubelet version.
+fn pools_and_kubelets(lab: &Lab) -> Vec<(String, String)> {
+    nodes(lab).into_iter().map(|(_, pool, kubelet)| (pool, kubelet)).collect()
 }
 
 /// The pool each PostgreSQL member's Node is in, and whether every member is Ready.
 fn postgres_pools(lab: &Lab) -> (Vec<String>, bool) {
-    let pools: std::collections::HashMap<String, String> = {
-        let list: Value = serde_json::from_str(&lab.kubectl(&["get", "nodes", "-o", "json"])).unwrap();
-        list["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|n| {
-                (n["metadata"]["name"].as_str().unwrap_or_default().to_string(), n["metadata"]["labels"]["agentpool"].as_str().unwrap_or_default().to_string())
-            })
-            .collect()
-    };
-    let pods: Value = serde_json::from_str(&lab.kubectl(&["get", "pods", "-l", "app=postgres", "-o", "json"])).unwrap();
-    let pods = pods["items"].as_array().unwrap();
+    let pools: std::collections::HashMap<String, String> = nodes(lab).into_iter().map(|(name, pool, _)| (name, pool)).collect();
+    let pods = lab.items(&["pods", "-l", "app=postgres"]);
     let ready = pods.len() == 3
         && pods.iter().all(|p| p["status"]["conditions"].as_array().is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True")));
     (pods.iter().map(|p| pools.get(p["spec"]["nodeName"].as_str().unwrap_or_default()).cloned().unwrap_or_default()).collect(), ready)
@@ -129,7 +98,7 @@ fn conflicts_are_retried_and_a_run_killed_mid_pool_resumes_without_moving_a_memb
             return None;
         }
         last_look = Instant::now();
-        nodes(&lab).iter().any(|(pool, kubelet)| pool == "nodepool1" && kubelet == "v1.30.5").then(|| "upgrade nodepool1".to_string())
+        pools_and_kubelets(&lab).iter().any(|(pool, kubelet)| pool == "nodepool1" && kubelet == "v1.30.5").then(|| "upgrade nodepool1".to_string())
     });
     let text = format!("{}{}{}", stdout(&first.output), stderr(&first.output), std::fs::read_to_string(&journal).unwrap_or_default());
     assert_eq!(first.killed_after.as_deref(), Some("upgrade nodepool1"), "run 1 ended before the pool's upgrade: {text}");
@@ -158,7 +127,7 @@ fn conflicts_are_retried_and_a_run_killed_mid_pool_resumes_without_moving_a_memb
     assert_eq!(steps_named(&report, "control-plane")[0]["outcome"], "skipped", "{names:?}");
     probe_lost_nothing(&report);
     // The cluster as run 2 left it: one pool, every Node and member at 1.30.5 and Ready.
-    let nodes = nodes(&lab);
+    let nodes = pools_and_kubelets(&lab);
     assert!(!nodes.is_empty() && nodes.iter().all(|(pool, kubelet)| pool == "nodepool1" && kubelet == "v1.30.5"), "{nodes:?}");
     let (pools, ready) = postgres_pools(&lab);
     assert!(ready && pools.iter().all(|p| p == "nodepool1"), "{pools:?}");
@@ -224,7 +193,7 @@ fn a_drain_blocked_by_a_budget_stops_the_upgrade_naming_it_and_a_rerun_after_the
     let back = steps_named(&report, "move postgres-cluster -> nodepool1");
     assert!(back.len() == 1 && back[0]["outcome"] == "succeeded", "{names:?}");
     probe_lost_nothing(&report);
-    let nodes = nodes(&lab);
+    let nodes = pools_and_kubelets(&lab);
     assert!(nodes.iter().all(|(pool, kubelet)| pool == "nodepool1" && kubelet == "v1.30.5"), "{nodes:?}");
     let (pools, ready) = postgres_pools(&lab);
     assert!(ready && pools.iter().all(|p| p == "nodepool1"), "{pools:?}");
@@ -246,7 +215,7 @@ fn strategy_replace_moves_the_database_to_a_new_pool_and_deletes_the_old_one() {
     }
     assert!(!names.iter().any(|n| n == "upgrade nodepool1"), "replace upgrades nothing in place: {names:?}");
     probe_lost_nothing(&report);
-    let nodes = nodes(&lab);
+    let nodes = pools_and_kubelets(&lab);
     assert!(!nodes.is_empty() && nodes.iter().all(|(pool, kubelet)| *pool == added && kubelet == "v1.30.5"), "only the replacement is left: {nodes:?}");
     let (pools, ready) = postgres_pools(&lab);
     assert!(ready && pools.iter().all(|p| *p == added), "{pools:?}");

@@ -53,23 +53,7 @@ fn check_demo(output: &Output, upgraded: impl Fn(&Value) -> bool) -> Value {
 fn the_readiness_gate_stops_the_upgrade_before_any_change() {
     // No backup was taken: seed 000's checklist wants a recent one.
     let lab = Lab::up(&["--postgres", "--single-pool", "--nodes", "2", "--subnet", "245"]);
-    let output = lab.runner(&[
-        "exec",
-        "aks-upgrade",
-        "--target",
-        "lab",
-        "--approve",
-        "--config",
-        "kubernetes-version=1.30.5",
-        "--allow",
-        "kube:*",
-        "--allow",
-        "postgres:*",
-        "--allow",
-        "cluster:*",
-        "-o",
-        "json",
-    ]);
+    let output = lab.aks_upgrade(&[]).output().unwrap();
     let report = json_of(&output);
     assert_eq!(output.status.code(), Some(1), "{report:#}");
     let gate = report["gates"].as_array().unwrap().iter().find(|g| g["slot"] == "readiness").cloned().unwrap_or_else(|| panic!("{report:#}"));

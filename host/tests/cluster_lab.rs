@@ -33,13 +33,10 @@ fn summary(output: &std::process::Output) -> String {
 
 /// Each pool Node's name and its node-image label and kubelet version.
 fn nodes(lab: &Lab) -> Vec<(String, String, String)> {
-    let list: Value = serde_json::from_str(&lab.kubectl(&["get", "nodes", "-l", "agentpool=nodepool1", "-o", "json"])).unwrap();
-    list["items"]
-        .as_array()
-        .unwrap()
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    lab.items(&["nodes", "-l", "agentpool=nodepool1"])
         .iter()
         .map(|n| {
-            let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
             (
                 text(&n["metadata"]["name"]),
                 text(&n["metadata"]["labels"]["kubernetes.azure.com/node-image-version"]),

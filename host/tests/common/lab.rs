@@ -74,6 +74,23 @@ impl Lab {
         stdout(&output)
     }
 
+    /// The `items` of `kubectl get ARGS -o json`.
+    pub fn items(&self, args: &[&str]) -> Vec<serde_json::Value> {
+        let list: serde_json::Value = serde_json::from_str(&self.kubectl(&[&["get"], args, &["-o", "json"]].concat())).unwrap();
+        list["items"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// `runner exec aks-upgrade` to 1.30.5 against this lab, approved and
+    /// with the allowances `runner demo aks-upgrade` gives, then `extra`.
+    pub fn aks_upgrade(&self, extra: &[&str]) -> Command {
+        let mut args = vec!["exec", "aks-upgrade", "--target", "lab", "--approve", "--config", "kubernetes-version=1.30.5", "-o", "json"];
+        for cap in ["kube:*", "postgres:*", "cluster:*"] {
+            args.extend(["--allow", cap]);
+        }
+        args.extend_from_slice(extra);
+        self.command(&args)
+    }
+
     pub fn kubectl_raw(&self, args: &[&str]) -> Output {
         Command::new("kubectl").arg("--kubeconfig").arg(self.kubeconfig()).args(args).output().unwrap()
     }
