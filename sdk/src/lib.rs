@@ -75,8 +75,8 @@ pub use bindings::imports::runner::policy::types::{Error, ErrorCode, Outcome, Ve
 
 /// Interfaces, by the names policies use.
 pub use bindings::imports::runner::policy::{
-    approval, clock, cluster_read, cluster_write, gates, kube_read as kube, kube_write, mongo_read, mongo_write, patterns, postgres_read, postgres_write,
-    redis_read, redis_write, report, run_info,
+    approval, clock, cluster_read, cluster_write, fleet, gates, kube_read as kube, kube_write, mongo_read, mongo_write, patterns, postgres_read,
+    postgres_write, redis_read, redis_write, report, run_info,
 };
 
 /// The gate world: implement [`gate::Guest`].

@@ -103,6 +103,8 @@ pub const VERBS: &[Verb] = &[
     verb("approval", "request", false, &["approval.request"], &[]),
     verb("gates", "run", false, &["gates.run"], &[]),
     verb("patterns", "run", false, &["patterns.run"], &[]),
+    // Scoped by member; what the member's sub-run does needs its own grants.
+    verb("fleet", "run", false, &["fleet.run-pattern", "fleet.run-gate", "fleet.run-group"], &[]),
     // The cluster's own API (AKS: Azure RBAC on the managed cluster, not
     // Kubernetes RBAC): reads share one verb, each mutation is its own.
     verb(
@@ -136,6 +138,7 @@ pub const FREE_CALLS: &[&str] = &[
     "run-info.dry-run",
     "run-info.resumed",
     "run-info.databases",
+    "fleet.members",
 ];
 
 /// The interfaces the `gate` world imports (`world gate-imports` in the WIT);

@@ -19,6 +19,10 @@ pub enum Decision {
 pub struct Grants {
     requested: Vec<Capability>,
     allowed: Vec<Capability>,
+    /// Allowances that hold on some fleet members only (`--allow CAP@MEMBER`):
+    /// member name pattern (a trailing `*` matches any rest) → capability.
+    /// They join `allowed` for a component run on a matching member.
+    on_members: std::sync::Arc<Vec<(String, Capability)>>,
     /// Components that may never mutate (gates) get reads only, whatever the
     /// operator allowed.
     read_only: bool,
@@ -28,12 +32,29 @@ impl Grants {
     /// Grants for a component that requested `requested`, run by an operator
     /// who allowed `allowed` (on top of reads, which are allowed by default).
     pub fn new(requested: Vec<Capability>, allowed: Vec<Capability>) -> Self {
-        Grants { requested, allowed, read_only: false }
+        Grants { requested, allowed, on_members: Default::default(), read_only: false }
+    }
+
+    /// The same grants, with allowances that hold on matching fleet members
+    /// only (member name pattern → capability).
+    pub fn with_member_allowances(mut self, on_members: Vec<(String, Capability)>) -> Self {
+        self.on_members = std::sync::Arc::new(on_members);
+        self
+    }
+
+    /// These grants for a component run on fleet member `member`: the
+    /// run-wide allowances and those given for that member. A component
+    /// on a member reaches no other member, so nothing member-scoped is left.
+    pub fn on_member(&self, member: &str) -> Self {
+        let matching = |pattern: &str| pattern.strip_suffix('*').map_or(pattern == member, |prefix| member.starts_with(prefix));
+        let mut allowed = self.allowed.clone();
+        allowed.extend(self.on_members.iter().filter(|(pattern, _)| matching(pattern)).map(|(_, cap)| cap.clone()));
+        Grants { requested: self.requested.clone(), allowed, on_members: Default::default(), read_only: self.read_only }
     }
 
     /// Grants for a gate: its own requests, reads only.
     pub fn read_only(requested: Vec<Capability>) -> Self {
-        Grants { requested, allowed: Vec::new(), read_only: true }
+        Grants { requested, allowed: Vec::new(), on_members: Default::default(), read_only: true }
     }
 
     /// Grants for a pattern another pattern runs through a slot: what its
@@ -43,7 +64,7 @@ impl Grants {
     /// manifest speaks for its own component, and the operator's allowances
     /// bound every mutation of the run.
     pub fn within(requested: Vec<Capability>, parent: &Grants) -> Self {
-        Grants { requested, allowed: parent.allowed.clone(), read_only: parent.read_only }
+        Grants { requested, allowed: parent.allowed.clone(), on_members: parent.on_members.clone(), read_only: parent.read_only }
     }
 
     /// Decide whether a call needing `interface:verb:scope` may go ahead.

@@ -11,7 +11,7 @@ use crate::engine::Limits;
 use crate::imports::Approval;
 use crate::policy::config;
 use crate::run::{DEFAULT_PROBE_TABLE, RunBuilder};
-use crate::target::Target;
+use crate::target::{Fleet, Target};
 
 /// `runner exec`'s arguments.
 #[derive(Args, Debug)]
@@ -26,6 +26,12 @@ pub struct ExecArgs {
 
     #[command(flatten)]
     cluster: super::ClusterArgs,
+
+    /// A fleet file: the clusters (members) the pattern reaches through
+    /// `fleet.*`, each its own target. Without `--target`, the pattern's
+    /// other calls reach no cluster.
+    #[arg(long, value_name = "FILE")]
+    fleet: Option<PathBuf>,
 
     /// A configuration value, checked against the policy's schema. Repeatable.
     #[arg(long = "config", short = 'c', value_name = "KEY=VALUE")]
@@ -169,9 +175,20 @@ pub fn parse_size(text: &str) -> Result<usize, String> {
 
 /// Run the policy as the flags say; print its report.
 pub fn run(args: ExecArgs, cache_dir: Option<PathBuf>) -> CommandResult {
-    let target = args.cluster.select(args.target.clone())?;
+    let fleet = args.fleet.as_deref().map(Fleet::read).transpose().map_err(|e| Failure::bad_input(e.to_string()))?;
+    // A fleet run's own calls reach a cluster only when one is named.
+    let target = match (&fleet, &args.target) {
+        (Some(_), None) if !args.cluster.given() => None,
+        _ => Some(args.cluster.select(args.target.clone())?),
+    };
     let output = args.output;
-    let report = super::report_file::around(args.report.clone(), || builder(args, target, cache_dir).run())?;
+    let report = super::report_file::around(args.report.clone(), || {
+        let mut run = builder(args, target, cache_dir);
+        if let Some(fleet) = fleet {
+            run = run.fleet(fleet);
+        }
+        run.run()
+    })?;
     match output {
         format @ (OutputFormat::Json | OutputFormat::Yaml) => format.print(&report.json()),
         OutputFormat::Text => print!("{}", report_text(&report)),
@@ -183,8 +200,8 @@ pub fn run(args: ExecArgs, cache_dir: Option<PathBuf>) -> CommandResult {
     }
 }
 
-/// The run the flags describe, against `target`.
-fn builder(args: ExecArgs, target: Target, cache_dir: Option<PathBuf>) -> RunBuilder {
+/// The run the flags describe, against `target` (`None`: no cluster of its own).
+fn builder(args: ExecArgs, target: Option<Target>, cache_dir: Option<PathBuf>) -> RunBuilder {
     let mut limits = Limits {
         memory_bytes: args.memory,
         output_bytes: args.output_limit,
@@ -202,11 +219,14 @@ fn builder(args: ExecArgs, target: Target, cache_dir: Option<PathBuf>) -> RunBui
         .allow_flags(args.allow, args.grants)
         .gates(args.gates)
         .patterns(args.patterns)
-        .target(target)
         .limits(limits, cache_dir)
         .dry_run(args.dry_run)
         .fail_on_warn(args.fail_on_warn)
         .approval(Approval::from_flags(args.approve));
+    builder = match target {
+        Some(target) => builder.target(target),
+        None => builder.offline("a fleet's orchestrator (it reaches members through fleet.*)"),
+    };
     for database in args.write_probe {
         builder = builder.write_probe(database, args.probe_table.clone(), args.probe_rate);
     }

@@ -89,6 +89,11 @@ pub(crate) struct ClusterArgs {
 }
 
 impl ClusterArgs {
+    /// Whether any of the flags was given.
+    pub(crate) fn given(&self) -> bool {
+        self.kubeconfig.is_some() || self.context.is_some() || self.namespace.is_some()
+    }
+
     /// The target these flags and `--target` pick (see [`crate::target::Target::select`]).
     pub(crate) fn select(&self, target: Option<String>) -> Result<crate::target::Target, Failure> {
         let selection =

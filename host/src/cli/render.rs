@@ -191,7 +191,7 @@ mod tests {
     use serde_json::json;
 
     fn planned(call: &str, args: Value, needs: Option<&str>) -> PlannedCall {
-        PlannedCall { component: "wheel".into(), call: call.into(), args, needs_allow: needs.map(String::from) }
+        PlannedCall { component: "wheel".into(), member: None, call: call.into(), args, needs_allow: needs.map(String::from) }
     }
 
     #[test]

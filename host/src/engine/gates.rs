@@ -9,7 +9,7 @@ use std::time::Instant;
 use super::{Engine, EngineError, Prepared};
 use crate::backends::{BackendError, ErrorCode};
 use crate::caps::Grants;
-use crate::imports::{GateRecord, GateRunner, HostState, RunContext, SlotScope};
+use crate::imports::{GateRecord, GateRunner, HostState, MemberScope, RunContext, SlotScope};
 use crate::policy::{Policy, config};
 use crate::wit::{Error, GateResult, Outcome};
 
@@ -48,7 +48,14 @@ impl SlotRunner {
 
 #[async_trait::async_trait]
 impl GateRunner for SlotRunner {
-    async fn run_slot(&self, run: Arc<RunContext>, slot: &str, input: &str, deadline: Instant) -> Result<GateResult, BackendError> {
+    async fn run_slot(
+        &self,
+        run: Arc<RunContext>,
+        slot: &str,
+        input: &str,
+        deadline: Instant,
+        member: Option<MemberScope>,
+    ) -> Result<GateResult, BackendError> {
         let Some(policy) = self.slots.get(slot) else {
             let known = self.slots.keys().cloned().collect::<Vec<_>>().join(", ");
             return Err(BackendError::new(ErrorCode::NotFound, format!("no gate bound to slot `{slot}` (slots: {known})")));
@@ -64,7 +71,8 @@ impl GateRunner for SlotRunner {
             self.engine.limits().gate_deadline,
             Some(deadline),
             run.clone(),
-        );
+        )
+        .on_member(member.clone());
         if let Some(path) = &self.under {
             // A gate has no slots of its own: only its journal lines carry the path.
             host = host.in_slot(SlotScope { path: path.clone(), gates: None, patterns: None });
@@ -81,13 +89,15 @@ impl GateRunner for SlotRunner {
             GateResult::Verdict(verdict) => (outcome_name(verdict.outcome), verdict.reasons.clone()),
             GateResult::GateError(Error { message, .. }) | GateResult::Stopped(message) => ("error", vec![message.clone()]),
         };
-        tracing::info!(target: "policy", "[{name}] gate for slot {slot}: {outcome} {}", reasons.join("; "));
+        let on = member.as_ref().map(|m| format!(" on {}", m.name)).unwrap_or_default();
+        tracing::info!(target: "policy", "[{name}] gate for slot {slot}{on}: {outcome} {}", reasons.join("; "));
         run.record.lock().unwrap_or_else(|p| p.into_inner()).gates.push(GateRecord {
             slot: slot.into(),
             gate: name,
             outcome: outcome.into(),
             reasons,
             slot_path: self.under.as_deref().map(str::to_string),
+            member: member.map(|m| m.name.to_string()),
         });
         Ok(result)
     }

@@ -95,12 +95,20 @@ impl PatternRunner for PatternSlots {
         let prepared = self.prepare(slot).map_err(|e| invalid(format!("pattern `{name}`: {e}")))?;
         // Its own requests, within the operator's allowances for the run.
         let grants = Grants::within(policy.manifest.requested(), &call.grants);
+        // On a member, the operator's allowances for that member join the run-wide ones.
+        let grants = match &call.member {
+            Some(member) => grants.on_member(&member.name),
+            None => grants,
+        };
         let gates: Arc<dyn GateRunner> = slot.gates.clone();
         let patterns: Arc<dyn PatternRunner> = slot.patterns.clone();
         let scope = SlotScope { path: slot.path.clone(), gates: Some(gates), patterns: Some(patterns) };
-        let host = HostState::new(prepared.name.clone(), grants, self.engine.limits().pattern_deadline, Some(call.deadline), call.run.clone()).in_slot(scope);
+        let host = HostState::new(prepared.name.clone(), grants, self.engine.limits().pattern_deadline, Some(call.deadline), call.run.clone())
+            .in_slot(scope)
+            .on_member(call.member.clone());
+        let on = call.member.as_ref().map(|m| format!(" on {}", m.name)).unwrap_or_default();
         let started = Instant::now();
-        tracing::info!(target: "policy", "[{name}] pattern for slot {}: started", slot.path);
+        tracing::info!(target: "policy", "[{name}] pattern for slot {}{on}: started", slot.path);
         // Each message names the pattern: the caller quotes it as it stands.
         let result = match self.engine.run_pattern(&prepared, host, &config.to_string()).await {
             Ok(Ok(done)) => match done.status {
@@ -118,7 +126,7 @@ impl PatternRunner for PatternSlots {
             PatternRun::PatternError(e) => ("error", format!("{}: {}", crate::imports::code_name(e.code), e.message)),
             PatternRun::Stopped(why) => ("stopped", why.clone()),
         };
-        tracing::info!(target: "policy", "[{name}] pattern for slot {}: {outcome} {detail}", slot.path);
+        tracing::info!(target: "policy", "[{name}] pattern for slot {}{on}: {outcome} {detail}", slot.path);
         call.run.record.lock().unwrap_or_else(|p| p.into_inner()).patterns.push(PatternRecord {
             slot_path: slot.path.to_string(),
             pattern: name,
@@ -126,6 +134,7 @@ impl PatternRunner for PatternSlots {
             outcome: outcome.into(),
             detail,
             ms: started.elapsed().as_secs_f64() * 1000.0,
+            member: call.member.as_ref().map(|m| m.name.to_string()),
         });
         Ok(result)
     }

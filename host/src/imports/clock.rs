@@ -14,14 +14,17 @@ use crate::wit::pattern::runner::policy::clock;
 impl clock::Host for HostState {
     fn now(&mut self) -> wasmtime::Result<u64> {
         let started = Instant::now();
-        let now = self.run.session.now(&self.component, || SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or_default())?;
+        let now = self
+            .run
+            .session
+            .now(&self.component, self.member_name(), || SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or_default())?;
         self.note("clock.now", serde_json::Value::Null, started)?;
         Ok(now)
     }
 
     async fn sleep(&mut self, ms: u64) -> wasmtime::Result<()> {
         let started = Instant::now();
-        let slot = match self.run.session.sleep(&self.component, ms)? {
+        let slot = match self.run.session.sleep(&self.component, self.member_name(), ms)? {
             Sleep::Skip => return self.note("clock.sleep", json!({"ms": ms}), started),
             Sleep::Stopped => return self.stopped_sleep(ms, started),
             Sleep::Real(slot) => slot,

@@ -74,13 +74,13 @@ fn check_settings(s: &UpgradeSettings) -> Result<(), crate::domain::names::Inval
 
 impl cluster_read::Host for HostState {
     async fn control_plane(&mut self) -> Reply<ControlPlane> {
-        let cluster = self.run.backends.cluster.clone();
+        let cluster = self.backends().cluster.clone();
         let name = cluster.name();
         self.guarded("cluster-read.control-plane", Ok(&name), || json!({}), Effect::Read, async { cluster.control_plane().await.map(Into::into) }).await
     }
 
     async fn node_pools(&mut self) -> Reply<Vec<NodePool>> {
-        let cluster = self.run.backends.cluster.clone();
+        let cluster = self.backends().cluster.clone();
         let name = cluster.name();
         self.guarded("cluster-read.node-pools", Ok(&name), || json!({}), Effect::Read, async {
             cluster.node_pools().await.map(|pools| pools.into_iter().map(Into::into).collect())
@@ -89,7 +89,7 @@ impl cluster_read::Host for HostState {
     }
 
     async fn node_pool(&mut self, name: String) -> Reply<NodePool> {
-        let cluster = self.run.backends.cluster.clone();
+        let cluster = self.backends().cluster.clone();
         self.guarded("cluster-read.node-pool", pool_scope(&name), || json!({"pool": name}), Effect::Read, async {
             cluster.node_pool(&name).await.map(Into::into)
         })
@@ -97,7 +97,7 @@ impl cluster_read::Host for HostState {
     }
 
     async fn pool_upgrade_profile(&mut self, pool: String) -> Reply<PoolUpgradeProfile> {
-        let cluster = self.run.backends.cluster.clone();
+        let cluster = self.backends().cluster.clone();
         self.guarded("cluster-read.pool-upgrade-profile", pool_scope(&pool), || json!({"pool": pool}), Effect::Read, async {
             cluster.pool_upgrade_profile(&pool).await.map(Into::into)
         })
@@ -105,7 +105,7 @@ impl cluster_read::Host for HostState {
     }
 
     async fn operation(&mut self, id: String) -> Reply<Operation> {
-        let cluster = self.run.backends.cluster.clone();
+        let cluster = self.backends().cluster.clone();
         let name = cluster.name();
         let scope = rules::operation_id(&id).map(|()| name.as_str());
         self.guarded("cluster-read.operation", scope, || json!({"id": id}), Effect::Read, async { cluster.operation(&id).await.map(Into::into) }).await
@@ -114,7 +114,7 @@ impl cluster_read::Host for HostState {
 
 impl cluster_write::Host for HostState {
     async fn upgrade_control_plane(&mut self, version: String, timeout_ms: u64) -> Reply<Operation> {
-        let cluster = self.run.backends.cluster.clone();
+        let cluster = self.backends().cluster.clone();
         let name = cluster.name();
         let scope = rules::version(&version).map(|()| name.as_str());
         let args = || json!({"version": version, "timeoutMs": timeout_ms});
@@ -138,7 +138,7 @@ impl cluster_write::Host for HostState {
     }
 
     async fn add_node_pool(&mut self, pool: NewNodePool, timeout_ms: u64) -> Reply<NodePool> {
-        let cluster = self.run.backends.cluster.clone();
+        let cluster = self.backends().cluster.clone();
         let checked = (|| {
             rules::pool_name(&pool.name)?;
             rules::mode(&pool.mode)?;
@@ -176,7 +176,7 @@ impl cluster_write::Host for HostState {
     }
 
     async fn upgrade_node_pool(&mut self, pool: String, version: String, timeout_ms: u64) -> Reply<NodePool> {
-        let cluster = self.run.backends.cluster.clone();
+        let cluster = self.backends().cluster.clone();
         let scope = rules::version(&version).and_then(|()| pool_scope(&pool));
         let args = || json!({"pool": pool, "version": version, "timeoutMs": timeout_ms});
         let planned = planned_pool(&pool, &version);
@@ -192,7 +192,7 @@ impl cluster_write::Host for HostState {
     }
 
     async fn upgrade_node_image(&mut self, pool: String, timeout_ms: u64) -> Reply<NodePool> {
-        let cluster = self.run.backends.cluster.clone();
+        let cluster = self.backends().cluster.clone();
         let args = || json!({"pool": pool, "timeoutMs": timeout_ms});
         let planned = planned_pool(&pool, "");
         let progress = progress_of(&self.run, &self.component, format!("node image of pool {pool}"));
@@ -207,7 +207,7 @@ impl cluster_write::Host for HostState {
     }
 
     async fn set_upgrade_settings(&mut self, pool: String, settings: UpgradeSettings, timeout_ms: u64) -> Reply<NodePool> {
-        let cluster = self.run.backends.cluster.clone();
+        let cluster = self.backends().cluster.clone();
         let scope = check_settings(&settings).and_then(|()| pool_scope(&pool));
         let args = || json!({"pool": pool, "upgradeSettings": settings_args(&settings), "timeoutMs": timeout_ms});
         let mut planned = planned_pool(&pool, "");
@@ -225,7 +225,7 @@ impl cluster_write::Host for HostState {
     }
 
     async fn delete_node_pool(&mut self, pool: String, timeout_ms: u64) -> Reply<()> {
-        let cluster = self.run.backends.cluster.clone();
+        let cluster = self.backends().cluster.clone();
         let args = || json!({"pool": pool, "timeoutMs": timeout_ms});
         let progress = progress_of(&self.run, &self.component, format!("delete pool {pool}"));
         let run = self.run.clone();

@@ -22,7 +22,7 @@ fn member_scope(member: &str) -> Checked<'_> {
 impl postgres_read::Host for HostState {
     async fn query(&mut self, member: String, sql: String, params: Vec<String>) -> Answer<String> {
         let args = || json!({"member": member, "sql": sql, "params": params});
-        let pg = self.run.backends.postgres.clone();
+        let pg = self.backends().postgres.clone();
         self.guarded("postgres-read.query", member_scope(&member), args, Effect::Read, async { pg.query(&member, &sql, &params).await }).await
     }
 }
@@ -30,7 +30,7 @@ impl postgres_read::Host for HostState {
 impl postgres_write::Host for HostState {
     async fn execute(&mut self, member: String, sql: String, params: Vec<String>) -> Answer<u64> {
         let args = || json!({"member": member, "sql": sql, "params": params});
-        let pg = self.run.backends.postgres.clone();
+        let pg = self.backends().postgres.clone();
         let effect = Effect::Mutate { dry_run_answer: 0 };
         self.guarded("postgres-write.execute", member_scope(&member), args, effect, async { pg.execute(&member, &sql, &params).await }).await
     }
@@ -49,7 +49,7 @@ impl redis_read::Host for HostState {
                 .await;
         }
         let journal_args = || json!({"member": member, "args": args});
-        let redis = self.run.backends.redis.clone();
+        let redis = self.backends().redis.clone();
         self.guarded("redis-read.command", member_scope(&member), journal_args, Effect::Read, async { redis.command(&member, &args).await }).await
     }
 }
@@ -57,7 +57,7 @@ impl redis_read::Host for HostState {
 impl redis_write::Host for HostState {
     async fn command(&mut self, member: String, args: Vec<String>) -> Answer<String> {
         let journal_args = || json!({"member": member, "args": args});
-        let redis = self.run.backends.redis.clone();
+        let redis = self.backends().redis.clone();
         let effect = Effect::Mutate { dry_run_answer: "\"OK\"".to_string() };
         self.guarded("redis-write.command", member_scope(&member), journal_args, effect, async { redis.command(&member, &args).await }).await
     }
@@ -75,7 +75,7 @@ impl mongo_read::Host for HostState {
                 .refuse_write("mongo-read.run-command", args(), "not a read-only MongoDB command; it needs mongo-write and the mongo:command capability".into())
                 .await;
         }
-        let mongo = self.run.backends.mongo.clone();
+        let mongo = self.backends().mongo.clone();
         self.guarded("mongo-read.run-command", names::mongo_database(&db).and_then(|()| member_scope(&member)), args, Effect::Read, async {
             mongo.run_command(&member, &db, &command).await
         })
@@ -86,7 +86,7 @@ impl mongo_read::Host for HostState {
 impl mongo_write::Host for HostState {
     async fn run_command(&mut self, member: String, db: String, command: String) -> Answer<String> {
         let args = || json!({"member": member, "db": db, "command": serde_json::from_str::<serde_json::Value>(&command).unwrap_or_else(|_| json!(command))});
-        let mongo = self.run.backends.mongo.clone();
+        let mongo = self.backends().mongo.clone();
         let effect = Effect::Mutate { dry_run_answer: "{\"ok\":1}".to_string() };
         self.guarded("mongo-write.run-command", names::mongo_database(&db).and_then(|()| member_scope(&member)), args, effect, async {
             mongo.run_command(&member, &db, &command).await

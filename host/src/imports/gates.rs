@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use serde_json::{Value, json};
 
-use super::{Effect, HostState, RunContext};
+use super::{Effect, HostState, MemberScope, RunContext};
 use crate::backends::{BackendError, ErrorCode};
 use crate::session::Answer;
 use crate::wit::pattern::runner::policy::gates;
@@ -16,10 +16,12 @@ use crate::wit::{Error, GateResult, Outcome, Verdict};
 /// layer only knows that it exists.
 #[async_trait::async_trait]
 pub trait GateRunner: Send + Sync {
-    /// Run the gate bound to `slot` with `input` (JSON), stopping no later
-    /// than `deadline`: what the gate came to, or why the host did not
-    /// start it (no such slot, input the gate does not accept).
-    async fn run_slot(&self, run: Arc<RunContext>, slot: &str, input: &str, deadline: Instant) -> Result<GateResult, BackendError>;
+    /// Run the gate bound to `slot` with `input` (JSON) on `member` (`None`:
+    /// the run's target), stopping no later than `deadline`: what the gate
+    /// came to, or why the host did not start it (no such slot, input the
+    /// gate does not accept).
+    async fn run_slot(&self, run: Arc<RunContext>, slot: &str, input: &str, deadline: Instant, member: Option<MemberScope>)
+    -> Result<GateResult, BackendError>;
 }
 
 impl gates::Host for HostState {
@@ -29,18 +31,24 @@ impl gates::Host for HostState {
         let deadline = self.deadline;
         let fail_on_warn = run.fail_on_warn;
         let runner = self.gate_runner();
+        let member = self.member.clone();
         let answer = self
             .guarded("gates.run", Ok(&slot), args, Effect::Read, async {
                 let Some(runner) = runner else {
                     return Err(BackendError::new(ErrorCode::Unavailable, "no gate runner in this context"));
                 };
-                runner.run_slot(run, &slot, &input, deadline).await
+                runner.run_slot(run, &slot, &input, deadline, member).await
             })
             .await?;
-        Ok(answer.map(|result| match result {
-            GateResult::Verdict(verdict) if fail_on_warn => GateResult::Verdict(warn_as_fail(verdict)),
-            other => other,
-        }))
+        Ok(answer.map(|result| fail_on_warn_applied(result, fail_on_warn)))
+    }
+}
+
+/// A gate's result as the pattern sees it: under `--fail-on-warn` a warning is a failure.
+pub(crate) fn fail_on_warn_applied(result: GateResult, fail_on_warn: bool) -> GateResult {
+    match result {
+        GateResult::Verdict(verdict) if fail_on_warn => GateResult::Verdict(warn_as_fail(verdict)),
+        other => other,
     }
 }
 

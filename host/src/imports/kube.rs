@@ -45,7 +45,7 @@ impl kube_read::Host for HostState {
     async fn get(&mut self, object: ObjectRef) -> Answer<String> {
         let object = Ref::from(object);
         let scope = kind_scope(&object.api_version, &object.kind);
-        let kube = self.run.backends.kube.clone();
+        let kube = self.backends().kube.clone();
         self.guarded("kube-read.get", object_scope(&object, &scope), || ref_args(&object), Effect::Read, async { kube.get(&object).await }).await
     }
 
@@ -53,7 +53,7 @@ impl kube_read::Host for HostState {
         let options = backends::ListOptions::from(options);
         let scope = kind_scope(&options.api_version, &options.kind);
         let args = || json!({"apiVersion": options.api_version, "kind": options.kind, "namespace": options.namespace, "labelSelector": options.label_selector, "fieldSelector": options.field_selector});
-        let kube = self.run.backends.kube.clone();
+        let kube = self.backends().kube.clone();
         let checked = names::list(
             &options.api_version,
             &options.kind,
@@ -75,7 +75,7 @@ impl kube_read::Host for HostState {
             args["timeoutMs"] = json!(timeout_ms);
             args
         };
-        let kube = self.run.backends.kube.clone();
+        let kube = self.backends().kube.clone();
         self.guarded("kube-read.wait-for-condition", object_scope(&object, &scope), args, Effect::Read, async {
             kube.wait_for(&object, &until, timeout_ms).await
         })
@@ -98,7 +98,7 @@ impl HostState {
         };
         // A dry run answers with the body itself: the fields the pattern set.
         let answer = Effect::Mutate { dry_run_answer: if patch_type == backends::PatchType::Json { "{}".to_string() } else { body.clone() } };
-        let kube = self.run.backends.kube.clone();
+        let kube = self.backends().kube.clone();
         self.guarded(call, object_scope(&object, &scope), args, answer, async { kube.patch(&object, patch_type, &body).await }).await
     }
 }
@@ -120,7 +120,7 @@ impl kube_write::Host for HostState {
             args["gracePeriodSeconds"] = json!(grace_period_seconds);
             args
         };
-        let kube = self.run.backends.kube.clone();
+        let kube = self.backends().kube.clone();
         let effect = Effect::Mutate { dry_run_answer: () };
         self.guarded("kube-write.delete", object_scope(&object, &scope), args, effect, async { kube.delete(&object, grace_period_seconds).await }).await
     }
@@ -133,14 +133,14 @@ impl kube_write::Host for HostState {
             args["replicas"] = json!(replicas);
             args
         };
-        let kube = self.run.backends.kube.clone();
+        let kube = self.backends().kube.clone();
         let effect = Effect::Mutate { dry_run_answer: () };
         self.guarded("kube-write.scale", object_scope(&object, &scope), args, effect, async { kube.scale(&object, replicas).await }).await
     }
 
     async fn evict(&mut self, namespace: Option<String>, pod: String) -> Answer<()> {
         let args = || json!({"namespace": namespace, "pod": pod});
-        let kube = self.run.backends.kube.clone();
+        let kube = self.backends().kube.clone();
         let effect = Effect::Mutate { dry_run_answer: () };
         self.guarded("kube-write.evict", pod_scope(namespace.as_deref(), &pod, None), args, effect, async { kube.evict(namespace.as_deref(), &pod).await })
             .await
@@ -157,14 +157,14 @@ impl kube_write::Host for HostState {
     async fn drain(&mut self, node: String, options: DrainOptions) -> Answer<String> {
         let options = Drain::from(options);
         let args = || json!({"node": node, "options": format!("{options:?}")});
-        let kube = self.run.backends.kube.clone();
+        let kube = self.backends().kube.clone();
         let effect = Effect::Mutate { dry_run_answer: json!({"node": node, "evicted": [], "dryRun": true}).to_string() };
         self.guarded("kube-write.drain", node_scope(&node), args, effect, async { kube.drain(&node, &options).await }).await
     }
 
     async fn exec(&mut self, namespace: Option<String>, pod: String, container: Option<String>, command: Vec<String>) -> Answer<ExecOutput> {
         let args = || json!({"namespace": namespace, "pod": pod, "container": container, "command": command});
-        let kube = self.run.backends.kube.clone();
+        let kube = self.backends().kube.clone();
         let effect = Effect::Mutate { dry_run_answer: ExecOutput { exit_code: 0, stdout: String::new(), stderr: String::new() } };
         self.guarded("kube-write.exec", pod_scope(namespace.as_deref(), &pod, container.as_deref()), args, effect, async {
             kube.exec(namespace.as_deref(), &pod, container.as_deref(), &command).await.map(ExecOutput::from)
@@ -175,7 +175,7 @@ impl kube_write::Host for HostState {
 
 impl HostState {
     async fn set_unschedulable(&mut self, call: &'static str, node: String, unschedulable: bool) -> Answer<()> {
-        let kube = self.run.backends.kube.clone();
+        let kube = self.backends().kube.clone();
         let effect = Effect::Mutate { dry_run_answer: () };
         self.guarded(call, node_scope(&node), || json!({"node": node}), effect, async { kube.set_unschedulable(&node, unschedulable).await }).await
     }

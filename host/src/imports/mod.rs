@@ -9,6 +9,7 @@ mod approval;
 mod clock;
 mod cluster;
 mod databases;
+mod fleet;
 mod gates;
 mod kube;
 mod patterns;
@@ -33,6 +34,8 @@ use crate::wit::pattern::runner::policy::types;
 use crate::wit::{Error, ErrorCode};
 
 pub use approval::Approval;
+pub use fleet::{FleetMember, FleetReach, MemberScope, budget_of};
+use gates::fail_on_warn_applied;
 pub use gates::{GateRunner, warn_as_fail};
 pub use patterns::{MAX_DEPTH, PatternCall, PatternRunner};
 pub use report::{Attachments, MAX_ATTACHMENT_BYTES, MAX_ATTACHMENTS};
@@ -72,6 +75,8 @@ pub struct RunContext {
     pub progress: crate::progress::WaitLine,
     /// The target's database clusters (`run-info.databases`), in the target's order.
     pub databases: Vec<crate::target::Database>,
+    /// The fleet's members (`fleet.*`), when the run has a fleet.
+    pub fleet: Option<Arc<dyn FleetReach>>,
 }
 
 impl RunContext {
@@ -95,6 +100,7 @@ impl RunContext {
             started: Instant::now(),
             progress: crate::progress::WaitLine::on_terminal(),
             databases: Vec::new(),
+            fleet: None,
         }
     }
 
@@ -154,6 +160,9 @@ pub struct PatternRecord {
     pub detail: String,
     /// How long it ran.
     pub ms: f64,
+    /// The fleet member it ran on, if it ran on one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub member: Option<String>,
 }
 
 /// One document a component handed the operator (`report.attach`).
@@ -182,6 +191,9 @@ pub struct GateRecord {
     /// pattern run through a slot ran it (`postgres`, `pools/postgres`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub slot_path: Option<String>,
+    /// The fleet member the gate ran on, if it ran on one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub member: Option<String>,
 }
 
 /// Refusals and unreachable backends kept for the report; the journal has them all.
@@ -227,6 +239,9 @@ pub struct StepRecord {
     /// step then belongs under the caller's step running at the time.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub slot_path: Option<String>,
+    /// The fleet member the component ran on, if a pattern ran it on one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub member: Option<String>,
     #[serde(skip)]
     started: Option<Instant>,
 }
@@ -249,6 +264,9 @@ pub struct Metric {
 pub struct PlannedCall {
     /// The component that made the call.
     pub component: String,
+    /// The fleet member it would have reached, when it ran on one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub member: Option<String>,
     /// The call's WIT name.
     pub call: String,
     /// Its arguments, redacted.
@@ -276,6 +294,9 @@ pub struct HostState {
     /// and the runners of its own slots. `None` for the run's own component
     /// (and the gates it runs), whose slots are the run's.
     slot: Option<SlotScope>,
+    /// The fleet member its calls reach, when a pattern ran it on one
+    /// (`fleet.*`); `None`: the run's own target.
+    member: Option<MemberScope>,
 }
 
 /// A component run through a pattern slot: where, and what runs its own slots.
@@ -295,7 +316,34 @@ impl HostState {
     pub fn new(component: Arc<str>, grants: Grants, budget: Duration, not_after: Option<Instant>, run: Arc<RunContext>) -> Self {
         let started = Instant::now();
         let deadline = not_after.map_or(started + budget, |limit| limit.min(started + budget));
-        HostState { component, grants, started, deadline, run, logged: 0, slot: None }
+        HostState { component, grants, started, deadline, run, logged: 0, slot: None, member: None }
+    }
+
+    /// The same state for a component running on fleet member `member`:
+    /// its calls reach the member's backends and are journaled and
+    /// reported under the member's name. `None` keeps the run's target.
+    pub fn on_member(mut self, member: Option<MemberScope>) -> Self {
+        self.member = member;
+        self
+    }
+
+    /// The fleet member this component runs on, if any.
+    pub fn member(&self) -> Option<&MemberScope> {
+        self.member.as_ref()
+    }
+
+    fn member_name(&self) -> Option<&str> {
+        self.member.as_ref().map(|m| &*m.name)
+    }
+
+    /// What this component's calls reach: its member's backends, or the run's.
+    fn backends(&self) -> &Backends {
+        self.member.as_ref().map_or(&self.run.backends, |m| &m.backends)
+    }
+
+    /// The database clusters of what this component reaches (`run-info.databases`).
+    fn target_databases(&self) -> &[crate::target::Database] {
+        self.member.as_ref().map_or(&self.run.databases, |m| &m.databases)
     }
 
     /// The same state for a component running at a pattern slot: its
@@ -411,12 +459,13 @@ impl HostState {
             let needs_allow = needs_allow.then(capability);
             let outcome = if needs_allow.is_some() { "planned, needs --allow" } else { "planned" };
             self.journal(call, args.clone(), outcome, None, started.elapsed(), true)?;
-            self.run.record().plan.push(PlannedCall { component: self.component.to_string(), call: call.to_string(), args, needs_allow });
+            let member = self.member_name().map(str::to_string);
+            self.run.record().plan.push(PlannedCall { component: self.component.to_string(), member, call: call.to_string(), args, needs_allow });
             return Ok(Ok(dry_run_answer));
         }
         // Past the capability check and the plan: this call reaches a backend,
         // so the session records it, or answers it instead.
-        let result = match session.begin(&self.component, call, &args, mutating)? {
+        let result = match session.begin(&self.component, self.member_name(), call, &args, mutating)? {
             Step::Live(slot) => {
                 if mutating {
                     self.journal_intent(call, &args, started)?;
@@ -478,6 +527,7 @@ impl HostState {
         let entry = Entry {
             component: &self.component,
             slot: self.slot_path(),
+            member: self.member_name(),
             call,
             args: args.clone(),
             outcome: "started",
@@ -491,7 +541,7 @@ impl HostState {
     }
 
     fn journal(&self, call: &str, args: Value, outcome: &str, error: Option<&str>, duration: Duration, sync: bool) -> wasmtime::Result<()> {
-        let entry = Entry { component: &self.component, slot: self.slot_path(), call, args, outcome, error, duration };
+        let entry = Entry { component: &self.component, slot: self.slot_path(), member: self.member_name(), call, args, outcome, error, duration };
         self.run.journal.record(&entry, sync).map_err(|e| {
             let state = if outcome == "planned" || outcome == "denied" || outcome == "invalid" || !sync {
                 "nothing more was sent to the cluster".to_string()

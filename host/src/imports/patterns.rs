@@ -25,7 +25,7 @@ use std::time::Instant;
 
 use serde_json::{Value, json};
 
-use super::{Effect, HostState, RunContext};
+use super::{Effect, HostState, MemberScope, RunContext};
 use crate::backends::{BackendError, ErrorCode};
 use crate::caps::Grants;
 use crate::session::Answer;
@@ -53,6 +53,8 @@ pub struct PatternCall {
     pub config: String,
     /// When the caller's sandbox stops it: the sub-pattern stops no later.
     pub deadline: Instant,
+    /// The fleet member it runs on: the caller's own, or the one `fleet.*` named.
+    pub member: Option<MemberScope>,
 }
 
 impl PatternCall {
@@ -88,6 +90,7 @@ impl patterns::Host for HostState {
             slot: slot.clone(),
             config: config.clone(),
             deadline: self.deadline,
+            member: self.member.clone(),
         };
         self.guarded("patterns.run", Ok(&slot), args, Effect::Read, async move {
             if depth >= MAX_DEPTH {
@@ -107,10 +110,16 @@ impl patterns::Host for HostState {
 
 impl HostState {
     /// The step this component began last and has not ended.
-    fn running_step(&self) -> Option<String> {
+    pub(super) fn running_step(&self) -> Option<String> {
         let path = self.slot_path();
         let record = self.run.record();
-        record.steps.iter().rev().find(|s| s.component == *self.component && s.slot_path.as_deref() == path && s.outcome == "running").map(|s| s.name.clone())
+        let member = self.member_name();
+        record
+            .steps
+            .iter()
+            .rev()
+            .find(|s| s.component == *self.component && s.slot_path.as_deref() == path && s.member.as_deref() == member && s.outcome == "running")
+            .map(|s| s.name.clone())
     }
 }
 

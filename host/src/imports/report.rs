@@ -91,6 +91,7 @@ impl report::Host for HostState {
             ms: 0.0,
             at_ms: (started - self.run.started).as_secs_f64() * 1000.0,
             slot_path: self.slot_path().map(str::to_string),
+            member: self.member_name().map(str::to_string),
             started: Some(started),
         });
         self.note("report.step-begin", args, started)
@@ -112,12 +113,14 @@ impl report::Host for HostState {
             let mut record = self.run.record();
             let full = record.steps.len() >= MAX_ENTRIES;
             let kept_detail = kept(&mut record, detail.clone());
-            let slot_path = self.slot_path();
-            let open = record
-                .steps
-                .iter_mut()
-                .rev()
-                .find(|s| s.name == name && s.component == *self.component && s.slot_path.as_deref() == slot_path && s.outcome == "running");
+            let (slot_path, member) = (self.slot_path(), self.member_name());
+            let open = record.steps.iter_mut().rev().find(|s| {
+                s.name == name
+                    && s.component == *self.component
+                    && s.slot_path.as_deref() == slot_path
+                    && s.member.as_deref() == member
+                    && s.outcome == "running"
+            });
             match open {
                 Some(step) => {
                     step.outcome = outcome.into();
@@ -133,6 +136,7 @@ impl report::Host for HostState {
                     ms: 0.0,
                     at_ms: (started - self.run.started).as_secs_f64() * 1000.0,
                     slot_path: self.slot_path().map(str::to_string),
+                    member: self.member_name().map(str::to_string),
                     started: None,
                 }),
                 None => {}

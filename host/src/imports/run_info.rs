@@ -23,8 +23,7 @@ impl run_info::Host for HostState {
 
     fn databases(&mut self) -> wasmtime::Result<Vec<run_info::Database>> {
         Ok(self
-            .run
-            .databases
+            .target_databases()
             .iter()
             .map(|db| run_info::Database {
                 name: db.name.clone(),

@@ -31,6 +31,9 @@ pub struct Entry<'a> {
     /// slot (`postgres`, `pools/postgres`); absent for the run's own component.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub slot: Option<&'a str>,
+    /// The fleet member the call reached, when a pattern ran the component on one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub member: Option<&'a str>,
     /// `interface.function`, e.g. `kube-write.patch`.
     pub call: &'a str,
     /// The arguments, already redacted.
@@ -237,6 +240,7 @@ mod tests {
             let entry = Entry {
                 component: "pods-ready",
                 slot: None,
+                member: None,
                 call: "kube-read.list",
                 args: serde_json::json!({"kind": "Pod"}),
                 outcome,

@@ -20,7 +20,7 @@ use crate::journal::{Journal, Limit as JournalLimit, new_run_id};
 use crate::policy::{Policy, World, config};
 use crate::probe::{ProbeError, WriteProbe};
 use crate::session::Session;
-use crate::target::{Target, TargetError};
+use crate::target::{Fleet, Target, TargetError};
 
 /// The table (PostgreSQL) or collection (MongoDB) a write probe writes unless told otherwise.
 pub const DEFAULT_PROBE_TABLE: &str = "runner_probe";
@@ -112,6 +112,7 @@ pub struct RunBuilder {
     dry_run: bool,
     fail_on_warn: bool,
     approval: Approval,
+    fleet: Option<Fleet>,
 }
 
 impl RunBuilder {
@@ -135,6 +136,7 @@ impl RunBuilder {
             dry_run: false,
             fail_on_warn: false,
             approval: Approval::Unattended,
+            fleet: None,
         }
     }
 
@@ -197,6 +199,13 @@ impl RunBuilder {
     /// Reach this target's cluster and databases.
     pub fn target(mut self, target: Target) -> Self {
         self.reach = Reach::Target(target);
+        self
+    }
+
+    /// Reach the members of this fleet through `fleet.*` (the run's own
+    /// target, if any, stays what the pattern's other calls reach).
+    pub fn fleet(mut self, fleet: Fleet) -> Self {
+        self.fleet = Some(fleet);
         self
     }
 
@@ -310,7 +319,7 @@ impl RunBuilder {
         }
         let slots = bind_gates(&policy, &self.gates)?;
         let pattern_slots = super::compose::bind_patterns(&policy, &self.patterns)?;
-        let allowed = allowed(self.allowances, &policy, &pattern_slots)?;
+        let (allowed, on_members) = allowed(self.allowances, &policy, &pattern_slots)?;
         let (record, replay) = match &self.session {
             SessionSource::Record(path) => (Some(path.clone()), None),
             SessionSource::Replay(path) => (None, Some(path.clone())),
@@ -374,6 +383,15 @@ impl RunBuilder {
             }
         };
         let mut header = run_header(&policy, target_header, &allowed, &config, &gate_names, dry_run);
+        if !on_members.is_empty() {
+            header["allowances"]
+                .as_array_mut()
+                .into_iter()
+                .for_each(|list| list.extend(on_members.iter().map(|(member, cap)| json!(format!("{cap}@{member}")))));
+        }
+        if let Some(fleet) = &self.fleet {
+            header["fleet"] = json!({"file": fleet.path, "members": fleet.members.iter().map(|m| &m.name).collect::<Vec<_>>()});
+        }
         if !pattern_names.is_empty() {
             header["patterns"] = json!(pattern_names);
         }
@@ -399,6 +417,7 @@ impl RunBuilder {
         let prepared = engine.prepare(&policy)?;
         tracing::debug!("{}: compiled artifact {}", policy.name(), if prepared.from_cache { "loaded from the cache" } else { "compiled and cached" });
 
+        let session_replays = session.is_replaying();
         let mut context = RunContext::new(journal, backends, dry_run, self.approval);
         // One time base for the report: the wall time, the steps and the probe all count from here.
         context.started = started;
@@ -406,11 +425,14 @@ impl RunBuilder {
         context.fail_on_warn = self.fail_on_warn;
         context.attachments = attachments;
         context.databases = databases;
+        if let Some(fleet) = self.fleet {
+            context.fleet = Some(Arc::new(super::fleet::FleetBackends::new(fleet, session_replays)));
+        }
         if policy.manifest.world == World::Pattern {
             context.gates = Some(Arc::new(SlotRunner::new(engine.clone(), slots)));
             context.patterns = Some(Arc::new(PatternSlots::new(engine.clone(), pattern_slots, None)));
         }
-        let grants = Grants::new(policy.manifest.requested(), allowed);
+        let grants = Grants::new(policy.manifest.requested(), allowed).with_member_allowances(on_members);
         let budget = engine.limits().deadline(policy.manifest.world);
         let config_text = config.to_string();
         Ok(Run {
@@ -480,11 +502,32 @@ fn os_user() -> Option<String> {
     }
 }
 
+/// Allowances that hold on some fleet members only: member name pattern → capability.
+type MemberAllowances = Vec<(String, Capability)>;
+
 /// The mutations allowed, parsed; a grants file is read here. "Everything
 /// requested" covers the patterns bound to its slots too: a test case that
-/// lists no `allow` runs each as its own manifest asks.
-fn allowed(allowances: Allowances, policy: &Policy, patterns: &BTreeMap<String, BoundPattern>) -> Result<Vec<Capability>, Failure> {
-    let parse = |texts: &[String], flag: &str| texts.iter().map(|t| t.parse::<Capability>().map_err(|e| Failure::bad_input(format!("{flag}: {e}")))).collect();
+/// lists no `allow` runs each as its own manifest asks. `CAP@MEMBER`
+/// (`cluster:upgrade-node-pool@dev`, `kube:*@prod-*`) holds on matching
+/// fleet members only.
+fn allowed(allowances: Allowances, policy: &Policy, patterns: &BTreeMap<String, BoundPattern>) -> Result<(Vec<Capability>, MemberAllowances), Failure> {
+    let parse = |texts: &[String], flag: &str| -> Result<(Vec<Capability>, MemberAllowances), Failure> {
+        let (mut everywhere, mut on_members) = (Vec::new(), Vec::new());
+        for text in texts {
+            let bad = |e: String| Failure::bad_input(format!("{flag}: {e}"));
+            match text.rsplit_once('@') {
+                Some((cap, member)) => {
+                    let name = member.strip_suffix('*').unwrap_or(member);
+                    if !name.is_empty() {
+                        crate::domain::names::label("member", name).map_err(|e| bad(format!("`{text}`: {e}")))?;
+                    }
+                    on_members.push((member.to_string(), cap.parse::<Capability>().map_err(|e| bad(e.to_string()))?));
+                }
+                None => everywhere.push(text.parse::<Capability>().map_err(|e| bad(e.to_string()))?),
+            }
+        }
+        Ok((everywhere, on_members))
+    };
     match allowances {
         Allowances::Flags { mut allow, file } => {
             if let Some(path) = &file {
@@ -495,14 +538,14 @@ fn allowed(allowances: Allowances, policy: &Policy, patterns: &BTreeMap<String, 
             parse(&allow, "--allow")
         }
         Allowances::Listed(allow) => parse(&allow, "allow"),
-        Allowances::Requested => Ok(super::compose::requested_by_all(policy, patterns)),
+        Allowances::Requested => Ok((super::compose::requested_by_all(policy, patterns), Vec::new())),
     }
 }
 
 /// The Kubernetes backend for `target`. A lab that is not running is not
 /// an error here: every kube call then answers `unavailable` (exit 4), as
 /// an unreachable cluster does, so reads of other kinds still run.
-async fn kube_backend(target: &Target) -> Result<Arc<dyn Kube>, Failure> {
+pub(super) async fn kube_backend(target: &Target) -> Result<Arc<dyn Kube>, Failure> {
     match crate::backends::kube::connect(target).await {
         Ok(backend) => Ok(Arc::new(backend)),
         Err(TargetError::Unreachable(message)) => Ok(Arc::new(Unavailable::because(message))),
@@ -513,7 +556,7 @@ async fn kube_backend(target: &Target) -> Result<Arc<dyn Kube>, Failure> {
 /// The cluster API backend for `target`: AKS when it names one; a lab
 /// without its ARM API, or a target with no `cluster:` section, answers
 /// every cluster call `unavailable` (exit 4); a bad section is bad input.
-fn cluster_backend(target: &Target) -> Result<Arc<dyn Cluster>, Failure> {
+pub(super) fn cluster_backend(target: &Target) -> Result<Arc<dyn Cluster>, Failure> {
     match target.cluster_api() {
         Ok(Some(config)) => Ok(Arc::new(AksBackend::connect(&config).map_err(|e| Failure::bad_input(format!("target {}: cluster: {e}", target.label())))?)),
         Ok(None) => Ok(Backends::unavailable(&target.label()).cluster),

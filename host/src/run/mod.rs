@@ -13,6 +13,7 @@ mod builder;
 pub mod cases;
 mod compose;
 mod exit;
+mod fleet;
 pub mod inspect;
 pub mod lab;
 pub mod rbac;

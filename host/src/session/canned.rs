@@ -26,6 +26,9 @@ pub struct CannedResponse {
     /// Only calls made by this component.
     #[serde(default)]
     pub component: Option<String>,
+    /// Only calls made on this fleet member (a pattern ran the component on it).
+    #[serde(default)]
+    pub member: Option<String>,
     /// Only calls whose arguments contain these: objects match key by key,
     /// a string starting with `~` matches any string containing the rest,
     /// anything else must be equal.
@@ -66,6 +69,9 @@ pub struct CallPattern {
     /// Only calls made by this component.
     #[serde(default)]
     pub component: Option<String>,
+    /// Only calls made on this fleet member.
+    #[serde(default)]
+    pub member: Option<String>,
     /// A subset of the arguments.
     #[serde(default)]
     pub args: Option<Value>,
@@ -85,7 +91,10 @@ impl CallMatch {
         match self {
             CallMatch::Name(name) => made.call == *name,
             CallMatch::Pattern(p) => {
-                p.call == made.call && p.component.as_ref().is_none_or(|c| *c == made.component) && p.args.as_ref().is_none_or(|a| matches(a, &made.args))
+                p.call == made.call
+                    && p.component.as_ref().is_none_or(|c| *c == made.component)
+                    && p.member.as_ref().is_none_or(|m| made.member.as_ref() == Some(m))
+                    && p.args.as_ref().is_none_or(|a| matches(a, &made.args))
             }
         }
     }
@@ -139,14 +148,18 @@ impl CannedResponse {
         Ok(())
     }
 
-    pub(super) fn fits(&self, component: &str, call: &str, args: &Value) -> bool {
-        self.call == call && self.component.as_deref().is_none_or(|c| c == component) && self.args.as_ref().is_none_or(|expected| matches(expected, args))
+    pub(super) fn fits(&self, component: &str, member: Option<&str>, call: &str, args: &Value) -> bool {
+        self.call == call
+            && self.component.as_deref().is_none_or(|c| c == component)
+            && self.member.as_deref().is_none_or(|m| member == Some(m))
+            && self.args.as_ref().is_none_or(|expected| matches(expected, args))
     }
 
     /// Whether every call of `after` is among the mutating calls answered so
-    /// far without an error (one that failed changed nothing).
-    pub(super) fn ready(&self, answered: &[Call]) -> bool {
-        self.after.iter().flatten().all(|wanted| answered.iter().any(|made| made.error.is_none() && wanted.fits(made)))
+    /// far without an error (one that failed changed nothing) on the same
+    /// cluster: a call made on a fleet member waits for that member's calls.
+    pub(super) fn ready(&self, answered: &[Call], member: Option<&str>) -> bool {
+        self.after.iter().flatten().all(|wanted| answered.iter().any(|made| made.error.is_none() && made.member.as_deref() == member && wanted.fits(made)))
     }
 
     /// The `n`th answer (0-based).

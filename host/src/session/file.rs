@@ -119,6 +119,9 @@ pub struct PolicyInfo {
 pub struct Call {
     /// The component that made the call.
     pub component: String,
+    /// The fleet member it was made on, when a pattern ran the component on one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member: Option<String>,
     /// `interface.function`, as in the journal.
     pub call: String,
     /// The arguments as the journal writes them (redacted).
@@ -148,7 +151,10 @@ pub struct CallError {
 impl Call {
     /// `component: call {args}`, how messages show a call.
     pub fn describe(&self) -> String {
-        describe(&self.component, &self.call, &self.args)
+        match &self.member {
+            Some(member) => format!("{} (on {member})", describe(&self.component, &self.call, &self.args)),
+            None => describe(&self.component, &self.call, &self.args),
+        }
     }
 }
 

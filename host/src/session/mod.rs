@@ -50,8 +50,15 @@ enum Mode {
 struct State {
     /// Recording: the calls so far. Replaying: the session's calls.
     calls: Vec<Call>,
-    /// Replaying: the next call expected.
+    /// Replaying: the first call not answered yet.
     cursor: usize,
+    /// Replaying: which calls were answered. A fleet's members run side by
+    /// side, so their calls interleave differently in each run: every
+    /// member's calls (and the orchestrator's) are a stream of their own,
+    /// answered in order within it.
+    consumed: Vec<bool>,
+    /// Replaying: where each stream (a member's name; `None`: not on a member) looks next.
+    streams: std::collections::HashMap<Option<String>, usize>,
     /// The first call that did not match; every later call is refused too.
     diverged: Option<String>,
     /// Mutating calls answered, in order (replay and canned).
@@ -94,7 +101,7 @@ pub(crate) enum Sleep {
 /// The calls whose answer is a sandboxed run of another component (a gate,
 /// a pattern at a slot): replaying one runs that component again, its own
 /// calls answered from the session in order.
-const RERUN: &[&str] = &["gates.run", "patterns.run"];
+const RERUN: &[&str] = &["gates.run", "patterns.run", "fleet.run-pattern", "fleet.run-gate", "fleet.run-group"];
 
 impl Session {
     /// No session: every call goes to the backends.
@@ -109,7 +116,8 @@ impl Session {
 
     /// Answer from a recorded session, in order.
     pub fn replay(file: SessionFile) -> Self {
-        Session { mode: Mode::Replay, state: Mutex::new(State { calls: file.calls, ..State::default() }), recorded_dry_run: file.dry_run }
+        let consumed = vec![false; file.calls.len()];
+        Session { mode: Mode::Replay, state: Mutex::new(State { calls: file.calls, consumed, ..State::default() }), recorded_dry_run: file.dry_run }
     }
 
     /// Answer from canned responses by matching; the clock starts at `clock_ms`.
@@ -147,7 +155,7 @@ impl Session {
         match self.mode {
             Mode::Replay => {
                 let state = self.state();
-                state.calls[state.cursor.min(state.calls.len())..].to_vec()
+                state.calls.iter().zip(&state.consumed).filter(|(_, consumed)| !**consumed).map(|(call, _)| call.clone()).collect()
             }
             _ => Vec::new(),
         }
@@ -177,8 +185,9 @@ impl Session {
         Diverged(message)
     }
 
-    /// A call is about to be made with `args` (already redacted).
-    pub(crate) fn begin(&self, component: &str, call: &str, args: &Value, mutating: bool) -> Result<Step, Diverged> {
+    /// A call is about to be made with `args` (already redacted) by
+    /// `component`, on fleet member `member` when a pattern ran it on one.
+    pub(crate) fn begin(&self, component: &str, member: Option<&str>, call: &str, args: &Value, mutating: bool) -> Result<Step, Diverged> {
         // Every host call passes here: without a session it costs one comparison.
         if let Mode::Off = self.mode {
             return Ok(Step::Live(None));
@@ -187,7 +196,15 @@ impl Session {
         if let Some(first) = &state.diverged {
             return Err(Diverged(first.clone()));
         }
-        let made = Call { component: component.into(), call: call.into(), args: args.clone(), response: None, error: None, stopped: None };
+        let made = Call {
+            component: component.into(),
+            member: member.map(str::to_string),
+            call: call.into(),
+            args: args.clone(),
+            response: None,
+            error: None,
+            stopped: None,
+        };
         match &self.mode {
             Mode::Off => Ok(Step::Live(None)),
             Mode::Record => {
@@ -197,15 +214,23 @@ impl Session {
                 Ok(Step::Live(Some(slot)))
             }
             Mode::Replay => {
-                let at = state.cursor;
-                let Some(recorded) = state.calls.get(at).cloned() else {
-                    let message = format!("the component asked for {} but the session ends after {} call(s)", made.describe(), state.calls.len());
+                let from = state.streams.get(&made.member).copied().unwrap_or(state.cursor);
+                let Some(at) = (from..state.calls.len()).find(|&i| !state.consumed[i] && state.calls[i].member == made.member) else {
+                    let message = match &made.member {
+                        None => format!("the component asked for {} but the session ends after {} call(s)", made.describe(), state.calls.len()),
+                        Some(m) => format!("the component asked for {} but the session holds no further call on member `{m}`", made.describe()),
+                    };
                     return Err(self.diverge(&mut state, message));
                 };
+                let recorded = state.calls[at].clone();
                 if let Some(message) = divergence(at, &recorded, &made) {
                     return Err(self.diverge(&mut state, message));
                 }
-                state.cursor += 1;
+                state.consumed[at] = true;
+                state.streams.insert(made.member.clone(), at + 1);
+                while state.consumed.get(state.cursor).copied().unwrap_or(false) {
+                    state.cursor += 1;
+                }
                 if mutating {
                     state.mutations.push(made);
                 }
@@ -220,12 +245,12 @@ impl Session {
                     .map_err(|e| self.diverge(&mut state, format!("call {}: {e}", at + 1)))
             }
             Mode::Canned(responses) => {
-                let Some(index) = responses.iter().position(|r| r.fits(component, call, args) && r.ready(&state.mutations)) else {
+                let Some(index) = responses.iter().position(|r| r.fits(component, member, call, args) && r.ready(&state.mutations, member)) else {
                     if RERUN.contains(&call) {
                         // No canned verdict or pattern run: run the bound component against the canned responses.
                         return Ok(Step::Live(None));
                     }
-                    let waiting = responses.iter().filter(|r| r.fits(component, call, args)).count();
+                    let waiting = responses.iter().filter(|r| r.fits(component, member, call, args)).count();
                     let note =
                         if waiting > 0 { format!(" ({waiting} fitting response(s) wait for mutating calls not made yet: `after`)") } else { String::new() };
                     let message = format!("no canned response for {}{note}", made.describe());
@@ -267,7 +292,7 @@ impl Session {
     }
 
     /// `clock.now`: the live time (recorded), or the session's.
-    pub(crate) fn now(&self, component: &str, live: impl FnOnce() -> u64) -> Result<u64, Diverged> {
+    pub(crate) fn now(&self, component: &str, member: Option<&str>, live: impl FnOnce() -> u64) -> Result<u64, Diverged> {
         if let Mode::Off = self.mode {
             return Ok(live());
         }
@@ -278,7 +303,7 @@ impl Session {
                 None => Ok(state.clock_ms),
             };
         }
-        match self.begin(component, "clock.now", &Value::Null, false)? {
+        match self.begin(component, member, "clock.now", &Value::Null, false)? {
             Step::Live(slot) => {
                 let now = live();
                 if let Some(slot) = slot {
@@ -295,7 +320,7 @@ impl Session {
     }
 
     /// `clock.sleep(ms)`.
-    pub(crate) fn sleep(&self, component: &str, ms: u64) -> Result<Sleep, Diverged> {
+    pub(crate) fn sleep(&self, component: &str, member: Option<&str>, ms: u64) -> Result<Sleep, Diverged> {
         if let Mode::Canned(_) = self.mode {
             let mut state = self.state();
             if let Some(first) = &state.diverged {
@@ -304,7 +329,7 @@ impl Session {
             state.clock_ms = state.clock_ms.saturating_add(ms);
             return Ok(Sleep::Skip);
         }
-        match self.begin(component, "clock.sleep", &serde_json::json!({"ms": ms}), false)? {
+        match self.begin(component, member, "clock.sleep", &serde_json::json!({"ms": ms}), false)? {
             Step::Live(slot) => Ok(Sleep::Real(slot)),
             Step::Answer(_) => Ok(Sleep::Skip),
             Step::Stopped => Ok(Sleep::Stopped),
@@ -483,6 +508,7 @@ mod tests {
     fn replay_is_strict_and_names_both_versions() {
         let call = |call: &str, args: Value, response: Value| Call {
             component: "g".into(),
+            member: None,
             call: call.into(),
             args,
             response: Some(response),
@@ -499,15 +525,15 @@ mod tests {
             calls: vec![call("kube-read.get", json!({"name": "a"}), json!({"x": 1}))],
         };
         let session = Session::replay(file.clone());
-        let Ok(Step::Answer(Ok(answer))) = session.begin("g", "kube-read.get", &json!({"name": "a"}), false) else { panic!("expected an answer") };
+        let Ok(Step::Answer(Ok(answer))) = session.begin("g", None, "kube-read.get", &json!({"name": "a"}), false) else { panic!("expected an answer") };
         assert_eq!(answer, json!({"x": 1}));
-        let Err(Diverged(message)) = session.begin("g", "kube-read.get", &json!({"name": "b"}), false) else { panic!("expected a divergence") };
+        let Err(Diverged(message)) = session.begin("g", None, "kube-read.get", &json!({"name": "b"}), false) else { panic!("expected a divergence") };
         assert!(message.contains("session ends after 1 call"), "{message}");
         let session = Session::replay(file);
-        let Err(Diverged(message)) = session.begin("g", "kube-read.get", &json!({"name": "b"}), false) else { panic!("expected a divergence") };
+        let Err(Diverged(message)) = session.begin("g", None, "kube-read.get", &json!({"name": "b"}), false) else { panic!("expected a divergence") };
         assert!(message.contains(r#"call 1 (g: kube-read.get) differs at args.name: the session holds "a" but the component sent "b""#), "{message}");
         // Once diverged, every later call is refused with the first difference.
-        let Err(Diverged(again)) = session.begin("g", "clock.now", &Value::Null, false) else { panic!("expected a divergence") };
+        let Err(Diverged(again)) = session.begin("g", None, "clock.now", &Value::Null, false) else { panic!("expected a divergence") };
         assert_eq!(again, message);
     }
 
@@ -518,7 +544,7 @@ mod tests {
     }
 
     fn answer(session: &Session, call: &str, args: Value, mutating: bool) -> Result<Value, String> {
-        match session.begin("p", call, &args, mutating) {
+        match session.begin("p", None, call, &args, mutating) {
             Ok(Step::Answer(Ok(value))) => Ok(value),
             Ok(Step::Answer(Err(e))) => Err(format!("{}: {}", e.code.as_str(), e.message)),
             Ok(_) => Err("not answered from the session".into()),

@@ -26,6 +26,9 @@ use serde::Deserialize;
 
 use crate::domain::{error_chain, names};
 
+mod fleet;
+pub use fleet::{Fleet, MAX_MEMBERS, Member};
+
 /// Why a target cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TargetError {
