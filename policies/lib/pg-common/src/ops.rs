@@ -511,4 +511,60 @@ mod tests {
         assert!(!dir.join("standby.signal").exists(), "nothing is written without a password");
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
+    /// Writes an executable shell script.
+    fn tool(dir: &std::path::Path, name: &str, body: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        let path = dir.join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    /// pg_rewind deletes the target's postmaster.pid (it is on its exclusion
+    /// list) while it runs; a server a kubelet restarted then started on the
+    /// directory being rewound, and the script's exit then deleted that
+    /// server's own lock file. Stand-ins for the PostgreSQL tools check that
+    /// the socket's lock file still names the script after pg_rewind deleted
+    /// postmaster.pid, and that a lock file the script did not make survives it.
+    #[test]
+    fn rewind_holds_the_socket_lock_through_pg_rewind_and_leaves_other_locks_alone() {
+        let root = std::env::temp_dir().join(format!("pg-common-rewind-{}", std::process::id()));
+        let (pgdata, run, bin) = (root.join("data"), root.join("run"), root.join("bin"));
+        for dir in [&pgdata, &run, &bin] {
+            std::fs::create_dir_all(dir).unwrap();
+        }
+        // A socket lock left by a server killed with SIGKILL: a process that no longer runs.
+        let mut gone = Command::new("true").spawn().unwrap();
+        let gone_pid = gone.id();
+        gone.wait().unwrap();
+        std::fs::write(run.join(".s.PGSQL.5432.lock"), format!("{gone_pid}\n{}\n", pgdata.display())).unwrap();
+        tool(&bin, "pg_ctl", "exit 3\n");
+        tool(&bin, "pg_controldata", "echo 'Database cluster state:               shut down'\n");
+        tool(
+            &bin,
+            "pg_rewind",
+            r#"holder() { sed -n 1p "$1"; }
+[ "$(holder "$PGDATA/postmaster.pid")" = "$PPID" ] || { echo "postmaster.pid is not the script's" >&2; exit 11; }
+rm "$PGDATA/postmaster.pid"
+[ "$(holder "$PGHOST/.s.PGSQL.$PGPORT.lock")" = "$PPID" ] || { echo "the socket lock is not the script's" >&2; exit 12; }
+# A server restarted meanwhile made its own postmaster.pid (and gave up at the socket lock).
+printf '4194305\n%s\n' "$PGDATA" > "$PGDATA/postmaster.pid"
+"#,
+        );
+        let out = Command::new("sh")
+            .args(["-c", STANDBY_SCRIPT, "sh", "rewind", "10.0.0.3", "5432", "replicator", "pg_1", "pg-1", "TEST_PG_PASSWORD", "postgres"])
+            .env("PGDATA", &pgdata)
+            .env("PGHOST", &run)
+            .env("PGPORT", "5432")
+            .env("TEST_PG_PASSWORD", "secret")
+            .env("PATH", format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default()))
+            .output()
+            .expect("sh runs");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok rewind pg-1 -> 10.0.0.3:5432 slot pg_1");
+        assert!(!run.join(".s.PGSQL.5432.lock").exists(), "the script's socket lock is gone once it is done");
+        assert_eq!(std::fs::read_to_string(pgdata.join("postmaster.pid")).unwrap().lines().next(), Some("4194305"), "another's lock file stays");
+        assert!(pgdata.join("standby.signal").is_file());
+        std::fs::remove_dir_all(&root).unwrap();
+    }
 }
