@@ -47,7 +47,12 @@ pub enum GateCall {
 impl GateCall {
     /// `gates.run` on `slot` with `input` (a JSON object).
     pub fn run(slot: &str, input: &str) -> GateCall {
-        match gates::run(slot, input) {
+        Self::from_answer(gates::run(slot, input))
+    }
+
+    /// The typed form of the host's answer (`gates.run`, `fleet.run-gate`).
+    pub fn from_answer(answer: Result<GateResult, Error>) -> GateCall {
+        match answer {
             Ok(GateResult::Verdict(verdict)) if verdict.outcome == Outcome::Fail => GateCall::Failed(verdict),
             Ok(GateResult::Verdict(verdict)) => GateCall::Passed(verdict),
             Ok(GateResult::GateError(e)) => GateCall::Errored(e),

@@ -141,6 +141,12 @@ pub const FREE_CALLS: &[&str] = &[
     "fleet.members",
 ];
 
+/// Interfaces whose calls need another interface's capabilities too:
+/// `fleet.run-pattern` runs a pattern slot (`patterns:run:<slot>`) and
+/// `fleet.run-gate` a gate slot (`gates:run:<slot>`), so a pattern that
+/// reaches its slots only through `fleet` uses those requests.
+pub const ALSO_SERVES: &[(&str, &[&str])] = &[("fleet", &["gates", "patterns"])];
+
 /// The interfaces the `gate` world imports (`world gate-imports` in the WIT);
 /// every other interface is for patterns only.
 pub const GATE_INTERFACES: &[&str] = &["types", "kube-read", "postgres-read", "redis-read", "mongo-read", "report", "clock", "run-info", "cluster-read"];

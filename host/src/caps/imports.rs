@@ -21,7 +21,9 @@ pub struct Family {
 /// interface the host does not know.
 pub fn family_of_interface(interface: &str) -> Option<Family> {
     let known = calls::all_calls().map(calls::interface_of).chain(["types"]).find(|known| *known == interface)?;
-    let serves = VERBS.iter().filter(|v| v.calls.iter().any(|call| calls::interface_of(call) == known)).collect();
+    let also = calls::ALSO_SERVES.iter().filter(|(interface, _)| *interface == known).flat_map(|(_, others)| others.iter());
+    let also: Vec<&str> = also.copied().collect();
+    let serves = VERBS.iter().filter(|v| v.calls.iter().any(|call| calls::interface_of(call) == known) || also.contains(&v.interface)).collect();
     Some(Family { interface: known, serves, gate_may_import: calls::GATE_INTERFACES.contains(&known) })
 }
 

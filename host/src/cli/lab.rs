@@ -42,6 +42,9 @@ pub struct TopologyArgs {
     /// Run a 3-member MongoDB replica set (needs `mongod`, which Debian does not package).
     #[arg(long)]
     mongo: bool,
+    /// Run no database at all: Nodes and pools only (many such labs fit on one machine).
+    #[arg(long, conflicts_with_all = ["postgres", "redis", "mongo"])]
+    no_databases: bool,
     /// Nodes per pool (nodepool1 at the old version, upgraded-pool at the new one).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=50))]
     nodes: u16,
@@ -63,7 +66,7 @@ pub struct TopologyArgs {
 
 impl TopologyArgs {
     fn topology(&self) -> Topology {
-        let none = !self.postgres && !self.redis && !self.mongo;
+        let none = !self.postgres && !self.redis && !self.mongo && !self.no_databases;
         Topology {
             nodes_per_pool: self.nodes as usize,
             postgres: self.postgres || none,
@@ -85,13 +88,25 @@ enum LabCommand {
         /// How long to wait for every StatefulSet to be Ready.
         #[arg(long, default_value = "180s", value_parser = parse_duration)]
         wait: Duration,
+        /// Start one lab cluster per name (`dev,test,prod`), each in `<dir>/<name>` with its own API server and ARM
+        /// endpoint on its own subnet (--subnet, then the next ones), and write the fleet file `<dir>/fleet.yaml`.
+        #[arg(long, value_name = "NAME,...", value_delimiter = ',')]
+        fleet: Vec<String>,
     },
     /// Pods, roles, nodes, pools and addresses.
-    Status,
+    Status {
+        /// The members of a fleet of labs (`runner lab up --fleet`), each in `<dir>/<name>`.
+        #[arg(long, value_name = "NAME,...", value_delimiter = ',')]
+        fleet: Vec<String>,
+    },
     /// Take a real pg_basebackup of the primary and mark the postgres-backup Job complete.
     Backup,
     /// Stop every process the lab started; state and volumes stay for the next `up`.
-    Down,
+    Down {
+        /// Stop every lab of a fleet (`runner lab up --fleet`): those the fleet file `<dir>/fleet.yaml` names.
+        #[arg(long)]
+        fleet: bool,
+    },
     /// Run the lab in the foreground (what `up` starts in the background). Ctrl-C stops it cleanly.
     #[command(hide = true)]
     Serve {
@@ -133,6 +148,47 @@ fn unavailable(e: impl std::fmt::Display) -> Failure {
     Failure::new(Exit::Unavailable, e.to_string())
 }
 
+/// The fleet file `runner lab up --fleet` writes in the lab directory.
+pub const FLEET_FILE: &str = "fleet.yaml";
+
+/// Start one lab per name, each on its own subnet, and write their fleet file.
+async fn up_fleet(dir: &LabDir, topology: &TopologyArgs, wait: Duration, names: &[String], output: OutputFormat) -> CommandResult {
+    let mut seen = std::collections::BTreeSet::new();
+    for name in names {
+        crate::domain::names::label("--fleet member", name).map_err(|e| Failure::bad_input(e.to_string()))?;
+        if !seen.insert(name) {
+            return Err(Failure::bad_input(format!("--fleet: `{name}` is named twice")));
+        }
+    }
+    if usize::from(topology.subnet) + names.len() > 255 {
+        return Err(Failure::bad_input(format!("--fleet: {} labs from subnet {} run past 127.254", names.len(), topology.subnet)));
+    }
+    let mut labs = Vec::new();
+    for (index, name) in names.iter().enumerate() {
+        let member = LabDir::new(dir.root.join(name));
+        let subnet = topology.subnet + index as u8;
+        start(&member, &topology.topology(), subnet, wait).await.map_err(|f| Failure::new(f.exit, format!("member {name}: {}", f.message)))?;
+        labs.push((name.clone(), member.root.clone(), subnet));
+    }
+    std::fs::create_dir_all(&dir.root).map_err(|e| Failure::bad_input(format!("{}: {e}", dir.root.display())))?;
+    let file = dir.root.join(FLEET_FILE);
+    let listed: Vec<(String, PathBuf)> = labs.iter().map(|(name, root, _)| (name.clone(), root.clone())).collect();
+    std::fs::write(&file, crate::target::Fleet::lab_file(&listed)).map_err(|e| Failure::bad_input(format!("{}: {e}", file.display())))?;
+    match output {
+        OutputFormat::Text => {
+            for (name, root, subnet) in &labs {
+                println!("{name}: {} (127.{subnet}.0.0/16)", root.display());
+            }
+            println!("\nThe fleet file: {}\n  runner exec staged-rollout --fleet {} ...", file.display(), file.display());
+        }
+        format => format.print(&serde_json::json!({
+            "fleet": file,
+            "members": labs.iter().map(|(name, root, subnet)| serde_json::json!({"name": name, "dir": root, "subnet": subnet, "kubeconfig": LabDir::new(root).kubeconfig()})).collect::<Vec<_>>(),
+        })),
+    }
+    Ok(Exit::Success)
+}
+
 /// Run a `lab` subcommand.
 pub fn run(args: LabArgs) -> CommandResult {
     let dir = LabDir::new(args.dir.clone().unwrap_or_else(LabDir::default_root));
@@ -145,7 +201,8 @@ pub fn run(args: LabArgs) -> CommandResult {
                 .map_err(|e| Failure::new(Exit::PolicyFailed, format!("lab: {e:#}")))?;
             Ok(Exit::Success)
         }),
-        LabCommand::Up { topology, wait } => rt.block_on(async {
+        LabCommand::Up { topology, wait, fleet } if !fleet.is_empty() => rt.block_on(up_fleet(&dir, &topology, wait, &fleet, output)),
+        LabCommand::Up { topology, wait, .. } => rt.block_on(async {
             let client = start(&dir, &topology.topology(), topology.subnet, wait).await?;
             let rows = ops::status(&client).await.map_err(unavailable)?;
             if output == OutputFormat::Text {
@@ -157,7 +214,24 @@ pub fn run(args: LabArgs) -> CommandResult {
             }
             Ok(Exit::Success)
         }),
-        LabCommand::Status => rt.block_on(async {
+        LabCommand::Status { fleet } if !fleet.is_empty() => rt.block_on(async {
+            let mut all = serde_json::Map::new();
+            for name in &fleet {
+                let member = LabDir::new(dir.root.join(name));
+                let client = LabClient::new(&member).map_err(unavailable)?;
+                let rows = ops::status(&client).await.map_err(|e| unavailable(format!("member {name}: the lab is not running ({e})")))?;
+                if output == OutputFormat::Text {
+                    println!("== {name} ({})", member.root.display());
+                    print_status(&rows);
+                }
+                all.insert(name.clone(), serde_json::to_value(&rows).unwrap_or_default());
+            }
+            if output != OutputFormat::Text {
+                output.print(&serde_json::Value::Object(all));
+            }
+            Ok(Exit::Success)
+        }),
+        LabCommand::Status { .. } => rt.block_on(async {
             let client = LabClient::new(&dir).map_err(unavailable)?;
             let rows = ops::status(&client).await.map_err(|e| unavailable(format!("the lab is not running ({e}); start it with `runner lab up`")))?;
             match output {
@@ -175,7 +249,24 @@ pub fn run(args: LabArgs) -> CommandResult {
             }
             Ok(Exit::Success)
         }),
-        LabCommand::Down => {
+        LabCommand::Down { fleet: true } => {
+            let file = dir.root.join(FLEET_FILE);
+            let fleet =
+                crate::target::Fleet::read(&file).map_err(|e| Failure::bad_input(format!("{e} (was the fleet started with `runner lab up --fleet`?)")))?;
+            let mut stopped = Vec::new();
+            for member in &fleet.members {
+                if let crate::target::Source::Lab(root) = &member.target.source {
+                    stop(&LabDir::new(root));
+                    stopped.push(member.name.clone());
+                }
+            }
+            match output {
+                OutputFormat::Text => println!("fleet stopped: {}", stopped.join(", ")),
+                format => format.print(&serde_json::json!({"stopped": stopped})),
+            }
+            Ok(Exit::Success)
+        }
+        LabCommand::Down { .. } => {
             let reaped = stop(&dir);
             match output {
                 OutputFormat::Text => {

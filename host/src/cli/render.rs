@@ -32,18 +32,22 @@ pub fn report_text(report: &RunReport) -> String {
     // A sub-pattern's steps follow the caller's step that ran them (they
     // began while it ran), indented one level per slot and tagged with the slot path.
     for step in &record.steps {
-        let (indent, tag) = nesting(step.slot_path.as_deref());
+        let (indent, tag) = nesting(step.slot_path.as_deref(), step.member.as_deref());
         let name_width = width.saturating_sub(indent.len() + tag.len());
         let _ = writeln!(out, "  {indent}step {tag}{:<name_width$} {:<12} {:>9.1} ms  {}", step.name, step.outcome, step.ms, step.detail);
     }
     for gate in &record.gates {
-        let (indent, tag) = nesting(gate.slot_path.as_deref());
+        let (indent, tag) = nesting(gate.slot_path.as_deref(), gate.member.as_deref());
         let name_width = width.saturating_sub(indent.len() + tag.len());
         let _ = writeln!(out, "  {indent}gate {tag}{:<name_width$} {:<12} {}  {}", gate.slot, gate.outcome, gate.gate, gate.reasons.join("; "));
     }
     for run in &record.patterns {
         let under = run.parent_step.as_deref().map(|step| format!(" (in step {step})")).unwrap_or_default();
-        let _ = writeln!(out, "  pattern {:<width$} {:<12} {}{under}  {}", run.slot_path, run.outcome, run.pattern, run.detail);
+        let at = match &run.member {
+            Some(member) => format!("{} on {member}", run.slot_path),
+            None => run.slot_path.clone(),
+        };
+        let _ = writeln!(out, "  pattern {at:<width$} {:<12} {}{under}  {}", run.outcome, run.pattern, run.detail);
     }
     for metric in &record.metrics {
         let _ = writeln!(out, "  metric {} = {} {}", metric.name, metric.value, metric.unit);
@@ -73,12 +77,15 @@ pub fn report_text(report: &RunReport) -> String {
     out
 }
 
-/// The indent and tag of a record made at pattern slot path `path`: two
-/// spaces per level, `[pools/postgres] `.
-fn nesting(path: Option<&str>) -> (String, String) {
-    match path {
-        Some(path) => ("  ".repeat(path.split('/').count()), format!("[{path}] ")),
-        None => (String::new(), String::new()),
+/// The indent and tag of a record made at pattern slot path `path` (on
+/// fleet member `member`): two spaces per level, `[pools/postgres] `,
+/// `[dev: member] `, `[dev] `.
+fn nesting(path: Option<&str>, member: Option<&str>) -> (String, String) {
+    match (path, member) {
+        (Some(path), Some(member)) => ("  ".repeat(path.split('/').count()), format!("[{member}: {path}] ")),
+        (Some(path), None) => ("  ".repeat(path.split('/').count()), format!("[{path}] ")),
+        (None, Some(member)) => ("  ".to_string(), format!("[{member}] ")),
+        (None, None) => (String::new(), String::new()),
     }
 }
 

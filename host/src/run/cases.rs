@@ -77,6 +77,10 @@ struct Case {
     clock: Option<Value>,
     #[serde(default)]
     allow: Option<Vec<String>>,
+    /// A fleet for `fleet.*` (as `--fleet`): members by name, group and
+    /// labels; no member is reached, so their calls need canned answers.
+    #[serde(default)]
+    fleet: Vec<CaseMember>,
     /// Run as `--dry-run` (a session recorded with `--dry-run` is replayed as one anyway).
     #[serde(default, rename = "dry-run")]
     dry_run: bool,
@@ -84,6 +88,17 @@ struct Case {
     #[serde(default, rename = "definitions")]
     _definitions: Option<serde::de::IgnoredAny>,
     expect: Expect,
+}
+
+/// A fleet member of a test case.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CaseMember {
+    name: String,
+    #[serde(default)]
+    group: Option<String>,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize)]
@@ -239,10 +254,20 @@ async fn run_case(engine: &Arc<Engine>, file: &Path, case: Case) -> Verdict {
         .session(session)
         .without_journal()
         .engine(engine.clone());
-    let builder = match case.allow {
+    let mut builder = match case.allow {
         Some(texts) => builder.allow_listed(texts),
         None => builder.allow_requested(),
     };
+    if !case.fleet.is_empty() {
+        let members = case.fleet.into_iter().map(|m| {
+            let target = crate::target::Target::parse("", file).map_err(|e| e.to_string())?;
+            Ok(crate::target::Member { group: m.group.unwrap_or_else(|| m.name.clone()), name: m.name, labels: m.labels, target })
+        });
+        match members.collect::<Result<Vec<_>, String>>() {
+            Ok(members) => builder = builder.fleet(crate::target::Fleet { path: file.to_path_buf(), members }),
+            Err(why) => return Verdict::Bad(format!("fleet: {why}")),
+        }
+    }
     let run = match builder.build().await {
         Ok(run) => run,
         Err(failure) => return Verdict::Bad(failure.message),

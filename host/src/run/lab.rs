@@ -34,6 +34,9 @@ fn serve_flags(topology: &Topology, subnet: u8) -> Vec<String> {
             flags.push(flag.into());
         }
     }
+    if !topology.postgres && !topology.redis && !topology.mongo {
+        flags.push("--no-databases".into());
+    }
     flags
 }
 
@@ -83,10 +86,27 @@ pub async fn start(dir: &LabDir, topology: &Topology, subnet: u8, wait: Duration
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let line = crate::progress::WaitLine::on_terminal();
-    let ready = ops::wait_ready_watching(&client, wait, |pending| line.waiting("starting the lab", pending)).await;
+    let ready = if topology.postgres || topology.redis || topology.mongo {
+        ops::wait_ready_watching(&client, wait, |pending| line.waiting("starting the lab", pending)).await
+    } else {
+        // No database to wait for: the Nodes are what a run reaches.
+        wait_for_nodes(&client, wait).await
+    };
     line.done();
     ready.map_err(|e| unavailable(format!("{e}; see {} and `runner lab status`", dir.log_file().display())))?;
     Ok(client)
+}
+
+/// Until the lab's API server lists its Nodes.
+async fn wait_for_nodes(client: &LabClient, wait: Duration) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + wait;
+    while client.list("/api/v1/nodes").await.map(|nodes| nodes.is_empty()).unwrap_or(true) {
+        if std::time::Instant::now() > deadline {
+            anyhow::bail!("no Node after {} s", wait.as_secs());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
 }
 
 /// Stop the lab daemon in `dir` and any database process it left behind;

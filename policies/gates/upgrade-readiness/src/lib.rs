@@ -287,7 +287,7 @@ impl runner_sdk::gate::Guest for Gate {
         for db in &databases {
             seen.push(database(&mut check, db, &config, &mut raw_pods)?);
         }
-        check.evidence("databases", seen);
+        check.evidence("databases", &seen);
         let mut namespaces: Vec<&str> = databases.iter().map(|d| d.namespace.as_str()).collect();
         namespaces.sort_unstable();
         namespaces.dedup();
@@ -297,8 +297,12 @@ impl runner_sdk::gate::Guest for Gate {
         }
         let budget_evidence = judge_budgets(&mut check, &budgets, &raw_pods);
         check.evidence("budgets", budget_evidence);
+        // The backup Job backs up PostgreSQL: with no PostgreSQL database running there is nothing it could have saved.
+        let postgres_runs = databases.iter().zip(&seen).any(|(db, found)| matches!(db.engine.as_str(), "postgres" | "postgresql") && found["found"] != false);
         if config.backup_job.is_empty() {
             check.warn("backup check skipped: config backup-job is empty");
+        } else if !postgres_runs {
+            check.note("backup not checked: no PostgreSQL database runs here");
         } else {
             let job = get_json(&job_ref(&config.backup_namespace, &config.backup_job));
             kube_common::judge_backup(&mut check, &config.backup_job, job, clock::now(), config.max_backup_age);
