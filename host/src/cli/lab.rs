@@ -88,8 +88,9 @@ enum LabCommand {
         /// How long to wait for every StatefulSet to be Ready.
         #[arg(long, default_value = "180s", value_parser = parse_duration)]
         wait: Duration,
-        /// Start one lab cluster per name (`dev,test,prod`), each in `<dir>/<name>` with its own API server and ARM
-        /// endpoint on its own subnet (--subnet, then the next ones), and write the fleet file `<dir>/fleet.yaml`.
+        /// Start one lab cluster per name (`dev,test,prod`; `NAME:GROUP` puts a member in a group other than its
+        /// name's), each in `<dir>/<name>` with its own API server and ARM endpoint on its own subnet (--subnet,
+        /// then the next ones), and write the fleet file `<dir>/fleet.yaml`.
         #[arg(long, value_name = "NAME,...", value_delimiter = ',')]
         fleet: Vec<String>,
     },
@@ -154,36 +155,40 @@ pub const FLEET_FILE: &str = "fleet.yaml";
 /// Start one lab per name, each on its own subnet, and write their fleet file.
 async fn up_fleet(dir: &LabDir, topology: &TopologyArgs, wait: Duration, names: &[String], output: OutputFormat) -> CommandResult {
     let mut seen = std::collections::BTreeSet::new();
-    for name in names {
+    let mut members = Vec::new();
+    for text in names {
+        let (name, group) = text.split_once(':').unwrap_or((text, text));
         crate::domain::names::label("--fleet member", name).map_err(|e| Failure::bad_input(e.to_string()))?;
+        crate::domain::names::label("--fleet group", group).map_err(|e| Failure::bad_input(e.to_string()))?;
         if !seen.insert(name) {
             return Err(Failure::bad_input(format!("--fleet: `{name}` is named twice")));
         }
+        members.push((name.to_string(), group.to_string()));
     }
     if usize::from(topology.subnet) + names.len() > 255 {
         return Err(Failure::bad_input(format!("--fleet: {} labs from subnet {} run past 127.254", names.len(), topology.subnet)));
     }
     let mut labs = Vec::new();
-    for (index, name) in names.iter().enumerate() {
+    for (index, (name, group)) in members.iter().enumerate() {
         let member = LabDir::new(dir.root.join(name));
         let subnet = topology.subnet + index as u8;
         start(&member, &topology.topology(), subnet, wait).await.map_err(|f| Failure::new(f.exit, format!("member {name}: {}", f.message)))?;
-        labs.push((name.clone(), member.root.clone(), subnet));
+        labs.push((name.clone(), group.clone(), member.root.clone(), subnet));
     }
     std::fs::create_dir_all(&dir.root).map_err(|e| Failure::bad_input(format!("{}: {e}", dir.root.display())))?;
     let file = dir.root.join(FLEET_FILE);
-    let listed: Vec<(String, PathBuf)> = labs.iter().map(|(name, root, _)| (name.clone(), root.clone())).collect();
+    let listed: Vec<(String, String, PathBuf)> = labs.iter().map(|(name, group, root, _)| (name.clone(), group.clone(), root.clone())).collect();
     std::fs::write(&file, crate::target::Fleet::lab_file(&listed)).map_err(|e| Failure::bad_input(format!("{}: {e}", file.display())))?;
     match output {
         OutputFormat::Text => {
-            for (name, root, subnet) in &labs {
+            for (name, _, root, subnet) in &labs {
                 println!("{name}: {} (127.{subnet}.0.0/16)", root.display());
             }
             println!("\nThe fleet file: {}\n  runner exec staged-rollout --fleet {} ...", file.display(), file.display());
         }
         format => format.print(&serde_json::json!({
             "fleet": file,
-            "members": labs.iter().map(|(name, root, subnet)| serde_json::json!({"name": name, "dir": root, "subnet": subnet, "kubeconfig": LabDir::new(root).kubeconfig()})).collect::<Vec<_>>(),
+            "members": labs.iter().map(|(name, group, root, subnet)| serde_json::json!({"name": name, "group": group, "dir": root, "subnet": subnet, "kubeconfig": LabDir::new(root).kubeconfig()})).collect::<Vec<_>>(),
         })),
     }
     Ok(Exit::Success)

@@ -150,11 +150,11 @@ impl Fleet {
         self.members.iter().find(|m| m.name == name)
     }
 
-    /// The fleet file `runner lab up --fleet` writes for labs in `dirs` (name → directory).
-    pub fn lab_file(labs: &[(String, PathBuf)]) -> String {
+    /// The fleet file `runner lab up --fleet` writes for its labs (name, group, directory).
+    pub fn lab_file(labs: &[(String, String, PathBuf)]) -> String {
         let mut text = String::from("# Written by `runner lab up --fleet`: one lab cluster per member.\nmembers:\n");
-        for (name, dir) in labs {
-            text.push_str(&format!("  - name: {name}\n    group: {name}\n    labels: {{lab: \"true\"}}\n    target: {}\n", dir.display()));
+        for (name, group, dir) in labs {
+            text.push_str(&format!("  - name: {name}\n    group: {group}\n    labels: {{lab: \"true\"}}\n    target: {}\n", dir.display()));
         }
         text
     }
@@ -210,13 +210,14 @@ mod tests {
             let dir = root.path().join(name);
             std::fs::create_dir_all(&dir).unwrap();
             std::fs::write(LabDir::new(&dir).kubeconfig(), "apiVersion: v1\nkind: Config\n").unwrap();
-            labs.push((name.to_string(), dir));
+            labs.push((name.to_string(), format!("{name}-group"), dir));
         }
         let path = root.path().join("fleet.yaml");
         std::fs::write(&path, Fleet::lab_file(&labs)).unwrap();
         let fleet = Fleet::read(&path).unwrap();
         assert_eq!(fleet.members.len(), 2);
-        assert_eq!(fleet.members[1].target.source, super::super::Source::Lab(labs[1].1.clone()));
+        assert_eq!(fleet.members[1].target.source, super::super::Source::Lab(labs[1].2.clone()));
         assert_eq!(fleet.members[1].labels["lab"], "true");
+        assert_eq!(fleet.members[1].group, "prod-group");
     }
 }

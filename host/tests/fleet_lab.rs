@@ -1,0 +1,176 @@
+//! Issue 16 on the lab: a fleet of four lab clusters (`runner lab up
+//! --fleet`), each its own API server and ARM endpoint, rolled out dev →
+//! test → prod by `staged-rollout` with `aks-upgrade` on each member. One
+//! test member's upgrades are blocked by the lab's ARM fault: with a budget
+//! of 1 the stage completes, prod goes on, and the member is the residual
+//! set, which a re-run with `members` retries and nothing else. `kubectl`
+//! checks every member's Nodes as an independent client.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::lab::Lab;
+use common::*;
+
+const MEMBERS: [&str; 4] = ["dev", "test-1", "test-2", "prod"];
+
+/// The labs of a fleet, stopped on drop.
+struct FleetLabs {
+    /// Holds the fleet's directory; its `Lab` runs `runner` with it as the default lab.
+    lab: Lab,
+}
+
+impl FleetLabs {
+    fn up(subnet: u8) -> FleetLabs {
+        let dir = tempfile::Builder::new().prefix("runner-fleet-test-").tempdir_in("/tmp").unwrap();
+        let lab = Lab { dir };
+        let list = "dev,test-1:test,test-2:test,prod";
+        let output = lab.runner(&[
+            "lab",
+            "--dir",
+            path(lab.dir.path()),
+            "up",
+            "--fleet",
+            &list,
+            "--no-databases",
+            "--single-pool",
+            "--nodes",
+            "2",
+            "--subnet",
+            &subnet.to_string(),
+            "-o",
+            "json",
+        ]);
+        let report = json_of(&output);
+        expect_exit(&output, 0);
+        assert_eq!(report["members"].as_array().map(Vec::len), Some(4), "{report:#}");
+        assert_eq!(report["members"][1]["subnet"], subnet + 1, "each lab on its own subnet: {report:#}");
+        FleetLabs { lab }
+    }
+
+    fn file(&self) -> PathBuf {
+        self.lab.dir.path().join("fleet.yaml")
+    }
+
+    fn member_dir(&self, member: &str) -> PathBuf {
+        self.lab.dir.path().join(member)
+    }
+
+    /// `kubectl ARGS` against one member's API server.
+    fn kubectl(&self, member: &str, args: &[&str]) -> String {
+        let kubeconfig = self.member_dir(member).join("kubeconfig");
+        let output = std::process::Command::new("kubectl").arg("--kubeconfig").arg(&kubeconfig).args(args).output().unwrap();
+        assert!(output.status.success(), "kubectl {member} {}: {}{}", args.join(" "), stdout(&output), stderr(&output));
+        stdout(&output)
+    }
+
+    /// The kubelet versions of a member's Nodes, as kubectl reads them.
+    fn kubelets(&self, member: &str) -> Vec<String> {
+        let mut versions: Vec<String> =
+            self.kubectl(member, &["get", "nodes", "-o", "jsonpath={.items[*].status.nodeInfo.kubeletVersion}"]).split_whitespace().map(String::from).collect();
+        versions.dedup();
+        versions
+    }
+
+    fn rollout(&self, extra: &[&str]) -> std::process::Output {
+        let (file, attachments) = (self.file(), self.lab.dir.path().join("attachments"));
+        let mut args =
+            vec!["exec", "staged-rollout", "--fleet", path(&file), "--approve", "--allow", "cluster:*", "--attachments", path(&attachments), "-o", "json"];
+        for config in ["kubernetes-version=1.30.5", "stages=dev@1s;test;prod", "approve-before=prod"] {
+            args.extend(["--config", config]);
+        }
+        args.extend_from_slice(extra);
+        self.lab.runner(&args)
+    }
+
+    fn rollout_json(&self) -> serde_json::Value {
+        let text = std::fs::read_to_string(self.lab.dir.path().join("attachments/rollout.json")).unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+}
+
+impl Drop for FleetLabs {
+    fn drop(&mut self) {
+        let _ = self.lab.runner(&["lab", "--dir", path(self.lab.dir.path()), "down", "--fleet"]);
+    }
+}
+
+/// Every journal line of the run at `journal` made on `member`.
+fn journal_lines_on(journal: &Path, member: &str) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(journal)
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|l| l["member"] == member)
+        .collect()
+}
+
+#[test]
+fn a_staged_rollout_upgrades_the_fleet_and_retries_exactly_its_residual_set() {
+    let fleet = FleetLabs::up(180);
+    for member in MEMBERS {
+        assert_eq!(fleet.kubelets(member), ["v1.29.9"], "{member} starts at 1.29.9");
+    }
+    // test-2's AKS refuses every upgrade, as it does while deprecated APIs are in use.
+    fleet.kubectl(
+        "test-2",
+        &["create", "configmap", "runner-lab-arm", "-n", "kube-system", "--from-literal=block-upgrades=usage has been detected on API policy/v1beta1"],
+    );
+
+    let output = fleet.rollout(&["--config", "stage-failure-budget=1", "--config", "run-failure-budget=1"]);
+    let report = json_of(&output);
+    expect_exit(&output, 0);
+    for member in ["dev", "test-1", "prod"] {
+        assert_eq!(fleet.kubelets(member), ["v1.30.5"], "{member} was upgraded");
+    }
+    assert_eq!(fleet.kubelets("test-2"), ["v1.29.9"], "test-2's upgrade was refused");
+    let rollout = fleet.rollout_json();
+    let residual: Vec<&str> = rollout["residual"].as_array().unwrap().iter().filter_map(|r| r["member"].as_str()).collect();
+    assert_eq!(residual, ["test-2"], "{rollout:#}");
+    assert_eq!(rollout["residual"][0]["state"], "Failed");
+    assert_eq!(rollout["residual"][0]["target"]["kubernetes-version"], "1.30.5");
+    assert_eq!(rollout["residual"][0]["target"]["pools"][0]["version"], "1.29.9", "the member's pools as found: {rollout:#}");
+    let stages: Vec<&str> = rollout["stages"].as_array().unwrap().iter().filter_map(|s| s["state"].as_str()).collect();
+    assert_eq!(stages, ["Completed", "Completed", "Completed"], "{rollout:#}");
+    // Each member's run is reported and journaled under its name.
+    let ran: Vec<&str> = report["patterns"].as_array().unwrap().iter().filter_map(|p| p["member"].as_str()).collect();
+    assert_eq!(ran.len(), 4, "{ran:?}");
+    let journal = PathBuf::from(report["journal"].as_str().unwrap());
+    let upgrades = journal_lines_on(&journal, "prod");
+    assert!(upgrades.iter().any(|l| l["call"] == "cluster-write.upgrade-control-plane" && l["outcome"] == "ok"), "prod's own calls carry its name");
+    assert!(journal_lines_on(&journal, "test-2").iter().any(|l| l["outcome"] != "ok" && l["call"].as_str().is_some_and(|c| c.starts_with("cluster-write."))));
+    let retry = rollout["retry"].as_str().unwrap().to_string();
+    assert_eq!(retry, "--config members=test-2");
+
+    // The block lifted, the residual set alone is retried.
+    fleet.kubectl("test-2", &["delete", "configmap", "runner-lab-arm", "-n", "kube-system"]);
+    let output = fleet.rollout(&["--config", "members=test-2"]);
+    let report = json_of(&output);
+    expect_exit(&output, 0);
+    assert_eq!(fleet.kubelets("test-2"), ["v1.30.5"]);
+    let ran: Vec<&str> = report["patterns"].as_array().unwrap().iter().filter_map(|p| p["member"].as_str()).collect();
+    assert_eq!(ran, ["test-2"], "only the residual set ran: {report:#}");
+    assert!(fleet.rollout_json()["residual"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn a_budget_of_zero_stops_the_rollout_before_prod_changes() {
+    let fleet = FleetLabs::up(185);
+    fleet.kubectl(
+        "test-1",
+        &["create", "configmap", "runner-lab-arm", "-n", "kube-system", "--from-literal=block-upgrades=usage has been detected on API extensions/v1beta1"],
+    );
+    let output = fleet.rollout(&[]);
+    let report = json_of(&output);
+    assert_ne!(output.status.code(), Some(0), "{report:#}");
+    assert_eq!(fleet.kubelets("dev"), ["v1.30.5"]);
+    assert_eq!(fleet.kubelets("prod"), ["v1.29.9"], "prod never started");
+    let text = report.to_string();
+    assert!(text.contains("more than the failure budget of 0 allows"), "{report:#}");
+    let rollout = fleet.rollout_json();
+    let residual: Vec<(&str, &str)> =
+        rollout["residual"].as_array().unwrap().iter().map(|r| (r["member"].as_str().unwrap(), r["state"].as_str().unwrap())).collect();
+    assert!(residual.contains(&("test-1", "Failed")) && residual.contains(&("prod", "NotStarted")), "{residual:?}");
+    assert!(!residual.iter().any(|(m, _)| *m == "dev"));
+}
