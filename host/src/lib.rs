@@ -20,6 +20,7 @@ pub mod policy;
 pub mod probe;
 pub mod progress;
 pub mod run;
+pub mod runs;
 pub mod session;
 pub mod target;
 pub mod wit;

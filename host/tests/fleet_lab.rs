@@ -9,8 +9,9 @@
 mod common;
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use common::lab::Lab;
+use common::lab::{Lab, eventually};
 use common::*;
 
 const MEMBERS: [&str; 4] = ["dev", "test-1", "test-2", "prod"];
@@ -32,7 +33,7 @@ impl FleetLabs {
             path(lab.dir.path()),
             "up",
             "--fleet",
-            &list,
+            list,
             "--no-databases",
             "--single-pool",
             "--nodes",
@@ -73,15 +74,26 @@ impl FleetLabs {
         versions
     }
 
-    fn rollout(&self, extra: &[&str]) -> std::process::Output {
+    /// `runner exec staged-rollout` over the fleet, dev → test → prod with an approval before prod, then `extra`.
+    fn rollout_command(&self, extra: &[&str]) -> std::process::Command {
         let (file, attachments) = (self.file(), self.lab.dir.path().join("attachments"));
-        let mut args =
-            vec!["exec", "staged-rollout", "--fleet", path(&file), "--approve", "--allow", "cluster:*", "--attachments", path(&attachments), "-o", "json"];
+        let mut args = vec!["exec", "staged-rollout", "--fleet", path(&file), "--allow", "cluster:*", "--attachments", path(&attachments), "-o", "json"];
         for config in ["kubernetes-version=1.30.5", "stages=dev@1s;test;prod", "approve-before=prod"] {
             args.extend(["--config", config]);
         }
         args.extend_from_slice(extra);
-        self.lab.runner(&args)
+        let mut command = self.lab.command(&args);
+        command.env("RUNNER_RUNS_DIR", self.lab.dir.path().join("runs"));
+        command
+    }
+
+    fn rollout(&self, extra: &[&str]) -> std::process::Output {
+        self.rollout_command(&[&["--approve"], extra].concat()).output().unwrap()
+    }
+
+    /// `runner ARGS` seeing this fleet's runs.
+    fn runner(&self, args: &[&str]) -> std::process::Output {
+        self.lab.command(args).env("RUNNER_RUNS_DIR", self.lab.dir.path().join("runs")).output().unwrap()
     }
 
     fn rollout_json(&self) -> serde_json::Value {
@@ -118,9 +130,25 @@ fn a_staged_rollout_upgrades_the_fleet_and_retries_exactly_its_residual_set() {
         &["create", "configmap", "runner-lab-arm", "-n", "kube-system", "--from-literal=block-upgrades=usage has been detected on API policy/v1beta1"],
     );
 
-    let output = fleet.rollout(&["--config", "stage-failure-budget=1", "--config", "run-failure-budget=1"]);
+    // Nobody at a terminal: prod's approval waits for `runner approve` from another process.
+    let mut rollout =
+        Background::spawn(fleet.rollout_command(&["--config", "stage-failure-budget=1", "--config", "run-failure-budget=1", "--approval-timeout", "600s"]));
+    let run_id = eventually("the rollout waits for prod's approval", Duration::from_secs(600), || {
+        assert!(rollout.try_wait().is_none(), "the rollout ended before its approval");
+        let runs: serde_json::Value = serde_json::from_str(&stdout(&fleet.runner(&["runs", "-o", "json"]))).ok()?;
+        let waiting = runs.as_array()?.iter().find(|r| r["state"] == "waiting-approval")?;
+        assert_eq!(waiting["approval"], "start stage prod (prod)", "{runs:#}");
+        waiting["id"].as_str().map(String::from)
+    });
+    let wrong = fleet.runner(&["reject", &run_id, "approve test"]);
+    assert!(stderr(&wrong).contains("waits for an approval in step `approve prod`"), "{}", stderr(&wrong));
+    assert_eq!(fleet.kubelets("prod"), ["v1.29.9"], "prod waits for its approval");
+    expect_exit(&fleet.runner(&["approve", &run_id, "approve prod", "--as", "release-bot"]), 0);
+    let output = rollout.wait_with_output();
     let report = json_of(&output);
     expect_exit(&output, 0);
+    let runs: serde_json::Value = serde_json::from_str(&stdout(&fleet.runner(&["runs", "-o", "json"]))).unwrap();
+    assert_eq!(runs[0]["state"], "succeeded", "{runs:#}");
     for member in ["dev", "test-1", "prod"] {
         assert_eq!(fleet.kubelets(member), ["v1.30.5"], "{member} was upgraded");
     }
@@ -137,6 +165,9 @@ fn a_staged_rollout_upgrades_the_fleet_and_retries_exactly_its_residual_set() {
     let ran: Vec<&str> = report["patterns"].as_array().unwrap().iter().filter_map(|p| p["member"].as_str()).collect();
     assert_eq!(ran.len(), 4, "{ran:?}");
     let journal = PathBuf::from(report["journal"].as_str().unwrap());
+    let journal_text = std::fs::read_to_string(&journal).unwrap();
+    let answer = journal_text.lines().find(|l| l.contains("\"approval.answer\"")).expect("the answer is journaled");
+    assert!(answer.contains("\"by\":\"release-bot\"") && answer.contains("\"via\":\"runner approve\""), "{answer}");
     let upgrades = journal_lines_on(&journal, "prod");
     assert!(upgrades.iter().any(|l| l["call"] == "cluster-write.upgrade-control-plane" && l["outcome"] == "ok"), "prod's own calls carry its name");
     assert!(journal_lines_on(&journal, "test-2").iter().any(|l| l["outcome"] != "ok" && l["call"].as_str().is_some_and(|c| c.starts_with("cluster-write."))));

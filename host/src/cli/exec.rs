@@ -33,6 +33,11 @@ pub struct ExecArgs {
     #[arg(long, value_name = "FILE")]
     fleet: Option<PathBuf>,
 
+    /// With no terminal to ask on, how long an approval waits for `runner approve RUN-ID`
+    /// (or `runner reject`) from another process; without it, it fails at once (unless --approve).
+    #[arg(long, value_name = "DURATION", value_parser = parse_deadline)]
+    approval_timeout: Option<std::time::Duration>,
+
     /// A configuration value, checked against the policy's schema. Repeatable.
     #[arg(long = "config", short = 'c', value_name = "KEY=VALUE")]
     config: Vec<String>,
@@ -222,7 +227,8 @@ fn builder(args: ExecArgs, target: Option<Target>, cache_dir: Option<PathBuf>) -
         .limits(limits, cache_dir)
         .dry_run(args.dry_run)
         .fail_on_warn(args.fail_on_warn)
-        .approval(Approval::from_flags(args.approve));
+        .approval(Approval::from_flags(args.approve))
+        .approval_timeout(args.approval_timeout.unwrap_or_default());
     builder = match target {
         Some(target) => builder.target(target),
         None => builder.offline("a fleet's orchestrator (it reaches members through fleet.*)"),

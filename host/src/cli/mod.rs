@@ -10,6 +10,7 @@ mod list;
 mod render;
 mod report_file;
 mod review;
+mod runs;
 mod scaffold;
 mod target;
 mod test;
@@ -72,6 +73,14 @@ enum Command {
     },
     /// Measure the engine: compile, cached load, instantiate, host calls, exec.
     Bench(bench::BenchArgs),
+    /// List runs (running, waiting for an approval, ended) with their state.
+    Runs(runs::RunsArgs),
+    /// Approve the approval a run waits for (from any shell, CI or bot that can reach the run's state).
+    Approve(runs::AnswerArgs),
+    /// Reject the approval a run waits for.
+    Reject(runs::AnswerArgs),
+    /// Stop a run cleanly at its next step boundary.
+    Stop(runs::StopArgs),
 }
 
 /// kubectl's cluster-selection flags, on every command that reaches a cluster.
@@ -167,6 +176,10 @@ pub fn main() -> ExitCode {
             Ok(Exit::Success)
         }
         Command::Bench(args) => bench::run(args, cache_dir),
+        Command::Runs(args) => runs::list(args),
+        Command::Approve(args) => runs::answer(args, true),
+        Command::Reject(args) => runs::answer(args, false),
+        Command::Stop(args) => runs::stop(args),
     };
     match result {
         Ok(exit) => ExitCode::from(exit as u8),

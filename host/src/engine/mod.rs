@@ -330,7 +330,7 @@ fn finish<T>(result: wasmtime::Result<T>, store: &Store<StoreData>) -> Result<T,
         let reason = match stop {
             Stop::Deadline => format!("deadline exceeded: still running after {:.1} s", deadline_of(data).as_secs_f64()),
             Stop::Memory => memory_reason(limits_memory),
-            Stop::Output { .. } | Stop::Journal(_) | Stop::Limit(_) => stop.to_string(),
+            Stop::Output { .. } | Stop::Journal(_) | Stop::Limit(_) | Stop::Requested(_) => stop.to_string(),
         };
         return Err(stopped(reason));
     }

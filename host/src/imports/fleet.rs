@@ -247,11 +247,12 @@ impl fleet::Host for HostState {
             let mut running = FuturesUnordered::new();
             let (mut runs, mut failed) = (Vec::new(), 0usize);
             loop {
-                while failed <= budget {
-                    let Some(next) = waiting.iter().position(|m| busy.get(&group_of(m)).copied().unwrap_or(0) < max_concurrency as usize) else { break };
-                    let member = waiting.remove(next);
-                    *busy.entry(group_of(&member)).or_default() += 1;
-                    running.push(run_one(member));
+                if failed <= budget {
+                    while let Some(next) = waiting.iter().position(|m| busy.get(&group_of(m)).copied().unwrap_or(0) < max_concurrency as usize) {
+                        let member = waiting.remove(next);
+                        *busy.entry(group_of(&member)).or_default() += 1;
+                        running.push(run_one(member));
+                    }
                 }
                 let Some(done) = running.next().await else { break };
                 if let Some(count) = busy.get_mut(&group_of(&done.member)) {

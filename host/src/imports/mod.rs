@@ -77,6 +77,12 @@ pub struct RunContext {
     pub databases: Vec<crate::target::Database>,
     /// The fleet's members (`fleet.*`), when the run has a fleet.
     pub fleet: Option<Arc<dyn FleetReach>>,
+    /// What other processes see of the run and say to it (`runner approve`,
+    /// `runner stop`); `None` for a run without a journal (`runner test`).
+    pub run_dir: Option<crate::runs::RunDir>,
+    /// How long an approval waits for an answer from another process when
+    /// nobody is at the terminal (zero: it does not wait).
+    pub approval_timeout: Duration,
 }
 
 impl RunContext {
@@ -101,6 +107,8 @@ impl RunContext {
             progress: crate::progress::WaitLine::on_terminal(),
             databases: Vec::new(),
             fleet: None,
+            run_dir: None,
+            approval_timeout: Duration::ZERO,
         }
     }
 
@@ -393,6 +401,9 @@ pub enum Stop {
     /// A bound on what a component can make the host hold or print.
     #[error("{0}")]
     Limit(String),
+    /// Someone asked the run to stop (`runner stop`); it stops at the next step boundary.
+    #[error("{0}")]
+    Requested(String),
     /// The component wrote more than the output limit to a stream.
     #[error("output limit exceeded: the component wrote more than {limit} bytes to {stream}")]
     Output {

@@ -76,6 +76,10 @@ impl report::Host for HostState {
         self.run.progress.done();
         let started = Instant::now();
         let (name, description) = (truncate(name, MAX_NAME, "…"), truncate(description, MAX_TEXT, " [truncated]"));
+        // A step boundary is where `runner stop` takes effect: nothing of this step has begun.
+        if let Some(by) = self.run.run_dir.as_ref().and_then(|dir| dir.stop_requested()) {
+            return Err(super::Stop::Requested(format!("stopped by `runner stop` ({by}) before step `{name}` of `{}` began", self.component)).into());
+        }
         self.within_report_bound("steps", self.run.record().steps.len())?;
         self.print_budget(name.len() + description.len())?;
         tracing::info!(target: "policy", "[{}] step {name}: {description}", self.component);

@@ -56,7 +56,7 @@ enum SessionSource {
     Off,
     Record(PathBuf),
     Replay(PathBuf),
-    Given(Session),
+    Given(Box<Session>),
 }
 
 /// Where the journal goes.
@@ -112,6 +112,7 @@ pub struct RunBuilder {
     dry_run: bool,
     fail_on_warn: bool,
     approval: Approval,
+    approval_timeout: Duration,
     fleet: Option<Fleet>,
 }
 
@@ -136,6 +137,7 @@ impl RunBuilder {
             dry_run: false,
             fail_on_warn: false,
             approval: Approval::Unattended,
+            approval_timeout: Duration::ZERO,
             fleet: None,
         }
     }
@@ -229,7 +231,7 @@ impl RunBuilder {
 
     /// Answer the host calls from this session; the caller judges how it went ([`Run::session`]).
     pub fn session(mut self, session: Session) -> Self {
-        self.session = SessionSource::Given(session);
+        self.session = SessionSource::Given(Box::new(session));
         self
     }
 
@@ -290,6 +292,13 @@ impl RunBuilder {
         self
     }
 
+    /// How long an approval waits for `runner approve`/`runner reject` when
+    /// nobody is at the terminal (default zero: it fails at once).
+    pub fn approval_timeout(mut self, timeout: Duration) -> Self {
+        self.approval_timeout = timeout;
+        self
+    }
+
     /// Assemble the run on a runtime of its own, run it to its end, and report.
     pub fn run(self) -> Result<RunReport, Failure> {
         runtime()?.block_on(async { self.build().await?.execute().await })
@@ -329,7 +338,7 @@ impl RunBuilder {
             return Err(Failure::bad_input("--write-probe writes to a live database; a --replay reaches none"));
         }
         let session = match self.session {
-            SessionSource::Given(session) => session,
+            SessionSource::Given(session) => *session,
             _ => session::open(record.as_deref(), replay.as_deref(), &policy)?,
         };
         // Its mutations were answered from a plan and never recorded: only a dry run can replay it.
@@ -425,6 +434,25 @@ impl RunBuilder {
         context.fail_on_warn = self.fail_on_warn;
         context.attachments = attachments;
         context.databases = databases;
+        context.approval_timeout = self.approval_timeout;
+        if let Some(path) = context.journal.path().map(std::path::Path::to_path_buf) {
+            let run_dir = crate::runs::RunDir::at(&crate::runs::root(), &context.run_id);
+            let state = crate::runs::RunState {
+                id: context.run_id.clone(),
+                policy: policy.name().to_string(),
+                operator: crate::runs::operator(),
+                pid: std::process::id(),
+                state: "running".into(),
+                started: crate::journal::timestamp(),
+                ended: None,
+                journal: Some(path),
+            };
+            // Without it nobody else can answer an approval or stop the run; the run itself goes on.
+            match run_dir.set_state(&state) {
+                Ok(()) => context.run_dir = Some(run_dir),
+                Err(e) => tracing::warn!("run directory: {e}"),
+            }
+        }
         if let Some(fleet) = self.fleet {
             context.fleet = Some(Arc::new(super::fleet::FleetBackends::new(fleet, session_replays)));
         }
@@ -464,7 +492,7 @@ fn run_header(policy: &Policy, target: Value, allowed: &[Capability], config: &V
     crate::journal::redact(&mut config);
     let m = &policy.manifest;
     json!({
-        "operator": operator(),
+        "operator": crate::runs::operator(),
         "runner": env!("CARGO_PKG_VERSION"),
         "started": crate::journal::timestamp(),
         "target": target,
@@ -474,32 +502,6 @@ fn run_header(policy: &Policy, target: Value, allowed: &[Capability], config: &V
         "gates": gates,
         "dry_run": dry_run,
     })
-}
-
-/// Who ran the command: `$USER`, else the OS user of the process.
-fn operator() -> String {
-    let os_user = os_user();
-    match std::env::var("USER").ok().filter(|u| !u.trim().is_empty()) {
-        Some(user) if os_user.as_deref().is_none_or(|os| os == user) => user,
-        Some(user) => format!("{user} (OS user {})", os_user.unwrap_or_default()),
-        None => os_user.unwrap_or_else(|| "unknown".into()),
-    }
-}
-
-/// The name of the process's real user, from the password database.
-fn os_user() -> Option<String> {
-    let mut buffer = vec![0 as libc::c_char; 4096];
-    // SAFETY: `passwd` and `buffer` outlive the call; getpwuid_r writes only
-    // within `buffer.len()` bytes and sets `result` to null or to `passwd`.
-    unsafe {
-        let mut passwd: libc::passwd = std::mem::zeroed();
-        let mut result: *mut libc::passwd = std::ptr::null_mut();
-        let status = libc::getpwuid_r(libc::getuid(), &mut passwd, buffer.as_mut_ptr(), buffer.len(), &mut result);
-        if status != 0 || result.is_null() || passwd.pw_name.is_null() {
-            return None;
-        }
-        Some(std::ffi::CStr::from_ptr(passwd.pw_name).to_string_lossy().into_owned())
-    }
 }
 
 /// Allowances that hold on some fleet members only: member name pattern → capability.
@@ -677,6 +679,9 @@ impl Run {
         }
         let record = self.context.record.lock().unwrap_or_else(|p| p.into_inner()).clone();
         ending.settle(&record, &probes);
+        if let Some(run_dir) = &self.context.run_dir {
+            run_dir.update_state(if ending.stopped.is_some() { "stopped" } else { ending.outcome }, true);
+        }
         let journal = self.context.journal.path().map(std::path::Path::to_path_buf);
         Ok(RunReport {
             policy: self.policy,

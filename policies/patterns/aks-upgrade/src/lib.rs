@@ -35,6 +35,7 @@ struct Config {
     postgres_input: String,
     redis_input: String,
     mongo_input: String,
+    ask_approval: bool,
 }
 
 fn list(text: &str) -> Vec<String> {
@@ -198,7 +199,9 @@ fn run(cfg: &Config) -> Result<PatternResult, Error> {
         )));
     }
     let (summary, details) = approval_text(&up.s.target, plane_line.as_deref(), &plans, &placements);
-    if Approval::ask(&summary, &details)? == Approval::Declined {
+    if !cfg.ask_approval {
+        report::log(report::Level::Info, &format!("not asking to {summary}: the caller's approval covers it (ask-approval is false)"));
+    } else if Approval::ask(&summary, &details)? == Approval::Declined {
         return Ok(PatternResult::rolled_back(format!("{}; nothing was changed", Approval::declined(&summary).message)));
     }
     let mut done: Vec<String> = Vec::new();
@@ -259,6 +262,7 @@ mod tests {
             postgres_input: "{}".into(),
             redis_input: "{}".into(),
             mongo_input: "{}".into(),
+            ask_approval: true,
         }
     }
 
