@@ -205,3 +205,30 @@ fn a_budget_of_zero_stops_the_rollout_before_prod_changes() {
     assert!(residual.contains(&("test-1", "Failed")) && residual.contains(&("prod", "NotStarted")), "{residual:?}");
     assert!(!residual.iter().any(|(m, _)| *m == "dev"));
 }
+
+#[test]
+fn runner_stop_ends_a_rollout_during_its_soak_and_nothing_after_it_starts() {
+    let fleet = FleetLabs::up(175);
+    let mut rollout = Background::spawn(fleet.rollout_command(&["--approve", "--config", "stages=dev@10m;test;prod"]));
+    let run_id = eventually("dev is upgraded and the rollout soaks", Duration::from_secs(600), || {
+        assert!(rollout.try_wait().is_none(), "the rollout ended before its soak");
+        let runs: serde_json::Value = serde_json::from_str(&stdout(&fleet.runner(&["runs", "-o", "json"]))).ok()?;
+        let id = runs.as_array()?.first()?["id"].as_str()?.to_string();
+        (fleet.kubelets("dev") == ["v1.30.5"]).then_some(id)
+    });
+    // At the next step boundary after dev, or within dev's ten-minute soak: nothing is in flight in either.
+    expect_exit(&fleet.runner(&["stop", &run_id]), 0);
+    let asked = std::time::Instant::now();
+    let output = rollout.wait_with_output();
+    assert!(asked.elapsed() < Duration::from_secs(300), "the stop did not wait out the soak: {:?}", asked.elapsed());
+    assert_eq!(output.status.code(), Some(3), "a stop is the sandbox stopping the run: {}", stderr(&output));
+    assert!(stderr(&output).contains("stopped by `runner stop`"), "{}", stderr(&output));
+    for member in ["test-1", "test-2", "prod"] {
+        assert_eq!(fleet.kubelets(member), ["v1.29.9"], "{member} never started");
+    }
+    let runs: serde_json::Value = serde_json::from_str(&stdout(&fleet.runner(&["runs", "-o", "json"]))).unwrap();
+    assert_eq!(runs[0]["state"], "stopped", "{runs:#}");
+    let again = fleet.runner(&["stop", &run_id]);
+    assert_eq!(again.status.code(), Some(2), "{}", stderr(&again));
+    assert!(stderr(&again).contains("is not running"), "{}", stderr(&again));
+}

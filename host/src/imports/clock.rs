@@ -38,7 +38,24 @@ impl clock::Host for HostState {
             return self.stopped_sleep(ms, started);
         }
         self.note("clock.sleep", json!({"ms": ms}), started)?;
-        tokio::time::sleep_until(wanted.into()).await;
+        match &self.run.run_dir {
+            // A sleep is a point where nothing is in flight: `runner stop` need not wait out a soak.
+            Some(run_dir) => {
+                let stop = async {
+                    loop {
+                        if let Some(by) = run_dir.stop_requested() {
+                            return by;
+                        }
+                        tokio::time::sleep(crate::runs::POLL).await;
+                    }
+                };
+                tokio::select! {
+                    _ = tokio::time::sleep_until(wanted.into()) => {}
+                    by = stop => return Err(Stop::Requested(format!("stopped by `runner stop` ({by}) while `{}` slept", self.component)).into()),
+                }
+            }
+            None => tokio::time::sleep_until(wanted.into()).await,
+        }
         if let Some(slot) = slot {
             self.run.session.finish(slot, Ok(serde_json::Value::Null));
         }

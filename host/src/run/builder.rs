@@ -677,6 +677,14 @@ impl Run {
         if let Some(e) = journal_lost {
             ending.stop(format!("cannot write the journal {} ({e}): the run's record is incomplete", self.context.journal.shown_path()));
         }
+        // A stop reaches every sub-run at its own boundary: one that ended a member's run
+        // ends the whole run as stopped, whatever the orchestrator made of it.
+        if let Some(by) = self.context.run_dir.as_ref().and_then(|dir| dir.stop_requested())
+            && ending.stopped.is_none()
+            && ending.outcome != "succeeded"
+        {
+            ending.stop(format!("stopped by `runner stop` ({by})"));
+        }
         let record = self.context.record.lock().unwrap_or_else(|p| p.into_inner()).clone();
         ending.settle(&record, &probes);
         if let Some(run_dir) = &self.context.run_dir {
