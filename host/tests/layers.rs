@@ -36,7 +36,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("backends", 4),
     ("target", 3),
     ("journal", 3),
-    ("runs", 3),
+    ("runs", 4),
     ("policy", 3),
     ("caps", 2),
     ("wit", 2),

@@ -118,7 +118,10 @@ async fn answer(run: &RunContext, pending: PendingApproval, deadline: std::time:
         answer = terminal => answer,
         _ = tokio::time::sleep_until(limit.into()) => Err(BackendError::new(
             ErrorCode::Timeout,
-            format!("nobody answered the approval ({}) in time; answer it with `runner approve {}`", pending.summary, run.run_id),
+            match mode {
+                Approval::Ask => format!("nobody answered the approval prompt before the deadline (nor `runner approve {}`)", run.run_id),
+                _ => format!("nobody answered the approval ({}) within --approval-timeout (`runner approve {}`)", pending.summary, run.run_id),
+            },
         )),
     };
     run_dir.settle();
@@ -139,9 +142,13 @@ async fn ask_terminal(pending: &PendingApproval, until: std::time::Instant) -> R
 }
 
 fn ask(component: &str, summary: &str, details: &str) -> Result<bool, BackendError> {
-    let mut err = std::io::stderr().lock();
-    let _ = write!(err, "\n[{component}] approval needed: {summary}\n{details}\nApprove? [y/N] ");
-    let _ = err.flush();
+    {
+        // Not held while the read blocks: the run goes on logging to stderr, and a prompt
+        // nobody answers must not stop it from printing its report at the deadline.
+        let mut err = std::io::stderr().lock();
+        let _ = write!(err, "\n[{component}] approval needed: {summary}\n{details}\nApprove? [y/N] ");
+        let _ = err.flush();
+    }
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer).map_err(|e| BackendError::new(ErrorCode::Unavailable, format!("cannot read the answer: {e}")))?;
     Ok(matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes"))

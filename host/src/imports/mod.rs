@@ -507,6 +507,13 @@ impl HostState {
                 }
             }
         }
+        // A sub-run stopped by the deadline it shares with its caller must not let the caller
+        // go on: the epoch would stop it within a tick anyway, but which of the two stops
+        // first (and so the run's outcome) would then depend on the ticker.
+        let runs_a_component = call.starts_with("patterns.") || call.starts_with("gates.") || call.starts_with("fleet.");
+        if runs_a_component && Instant::now() >= self.deadline {
+            return Err(Stop::Deadline.into());
+        }
         Ok(result.map_err(to_wit_error))
     }
 
