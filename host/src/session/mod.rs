@@ -625,4 +625,49 @@ mod tests {
         assert!(responses[0].check().is_ok());
         assert!(serde_yaml::from_str::<Vec<CannedResponse>>("- call: kube-read.list\n  after: [{call: x, arg: {}}]\n").is_err());
     }
+
+    #[test]
+    fn each_member_is_answered_in_its_own_order_whatever_the_interleaving() {
+        let call = |member: &str, name: &str| Call {
+            component: "aks-upgrade".into(),
+            member: Some(member.into()),
+            call: "kube-read.get".into(),
+            args: json!({"name": name}),
+            response: Some(json!({"seen": format!("{member}/{name}")})),
+            error: None,
+            stopped: None,
+        };
+        // Recorded while dev and test ran side by side.
+        let calls = vec![call("dev", "a"), call("test", "a"), call("dev", "b"), call("test", "b")];
+        let file = SessionFile { format: FORMAT.into(), policy: None, recorded: None, config: None, gates: Default::default(), dry_run: false, calls };
+        let session = Session::replay(file.clone());
+        let ask = |session: &Session, member: &str, name: &str| match session.begin("aks-upgrade", Some(member), "kube-read.get", &json!({"name": name}), false)
+        {
+            Ok(Step::Answer(Ok(value))) => Ok(value),
+            Err(Diverged(message)) => Err(message),
+            _ => Err("no answer".into()),
+        };
+        // Replayed with test first: each member still gets its own answers, in its order.
+        assert_eq!(ask(&session, "test", "a").unwrap(), json!({"seen": "test/a"}));
+        assert_eq!(ask(&session, "test", "b").unwrap(), json!({"seen": "test/b"}));
+        assert_eq!(session.unused().len(), 2, "dev's two calls are left");
+        assert_eq!(ask(&session, "dev", "a").unwrap(), json!({"seen": "dev/a"}));
+        assert_eq!(ask(&session, "dev", "b").unwrap(), json!({"seen": "dev/b"}));
+        assert!(session.unused().is_empty());
+        // Within one member the order is strict, and a member's stream ends where its calls do.
+        let session = Session::replay(file);
+        assert!(ask(&session, "dev", "b").unwrap_err().contains("differs at args.name"));
+        let one = SessionFile {
+            format: FORMAT.into(),
+            policy: None,
+            recorded: None,
+            config: None,
+            gates: Default::default(),
+            dry_run: false,
+            calls: vec![call("dev", "a")],
+        };
+        let session = Session::replay(one);
+        assert_eq!(ask(&session, "dev", "a").unwrap(), json!({"seen": "dev/a"}));
+        assert!(ask(&session, "dev", "a").unwrap_err().contains("no further call on member `dev`"));
+    }
 }
