@@ -168,27 +168,29 @@ async fn up_fleet(dir: &LabDir, topology: &TopologyArgs, wait: Duration, names: 
     if usize::from(topology.subnet) + names.len() > 255 {
         return Err(Failure::bad_input(format!("--fleet: {} labs from subnet {} run past 127.254", names.len(), topology.subnet)));
     }
+    // Member i runs on subnet --subnet + i.
+    let subnet_of = |index: usize| topology.subnet + index as u8;
     let mut labs = Vec::new();
-    for (index, (name, group)) in members.iter().enumerate() {
-        let member = LabDir::new(dir.root.join(name));
-        let subnet = topology.subnet + index as u8;
-        start(&member, &topology.topology(), subnet, wait).await.map_err(|f| Failure::new(f.exit, format!("member {name}: {}", f.message)))?;
-        labs.push((name.clone(), group.clone(), member.root.clone(), subnet));
+    for (index, (name, group)) in members.into_iter().enumerate() {
+        let member = LabDir::new(dir.root.join(&name));
+        start(&member, &topology.topology(), subnet_of(index), wait).await.map_err(|f| Failure::new(f.exit, format!("member {name}: {}", f.message)))?;
+        labs.push((name, group, member.root));
     }
     std::fs::create_dir_all(&dir.root).map_err(|e| Failure::bad_input(format!("{}: {e}", dir.root.display())))?;
     let file = dir.root.join(FLEET_FILE);
-    let listed: Vec<(String, String, PathBuf)> = labs.iter().map(|(name, group, root, _)| (name.clone(), group.clone(), root.clone())).collect();
-    std::fs::write(&file, crate::target::Fleet::lab_file(&listed)).map_err(|e| Failure::bad_input(format!("{}: {e}", file.display())))?;
+    std::fs::write(&file, crate::target::Fleet::lab_file(&labs)).map_err(|e| Failure::bad_input(format!("{}: {e}", file.display())))?;
     match output {
         OutputFormat::Text => {
-            for (name, _, root, subnet) in &labs {
-                println!("{name}: {} (127.{subnet}.0.0/16)", root.display());
+            for (index, (name, _, root)) in labs.iter().enumerate() {
+                println!("{name}: {} (127.{}.0.0/16)", root.display(), subnet_of(index));
             }
             println!("\nThe fleet file: {}\n  runner exec staged-rollout --fleet {} ...", file.display(), file.display());
         }
         format => format.print(&serde_json::json!({
             "fleet": file,
-            "members": labs.iter().map(|(name, group, root, subnet)| serde_json::json!({"name": name, "group": group, "dir": root, "subnet": subnet, "kubeconfig": LabDir::new(root).kubeconfig()})).collect::<Vec<_>>(),
+            "members": labs.iter().enumerate().map(|(index, (name, group, root))| serde_json::json!({
+                "name": name, "group": group, "dir": root, "subnet": subnet_of(index), "kubeconfig": LabDir::new(root).kubeconfig(),
+            })).collect::<Vec<_>>(),
         })),
     }
     Ok(Exit::Success)

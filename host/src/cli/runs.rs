@@ -44,6 +44,15 @@ fn failure(e: RunsError) -> Failure {
     }
 }
 
+/// The directory of run `id`, which must be running: only a live run can take an answer or a stop.
+fn running(id: &str) -> Result<RunDir, Failure> {
+    let run = RunDir::existing(&runs::root(), id).map_err(failure)?;
+    if !run.alive() {
+        return Err(Failure::bad_input(format!("run {id} is not running (it is {})", run.state().map(|s| s.state).unwrap_or_default())));
+    }
+    Ok(run)
+}
+
 /// List the runs, newest first.
 pub fn list(args: RunsArgs) -> CommandResult {
     let root = runs::root();
@@ -83,10 +92,7 @@ pub fn list(args: RunsArgs) -> CommandResult {
 
 /// Answer a run's waiting approval.
 pub fn answer(args: AnswerArgs, approved: bool) -> CommandResult {
-    let run = RunDir::existing(&runs::root(), &args.run_id).map_err(failure)?;
-    if !run.alive() {
-        return Err(Failure::bad_input(format!("run {} is not running (it is {})", args.run_id, run.state().map(|s| s.state).unwrap_or_default())));
-    }
+    let run = running(&args.run_id)?;
     let via = if approved { "runner approve" } else { "runner reject" };
     let answer = ApprovalAnswer { approved, by: args.by.unwrap_or_else(runs::operator), at: crate::journal::timestamp(), via: via.into() };
     let pending = run.respond(&answer, args.step.as_deref()).map_err(failure)?;
@@ -99,10 +105,7 @@ pub fn answer(args: AnswerArgs, approved: bool) -> CommandResult {
 
 /// Ask a run to stop at its next step boundary.
 pub fn stop(args: StopArgs) -> CommandResult {
-    let run = RunDir::existing(&runs::root(), &args.run_id).map_err(failure)?;
-    if !run.alive() {
-        return Err(Failure::bad_input(format!("run {} is not running (it is {})", args.run_id, run.state().map(|s| s.state).unwrap_or_default())));
-    }
+    let run = running(&args.run_id)?;
     run.request_stop(&runs::operator()).map_err(failure)?;
     println!("run {} stops before its next step", args.run_id);
     Ok(Exit::Success)

@@ -16,14 +16,13 @@
 //! run; the session answers each member's calls in order within that
 //! member's own stream.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use serde_json::{Value, json};
 
-use super::patterns::PatternCall;
 use super::{Effect, HostState, fail_on_warn_applied};
 use crate::backends::{BackendError, Backends, ErrorCode};
 use crate::caps::Decision;
@@ -71,7 +70,7 @@ pub trait FleetReach: Send + Sync {
 
 /// How many of `count` members may fail: `failure-budget` as a count
 /// (`2`) or a share of them (`25%`, rounded down).
-pub fn budget_of(text: &str, count: usize) -> Result<usize, String> {
+fn budget_of(text: &str, count: usize) -> Result<usize, String> {
     let text = text.trim();
     let bad = || format!("failure budget `{text}` is neither a count (`2`) nor a percentage (`25%`)");
     match text.strip_suffix('%') {
@@ -87,38 +86,24 @@ pub fn budget_of(text: &str, count: usize) -> Result<usize, String> {
 }
 
 impl HostState {
-    /// Refuse a fleet call from a component that already runs on a member.
-    fn on_a_member_already(&self) -> Option<Error> {
-        self.member.as_ref().map(|member| Error {
-            code: crate::wit::ErrorCode::Invalid,
-            message: format!("`{}` runs on member `{}`: a member's run reaches no other member", self.component, member.name),
-        })
-    }
-
-    /// The slot capability a fleet call needs besides `fleet:run:<member>`.
-    fn slot_denied(&self, call: &'static str, interface: &str, slot: &str, args: Value) -> wasmtime::Result<Option<Error>> {
+    /// Why the fleet call `call` on `slot` (of `interface`: `patterns`,
+    /// `gates`) may not start, before its member's capability is checked: a
+    /// component already on a member reaches no other, and the slot's own
+    /// capability is needed besides `fleet:run:<member>` (a refusal is journaled).
+    fn fleet_refusal(&self, call: &'static str, interface: &str, slot: &str, args: impl FnOnce() -> Value) -> wasmtime::Result<Option<Error>> {
+        if let Some(member) = &self.member {
+            let message = format!("`{}` runs on member `{}`: a member's run reaches no other member", self.component, member.name);
+            return Ok(Some(Error { code: crate::wit::ErrorCode::Invalid, message }));
+        }
         if self.grants.decide(interface, "run", slot) == Decision::Granted {
             return Ok(None);
         }
         let message = format!("`{}` did not request `{interface}:run:{slot}` in its manifest", self.component);
-        Ok(Some(self.deny(call, args, message, std::time::Instant::now())?))
+        Ok(Some(self.deny(call, args(), message, std::time::Instant::now())?))
     }
 
     fn fleet(&self) -> Result<Arc<dyn super::FleetReach>, BackendError> {
         self.run.fleet.clone().ok_or_else(|| BackendError::new(ErrorCode::Unavailable, "this run has no fleet (runner exec --fleet FILE)"))
-    }
-
-    fn pattern_call(&self, slot: &str, config: &str, member: MemberScope) -> PatternCall {
-        PatternCall {
-            run: self.run.clone(),
-            grants: self.grants.clone(),
-            under: self.slot.as_ref().map(|s| s.path.clone()),
-            parent_step: self.running_step(),
-            slot: slot.to_string(),
-            config: config.to_string(),
-            deadline: self.deadline,
-            member: Some(member),
-        }
     }
 }
 
@@ -135,29 +120,23 @@ impl fleet::Host for HostState {
 
     async fn run_pattern(&mut self, member: String, slot: String, config: String) -> wasmtime::Result<Result<PatternRun, Error>> {
         let args = || json!({"member": member, "slot": slot, "config": serde_json::from_str::<Value>(&config).unwrap_or_else(|_| json!(config))});
-        if let Some(refused) = self.on_a_member_already() {
+        if let Some(refused) = self.fleet_refusal("fleet.run-pattern", "patterns", &slot, args)? {
             return Ok(Err(refused));
-        }
-        if let Some(denied) = self.slot_denied("fleet.run-pattern", "patterns", &slot, args())? {
-            return Ok(Err(denied));
         }
         let (fleet, runner) = (self.fleet(), self.pattern_runner());
         let this: &HostState = self;
         self.guarded("fleet.run-pattern", member_scope(&member), args, Effect::Read, async {
             let runner = runner.ok_or_else(|| BackendError::new(ErrorCode::Unavailable, "no pattern runner in this context"))?;
             let scope = fleet?.reach(&member).await?;
-            runner.run_slot(this.pattern_call(&slot, &config, scope)).await
+            runner.run_slot(this.pattern_call(&slot, &config, Some(scope))).await
         })
         .await
     }
 
     async fn run_gate(&mut self, member: String, slot: String, input: String) -> wasmtime::Result<Result<GateResult, Error>> {
         let args = || json!({"member": member, "slot": slot, "input": serde_json::from_str::<Value>(&input).unwrap_or_else(|_| json!(input))});
-        if let Some(refused) = self.on_a_member_already() {
+        if let Some(refused) = self.fleet_refusal("fleet.run-gate", "gates", &slot, args)? {
             return Ok(Err(refused));
-        }
-        if let Some(denied) = self.slot_denied("fleet.run-gate", "gates", &slot, args())? {
-            return Ok(Err(denied));
         }
         let (fleet, runner, run, deadline) = (self.fleet(), self.gate_runner(), self.run.clone(), self.deadline);
         let fail_on_warn = run.fail_on_warn;
@@ -189,7 +168,7 @@ impl fleet::Host for HostState {
             })
         };
         let invalid = |message: String| Ok(Err(Error { code: crate::wit::ErrorCode::Invalid, message }));
-        if let Some(refused) = self.on_a_member_already() {
+        if let Some(refused) = self.fleet_refusal("fleet.run-group", "patterns", &slot, args)? {
             return Ok(Err(refused));
         }
         if members.is_empty() {
@@ -206,9 +185,6 @@ impl fleet::Host for HostState {
             Ok(budget) => budget,
             Err(why) => return invalid(format!("fleet.run-group: {why}")),
         };
-        if let Some(denied) = self.slot_denied("fleet.run-group", "patterns", &slot, args())? {
-            return Ok(Err(denied));
-        }
         // Every member's capability before anything starts: a group is refused whole.
         for member in &members {
             let decision = member_scope(member).map(|scope| self.grants.decide("fleet", "run", scope));
@@ -226,7 +202,9 @@ impl fleet::Host for HostState {
         self.guarded("fleet.run-group", member_scope(&first), args, Effect::Read, async move {
             let fleet = fleet?;
             let runner = runner.ok_or_else(|| BackendError::new(ErrorCode::Unavailable, "no pattern runner in this context"))?;
-            if let Some(unknown) = members.iter().find(|m| !fleet.members().iter().any(|known| known.name == **m)) {
+            // Each member's group, looked up once: the scheduling below asks for it at every start.
+            let group_of: HashMap<&str, &str> = fleet.members().iter().map(|m| (m.name.as_str(), m.group.as_str())).collect();
+            if let Some(unknown) = members.iter().find(|m| !group_of.contains_key(m.as_str())) {
                 return Err(BackendError::new(ErrorCode::NotFound, format!("the fleet has no member `{unknown}`; nothing was started")));
             }
             let run_one = |member: String| {
@@ -234,28 +212,27 @@ impl fleet::Host for HostState {
                 let runner = runner.clone();
                 async move {
                     let run = match fleet.reach(&member).await {
-                        Ok(scope) => runner.run_slot(this.pattern_call(slot_ref, config_ref, scope)).await.map_err(super::to_wit_error),
+                        Ok(scope) => runner.run_slot(this.pattern_call(slot_ref, config_ref, Some(scope))).await.map_err(super::to_wit_error),
                         Err(e) => Err(super::to_wit_error(e)),
                     };
                     MemberRun { member, run }
                 }
             };
-            let group_of = |member: &str| fleet.members().iter().find(|m| m.name == member).map(|m| m.group.clone()).unwrap_or_default();
             // Fleet Manager's model: groups side by side, within a group at most `max-concurrency` at a time.
-            let mut waiting: Vec<String> = members.clone();
-            let mut busy: std::collections::BTreeMap<String, usize> = Default::default();
+            let mut waiting: Vec<&str> = members.iter().map(String::as_str).collect();
+            let mut busy: HashMap<&str, usize> = HashMap::new();
             let mut running = FuturesUnordered::new();
             let (mut runs, mut failed) = (Vec::new(), 0usize);
             loop {
                 if failed <= budget {
-                    while let Some(next) = waiting.iter().position(|m| busy.get(&group_of(m)).copied().unwrap_or(0) < max_concurrency as usize) {
+                    while let Some(next) = waiting.iter().position(|m| busy.get(group_of[m]).copied().unwrap_or(0) < max_concurrency as usize) {
                         let member = waiting.remove(next);
-                        *busy.entry(group_of(&member)).or_default() += 1;
-                        running.push(run_one(member));
+                        *busy.entry(group_of[member]).or_default() += 1;
+                        running.push(run_one(member.to_string()));
                     }
                 }
                 let Some(done) = running.next().await else { break };
-                if let Some(count) = busy.get_mut(&group_of(&done.member)) {
+                if let Some(count) = busy.get_mut(group_of[done.member.as_str()]) {
                     *count -= 1;
                 }
                 if !matches!(done.run, Ok(PatternRun::Succeeded(_))) {
@@ -263,7 +240,8 @@ impl fleet::Host for HostState {
                 }
                 runs.push(done);
             }
-            Ok(GroupRun { runs, not_started: waiting, budget_exceeded: failed > budget })
+            let not_started = waiting.into_iter().map(str::to_string).collect();
+            Ok(GroupRun { runs, not_started, budget_exceeded: failed > budget })
         })
         .await
     }

@@ -34,7 +34,7 @@ use crate::wit::pattern::runner::policy::types;
 use crate::wit::{Error, ErrorCode};
 
 pub use approval::Approval;
-pub use fleet::{FleetMember, FleetReach, MemberScope, budget_of};
+pub use fleet::{FleetMember, FleetReach, MemberScope};
 use gates::fail_on_warn_applied;
 pub use gates::{GateRunner, warn_as_fail};
 pub use patterns::{MAX_DEPTH, PatternCall, PatternRunner};
@@ -335,11 +335,6 @@ impl HostState {
         self
     }
 
-    /// The fleet member this component runs on, if any.
-    pub fn member(&self) -> Option<&MemberScope> {
-        self.member.as_ref()
-    }
-
     fn member_name(&self) -> Option<&str> {
         self.member.as_ref().map(|m| &*m.name)
     }
@@ -401,7 +396,7 @@ pub enum Stop {
     /// A bound on what a component can make the host hold or print.
     #[error("{0}")]
     Limit(String),
-    /// Someone asked the run to stop (`runner stop`); it stops at the next step boundary.
+    /// Someone asked the run to stop (`runner stop`): raised at the next step boundary, or during a sleep.
     #[error("{0}")]
     Requested(String),
     /// The component wrote more than the output limit to a stream.

@@ -82,16 +82,7 @@ impl patterns::Host for HostState {
         let args = || json!({"slot": slot, "config": serde_json::from_str::<Value>(&config).unwrap_or_else(|_| json!(config))});
         let depth = self.slot_path().map_or(0, |path| path.split('/').count());
         let runner = self.pattern_runner();
-        let call = PatternCall {
-            run: self.run.clone(),
-            grants: self.grants.clone(),
-            under: self.slot.as_ref().map(|s| s.path.clone()),
-            parent_step: self.running_step(),
-            slot: slot.clone(),
-            config: config.clone(),
-            deadline: self.deadline,
-            member: self.member.clone(),
-        };
+        let call = self.pattern_call(&slot, &config, self.member.clone());
         self.guarded("patterns.run", Ok(&slot), args, Effect::Read, async move {
             if depth >= MAX_DEPTH {
                 return Err(BackendError::new(
@@ -109,6 +100,20 @@ impl patterns::Host for HostState {
 }
 
 impl HostState {
+    /// This component's call of the pattern at its `slot` with `config`, run on `member`.
+    pub(super) fn pattern_call(&self, slot: &str, config: &str, member: Option<MemberScope>) -> PatternCall {
+        PatternCall {
+            run: self.run.clone(),
+            grants: self.grants.clone(),
+            under: self.slot.as_ref().map(|s| s.path.clone()),
+            parent_step: self.running_step(),
+            slot: slot.to_string(),
+            config: config.to_string(),
+            deadline: self.deadline,
+            member,
+        }
+    }
+
     /// The step this component began last and has not ended.
     pub(super) fn running_step(&self) -> Option<String> {
         let path = self.slot_path();

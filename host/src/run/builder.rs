@@ -359,15 +359,7 @@ impl RunBuilder {
         let mut databases = Vec::new();
         let (backends, probes) = match self.reach {
             Reach::Target(target) => {
-                let kube: Arc<dyn Kube> = if session.is_replaying() {
-                    Arc::new(Unavailable::because("replaying a session: no backend is reached"))
-                } else {
-                    kube_backend(&target).await?
-                };
-                let mut backends = Backends::with_kube(kube, &target);
-                if !session.is_replaying() {
-                    backends.cluster = cluster_backend(&target)?;
-                }
+                let backends = backends_of(&target, session.is_replaying()).await?;
                 databases = target.databases.clone();
                 (backends, self.probes.into_iter().map(|spec| (target.clone(), spec)).collect())
             }
@@ -391,13 +383,8 @@ impl RunBuilder {
                     .with_limit(self.journal_limit)
             }
         };
-        let mut header = run_header(&policy, target_header, &allowed, &config, &gate_names, dry_run);
-        if !on_members.is_empty() {
-            header["allowances"]
-                .as_array_mut()
-                .into_iter()
-                .for_each(|list| list.extend(on_members.iter().map(|(member, cap)| json!(format!("{cap}@{member}")))));
-        }
+        let allowances = allowed.iter().map(ToString::to_string).chain(on_members.iter().map(|(member, cap)| format!("{cap}@{member}"))).collect();
+        let mut header = run_header(&policy, target_header, allowances, &config, &gate_names, dry_run);
         if let Some(fleet) = &self.fleet {
             header["fleet"] = json!({"file": fleet.path, "members": fleet.members.iter().map(|m| &m.name).collect::<Vec<_>>()});
         }
@@ -487,7 +474,7 @@ impl RunBuilder {
 /// What a reviewer asks of a run before reading its calls: who ran what,
 /// where, allowed to do what, configured how. The journal's first line and
 /// the report's `run` (config values under secret-looking keys redacted).
-fn run_header(policy: &Policy, target: Value, allowed: &[Capability], config: &Value, gates: &BTreeMap<String, String>, dry_run: bool) -> Value {
+fn run_header(policy: &Policy, target: Value, allowances: Vec<String>, config: &Value, gates: &BTreeMap<String, String>, dry_run: bool) -> Value {
     let mut config = config.clone();
     crate::journal::redact(&mut config);
     let m = &policy.manifest;
@@ -497,7 +484,7 @@ fn run_header(policy: &Policy, target: Value, allowed: &[Capability], config: &V
         "started": crate::journal::timestamp(),
         "target": target,
         "policy": {"name": m.name, "version": m.version, "world": m.world, "digest": policy.digest},
-        "allowances": allowed.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "allowances": allowances,
         "config": config,
         "gates": gates,
         "dry_run": dry_run,
@@ -544,10 +531,22 @@ fn allowed(allowances: Allowances, policy: &Policy, patterns: &BTreeMap<String, 
     }
 }
 
+/// What a run's calls reach on `target`: its cluster, its databases through
+/// it, and its cluster API; nothing when a session answers every call
+/// (`replaying`). The run's own target and each fleet member's get theirs here.
+pub(super) async fn backends_of(target: &Target, replaying: bool) -> Result<Backends, Failure> {
+    if replaying {
+        return Ok(Backends::with_kube(Arc::new(Unavailable::because("replaying a session: no backend is reached")), target));
+    }
+    let mut backends = Backends::with_kube(kube_backend(target).await?, target);
+    backends.cluster = cluster_backend(target)?;
+    Ok(backends)
+}
+
 /// The Kubernetes backend for `target`. A lab that is not running is not
 /// an error here: every kube call then answers `unavailable` (exit 4), as
 /// an unreachable cluster does, so reads of other kinds still run.
-pub(super) async fn kube_backend(target: &Target) -> Result<Arc<dyn Kube>, Failure> {
+async fn kube_backend(target: &Target) -> Result<Arc<dyn Kube>, Failure> {
     match crate::backends::kube::connect(target).await {
         Ok(backend) => Ok(Arc::new(backend)),
         Err(TargetError::Unreachable(message)) => Ok(Arc::new(Unavailable::because(message))),
@@ -558,7 +557,7 @@ pub(super) async fn kube_backend(target: &Target) -> Result<Arc<dyn Kube>, Failu
 /// The cluster API backend for `target`: AKS when it names one; a lab
 /// without its ARM API, or a target with no `cluster:` section, answers
 /// every cluster call `unavailable` (exit 4); a bad section is bad input.
-pub(super) fn cluster_backend(target: &Target) -> Result<Arc<dyn Cluster>, Failure> {
+fn cluster_backend(target: &Target) -> Result<Arc<dyn Cluster>, Failure> {
     match target.cluster_api() {
         Ok(Some(config)) => Ok(Arc::new(AksBackend::connect(&config).map_err(|e| Failure::bad_input(format!("target {}: cluster: {e}", target.label())))?)),
         Ok(None) => Ok(Backends::unavailable(&target.label()).cluster),

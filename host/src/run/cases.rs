@@ -259,14 +259,17 @@ async fn run_case(engine: &Arc<Engine>, file: &Path, case: Case) -> Verdict {
         None => builder.allow_requested(),
     };
     if !case.fleet.is_empty() {
-        let members = case.fleet.into_iter().map(|m| {
-            let target = crate::target::Target::parse("", file).map_err(|e| e.to_string())?;
-            Ok(crate::target::Member { group: m.group.unwrap_or_else(|| m.name.clone()), name: m.name, labels: m.labels, target })
-        });
-        match members.collect::<Result<Vec<_>, String>>() {
-            Ok(members) => builder = builder.fleet(crate::target::Fleet { path: file.to_path_buf(), members }),
+        // No member is reached: each gets the same empty target.
+        let target = match crate::target::Target::parse("", file) {
+            Ok(target) => target,
             Err(why) => return Verdict::Bad(format!("fleet: {why}")),
-        }
+        };
+        let members = case
+            .fleet
+            .into_iter()
+            .map(|m| crate::target::Member { group: m.group.unwrap_or_else(|| m.name.clone()), name: m.name, labels: m.labels, target: target.clone() })
+            .collect();
+        builder = builder.fleet(crate::target::Fleet { path: file.to_path_buf(), members });
     }
     let run = match builder.build().await {
         Ok(run) => run,

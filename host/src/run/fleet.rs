@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use tokio::sync::OnceCell;
 
-use super::builder::{cluster_backend, kube_backend};
-use crate::backends::{BackendError, Backends, ErrorCode, Kube, Unavailable};
+use super::builder::backends_of;
+use crate::backends::{BackendError, ErrorCode};
 use crate::imports::{FleetMember, FleetReach, MemberScope};
 use crate::target::Fleet;
 
@@ -47,16 +47,9 @@ impl FleetReach for FleetBackends {
         let scope = self.connected[index]
             .get_or_try_init(|| async {
                 let target = &member.target;
-                let unreachable = |why: String| BackendError::new(ErrorCode::Unavailable, format!("member `{name}`: {why}"));
-                let kube: Arc<dyn Kube> = if self.offline {
-                    Arc::new(Unavailable::because("replaying a session: no backend is reached"))
-                } else {
-                    kube_backend(target).await.map_err(|f| unreachable(f.message))?
-                };
-                let mut backends = Backends::with_kube(kube, target);
-                if !self.offline {
-                    backends.cluster = cluster_backend(target).map_err(|f| unreachable(f.message))?;
-                }
+                let backends = backends_of(target, self.offline)
+                    .await
+                    .map_err(|f| BackendError::new(ErrorCode::Unavailable, format!("member `{name}`: {}", f.message)))?;
                 Ok::<_, BackendError>(MemberScope { name: name.into(), backends: Arc::new(backends), databases: Arc::new(target.databases.clone()) })
             })
             .await?;

@@ -50,8 +50,6 @@ enum Mode {
 struct State {
     /// Recording: the calls so far. Replaying: the session's calls.
     calls: Vec<Call>,
-    /// Replaying: the first call not answered yet.
-    cursor: usize,
     /// Replaying: which calls were answered. A fleet's members run side by
     /// side, so their calls interleave differently in each run: every
     /// member's calls (and the orchestrator's) are a stream of their own,
@@ -214,7 +212,7 @@ impl Session {
                 Ok(Step::Live(Some(slot)))
             }
             Mode::Replay => {
-                let from = state.streams.get(&made.member).copied().unwrap_or(state.cursor);
+                let from = state.streams.get(&made.member).copied().unwrap_or(0);
                 let Some(at) = (from..state.calls.len()).find(|&i| !state.consumed[i] && state.calls[i].member == made.member) else {
                     let message = match &made.member {
                         None => format!("the component asked for {} but the session ends after {} call(s)", made.describe(), state.calls.len()),
@@ -228,9 +226,6 @@ impl Session {
                 }
                 state.consumed[at] = true;
                 state.streams.insert(made.member.clone(), at + 1);
-                while state.consumed.get(state.cursor).copied().unwrap_or(false) {
-                    state.cursor += 1;
-                }
                 if mutating {
                     state.mutations.push(made);
                 }
@@ -504,26 +499,19 @@ mod tests {
         assert_eq!(rows[0]["rolname"], "app");
     }
 
+    /// A recorded call of `component` (on `member`) that answered `response`.
+    fn recorded(component: &str, member: Option<&str>, call: &str, args: Value, response: Value) -> Call {
+        Call { component: component.into(), member: member.map(str::to_string), call: call.into(), args, response: Some(response), error: None, stopped: None }
+    }
+
+    /// A session file holding `calls`.
+    fn session_of(calls: Vec<Call>) -> SessionFile {
+        SessionFile { format: FORMAT.into(), policy: None, recorded: None, config: None, gates: Default::default(), dry_run: false, calls }
+    }
+
     #[test]
     fn replay_is_strict_and_names_both_versions() {
-        let call = |call: &str, args: Value, response: Value| Call {
-            component: "g".into(),
-            member: None,
-            call: call.into(),
-            args,
-            response: Some(response),
-            error: None,
-            stopped: None,
-        };
-        let file = SessionFile {
-            format: FORMAT.into(),
-            policy: None,
-            recorded: None,
-            config: None,
-            gates: Default::default(),
-            dry_run: false,
-            calls: vec![call("kube-read.get", json!({"name": "a"}), json!({"x": 1}))],
-        };
+        let file = session_of(vec![recorded("g", None, "kube-read.get", json!({"name": "a"}), json!({"x": 1}))]);
         let session = Session::replay(file.clone());
         let Ok(Step::Answer(Ok(answer))) = session.begin("g", None, "kube-read.get", &json!({"name": "a"}), false) else { panic!("expected an answer") };
         assert_eq!(answer, json!({"x": 1}));
@@ -628,18 +616,11 @@ mod tests {
 
     #[test]
     fn each_member_is_answered_in_its_own_order_whatever_the_interleaving() {
-        let call = |member: &str, name: &str| Call {
-            component: "aks-upgrade".into(),
-            member: Some(member.into()),
-            call: "kube-read.get".into(),
-            args: json!({"name": name}),
-            response: Some(json!({"seen": format!("{member}/{name}")})),
-            error: None,
-            stopped: None,
+        let call = |member: &str, name: &str| {
+            recorded("aks-upgrade", Some(member), "kube-read.get", json!({"name": name}), json!({"seen": format!("{member}/{name}")}))
         };
         // Recorded while dev and test ran side by side.
-        let calls = vec![call("dev", "a"), call("test", "a"), call("dev", "b"), call("test", "b")];
-        let file = SessionFile { format: FORMAT.into(), policy: None, recorded: None, config: None, gates: Default::default(), dry_run: false, calls };
+        let file = session_of(vec![call("dev", "a"), call("test", "a"), call("dev", "b"), call("test", "b")]);
         let session = Session::replay(file.clone());
         let ask = |session: &Session, member: &str, name: &str| match session.begin("aks-upgrade", Some(member), "kube-read.get", &json!({"name": name}), false)
         {
@@ -657,16 +638,7 @@ mod tests {
         // Within one member the order is strict, and a member's stream ends where its calls do.
         let session = Session::replay(file);
         assert!(ask(&session, "dev", "b").unwrap_err().contains("differs at args.name"));
-        let one = SessionFile {
-            format: FORMAT.into(),
-            policy: None,
-            recorded: None,
-            config: None,
-            gates: Default::default(),
-            dry_run: false,
-            calls: vec![call("dev", "a")],
-        };
-        let session = Session::replay(one);
+        let session = Session::replay(session_of(vec![call("dev", "a")]));
         assert_eq!(ask(&session, "dev", "a").unwrap(), json!({"seen": "dev/a"}));
         assert!(ask(&session, "dev", "a").unwrap_err().contains("no further call on member `dev`"));
     }

@@ -142,11 +142,20 @@ impl Rollout {
         self.members.iter().filter(|m| m.state == State::Failed).count()
     }
 
-    /// Every member not done: failed, not started.
+    /// The residual set: every member not done (failed, not started).
+    fn left(&self) -> impl Iterator<Item = &MemberState> {
+        self.members.iter().filter(|m| matches!(m.state, State::Failed | State::NotStarted))
+    }
+
+    /// `--config members=...` for exactly the residual set, if there is one.
+    fn retry(&self) -> Option<String> {
+        let names: Vec<&str> = self.left().map(|m| m.name.as_str()).collect();
+        (!names.is_empty()).then(|| format!("--config members={}", names.join(",")))
+    }
+
+    /// The residual set as `rollout.json` holds it, each member with its frozen target.
     fn residual(&self) -> Vec<Value> {
-        self.members
-            .iter()
-            .filter(|m| matches!(m.state, State::Failed | State::NotStarted))
+        self.left()
             .map(|m| {
                 json!({
                     "member": m.name, "group": m.group, "stage": m.stage, "state": m.state.name(), "detail": m.detail,
@@ -159,14 +168,13 @@ impl Rollout {
     fn document(&self, outcome: &str) -> Value {
         let members: Vec<Value> =
             self.members.iter().map(|m| json!({"member": m.name, "group": m.group, "stage": m.stage, "state": m.state.name(), "detail": m.detail})).collect();
-        let residual = self.residual();
         json!({
             "outcome": outcome,
             "kubernetes-version": self.version,
             "stages": self.stages,
             "members": members,
-            "residual": residual,
-            "retry": (!residual.is_empty()).then(|| format!("--config members={}", residual.iter().filter_map(|r| r["member"].as_str()).collect::<Vec<_>>().join(","))),
+            "residual": self.residual(),
+            "retry": self.retry(),
             "ms": clock::now().saturating_sub(self.started_ms),
         })
     }
@@ -183,8 +191,7 @@ impl Rollout {
     fn stopped(&self, why: String) -> Error {
         self.attach("stopped");
         let done: Vec<&str> = self.members.iter().filter(|m| matches!(m.state, State::Completed | State::Skipped)).map(|m| m.name.as_str()).collect();
-        let left: Vec<String> =
-            self.residual().iter().map(|r| format!("{} ({})", r["member"].as_str().unwrap_or("?"), r["state"].as_str().unwrap_or("?"))).collect();
+        let left: Vec<String> = self.left().map(|m| format!("{} ({})", m.name, m.state.name())).collect();
         Error::new(
             ErrorCode::Internal,
             format!(
@@ -353,7 +360,6 @@ fn run(cfg: Config) -> Result<PatternResult, Error> {
         rollout.stages.push(json!({"stage": stage.name, "state": "Completed", "completed": completed, "failed": failed, "ms": clock::now() - started}));
     }
     rollout.attach("succeeded");
-    let residual = rollout.residual();
     let count = |state: State| rollout.members.iter().filter(|m| m.state == state).count();
     let mut summary = format!(
         "rolled out Kubernetes {version} over {} stage(s): {} member(s) completed, {} skipped (already at the target), {} failed within the budget",
@@ -362,9 +368,9 @@ fn run(cfg: Config) -> Result<PatternResult, Error> {
         count(State::Skipped),
         count(State::Failed)
     );
-    if !residual.is_empty() {
-        let names: Vec<&str> = residual.iter().filter_map(|r| r["member"].as_str()).collect();
-        summary.push_str(&format!("; residual set: {} (retry with --config members={})", names.join(", "), names.join(",")));
+    if let Some(retry) = rollout.retry() {
+        let names: Vec<&str> = rollout.left().map(|m| m.name.as_str()).collect();
+        summary.push_str(&format!("; residual set: {} (retry with {retry})", names.join(", ")));
     }
     Ok(PatternResult { status: runner_sdk::pattern::PatternStatus::Succeeded, summary })
 }
