@@ -173,16 +173,57 @@ fn a_staged_rollout_upgrades_the_fleet_and_retries_exactly_its_residual_set() {
     assert!(journal_lines_on(&journal, "test-2").iter().any(|l| l["outcome"] != "ok" && l["call"].as_str().is_some_and(|c| c.starts_with("cluster-write."))));
     let retry = rollout["retry"].as_str().unwrap().to_string();
     assert_eq!(retry, "--config members=test-2");
+    assert_eq!(rollout["retry-config"]["members"], "test-2", "{rollout:#}");
+    assert_eq!(rollout["retry-config"]["kubernetes-version"], "1.30.5", "the frozen target: {rollout:#}");
 
-    // The block lifted, the residual set alone is retried.
+    // The block lifted, `--residual` retries the residual set alone, with the run's own arguments.
     fleet.kubectl("test-2", &["delete", "configmap", "runner-lab-arm", "-n", "kube-system"]);
-    let output = fleet.rollout(&["--config", "members=test-2"]);
+    let output = fleet.runner(&["exec", "staged-rollout", "--residual", &run_id, "--approve", "-o", "json"]);
     let report = json_of(&output);
     expect_exit(&output, 0);
     assert_eq!(fleet.kubelets("test-2"), ["v1.30.5"]);
     let ran: Vec<&str> = report["patterns"].as_array().unwrap().iter().filter_map(|p| p["member"].as_str()).collect();
     assert_eq!(ran, ["test-2"], "only the residual set ran: {report:#}");
+    assert_ne!(report["run"]["id"], run_id.as_str(), "a retry is a run of its own");
     assert!(fleet.rollout_json()["residual"].as_array().unwrap().is_empty());
+    // Nothing is left: a second retry has nothing to do.
+    let retry_id = report["run"]["id"].as_str().unwrap();
+    let nothing = fleet.runner(&["exec", "--residual", retry_id]);
+    expect_exit(&nothing, 0);
+    assert!(stderr(&nothing).contains("left nothing to retry"), "{}", stderr(&nothing));
+}
+
+#[test]
+fn a_rollout_killed_during_test_resumes_without_running_dev_again() {
+    // `runner demo fleet` does it all from processes of its own: a rollout approved by
+    // `runner approve`, then one killed (SIGKILL) during the test stage and resumed.
+    let dir = tempfile::Builder::new().prefix("runner-fleet-demo-").tempdir_in("/tmp").unwrap();
+    let lab = Lab { dir };
+    let output = lab.runner(&["demo", "fleet", "--dir", path(&lab.dir.path().join("demo")), "--subnet", "190", "-o", "json"]);
+    let demo = json_of(&output);
+    expect_exit(&output, 0);
+    assert_eq!(demo["outcome"], "succeeded", "{demo:#}");
+    let first = &demo["rollouts"][0];
+    assert_eq!(first["approved_by"], "runner-demo", "{first:#}");
+    let resumed = &demo["rollouts"][1]["resumed"];
+    assert_eq!(resumed["resumed"], true, "{resumed:#}");
+    assert_eq!(resumed["run_id"], demo["rollouts"][1]["killed"]["run_id"], "the same run, continued");
+    assert_eq!(demo["rollouts"][1]["dev_run_again"], false, "{demo:#}");
+    let again = demo["rollouts"][1]["members_run_again"].as_array().unwrap();
+    assert!(!again.contains(&serde_json::json!("dev")) && again.contains(&serde_json::json!("prod")), "{again:?}");
+    for member in resumed["members"].as_array().unwrap() {
+        assert_eq!(member["state"], "Completed", "{member:#}");
+        assert_eq!(member["kubelets"], serde_json::json!(["v1.30.5"]), "{member:#}");
+    }
+    let stages: Vec<&str> = resumed["stages"].as_array().unwrap().iter().filter_map(|s| s["state"].as_str()).collect();
+    assert_eq!(stages, ["Completed", "Completed", "Completed"]);
+    // The resumed attempt's journal says which answers came from the run log.
+    let runs_dir = lab.dir.path().join("demo/runs");
+    let run_id = resumed["run_id"].as_str().unwrap();
+    let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(runs_dir.join(run_id).join("run.json")).unwrap()).unwrap();
+    assert_eq!(state["resumed"], 1, "{state:#}");
+    let journal = std::fs::read_to_string(state["journal"].as_str().unwrap()).unwrap();
+    assert!(journal.lines().any(|l| l.contains("\"fleet.run-group\"") && l.contains("\"replayed\"")), "dev's stage was answered from the log");
 }
 
 #[test]
@@ -209,7 +250,7 @@ fn a_budget_of_zero_stops_the_rollout_before_prod_changes() {
 #[test]
 fn runner_stop_ends_a_rollout_during_its_soak_and_nothing_after_it_starts() {
     let fleet = FleetLabs::up(175);
-    let mut rollout = Background::spawn(fleet.rollout_command(&["--approve", "--config", "stages=dev@10m;test;prod"]));
+    let mut rollout = Background::spawn(fleet.rollout_command(&["--approve", "--config", "stages=dev@60s;test;prod"]));
     let run_id = eventually("dev is upgraded and the rollout soaks", Duration::from_secs(600), || {
         assert!(rollout.try_wait().is_none(), "the rollout ended before its soak");
         let runs: serde_json::Value = serde_json::from_str(&stdout(&fleet.runner(&["runs", "-o", "json"]))).ok()?;
@@ -220,7 +261,7 @@ fn runner_stop_ends_a_rollout_during_its_soak_and_nothing_after_it_starts() {
     expect_exit(&fleet.runner(&["stop", &run_id]), 0);
     let asked = std::time::Instant::now();
     let output = rollout.wait_with_output();
-    assert!(asked.elapsed() < Duration::from_secs(300), "the stop did not wait out the soak: {:?}", asked.elapsed());
+    assert!(asked.elapsed() < Duration::from_secs(45), "the stop did not wait out the soak: {:?}", asked.elapsed());
     assert_eq!(output.status.code(), Some(3), "a stop is the sandbox stopping the run: {}", stderr(&output));
     assert!(stderr(&output).contains("stopped by `runner stop`"), "{}", stderr(&output));
     for member in ["test-1", "test-2", "prod"] {
@@ -231,4 +272,24 @@ fn runner_stop_ends_a_rollout_during_its_soak_and_nothing_after_it_starts() {
     let again = fleet.runner(&["stop", &run_id]);
     assert_eq!(again.status.code(), Some(2), "{}", stderr(&again));
     assert!(stderr(&again).contains("is not running"), "{}", stderr(&again));
+
+    // A stopped run resumes: what it did is answered from its log, the rest of the soak waited, then test and prod.
+    let changed = fleet.runner(&["exec", "--resume", &run_id, "--config", "stages=dev"]);
+    assert_eq!(changed.status.code(), Some(2), "a resume runs the run's own configuration: {}", stderr(&changed));
+    assert!(stderr(&changed).contains("not kept"), "{}", stderr(&changed));
+    let output = fleet.runner(&["exec", "--resume", &run_id, "-o", "json"]);
+    let report = json_of(&output);
+    expect_exit(&output, 0);
+    assert_eq!(report["resumed"], true);
+    assert_eq!(report["run"]["resumed"]["attempt"], 2, "{:#}", report["run"]);
+    for member in MEMBERS {
+        assert_eq!(fleet.kubelets(member), ["v1.30.5"], "{member}");
+    }
+    let ran: Vec<&str> = report["patterns"].as_array().unwrap().iter().filter_map(|p| p["member"].as_str()).collect();
+    assert_eq!(ran, ["test-1", "test-2", "prod"], "dev is not run again: {report:#}");
+    let runs: serde_json::Value = serde_json::from_str(&stdout(&fleet.runner(&["runs", "-o", "json"]))).unwrap();
+    assert_eq!(runs[0]["state"], "succeeded", "{runs:#}");
+    let finished = fleet.runner(&["exec", "--resume", &run_id]);
+    assert_eq!(finished.status.code(), Some(2), "{}", stderr(&finished));
+    assert!(stderr(&finished).contains("ended `succeeded`"), "{}", stderr(&finished));
 }

@@ -83,6 +83,9 @@ enum DemoDatabase {
     /// The emergency node-image patch (seed 001): the same lab, every pool's
     /// node image upgraded by node-image-patch, with a compliance report.
     NodeImagePatch,
+    /// The staged rollout (seed 001): three lab clusters dev → test → prod,
+    /// an approval from a second process, then a run killed during test and resumed.
+    Fleet,
 }
 
 /// How the failover drill breaks the primary.
@@ -114,6 +117,7 @@ impl DemoDatabase {
             DemoDatabase::Failover => "postgres-emergency-failover",
             DemoDatabase::AksUpgrade => "aks-upgrade",
             DemoDatabase::NodeImagePatch => "node-image-patch",
+            DemoDatabase::Fleet => "staged-rollout",
         }
     }
 
@@ -125,7 +129,7 @@ impl DemoDatabase {
     fn cluster(self) -> Cluster {
         match self {
             DemoDatabase::Postgres | DemoDatabase::Failover => Cluster::Postgres,
-            DemoDatabase::Redis | DemoDatabase::AksUpgrade | DemoDatabase::NodeImagePatch => Cluster::Redis,
+            DemoDatabase::Redis | DemoDatabase::AksUpgrade | DemoDatabase::NodeImagePatch | DemoDatabase::Fleet => Cluster::Redis,
             DemoDatabase::Mongo => Cluster::Mongo,
         }
     }
@@ -144,7 +148,9 @@ impl DemoDatabase {
 
     fn database(self) -> &'static str {
         match self {
-            DemoDatabase::Postgres | DemoDatabase::Failover | DemoDatabase::AksUpgrade | DemoDatabase::NodeImagePatch => "postgres-cluster",
+            DemoDatabase::Postgres | DemoDatabase::Failover | DemoDatabase::AksUpgrade | DemoDatabase::NodeImagePatch | DemoDatabase::Fleet => {
+                "postgres-cluster"
+            }
             DemoDatabase::Redis => "redis-cluster",
             DemoDatabase::Mongo => "mongo",
         }
@@ -168,7 +174,7 @@ impl DemoDatabase {
             DemoDatabase::Postgres | DemoDatabase::Failover => &["kube:*", "postgres:*"],
             DemoDatabase::Redis => &["kube:*", "redis:*"],
             DemoDatabase::Mongo => &["kube:*", "mongo:*"],
-            DemoDatabase::AksUpgrade | DemoDatabase::NodeImagePatch => &["kube:*", "postgres:*", "redis:*", "cluster:*"],
+            DemoDatabase::AksUpgrade | DemoDatabase::NodeImagePatch | DemoDatabase::Fleet => &["kube:*", "postgres:*", "redis:*", "cluster:*"],
         }
     }
 
@@ -176,7 +182,7 @@ impl DemoDatabase {
     fn expected(self) -> (usize, usize) {
         match self {
             DemoDatabase::Postgres | DemoDatabase::Failover => (1, 2),
-            DemoDatabase::Redis | DemoDatabase::AksUpgrade | DemoDatabase::NodeImagePatch => (3, 3),
+            DemoDatabase::Redis | DemoDatabase::AksUpgrade | DemoDatabase::NodeImagePatch | DemoDatabase::Fleet => (3, 3),
             DemoDatabase::Mongo => (1, 2),
         }
     }
@@ -235,6 +241,13 @@ struct DemoRun {
 /// Run the demo as often as asked, each on a fresh lab, and print each run and the medians;
 /// exit 1 unless every run upgraded every member and lost no acknowledged write.
 pub fn run(args: DemoArgs, cache_dir: Option<PathBuf>) -> CommandResult {
+    if args.database == DemoDatabase::Fleet {
+        if args.repeat > 1 || args.kill.is_some() || args.promote_back {
+            return Err(Failure::bad_input("--repeat, --kill and --promote-back belong to the database demos"));
+        }
+        let dir = args.dir.clone().unwrap_or_else(|| std::env::temp_dir().join("runner-demo-fleet"));
+        return super::demo_fleet::run(super::demo_fleet::FleetDemo { dir, subnet: args.subnet, keep: args.keep, output: args.output });
+    }
     let dir = LabDir::new(args.dir.clone().unwrap_or_else(|| std::env::temp_dir().join("runner-demo")));
     if args.database != DemoDatabase::Failover && (args.kill.is_some() || args.promote_back) {
         return Err(Failure::bad_input("--kill and --promote-back belong to `runner demo failover`"));
@@ -724,9 +737,15 @@ mod tests {
 
     #[test]
     fn the_printed_exec_line_is_one_an_operator_can_type() {
-        for database in
-            [DemoDatabase::Postgres, DemoDatabase::Redis, DemoDatabase::Mongo, DemoDatabase::Failover, DemoDatabase::AksUpgrade, DemoDatabase::NodeImagePatch]
-        {
+        for database in [
+            DemoDatabase::Postgres,
+            DemoDatabase::Redis,
+            DemoDatabase::Mongo,
+            DemoDatabase::Failover,
+            DemoDatabase::AksUpgrade,
+            DemoDatabase::NodeImagePatch,
+            DemoDatabase::Fleet,
+        ] {
             let args = DemoArgs {
                 database,
                 repeat: 1,

@@ -17,7 +17,23 @@ use crate::target::{Fleet, Target};
 #[derive(Args, Debug)]
 pub struct ExecArgs {
     /// A bundled policy's name (`pods-ready`) or a component file.
-    policy: String,
+    #[arg(required_unless_present_any = ["resume", "residual"])]
+    policy: Option<String>,
+
+    /// Continue a killed or stopped run where it was (its id from `runner runs`):
+    /// with the arguments it was started with, its policy answered from the
+    /// run's log up to where it had come (reaching no cluster), then live.
+    /// Only --approve, --approval-timeout, --deadline, --config (for a secret
+    /// that was not kept), -o and --report may be given beside it.
+    #[arg(long, value_name = "RUN-ID", conflicts_with = "policy")]
+    resume: Option<String>,
+
+    /// Retry exactly what run RUN-ID left undone, as a new run: its
+    /// arguments, with the configuration its pattern attached for the retry
+    /// (`retry-config` in `rollout.json`: staged-rollout's residual set at the
+    /// same frozen target). Takes the same flags beside it as --resume.
+    #[arg(long, value_name = "RUN-ID", conflicts_with = "resume")]
+    residual: Option<String>,
 
     /// Where to run: `lab`, a target file, or a kubeconfig (default: the
     /// current kubeconfig context as kubectl picks it, else the lab).
@@ -180,6 +196,18 @@ pub fn parse_size(text: &str) -> Result<usize, String> {
 
 /// Run the policy as the flags say; print its report.
 pub fn run(args: ExecArgs, cache_dir: Option<PathBuf>) -> CommandResult {
+    let (args, invocation) = match (args.resume.clone(), args.residual.clone()) {
+        (Some(id), _) => (from_run(&id, args, From::Resume)?.0, None),
+        (None, Some(id)) => {
+            let (args, argv) = from_run(&id, args, From::Residual)?;
+            if args.residual.is_some() {
+                eprintln!("run {id} left nothing to retry: its residual set is empty");
+                return Ok(super::Exit::Success);
+            }
+            (args, Some(invocation(argv)))
+        }
+        (None, None) => (args, Some(invocation(std::env::args().skip_while(|a| a != "exec").skip(1).collect()))),
+    };
     let fleet = args.fleet.as_deref().map(Fleet::read).transpose().map_err(|e| Failure::bad_input(e.to_string()))?;
     // A fleet run's own calls reach a cluster only when one is named.
     let target = match (&fleet, &args.target) {
@@ -188,9 +216,15 @@ pub fn run(args: ExecArgs, cache_dir: Option<PathBuf>) -> CommandResult {
     };
     let output = args.output;
     let report = super::report_file::around(args.report.clone(), || {
+        let resume = args.resume.clone();
         let mut run = builder(args, target, cache_dir);
         if let Some(fleet) = fleet {
             run = run.fleet(fleet);
+        }
+        match (resume, invocation) {
+            (Some(id), _) => run = run.resume(id),
+            (None, Some(invocation)) => run = run.invocation(invocation),
+            (None, None) => {}
         }
         run.run()
     })?;
@@ -219,7 +253,7 @@ fn builder(args: ExecArgs, target: Option<Target>, cache_dir: Option<PathBuf>) -
         limits.gate_deadline = deadline;
         limits.pattern_deadline = deadline;
     }
-    let mut builder = RunBuilder::new(args.policy)
+    let mut builder = RunBuilder::new(args.policy.unwrap_or_default())
         .config_pairs(args.config)
         .allow_flags(args.allow, args.grants)
         .gates(args.gates)
@@ -254,6 +288,158 @@ fn builder(args: ExecArgs, target: Option<Target>, cache_dir: Option<PathBuf>) -
     builder
 }
 
+/// What `--resume` needs to start this run again: its arguments after
+/// `exec` (`argv`), the directory they are relative to, and the environment
+/// that picks a cluster. A `--config` value under a secret-looking key is not kept.
+fn invocation(argv: Vec<String>) -> serde_json::Value {
+    let env: serde_json::Map<String, serde_json::Value> =
+        RESUMED_ENV.iter().filter_map(|name| std::env::var(name).ok().map(|value| (name.to_string(), value.into()))).collect();
+    serde_json::json!({"argv": redact_config_values(argv), "cwd": std::env::current_dir().ok(), "env": env})
+}
+
+/// The environment variables that pick what a run reaches.
+const RESUMED_ENV: &[&str] = &[crate::target::LAB_DIR_ENV, "KUBECONFIG", "RUNNER_POLICY_PATH"];
+
+fn redact_config_values(mut argv: Vec<String>) -> Vec<String> {
+    let secret = |pair: &str| pair.split_once('=').is_some_and(|(key, _)| crate::journal::redact::is_secret_key(key));
+    let hidden = |pair: &str| format!("{}={NOT_KEPT}", pair.split_once('=').map_or(pair, |(key, _)| key));
+    for i in 0..argv.len() {
+        let flag_before = i > 0 && matches!(argv[i - 1].as_str(), "--config" | "-c");
+        if flag_before && secret(&argv[i]) {
+            argv[i] = hidden(&argv[i]);
+        } else if let Some(pair) = argv[i].strip_prefix("--config=").filter(|pair| secret(pair)) {
+            argv[i] = format!("--config={}", hidden(pair));
+        }
+    }
+    argv
+}
+
+/// What a secret's value is kept as.
+const NOT_KEPT: &str = "[not kept]";
+
+/// Which use of an earlier run's arguments.
+#[derive(Clone, Copy, PartialEq)]
+enum From {
+    /// `--resume`: the same run, continued.
+    Resume,
+    /// `--residual`: a new run of what it left.
+    Residual,
+}
+
+/// The arguments run `id` was started with, with what this command may
+/// change applied over them, and (for `--residual`) the configuration its
+/// pattern attached for a retry; also the arguments as a list, for the new
+/// run's own `invocation.json`. `--residual` of a run that left nothing
+/// comes back with `residual` still set.
+fn from_run(id: &str, now: ExecArgs, from: From) -> Result<(ExecArgs, Vec<String>), Failure> {
+    let flag = if from == From::Resume { "--resume" } else { "--residual" };
+    let changed = [
+        ("--target", now.target.is_some() || now.cluster.given()),
+        ("--fleet", now.fleet.is_some()),
+        ("--gate", !now.gates.is_empty()),
+        ("--pattern", !now.patterns.is_empty()),
+        ("--allow", !now.allow.is_empty() || now.grants.is_some()),
+        ("--dry-run", now.dry_run),
+        ("--journal", now.journal.is_some()),
+        ("--record", now.record.is_some()),
+        ("--replay", now.replay.is_some()),
+        ("--write-probe", !now.write_probe.is_empty()),
+        ("--attachments", now.attachments.is_some()),
+    ];
+    if let Some((given, _)) = changed.iter().find(|(_, given)| *given) {
+        return Err(Failure::bad_input(format!("{flag} {id} runs with the arguments the run was started with: {given} cannot be given beside it")));
+    }
+    let run_dir = crate::runs::RunDir::existing(&crate::runs::root(), id).map_err(|e| Failure::bad_input(e.to_string()))?;
+    let state = run_dir.state().ok_or_else(|| Failure::bad_input(format!("run {id}: its run.json cannot be read")))?;
+    if let Some(policy) = &now.policy
+        && from == From::Residual
+        && crate::run::load_policy(policy)?.name() != state.policy
+    {
+        return Err(Failure::bad_input(format!("run {id} ran `{}`, not `{policy}`", state.policy)));
+    }
+    let invocation = run_dir
+        .invocation()
+        .ok_or_else(|| Failure::bad_input(format!("run {id} was not started by `runner exec` (it kept no invocation.json): {flag} cannot use it")))?;
+    let mut argv: Vec<String> =
+        serde_json::from_value(invocation["argv"].clone()).map_err(|e| Failure::bad_input(format!("run {id}: invocation.json: {e}")))?;
+    // A secret that was not kept must be given again; a resume changes nothing else of the configuration.
+    let given: Vec<&str> = now.config.iter().filter_map(|pair| pair.split_once('=').map(|(key, _)| key)).collect();
+    let suffix = format!("={NOT_KEPT}");
+    let not_kept: Vec<&str> = argv.iter().filter_map(|a| a.strip_suffix(&suffix).map(|k| k.trim_start_matches("--config="))).collect();
+    if let Some(missing) = not_kept.iter().find(|k| !given.contains(k)) {
+        return Err(Failure::bad_input(format!("run {id} was configured with a secret `{missing}`, which was not kept: pass --config {missing}=... again")));
+    }
+    if let Some(other) = given.iter().find(|k| from == From::Resume && !not_kept.contains(k)) {
+        return Err(Failure::bad_input(format!(
+            "--resume {id} runs the run's own configuration: `{other}` was kept and cannot be changed (--config beside --resume only gives a secret that was not kept)"
+        )));
+    }
+    if let Some(dir) = invocation["cwd"].as_str()
+        && let Err(e) = std::env::set_current_dir(dir)
+    {
+        return Err(Failure::bad_input(format!("run {id} was started in {dir}, which cannot be entered now ({e}): its relative paths mean nothing elsewhere")));
+    }
+    for name in RESUMED_ENV {
+        if let Some(value) = invocation["env"][name].as_str() {
+            // SAFETY: the command line is still being read: no other thread runs yet.
+            unsafe { std::env::set_var(name, value) };
+        }
+    }
+    let parse = |argv: &[String]| -> Result<ExecArgs, Failure> {
+        #[derive(clap::Parser)]
+        struct Saved {
+            #[command(flatten)]
+            args: ExecArgs,
+        }
+        let saved = <Saved as clap::Parser>::try_parse_from(std::iter::once("exec").chain(argv.iter().map(String::as_str)))
+            .map_err(|e| Failure::bad_input(format!("run {id}: its saved arguments no longer parse: {e}")))?;
+        Ok(saved.args)
+    };
+    if from == From::Residual {
+        let retry = retry_config(id, &state, &parse(&argv)?)?;
+        let Some(retry) = retry else {
+            let mut args = now;
+            args.residual = Some(id.to_string());
+            return Ok((args, argv));
+        };
+        for (key, value) in retry {
+            let value = match value {
+                serde_json::Value::String(text) => text,
+                other => other.to_string(),
+            };
+            argv.extend(["--config".to_string(), format!("{key}={value}")]);
+        }
+    }
+    argv.extend(now.config.iter().flat_map(|pair| ["--config".to_string(), pair.clone()]));
+    let mut args = parse(&argv)?;
+    args.resume = (from == From::Resume).then(|| id.to_string());
+    args.approve |= now.approve;
+    args.approval_timeout = now.approval_timeout.or(args.approval_timeout);
+    args.deadline = now.deadline.or(args.deadline);
+    args.report = now.report.or(args.report);
+    args.output = now.output;
+    Ok((args, argv))
+}
+
+/// The configuration run `id`'s pattern attached for a retry of what it
+/// left (`retry-config` in its `rollout.json`); `None` when it left nothing.
+fn retry_config(id: &str, state: &crate::runs::RunState, saved: &ExecArgs) -> Result<Option<serde_json::Map<String, serde_json::Value>>, Failure> {
+    let dir = match (&saved.attachments, &state.journal) {
+        (Some(dir), _) => dir.clone(),
+        (None, Some(journal)) => journal.parent().unwrap_or(std::path::Path::new(".")).join(id),
+        (None, None) => return Err(Failure::bad_input(format!("run {id} kept no journal, so no attachments: it has no residual set"))),
+    };
+    let path = dir.join("rollout.json");
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| Failure::bad_input(format!("run {id}: cannot read {} ({e}): its pattern attached no residual set", path.display())))?;
+    let rollout: serde_json::Value = serde_json::from_str(&text).map_err(|e| Failure::bad_input(format!("{}: {e}", path.display())))?;
+    match &rollout["retry-config"] {
+        serde_json::Value::Null => Ok(None),
+        serde_json::Value::Object(config) => Ok(Some(config.clone())),
+        other => Err(Failure::bad_input(format!("{}: `retry-config` is {other}, not an object", path.display()))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -266,5 +452,24 @@ mod tests {
         assert!(parse_size("lots").is_err());
         assert!(parse_size("5 parsecs").is_err());
         assert!(parse_size("0").is_err());
+    }
+
+    #[test]
+    fn secret_config_values_are_not_kept_for_a_resume() {
+        let argv = ["staged-rollout", "--config", "api-token=abc", "-c", "stages=dev", "--config=db-password=x", "--config", "members=a"];
+        let kept = invocation(argv.iter().map(|a| a.to_string()).collect());
+        assert_eq!(
+            kept["argv"],
+            serde_json::json!([
+                "staged-rollout",
+                "--config",
+                "api-token=[not kept]",
+                "-c",
+                "stages=dev",
+                "--config=db-password=[not kept]",
+                "--config",
+                "members=a"
+            ])
+        );
     }
 }

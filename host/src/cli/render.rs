@@ -27,6 +27,16 @@ pub fn report_text(report: &RunReport) -> String {
         _ => {}
     }
     out.push('\n');
+    let resumed = &report.header["resumed"];
+    if resumed.is_object() {
+        let _ = writeln!(
+            out,
+            "  resumed: attempt {} of the run started {}; its first {} call(s) answered from the run log, reaching no cluster",
+            resumed["attempt"],
+            resumed["started"].as_str().unwrap_or("?"),
+            resumed["replayed_calls"]
+        );
+    }
     // One column width for every step and gate name, so long member names do not shift the table.
     let width = record.steps.iter().map(|s| s.name.chars().count()).chain(record.gates.iter().map(|g| g.slot.chars().count())).max().unwrap_or(0).clamp(20, 48);
     // A sub-pattern's steps follow the caller's step that ran them (they

@@ -11,6 +11,10 @@
 //! through its own slots stays on the member. A component already on a
 //! member reaches no other member.
 //!
+//! Resumed runs: a member's sub-run that finished before the runner died is
+//! answered from the run log and not run again; one that was in flight runs
+//! again (see [`crate::session::runlog`]).
+//!
 //! Sessions: like `patterns.run`, a replay runs the members' sub-runs again.
 //! Members run side by side, so their calls interleave differently in each
 //! run; the session answers each member's calls in order within that
@@ -102,6 +106,32 @@ impl HostState {
         Ok(Some(self.deny(call, args(), message, std::time::Instant::now())?))
     }
 
+    /// On a resumed run, what `member`'s sub-run came to when it finished
+    /// in an earlier attempt of the call in flight: it is not run again.
+    fn member_run_from_log(&self, member: &str) -> Option<PatternRun> {
+        let recorded = self.run_log()?.member_result(member)?;
+        match PatternRun::from_json(&recorded) {
+            Ok(run) => {
+                tracing::info!("{member}: finished before the run was resumed, not run again");
+                Some(run)
+            }
+            Err(why) => {
+                tracing::warn!("{member}: the run log's record of its run is unusable ({why}): it runs again");
+                None
+            }
+        }
+    }
+
+    /// A member's sub-run ended: kept in the run log unless it was stopped
+    /// (a stopped run was in flight, and a resumed run runs it again).
+    fn log_member_run(&self, member: &str, run: &PatternRun) {
+        if let Some(log) = self.run_log()
+            && !matches!(run, PatternRun::Stopped(_))
+        {
+            log.member_done(member, &run.to_json());
+        }
+    }
+
     fn fleet(&self) -> Result<Arc<dyn super::FleetReach>, BackendError> {
         self.run.fleet.clone().ok_or_else(|| BackendError::new(ErrorCode::Unavailable, "this run has no fleet (runner exec --fleet FILE)"))
     }
@@ -127,8 +157,13 @@ impl fleet::Host for HostState {
         let this: &HostState = self;
         self.guarded("fleet.run-pattern", member_scope(&member), args, Effect::Read, async {
             let runner = runner.ok_or_else(|| BackendError::new(ErrorCode::Unavailable, "no pattern runner in this context"))?;
+            if let Some(run) = this.member_run_from_log(&member) {
+                return Ok(run);
+            }
             let scope = fleet?.reach(&member).await?;
-            runner.run_slot(this.pattern_call(&slot, &config, Some(scope))).await
+            let run = runner.run_slot(this.pattern_call(&slot, &config, Some(scope))).await?;
+            this.log_member_run(&member, &run);
+            Ok(run)
         })
         .await
     }
@@ -211,10 +246,16 @@ impl fleet::Host for HostState {
                 let fleet = fleet.clone();
                 let runner = runner.clone();
                 async move {
+                    if let Some(run) = this.member_run_from_log(&member) {
+                        return MemberRun { member, run: Ok(run) };
+                    }
                     let run = match fleet.reach(&member).await {
                         Ok(scope) => runner.run_slot(this.pattern_call(slot_ref, config_ref, Some(scope))).await.map_err(super::to_wit_error),
                         Err(e) => Err(super::to_wit_error(e)),
                     };
+                    if let Ok(run) = &run {
+                        this.log_member_run(&member, run);
+                    }
                     MemberRun { member, run }
                 }
             };

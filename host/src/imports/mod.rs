@@ -29,7 +29,7 @@ use crate::backends::{BackendError, BackendResult, Backends, ErrorCode as Backen
 use crate::caps::{Decision, Grants, calls};
 use crate::domain::names::InvalidName;
 use crate::journal::{Entry, Journal, new_run_id, redact};
-use crate::session::{Answer, Session, Step};
+use crate::session::{Answer, Diverged, Logging, Session, Step};
 use crate::wit::pattern::runner::policy::types;
 use crate::wit::{Error, ErrorCode};
 
@@ -83,6 +83,9 @@ pub struct RunContext {
     /// How long an approval waits for an answer from another process when
     /// nobody is at the terminal (zero: it does not wait).
     pub approval_timeout: Duration,
+    /// What the run's own component is answered, kept so that a killed run
+    /// can be resumed; on a resumed run, the earlier attempts' answers too.
+    pub run_log: Option<crate::session::RunLog>,
 }
 
 impl RunContext {
@@ -109,6 +112,7 @@ impl RunContext {
             fleet: None,
             run_dir: None,
             approval_timeout: Duration::ZERO,
+            run_log: None,
         }
     }
 
@@ -305,6 +309,9 @@ pub struct HostState {
     /// The fleet member its calls reach, when a pattern ran it on one
     /// (`fleet.*`); `None`: the run's own target.
     member: Option<MemberScope>,
+    /// It is the run's own component (not a gate or pattern it runs): its
+    /// answers go into the run log ([`RunContext::run_log`]).
+    root: bool,
 }
 
 /// A component run through a pattern slot: where, and what runs its own slots.
@@ -324,7 +331,7 @@ impl HostState {
     pub fn new(component: Arc<str>, grants: Grants, budget: Duration, not_after: Option<Instant>, run: Arc<RunContext>) -> Self {
         let started = Instant::now();
         let deadline = not_after.map_or(started + budget, |limit| limit.min(started + budget));
-        HostState { component, grants, started, deadline, run, logged: 0, slot: None, member: None }
+        HostState { component, grants, started, deadline, run, logged: 0, slot: None, member: None, root: false }
     }
 
     /// The same state for a component running on fleet member `member`:
@@ -333,6 +340,18 @@ impl HostState {
     pub fn on_member(mut self, member: Option<MemberScope>) -> Self {
         self.member = member;
         self
+    }
+
+    /// The same state for the run's own component: what it is answered is
+    /// kept in the run's log, and a resumed run answers it from there first.
+    pub fn at_root(mut self) -> Self {
+        self.root = true;
+        self
+    }
+
+    /// The run log, for the run's own component.
+    fn run_log(&self) -> Option<&crate::session::RunLog> {
+        self.run.run_log.as_ref().filter(|_| self.root)
     }
 
     fn member_name(&self) -> Option<&str> {
@@ -469,6 +488,20 @@ impl HostState {
             self.run.record().plan.push(PlannedCall { component: self.component.to_string(), member, call: call.to_string(), args, needs_allow });
             return Ok(Ok(dry_run_answer));
         }
+        // A resumed run's component is answered from the run log while it lasts.
+        let logging = match self.run_log() {
+            Some(log) => Some(log.begin(call, &args, wall_ms())?),
+            None => None,
+        };
+        if let Some(Logging::Replayed(answer)) = logging {
+            let result = match answer {
+                Ok(value) => Ok(T::from_json(&value).map_err(|why| Diverged(format!("cannot resume: the run log's answer to {call} is unusable: {why}")))?),
+                Err(error) => Err(error),
+            };
+            let error = result.as_ref().err().map(|e| e.message.clone());
+            self.journal(call, args, "replayed", error.as_deref(), started.elapsed(), false)?;
+            return Ok(result.map_err(to_wit_error));
+        }
         // Past the capability check and the plan: this call reaches a backend,
         // so the session records it, or answers it instead.
         let result = match session.begin(&self.component, self.member_name(), call, &args, mutating)? {
@@ -486,6 +519,9 @@ impl HostState {
             Step::Answer(Err(error)) => Err(error),
             Step::Stopped => return Err(Stop::Deadline.into()),
         };
+        if let (Some(log), Some(Logging::Live(index))) = (self.run_log(), logging) {
+            log.finish(index, call, &args, result.as_ref().map(Answer::to_json));
+        }
         match &result {
             Ok(_) => self.journal(call, args, "ok", None, started.elapsed(), mutating)?,
             Err(e) => {
@@ -569,6 +605,11 @@ impl HostState {
     pub(crate) fn journal_lost(&self, error: std::io::Error, state: String) -> wasmtime::Error {
         Stop::Journal(format!("cannot write the journal {} ({error}): {state}", self.run.journal.shown_path())).into()
     }
+}
+
+/// Now, in milliseconds since the epoch.
+pub(crate) fn wall_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or_default()
 }
 
 /// A backend error in WIT terms.

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{Value, json};
 
-use super::report::{Ending, RunFacts, RunReport};
+use super::report::{Ending, RunFacts, RunReport, short_digest};
 use super::{Exit, Failure, load_policy, runtime, session};
 use crate::backends::aks::AksBackend;
 use crate::backends::{Backends, Cluster, Kube, Unavailable};
@@ -114,6 +114,8 @@ pub struct RunBuilder {
     approval: Approval,
     approval_timeout: Duration,
     fleet: Option<Fleet>,
+    resume: Option<String>,
+    invocation: Option<Value>,
 }
 
 impl RunBuilder {
@@ -139,6 +141,8 @@ impl RunBuilder {
             approval: Approval::Unattended,
             approval_timeout: Duration::ZERO,
             fleet: None,
+            resume: None,
+            invocation: None,
         }
     }
 
@@ -292,6 +296,21 @@ impl RunBuilder {
         self
     }
 
+    /// Continue run `id`, killed or stopped (`runner exec --resume`): the
+    /// same id, journal and run directory; its component answered from the
+    /// run log up to where the run had come, then live.
+    pub fn resume(mut self, id: String) -> Self {
+        self.resume = Some(id);
+        self
+    }
+
+    /// What starting this run again needs (`runner exec`'s arguments), kept
+    /// in its run directory for `runner exec --resume`.
+    pub fn invocation(mut self, invocation: Value) -> Self {
+        self.invocation = Some(invocation);
+        self
+    }
+
     /// How long an approval waits for `runner approve`/`runner reject` when
     /// nobody is at the terminal (default zero: it fails at once).
     pub fn approval_timeout(mut self, timeout: Duration) -> Self {
@@ -370,8 +389,22 @@ impl RunBuilder {
                 (Backends::unavailable(&label), Vec::new())
             }
         };
-        let run_id = new_run_id(policy.name());
-        let journal = match self.journal {
+        let resumed = self.resume.as_deref().map(|id| resumable(id, &policy)).transpose()?;
+        if resumed.is_some() && (dry_run || session.is_replaying()) {
+            return Err(Failure::bad_input("--resume continues a live run: it takes neither --dry-run nor --replay"));
+        }
+        let resumed_log = match &resumed {
+            Some((run_dir, state)) => {
+                Some(crate::session::RunLog::resume(&run_dir.log_path()).map_err(|e| Failure::bad_input(format!("cannot resume run {}: {e}", state.id)))?)
+            }
+            None => None,
+        };
+        let run_id = resumed.as_ref().map_or_else(|| new_run_id(policy.name()), |(_, state)| state.id.clone());
+        let journal = match resumed.as_ref().and_then(|(_, state)| state.journal.clone()) {
+            Some(path) => JournalPlace::At(path),
+            None => self.journal,
+        };
+        let journal = match journal {
             JournalPlace::Nowhere => Journal::disabled(),
             place => {
                 let path = match place {
@@ -385,6 +418,9 @@ impl RunBuilder {
         };
         let allowances = allowed.iter().map(ToString::to_string).chain(on_members.iter().map(|(member, cap)| format!("{cap}@{member}"))).collect();
         let mut header = run_header(&policy, target_header, allowances, &config, &gate_names, dry_run);
+        if let (Some((_, state)), Some(log)) = (&resumed, &resumed_log) {
+            header["resumed"] = json!({"attempt": state.resumed + 2, "started": state.started, "replayed_calls": log.logged()});
+        }
         if let Some(fleet) = &self.fleet {
             header["fleet"] = json!({"file": fleet.path, "members": fleet.members.iter().map(|m| &m.name).collect::<Vec<_>>()});
         }
@@ -422,7 +458,19 @@ impl RunBuilder {
         context.attachments = attachments;
         context.databases = databases;
         context.approval_timeout = self.approval_timeout;
-        if let Some(path) = context.journal.path().map(std::path::Path::to_path_buf) {
+        if let Some((run_dir, mut state)) = resumed {
+            run_dir.clear_requests();
+            state.pid = std::process::id();
+            state.state = "running".into();
+            state.ended = None;
+            state.resumed += 1;
+            run_dir.set_state(&state).map_err(|e| Failure::bad_input(format!("cannot resume: {e}")))?;
+            let log = resumed_log.ok_or_else(|| Failure::bad_input("cannot resume: the run log was not read"))?;
+            tracing::info!("resuming run {}: {} call(s) of its earlier attempts are answered from {}", state.id, log.logged(), log.path().display());
+            context.run_log = Some(log);
+            context.run_dir = Some(run_dir);
+            context.resumed = true;
+        } else if let Some(path) = context.journal.path().map(std::path::Path::to_path_buf) {
             let run_dir = crate::runs::RunDir::at(&crate::runs::root(), &context.run_id);
             let state = crate::runs::RunState {
                 id: context.run_id.clone(),
@@ -433,10 +481,25 @@ impl RunBuilder {
                 started: crate::journal::timestamp(),
                 ended: None,
                 journal: Some(path),
+                digest: policy.digest.clone(),
+                resumed: 0,
             };
-            // Without it nobody else can answer an approval or stop the run; the run itself goes on.
+            // Without it nobody else can answer an approval, stop or resume the run; the run itself goes on.
             match run_dir.set_state(&state) {
-                Ok(()) => context.run_dir = Some(run_dir),
+                Ok(()) => {
+                    if !dry_run && !session_replays {
+                        match crate::session::RunLog::create(&run_dir.log_path()) {
+                            Ok(log) => context.run_log = Some(log),
+                            Err(e) => tracing::warn!("{}: cannot create the run log ({e}): the run cannot be resumed", run_dir.log_path().display()),
+                        }
+                    }
+                    if let Some(invocation) = &self.invocation
+                        && let Err(e) = run_dir.set_invocation(invocation)
+                    {
+                        tracing::warn!("run directory: {e}: the run cannot be resumed");
+                    }
+                    context.run_dir = Some(run_dir);
+                }
                 Err(e) => tracing::warn!("run directory: {e}"),
             }
         }
@@ -469,6 +532,36 @@ impl RunBuilder {
             started_at,
         })
     }
+}
+
+/// The run `id` names, if it can be resumed with `policy`: one that was
+/// killed (its process is gone before it ended) or stopped, never one still
+/// running or one that ended otherwise (a resume would replay the same
+/// answers to the same end).
+fn resumable(id: &str, policy: &Policy) -> Result<(crate::runs::RunDir, crate::runs::RunState), Failure> {
+    let run_dir = crate::runs::RunDir::existing(&crate::runs::root(), id).map_err(|e| Failure::bad_input(e.to_string()))?;
+    let state = run_dir.state().ok_or_else(|| Failure::bad_input(format!("run {id}: its run.json cannot be read")))?;
+    if run_dir.alive() {
+        return Err(Failure::bad_input(format!("run {id} is still running (pid {}): `runner stop {id}` first", state.pid)));
+    }
+    if state.ended.is_some() && state.state != "stopped" {
+        return Err(Failure::bad_input(format!(
+            "run {id} ended `{}`: only a killed or stopped run is resumed (a new run, or `--residual {id}`, retries what it left)",
+            state.state
+        )));
+    }
+    if !state.digest.is_empty() && state.digest != policy.digest {
+        return Err(Failure::bad_input(format!(
+            "run {id} ran {} {}, not {}: a resume replays the same policy",
+            state.policy,
+            short_digest(&state.digest),
+            short_digest(&policy.digest)
+        )));
+    }
+    if state.journal.is_none() || !run_dir.log_path().is_file() {
+        return Err(Failure::bad_input(format!("run {id} kept no run log (a dry run, a replay, or a run without a journal): it cannot be resumed")));
+    }
+    Ok((run_dir, state))
 }
 
 /// What a reviewer asks of a run before reading its calls: who ran what,
@@ -620,7 +713,7 @@ impl Run {
     /// A fresh host for one instance of the component: its grants, its
     /// deadline, this run's journal, backends and session.
     pub fn host(&self) -> HostState {
-        HostState::new(self.prepared.name.clone(), self.grants.clone(), self.budget, None, self.context.clone())
+        HostState::new(self.prepared.name.clone(), self.grants.clone(), self.budget, None, self.context.clone()).at_root()
     }
 
     /// Instantiate the component with `host` and drop it, running nothing.
@@ -675,6 +768,18 @@ impl Run {
         // (a run the sandbox stopped has said so above, naming the first loss).
         if let Some(e) = journal_lost {
             ending.stop(format!("cannot write the journal {} ({e}): the run's record is incomplete", self.context.journal.shown_path()));
+        }
+        // A resumed component that ends before asking for everything its log holds took another path.
+        if let Some(log) = &self.context.run_log
+            && log.unasked() > 0
+            && ending.stopped.is_none()
+        {
+            ending.stop(format!(
+                "cannot resume: the policy ended ({}) without asking for the last {} call(s) of the run's log {}: it did not take the path the run had taken",
+                ending.outcome,
+                log.unasked(),
+                log.path().display()
+            ));
         }
         // A stop reaches every sub-run at its own boundary: one that ended a member's run
         // ends the whole run as stopped, whatever the orchestrator made of it.

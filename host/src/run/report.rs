@@ -173,6 +173,7 @@ impl RunReport {
             "target": self.header["target"]["name"],
             "policy": {"name": m.name, "version": m.version, "world": m.world, "digest": self.policy.digest, "path": self.policy.path},
             "outcome": self.ending.outcome,
+            "resumed": self.header["resumed"].is_object(),
             "exit_code": self.ending.exit as u8,
             "reasons": self.ending.reasons,
             "evidence": self.ending.evidence,

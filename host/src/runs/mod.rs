@@ -5,7 +5,9 @@
 //! when it started and ended), `approval.json` while an approval waits
 //! (what it asks), `answer.json` once someone answered it (`runner approve`
 //! or `runner reject`: who, when, yes or no), and `stop` once someone asked
-//! the run to stop at its next step boundary (`runner stop`). Any process
+//! the run to stop at its next step boundary (`runner stop`); `calls.jsonl`,
+//! the run log a resume replays, and `invocation.json`, the arguments it was
+//! started with (`runner exec --resume RUN-ID`). Any process
 //! that can write the directory can answer: a second shell, CI, a chat bot.
 //! Files are written whole (a temporary file renamed into place), so a
 //! reader never sees half of one.
@@ -46,6 +48,16 @@ pub struct RunState {
     /// Its journal.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub journal: Option<PathBuf>,
+    /// The digest of the policy it runs: a resume runs the same one.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub digest: String,
+    /// How many times it was resumed.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub resumed: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// An approval waiting for an answer.
@@ -101,6 +113,8 @@ const RUN: &str = "run.json";
 const APPROVAL: &str = "approval.json";
 const ANSWER: &str = "answer.json";
 const STOP: &str = "stop";
+const INVOCATION: &str = "invocation.json";
+const LOG: &str = "calls.jsonl";
 
 impl RunDir {
     /// The directory of run `id` under `root`; nothing is created.
@@ -226,6 +240,29 @@ impl RunDir {
         std::fs::read_to_string(self.dir.join(STOP)).ok().map(|t| t.trim().to_string())
     }
 
+    /// The run log's file: what the run's own component was answered, for a resume.
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.join(LOG)
+    }
+
+    /// Keep what starting the run again needs (`runner exec --resume`).
+    pub fn set_invocation(&self, invocation: &serde_json::Value) -> Result<(), RunsError> {
+        self.write(INVOCATION, invocation)
+    }
+
+    /// What starting the run again needs, if the run kept it.
+    pub fn invocation(&self) -> Option<serde_json::Value> {
+        self.read(INVOCATION)
+    }
+
+    /// Forget an earlier attempt's stop request and unanswered approval: a
+    /// resumed run starts with neither.
+    pub fn clear_requests(&self) {
+        for name in [STOP, APPROVAL, ANSWER] {
+            let _ = std::fs::remove_file(self.dir.join(name));
+        }
+    }
+
     /// Whether the process that runs it is alive (a killed run is not).
     pub fn alive(&self) -> bool {
         let Some(state) = self.state() else { return false };
@@ -292,6 +329,8 @@ mod tests {
             started: started.into(),
             ended: None,
             journal: None,
+            digest: String::new(),
+            resumed: 0,
         }
     }
 

@@ -15,6 +15,7 @@
 mod answer;
 mod canned;
 pub mod file;
+pub mod runlog;
 
 use std::sync::{Mutex, MutexGuard};
 
@@ -26,6 +27,8 @@ use crate::journal::redact;
 pub use answer::Answer;
 pub use canned::{CallMatch, CallPattern, CannedResponse, Reply, matches};
 pub use file::{Call, CallError, FORMAT, PolicyInfo, SessionFile};
+pub(crate) use runlog::Logging;
+pub use runlog::RunLog;
 
 /// Where the virtual clock of canned responses starts: 2026-01-01T00:00:00Z.
 pub const CANNED_EPOCH_MS: u64 = 1_767_225_600_000;

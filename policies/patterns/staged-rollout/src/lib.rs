@@ -127,6 +127,8 @@ struct MemberState {
 
 /// The whole rollout, as it goes.
 struct Rollout {
+    /// The run's configuration, as given: a retry of the residual set runs with it.
+    config: Value,
     version: String,
     members: Vec<MemberState>,
     stages: Vec<Value>,
@@ -153,6 +155,19 @@ impl Rollout {
         (!names.is_empty()).then(|| format!("--config members={}", names.join(",")))
     }
 
+    /// The whole configuration a retry of exactly the residual set runs
+    /// with (`runner exec --residual RUN-ID`): this run's, frozen target
+    /// included, with `members` the residual set; none when nothing is left.
+    fn retry_config(&self) -> Value {
+        let names: Vec<&str> = self.left().map(|m| m.name.as_str()).collect();
+        if names.is_empty() {
+            return Value::Null;
+        }
+        let mut config = self.config.clone();
+        config["members"] = json!(names.join(","));
+        config
+    }
+
     /// The residual set as `rollout.json` holds it, each member with its frozen target.
     fn residual(&self) -> Vec<Value> {
         self.left()
@@ -175,6 +190,7 @@ impl Rollout {
             "members": members,
             "residual": self.residual(),
             "retry": self.retry(),
+            "retry-config": self.retry_config(),
             "ms": clock::now().saturating_sub(self.started_ms),
         })
     }
@@ -214,7 +230,7 @@ fn gate_on(slot: &str, members: &[String], input: &str) -> Vec<String> {
         .collect()
 }
 
-fn run(cfg: Config) -> Result<PatternResult, Error> {
+fn run(cfg: Config, given: Value) -> Result<PatternResult, Error> {
     let version = cfg.kubernetes_version.trim().to_string();
     if version.is_empty() {
         return Err(Error::invalid("kubernetes-version is empty"));
@@ -261,7 +277,7 @@ fn run(cfg: Config) -> Result<PatternResult, Error> {
         if !outside.is_empty() {
             report::log(report::Level::Info, &format!("left alone (in no stage, or not in `members`): {}", outside.join(", ")));
         }
-        Ok(Rollout { version: version.clone(), members, stages: Vec::new(), started_ms: clock::now() })
+        Ok(Rollout { config: given.clone(), version: version.clone(), members, stages: Vec::new(), started_ms: clock::now() })
     })?;
     let run_budget = budget(&cfg.run_failure_budget, rollout.members.len()).map_err(Error::invalid)?;
 
@@ -379,7 +395,8 @@ struct Pattern;
 
 impl runner_sdk::pattern::Guest for Pattern {
     fn run(config: String) -> Result<PatternResult, Error> {
-        run(parse_config(&config)?)
+        let given = serde_json::from_str(&config).unwrap_or(Value::Null);
+        run(parse_config(&config)?, given)
     }
 }
 
