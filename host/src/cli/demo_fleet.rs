@@ -295,7 +295,7 @@ fn rollout(
     let err = stderr.and_then(|t| t.join().ok()).unwrap_or_default();
     let report: Value = serde_json::from_str(&out)
         .map_err(|_| Failure::new(Exit::PolicyFailed, format!("runner exec ended {status} without a report: {}", err.lines().last().unwrap_or_default())))?;
-    let id = id.or_else(|| report["run"]["id"].as_str().map(str::to_string)).unwrap_or_default();
+    let id = id.or_else(|| report["run_id"].as_str().map(str::to_string)).unwrap_or_default();
     let rollout = attached_rollout(&report);
     let wall_ms = began.elapsed().as_secs_f64() * 1000.0;
     say(format!(

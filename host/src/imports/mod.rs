@@ -519,7 +519,11 @@ impl HostState {
             Step::Answer(Err(error)) => Err(error),
             Step::Stopped => return Err(Stop::Deadline.into()),
         };
-        if let (Some(log), Some(Logging::Live(index))) = (self.run_log(), logging) {
+        // What ran under a stop (a deadline, `runner stop`) may have been cut short: a resumed run makes the call again.
+        let interrupted = || Instant::now() >= self.deadline || self.run.run_dir.as_ref().is_some_and(|dir| dir.stop_requested().is_some());
+        if let (Some(log), Some(Logging::Live(index))) = (self.run_log(), logging)
+            && !interrupted()
+        {
             log.finish(index, call, &args, result.as_ref().map(Answer::to_json));
         }
         match &result {

@@ -170,6 +170,7 @@ impl RunReport {
         let m = &self.policy.manifest;
         json!({
             "run": self.header,
+            "run_id": self.run.id,
             "target": self.header["target"]["name"],
             "policy": {"name": m.name, "version": m.version, "world": m.world, "digest": self.policy.digest, "path": self.policy.path},
             "outcome": self.ending.outcome,
