@@ -66,6 +66,8 @@ pub fn list(args: RunsArgs) -> CommandResult {
                 "id": state.id, "policy": state.policy, "state": shown, "operator": state.operator,
                 "started": state.started, "ended": state.ended, "journal": state.journal,
                 "approval": dir.pending().map(|p| p.summary),
+                "resumed": state.resumed,
+                "resumable": (shown == "interrupted" || shown == "stopped") && dir.log_path().is_file() && dir.invocation().is_some(),
             })
         })
         .collect();
@@ -75,7 +77,10 @@ pub fn list(args: RunsArgs) -> CommandResult {
                 println!("no runs in {}", root.display());
             }
             for row in &rows {
-                let approval = row["approval"].as_str().map(|a| format!("  (waits: {a})")).unwrap_or_default();
+                let mut approval = row["approval"].as_str().map(|a| format!("  (waits: {a})")).unwrap_or_default();
+                if row["resumable"] == true {
+                    approval.push_str(&format!("  (runner exec --resume {})", row["id"].as_str().unwrap_or("")));
+                }
                 println!(
                     "{:<48} {:<18} {:<17} {}{approval}",
                     row["id"].as_str().unwrap_or(""),
