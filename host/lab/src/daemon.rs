@@ -22,7 +22,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::apiserver::{self, Store};
+use crate::controllers::deployment::Deployments;
 use crate::controllers::node_lifecycle::{self, NodeLifecycle};
+use crate::controllers::replicaset::ReplicaSets;
 use crate::controllers::{self, kubelet::Kubelet, reconciler, scheduler::Scheduler, services::Proxies, statefulset::StatefulSets};
 use crate::exec::LabExec;
 use crate::net::Addresses;
@@ -209,6 +211,8 @@ pub async fn serve(dir: LabDir, topology: Topology, subnet: u8, shutdown: impl s
         tokio::spawn(reconciler::run(Scheduler, store.clone(), stopped.clone())),
         tokio::spawn(NodeLifecycle { store: store.clone(), grace_period }.run(stopped.clone())),
         tokio::spawn(reconciler::run(StatefulSets, store.clone(), stopped.clone())),
+        tokio::spawn(reconciler::run(Deployments, store.clone(), stopped.clone())),
+        tokio::spawn(reconciler::run(ReplicaSets, store.clone(), stopped.clone())),
         tokio::spawn(reconciler::run(Proxies::new(addresses), store.clone(), stopped.clone())),
         tokio::spawn(controllers::redis::run(store.clone(), kubelet.clone(), stopped.clone())),
         tokio::spawn(controllers::mongo::run(store.clone(), kubelet.clone(), stopped.clone())),

@@ -57,13 +57,27 @@ impl Addresses {
         let octet = range.third_octet();
         let ip = (10..=250u8).map(|last| Ipv4Addr::new(127, self.subnet, octet, last)).find(|ip| !taken.values().any(|t| t == ip))?;
         taken.insert(key, ip);
-        if let Ok(text) = serde_json::to_string_pretty(&*taken) {
+        self.persist(&taken);
+        Some(ip)
+    }
+
+    /// Gives `key`'s address in `range` back, for a Pod whose name will not
+    /// come again (a ReplicaSet's), so later Pods can have it.
+    pub fn release(&self, range: Range, key: &str) {
+        let key = format!("{range:?}/{key}");
+        let mut taken = self.taken.lock().unwrap_or_else(|p| p.into_inner());
+        if taken.remove(&key).is_some() {
+            self.persist(&taken);
+        }
+    }
+
+    fn persist(&self, taken: &BTreeMap<String, Ipv4Addr>) {
+        if let Ok(text) = serde_json::to_string_pretty(taken) {
             let partial = self.path.with_extension("partial");
             if std::fs::write(&partial, text).and_then(|()| std::fs::rename(&partial, &self.path)).is_err() {
                 tracing::warn!("cannot persist address assignments to {}", self.path.display());
             }
         }
-        Some(ip)
     }
 }
 
@@ -85,5 +99,7 @@ mod tests {
         let reopened = Addresses::open(dir.path().join("addresses.json"), 0);
         assert_eq!(Addresses::open(dir.path().join("other.json"), 7).of(Range::Pods, "x"), Some(Ipv4Addr::new(127, 7, 1, 10)));
         assert_eq!(reopened.of(Range::Pods, "default/b"), Some(b));
+        addresses.release(Range::Pods, "default/a");
+        assert_eq!(addresses.of(Range::Pods, "default/c"), Some(a), "a released address is handed out again");
     }
 }

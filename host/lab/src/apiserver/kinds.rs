@@ -285,6 +285,20 @@ pub(crate) fn validate(res: &Resource, obj: &Value) -> Result<(), ApiError> {
                 validate_pod_spec(&mut errs, "spec.template.spec", s.pointer("/template/spec"));
             }
         },
+        "Deployment" | "ReplicaSet" => match spec {
+            None => errs.push(("spec".into(), "Required value".into())),
+            Some(s) => {
+                for field in ["replicas", "minReadySeconds", "revisionHistoryLimit", "progressDeadlineSeconds"] {
+                    want_non_negative(&mut errs, &format!("spec.{field}"), s.get(field));
+                }
+                validate_selector_matches_template(&mut errs, s);
+                validate_pod_spec(&mut errs, "spec.template.spec", s.pointer("/template/spec"));
+                if res.kind == "Deployment" {
+                    want(&mut errs, "spec.paused", s.get("paused"), "boolean");
+                    validate_deployment_strategy(&mut errs, s.get("strategy"));
+                }
+            }
+        },
         "Job" => match spec {
             None => errs.push(("spec".into(), "Required value".into())),
             Some(s) => {
@@ -337,6 +351,60 @@ pub(crate) fn validate(res: &Resource, obj: &Value) -> Result<(), ApiError> {
         _ => {}
     }
     if errs.is_empty() { Ok(()) } else { Err(ApiError::invalid(res.group, res.kind, &name, &errs)) }
+}
+
+/// An optional integer field that must not be negative.
+fn want_non_negative(errs: &mut Errors, path: &str, v: Option<&Value>) {
+    match v {
+        Some(v) if v.as_i64().is_some_and(|n| n < 0) => errs.push((path.into(), format!("Invalid value: {v}: must be greater than or equal to 0"))),
+        other => want(errs, path, other, "integer"),
+    }
+}
+
+/// `spec.strategy` of a Deployment: `RollingUpdate` (maxSurge and
+/// maxUnavailable ints or percentages, not both zero) or `Recreate` (no
+/// `rollingUpdate` then), worded as the real server words it.
+fn validate_deployment_strategy(errs: &mut Errors, strategy: Option<&Value>) {
+    let Some(strategy) = strategy.filter(|s| !s.is_null()) else { return };
+    if !strategy.is_object() {
+        want(errs, "spec.strategy", Some(strategy), "object");
+        return;
+    }
+    let rolling = strategy.get("rollingUpdate").filter(|r| !r.is_null());
+    match strategy.get("type").and_then(Value::as_str) {
+        None | Some("RollingUpdate") => {}
+        Some("Recreate") => {
+            if rolling.is_some() {
+                errs.push(("spec.strategy.rollingUpdate".into(), "Forbidden: may not be specified when strategy `type` is 'Recreate'".into()));
+            }
+            return;
+        }
+        Some(other) => {
+            errs.push(("spec.strategy.type".into(), format!("Unsupported value: {other:?}: supported values: \"Recreate\", \"RollingUpdate\"")));
+            return;
+        }
+    }
+    let Some(rolling) = rolling else { return };
+    if !rolling.is_object() {
+        want(errs, "spec.strategy.rollingUpdate", Some(rolling), "object");
+        return;
+    }
+    let (surge, unavailable) = (rolling.get("maxSurge"), rolling.get("maxUnavailable"));
+    validate_int_or_percent(errs, "spec.strategy.rollingUpdate.maxSurge", surge);
+    validate_int_or_percent(errs, "spec.strategy.rollingUpdate.maxUnavailable", unavailable);
+    let zero = |v: Option<&Value>| match v {
+        Some(Value::Number(n)) => n.as_i64() == Some(0),
+        Some(Value::String(s)) => parse_percent(s) == Some(0),
+        _ => false,
+    };
+    if zero(surge) && zero(unavailable) {
+        errs.push(("spec.strategy.rollingUpdate.maxUnavailable".into(), "Invalid value: 0: may not be 0 when `maxSurge` is 0".into()));
+    }
+    if let Some(Value::String(s)) = unavailable
+        && parse_percent(s).is_some_and(|p| p > 100)
+    {
+        errs.push(("spec.strategy.rollingUpdate.maxUnavailable".into(), format!("Invalid value: {s:?}: must not be greater than 100%")));
+    }
 }
 
 fn validate_int_or_percent_port(errs: &mut Errors, path: &str, v: Option<&Value>) {
@@ -451,6 +519,31 @@ pub(crate) fn apply_defaults(res: &Resource, obj: &mut Value, uid: &str) {
                 set_default(st, "replicas", json!(0));
                 set_default(st, "availableReplicas", json!(0));
             }
+        }
+        "Deployment" | "ReplicaSet" => {
+            let deployment = res.kind == "Deployment";
+            if let Some(spec) = obj_mut(obj, "spec") {
+                set_default(spec, "replicas", json!(1));
+                if deployment {
+                    set_default(spec, "strategy", json!({"type": "RollingUpdate"}));
+                    if let Some(strategy) = spec.get_mut("strategy").and_then(Value::as_object_mut) {
+                        set_default(strategy, "type", json!("RollingUpdate"));
+                        if strategy.get("type").and_then(Value::as_str) == Some("RollingUpdate") {
+                            set_default(strategy, "rollingUpdate", json!({}));
+                            if let Some(rolling) = strategy.get_mut("rollingUpdate").and_then(Value::as_object_mut) {
+                                set_default(rolling, "maxSurge", json!("25%"));
+                                set_default(rolling, "maxUnavailable", json!("25%"));
+                            }
+                        }
+                    }
+                    set_default(spec, "revisionHistoryLimit", json!(10));
+                    set_default(spec, "progressDeadlineSeconds", json!(600));
+                }
+                if let Some(t) = spec.get_mut("template").and_then(|t| t.get_mut("spec")) {
+                    default_pod_spec(t);
+                }
+            }
+            obj_mut(obj, "status");
         }
         "DaemonSet" => {
             if let Some(spec) = obj_mut(obj, "spec") {

@@ -11,7 +11,7 @@
 //! `create` subcommands send are decoded.
 //!
 //! Served kinds: core v1 Namespace, Node, Pod, Service, Endpoints, Secret,
-//! ConfigMap, Event; apps/v1 StatefulSet, DaemonSet; policy/v1
+//! ConfigMap, Event; apps/v1 StatefulSet, Deployment, ReplicaSet, DaemonSet; policy/v1
 //! PodDisruptionBudget; batch/v1 Job.
 //!
 //! The store itself keeps PodDisruptionBudget status current, deletes
@@ -37,6 +37,8 @@ mod table;
 mod time;
 mod tls;
 
+/// Parses a Kubernetes timestamp (`2026-11-21T20:00:00Z`) to Unix seconds.
+pub(crate) use self::time::parse_rfc3339;
 pub use error::ApiError;
 pub use exec::{ExecHandler, Object, ProcessExec};
 pub use patch::PatchType;

@@ -52,6 +52,8 @@ impl Resource {
 }
 
 const STATUS: Subresource = Subresource { name: "status", group: "", version: "", kind: "", verbs: &["get", "patch", "update"] };
+/// `kubectl scale` reads and writes `spec.replicas` through it.
+const SCALE: Subresource = Subresource { name: "scale", group: "autoscaling", version: "v1", kind: "Scale", verbs: &["get", "patch", "update"] };
 
 const CORE_FIELDS_POD: &[&str] = &[
     "spec.nodeName",
@@ -191,7 +193,31 @@ pub(crate) static RESOURCES: &[Resource] = &[
         namespaced: true,
         short_names: &["sts"],
         categories: &["all"],
-        subresources: &[Subresource { name: "scale", group: "autoscaling", version: "v1", kind: "Scale", verbs: &["get", "patch", "update"] }, STATUS],
+        subresources: &[SCALE, STATUS],
+        fields: &[],
+    },
+    Resource {
+        group: "apps",
+        version: "v1",
+        plural: "deployments",
+        singular: "deployment",
+        kind: "Deployment",
+        namespaced: true,
+        short_names: &["deploy"],
+        categories: &["all"],
+        subresources: &[SCALE, STATUS],
+        fields: &[],
+    },
+    Resource {
+        group: "apps",
+        version: "v1",
+        plural: "replicasets",
+        singular: "replicaset",
+        kind: "ReplicaSet",
+        namespaced: true,
+        short_names: &["rs"],
+        categories: &["all"],
+        subresources: &[SCALE, STATUS],
         fields: &[],
     },
     Resource {

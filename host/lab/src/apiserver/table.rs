@@ -47,6 +47,19 @@ fn columns(kind: &str) -> Vec<Value> {
             col("Count", "integer", 1),
             w("Name"),
         ],
+        "Deployment" => {
+            vec![s("Name"), s("Ready"), col("Up-to-date", "integer", 0), col("Available", "integer", 0), s("Age"), w("Containers"), w("Images"), w("Selector")]
+        }
+        "ReplicaSet" => vec![
+            s("Name"),
+            col("Desired", "integer", 0),
+            col("Current", "integer", 0),
+            col("Ready", "integer", 0),
+            s("Age"),
+            w("Containers"),
+            w("Images"),
+            w("Selector"),
+        ],
         "StatefulSet" => vec![s("Name"), s("Ready"), s("Age"), w("Containers"), w("Images")],
         "DaemonSet" => vec![
             s("Name"),
@@ -287,6 +300,32 @@ fn cells(kind: &str, o: &Value) -> Vec<Value> {
                 json!(time::age(first)),
                 json!(o.get("count").and_then(Value::as_i64).unwrap_or(1)),
                 name,
+            ]
+        }
+        "Deployment" => {
+            let (cs, imgs) = containers_images(o, "/spec/template/spec/containers");
+            vec![
+                name,
+                json!(format!("{}/{}", int_at(o, "/status/readyReplicas"), o.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1))),
+                json!(int_at(o, "/status/updatedReplicas")),
+                json!(int_at(o, "/status/availableReplicas")),
+                json!(age(o)),
+                json!(cs),
+                json!(imgs),
+                json!(or_none(label_selector_string(o.pointer("/spec/selector")))),
+            ]
+        }
+        "ReplicaSet" => {
+            let (cs, imgs) = containers_images(o, "/spec/template/spec/containers");
+            vec![
+                name,
+                json!(o.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1)),
+                json!(int_at(o, "/status/replicas")),
+                json!(int_at(o, "/status/readyReplicas")),
+                json!(age(o)),
+                json!(cs),
+                json!(imgs),
+                json!(or_none(label_selector_string(o.pointer("/spec/selector")))),
             ]
         }
         "StatefulSet" => {

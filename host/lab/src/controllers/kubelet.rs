@@ -1,7 +1,9 @@
 //! The kubelet: runs each Pod bound to a lab Node as a real database
 //! server process, and reports what that process really does.
 //!
-//! The image chooses the workload (`postgres:*`, `redis:*`). The Pod's volume
+//! The image chooses the workload (`postgres:*`, `redis:*`, `mongo:*`, or the
+//! lab's own web application `runner-lab/webapp:*`, see [`super::webapp`],
+//! served from inside the lab process). The Pod's volume
 //! is a directory that outlives the Pod, so a Pod recreated under the same
 //! name starts from the same data. Phase and the Ready condition follow the
 //! process: Ready means it accepts connections. Deleting a Pod stops its
@@ -9,7 +11,7 @@
 //! object goes away.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -23,6 +25,7 @@ use super::node_lifecycle;
 use super::reconciler::{self, Kind, Reconciler, key};
 use super::scheduler::set_condition;
 use super::statefulset::ordinal;
+use super::webapp;
 use super::{ignore_not_found, name, namespace, now, terminating};
 use crate::apiserver::Store;
 use crate::net::{Addresses, Range};
@@ -219,8 +222,12 @@ impl Kubelet {
     async fn run_pod(self, pod: Value, mut stop: watch::Receiver<Option<Duration>>) {
         let key = format!("{}/{}", namespace(&pod), name(&pod));
         let image = pod["spec"]["containers"][0]["image"].as_str().unwrap_or_default().to_string();
+        if let Some(version) = webapp::version_of(&image) {
+            return self.run_webapp(pod, version, stop).await;
+        }
         let Some(workload) = Workload::from_image(&image) else {
-            self.set_waiting(&pod, "ErrImagePull", &format!("the lab runs only postgres:*, redis:* and mongo:* images, not \"{image}\""), 0);
+            let message = format!("the lab runs only postgres:*, redis:*, mongo:* and {}:* images, not \"{image}\"", webapp::IMAGE);
+            self.set_waiting(&pod, "ErrImagePull", &message, 0);
             let _ = stop.wait_for(Option::is_some).await;
             self.finish_deletion(&pod);
             return;
@@ -293,7 +300,7 @@ impl Kubelet {
                         // Unknown): the kubelet's report wins, as upstream's periodic status sync.
                         if ready != Some(now_ready) || self.reported_ready(&pod) != Some(now_ready) {
                             ready = Some(now_ready);
-                            self.set_running(&pod, &spec, now_ready, &started_at, restarts);
+                            self.set_running(&pod, spec.ip, now_ready, &started_at, restarts);
                         }
                         // Roles change under a pattern's feet (promotion, failover): look again every other probe,
                         // so `kubectl get pods -L role` catches up within half a second.
@@ -315,13 +322,99 @@ impl Kubelet {
         }
     }
 
+    /// Runs a `runner-lab/webapp` Pod: its HTTP server on the Pod's address,
+    /// Ready while `/health` answers, stopped (in-flight requests answered
+    /// within the grace period) when the Pod is deleted.
+    async fn run_webapp(self, pod: Value, version: String, mut stop: watch::Receiver<Option<Duration>>) {
+        let key = key(&pod);
+        let container = &pod["spec"]["containers"][0];
+        let port = container["ports"][0]["containerPort"].as_u64().and_then(|p| u16::try_from(p).ok()).unwrap_or(webapp::DEFAULT_PORT);
+        let configured = self
+            .addresses
+            .of(Range::Pods, &key)
+            .ok_or_else(|| "no free Pod address left in the lab's Pod range".to_string())
+            .and_then(|ip| Ok((ip, webapp::Behaviour::from_container(container, name(&pod), &version)?)));
+        let (ip, behaviour) = match configured {
+            Ok(configured) => configured,
+            Err(message) => {
+                self.set_waiting(&pod, "CreateContainerConfigError", &message, 0);
+                let _ = stop.wait_for(Option::is_some).await;
+                self.finish_deletion(&pod);
+                return;
+            }
+        };
+        let address = SocketAddr::from((ip, port));
+        let mut restarts = 0u32;
+        loop {
+            let listener = match tokio::net::TcpListener::bind(address).await {
+                Ok(listener) => listener,
+                Err(e) => {
+                    self.set_waiting(&pod, "CrashLoopBackOff", &format!("listening on {address}: {e}"), restarts);
+                    tokio::select! {
+                        _ = stop.wait_for(Option::is_some) => { self.finish_deletion(&pod); return; }
+                        _ = tokio::time::sleep(Duration::from_secs(2)) => { restarts += 1; continue; }
+                    }
+                }
+            };
+            let (shutdown, shutting_down) = tokio::sync::oneshot::channel::<()>();
+            let mut server = tokio::spawn(webapp::serve(listener, behaviour.clone(), async {
+                let _ = shutting_down.await;
+            }));
+            let started_at = now();
+            let mut ready = None;
+            let ended = loop {
+                tokio::select! {
+                    _ = stop.changed() => {
+                        let grace = stop.borrow().unwrap_or(Duration::ZERO);
+                        let _ = shutdown.send(());
+                        if tokio::time::timeout(grace, &mut server).await.is_err() {
+                            server.abort();
+                        }
+                        self.finish_deletion(&pod);
+                        return;
+                    }
+                    ended = &mut server => break ended,
+                    _ = tokio::time::sleep(PROBE_INTERVAL) => {
+                        if self.silenced(&pod) {
+                            ready = None;
+                            continue;
+                        }
+                        let now_ready = webapp::healthy(address).await;
+                        if ready != Some(now_ready) || self.reported_ready(&pod) != Some(now_ready) {
+                            ready = Some(now_ready);
+                            self.set_running(&pod, ip, now_ready, &started_at, restarts);
+                        }
+                    }
+                }
+            };
+            restarts += 1;
+            let why = match ended {
+                Ok(Ok(())) => "the web server stopped".to_string(),
+                Ok(Err(e)) => format!("the web server failed: {e}"),
+                Err(e) => format!("the web server task ended: {e}"),
+            };
+            tracing::warn!("pod {key}: {why}; restarting");
+            self.set_waiting(&pod, "CrashLoopBackOff", &why, restarts);
+            tokio::select! {
+                _ = stop.wait_for(Option::is_some) => { self.finish_deletion(&pod); return; }
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
+    }
+
     /// Remove the Pod object once its process is gone, if it is being deleted.
+    /// A ReplicaSet's Pod gives its address back: its name never comes
+    /// again, and rollouts would otherwise use up the Pod range.
     fn finish_deletion(&self, pod: &Value) {
         let current = self.store.get("v1", "Pod", Some(namespace(pod)), name(pod));
-        if current.as_ref().is_some_and(|c| c["metadata"]["uid"] == pod["metadata"]["uid"] && terminating(c))
-            && let Err(e) = ignore_not_found(self.store.remove("v1", "Pod", Some(namespace(pod)), name(pod)))
-        {
-            tracing::warn!("pod {}: finishing its deletion: {e}", key(pod));
+        if current.as_ref().is_some_and(|c| c["metadata"]["uid"] == pod["metadata"]["uid"] && terminating(c)) {
+            if let Err(e) = ignore_not_found(self.store.remove("v1", "Pod", Some(namespace(pod)), name(pod))) {
+                tracing::warn!("pod {}: finishing its deletion: {e}", key(pod));
+            }
+            let owners = pod["metadata"]["ownerReferences"].as_array().into_iter().flatten();
+            if owners.into_iter().any(|o| o["kind"] == "ReplicaSet" && o["controller"] == true) {
+                self.addresses.release(Range::Pods, &key(pod));
+            }
         }
     }
 
@@ -386,10 +479,10 @@ impl Kubelet {
         });
     }
 
-    fn set_running(&self, pod: &Value, spec: &MemberSpec, ready: bool, started_at: &str, restarts: u32) {
+    fn set_running(&self, pod: &Value, ip: Ipv4Addr, ready: bool, started_at: &str, restarts: u32) {
         let container = pod["spec"]["containers"][0]["name"].clone();
         let image = pod["spec"]["containers"][0]["image"].clone();
-        let ip = spec.ip.to_string();
+        let ip = ip.to_string();
         self.update_status(pod, |p| {
             p["status"]["phase"] = json!("Running");
             p["status"]["podIP"] = json!(ip);

@@ -4,15 +4,18 @@
 //! [`reconciler`], and writes back through the same Store the API server
 //! serves, so `kubectl` sees exactly what the controllers did.
 
+pub mod deployment;
 pub mod kubelet;
 pub mod mongo;
 pub mod node_lifecycle;
 pub mod reconciler;
 pub mod redis;
+pub mod replicaset;
 pub mod scheduler;
 pub mod services;
 pub mod setup;
 pub mod statefulset;
+pub mod webapp;
 
 use serde_json::Value;
 
@@ -39,6 +42,13 @@ pub fn namespace(object: &Value) -> &str {
 /// Whether the object is being deleted.
 pub fn terminating(object: &Value) -> bool {
     !object["metadata"]["deletionTimestamp"].is_null()
+}
+
+/// Whether `owner` is the controller its ownerReferences name (by uid, so
+/// an owner deleted and recreated under the same name owns nothing of the old one).
+pub fn controlled_by(object: &Value, owner: &Value) -> bool {
+    let uid = &owner["metadata"]["uid"];
+    !uid.is_null() && object["metadata"]["ownerReferences"].as_array().is_some_and(|refs| refs.iter().any(|r| r["controller"] == true && r["uid"] == *uid))
 }
 
 /// Whether a Pod's Ready condition is True.

@@ -1,4 +1,5 @@
-//! Subresources beyond status: `scale` (StatefulSets), `eviction`, `exec`
+//! Subresources beyond status: `scale` (StatefulSets, Deployments,
+//! ReplicaSets), `eviction`, `exec`
 //! and `portforward` (Pods), `finalize` (Namespaces).
 
 use axum::extract::Request;

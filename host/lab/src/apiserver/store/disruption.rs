@@ -41,7 +41,7 @@ impl State {
         self.objects[resources::index(pod_res)].iter().filter(|((ons, _), _)| ons == ns).map(|(_, v)| v.clone()).collect()
     }
 
-    /// The scale of the controllers of `pods` (StatefulSet replicas, Job
+    /// The scale of the controllers of `pods` (StatefulSet and ReplicaSet replicas, Job
     /// parallelism, DaemonSet desired count); a Pod with no controller counts as 1.
     fn expected_count(&self, ns: &str, pods: &[Arc<Value>]) -> i64 {
         let mut seen = HashSet::new();
@@ -62,7 +62,7 @@ impl State {
             let name = owner["name"].as_str().unwrap_or_default();
             let ctrl = resources::by_kind(api_version, kind).and_then(|r| self.get(r, ns, name));
             total += match (kind, ctrl) {
-                ("StatefulSet", Some(c)) => c.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1),
+                ("StatefulSet" | "ReplicaSet", Some(c)) => c.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1),
                 ("Job", Some(c)) => c.pointer("/spec/parallelism").and_then(Value::as_i64).unwrap_or(1),
                 ("DaemonSet", Some(c)) => c.pointer("/status/desiredNumberScheduled").and_then(Value::as_i64).unwrap_or(0),
                 _ => pods

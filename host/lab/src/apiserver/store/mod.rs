@@ -224,7 +224,7 @@ impl State {
         if ns.is_empty() {
             return;
         }
-        if matches!(res.kind, "Pod" | "PodDisruptionBudget" | "StatefulSet" | "Job" | "DaemonSet") {
+        if matches!(res.kind, "Pod" | "PodDisruptionBudget" | "StatefulSet" | "ReplicaSet" | "Job" | "DaemonSet") {
             self.refresh_pdbs(ns);
         }
         self.finalize_namespace(ns);
