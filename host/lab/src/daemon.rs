@@ -11,6 +11,7 @@
 //! <dir>/arm.json        how to reach the lab's AKS (ARM) emulation, see [`crate::arm`]
 //! <dir>/arm-token       its bearer token (0600; not the Kubernetes token)
 //! <dir>/arm-port        its port, kept across restarts
+//! <dir>/frontdoor       the front door's URL, `http://127.N.3.1:8080` (see [`crate::frontdoor`])
 //! ```
 
 use std::io::Write;
@@ -135,6 +136,16 @@ impl LabDir {
         serde_json::from_slice(&std::fs::read(self.arm_config()).ok()?).ok()
     }
 
+    /// Holds the front door's URL while the lab runs (see [`crate::frontdoor`]).
+    pub fn frontdoor_file(&self) -> PathBuf {
+        self.root.join("frontdoor")
+    }
+
+    /// The front door's URL (`http://127.N.3.1:8080`) the running lab wrote, if any.
+    pub fn frontdoor_url(&self) -> Option<String> {
+        Some(std::fs::read_to_string(self.frontdoor_file()).ok()?.trim().to_string()).filter(|u| !u.is_empty())
+    }
+
     /// The URL of the API server, once it has run.
     pub fn server_url(&self) -> Option<String> {
         let port = std::fs::read_to_string(self.port_file()).ok()?;
@@ -207,7 +218,7 @@ pub async fn serve(dir: LabDir, topology: Topology, subnet: u8, shutdown: impl s
     };
     let exec = Arc::new(LabExec { members: kubelet.members.clone() });
     let server = tokio::spawn(apiserver::serve(store.clone(), listener, token, exec, wait_for(stopped.clone())));
-    let tasks = vec![
+    let mut tasks = vec![
         tokio::spawn(reconciler::run(Scheduler, store.clone(), stopped.clone())),
         tokio::spawn(NodeLifecycle { store: store.clone(), grace_period }.run(stopped.clone())),
         tokio::spawn(reconciler::run(StatefulSets, store.clone(), stopped.clone())),
@@ -216,9 +227,20 @@ pub async fn serve(dir: LabDir, topology: Topology, subnet: u8, shutdown: impl s
         tokio::spawn(reconciler::run(Proxies::new(addresses), store.clone(), stopped.clone())),
         tokio::spawn(controllers::redis::run(store.clone(), kubelet.clone(), stopped.clone())),
         tokio::spawn(controllers::mongo::run(store.clone(), kubelet.clone(), stopped.clone())),
+        tokio::spawn(reconciler::run(crate::frontdoor::Routes, store.clone(), stopped.clone())),
     ];
     let arm_files = crate::arm::ArmFiles { config: dir.arm_config(), token: dir.arm_token_file(), port: dir.arm_port_file(), state_dir: dir.state() };
-    let arm = crate::arm::serve(store.clone(), arm_files, &topology, arm_token, stopped.clone()).await?;
+    let (arm, traffic_managers) = crate::arm::serve(store.clone(), arm_files, &topology, arm_token, stopped.clone()).await?;
+    // A lab without its front door still serves the rest (as a Service
+    // whose address is taken does); the missing file says it is not there.
+    let _ = std::fs::remove_file(dir.frontdoor_file());
+    match crate::frontdoor::serve(store.clone(), traffic_managers, subnet, stopped.clone()).await {
+        Ok(task) => {
+            std::fs::write(dir.frontdoor_file(), format!("http://{}\n", crate::frontdoor::address(subnet)))?;
+            tasks.push(task);
+        }
+        Err(e) => tracing::warn!("{e:#}"),
+    }
     let kubelet_task = tokio::spawn(kubelet.run(stopped.clone()));
     std::fs::write(dir.pid_file(), std::process::id().to_string())?;
     tracing::info!("lab serving at {url}; kubeconfig {}", dir.kubeconfig().display());
@@ -234,6 +256,7 @@ pub async fn serve(dir: LabDir, topology: Topology, subnet: u8, shutdown: impl s
     let _ = arm.await;
     store.flush()?;
     let _ = std::fs::remove_file(dir.pid_file());
+    let _ = std::fs::remove_file(dir.frontdoor_file());
     Ok(())
 }
 

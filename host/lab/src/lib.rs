@@ -12,6 +12,7 @@ pub mod client;
 pub mod controllers;
 pub mod daemon;
 pub mod exec;
+pub mod frontdoor;
 pub mod net;
 pub mod ops;
 pub mod topology;

@@ -332,6 +332,11 @@ pub(crate) fn validate(res: &Resource, obj: &Value) -> Result<(), ApiError> {
                 }
             }
         }
+        "HTTPRoute" => {
+            if let Some(s) = spec {
+                validate_http_route(&mut errs, s);
+            }
+        }
         "ConfigMap" => {
             want_string_map(&mut errs, "data", obj.get("data"));
             want_string_map(&mut errs, "binaryData", obj.get("binaryData"));
@@ -351,6 +356,42 @@ pub(crate) fn validate(res: &Resource, obj: &Value) -> Result<(), ApiError> {
         _ => {}
     }
     if errs.is_empty() { Ok(()) } else { Err(ApiError::invalid(res.group, res.kind, &name, &errs)) }
+}
+
+/// The HTTPRoute fields the lab's front door reads, checked as the
+/// Gateway API CRD's schema does: `hostnames` strings, and each
+/// `rules[].backendRefs[]` naming a Service (`name` required, `port`
+/// 1-65535, `weight` 0-1000000).
+fn validate_http_route(errs: &mut Errors, spec: &Value) {
+    want(errs, "spec.hostnames", spec.get("hostnames"), "array");
+    for (i, h) in spec.get("hostnames").and_then(Value::as_array).into_iter().flatten().enumerate() {
+        want(errs, &format!("spec.hostnames[{i}]"), Some(h), "string");
+    }
+    want(errs, "spec.parentRefs", spec.get("parentRefs"), "array");
+    want(errs, "spec.rules", spec.get("rules"), "array");
+    for (i, rule) in spec.get("rules").and_then(Value::as_array).into_iter().flatten().enumerate() {
+        want(errs, &format!("spec.rules[{i}].backendRefs"), rule.get("backendRefs"), "array");
+        for (j, backend) in rule.get("backendRefs").and_then(Value::as_array).into_iter().flatten().enumerate() {
+            let at = format!("spec.rules[{i}].backendRefs[{j}]");
+            match backend.get("name") {
+                Some(Value::String(n)) if !n.is_empty() => {}
+                None | Some(Value::Null) => errs.push((format!("{at}.name"), "Required value".into())),
+                other => want(errs, &format!("{at}.name"), other, "string"),
+            }
+            match backend.get("port") {
+                Some(v) if v.is_i64() && !v.as_i64().is_some_and(|p| (1..=65535).contains(&p)) => {
+                    errs.push((format!("{at}.port"), format!("Invalid value: {v}: {at}.port in body should be between 1 and 65535")))
+                }
+                other => want(errs, &format!("{at}.port"), other, "integer"),
+            }
+            match backend.get("weight") {
+                Some(v) if v.is_i64() && !v.as_i64().is_some_and(|w| (0..=1_000_000).contains(&w)) => {
+                    errs.push((format!("{at}.weight"), format!("Invalid value: {v}: {at}.weight in body should be between 0 and 1000000")))
+                }
+                other => want(errs, &format!("{at}.weight"), other, "integer"),
+            }
+        }
+    }
 }
 
 /// An optional integer field that must not be negative.
@@ -593,6 +634,19 @@ pub(crate) fn apply_defaults(res: &Resource, obj: &mut Value, uid: &str) {
                 }
             }
             obj_mut(obj, "status");
+        }
+        "HTTPRoute" => {
+            // The CRD's schema defaults: a backendRef's weight is 1, its kind a Service.
+            let rules = obj.pointer_mut("/spec/rules").and_then(Value::as_array_mut);
+            for rule in rules.into_iter().flatten() {
+                for backend in rule.get_mut("backendRefs").and_then(Value::as_array_mut).into_iter().flatten() {
+                    if let Some(b) = backend.as_object_mut() {
+                        set_default(b, "weight", json!(1));
+                        set_default(b, "group", json!(""));
+                        set_default(b, "kind", json!("Service"));
+                    }
+                }
+            }
         }
         "Secret" => {
             let Some(m) = obj.as_object_mut() else { return };

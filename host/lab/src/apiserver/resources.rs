@@ -256,10 +256,24 @@ pub(crate) static RESOURCES: &[Resource] = &[
         subresources: &[STATUS],
         fields: &["status.successful"],
     },
+    // Gateway API routes: the lab's front door (crate::frontdoor) follows
+    // `default/frontdoor`; the API server only keeps them, as a CRD would.
+    Resource {
+        group: "gateway.networking.k8s.io",
+        version: "v1",
+        plural: "httproutes",
+        singular: "httproute",
+        kind: "HTTPRoute",
+        namespaced: true,
+        short_names: &[],
+        categories: &["gateway-api"],
+        subresources: &[STATUS],
+        fields: &[],
+    },
 ];
 
 /// The API groups besides the core group, in discovery order.
-pub(crate) const GROUPS: &[&str] = &["apps", "policy", "batch"];
+pub(crate) const GROUPS: &[&str] = &["apps", "policy", "batch", "gateway.networking.k8s.io"];
 
 /// Finds a resource by group, version and plural name.
 pub(crate) fn by_plural(group: &str, version: &str, plural: &str) -> Option<&'static Resource> {

@@ -76,6 +76,7 @@ fn columns(kind: &str) -> Vec<Value> {
         ],
         "PodDisruptionBudget" => vec![s("Name"), s("Min Available"), s("Max Unavailable"), col("Allowed Disruptions", "integer", 0), s("Age")],
         "Job" => vec![s("Name"), s("Status"), s("Completions"), s("Duration"), s("Age"), w("Containers"), w("Images"), w("Selector")],
+        "HTTPRoute" => vec![s("Name"), s("Hostnames"), s("Age")],
         _ => vec![s("Name"), s("Age")],
     }
 }
@@ -301,6 +302,10 @@ fn cells(kind: &str, o: &Value) -> Vec<Value> {
                 json!(o.get("count").and_then(Value::as_i64).unwrap_or(1)),
                 name,
             ]
+        }
+        "HTTPRoute" => {
+            let hostnames: Vec<&str> = o.pointer("/spec/hostnames").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
+            vec![name, json!(hostnames.join(",")), json!(age(o))]
         }
         "Deployment" => {
             let (cs, imgs) = containers_images(o, "/spec/template/spec/containers");

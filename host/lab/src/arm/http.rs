@@ -18,6 +18,7 @@ const PROVIDER: &str = "Microsoft.ContainerService";
 const MAX_BODY: usize = 4 * 1024 * 1024;
 
 /// An ARM error: the HTTP status and `{"error":{"code","message"}}`.
+#[derive(Debug)]
 pub(crate) struct ArmError {
     status: u16,
     code: String,
@@ -29,7 +30,19 @@ impl ArmError {
         ArmError { status, code: code.into(), message: message.into() }
     }
 
-    fn response(&self) -> Response {
+    /// The HTTP status (for unit tests).
+    #[cfg(test)]
+    pub(super) fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// ARM's error code (for unit tests).
+    #[cfg(test)]
+    pub(super) fn code(&self) -> &str {
+        &self.code
+    }
+
+    pub(super) fn response(&self) -> Response {
         let mut body = json!({"error": {"code": self.code, "message": self.message}});
         if self.code == "UpgradeBlockedOnDeprecatedAPIUsage" {
             body["error"]["subcode"] = json!(self.code);
@@ -38,14 +51,14 @@ impl ArmError {
     }
 }
 
-fn json_response(status: u16, body: &Value) -> Response {
+pub(super) fn json_response(status: u16, body: &Value) -> Response {
     let mut resp = Response::new(Body::from(serde_json::to_vec(body).unwrap_or_default()));
     *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
     resp
 }
 
-fn set_header(resp: &mut Response, name: &'static str, value: &str) {
+pub(super) fn set_header(resp: &mut Response, name: &'static str, value: &str) {
     if let Ok(v) = HeaderValue::from_str(value) {
         resp.headers_mut().insert(name, v);
     }
@@ -99,6 +112,11 @@ fn blocked_error(usage: &str) -> ArmError {
     )
 }
 
+/// A header's value as text, trimmed.
+fn header_text(req: &Request, name: header::HeaderName) -> Option<String> {
+    req.headers().get(name).and_then(|v| v.to_str().ok()).map(|v| v.trim().to_string())
+}
+
 /// Serves one ARM request.
 pub(crate) async fn handle(State(arm): State<Arm>, req: Request) -> Response {
     if let Err(e) = authorized(&req, &arm.token) {
@@ -125,27 +143,32 @@ pub(crate) async fn handle(State(arm): State<Arm>, req: Request) -> Response {
         return ArmError::new(400, "MissingApiVersionParameter", "The api-version query parameter (?api-version=) is required for all requests.").response();
     };
     let method = req.method().clone();
+    let (if_match, if_none_match) = (header_text(&req, header::IF_MATCH), header_text(&req, header::IF_NONE_MATCH));
     let path = req.uri().path().trim_end_matches('/').to_string();
     let body = match axum::body::to_bytes(req.into_body(), MAX_BODY).await {
         Ok(b) => b,
         Err(e) => return ArmError::new(400, "InvalidRequestContent", format!("The request content could not be read: {e}")).response(),
     };
-    let call = Call { arm, method, api_version, body: body.to_vec() };
+    let call = Call { arm, method, api_version, body: body.to_vec(), if_match, if_none_match };
     match route(&call, &path) {
         Ok(resp) => resp,
         Err(e) => e.response(),
     }
 }
 
-struct Call {
-    arm: Arm,
-    method: Method,
+pub(super) struct Call {
+    pub(super) arm: Arm,
+    pub(super) method: Method,
     api_version: String,
     body: Vec<u8>,
+    /// The `If-Match` header (a Traffic Manager write's precondition).
+    pub(super) if_match: Option<String>,
+    /// The `If-None-Match` header (`*`: create only).
+    pub(super) if_none_match: Option<String>,
 }
 
 impl Call {
-    fn json_body(&self) -> Result<Value, ArmError> {
+    pub(super) fn json_body(&self) -> Result<Value, ArmError> {
         if self.body.is_empty() {
             return Ok(json!({}));
         }
@@ -157,7 +180,7 @@ impl Call {
         Ok(body)
     }
 
-    fn not_allowed(&self) -> ArmError {
+    pub(super) fn not_allowed(&self) -> ArmError {
         ArmError::new(405, "MethodNotAllowed", format!("The requested resource does not support http method '{}'.", self.method))
     }
 
@@ -184,7 +207,7 @@ impl Call {
     }
 }
 
-fn eq(a: &str, b: &str) -> bool {
+pub(super) fn eq(a: &str, b: &str) -> bool {
     a.eq_ignore_ascii_case(b)
 }
 
@@ -215,6 +238,14 @@ fn route(call: &Call, path: &str) -> Result<Response, ArmError> {
             } else {
                 Err(ArmError::new(404, "InvalidResourceType", format!("The resource type '{kind}' could not be found in the namespace '{PROVIDER}'.")))
             }
+        }
+        [rg_seg, rg, p, prov, tm, tail @ ..]
+            if eq(rg_seg, "resourceGroups") && eq(p, "providers") && eq(prov, super::trafficmanager::PROVIDER) && eq(tm, "trafficManagerProfiles") =>
+        {
+            if !eq(rg, RESOURCE_GROUP) {
+                return Err(ArmError::new(404, "ResourceGroupNotFound", format!("Resource group '{rg}' could not be found.")));
+            }
+            super::trafficmanager::route(call, &sub, tail)
         }
         [rg_seg, rg, p, prov, mc, name, tail @ ..] if eq(rg_seg, "resourceGroups") && eq(p, "providers") && eq(prov, PROVIDER) && eq(mc, "managedClusters") => {
             if !eq(rg, RESOURCE_GROUP) {

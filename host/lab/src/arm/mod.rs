@@ -16,12 +16,17 @@
 //! - `http`: routing, authentication, faults, the JSON documents
 //! - `worker`: what each operation does to Nodes and Pods, and its Events
 //!
+//! It also serves Traffic Manager (`Microsoft.Network/trafficManagerProfiles`,
+//! see [`trafficmanager`]) in the same resource group, which the lab's
+//! front door ([`crate::frontdoor`]) routes by.
+//!
 //! Faults for tests come from the ConfigMap `runner-lab-arm` in
 //! `kube-system` (see [`FAULTS_CONFIGMAP`]).
 
 mod http;
 pub mod rules;
 pub mod state;
+pub mod trafficmanager;
 mod worker;
 
 use std::path::PathBuf;
@@ -112,18 +117,33 @@ impl Arm {
     }
 }
 
+/// What the front door reads of the ARM state: the Traffic Manager profiles,
+/// as they are at each call (writes through ARM show at once).
+#[derive(Clone)]
+pub struct TrafficManagers {
+    cluster: Arc<Mutex<Cluster>>,
+}
+
+impl TrafficManagers {
+    /// The profile `name` of the lab's resource group, if it exists.
+    pub fn profile(&self, name: &str) -> Option<trafficmanager::Profile> {
+        self.cluster.lock().unwrap_or_else(|e| e.into_inner()).traffic_manager_profiles.get(&trafficmanager::key(name)).cloned()
+    }
+}
+
 /// Starts the ARM server for `store`: restores (or creates) the cluster
 /// state, makes `/version` report the control plane's version, listens
 /// on 127.0.0.1 (the port of the last run when it is free), writes
 /// `arm.json`, and serves until `stopped` turns true. Operations a restart
-/// cut off are marked Failed. Returns the server's task.
+/// cut off are marked Failed. Returns the server's task and the view of
+/// its Traffic Manager profiles the front door routes by.
 pub async fn serve(
     store: Store,
     files: ArmFiles,
     topology: &Topology,
     token: String,
     stopped: watch::Receiver<bool>,
-) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+) -> anyhow::Result<(tokio::task::JoinHandle<()>, TrafficManagers)> {
     let state_file = state::path(&files.state_dir);
     let cluster = Cluster::load(&state_file, &store, topology)?;
     cluster.save(&state_file);
@@ -161,15 +181,17 @@ pub async fn serve(
         stopped: stopped.clone(),
     };
     let listener = crate::apiserver::LabListener::new(listener, tls)?;
+    let traffic_managers = TrafficManagers { cluster: arm.cluster.clone() };
     let router = axum::Router::new().fallback(http::handle).with_state(arm);
     let mut until = stopped;
     tracing::info!("ARM (AKS emulation) serving at https://{addr}");
-    Ok(tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         let server = axum::serve(listener, router).with_graceful_shutdown(async move {
             let _ = until.wait_for(|s| *s).await;
         });
         if let Err(e) = server.await {
             tracing::error!("the ARM server stopped: {e}");
         }
-    }))
+    });
+    Ok((task, traffic_managers))
 }

@@ -30,6 +30,10 @@ pub struct Cluster {
     pub pools: BTreeMap<String, Pool>,
     /// Every operation still kept, by id.
     pub operations: BTreeMap<String, Operation>,
+    /// The Traffic Manager profiles of the resource group, by name (absent
+    /// from a state file of before they existed).
+    #[serde(default)]
+    pub traffic_manager_profiles: BTreeMap<String, super::trafficmanager::Profile>,
 }
 
 /// One agent pool.
@@ -160,6 +164,7 @@ impl Cluster {
                     provisioning_state: "Succeeded".into(),
                     pools: pools_of_nodes(store),
                     operations: BTreeMap::new(),
+                    traffic_manager_profiles: BTreeMap::new(),
                 }
             }
             Err(e) => return Err(anyhow::anyhow!("{}: {e}", file.display())),

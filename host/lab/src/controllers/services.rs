@@ -129,7 +129,7 @@ fn record_cluster_ip(store: &Store, service: &Value, ip: Ipv4Addr) -> anyhow::Re
 
 /// A numeric targetPort, a named one looked up in the selected Pods'
 /// containers, or the Service port itself.
-fn resolve_target(target: &Value, port: u16, pods: &[Value], service: &Value) -> u16 {
+pub(crate) fn resolve_target(target: &Value, port: u16, pods: &[Value], service: &Value) -> u16 {
     if let Some(n) = target.as_u64() {
         return n as u16;
     }
