@@ -198,6 +198,8 @@ struct Cut {
     done: usize,
     /// The latest `clock.now` the kept part answered: the resumed session's clock starts there.
     clock_ms: Option<u64>,
+    /// Lines kept.
+    kept_lines: usize,
     /// Lines of the whole log, before the cut.
     lines: usize,
 }
@@ -226,6 +228,7 @@ fn cut_after_member(text: &str, k: usize) -> Option<Cut> {
             cut.finished.insert(member.to_string());
             if cut.finished.len() == k {
                 cut.kept = offset;
+                cut.kept_lines = text[..offset].lines().count();
                 return Some(cut);
             }
         }
@@ -248,6 +251,7 @@ struct Resumed {
     run_again: usize,
     replayed_calls: usize,
     log_kib: f64,
+    kept_lines: usize,
     log_lines: usize,
 }
 
@@ -291,7 +295,7 @@ fn resume(rt: &tokio::runtime::Runtime, place: &Place<'_>, id: &str, n: usize) -
     let resumed = timed_run(rt, builder);
     stop.store(true, Ordering::Relaxed);
     let caught_up = watcher.join().unwrap_or(None);
-    let (report, wall) = resumed?;
+    let (report, wall) = resumed.map_err(|f| Failure { message: format!("fleet bench: cannot resume the rollout: {}", f.message), ..f })?;
     check_succeeded(&report, "the resumed rollout", n)?;
 
     let after = std::fs::read(&log).map_err(failure)?;
@@ -316,8 +320,19 @@ fn resume(rt: &tokio::runtime::Runtime, place: &Place<'_>, id: &str, n: usize) -
         run_again: again.len(),
         replayed_calls: cut.done,
         log_kib: text.len() as f64 / 1024.0,
+        kept_lines: cut.kept_lines,
         log_lines: cut.lines,
     })
+}
+
+/// Point the symlink `link` at `dir` (created if need be).
+fn point(link: &Path, dir: &Path) -> Result<(), Failure> {
+    std::fs::create_dir_all(dir).map_err(failure)?;
+    match std::fs::remove_file(link) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(failure(format!("{}: {e}", link.display()))),
+        _ => {}
+    }
+    std::os::unix::fs::symlink(dir, link).map_err(|e| failure(format!("{}: {e}", link.display())))
 }
 
 /// Measure the fleet figures in this process and add them to `figures`.
@@ -330,14 +345,20 @@ pub(super) fn measure(n: usize, figures: &mut Figures) -> Result<(), Failure> {
         return Ok(());
     }
     let scratch = tempfile::tempdir().map_err(failure)?;
+    // The run directories' root, a symlink: to a folder beside the journals,
+    // then to one on tmpfs for the run that shows what the disk costs.
+    let runs = scratch.path().join("runs");
+    point(&runs, &scratch.path().join("runs-here"))?;
     // SAFETY: `runner bench --fleet-only` calls this first thing on its main
     // thread, before the runtime or any other thread exists: nothing reads
     // the environment concurrently.
-    unsafe { std::env::set_var("RUNNER_RUNS_DIR", scratch.path().join("runs")) };
+    unsafe { std::env::set_var("RUNNER_RUNS_DIR", &runs) };
     let engine = Arc::new(Engine::new(Limits::default(), Some(scratch.path().join("cache"))).map_err(failure)?);
     let rt = runtime()?;
     let attachments = scratch.path().join("attachments");
     let place = |journal: Option<PathBuf>| Place { engine: &engine, fleet_file: Path::new("bench-fleet.yaml"), attachments: &attachments, journal };
+    let journal = |name: &str| Some(scratch.path().join("journal").join(name));
+    let shown_tmp = std::env::temp_dir().display().to_string();
 
     let (warm_up, warm_up_wall) = timed_run(&rt, rollout(&place(None), WARM_UP_MEMBERS, CANNED_EPOCH_MS, None)?)?;
     check_succeeded(&warm_up, "the warm-up rollout", WARM_UP_MEMBERS)?;
@@ -349,19 +370,16 @@ pub(super) fn measure(n: usize, figures: &mut Figures) -> Result<(), Failure> {
             ms(warm_up_wall)
         ),
     );
-    let (small, overhead) = timed_run(&rt, rollout(&place(Some(scratch.path().join("journal").join("small.jsonl"))), WARM_UP_MEMBERS, CANNED_EPOCH_MS, None)?)?;
+    let (small, overhead) = timed_run(&rt, rollout(&place(journal("small.jsonl")), WARM_UP_MEMBERS, CANNED_EPOCH_MS, None)?)?;
     check_succeeded(&small, "the small rollout", WARM_UP_MEMBERS)?;
     figures.add(
         "fleet_run_overhead_ms",
         ms(overhead).into(),
-        format!(
-            "fleet run of {WARM_UP_MEMBERS} members        {:>10.1} ms  (cached, journaled: mostly what any run costs, however many members)",
-            ms(overhead)
-        ),
+        format!("fleet run of {WARM_UP_MEMBERS} members        {:>10.1} ms  (cached, journaled: about what any run costs, however many members)", ms(overhead)),
     );
     let rss_before = peak_rss_kib();
 
-    let journaled = place(Some(scratch.path().join("journal").join("fleet.jsonl")));
+    let journaled = place(journal("fleet.jsonl"));
     let (report, wall) = timed_run(&rt, rollout(&journaled, n, CANNED_EPOCH_MS, None)?)?;
     check_succeeded(&report, "the rollout", n)?;
     let rss_after = peak_rss_kib();
@@ -370,24 +388,28 @@ pub(super) fn measure(n: usize, figures: &mut Figures) -> Result<(), Failure> {
         "fleet_members",
         json!({"members": n, "dev": dev, "test": test, "prod": prod, "stages": STAGES, "member_pattern": MEMBER_PATTERN}),
         format!(
-            "fleet rollout                {:>10} members  (staged-rollout {STAGES}, groups dev {dev}, test {test}, prod {prod}; each member a sandboxed {MEMBER_PATTERN} sub-run; canned answers, virtual clock)",
-            n
+            "fleet rollout                {n:>10} members  (staged-rollout {STAGES}, groups dev {dev}, test {test}, prod {prod}; \
+             each member a sandboxed {MEMBER_PATTERN} sub-run; canned answers, virtual clock)"
         ),
     );
-    figures.add("fleet_wall_ms", ms(wall).into(), format!("fleet rollout wall           {:>10.1} ms  (journal and run log kept)", ms(wall)));
+    figures.add(
+        "fleet_wall_ms",
+        ms(wall).into(),
+        format!("fleet rollout wall           {:>10.1} ms  (journal and run log in {shown_tmp}, the run log's fsyncs included)", ms(wall)),
+    );
     let per_member = ms(wall) / n as f64;
     let marginal = ms(wall.saturating_sub(overhead)) / n.saturating_sub(WARM_UP_MEMBERS).max(1) as f64;
     figures.add(
         "fleet_per_member_ms",
         json!({"wall_per_member": per_member, "beyond_the_run": marginal}),
         format!(
-            "fleet time per member        {per_member:>10.2} ms  (wall / {n}; goal <= 10 ms; {marginal:.2} ms beyond the {WARM_UP_MEMBERS}-member run's, a member)"
+            "fleet time per member        {per_member:>10.2} ms  (wall / {n}; goal <= 10 ms; {marginal:.2} ms a member beyond the {WARM_UP_MEMBERS}-member run)"
         ),
     );
     figures.add(
         "fleet_peak_rss_mib",
         json!({"before": mib(rss_before), "after": mib(rss_after)}),
-        format!("fleet peak RSS               {:>10.1} MiB (VmHWM; {:.1} MiB after the warm-up)", mib(rss_after), mib(rss_before)),
+        format!("fleet peak RSS               {:>10.1} MiB (VmHWM; {:.1} MiB before the rollout)", mib(rss_after), mib(rss_before)),
     );
 
     let resumed = resume(&rt, &journaled, &report.run.id, n)?;
@@ -396,9 +418,10 @@ pub(super) fn measure(n: usize, figures: &mut Figures) -> Result<(), Failure> {
         "fleet_resume_ms",
         ms(resumed.wall).into(),
         format!(
-            "fleet resume at member {:<6}{:>10.1} ms  (the whole resumed run, from a run log of {} lines, {:.0} KiB)",
+            "fleet resume at member {:<6}{:>10.1} ms  (the whole resumed run; its run log cut to {} of {} lines ({:.0} KiB) as a kill there leaves it)",
             n / 2,
             ms(resumed.wall),
+            resumed.kept_lines,
             resumed.log_lines,
             resumed.log_kib
         ),
@@ -421,6 +444,18 @@ pub(super) fn measure(n: usize, figures: &mut Figures) -> Result<(), Failure> {
         format!("fleet resume members         {:>10} from the log, {} run again (none that had finished)", resumed.from_log, resumed.run_again),
     );
     figures.add("fleet_resume_peak_rss_mib", mib(rss_resumed).into(), format!("fleet peak RSS after resume  {:>10.1} MiB (VmHWM)", mib(rss_resumed)));
+
+    // The same rollout with its journal and run log in memory: what is left without the disk.
+    let Some(tmpfs) = Path::new("/dev/shm").is_dir().then(|| tempfile::tempdir_in("/dev/shm").ok()).flatten() else { return Ok(()) };
+    point(&runs, &tmpfs.path().join("runs"))?;
+    let in_memory = Place { journal: Some(tmpfs.path().join("fleet.jsonl")), ..place(None) };
+    let (report, wall) = timed_run(&rt, rollout(&in_memory, n, CANNED_EPOCH_MS, None)?)?;
+    check_succeeded(&report, "the rollout on tmpfs", n)?;
+    figures.add(
+        "fleet_tmpfs_wall_ms",
+        ms(wall).into(),
+        format!("fleet rollout on tmpfs       {:>10.1} ms  (the same, journal and run log in /dev/shm: {:.2} ms a member)", ms(wall), ms(wall) / n as f64),
+    );
     Ok(())
 }
 
@@ -480,7 +515,7 @@ mod tests {
         let cut = cut_after_member(log, 2).unwrap();
         assert!(log[..cut.kept].ends_with("\"b\",\"during\":1,\"run\":{\"succeeded\":\"ok\"}}\n"));
         assert_eq!(cut.finished, BTreeSet::from(["a".to_string(), "b".to_string()]));
-        assert_eq!((cut.done, cut.clock_ms, cut.lines), (1, Some(7), 6));
+        assert_eq!((cut.done, cut.clock_ms, cut.kept_lines, cut.lines), (1, Some(7), 5, 6));
         assert_eq!(members_in(&log[cut.kept..]), vec!["c"]);
         assert!(cut_after_member(log, 4).is_none());
     }

@@ -390,7 +390,9 @@ impl RunBuilder {
             }
         };
         let resumed = self.resume.as_deref().map(|id| resumable(id, &policy)).transpose()?;
-        if resumed.is_some() && (dry_run || session.is_replaying()) {
+        // Canned answers are not a recording: a run answered by them keeps a run log, and resumes, as a live one does.
+        let replays_a_recording = session.is_replaying() && !session.is_canned();
+        if resumed.is_some() && (dry_run || replays_a_recording) {
             return Err(Failure::bad_input("--resume continues a live run: it takes neither --dry-run nor --replay"));
         }
         let resumed_log = match &resumed {
@@ -487,7 +489,7 @@ impl RunBuilder {
             // Without it nobody else can answer an approval, stop or resume the run; the run itself goes on.
             match run_dir.set_state(&state) {
                 Ok(()) => {
-                    if !dry_run && !session_replays {
+                    if !dry_run && !replays_a_recording {
                         match crate::session::RunLog::create(&run_dir.log_path()) {
                             Ok(log) => context.run_log = Some(log),
                             Err(e) => tracing::warn!("{}: cannot create the run log ({e}): the run cannot be resumed", run_dir.log_path().display()),

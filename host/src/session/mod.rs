@@ -137,6 +137,11 @@ impl Session {
         matches!(self.mode, Mode::Replay | Mode::Canned(_))
     }
 
+    /// Whether this session answers from canned responses (`runner test`, the benchmark).
+    pub fn is_canned(&self) -> bool {
+        matches!(self.mode, Mode::Canned(_))
+    }
+
     /// Whether the session being replayed was recorded with `--dry-run`.
     pub fn recorded_dry_run(&self) -> bool {
         self.recorded_dry_run

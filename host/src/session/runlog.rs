@@ -38,9 +38,10 @@ use super::{CallError, Diverged, answer_of, first_difference, redact_response, s
 use crate::backends::BackendError;
 
 /// The calls whose logged `done` line is synced to disk: what they did
-/// (members upgraded, an operator's answer) is costly or impossible to do
-/// again. A line lost with the machine only shortens the replay.
-const SYNCED: &[&str] = &["fleet.run-group", "fleet.run-pattern", "fleet.run-gate", "patterns.run", "gates.run", "approval.request", "clock.sleep"];
+/// (members upgraded, an operator's answer, a soak) is costly or impossible
+/// to do again; a gate is a read, run again at no cost. A line lost with the
+/// machine only shortens the replay.
+const SYNCED: &[&str] = &["fleet.run-group", "fleet.run-pattern", "patterns.run", "approval.request", "clock.sleep"];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(untagged)]

@@ -315,7 +315,7 @@ fn run(cfg: Config, given: Value) -> Result<PatternResult, Error> {
         if to_run.is_empty() {
             rollout
                 .stages
-                .push(json!({"stage": stage.name, "state": "Completed", "detail": "every member already at the target", "ms": clock::now() - started}));
+                .push(json!({"stage": stage.name, "state": "Completed", "detail": "every member already at the target", "ms": clock::now().saturating_sub(started)}));
             continue;
         }
         let refused = step(&format!("before-stage {}", stage.name), "every member of the stage passes the before-stage gate", || {
@@ -348,7 +348,7 @@ fn run(cfg: Config, given: Value) -> Result<PatternResult, Error> {
         let completed: Vec<String> = rollout.of_stage(&stage.name).filter(|m| m.state == State::Completed).map(|m| m.name.clone()).collect();
         let failed: Vec<String> = rollout.of_stage(&stage.name).filter(|m| m.state == State::Failed).map(|m| m.name.clone()).collect();
         if group.budget_exceeded {
-            rollout.stages.push(json!({"stage": stage.name, "state": "Failed", "failed": failed, "ms": clock::now() - started}));
+            rollout.stages.push(json!({"stage": stage.name, "state": "Failed", "failed": failed, "ms": clock::now().saturating_sub(started)}));
             return Err(rollout.stopped(format!(
                 "stage {}: {} member(s) failed ({}), more than the failure budget of {budget_left} allows",
                 stage.name,
@@ -361,7 +361,7 @@ fn run(cfg: Config, given: Value) -> Result<PatternResult, Error> {
             if failures.is_empty() { Ok(()) } else { Err(Error::new(ErrorCode::Internal, failures.join("; "))) }
         });
         if let Err(e) = after {
-            rollout.stages.push(json!({"stage": stage.name, "state": "Failed", "detail": e.message, "ms": clock::now() - started}));
+            rollout.stages.push(json!({"stage": stage.name, "state": "Failed", "detail": e.message, "ms": clock::now().saturating_sub(started)}));
             return Err(rollout.stopped(format!("stage {}: the after-stage gate failed: {}", stage.name, e.message)));
         }
         let last = index + 1 == stages.len();
@@ -373,7 +373,7 @@ fn run(cfg: Config, given: Value) -> Result<PatternResult, Error> {
                 Ok(())
             })?;
         }
-        rollout.stages.push(json!({"stage": stage.name, "state": "Completed", "completed": completed, "failed": failed, "ms": clock::now() - started}));
+        rollout.stages.push(json!({"stage": stage.name, "state": "Completed", "completed": completed, "failed": failed, "ms": clock::now().saturating_sub(started)}));
     }
     rollout.attach("succeeded");
     let count = |state: State| rollout.members.iter().filter(|m| m.state == state).count();
