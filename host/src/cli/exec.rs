@@ -123,6 +123,20 @@ pub struct ExecArgs {
     #[arg(long, value_name = "NAME", default_value = DEFAULT_PROBE_TABLE)]
     probe_table: String,
 
+    /// While the policy runs, GET this URL (`http://IP[:PORT]/PATH`;
+    /// `localhost` is 127.0.0.1, no other name is resolved) at
+    /// --http-probe-rate, each request with a 1 s timeout, and report the
+    /// failed requests, the longest gap between successful answers, the
+    /// latencies and which backend answered (`X-Runner-Backend`, or the body
+    /// of `/version`) per second. A failed request does not fail the run.
+    /// Allowed with --dry-run (a GET changes nothing), not with --replay. Repeatable.
+    #[arg(long, value_name = "URL")]
+    http_probe: Vec<String>,
+
+    /// Each HTTP probe's requests per second.
+    #[arg(long, value_name = "N", default_value_t = crate::probe::http::DEFAULT_RATE, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    http_probe_rate: u32,
+
     /// Write every host interaction of the run (request, response or error) to this session file.
     #[arg(long, value_name = "FILE", conflicts_with = "replay")]
     record: Option<PathBuf>,
@@ -270,6 +284,9 @@ fn builder(args: ExecArgs, target: Option<Target>, cache_dir: Option<PathBuf>) -
     for database in args.write_probe {
         builder = builder.write_probe(database, args.probe_table.clone(), args.probe_rate);
     }
+    for url in args.http_probe {
+        builder = builder.http_probe(url, args.http_probe_rate);
+    }
     if let Some(path) = args.record {
         builder = builder.record(path);
     }
@@ -344,6 +361,7 @@ fn from_run(id: &str, now: ExecArgs, from: From) -> Result<(ExecArgs, Vec<String
         ("--record", now.record.is_some()),
         ("--replay", now.replay.is_some()),
         ("--write-probe", !now.write_probe.is_empty()),
+        ("--http-probe", !now.http_probe.is_empty()),
         ("--attachments", now.attachments.is_some()),
     ];
     if let Some((given, _)) = changed.iter().find(|(_, given)| *given) {

@@ -68,6 +68,12 @@ pub fn report_text(report: &RunReport) -> String {
             let _ = writeln!(out, "    write error {error}");
         }
     }
+    for probe in &report.http_probes {
+        let _ = writeln!(out, "  http probe {}: {}", probe.url, probe.line());
+        for error in &probe.errors {
+            let _ = writeln!(out, "    request error {error}");
+        }
+    }
     let _ = writeln!(out, "{}", report.outcome().to_uppercase());
     for reason in &report.ending.reasons {
         let _ = writeln!(out, "  - {reason}");

@@ -201,9 +201,7 @@ impl HttpTarget {
         if host.eq_ignore_ascii_case("localhost") {
             url.set_host(Some("127.0.0.1")).map_err(|e| format!("`{text}`: {e}"))?;
         } else if literal.parse::<IpAddr>().is_err() {
-            return Err(format!(
-                "`{text}`: the host `{host}` is a name; give an IP address (the probe resolves no names; `localhost` is taken as 127.0.0.1)"
-            ));
+            return Err(format!("`{text}`: the host `{host}` is a name; give an IP address (the probe resolves no names; `localhost` is taken as 127.0.0.1)"));
         }
         if !url.username().is_empty() || url.password().is_some() {
             return Err(format!("`{text}`: a URL with credentials is not probed (they would be in the report)"));
@@ -342,11 +340,9 @@ impl HttpProbe {
                 let started = Instant::now();
                 match tokio::runtime::Builder::new_current_thread().enable_all().build() {
                     Ok(runtime) => runtime.block_on(request_until_stopped(client, target, started, stopping)),
-                    Err(e) => HttpProbeSummary {
-                        url: target.given,
-                        errors: vec![format!("cannot start the probe's runtime: {e}")],
-                        ..HttpProbeSummary::default()
-                    },
+                    Err(e) => {
+                        HttpProbeSummary { url: target.given, errors: vec![format!("cannot start the probe's runtime: {e}")], ..HttpProbeSummary::default() }
+                    }
                 }
             })
             .map_err(|e| format!("http probe {given}: cannot start the probe thread: {e}"))?;

@@ -8,7 +8,12 @@
 //! thread with its own async runtime, so a busy component never delays
 //! it, and it talks to the database the way clients do (through the
 //! primary's Service), not through the backends a component uses.
+//!
+//! [`http`] is their counterpart for a web application: GETs of one URL
+//! (the lab's front door) at a steady rate, counting failed requests, the
+//! longest gap between successful answers, and which backend answered.
 
+pub mod http;
 pub mod mongo;
 pub mod postgres;
 pub mod redis;

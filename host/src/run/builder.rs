@@ -18,6 +18,7 @@ use crate::engine::{BoundPattern, Engine, EngineError, Limits, PatternSlots, Pre
 use crate::imports::{Approval, Attachments, HostState, RunContext, warn_as_fail};
 use crate::journal::{Journal, Limit as JournalLimit, new_run_id};
 use crate::policy::{Policy, World, config};
+use crate::probe::http::{HttpProbe, HttpTarget};
 use crate::probe::{ProbeError, WriteProbe};
 use crate::session::Session;
 use crate::target::{Fleet, Target, TargetError};
@@ -109,6 +110,7 @@ pub struct RunBuilder {
     journal_limit: JournalLimit,
     engine: EngineSource,
     probes: Vec<ProbeSpec>,
+    http_probes: Vec<(String, u32)>,
     dry_run: bool,
     fail_on_warn: bool,
     approval: Approval,
@@ -136,6 +138,7 @@ impl RunBuilder {
             journal_limit: JournalLimit::default(),
             engine: EngineSource::New { limits: Limits::default(), cache_dir: None },
             probes: Vec::new(),
+            http_probes: Vec::new(),
             dry_run: false,
             fail_on_warn: false,
             approval: Approval::Unattended,
@@ -278,6 +281,17 @@ impl RunBuilder {
         self
     }
 
+    /// While the policy runs, GET `url` (`http://IP[:PORT]/PATH`; `localhost`
+    /// is 127.0.0.1, no other name is resolved) `rate` times a second and
+    /// report the failed requests, the longest gap between successful
+    /// answers, the latencies and which backend answered (`http_probes`).
+    /// A failed request does not fail the run. A dry run may probe (a GET
+    /// changes nothing); a replay may not (it reaches nothing live).
+    pub fn http_probe(mut self, url: impl Into<String>, rate: u32) -> Self {
+        self.http_probes.push((url.into(), rate));
+        self
+    }
+
     /// Count a gate's `warn` as `fail`: the run's own gate, and every gate a pattern runs.
     pub fn fail_on_warn(mut self, fail_on_warn: bool) -> Self {
         self.fail_on_warn = fail_on_warn;
@@ -345,6 +359,11 @@ impl RunBuilder {
         if !self.probes.is_empty() && self.dry_run {
             return Err(Failure::bad_input("--write-probe writes to the database; a --dry-run changes nothing, so it takes no probe"));
         }
+        let http_probes: Vec<HttpTarget> = self
+            .http_probes
+            .iter()
+            .map(|(url, rate)| HttpTarget::parse(url, *rate).map_err(|e| Failure::bad_input(format!("--http-probe: {e}"))))
+            .collect::<Result<_, _>>()?;
         let slots = bind_gates(&policy, &self.gates)?;
         let pattern_slots = super::compose::bind_patterns(&policy, &self.patterns)?;
         let (allowed, on_members) = allowed(self.allowances, &policy, &pattern_slots)?;
@@ -355,6 +374,9 @@ impl RunBuilder {
         };
         if !self.probes.is_empty() && replay.is_some() {
             return Err(Failure::bad_input("--write-probe writes to a live database; a --replay reaches none"));
+        }
+        if !http_probes.is_empty() && replay.is_some() {
+            return Err(Failure::bad_input("--http-probe measures a live service while the policy changes it; a --replay changes nothing live"));
         }
         let session = match self.session {
             SessionSource::Given(session) => *session,
@@ -525,6 +547,7 @@ impl RunBuilder {
             config,
             config_text,
             probes,
+            http_probes,
             record,
             replay,
             gate_names,
@@ -697,6 +720,7 @@ pub struct Run {
     config: Value,
     config_text: String,
     probes: Vec<(Target, ProbeSpec)>,
+    http_probes: Vec<HttpTarget>,
     record: Option<PathBuf>,
     replay: Option<PathBuf>,
     gate_names: BTreeMap<String, String>,
@@ -757,12 +781,17 @@ impl Run {
                 ProbeError::Unreachable(message) => Failure::new(Exit::Unavailable, format!("{message} (nothing was run)")),
             })?);
         }
+        let mut http_probes = Vec::with_capacity(self.http_probes.len());
+        for target in &self.http_probes {
+            http_probes.push(HttpProbe::start(target.clone()).map_err(|e| Failure::new(Exit::Unavailable, format!("{e} (nothing was run)")))?);
+        }
         before_policy.await?;
         let ending = match self.answer(self.host()).await {
             Err(stop @ EngineError::Stopped { .. }) => Ok(Ending::stopped(stop.to_string())),
             answered => answered,
         };
         let probes: Vec<_> = probes.into_iter().map(WriteProbe::finish).collect();
+        let http_probes: Vec<_> = http_probes.into_iter().map(HttpProbe::finish).collect();
         let journal_lost = self.context.journal.flush().err();
         session::close(&self.context, self.record.as_deref(), self.replay.as_deref(), &self.policy, &self.config, self.gate_names, self.recorded_at)?;
         let mut ending = ending?;
@@ -806,6 +835,7 @@ impl Run {
             wall: self.started.elapsed(),
             from_cache: self.prepared.from_cache,
             probes,
+            http_probes,
             header: self.header,
             run: RunFacts {
                 id: self.context.run_id.clone(),

@@ -10,6 +10,7 @@ use super::Exit;
 use crate::imports::{RunRecord, code_name};
 use crate::policy::Policy;
 use crate::probe::ProbeSummary;
+use crate::probe::http::HttpProbeSummary;
 use crate::wit::pattern::{PatternResult, PatternStatus};
 use crate::wit::{Error, ErrorCode, Outcome, Verdict};
 
@@ -128,6 +129,9 @@ pub struct RunReport {
     pub from_cache: bool,
     /// Each write probe's figures, in the order they were asked for.
     pub probes: Vec<ProbeSummary>,
+    /// Each HTTP probe's figures (`--http-probe`), in the order they were
+    /// asked for; a failed request fails nothing by itself.
+    pub http_probes: Vec<HttpProbeSummary>,
     /// Who ran what, where, allowed to do what: the journal's first line.
     pub header: Value,
     /// When the run happened: what a report for a change ticket names besides the header.
@@ -192,6 +196,7 @@ impl RunReport {
             "journal": self.journal,
             "probe": self.probe(),
             "probes": self.probes,
+            "http_probes": self.http_probes,
             "wall_ms": self.wall.as_secs_f64() * 1000.0,
             "compiled_from_cache": self.from_cache,
         })
