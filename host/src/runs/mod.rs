@@ -195,11 +195,14 @@ impl RunDir {
         self.read(ANSWER)
     }
 
-    /// The approval is over: nothing waits any more.
+    /// The approval is over: nothing waits any more. A stop asked for
+    /// meanwhile stays in the state (`stopping`).
     pub fn settle(&self) {
         let _ = std::fs::remove_file(self.dir.join(APPROVAL));
         let _ = std::fs::remove_file(self.dir.join(ANSWER));
-        self.update_state("running", false);
+        if self.state().is_some_and(|s| s.state == "waiting-approval") {
+            self.update_state("running", false);
+        }
     }
 
     /// Answer the waiting approval (`runner approve` / `runner reject`).
@@ -359,6 +362,10 @@ mod tests {
         run.settle();
         assert!(run.pending().is_none() && run.answer().is_none());
         assert_eq!(run.state().unwrap().state, "running");
+        run.ask(&pending).unwrap();
+        run.request_stop("sre").unwrap();
+        run.settle();
+        assert_eq!(run.state().unwrap().state, "stopping", "a stop asked for while the approval waited is not forgotten");
     }
 
     #[test]
