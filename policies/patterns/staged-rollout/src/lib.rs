@@ -313,9 +313,9 @@ fn run(cfg: Config, given: Value) -> Result<PatternResult, Error> {
         })?;
         let to_run: Vec<String> = rollout.of_stage(&stage.name).filter(|m| m.state == State::NotStarted).map(|m| m.name.clone()).collect();
         if to_run.is_empty() {
-            rollout
-                .stages
-                .push(json!({"stage": stage.name, "state": "Completed", "detail": "every member already at the target", "ms": clock::now().saturating_sub(started)}));
+            rollout.stages.push(
+                json!({"stage": stage.name, "state": "Completed", "detail": "every member already at the target", "ms": clock::now().saturating_sub(started)}),
+            );
             continue;
         }
         let refused = step(&format!("before-stage {}", stage.name), "every member of the stage passes the before-stage gate", || {
@@ -373,7 +373,9 @@ fn run(cfg: Config, given: Value) -> Result<PatternResult, Error> {
                 Ok(())
             })?;
         }
-        rollout.stages.push(json!({"stage": stage.name, "state": "Completed", "completed": completed, "failed": failed, "ms": clock::now().saturating_sub(started)}));
+        rollout
+            .stages
+            .push(json!({"stage": stage.name, "state": "Completed", "completed": completed, "failed": failed, "ms": clock::now().saturating_sub(started)}));
     }
     rollout.attach("succeeded");
     let count = |state: State| rollout.members.iter().filter(|m| m.state == state).count();
