@@ -181,7 +181,7 @@ fn a_replay_that_asks_for_something_else_names_the_call_and_both_versions() {
 fn outcome(output: &Output) -> Value {
     let mut report: Value = serde_json::from_str(&stdout(output)).unwrap_or_else(|e| panic!("report is not JSON ({e}): {}{}", stdout(output), stderr(output)));
     // What differs by design: timings, the journal's place, and the run's header (when, and where: the lab or a session).
-    for key in ["wall_ms", "journal", "compiled_from_cache", "run", "target"] {
+    for key in ["wall_ms", "journal", "compiled_from_cache", "run", "run_id", "target"] {
         report.as_object_mut().unwrap().remove(key);
     }
     for step in report["steps"].as_array_mut().unwrap() {
