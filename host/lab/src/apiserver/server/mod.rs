@@ -57,13 +57,31 @@ pub async fn serve(
     exec: Arc<dyn ExecHandler>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let (listener, addr) = with_tls(&store, listener)?;
+    serve_on(store, listener, addr, token, exec, shutdown).await
+}
+
+/// Puts TLS on `listener` and registers the CA for its URL, so that a
+/// kubeconfig written right after this returns trusts this server (not an
+/// earlier one that had the same port).
+fn with_tls(store: &Store, listener: tokio::net::TcpListener) -> std::io::Result<(tls::LabListener, SocketAddr)> {
     let addr = listener.local_addr()?;
     let (ca_pem, tls_config) = tls::server_config(&store.dir(), addr.ip())?;
     tls::register_ca(&format!("https://{addr}"), &ca_pem);
     if addr.ip().is_loopback() {
         tls::register_ca(&format!("https://localhost:{}", addr.port()), &ca_pem);
     }
-    let listener = tls::LabListener::new(listener, tls_config)?;
+    Ok((tls::LabListener::new(listener, tls_config)?, addr))
+}
+
+async fn serve_on(
+    store: Store,
+    listener: tls::LabListener,
+    addr: SocketAddr,
+    token: String,
+    exec: Arc<dyn ExecHandler>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let app = App { store, token: Arc::from(token.into_bytes()), exec, stop: stop_rx.clone(), addr };
     let router = Router::new().fallback(handle).with_state(app);
@@ -97,9 +115,9 @@ pub struct ApiServer {
 impl ApiServer {
     /// Starts serving `store` on `listener` in a background task.
     pub fn start(store: Store, listener: tokio::net::TcpListener, token: String, exec: Arc<dyn ExecHandler>) -> std::io::Result<ApiServer> {
-        let addr = listener.local_addr()?;
+        let (listener, addr) = with_tls(&store, listener)?;
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(serve(store, listener, token, exec, async move {
+        let task = tokio::spawn(serve_on(store, listener, addr, token, exec, async move {
             let _ = rx.await;
         }));
         Ok(ApiServer { addr, stop: Some(tx), task: Some(task) })
