@@ -67,6 +67,10 @@ pub struct Topology {
     /// the layout an upgrade demo starts from. Otherwise `nodepool1` at
     /// 1.29.9 and `upgraded-pool` at 1.30.5, the control plane at 1.31.2.
     pub single_pool: bool,
+    /// With [`single_pool`](Topology::single_pool): the version of the
+    /// control plane and of `nodepool1` (`1.30.5`, one the lab's AKS offers)
+    /// instead of 1.29.9, as a cluster created at that version has.
+    pub kubernetes_version: Option<String>,
     /// How long one AKS minute (drain timeout, soak) lasts in the lab's ARM
     /// emulation, so tests can use `drainTimeoutInMinutes: 1` without waiting a minute.
     pub lab_minute: std::time::Duration,
@@ -81,6 +85,7 @@ impl Default for Topology {
             mongo: false,
             node_monitor_grace_period: DEFAULT_NODE_MONITOR_GRACE_PERIOD,
             single_pool: false,
+            kubernetes_version: None,
             lab_minute: DEFAULT_LAB_MINUTE,
         }
     }
@@ -88,10 +93,22 @@ impl Default for Topology {
 
 impl Topology {
     /// The control plane's Kubernetes version in a fresh lab of this layout (`1.30.5`).
-    pub fn control_plane_version(&self) -> &'static str {
+    pub fn control_plane_version(&self) -> &str {
         // Above the pools' versions by default: kubectl speaks port-forward's
         // WebSocket protocol (the only one the lab serves) to 1.31 and later.
-        if self.single_pool { OLD_VERSION.trim_start_matches('v') } else { "1.31.2" }
+        match (self.single_pool, &self.kubernetes_version) {
+            (true, Some(version)) => version,
+            (true, None) => OLD_VERSION.trim_start_matches('v'),
+            (false, _) => "1.31.2",
+        }
+    }
+
+    /// The kubelet version of `nodepool1`'s Nodes in a fresh lab (`v1.29.9`).
+    pub fn first_pool_version(&self) -> String {
+        match (self.single_pool, &self.kubernetes_version) {
+            (true, Some(version)) => format!("v{version}"),
+            _ => OLD_VERSION.to_string(),
+        }
     }
 
     /// Whether the servers of every database it runs are installed; the
@@ -223,8 +240,9 @@ fn budget(name: &str, app: &str, rule: (&str, u32)) -> Value {
 /// secret password per database.
 pub fn objects(topology: &Topology, mut password: impl FnMut() -> String) -> Vec<Value> {
     let mut objects = vec![json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}})];
+    let first_pool_version = topology.first_pool_version();
     for index in 0..topology.nodes_per_pool {
-        objects.push(node(OLD_POOL, index, OLD_VERSION));
+        objects.push(node(OLD_POOL, index, &first_pool_version));
     }
     if !topology.single_pool {
         for index in 0..topology.nodes_per_pool {
@@ -302,6 +320,9 @@ mod tests {
         assert!(single.iter().all(|o| o["metadata"]["labels"]["agentpool"] != NEW_POOL));
         assert_eq!(Topology { single_pool: true, ..Topology::default() }.control_plane_version(), "1.29.9");
         assert_eq!(Topology::default().control_plane_version(), "1.31.2");
+        let green = Topology { single_pool: true, kubernetes_version: Some("1.30.5".into()), ..Topology::default() };
+        assert_eq!(green.control_plane_version(), "1.30.5");
+        assert!(objects_of(&green).iter().filter(|o| o["kind"] == "Node").all(|n| n["status"]["nodeInfo"]["kubeletVersion"] == NEW_VERSION));
         assert_eq!(vmss_prefix("userpool"), vmss_prefix("userpool"));
         assert!(vmss_prefix("userpool").starts_with("aks-userpool-") && vmss_prefix("userpool").len() == "aks-userpool-12345678-vmss".len());
         assert_ne!(random_password(), random_password());

@@ -59,6 +59,10 @@ pub struct TopologyArgs {
     /// (the default has upgraded-pool at 1.30.5 too, and the control plane at 1.31.2). Applies to a fresh lab.
     #[arg(long)]
     single_pool: bool,
+    /// With --single-pool: the control plane and nodepool1 at this version (one the lab's AKS offers:
+    /// 1.29.9, 1.30.5, 1.31.2) instead of 1.29.9, as a cluster created at it. Applies to a fresh lab.
+    #[arg(long, requires = "single_pool", value_parser = parse_lab_version)]
+    kubernetes_version: Option<String>,
     /// How long one AKS minute (drainTimeoutInMinutes, nodeSoakDurationInMinutes) lasts in the lab's ARM emulation.
     #[arg(long, default_value = "60s", value_parser = parse_lab_minute)]
     lab_minute: Duration,
@@ -74,6 +78,7 @@ impl TopologyArgs {
             mongo: self.mongo,
             node_monitor_grace_period: self.node_monitor_grace_period,
             single_pool: self.single_pool,
+            kubernetes_version: self.kubernetes_version.clone(),
             lab_minute: self.lab_minute,
         }
     }
@@ -134,6 +139,13 @@ fn parse_lab_minute(text: &str) -> Result<Duration, String> {
         return Err(format!("`{text}` is too short: a lab minute lasts 10ms or more"));
     }
     Ok(minute)
+}
+
+/// A version the lab's AKS offers (`1.30.5`; a leading `v` is dropped).
+fn parse_lab_version(text: &str) -> Result<String, String> {
+    let version = text.trim_start_matches('v');
+    let offered = runner_lab::arm::rules::VERSIONS;
+    if offered.contains(&version) { Ok(version.to_string()) } else { Err(format!("`{text}`: the lab's AKS offers {}", offered.join(", "))) }
 }
 
 /// At least two seconds: the kubelet posts at most once a second.

@@ -28,6 +28,9 @@ fn serve_flags(topology: &Topology, subnet: u8) -> Vec<String> {
     flags.extend(["--lab-minute".to_string(), format!("{}ms", topology.lab_minute.as_millis())]);
     if topology.single_pool {
         flags.push("--single-pool".into());
+        if let Some(version) = &topology.kubernetes_version {
+            flags.extend(["--kubernetes-version".to_string(), version.clone()]);
+        }
     }
     for (wanted, flag) in [(topology.postgres, "--postgres"), (topology.redis, "--redis"), (topology.mongo, "--mongo")] {
         if wanted {
