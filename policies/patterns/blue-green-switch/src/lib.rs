@@ -167,15 +167,37 @@ fn gate_config(text: &str, fixed: &[(&str, Value)], defaults: &[(&str, Value)]) 
 /// How a gate run as a step came out.
 enum Checked {
     Passed,
-    /// It failed, could not decide, or was not started; why, naming the gate.
+    /// It failed or could not decide; why, naming the gate.
     Failed(String),
+    /// The host did not start it (the slot's grant, binding or input is
+    /// wrong): the operator's mistake, not the gate's answer.
+    NotStarted(Error),
 }
 
 /// Run gate `slot` as step `name`.
 fn check(name: &str, slot: &str, input: &str, description: &str) -> Checked {
-    match step(name, description, || GateCall::run(slot, input).into_result(slot)) {
+    let mut not_started = false;
+    let result = step(name, description, || {
+        let call = GateCall::run(slot, input);
+        not_started = matches!(call, GateCall::Host(_));
+        call.into_result(slot)
+    });
+    match result {
         Ok(_) => Checked::Passed,
+        Err(e) if not_started => Checked::NotStarted(e),
         Err(e) => Checked::Failed(e.message),
+    }
+}
+
+impl Checked {
+    /// Why it did not pass, when a change is to be rolled back: after a
+    /// change, a check that could not run counts as failed.
+    fn failure(self) -> Option<String> {
+        match self {
+            Checked::Passed => None,
+            Checked::Failed(why) => Some(why),
+            Checked::NotStarted(e) => Some(format!("{} ({})", e.message, e.code)),
+        }
     }
 }
 
@@ -298,6 +320,9 @@ fn run(cfg: &Config) -> Result<PatternResult, Error> {
                 .map_err(|e| Error::invalid(format!("config `scale-down-blue`: not {{\"deployment\": ..., \"namespace\": ...}}: {e}")))?,
         ),
     };
+    if cfg.rollback_window > 0 && cfg.check_interval == 0 {
+        return Err(Error::invalid("config `check-interval` is 0: the post-switch checks need time between them"));
+    }
     let dry = DryRun::of_this_run();
 
     let found = step("read-switch", &format!("read switch {switch}'s weights"), || {
@@ -329,12 +354,16 @@ fn run(cfg: &Config) -> Result<PatternResult, Error> {
         report::log(report::Level::Info, "dry run: the pre-switch gate is skipped, green's deploy was planned, not made");
     } else {
         let input = gate_config(&cfg.pre_switch_input, &[("switch", json!(switch)), ("backend", json!(green.backend))], &[("path", path.clone())])?;
-        if let Checked::Failed(why) = check("pre-switch", "pre-switch", &input, &format!("green's backend {} answers straight", green.backend)) {
-            return Ok(PatternResult::rolled_back(format!(
-                "pre-switch check of green ({}) failed: {why}; {untouched}, nothing switched{}",
-                green.backend,
-                if to_deploy.is_empty() { String::new() } else { format!("; green keeps what was deployed on {}", green.member) }
-            )));
+        let kept = if to_deploy.is_empty() { String::new() } else { format!("; green keeps what was deployed on {}", green.member) };
+        match check("pre-switch", "pre-switch", &input, &format!("green's backend {} answers straight", green.backend)) {
+            Checked::Passed => {}
+            Checked::Failed(why) => {
+                return Ok(PatternResult::rolled_back(format!(
+                    "pre-switch check of green ({}) failed: {why}; {untouched}, nothing switched{kept}",
+                    green.backend
+                )));
+            }
+            Checked::NotStarted(e) => return Err(Error::new(e.code, format!("{}; {untouched}{kept}", e.message))),
         }
     }
 
@@ -351,8 +380,8 @@ fn run(cfg: &Config) -> Result<PatternResult, Error> {
     let step_input = gate_config(&cfg.step_check_input, &[("switch", json!(switch))], &[("path", path.clone())])?;
     let mut started = None;
     for (index, percent) in steps.iter().copied().enumerate() {
-        let set = step(&format!("weights {percent}%"), &format!("green {percent}%, blue {}%", SCALE - percent), || sw.step(percent));
         started.get_or_insert_with(clock::now);
+        let set = step(&format!("weights {percent}%"), &format!("green {percent}%, blue {}%", SCALE - percent), || sw.step(percent));
         if let Err(e) = set {
             return Err(stopped_by(&mut sw, percent, e));
         }
@@ -360,8 +389,8 @@ fn run(cfg: &Config) -> Result<PatternResult, Error> {
         if dry.active() {
             continue;
         }
-        if let Checked::Failed(why) =
-            check(&format!("step-check {percent}%"), "step-check", &step_input, &format!("through switch {switch} at green {percent}%"))
+        if let Some(why) =
+            check(&format!("step-check {percent}%"), "step-check", &step_input, &format!("through switch {switch} at green {percent}%")).failure()
         {
             return rolled_back(&mut sw, &format!("step-check at green {percent}%"), &why);
         }
@@ -387,8 +416,8 @@ fn run(cfg: &Config) -> Result<PatternResult, Error> {
         let window_start = clock::now();
         loop {
             checks += 1;
-            if let Checked::Failed(why) =
-                check(&format!("post-switch {checks}"), "post-switch", &input, &format!("through switch {switch}, green taking everything"))
+            if let Some(why) =
+                check(&format!("post-switch {checks}"), "post-switch", &input, &format!("through switch {switch}, green taking everything")).failure()
             {
                 return rolled_back(&mut sw, &format!("post-switch check {checks}"), &why);
             }
