@@ -183,6 +183,17 @@ fn an_httproute_switch_moves_real_requests_and_loses_to_a_concurrent_change() {
     assert_eq!(set["answer"]["previous"]["generation"], json!(first_generation), "{set}");
     assert_eq!(set["answer"]["current"]["backends"][1], json!({"name": "green", "weight": 100, "enabled": true}), "{set}");
 
+    // `runner target check` shows the lab's switches as they are.
+    let check = lab.runner(&["target", "check", "lab"]);
+    let text = format!("{}{}", stdout(&check), stderr(&check));
+    assert!(
+        text.contains(&format!(
+            "traffic switch frontdoor: HTTPRoute default/frontdoor at http://{address}, generation {generation}: blue 0 (disabled), green 100"
+        )),
+        "{text}"
+    );
+    assert!(text.contains("traffic switch frontdoor-tm: Traffic Manager profile frontdoor at"), "{text}");
+
     // A status write by the front door's controller moves resourceVersion, not generation: a read now
     // still matches kubectl's generation.
     let (code, report, text, _) = traffic(&lab, "weights:frontdoor", &[]);

@@ -25,6 +25,7 @@ use serde_json::{Value, json};
 
 use super::{Checked, Effect, HostState};
 use crate::backends::traffic::{httproute, trafficmanager};
+use crate::backends::{BackendError, ErrorCode};
 use crate::domain::names;
 use crate::domain::traffic::{self as host, BackendWeight, SwitchDocument};
 use crate::session::Answer;
@@ -82,8 +83,16 @@ impl traffic_read::Host for HostState {
                 "intervalMs": requests.interval_ms, "timeoutMs": requests.timeout_ms, "bodyContains": requests.body_contains,
             })
         };
-        let answer =
-            self.guarded("traffic-read.observe", scope, args, Effect::Read, async { traffic.observe(&switch, backend.as_deref(), &requests).await }).await?;
+        // Many slow requests could outlast the component: they end at its deadline, as a sleep does.
+        let deadline = self.deadline;
+        let answer = self
+            .guarded("traffic-read.observe", scope, args, Effect::Read, async {
+                match tokio::time::timeout_at(deadline.into(), traffic.observe(&switch, backend.as_deref(), &requests)).await {
+                    Ok(answer) => answer,
+                    Err(_) => Err(BackendError::new(ErrorCode::Timeout, format!("observe {switch}: the component's deadline came before the requests ended"))),
+                }
+            })
+            .await?;
         Ok(answer.map(Into::into))
     }
 }

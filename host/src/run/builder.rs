@@ -693,7 +693,12 @@ pub(super) async fn backends_of(target: &Target, replaying: bool) -> Result<Back
 /// Traffic Manager profiles through the ARM API `target` names (`cluster:`,
 /// the lab's `arm.json`); `None` when there are no switches. A profile with
 /// no ARM API to reach it answers `unavailable`, as the cluster's calls do.
-fn traffic_backend(label: &str, switches: Vec<SwitchConfig>, kube: Arc<dyn Kube>, target: Option<&Target>) -> Result<Option<Arc<dyn Traffic>>, Failure> {
+pub(super) fn traffic_backend(
+    label: &str,
+    switches: Vec<SwitchConfig>,
+    kube: Arc<dyn Kube>,
+    target: Option<&Target>,
+) -> Result<Option<Arc<dyn Traffic>>, Failure> {
     if switches.is_empty() {
         return Ok(None);
     }
