@@ -250,6 +250,38 @@ fn an_httproute_switch_moves_real_requests_and_loses_to_a_concurrent_change() {
     assert_eq!(err.code, ErrorCode::Conflict, "{err}");
     assert_eq!(route_now(&lab).0, "30 70", "the concurrent change is intact");
 
+    // Recorded live, the session keeps the route as the API server returned it; replayed,
+    // the same answers come back and the route is not touched.
+    let fixture_path = fixture("traffic-pattern");
+    let session = lab.dir.path().join("traffic.session.json");
+    let config = "calls=weights:frontdoor;set:frontdoor:blue=100,green=0/off;observe:frontdoor:/version:5";
+    let flags = ["--target", "lab", "--config", config, "--allow", "traffic:set-weights:frontdoor", "-o", "json"];
+    let live = lab.runner(&[&["exec", path(&fixture_path), "--record", path(&session)], &flags[..]].concat());
+    assert_eq!(live.status.code(), Some(0), "{}{}", stdout(&live), stderr(&live));
+    assert_eq!(route_now(&lab).0, "100 0");
+    let recorded: Value = serde_json::from_str(&std::fs::read_to_string(&session).unwrap()).unwrap();
+    let calls = recorded["calls"].as_array().unwrap();
+    let read = calls.iter().find(|c| c["call"] == "traffic-read.weights").unwrap_or_else(|| panic!("{recorded:#}"));
+    assert_eq!(read["response"]["httpRoute"]["kind"], "HTTPRoute", "the upstream's shape: {read}");
+    let set = calls.iter().find(|c| c["call"] == "traffic-write.set-weights").unwrap();
+    assert_eq!(set["response"]["previous"]["httpRoute"]["spec"]["rules"][0]["backendRefs"][1]["weight"], 70, "{set}");
+    lab.kubectl(&[
+        "patch",
+        "httproute",
+        "frontdoor",
+        "--type=json",
+        "-p",
+        r#"[{"op":"replace","path":"/spec/rules/0/backendRefs/0/weight","value":30},{"op":"replace","path":"/spec/rules/0/backendRefs/1/weight","value":70}]"#,
+    ]);
+    let replayed = lab.runner(&[&["exec", path(&fixture_path), "--replay", path(&session)], &flags[..]].concat());
+    assert_eq!(replayed.status.code(), Some(0), "{}{}", stdout(&replayed), stderr(&replayed));
+    assert_eq!(
+        summary(&serde_json::from_str(&stdout(&replayed)).unwrap()),
+        summary(&serde_json::from_str(&stdout(&live)).unwrap()),
+        "the replay answers as the run was"
+    );
+    assert_eq!(route_now(&lab).0, "30 70", "a replay reaches no backend");
+
     // A dry run plans the change and writes nothing.
     let fixture = fixture("traffic-pattern");
     let dry = lab.runner(&["exec", path(&fixture), "--target", "lab", "--dry-run", "--config", "calls=weights:frontdoor;set:frontdoor:blue=100,green=0/off"]);
