@@ -61,3 +61,53 @@ pub async fn observe(base: &str, requests: &HttpRequests) -> BackendResult<HttpO
         max_ms: ms(latencies.last().copied().unwrap_or_default()),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+
+    use super::*;
+
+    /// A server on loopback answering its connections in turn: `200` from
+    /// blue with the body `v1.30`, `503` with no backend header, then
+    /// nothing at all (a request that times out), then blue again.
+    fn server() -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for (i, stream) in listener.incoming().enumerate() {
+                let Ok(mut stream) = stream else { return };
+                let mut buf = [0u8; 1024];
+                let _ = stream.read(&mut buf);
+                let answer = match i % 4 {
+                    0 | 3 => "HTTP/1.1 200 OK\r\nX-Runner-Backend: blue\r\nContent-Length: 5\r\nConnection: close\r\n\r\nv1.30".to_string(),
+                    1 => "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string(),
+                    _ => {
+                        // Hold the request unanswered past the client's timeout, on a thread of its own.
+                        std::thread::spawn(move || {
+                            std::thread::sleep(Duration::from_secs(2));
+                            drop(stream);
+                        });
+                        continue;
+                    }
+                };
+                let _ = stream.write_all(answer.as_bytes());
+            }
+        });
+        format!("http://{address}")
+    }
+
+    #[test]
+    fn observe_counts_statuses_backends_and_a_timeout_as_status_0() {
+        let base = server();
+        let requests = HttpRequests { path: "/version".into(), count: 4, interval_ms: 0, timeout_ms: 300, body_contains: "1.30".into() };
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let seen = runtime.block_on(observe(&base, &requests)).unwrap();
+        assert_eq!(seen.requests, 4);
+        assert_eq!(seen.succeeded, 2, "{seen:?}");
+        assert_eq!(seen.statuses, [(0, 1), (200, 2), (503, 1)], "a timeout is status 0, not an error");
+        assert_eq!(seen.backends, [("blue".to_string(), 2), (UNKNOWN_BACKEND.to_string(), 1)], "answers only, by X-Runner-Backend");
+        assert_eq!(seen.body_matches, 2);
+        assert!(seen.max_ms < 300, "the timed-out request is no latency: {seen:?}");
+    }
+}
