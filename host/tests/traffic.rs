@@ -75,3 +75,19 @@ fn a_bad_traffic_section_is_bad_input() {
         assert!(text.contains(wanted), "{section}: {text}");
     }
 }
+
+#[test]
+fn a_fleet_files_own_switches_serve_the_fleet_runs_own_calls() {
+    let sandbox = Sandbox::new();
+    let fleet = sandbox.dir.path().join("fleet.yaml");
+    // Nothing listens on port 9: the requests are counted as status 0, and no member is reached.
+    std::fs::write(&fleet, "members:\n  - {name: dev, target: {}}\ntraffic:\n  switches:\n    edge: {url: 'http://127.0.0.1:9', httproute: {name: edge}}\n")
+        .unwrap();
+    let out = sandbox.runner(&["exec", path(&fixture("traffic-pattern")), "--fleet", path(&fleet), "--config", "calls=observe:edge:/:2", "-o", "json"]);
+    expect_exit(&out, 0);
+    let summary = json_of(&out)["reasons"][0].as_str().unwrap().to_string();
+    assert!(summary.contains("requests=2 succeeded=0 statuses=0:2"), "{summary}");
+    // Its route needs a Kubernetes API, which a fleet run without --target does not have.
+    let out = sandbox.runner(&["exec", path(&fixture("traffic-pattern")), "--fleet", path(&fleet), "--config", "calls=weights:edge"]);
+    expect_exit(&out, 4);
+}
