@@ -275,6 +275,59 @@ mod cluster_values {
 
 pub use cluster_values::new_pool;
 
+/// The WIT's traffic records as the host's own values
+/// ([`crate::domain::traffic`]); the upstream document a state was read
+/// from stays on the host's side.
+mod traffic_values {
+    use super::pattern::runner::policy::{traffic_read as read, traffic_write as write};
+    use crate::domain::traffic as host;
+
+    impl From<read::BackendWeight> for host::BackendWeight {
+        fn from(b: read::BackendWeight) -> Self {
+            host::BackendWeight { name: b.name, weight: b.weight, enabled: b.enabled }
+        }
+    }
+
+    impl From<host::BackendWeight> for read::BackendWeight {
+        fn from(b: host::BackendWeight) -> Self {
+            read::BackendWeight { name: b.name, weight: b.weight, enabled: b.enabled }
+        }
+    }
+
+    impl From<host::SwitchState> for read::SwitchState {
+        fn from(s: host::SwitchState) -> Self {
+            read::SwitchState { backends: s.backends.into_iter().map(Into::into).collect(), generation: s.generation, writer: s.writer }
+        }
+    }
+
+    impl From<host::SwitchChange> for write::SwitchChange {
+        fn from(c: host::SwitchChange) -> Self {
+            write::SwitchChange { previous: c.previous.into(), current: c.current.into() }
+        }
+    }
+
+    impl From<read::HttpRequests> for host::HttpRequests {
+        fn from(r: read::HttpRequests) -> Self {
+            host::HttpRequests { path: r.path, count: r.count, interval_ms: r.interval_ms, timeout_ms: r.timeout_ms, body_contains: r.body_contains }
+        }
+    }
+
+    impl From<host::HttpObservation> for read::HttpObservation {
+        fn from(o: host::HttpObservation) -> Self {
+            read::HttpObservation {
+                requests: o.requests,
+                succeeded: o.succeeded,
+                statuses: o.statuses,
+                backends: o.backends,
+                body_matches: o.body_matches,
+                p50_ms: o.p50_ms,
+                p99_ms: o.p99_ms,
+                max_ms: o.max_ms,
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -34,6 +34,7 @@ macro_rules! world_export {
                 "runner:policy/clock@0.2.0": crate::bindings::imports::runner::policy::clock,
                 "runner:policy/run-info@0.2.0": crate::bindings::imports::runner::policy::run_info,
                 "runner:policy/cluster-read@0.2.0": crate::bindings::imports::runner::policy::cluster_read,
+                "runner:policy/traffic-read@0.2.0": crate::bindings::imports::runner::policy::traffic_read,
                 $($added)*
             },
             pub_export_macro: true,
@@ -61,5 +62,6 @@ pub mod pattern {
         "runner:policy/gates@0.2.0": crate::bindings::imports::runner::policy::gates,
         "runner:policy/cluster-write@0.2.0": crate::bindings::imports::runner::policy::cluster_write,
         "runner:policy/patterns@0.2.0": crate::bindings::imports::runner::policy::patterns,
+        "runner:policy/traffic-write@0.2.0": crate::bindings::imports::runner::policy::traffic_write,
     });
 }

@@ -42,7 +42,9 @@
 //! that cannot be undone ([`Approval`]). A pattern that upgrades the cluster
 //! reads and changes its control plane and node pools ([`cluster`]), runs
 //! the database patterns bound to its slots ([`PatternCall`]) and hands the
-//! operator documents ([`cluster::attach`]).
+//! operator documents ([`cluster::attach`]). A pattern that moves clients
+//! between two sides reads and sets a switch's weights and sends requests
+//! through it ([`traffic`]).
 //!
 //! The bindings are generated from contract `runner:policy@0.2.0`
 //! (`wit/policy.wit`); a runner that speaks another version refuses the
@@ -57,6 +59,7 @@ pub mod cluster;
 mod compose;
 mod helpers;
 mod steps;
+pub mod traffic;
 mod wait;
 
 pub use ask::Approval;
@@ -76,7 +79,7 @@ pub use bindings::imports::runner::policy::types::{Error, ErrorCode, Outcome, Ve
 /// Interfaces, by the names policies use.
 pub use bindings::imports::runner::policy::{
     approval, clock, cluster_read, cluster_write, fleet, gates, kube_read as kube, kube_write, mongo_read, mongo_write, patterns, postgres_read,
-    postgres_write, redis_read, redis_write, report, run_info,
+    postgres_write, redis_read, redis_write, report, run_info, traffic_read, traffic_write,
 };
 
 /// The gate world: implement [`gate::Guest`].

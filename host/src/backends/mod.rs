@@ -8,14 +8,18 @@
 //! (tokio-postgres) serves PostgreSQL members; [`RedisBackend`] (redis-rs)
 //! serves Redis members; [`MongoBackend`] (the `mongodb` driver) serves
 //! MongoDB members; [`Cluster`] (`aks`, Azure Resource Manager) serves the
-//! cluster's own API: control plane and node pools.
+//! cluster's own API: control plane and node pools; [`Traffic`]
+//! (`traffic/`) serves the target's weighted traffic switches (HTTPRoutes
+//! over [`Kube`], Traffic Manager profiles over ARM, plain HTTP to observe).
 
 pub mod aks;
+pub mod http;
 pub mod kube;
 pub mod members;
 pub mod mongo;
 mod postgres;
 pub mod redis;
+pub mod traffic;
 mod unavailable;
 
 use std::sync::Arc;
@@ -24,6 +28,7 @@ pub use self::kube::KubeBackend;
 pub use self::redis::RedisBackend;
 pub use mongo::MongoBackend;
 pub use postgres::PostgresBackend;
+pub use traffic::Traffic;
 pub use unavailable::Unavailable;
 
 pub use crate::domain::ErrorCode;
@@ -163,6 +168,9 @@ pub struct Backends {
     /// The cluster's own API (control plane, node pools); `unavailable`
     /// until a run sets it from the target's `cluster:` section.
     pub cluster: Arc<dyn Cluster>,
+    /// The target's weighted traffic switches (`traffic:`); `unavailable`
+    /// when it names none.
+    pub traffic: Arc<dyn Traffic>,
 }
 
 impl Backends {
@@ -176,6 +184,7 @@ impl Backends {
             redis: Arc::new(Unavailable::new("Redis", "#6", target.clone())),
             mongo: Arc::new(Unavailable::new("MongoDB", "#7", target.clone())),
             cluster: Arc::new(Unavailable::because(format!("no cluster API for target `{target}`: it names none (a `cluster:` section in a target file)"))),
+            traffic: Arc::new(Unavailable::because(format!("no traffic switch for target `{target}`: it names none (a `traffic:` section in a target file)"))),
         }
     }
 
@@ -191,6 +200,8 @@ impl Backends {
         let mongo = Arc::new(MongoBackend::new(members));
         let cluster =
             Arc::new(Unavailable::because(format!("target {}: no cluster API configured (add a `cluster:` section to the target file)", target.label())));
-        Backends { kube, postgres, redis, mongo, cluster }
+        let traffic =
+            Arc::new(Unavailable::because(format!("target {}: no traffic switch configured (add a `traffic:` section to the target file)", target.label())));
+        Backends { kube, postgres, redis, mongo, cluster, traffic }
     }
 }

@@ -123,3 +123,32 @@ impl Cluster for Unavailable {
         self.fail()
     }
 }
+
+#[async_trait::async_trait]
+impl Traffic for Unavailable {
+    async fn weights(&self, _: &str) -> BackendResult<traffic::SwitchState> {
+        self.fail()
+    }
+    async fn set_weights(&self, _: &str, _: &[traffic::BackendWeight], _: &str) -> BackendResult<traffic::SwitchChange> {
+        self.fail()
+    }
+    async fn observe(&self, _: &str, _: Option<&str>, _: &traffic::HttpRequests) -> BackendResult<traffic::HttpObservation> {
+        self.fail()
+    }
+}
+
+/// A switch whose route or profile cannot be reached (no cluster API for a
+/// Traffic Manager profile, no Kubernetes API on a fleet run's own calls):
+/// reads and writes answer `unavailable`; `observe` still works.
+#[async_trait::async_trait]
+impl traffic::SwitchServer for Unavailable {
+    fn kind(&self) -> traffic::SwitchKind {
+        traffic::SwitchKind::HttpRoute
+    }
+    async fn read(&self) -> BackendResult<traffic::SwitchState> {
+        self.fail()
+    }
+    async fn write(&self, _: &traffic::SwitchState, _: &[traffic::BackendWeight]) -> BackendResult<traffic::SwitchState> {
+        self.fail()
+    }
+}

@@ -120,6 +120,12 @@ pub const VERBS: &[Verb] = &[
     verb("cluster", "upgrade-node-image", true, &["cluster-write.upgrade-node-image"], &[]),
     verb("cluster", "set-upgrade-settings", true, &["cluster-write.set-upgrade-settings"], &[]),
     verb("cluster", "delete-node-pool", true, &["cluster-write.delete-node-pool"], &[]),
+    // Weighted switches, scoped by the switch's name. An HTTPRoute switch
+    // reads and patches its route (the target names it, not the scope, so
+    // `review --rbac` lists the kind); a Traffic Manager profile is Azure
+    // RBAC, and observe is plain HTTP.
+    verb("traffic", "read", false, &["traffic-read.weights", "traffic-read.observe"], &[namespaced("gateway.networking.k8s.io", "httproutes", &["get"])]),
+    verb("traffic", "set-weights", true, &["traffic-write.set-weights"], &[namespaced("gateway.networking.k8s.io", "httproutes", &["get", "patch"])]),
 ];
 
 /// Calls every component may make without a capability: they only tell the
@@ -149,7 +155,8 @@ pub const ALSO_SERVES: &[(&str, &[&str])] = &[("fleet", &["gates", "patterns"])]
 
 /// The interfaces the `gate` world imports (`world gate-imports` in the WIT);
 /// every other interface is for patterns only.
-pub const GATE_INTERFACES: &[&str] = &["types", "kube-read", "postgres-read", "redis-read", "mongo-read", "report", "clock", "run-info", "cluster-read"];
+pub const GATE_INTERFACES: &[&str] =
+    &["types", "kube-read", "postgres-read", "redis-read", "mongo-read", "report", "clock", "run-info", "cluster-read", "traffic-read"];
 
 /// The capability verb a WIT function (`kube-read.get`) needs; `None` for
 /// free calls and unknown names.

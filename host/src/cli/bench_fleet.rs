@@ -72,7 +72,7 @@ fn fleet(n: usize, path: &Path) -> Result<Fleet, Failure> {
             Member { name: format!("{group}-{i:05}"), group: group.into(), labels: BTreeMap::new(), target: target.clone() }
         })
         .collect();
-    Ok(Fleet { path: path.to_path_buf(), members })
+    Ok(Fleet { path: path.to_path_buf(), members, traffic: Vec::new() })
 }
 
 /// The rollout's configuration: prod needs the operator's approval.

@@ -45,7 +45,7 @@ pub struct NewArgs {
 /// the new crate (`runner-sdk/`, and the contract it binds to in `wit/`), so the crate builds and can be shared
 /// (pushed to any git host) without the runner's source tree or a published
 /// SDK crate, and an installed runner scaffolds as a checkout does.
-const SDK_FILES: [(&str, &str); 9] = [
+const SDK_FILES: [(&str, &str); 10] = [
     ("src/lib.rs", include_str!("../../../sdk/src/lib.rs")),
     ("src/ask.rs", include_str!("../../../sdk/src/ask.rs")),
     ("src/bindings.rs", include_str!("../../../sdk/src/bindings.rs")),
@@ -54,6 +54,7 @@ const SDK_FILES: [(&str, &str); 9] = [
     ("src/compose.rs", include_str!("../../../sdk/src/compose.rs")),
     ("src/helpers.rs", include_str!("../../../sdk/src/helpers.rs")),
     ("src/steps.rs", include_str!("../../../sdk/src/steps.rs")),
+    ("src/traffic.rs", include_str!("../../../sdk/src/traffic.rs")),
     ("src/wait.rs", include_str!("../../../sdk/src/wait.rs")),
 ];
 

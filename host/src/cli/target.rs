@@ -153,6 +153,26 @@ fn text_report(report: &Value) -> String {
             );
         }
     }
+    for switch in report["traffic"].as_array().cloned().unwrap_or_default() {
+        let backends: Vec<String> = switch["backends"]
+            .as_array()
+            .map(|list| {
+                list.iter().map(|b| format!("{} {}{}", s(&b["name"]), s(&b["weight"]), if b["enabled"] == true { "" } else { " (disabled)" })).collect()
+            })
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "\ntraffic switch {}{}: {} at {}{}",
+            s(&switch["name"]),
+            if switch["writer"] == true { " (writer)" } else { "" },
+            s(&switch["via"]),
+            s(&switch["url"]),
+            match switch["problem"].as_str() {
+                Some(problem) => format!(", not read: {problem}"),
+                None => format!(", generation {}: {}", s(&switch["generation"]), backends.join(", ")),
+            }
+        );
+    }
     let warnings = report["warnings"].as_array().cloned().unwrap_or_default();
     if !warnings.is_empty() {
         let _ = writeln!(out, "\nwarnings:");

@@ -5,6 +5,7 @@ pub mod cluster;
 pub mod kube;
 pub mod names;
 pub mod readonly;
+pub mod traffic;
 
 /// An error and its sources on one line, without repeating a source that
 /// its parent already quoted (kube's, reqwest's and hyper's errors often do).

@@ -15,6 +15,7 @@ mod kube;
 mod patterns;
 mod report;
 mod run_info;
+mod traffic;
 
 pub(crate) use report::truncate;
 
@@ -527,7 +528,14 @@ impl HostState {
             log.finish(index, call, &args, result.as_ref().map(Answer::to_json));
         }
         match &result {
-            Ok(_) => self.journal(call, args, "ok", None, started.elapsed(), mutating)?,
+            Ok(answer) => {
+                // What undoing the change needs goes on the line itself, as the arguments do.
+                let answer = answer.journaled().map(|mut value| {
+                    redact(&mut value);
+                    value
+                });
+                self.journal_answer(call, args, "ok", None, answer, started.elapsed(), mutating)?
+            }
             Err(e) => {
                 self.journal(call, args, e.code.as_str(), Some(&e.message), started.elapsed(), mutating)?;
                 match e.code {
@@ -535,7 +543,7 @@ impl HostState {
                     // The cluster's own RBAC refused (401/403): a denial like the
                     // sandbox's (exit 3), in the server's words. A database's
                     // refusal (a write in a read-only transaction) is the policy's to judge.
-                    BackendCode::Denied if call.starts_with("kube-") || call.starts_with("cluster-") => {
+                    BackendCode::Denied if call.starts_with("kube-") || call.starts_with("cluster-") || call.starts_with("traffic-") => {
                         self.run.record().note_denied(|| format!("{}: {call}: the cluster refused: {}", self.component, e.message))
                     }
                     _ => {}
@@ -585,6 +593,7 @@ impl HostState {
             args: args.clone(),
             outcome: "started",
             error: None,
+            answer: None,
             duration: started.elapsed(),
         };
         self.run
@@ -594,7 +603,22 @@ impl HostState {
     }
 
     fn journal(&self, call: &str, args: Value, outcome: &str, error: Option<&str>, duration: Duration, sync: bool) -> wasmtime::Result<()> {
-        let entry = Entry { component: &self.component, slot: self.slot_path(), member: self.member_name(), call, args, outcome, error, duration };
+        self.journal_answer(call, args, outcome, error, None, duration, sync)
+    }
+
+    /// [`HostState::journal`] with what the call answered (see [`Answer::journaled`]).
+    #[allow(clippy::too_many_arguments)]
+    fn journal_answer(
+        &self,
+        call: &str,
+        args: Value,
+        outcome: &str,
+        error: Option<&str>,
+        answer: Option<Value>,
+        duration: Duration,
+        sync: bool,
+    ) -> wasmtime::Result<()> {
+        let entry = Entry { component: &self.component, slot: self.slot_path(), member: self.member_name(), call, args, outcome, error, answer, duration };
         self.run.journal.record(&entry, sync).map_err(|e| {
             let state = if outcome == "planned" || outcome == "denied" || outcome == "invalid" || !sync {
                 "nothing more was sent to the cluster".to_string()

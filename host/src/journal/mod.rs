@@ -43,6 +43,10 @@ pub struct Entry<'a> {
     /// The error message, when there was one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<&'a str>,
+    /// What a mutation answered, when its answer is what undoing it needs
+    /// (a traffic switch's weights before and after); already redacted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub answer: Option<Value>,
     /// How long the call took.
     #[serde(skip)]
     pub duration: Duration,
@@ -245,6 +249,7 @@ mod tests {
                 args: serde_json::json!({"kind": "Pod"}),
                 outcome,
                 error: None,
+                answer: None,
                 duration: Duration::from_micros(1500),
             };
             journal.record(&entry, false).unwrap();

@@ -14,7 +14,6 @@
 //! summary only counts it.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -24,6 +23,8 @@ use reqwest_arm as reqwest;
 use serde::Serialize;
 
 use super::{KEPT_ERRORS, MAX_BUCKETS, ms};
+use crate::backends::http;
+pub(crate) use crate::backends::http::percentile;
 
 /// Requests per second unless told otherwise.
 pub const DEFAULT_RATE: u32 = 20;
@@ -35,8 +36,7 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
 /// The timeline's finest bucket: one second, the share of each backend per second.
 const BUCKET_MS: u64 = 1000;
 
-/// The header the lab's front door names the answering backend in.
-pub const BACKEND_HEADER: &str = "x-runner-backend";
+pub use crate::backends::http::BACKEND_HEADER;
 
 /// Most bytes of an answer's body kept to name its backend (`/version` answers a tag).
 const KEPT_BODY: usize = 64;
@@ -192,20 +192,9 @@ pub struct HttpTarget {
 impl HttpTarget {
     /// Check `text` (`http://IP[:PORT][/PATH]`; `localhost` is 127.0.0.1): the probe resolves no names.
     pub fn parse(text: &str, rate: u32) -> Result<HttpTarget, String> {
-        let mut url = reqwest::Url::parse(text).map_err(|e| format!("`{text}` is not a URL: {e}"))?;
-        if url.scheme() != "http" {
-            return Err(format!("`{text}`: only http:// URLs are probed, not {}://", url.scheme()));
-        }
-        let host = url.host_str().unwrap_or_default().to_string();
-        let literal = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(&host);
-        if host.eq_ignore_ascii_case("localhost") {
-            url.set_host(Some("127.0.0.1")).map_err(|e| format!("`{text}`: {e}"))?;
-        } else if literal.parse::<IpAddr>().is_err() {
-            return Err(format!("`{text}`: the host `{host}` is a name; give an IP address (the probe resolves no names; `localhost` is taken as 127.0.0.1)"));
-        }
-        if !url.username().is_empty() || url.password().is_some() {
-            return Err(format!("`{text}`: a URL with credentials is not probed (they would be in the report)"));
-        }
+        // One rule for every plain GET the runner sends (the switches' `observe` too).
+        let checked = crate::domain::traffic::http_url(text)?;
+        let url = reqwest::Url::parse(&checked).map_err(|e| format!("`{text}` is not a URL: {e}"))?;
         Ok(HttpTarget { given: text.to_string(), url, rate: rate.max(1) })
     }
 
@@ -299,15 +288,6 @@ pub(crate) fn longest_gap(successes: &[Duration], end: Duration) -> (Duration, D
     longest
 }
 
-/// The `p`th percentile of `sorted` by nearest rank (0 when empty).
-pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
 /// A probe requesting in the background until [`HttpProbe::finish`].
 pub struct HttpProbe {
     stop: Arc<AtomicBool>,
@@ -319,18 +299,8 @@ impl HttpProbe {
     /// is awaited: a URL that does not answer yet (a front door with no
     /// route) is downtime the probe measures, not a reason not to run.
     pub fn start(target: HttpTarget) -> Result<HttpProbe, String> {
-        let client = reqwest::Client::builder()
-            // The lab's front door is on loopback: no proxy from the environment.
-            .no_proxy()
-            .timeout(REQUEST_TIMEOUT)
-            .connect_timeout(REQUEST_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
-            // http:// only, but the client is built with TLS: hand it a configuration
-            // on ring so it needs no process-wide crypto provider.
-            .use_preconfigured_tls(tls_config()?)
-            .user_agent(concat!("runner-http-probe/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("http probe {}: cannot build the client: {e}", target.given))?;
+        let client =
+            http::client(REQUEST_TIMEOUT, concat!("runner-http-probe/", env!("CARGO_PKG_VERSION"))).map_err(|e| format!("http probe {}: {e}", target.given))?;
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = stop.clone();
         let given = target.given.clone();
@@ -354,15 +324,6 @@ impl HttpProbe {
         self.stop.store(true, Ordering::Relaxed);
         self.thread.join().unwrap_or_else(|_| HttpProbeSummary { errors: vec!["the probe thread panicked".into()], ..HttpProbeSummary::default() })
     }
-}
-
-fn tls_config() -> Result<rustls::ClientConfig, String> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("http probe: TLS: {e}"))?
-        .with_root_certificates(rustls::RootCertStore::empty())
-        .with_no_client_auth())
 }
 
 async fn request_until_stopped(client: reqwest::Client, target: HttpTarget, started: Instant, stop: Arc<AtomicBool>) -> HttpProbeSummary {
@@ -399,45 +360,26 @@ async fn request_until_stopped(client: reqwest::Client, target: HttpTarget, star
 /// One GET, timed from `started`.
 async fn request(client: &reqwest::Client, target: &HttpTarget, started: Instant) -> Sample {
     let sent = started.elapsed();
-    let outcome = async {
-        let response = client.get(target.url.clone()).send().await?;
-        let status = response.status();
-        let header = response.headers().get(BACKEND_HEADER).and_then(|v| v.to_str().ok()).map(str::to_string);
-        let body = response.text().await?;
-        Ok::<_, reqwest::Error>((status, header, body))
-    }
-    .await;
+    let outcome = http::get(client, target.url.clone()).await;
     let done = started.elapsed();
     match outcome {
-        Ok((status, header, body)) => {
+        Ok(http::Answered { status, backend: header, body }) => {
             let from_body = || {
                 let body = body.trim();
                 (target.asks_version() && !body.is_empty() && !body.contains('\n')).then(|| body.chars().take(KEPT_BODY).collect::<String>())
             };
-            let backend = header.filter(|h| !h.is_empty()).or_else(from_body);
-            let ok = status.is_success();
+            let backend = header.or_else(from_body);
+            let ok = (200..300).contains(&status);
+            // As reqwest writes a status: `500 Internal Server Error`.
+            let status = reqwest::StatusCode::from_u16(status).map_or_else(|_| status.to_string(), |s| s.to_string());
             let error = (!ok).then(|| match &backend {
                 Some(name) => format!("HTTP {status} from {name}"),
                 None => format!("HTTP {status}"),
             });
             Sample { sent, done, ok, backend, error }
         }
-        Err(e) => Sample { sent, done, ok: false, backend: None, error: Some(error_text(&e)) },
+        Err(e) => Sample { sent, done, ok: false, backend: None, error: Some(http::error_text(&e, REQUEST_TIMEOUT)) },
     }
-}
-
-/// A request error in a few words, the same for every request that failed the same way.
-fn error_text(error: &reqwest::Error) -> String {
-    if error.is_timeout() {
-        return format!("timed out after {} s", REQUEST_TIMEOUT.as_secs());
-    }
-    // The innermost cause names it (`Connection refused (os error 111)`), without the URL.
-    let mut cause: &dyn std::error::Error = error;
-    while let Some(inner) = cause.source() {
-        cause = inner;
-    }
-    let what = if error.is_connect() { "cannot connect" } else { "request failed" };
-    format!("{what}: {cause}").lines().next().unwrap_or_default().chars().take(160).collect()
 }
 
 #[cfg(test)]

@@ -12,7 +12,8 @@ use serde_json::{Value, json};
 use super::report::{Ending, RunFacts, RunReport, short_digest};
 use super::{Exit, Failure, load_policy, runtime, session};
 use crate::backends::aks::AksBackend;
-use crate::backends::{Backends, Cluster, Kube, Unavailable};
+use crate::backends::traffic::{HttpRouteSwitch, ProfileSwitch, Switch, Switches};
+use crate::backends::{Backends, Cluster, Kube, Traffic, Unavailable};
 use crate::caps::{Capability, Grants};
 use crate::engine::{BoundPattern, Engine, EngineError, Limits, PatternSlots, Prepared, SlotRunner};
 use crate::imports::{Approval, Attachments, HostState, RunContext, warn_as_fail};
@@ -21,7 +22,7 @@ use crate::policy::{Policy, World, config};
 use crate::probe::http::{HttpProbe, HttpTarget};
 use crate::probe::{ProbeError, WriteProbe};
 use crate::session::Session;
-use crate::target::{Fleet, Target, TargetError};
+use crate::target::{Fleet, SwitchConfig, SwitchVia, Target, TargetError};
 
 /// The table (PostgreSQL) or collection (MongoDB) a write probe writes unless told otherwise.
 pub const DEFAULT_PROBE_TABLE: &str = "runner_probe";
@@ -398,6 +399,10 @@ impl RunBuilder {
         let gate_names: BTreeMap<String, String> = slots.iter().map(|(slot, gate)| (slot.clone(), gate.name().to_string())).collect();
         let pattern_names = super::compose::slot_names(&pattern_slots);
         let mut databases = Vec::new();
+        let root_target = match &self.reach {
+            Reach::Target(target) if self.fleet.as_ref().is_some_and(|f| !f.traffic.is_empty()) => Some(target.clone()),
+            _ => None,
+        };
         let (backends, probes) = match self.reach {
             Reach::Target(target) => {
                 let backends = backends_of(&target, session.is_replaying()).await?;
@@ -411,6 +416,26 @@ impl RunBuilder {
                 (Backends::unavailable(&label), Vec::new())
             }
         };
+        // A fleet file's own `traffic:` serves the fleet run's own calls, beside its target's switches.
+        let mut backends = backends;
+        if let Some(fleet) = self.fleet.as_ref().filter(|f| !f.traffic.is_empty() && !session.is_replaying()) {
+            let target = root_target.as_ref();
+            let mut switches = target.map(Target::switches).unwrap_or_default();
+            for switch in &fleet.traffic {
+                if switches.iter().any(|s| s.name == switch.name) {
+                    return Err(Failure::bad_input(format!(
+                        "fleet {}: traffic switch `{}` is also the target's; give it another name",
+                        fleet.path.display(),
+                        switch.name
+                    )));
+                }
+                switches.push(switch.clone());
+            }
+            let label = format!("fleet {}", fleet.path.display());
+            if let Some(traffic) = traffic_backend(&label, switches, backends.kube.clone(), target)? {
+                backends.traffic = traffic;
+            }
+        }
         let resumed = self.resume.as_deref().map(|id| resumable(id, &policy)).transpose()?;
         // Canned answers are not a recording: a run answered by them keeps a run log, and resumes, as a live one does.
         let replays_a_recording = session.is_replaying() && !session.is_canned();
@@ -658,7 +683,54 @@ pub(super) async fn backends_of(target: &Target, replaying: bool) -> Result<Back
     }
     let mut backends = Backends::with_kube(kube_backend(target).await?, target);
     backends.cluster = cluster_backend(target)?;
+    if let Some(traffic) = traffic_backend(&target.label(), target.switches(), backends.kube.clone(), Some(target))? {
+        backends.traffic = traffic;
+    }
     Ok(backends)
+}
+
+/// The traffic switches `switches` of `label`: HTTPRoutes through `kube`,
+/// Traffic Manager profiles through the ARM API `target` names (`cluster:`,
+/// the lab's `arm.json`); `None` when there are no switches. A profile with
+/// no ARM API to reach it answers `unavailable`, as the cluster's calls do.
+pub(super) fn traffic_backend(
+    label: &str,
+    switches: Vec<SwitchConfig>,
+    kube: Arc<dyn Kube>,
+    target: Option<&Target>,
+) -> Result<Option<Arc<dyn Traffic>>, Failure> {
+    if switches.is_empty() {
+        return Ok(None);
+    }
+    let needs_arm = switches.iter().any(|s| matches!(s.via, SwitchVia::TrafficManager { .. }));
+    // One ARM client for every profile: the cluster's endpoint and credential.
+    let arm = match (needs_arm, target.map(Target::cluster_api)) {
+        (false, _) => Err("unused".to_string()),
+        (true, None) => Err(format!("{label}: a Traffic Manager profile is reached through ARM, and this run names no target with a `cluster:` section")),
+        (true, Some(Ok(Some(config)))) => {
+            let backend = AksBackend::connect(&config).map_err(|e| Failure::bad_input(format!("target {label}: traffic: {e}")))?;
+            Ok((Arc::new(backend), config.resource_group))
+        }
+        (true, Some(Ok(None))) => Err(format!(
+            "target {label}: a Traffic Manager profile is reached through ARM: add a `cluster:` section (its subscription, endpoint and credential) to the target file"
+        )),
+        (true, Some(Err(TargetError::Unreachable(message)))) => Err(message),
+        (true, Some(Err(TargetError::Bad(message)))) => return Err(Failure::bad_input(message)),
+    };
+    let switches = switches
+        .into_iter()
+        .map(|config| {
+            let server: Arc<dyn crate::backends::traffic::SwitchServer> = match &config.via {
+                SwitchVia::HttpRoute { namespace, name } => Arc::new(HttpRouteSwitch::new(kube.clone(), namespace.clone(), name.clone())),
+                SwitchVia::TrafficManager { profile, resource_group } => match &arm {
+                    Ok((arm, cluster_group)) => Arc::new(ProfileSwitch::new(arm.clone(), resource_group.as_deref().unwrap_or(cluster_group), profile)),
+                    Err(why) => Arc::new(Unavailable::because(format!("switch {}: {why}", config.name))),
+                },
+            };
+            Switch { config, server }
+        })
+        .collect();
+    Ok(Some(Arc::new(Switches::new(label.to_string(), switches))))
 }
 
 /// The Kubernetes backend for `target`. A lab that is not running is not

@@ -269,7 +269,7 @@ async fn run_case(engine: &Arc<Engine>, file: &Path, case: Case) -> Verdict {
             .into_iter()
             .map(|m| crate::target::Member { group: m.group.unwrap_or_else(|| m.name.clone()), name: m.name, labels: m.labels, target: target.clone() })
             .collect();
-        builder = builder.fleet(crate::target::Fleet { path: file.to_path_buf(), members });
+        builder = builder.fleet(crate::target::Fleet { path: file.to_path_buf(), members, traffic: Vec::new() });
     }
     let run = match builder.build().await {
         Ok(run) => run,

@@ -17,8 +17,9 @@ fn unreachable(error: &BackendError) -> bool {
 /// Connect to `target` and say what it has, as JSON; `missing` lists what a
 /// run would lack. A target that cannot be reached at all is a failure (exit 4).
 pub async fn inspect(target: &Target) -> Result<Value, Failure> {
-    let kube = crate::backends::kube::connect(target).await?;
-    let kube = &kube;
+    let kube = std::sync::Arc::new(crate::backends::kube::connect(target).await?);
+    let shared: std::sync::Arc<dyn Kube> = kube.clone();
+    let kube = &*kube;
     let down = |e: BackendError| Failure::new(Exit::Unavailable, format!("target {}: {}", target.label(), e.message));
     let mut missing: Vec<String> = Vec::new();
     let mut warnings: Vec<String> = Vec::new();
@@ -52,6 +53,7 @@ pub async fn inspect(target: &Target) -> Result<Value, Failure> {
     }
 
     let cluster = inspect_cluster(target, &mut missing, &mut warnings).await?;
+    let traffic = inspect_traffic(target, shared).await?;
 
     Ok(json!({
         "target": target.label(),
@@ -62,6 +64,7 @@ pub async fn inspect(target: &Target) -> Result<Value, Failure> {
         "nodes": node_rows,
         "databases": databases,
         "cluster": cluster,
+        "traffic": traffic,
         "missing": missing,
         "warnings": warnings,
         "complete": missing.is_empty(),
@@ -71,6 +74,36 @@ pub async fn inspect(target: &Target) -> Result<Value, Failure> {
 /// The cluster API (`cluster:` in a target file, the lab's `arm.json`):
 /// where it is, how the runner authenticates, and what it answers now
 /// (the control plane and the pools). `null` when none is configured.
+/// The target's traffic switches and what each sends where now. A switch
+/// that cannot be read says why on its own row, and is neither missing nor
+/// a warning: a blue-green route is often created by the first rollout
+/// that needs it (the lab has none until one is applied).
+async fn inspect_traffic(target: &Target, kube: std::sync::Arc<dyn Kube>) -> Result<Vec<Value>, Failure> {
+    let switches = target.switches();
+    let Some(traffic) = super::builder::traffic_backend(&target.label(), switches.clone(), kube, Some(target))? else { return Ok(Vec::new()) };
+    let mut rows = Vec::new();
+    for switch in &switches {
+        let via = match &switch.via {
+            crate::target::SwitchVia::HttpRoute { namespace, name } => {
+                format!("HTTPRoute {}/{name}", namespace.as_deref().unwrap_or("(the target's namespace)"))
+            }
+            crate::target::SwitchVia::TrafficManager { profile, resource_group } => {
+                format!("Traffic Manager profile {profile}{}", resource_group.as_ref().map(|g| format!(" (resource group {g})")).unwrap_or_default())
+            }
+        };
+        let mut row = json!({"name": switch.name, "via": via, "url": switch.url, "writer": switch.writer});
+        match traffic.weights(&switch.name).await {
+            Ok(state) => {
+                row["generation"] = json!(state.generation);
+                row["backends"] = json!(state.backends.iter().map(|b| json!({"name": b.name, "weight": b.weight, "enabled": b.enabled})).collect::<Vec<_>>());
+            }
+            Err(e) => row["problem"] = json!(e.to_string()),
+        }
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
 async fn inspect_cluster(target: &Target, missing: &mut Vec<String>, warnings: &mut Vec<String>) -> Result<Value, Failure> {
     use crate::backends::Cluster;
     let config = match target.cluster_api() {

@@ -11,6 +11,11 @@ pub trait Answer: Sized {
     fn to_json(&self) -> Value;
     /// The answer from session JSON, or what is wrong with it.
     fn from_json(value: &Value) -> Result<Self, String>;
+    /// What of it the journal keeps on the call's line: nothing, unless
+    /// undoing the call needs it (a switch's weights before the change).
+    fn journaled(&self) -> Option<Value> {
+        None
+    }
 }
 
 /// Key of the object that holds a text answer that is not JSON.

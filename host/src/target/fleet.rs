@@ -26,7 +26,8 @@ use std::path::{Path, PathBuf};
 use runner_lab::daemon::LabDir;
 use serde::Deserialize;
 
-use super::{MAX_TARGET_BYTES, MAX_TARGET_NESTING, Target, TargetError, expand_home, nesting_beyond};
+use super::traffic::TrafficFile;
+use super::{MAX_TARGET_BYTES, MAX_TARGET_NESTING, SwitchConfig, Target, TargetError, expand_home, nesting_beyond};
 use crate::domain::names;
 
 /// The most members a fleet file may list.
@@ -39,6 +40,9 @@ pub struct Fleet {
     pub path: PathBuf,
     /// Its members, in the file's order.
     pub members: Vec<Member>,
+    /// The traffic switches of the fleet run's own calls (`traffic:` at
+    /// the top level; each member's target has its own).
+    pub traffic: Vec<SwitchConfig>,
 }
 
 /// One cluster of a fleet.
@@ -58,6 +62,7 @@ pub struct Member {
 #[serde(deny_unknown_fields)]
 struct FleetFile {
     members: Vec<MemberFile>,
+    traffic: Option<TrafficFile>,
 }
 
 #[derive(Deserialize)]
@@ -142,7 +147,8 @@ impl Fleet {
             };
             members.push(Member { name, group, labels: member.labels, target });
         }
-        Ok(Fleet { path: path.to_path_buf(), members })
+        let traffic = file.traffic.map(TrafficFile::checked).transpose().map_err(bad)?.unwrap_or_default();
+        Ok(Fleet { path: path.to_path_buf(), members, traffic })
     }
 
     /// The member called `name`.
@@ -183,6 +189,13 @@ mod tests {
         assert_eq!(fleet.members[0].target.context.as_deref(), Some("dev"));
         assert_eq!(fleet.members[1].target.namespace.as_deref(), Some("shop"));
         assert!(fleet.member("prod-east").is_some() && fleet.member("prod").is_none());
+        assert!(fleet.traffic.is_empty());
+        let fleet = parse(
+            "members:\n  - {name: dev, target: {traffic: {switches: {own: {url: 'http://127.0.0.2', httproute: {name: r}}}}}}\ntraffic:\n  switches:\n    edge: {url: 'http://127.0.0.1:8080', trafficmanager: {profile: edge}}\n",
+        )
+        .unwrap();
+        assert_eq!(fleet.traffic[0].name, "edge", "the fleet run's own switch");
+        assert_eq!(fleet.members[0].target.switches()[0].name, "own", "a member's target has its own");
     }
 
     #[test]
@@ -196,6 +209,7 @@ mod tests {
             ("members:\n  - {name: dev, target: /no/such/file}", "no such file"),
             ("members:\n  - {name: dev}", "missing field `target`"),
             ("clusters: []", "unknown field `clusters`"),
+            ("members:\n  - {name: dev, target: {}}\ntraffic: {switches: {a: {url: 'http://x.y', httproute: {name: r}}}}", "traffic.switches.a.url"),
         ] {
             let message = parse(text).unwrap_err();
             assert!(message.contains(expected), "{text}: {message}");

@@ -27,7 +27,9 @@ use serde::Deserialize;
 use crate::domain::{error_chain, names};
 
 mod fleet;
+mod traffic;
 pub use fleet::{Fleet, MAX_MEMBERS, Member};
+pub use traffic::{SwitchConfig, SwitchVia, lab_switches};
 
 /// Why a target cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -199,6 +201,9 @@ pub struct Target {
     /// The cluster's own API (`cluster:` in a target file); the lab's is
     /// read from its `arm.json` when a run connects ([`Target::cluster_api`]).
     pub cluster: Option<Box<AksConfig>>,
+    /// The weighted traffic switches a target file names (`traffic:`); a
+    /// lab's own are added by [`Target::switches`].
+    pub traffic: Vec<SwitchConfig>,
 }
 
 /// The ARM endpoint of Azure's public cloud, where `cluster.aks.endpoint` defaults.
@@ -327,6 +332,7 @@ struct TargetFile {
     // In the file's order: `run-info.databases` answers in it.
     databases: indexmap::IndexMap<String, DatabaseFile>,
     cluster: Option<ClusterFile>,
+    traffic: Option<traffic::TrafficFile>,
 }
 
 #[derive(Deserialize)]
@@ -533,7 +539,7 @@ impl Target {
                 break;
             }
         }
-        Ok(Target { source: Source::Kubeconfig, kubeconfig: files, context: None, namespace: None, databases: Vec::new(), cluster: None })
+        Ok(Target { source: Source::Kubeconfig, kubeconfig: files, context: None, namespace: None, databases: Vec::new(), cluster: None, traffic: Vec::new() })
     }
 
     /// The lab in `dir`: its kubeconfig, namespace `default`, and the
@@ -585,6 +591,7 @@ impl Target {
             namespace: Some("default".into()),
             databases,
             cluster: None,
+            traffic: Vec::new(),
         }
     }
 
@@ -658,8 +665,20 @@ impl Target {
             });
         }
         let base = path.parent().unwrap_or(Path::new("."));
-        let cluster = file.cluster.map(|c| AksConfig::checked(c.aks, base).map(Box::new)).transpose().map_err(bad)?;
-        Ok(Target { source: Source::File(path.to_path_buf()), kubeconfig, context: file.context, namespace: file.namespace, databases, cluster })
+        let cluster = file.cluster.map(|c| AksConfig::checked(c.aks, base).map(Box::new)).transpose().map_err(&bad)?;
+        let traffic = file.traffic.map(traffic::TrafficFile::checked).transpose().map_err(bad)?.unwrap_or_default();
+        Ok(Target { source: Source::File(path.to_path_buf()), kubeconfig, context: file.context, namespace: file.namespace, databases, cluster, traffic })
+    }
+
+    /// The traffic switches this target names: a target file's `traffic:`
+    /// section; a lab's front door (`frontdoor` by its HTTPRoute,
+    /// `frontdoor-tm` by its Traffic Manager profile) at the address the
+    /// running lab wrote.
+    pub fn switches(&self) -> Vec<SwitchConfig> {
+        match &self.source {
+            Source::Lab(dir) => lab_switches(LabDir::new(dir).frontdoor_url()),
+            _ => self.traffic.clone(),
+        }
     }
 
     /// The cluster API this target names: a target file's `cluster:`

@@ -107,6 +107,22 @@ impl AksBackend {
         })
     }
 
+    /// A request to another resource of the same subscription on the same
+    /// endpoint with the same credential (a Traffic Manager profile):
+    /// `path` starts after `/subscriptions/{id}` and carries its own
+    /// `api-version`. Answers the response (status, headers) on success,
+    /// ARM's error otherwise.
+    pub async fn subscription_request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(header::HeaderName, String)],
+    ) -> BackendResult<reqwest::Response> {
+        let url = format!("{}/subscriptions/{}{path}", self.endpoint, self.subscription);
+        self.send_with(method, &url, body, headers, Instant::now() + READ_TIMEOUT).await
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{}{path}", self.endpoint, self.cluster_path)
     }
@@ -124,6 +140,18 @@ impl AksBackend {
     /// their `Retry-After` (at most [`THROTTLE_RETRIES`] times, never past
     /// `deadline`). Any status that is not a success becomes the error ARM's body names.
     async fn send(&self, method: Method, url: &str, body: Option<&Value>, deadline: Instant) -> BackendResult<reqwest::Response> {
+        self.send_with(method, url, body, &[], deadline).await
+    }
+
+    /// [`AksBackend::send`] with extra request headers (`If-Match`).
+    async fn send_with(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&Value>,
+        headers: &[(header::HeaderName, String)],
+        deadline: Instant,
+    ) -> BackendResult<reqwest::Response> {
         if !self.same_origin(url) {
             return Err(BackendError::new(ErrorCode::Internal, format!("the cluster API pointed at {} outside {}; not followed", cut(url), self.endpoint)));
         }
@@ -143,6 +171,9 @@ impl AksBackend {
             let mut request = self.http.request(method.clone(), &full).timeout(left.min(READ_TIMEOUT)).bearer_auth(token.expose_secret());
             if let Some(body) = body {
                 request = request.json(body);
+            }
+            for (name, value) in headers {
+                request = request.header(name, value);
             }
             let response = request.send().await.map_err(|e| transport_error(&method, url, &e))?;
             let status = response.status();

@@ -5,6 +5,7 @@
 //! gate links only the reads it calls, so it never imports a mutating
 //! interface.
 
+pub mod manifests;
 mod pin;
 mod pools;
 mod set;
