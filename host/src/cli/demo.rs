@@ -86,6 +86,10 @@ enum DemoDatabase {
     /// The staged rollout (seed 001): three lab clusters dev → test → prod,
     /// an approval from a second process, then a run killed during test and resumed.
     Fleet,
+    /// The blue-green cluster switch (seed 001): blue at 1.29 with the web
+    /// app, green created at 1.30, traffic moved by Traffic Manager weights
+    /// under the HTTP probe; then a failing green rolled back by itself.
+    BlueGreen,
 }
 
 /// How the failover drill breaks the primary.
@@ -118,6 +122,7 @@ impl DemoDatabase {
             DemoDatabase::AksUpgrade => "aks-upgrade",
             DemoDatabase::NodeImagePatch => "node-image-patch",
             DemoDatabase::Fleet => "staged-rollout",
+            DemoDatabase::BlueGreen => "blue-green-switch",
         }
     }
 
@@ -129,7 +134,7 @@ impl DemoDatabase {
     fn cluster(self) -> Cluster {
         match self {
             DemoDatabase::Postgres | DemoDatabase::Failover => Cluster::Postgres,
-            DemoDatabase::Redis | DemoDatabase::AksUpgrade | DemoDatabase::NodeImagePatch | DemoDatabase::Fleet => Cluster::Redis,
+            DemoDatabase::Redis | DemoDatabase::AksUpgrade | DemoDatabase::NodeImagePatch | DemoDatabase::Fleet | DemoDatabase::BlueGreen => Cluster::Redis,
             DemoDatabase::Mongo => Cluster::Mongo,
         }
     }
@@ -148,9 +153,12 @@ impl DemoDatabase {
 
     fn database(self) -> &'static str {
         match self {
-            DemoDatabase::Postgres | DemoDatabase::Failover | DemoDatabase::AksUpgrade | DemoDatabase::NodeImagePatch | DemoDatabase::Fleet => {
-                "postgres-cluster"
-            }
+            DemoDatabase::Postgres
+            | DemoDatabase::Failover
+            | DemoDatabase::AksUpgrade
+            | DemoDatabase::NodeImagePatch
+            | DemoDatabase::Fleet
+            | DemoDatabase::BlueGreen => "postgres-cluster",
             DemoDatabase::Redis => "redis-cluster",
             DemoDatabase::Mongo => "mongo",
         }
@@ -174,7 +182,9 @@ impl DemoDatabase {
             DemoDatabase::Postgres | DemoDatabase::Failover => &["kube:*", "postgres:*"],
             DemoDatabase::Redis => &["kube:*", "redis:*"],
             DemoDatabase::Mongo => &["kube:*", "mongo:*"],
-            DemoDatabase::AksUpgrade | DemoDatabase::NodeImagePatch | DemoDatabase::Fleet => &["kube:*", "postgres:*", "redis:*", "cluster:*"],
+            DemoDatabase::AksUpgrade | DemoDatabase::NodeImagePatch | DemoDatabase::Fleet | DemoDatabase::BlueGreen => {
+                &["kube:*", "postgres:*", "redis:*", "cluster:*"]
+            }
         }
     }
 
@@ -182,7 +192,7 @@ impl DemoDatabase {
     fn expected(self) -> (usize, usize) {
         match self {
             DemoDatabase::Postgres | DemoDatabase::Failover => (1, 2),
-            DemoDatabase::Redis | DemoDatabase::AksUpgrade | DemoDatabase::NodeImagePatch | DemoDatabase::Fleet => (3, 3),
+            DemoDatabase::Redis | DemoDatabase::AksUpgrade | DemoDatabase::NodeImagePatch | DemoDatabase::Fleet | DemoDatabase::BlueGreen => (3, 3),
             DemoDatabase::Mongo => (1, 2),
         }
     }
@@ -241,9 +251,13 @@ struct DemoRun {
 /// Run the demo as often as asked, each on a fresh lab, and print each run and the medians;
 /// exit 1 unless every run upgraded every member and lost no acknowledged write.
 pub fn run(args: DemoArgs, cache_dir: Option<PathBuf>) -> CommandResult {
-    if args.database == DemoDatabase::Fleet {
+    if matches!(args.database, DemoDatabase::Fleet | DemoDatabase::BlueGreen) {
         if args.repeat > 1 || args.kill.is_some() || args.promote_back {
             return Err(Failure::bad_input("--repeat, --kill and --promote-back belong to the database demos"));
+        }
+        if args.database == DemoDatabase::BlueGreen {
+            let dir = args.dir.clone().unwrap_or_else(|| std::env::temp_dir().join("runner-demo-blue-green"));
+            return super::demo_blue_green::run(super::demo_blue_green::BlueGreenDemo { dir, subnet: args.subnet, keep: args.keep, output: args.output });
         }
         let dir = args.dir.clone().unwrap_or_else(|| std::env::temp_dir().join("runner-demo-fleet"));
         return super::demo_fleet::run(super::demo_fleet::FleetDemo { dir, subnet: args.subnet, keep: args.keep, output: args.output });

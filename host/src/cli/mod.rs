@@ -4,6 +4,7 @@
 mod bench;
 mod completions;
 mod demo;
+mod demo_blue_green;
 mod demo_fleet;
 mod exec;
 mod lab;
