@@ -11,11 +11,11 @@
 
 mod common;
 
-use std::io::{Read, Write};
 use std::sync::Arc;
 use std::time::Duration;
 
 use common::lab::{Lab, eventually};
+use common::webapp::{apply, backend, lab_with_apps, route};
 use common::*;
 use runner::backends::ErrorCode;
 use runner::backends::traffic::{BackendWeight, HttpRouteSwitch, ProfileSwitch, SwitchServer};
@@ -28,83 +28,6 @@ fn runtime() -> tokio::runtime::Runtime {
 
 fn wanted(pairs: &[(&str, u32)]) -> Vec<BackendWeight> {
     pairs.iter().map(|(name, weight)| BackendWeight { name: name.to_string(), weight: *weight, enabled: *weight > 0 }).collect()
-}
-
-/// A webapp Deployment and its Service (port 80 to the Pods' 8080).
-fn app(name: &str, version: &str) -> String {
-    format!(
-        "apiVersion: apps/v1
-kind: Deployment
-metadata: {{name: {name}}}
-spec:
-  replicas: 1
-  selector:
-    matchLabels: {{app: {name}}}
-  template:
-    metadata:
-      labels: {{app: {name}}}
-    spec:
-      containers:
-      - name: web
-        image: runner-lab/webapp:{version}
-        ports: [{{containerPort: 8080}}]
----
-apiVersion: v1
-kind: Service
-metadata: {{name: {name}}}
-spec:
-  selector: {{app: {name}}}
-  ports: [{{port: 80, targetPort: 8080}}]
-"
-    )
-}
-
-fn route(blue: u32, green: u32) -> String {
-    format!(
-        "apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {{name: frontdoor}}
-spec:
-  hostnames: [frontdoor.lab]
-  rules:
-  - backendRefs:
-    - {{name: blue, port: 80, weight: {blue}}}
-    - {{name: green, port: 80, weight: {green}}}
-"
-    )
-}
-
-fn apply(lab: &Lab, name: &str, manifest: &str) {
-    let file = lab.dir.path().join(name);
-    std::fs::write(&file, manifest).unwrap();
-    lab.kubectl(&["apply", "-f", path(&file)]);
-}
-
-/// A lab on `subnet` with blue and green rolled out; the front door's address.
-fn lab_with_apps(subnet: &str) -> (Lab, String) {
-    let lab = Lab::up(&["--subnet", subnet, "--single-pool", "--nodes", "2"]);
-    apply(&lab, "apps.yaml", &format!("{}---\n{}", app("blue", "1.29"), app("green", "1.30")));
-    for name in ["blue", "green"] {
-        let out = lab.kubectl(&["rollout", "status", &format!("deployment/{name}"), "--timeout=120s"]);
-        assert!(out.contains("successfully rolled out"), "{out}");
-    }
-    let url = runner_lab::daemon::LabDir::new(lab.dir.path()).frontdoor_url().expect("the lab writes <lab>/frontdoor");
-    assert_eq!(url, format!("http://127.{subnet}.3.1:8080"));
-    let address = url.strip_prefix("http://").unwrap().to_string();
-    (lab, address)
-}
-
-/// The `X-Runner-Backend` of one plain GET of `/version` through the front door (`None` unless 200).
-fn backend(address: &str) -> Option<String> {
-    let mut stream = std::net::TcpStream::connect(address).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    stream.write_all(b"GET /version HTTP/1.1\r\nHost: frontdoor.lab\r\nConnection: close\r\n\r\n").ok()?;
-    let mut raw = String::new();
-    stream.read_to_string(&mut raw).ok()?;
-    if !raw.starts_with("HTTP/1.1 200") {
-        return None;
-    }
-    raw.lines().find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("x-runner-backend")).map(|(_, v)| v.trim().to_string()))
 }
 
 /// `runner exec traffic-pattern --config calls=CALLS` on the lab with `allow`s; the report, the output and the journal.

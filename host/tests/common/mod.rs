@@ -6,6 +6,7 @@ pub mod interrupt;
 pub mod lab;
 pub mod redis_cluster;
 pub mod verdict;
+pub mod webapp;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
