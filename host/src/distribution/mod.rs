@@ -1,0 +1,4 @@
+//! Distribution of components: cosign-compatible signatures and the operator's trust policy.
+
+pub mod signature;
+pub mod trust;
