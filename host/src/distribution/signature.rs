@@ -661,12 +661,13 @@ AwEHoUQDQgAEHnrmElZi2uxBysRufAr78+Pae3o6/Lcj+R9PI7BxsSU9eiOz7/SX
     }
 
     #[test]
-    fn the_legacy_label_decrypts_to_the_same_key_as_its_plain_pkcs8() {
-        let encrypted = SigningKey::from_pem(LEGACY_ENCRYPTED_PASSWORD_123, Some(b"123")).unwrap();
-        assert!(matches!(SigningKey::from_pem(LEGACY_ENCRYPTED_PASSWORD_123, Some(b"124")), Err(SignatureError::WrongPassword)));
-        let plain = SigningKey::from_pem(ECDSA_PKCS8, None).unwrap();
-        // Both files are P-256 keys; sigstore-rs does not say they are the same one.
-        let _ = (encrypted.public_key().fingerprint(), plain.public_key().fingerprint());
+    fn the_legacy_label_is_read_too() {
+        let key = SigningKey::from_pem(LEGACY_ENCRYPTED_PASSWORD_123, Some(b"123")).unwrap();
+        let error = SigningKey::from_pem(LEGACY_ENCRYPTED_PASSWORD_123, Some(b"124")).unwrap_err();
+        assert!(matches!(error, SignatureError::WrongPassword), "{error}");
+        let message = payload(COSIGN_REFERENCE, COSIGN_DIGEST);
+        let layer = SignedLayer { signature: key.sign(&message), payload: message };
+        verify(&[layer], &[named("legacy", key.public_key())], COSIGN_DIGEST).unwrap();
     }
 
     #[test]
