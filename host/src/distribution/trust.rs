@@ -119,6 +119,12 @@ impl Trust {
         Ok(Self { rules })
     }
 
+    /// `$XDG_CONFIG_HOME/runner/trust.yaml`, else `~/.config/runner/trust.yaml`
+    /// (the same on every Unix, as the documentation says); `None` without a home.
+    pub fn default_path() -> Option<PathBuf> {
+        default_path_from(std::env::var_os("XDG_CONFIG_HOME").map(PathBuf::from), dirs::home_dir())
+    }
+
     /// No rules: nothing is required of any reference.
     pub fn empty() -> Self {
         Self::default()
@@ -134,6 +140,12 @@ impl Trust {
         let reference = format!("{registry}/{repository}");
         self.rules.iter().find(|rule| glob_matches(rule.pattern.as_bytes(), reference.as_bytes()))
     }
+}
+
+fn default_path_from(xdg_config_home: Option<PathBuf>, home: Option<PathBuf>) -> Option<PathBuf> {
+    // XDG says a relative XDG_CONFIG_HOME is invalid and must be ignored.
+    let config = xdg_config_home.filter(|dir| dir.is_absolute()).or_else(|| home.map(|home| home.join(".config")))?;
+    Some(config.join("runner").join("trust.yaml"))
 }
 
 fn load_rule(path: &Path, base: &Path, entry: SourceEntry) -> Result<Rule, TrustError> {
@@ -157,6 +169,11 @@ fn load_rule(path: &Path, base: &Path, entry: SourceEntry) -> Result<Rule, Trust
 }
 
 impl Rule {
+    /// Whether a signature by one of [`Rule::keys`] is required.
+    pub fn requires_signature(&self) -> bool {
+        !self.keys.is_empty()
+    }
+
     /// Whether a component declaring `world` and importing `imports` may come from here.
     pub fn admit(&self, world: &str, imports: &[String]) -> Result<(), String> {
         let mut refusals = Vec::new();
@@ -277,6 +294,15 @@ mod tests {
         assert!(self::rule("**", None, Some(&[])).admit("gate", &["wasi:cli/stdout".into()]).is_err());
     }
 
+    #[test]
+    fn the_default_path_prefers_an_absolute_xdg_config_home() {
+        let home = Some(PathBuf::from("/home/op"));
+        assert_eq!(default_path_from(None, home.clone()), Some(PathBuf::from("/home/op/.config/runner/trust.yaml")));
+        assert_eq!(default_path_from(Some("/xdg".into()), home.clone()), Some(PathBuf::from("/xdg/runner/trust.yaml")));
+        assert_eq!(default_path_from(Some("relative".into()), home), Some(PathBuf::from("/home/op/.config/runner/trust.yaml")));
+        assert_eq!(default_path_from(None, None), None);
+    }
+
     fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
         let path = dir.join(name);
         if let Some(parent) = path.parent() {
@@ -300,12 +326,13 @@ mod tests {
         let trust = Trust::load(&path).unwrap();
         let gates = trust.rule_for("127.0.0.1:5000", "gates/drain").unwrap();
         assert_eq!(gates.keys.len(), 1);
+        assert!(gates.requires_signature());
         assert_eq!(gates.keys[0].key, key);
         assert!(gates.keys[0].name.ends_with("team.pub"), "{}", gates.keys[0].name);
         assert_eq!(gates.worlds.as_deref(), Some(&["gate".to_string()][..]));
         assert_eq!(gates.imports.as_deref(), Some(&["runner:policy/k8s-read".to_string(), "wasi:*".to_string()][..]));
         let rest = trust.rule_for("127.0.0.1:5000", "patterns/x").unwrap();
-        assert!(rest.keys.is_empty() && rest.worlds.is_none() && rest.imports.is_none());
+        assert!(!rest.requires_signature() && rest.worlds.is_none() && rest.imports.is_none());
     }
 
     #[test]
