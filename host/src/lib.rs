@@ -12,6 +12,7 @@
 pub mod backends;
 pub mod caps;
 pub mod cli;
+pub mod distribution;
 pub mod domain;
 pub mod engine;
 pub mod imports;

@@ -37,6 +37,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("target", 3),
     ("journal", 3),
     ("runs", 4),
+    ("distribution", 4),
     ("policy", 3),
     ("caps", 2),
     ("wit", 2),
