@@ -452,6 +452,25 @@ pub fn verify(reference: &Reference, keys: &[signature::NamedKey], settings: &Se
     }
 }
 
+/// Write what `fetched` came from (its manifest, config and layer, and its
+/// signature manifest when one was pulled) from the cache into the image
+/// layout `dir`, tagged as `reference` is: what an air-gapped cluster reads
+/// as `oci-layout:DIR:TAG`.
+pub fn write_layout(fetched: &Fetched, reference: &Reference, settings: &Settings, dir: &Path) -> Result<(), DistributionError> {
+    let cache = Cache::new(&settings.cache);
+    let signature = match &reference.location {
+        Location::Registry { registry, repository } => cache.tag(&tag_key(registry, repository, &signature::signature_tag(&fetched.manifest_digest)))?,
+        Location::Layout(_) => None,
+    };
+    std::fs::create_dir_all(dir).map_err(|e| DistributionError::Layout { path: dir.display().to_string(), reason: e.to_string() })?;
+    layout::write(dir, &cache, &fetched.manifest_digest, reference.tag(), signature.as_deref())
+}
+
+/// Where the cache keeps the blob `digest`, if it has it.
+pub fn cached_blob(settings: &Settings, digest: &str) -> Option<PathBuf> {
+    Cache::new(&settings.cache).blob_path(digest).ok().filter(|p| p.is_file())
+}
+
 fn registry_of(reference: &Reference) -> Result<(String, String), DistributionError> {
     match &reference.location {
         Location::Registry { registry, repository } => Ok((registry.clone(), repository.clone())),
