@@ -132,6 +132,13 @@ impl Remote {
         {
             return DistributionError::Unreachable { registry, reason: error_chain(request) };
         }
+        if let OciDistributionError::DigestError(digest) = &error {
+            return DistributionError::Tampered {
+                what: format!("a blob from {registry}"),
+                expected: "the digest the manifest names".into(),
+                found: digest.to_string(),
+            };
+        }
         DistributionError::Registry { registry, reason: error.to_string() }
     }
 }

@@ -14,7 +14,33 @@ pub struct Trust {
 impl Trust {
     /// Read a trust file.
     pub fn load(path: &Path) -> Result<Self, TrustError> {
-        Err(TrustError::Unavailable(path.display().to_string()))
+        #[derive(serde::Deserialize)]
+        struct File {
+            sources: Vec<Source>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Source {
+            #[serde(rename = "match")]
+            pattern: String,
+            #[serde(default)]
+            keys: Vec<String>,
+            worlds: Option<Vec<String>>,
+            imports: Option<Vec<String>>,
+        }
+        let unusable = |reason: String| TrustError::Unavailable(format!("{}: {reason}", path.display()));
+        let text = std::fs::read_to_string(path).map_err(|e| unusable(e.to_string()))?;
+        let file: File = serde_yaml::from_str(&text).map_err(|e| unusable(e.to_string()))?;
+        let mut rules = Vec::new();
+        for source in file.sources {
+            let mut keys = Vec::new();
+            for key in &source.keys {
+                let file = path.parent().unwrap_or(Path::new(".")).join(key);
+                let pem = std::fs::read_to_string(&file).map_err(|e| unusable(format!("{}: {e}", file.display())))?;
+                keys.push(NamedKey { name: key.clone(), key: super::signature::PublicKey::from_pem(&pem).map_err(|e| unusable(e.to_string()))? });
+            }
+            rules.push(Rule { pattern: source.pattern, keys, worlds: source.worlds, imports: source.imports });
+        }
+        Ok(Trust { rules })
     }
     /// No rules: nothing is required.
     pub fn empty() -> Self {
@@ -23,7 +49,11 @@ impl Trust {
     /// The first rule matching this registry and repository.
     pub fn rule_for(&self, registry: &str, repository: &str) -> Option<&Rule> {
         let full = format!("{registry}/{repository}");
-        self.rules.iter().find(|rule| rule.pattern == full || rule.pattern == "**")
+        let matches = |pattern: &str| match pattern.strip_suffix('*').map(|p| p.trim_end_matches('*')) {
+            Some(prefix) => full.starts_with(prefix),
+            None => full == pattern,
+        };
+        self.rules.iter().find(|rule| matches(&rule.pattern))
     }
 }
 
@@ -52,7 +82,7 @@ impl Rule {
 /// A trust file that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum TrustError {
-    /// This build cannot read trust files yet.
-    #[error("{0}: trust files are not available in this build")]
+    /// The file cannot be read or used.
+    #[error("{0}")]
     Unavailable(String),
 }
