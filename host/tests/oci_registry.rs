@@ -80,6 +80,13 @@ fn push_then_pull_by_tag_and_by_digest_gives_one_cncf_artifact() {
     assert_eq!(by_digest["digest"], digest.as_str());
     assert_eq!(by_digest["layer_digest"], by_tag["layer_digest"]);
 
+    // exec loads it through the same path: the run's journal header names where it came from.
+    let exec = runner(&fresh, &registry, &["exec", &reference, "--target", "lab"]);
+    assert!(code(&exec) != 2, "exec of a reference: {}", stderr(&exec));
+    let headers = fresh.journal_headers();
+    assert_eq!(headers[0]["policy"]["origin"]["manifest_digest"], digest.as_str(), "{headers:?}");
+    assert_eq!(headers[0]["policy"]["name"], "pods-ready");
+
     let lock = std::fs::read_to_string(lock_file(&fresh)).unwrap();
     assert!(lock.contains("[[policy]]") && lock.contains(&reference) && lock.contains(&digest), "{lock}");
 }
@@ -241,7 +248,10 @@ fn a_test_case_runs_a_component_by_reference() {
 fn key_pair(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
     let private = dir.join(format!("{name}.key"));
     let public = dir.join(format!("{name}.pub"));
-    let ok = |args: &[&str]| assert!(std::process::Command::new("openssl").args(args).status().unwrap().success(), "openssl {args:?}");
+    let ok = |args: &[&str]| {
+        let status = std::process::Command::new("openssl").args(args).stderr(std::process::Stdio::null()).status().unwrap();
+        assert!(status.success(), "openssl {args:?}");
+    };
     ok(&["ecparam", "-genkey", "-name", "prime256v1", "-noout", "-out", private.to_str().unwrap()]);
     ok(&["ec", "-in", private.to_str().unwrap(), "-pubout", "-out", public.to_str().unwrap()]);
     (private, public)
