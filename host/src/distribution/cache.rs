@@ -37,7 +37,7 @@ impl Cache {
 
     /// Where the blob of `digest` is (or would be) stored.
     pub fn blob_path(&self, digest: &str) -> Result<PathBuf, DistributionError> {
-        super::reference::check_digest(digest).map_err(|reason| DistributionError::Format(reason))?;
+        super::reference::check_digest(digest).map_err(DistributionError::Format)?;
         Ok(self.root.join("blobs/sha256").join(&digest["sha256:".len()..]))
     }
 
