@@ -197,6 +197,13 @@ fn an_image_layout_written_by_pull_serves_with_the_registry_gone() {
     let from_layout = elsewhere.runner(&["review", &format!("oci-layout:{}:1", layout.display()), "-o", "json"]);
     assert_eq!(code(&from_layout), 0, "{}", stderr(&from_layout));
     assert_eq!(json_of(&from_layout)["origin"]["manifest_digest"], digest.as_str());
+    // The same layout as a tar (made by tar(1), an independent writer).
+    let tar_file = sandbox.dir.path().join("layout.tar");
+    let status = std::process::Command::new("tar").arg("-cf").arg(&tar_file).arg("-C").arg(&layout).arg(".").status().unwrap();
+    assert!(status.success());
+    let from_tar = elsewhere.runner(&["review", &format!("oci-layout:{}:1", tar_file.display()), "-o", "json"]);
+    assert_eq!(code(&from_tar), 0, "{}", stderr(&from_tar));
+    assert_eq!(json_of(&from_tar)["origin"]["manifest_digest"], digest.as_str());
     let missing_tag = elsewhere.runner(&["review", &format!("oci-layout:{}:2", layout.display())]);
     assert_eq!(code(&missing_tag), 2);
     assert!(stderr(&missing_tag).contains("`2`"), "{}", stderr(&missing_tag));

@@ -39,23 +39,31 @@ pub(super) struct LayoutSource {
     dir: PathBuf,
     blobs: Cache,
     index: Index,
+    /// A tar's contents, unpacked for as long as the source is read.
+    _unpacked: Option<tempfile::TempDir>,
 }
 
 impl LayoutSource {
     /// Open the layout at `path`.
     pub(super) fn open(path: &Path) -> Result<Self, DistributionError> {
         let bad = |reason: String| DistributionError::Layout { path: path.display().to_string(), reason };
-        if path.is_file() {
-            return Err(bad("a file: only image-layout directories are read (unpack the tar with `tar -xf` first)".into()));
-        }
-        let text = std::fs::read(path.join("index.json")).map_err(|e| bad(format!("index.json: {e}")))?;
+        let unpacked = if path.is_file() { Some(unpack(path).map_err(|e| bad(format!("cannot unpack the tar: {e}")))?) } else { None };
+        let root = unpacked.as_ref().map_or(path, |dir| dir.path());
+        let text = std::fs::read(root.join("index.json")).map_err(|e| bad(format!("index.json: {e}")))?;
         let index = serde_json::from_slice(&text).map_err(|e| bad(format!("index.json: {e}")))?;
-        Ok(LayoutSource { dir: path.to_path_buf(), blobs: Cache::new(path), index })
+        Ok(LayoutSource { dir: path.to_path_buf(), blobs: Cache::new(root), index, _unpacked: unpacked })
     }
 
     fn bad(&self, reason: String) -> DistributionError {
         DistributionError::Layout { path: self.dir.display().to_string(), reason }
     }
+}
+
+/// Unpack a tar of a layout; `tar` refuses entries that would land outside the directory.
+fn unpack(file: &Path) -> std::io::Result<tempfile::TempDir> {
+    let dir = tempfile::tempdir()?;
+    tar::Archive::new(std::fs::File::open(file)?).unpack(dir.path())?;
+    Ok(dir)
 }
 
 impl Source for LayoutSource {
@@ -132,6 +140,28 @@ mod tests {
         let error = LayoutSource::open(dir.path()).err().unwrap();
         assert!(error.to_string().contains("index.json"), "{error}");
         assert_eq!(error.exit_code(), 2);
+    }
+
+    #[test]
+    fn a_tar_of_a_layout_reads_like_the_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = dir.path().join("layout");
+        let cache = Cache::new(&layout);
+        let manifest = b"{}";
+        let digest = super::super::cache::digest_of(manifest);
+        cache.put(&digest, manifest).unwrap();
+        let index = serde_json::json!({"schemaVersion": 2, "manifests": [{"mediaType": OCI_MANIFEST_MEDIA_TYPE, "digest": digest, "size": 2, "annotations": {REF_NAME_ANNOTATION: "v1"}}]});
+        std::fs::write(layout.join("index.json"), index.to_string()).unwrap();
+        let tar_file = dir.path().join("layout.tar");
+        let mut builder = tar::Builder::new(std::fs::File::create(&tar_file).unwrap());
+        builder.append_dir_all(".", &layout).unwrap();
+        builder.finish().unwrap();
+        drop(builder);
+        let mut source = LayoutSource::open(&tar_file).unwrap();
+        assert_eq!(source.manifest(&Selector::Tag("v1".into())).unwrap(), (manifest.to_vec(), digest));
+        let not_a_tar = dir.path().join("not.tar");
+        std::fs::write(&not_a_tar, b"no").unwrap();
+        assert!(LayoutSource::open(&not_a_tar).err().unwrap().to_string().contains("not.tar"));
     }
 
     #[test]
