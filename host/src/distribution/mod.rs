@@ -513,6 +513,18 @@ fn resolve(source: &mut dyn Source, reference: &Reference, settings: &Settings, 
     if ![WASM_LAYER_MEDIA_TYPE, LEGACY_LAYER_MEDIA_TYPE].contains(&layer.media_type.as_str()) {
         return Err(DistributionError::Format(format!("layer media type {} (expected {WASM_LAYER_MEDIA_TYPE})", layer.media_type)));
     }
+    // As for a file: a component larger than the host would load is refused before it is downloaded.
+    if layer.size > crate::policy::MAX_COMPONENT_BYTES {
+        return Err(DistributionError::Format(format!(
+            "the layer is {} bytes; a component is at most {} bytes",
+            layer.size,
+            crate::policy::MAX_COMPONENT_BYTES
+        )));
+    }
+    const MAX_CONFIG_BYTES: u64 = 1 << 20;
+    if manifest.config.size > MAX_CONFIG_BYTES {
+        return Err(DistributionError::Format(format!("the config is {} bytes; at most {MAX_CONFIG_BYTES}", manifest.config.size)));
+    }
     let config_bytes = source.blob(&manifest.config.digest)?;
     let config: WasmConfig = serde_json::from_slice(&config_bytes).map_err(|e| DistributionError::Format(format!("config: {e}")))?;
     let canonical = reference.at_digest(&manifest_digest).to_string();
@@ -674,6 +686,61 @@ mod tests {
         assert_eq!(DistributionError::Unreachable { registry: "r".into(), reason: "refused".into() }.exit_code(), 4);
         assert_eq!(DistributionError::NotCached("r/a:1".into()).exit_code(), 2);
         assert_eq!(DistributionError::Tampered { what: "w".into(), expected: "a".into(), found: "b".into() }.exit_code(), 2);
+    }
+
+    /// Store a manifest with these config and layer media types (and a tiny config and layer) in a cache.
+    fn cached_artifact(cache: &Cache, config_type: &str, layer_types: &[&str]) -> String {
+        let config = br#"{"created":"2026-12-07T00:00:00Z","component":{"imports":[],"exports":["evaluate"]}}"#;
+        cache.put(&digest_of(config), config).unwrap();
+        cache.put(&digest_of(b"\0asm"), b"\0asm").unwrap();
+        let manifest = ImageManifest {
+            schema_version: 2,
+            media_type: Some(OCI_MANIFEST_MEDIA_TYPE.into()),
+            config: Descriptor::of(config_type, config),
+            layers: layer_types.iter().map(|t| Descriptor::of(t, b"\0asm")).collect(),
+            annotations: BTreeMap::new(),
+        };
+        let bytes = serde_json::to_vec(&manifest).unwrap();
+        let digest = digest_of(&bytes);
+        cache.put(&digest, &bytes).unwrap();
+        digest
+    }
+
+    fn resolve_cached(cache: &Cache, digest: &str) -> Result<Fetched, DistributionError> {
+        let reference = Reference::parse(&format!("oci://127.0.0.1:5000/gates/g@{digest}")).unwrap();
+        let settings = Settings::new(cache.root().to_path_buf());
+        let mut source = CachedSource { cache: cache.clone(), registry: "127.0.0.1:5000".into(), repository: "gates/g".into() };
+        resolve(&mut source, &reference, &settings, true)
+    }
+
+    #[test]
+    fn cncf_and_wasm_to_oci_media_types_are_read_and_others_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(dir.path());
+        for (config, layers) in [(WASM_CONFIG_MEDIA_TYPE, WASM_LAYER_MEDIA_TYPE), (LEGACY_CONFIG_MEDIA_TYPE, LEGACY_LAYER_MEDIA_TYPE)] {
+            let fetched = resolve_cached(&cache, &cached_artifact(&cache, config, &[layers])).unwrap();
+            assert_eq!(fetched.bytes, b"\0asm");
+            assert!(fetched.from_cache && fetched.reference.contains("@sha256:"));
+        }
+        for (config, layers, reason) in [
+            ("application/vnd.oci.image.config.v1+json", &[WASM_LAYER_MEDIA_TYPE][..], "config media type"),
+            (WASM_CONFIG_MEDIA_TYPE, &[WASM_LAYER_MEDIA_TYPE, WASM_LAYER_MEDIA_TYPE][..], "2 layers"),
+            (WASM_CONFIG_MEDIA_TYPE, &[][..], "0 layers"),
+            (WASM_CONFIG_MEDIA_TYPE, &["application/vnd.oci.image.layer.v1.tar+gzip"][..], "layer media type"),
+        ] {
+            let error = resolve_cached(&cache, &cached_artifact(&cache, config, layers)).unwrap_err();
+            assert!(error.to_string().contains(reason), "{error}");
+            assert_eq!(error.exit_code(), 2);
+        }
+    }
+
+    #[test]
+    fn a_cached_digest_missing_a_blob_is_a_cache_miss() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(dir.path());
+        let digest = cached_artifact(&cache, WASM_CONFIG_MEDIA_TYPE, &[WASM_LAYER_MEDIA_TYPE]);
+        std::fs::remove_file(cache.blob_path(&digest_of(b"\0asm")).unwrap()).unwrap();
+        assert!(matches!(resolve_cached(&cache, &digest), Err(DistributionError::NotCached(_))));
     }
 
     #[test]
