@@ -17,6 +17,8 @@ impl LabClient {
     /// A client for the lab in `dir`, if it has run.
     pub fn new(dir: &LabDir) -> anyhow::Result<Self> {
         let url = dir.server_url().ok_or_else(|| anyhow::anyhow!("no lab in {}: run `runner lab up`", dir.root.display()))?;
+        // See `ApiServer::start`: reqwest may be built with rustls and no provider of its own.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder().no_proxy().timeout(std::time::Duration::from_secs(10)).build()?;
         Ok(LabClient { url, token: dir.token()?, http })
     }
@@ -107,6 +109,8 @@ impl LabArm {
     pub fn new(dir: &LabDir) -> anyhow::Result<Self> {
         let config = dir.read_arm_config().ok_or_else(|| anyhow::anyhow!("no ARM emulation in {}: run `runner lab up`", dir.root.display()))?;
         let base = config.endpoint.replacen("https://", "http://", 1);
+        // See `ApiServer::start`: reqwest may be built with rustls and no provider of its own.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder().no_proxy().timeout(std::time::Duration::from_secs(10)).build()?;
         Ok(LabArm { token: std::fs::read_to_string(&config.token_file)?.trim().to_string(), base, config, http })
     }

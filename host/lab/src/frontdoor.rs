@@ -274,6 +274,8 @@ pub async fn serve(store: Store, traffic_managers: TrafficManagers, subnet: u8, 
     let at = address(subnet);
     let listener = tokio::net::TcpListener::bind(at).await.map_err(|e| anyhow::anyhow!("the front door cannot listen on {at}: {e}"))?;
     // No pooled connections: a Pod that stops must not leave the proxy a dead one.
+    // See `ApiServer::start`: reqwest may be built with rustls and no provider of its own.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::Client::builder().no_proxy().pool_max_idle_per_host(0).timeout(Duration::from_secs(60)).build()?;
     let door = Door { store, traffic_managers, http, picker: Default::default(), turns: Default::default() };
     let router = axum::Router::new().fallback(forward).with_state(door);

@@ -9,6 +9,7 @@ mod demo_fleet;
 mod exec;
 mod lab;
 mod list;
+mod push;
 mod render;
 mod report_file;
 mod review;
@@ -42,6 +43,29 @@ pub struct Cli {
     /// Where compiled components are cached.
     #[arg(long, global = true, env = "RUNNER_CACHE_DIR", value_name = "DIR")]
     cache_dir: Option<PathBuf>,
+
+    /// A loopback registry (`127.0.0.1:5000`, `localhost:5000`, `[::1]:5000`) spoken to over plain HTTP; repeatable.
+    /// Any other host is refused: plain HTTP elsewhere hands components and credentials to the network.
+    #[arg(long = "insecure-registry", global = true, env = "RUNNER_INSECURE_REGISTRIES", value_delimiter = ',', value_name = "HOST:PORT")]
+    insecure_registries: Vec<String>,
+
+    /// Never touch the network: references come from the OCI cache (a tag from the tag it last resolved to).
+    #[arg(long, global = true)]
+    offline: bool,
+
+    /// The trust policy for references (which registries and repositories, which worlds and imports, whose signatures);
+    /// default ~/.config/runner/trust.yaml when it exists.
+    #[arg(long, global = true, env = "RUNNER_TRUST", value_name = "FILE")]
+    trust: Option<PathBuf>,
+
+    /// Refuse any reference (oci://, oci-layout:) not in the lock file and run tags at their locked digests.
+    /// Bundled names and file paths are not affected.
+    #[arg(long, global = true)]
+    locked: bool,
+
+    /// The lock file `runner pull` writes and `--locked` reads.
+    #[arg(long, global = true, default_value = "runner.lock", value_name = "FILE")]
+    lock: PathBuf,
 
     #[command(subcommand)]
     command: Command,
@@ -83,6 +107,14 @@ enum Command {
     Reject(runs::AnswerArgs),
     /// Stop a run cleanly at its next step boundary.
     Stop(runs::StopArgs),
+    /// Push a component to an OCI registry as a CNCF Wasm artifact.
+    Push(push::PushArgs),
+    /// Pull a reference into the cache (trust policy and digests checked) and pin it in the lock file.
+    Pull(push::PullArgs),
+    /// Sign a reference's manifest with a key, cosign's way (tag `sha256-<hex>.sig`).
+    Sign(push::SignArgs),
+    /// Check a reference's signature against public keys.
+    Verify(push::VerifyArgs),
 }
 
 /// kubectl's cluster-selection flags, on every command that reaches a cluster.
@@ -164,6 +196,11 @@ pub fn main() -> ExitCode {
     let quiet = matches!(&cli.command, Command::Test(_)) && cli.verbose == 0;
     init_logging(cli.verbose.max(u8::from(daemon)), quiet, cli.log_format);
     let cache_dir = cli.cache_dir.clone().or_else(crate::engine::default_cache_dir);
+    if let Err(failure) = distribution_settings(&cli, cache_dir.as_deref()).map(crate::run::set_distribution_settings) {
+        eprintln!("error: {}", failure.message);
+        return ExitCode::from(failure.exit as u8);
+    }
+    let lock_file = cli.lock.clone();
     let result = match cli.command {
         Command::Exec(args) => exec::run(*args, cache_dir),
         Command::Demo(args) => demo::run(args, cache_dir),
@@ -182,6 +219,10 @@ pub fn main() -> ExitCode {
         Command::Approve(args) => runs::answer(args, true),
         Command::Reject(args) => runs::answer(args, false),
         Command::Stop(args) => runs::stop(args),
+        Command::Push(args) => push::push(args),
+        Command::Pull(args) => push::pull(args, lock_file),
+        Command::Sign(args) => push::sign(args),
+        Command::Verify(args) => push::verify(args),
     };
     match result {
         Ok(exit) => ExitCode::from(exit as u8),
@@ -193,6 +234,25 @@ pub fn main() -> ExitCode {
             ExitCode::from(failure.exit as u8)
         }
     }
+}
+
+/// The distribution settings the global flags describe: refused when an
+/// insecure registry is not loopback or the trust file does not load.
+fn distribution_settings(cli: &Cli, cache_dir: Option<&std::path::Path>) -> Result<crate::distribution::Settings, Failure> {
+    use crate::distribution::{Settings, client, trust::Trust};
+    client::check_insecure(&cli.insecure_registries).map_err(|e| Failure::bad_input(e.to_string()))?;
+    let trust_file = cli.trust.clone().or_else(|| dirs::config_dir().map(|d| d.join("runner/trust.yaml")).filter(|p| p.is_file()));
+    let trust = match trust_file {
+        Some(path) => Trust::load(&path).map_err(|e| Failure::bad_input(format!("trust policy {}: {e}", path.display())))?,
+        None => Trust::empty(),
+    };
+    Ok(Settings {
+        insecure: cli.insecure_registries.clone(),
+        cache: Settings::cache_beside(cache_dir),
+        offline: cli.offline,
+        trust,
+        locked: cli.locked.then(|| cli.lock.clone()),
+    })
 }
 
 /// The document format the command line asks for (`-o json`, `--output=yaml`,

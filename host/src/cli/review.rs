@@ -16,7 +16,7 @@ use crate::target::Target;
 /// `runner review`'s arguments.
 #[derive(Args, Debug)]
 pub struct ReviewArgs {
-    /// A bundled policy's name or a component file.
+    /// A bundled policy's name, a component file, or a reference (`oci://REGISTRY/REPO:TAG`, `oci-layout:DIR:TAG`).
     policy: String,
 
     /// Show only what changed since this earlier version (name or file).
@@ -67,7 +67,16 @@ fn text(policy: &Policy) -> String {
         let _ = writeln!(out, "  {}", m.description);
     }
     let _ = writeln!(out, "digest:  {}", policy.digest);
-    let _ = writeln!(out, "file:    {} ({} KiB)", policy.path.display(), policy.bytes.len().div_ceil(1024));
+    match &policy.origin {
+        Some(origin) => {
+            let _ = writeln!(out, "from:    {} ({} KiB)", origin.reference, policy.bytes.len().div_ceil(1024));
+            let _ = writeln!(out, "manifest: {}", origin.manifest_digest);
+            let _ = writeln!(out, "signer:  {}", origin.signer.as_deref().unwrap_or("none (the trust policy asks for no signature)"));
+        }
+        None => {
+            let _ = writeln!(out, "file:    {} ({} KiB)", policy.path.display(), policy.bytes.len().div_ceil(1024));
+        }
+    }
     let caps = capabilities(policy);
     let mutating = caps.iter().filter(|(_, m)| *m).count();
     let _ = writeln!(out, "\ncapabilities ({} requested, {mutating} mutating):", caps.len());

@@ -74,6 +74,19 @@ pub struct Policy {
     pub exports: Vec<String>,
     /// Imports compared with the manifest's requests.
     pub import_report: ImportReport,
+    /// Where it was pulled from, for a policy loaded by reference (None for files).
+    pub origin: Option<Origin>,
+}
+
+/// The registry or image layout a policy was pulled from.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Origin {
+    /// The canonical reference, at its manifest digest.
+    pub reference: String,
+    /// `sha256:` of the manifest.
+    pub manifest_digest: String,
+    /// Who signed it, when the trust policy asked for a signature.
+    pub signer: Option<String>,
 }
 
 impl Policy {
@@ -146,7 +159,7 @@ impl Policy {
             }
         }
         let digest = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
-        Ok(Policy { path, bytes, digest, manifest, imports: inspected.imports, exports: inspected.exports, import_report })
+        Ok(Policy { path, bytes, digest, manifest, imports: inspected.imports, exports: inspected.exports, import_report, origin: None })
     }
 
     /// The name to show for this policy (`pods-ready`).

@@ -621,12 +621,17 @@ fn run_header(policy: &Policy, target: Value, allowances: Vec<String>, config: &
     let mut config = config.clone();
     crate::journal::redact(&mut config);
     let m = &policy.manifest;
+    let mut policy_line = json!({"name": m.name, "version": m.version, "world": m.world, "digest": policy.digest});
+    // A policy pulled by reference names where it came from: the manifest digest and the signer.
+    if let Some(origin) = &policy.origin {
+        policy_line["origin"] = json!(origin);
+    }
     json!({
         "operator": crate::runs::operator(),
         "runner": env!("CARGO_PKG_VERSION"),
         "started": crate::journal::timestamp(),
         "target": target,
-        "policy": {"name": m.name, "version": m.version, "world": m.world, "digest": policy.digest},
+        "policy": policy_line,
         "allowances": allowances,
         "config": config,
         "gates": gates,
@@ -771,7 +776,7 @@ pub(super) fn bind_gates(policy: &Policy, overrides: &[String]) -> Result<BTreeM
     chosen
         .into_iter()
         .map(|(slot, gate)| {
-            let bound = load_policy(&gate).map_err(|f| Failure::bad_input(format!("gate slot `{slot}`: {}", f.message)))?;
+            let bound = load_policy(&gate).map_err(|f| Failure::new(f.exit, format!("gate slot `{slot}`: {}", f.message)))?;
             if bound.manifest.world != World::Gate {
                 return Err(Failure::bad_input(format!("gate slot `{slot}`: `{}` is a {}, not a gate", bound.name(), bound.manifest.world)));
             }

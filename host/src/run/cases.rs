@@ -9,7 +9,8 @@
 //!   standby: &standby {"application_name": "postgres-cluster-1", "sync_state": "async"}
 //! component: pg-preflight            # a policy's name (as `runner exec` finds it, and first
 //!                                    # among the components the enclosing crate built), or a
-//!                                    # path relative to this file
+//!                                    # path relative to this file, or a reference (`oci://REGISTRY/REPO:TAG`,
+//!                                    # `oci-layout:DIR:TAG` with DIR relative to this file)
 //! config: {min-sync: 2}              # as --config; defaults filled in
 //! gates: {preflight: ../my-gate.wasm}  # a pattern's slots, as --gate
 //! patterns: {postgres: ../my-wheel.wasm}  # a pattern's pattern slots, as --pattern
@@ -200,6 +201,13 @@ fn load_case(file: &Path) -> Result<Case, String> {
 /// name, looked up first among the components the crate holding the file
 /// built (wherever `CARGO_TARGET_DIR` puts them), then as `runner exec` does.
 fn resolve(base: &Path, text: &str) -> String {
+    // A reference is fetched by `load_policy`; an image layout's relative directory is the file's, like a path.
+    if crate::distribution::is_reference(text) {
+        return match text.strip_prefix("oci-layout:") {
+            Some(dir) if Path::new(dir).is_relative() => format!("oci-layout:{}", base.join(dir).display()),
+            _ => text.to_string(),
+        };
+    }
     let looks_like_path = text.contains('/') || text.ends_with(".wasm");
     if looks_like_path {
         return if Path::new(text).is_relative() { base.join(text).display().to_string() } else { text.to_string() };

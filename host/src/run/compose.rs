@@ -45,7 +45,7 @@ fn bind(policy: &Policy, overrides: &[(String, String)], depth: usize, under: Op
         .map(|(slot, declared)| {
             let path = path_of(slot);
             let chosen = overrides.iter().rev().find(|(p, _)| p == slot).map_or(declared.default.as_str(), |(_, pattern)| pattern.as_str());
-            let bound = load_policy(chosen).map_err(|f| Failure::bad_input(format!("pattern slot `{path}`: {}", f.message)))?;
+            let bound = load_policy(chosen).map_err(|f| Failure::new(f.exit, format!("pattern slot `{path}`: {}", f.message)))?;
             if bound.manifest.world != World::Pattern {
                 return Err(Failure::bad_input(format!("pattern slot `{path}`: `{}` is a {}, not a pattern", bound.name(), bound.manifest.world)));
             }

@@ -172,11 +172,15 @@ impl RunReport {
     /// The report as JSON (`--output json`).
     pub fn json(&self) -> Value {
         let m = &self.policy.manifest;
+        let mut policy = json!({"name": m.name, "version": m.version, "world": m.world, "digest": self.policy.digest, "path": self.policy.path});
+        if let Some(origin) = &self.policy.origin {
+            policy["origin"] = json!(origin);
+        }
         json!({
             "run": self.header,
             "run_id": self.run.id,
             "target": self.header["target"]["name"],
-            "policy": {"name": m.name, "version": m.version, "world": m.world, "digest": self.policy.digest, "path": self.policy.path},
+            "policy": policy,
             "outcome": self.ending.outcome,
             "resumed": self.header["resumed"].is_object(),
             "exit_code": self.ending.exit as u8,

@@ -44,6 +44,7 @@ pub fn describe(policy: &Policy) -> Value {
         "patterns": m.patterns,
         "steps": m.steps,
         "rollback": m.rollback,
+        "origin": policy.origin,
     })
 }
 

@@ -5,6 +5,7 @@
 pub mod interrupt;
 pub mod lab;
 pub mod redis_cluster;
+pub mod registry;
 pub mod verdict;
 pub mod webapp;
 

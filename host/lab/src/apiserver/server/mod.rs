@@ -115,6 +115,9 @@ pub struct ApiServer {
 impl ApiServer {
     /// Starts serving `store` on `listener` in a background task.
     pub fn start(store: Store, listener: tokio::net::TcpListener, token: String, exec: Arc<dyn ExecHandler>) -> std::io::Result<ApiServer> {
+        // reqwest 0.13 may be built with rustls and no provider of its own (the runner's OCI client asks for
+        // that feature, and features unify): every client in this process then needs the process default.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let (listener, addr) = with_tls(&store, listener)?;
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(serve_on(store, listener, addr, token, exec, async move {
