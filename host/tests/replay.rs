@@ -58,6 +58,9 @@ fn every_bundled_test_case_passes() {
         "patterns/staged-rollout/tests/a-member-fails-within-the-budget",
         "patterns/staged-rollout/tests/a-budget-exceeded-stops-before-prod",
         "patterns/staged-rollout/tests/a-member-at-the-target-is-skipped",
+        // Issue 18: the bundled Python gate, built by scripts/build-policies.
+        "python/pod-restarts/tests/all-ready",
+        "python/pod-restarts/tests/crash-looping",
     ] {
         assert!(out.lines().any(|l| l.starts_with("ok   ") && l.contains(case)), "{case} did not pass:\n{out}");
     }

@@ -27,6 +27,15 @@ pub struct BenchArgs {
     #[arg(long, default_value = "pods-ready")]
     gate: String,
 
+    /// The Python gate measured beside the Rust one (`policies/python/`, built
+    /// by scripts/build-policies); skipped when it is not found.
+    #[arg(long, default_value = "pod-restarts")]
+    python_gate: String,
+
+    /// Instantiations and evaluations of the Python gate to time.
+    #[arg(long, default_value_t = 50)]
+    python_runs: usize,
+
     /// The test component whose `calls` mode makes N host calls.
     #[arg(long, value_name = "FILE", default_value_os_t = default_fixture())]
     calls_fixture: PathBuf,
@@ -201,7 +210,8 @@ pub fn run(args: BenchArgs, _cache_dir: Option<PathBuf>) -> CommandResult {
     figures.add("exec_ms", exec_ms.into(), format!("runner exec (whole process)  {exec_ms:>10.1} ms  (median of {}; cached gate)", args.execs));
     let rss = peak_child_rss_kib() as f64 / 1024.0;
     figures.add("exec_peak_rss_mib", rss.into(), format!("peak RSS of runner exec      {rss:>10.1} MiB"));
-    // After the figure above: the child's peak would count among the children's.
+    python_figures(&args, &mut figures, &rt, &exe, scratch.path())?;
+    // After the figures above: the child's peak would count among the children's.
     if args.fleet_members > 0 {
         fleet::in_child(args.fleet_members, &mut figures)?;
     }
@@ -209,6 +219,84 @@ pub fn run(args: BenchArgs, _cache_dir: Option<PathBuf>) -> CommandResult {
         args.output.print(&figures.kept);
     }
     Ok(Exit::Success)
+}
+
+/// The Python gate: `runner exec` compiling it (no cache: what a first run
+/// costs without `runner build`) and loading it from the cache (`runner
+/// build` compiles into it), then instantiation and one evaluation (a host
+/// call answered offline), each beside the Rust gate's.
+fn python_figures(
+    args: &BenchArgs,
+    figures: &mut Figures,
+    rt: &tokio::runtime::Runtime,
+    exe: &std::path::Path,
+    scratch: &std::path::Path,
+) -> Result<(), Failure> {
+    let Ok(python) = load_policy(&args.python_gate) else {
+        figures.add("python_gate", serde_json::Value::Null, format!("python gate `{}` not found: build it with scripts/build-policies", args.python_gate));
+        return Ok(());
+    };
+    figures.add(
+        "python_gate",
+        serde_json::json!({"name": python.name(), "version": python.manifest.version, "kib": python.bytes.len() / 1024}),
+        format!("python gate ({} {}, {} KiB)", python.name(), python.manifest.version, python.bytes.len() / 1024),
+    );
+    let cache = scratch.join("python-cache");
+    let exec_python = || -> Result<Duration, Failure> {
+        let start = Instant::now();
+        Command::new(exe)
+            .args(["exec", &python.path.to_string_lossy(), "--journal"])
+            .arg(scratch.join("python-exec.jsonl"))
+            .env("RUNNER_CACHE_DIR", &cache)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map_err(failure)?;
+        Ok(start.elapsed())
+    };
+    let cold = exec_python()?;
+    figures.add(
+        "python_exec_cold_s",
+        cold.as_secs_f64().into(),
+        format!("python exec, cold compile    {:>10.1} s   (first run without runner build)", cold.as_secs_f64()),
+    );
+    let cached = ms(median((0..5).map(|_| exec_python()).collect::<Result<Vec<_>, _>>()?));
+    figures.add(
+        "python_exec_cached_ms",
+        cached.into(),
+        format!("python exec, after build     {cached:>10.1} ms  (median of 5; compiled by runner build, from the cache)"),
+    );
+
+    let engine = Arc::new(Engine::new(Limits::default(), Some(cache)).map_err(failure)?);
+    let policies = [("rust", args.gate.as_str()), ("python", args.python_gate.as_str())];
+    for (language, policy) in policies {
+        let run = rt.block_on(RunBuilder::new(policy).offline("bench").engine(engine.clone()).without_journal().build())?;
+        let mut instantiations = Vec::with_capacity(args.python_runs);
+        let mut evaluations = Vec::with_capacity(args.python_runs);
+        for _ in 0..args.python_runs {
+            let start = Instant::now();
+            rt.block_on(run.instantiate(run.host())).map_err(failure)?;
+            instantiations.push(start.elapsed());
+            let start = Instant::now();
+            rt.block_on(run.answer(run.host())).map_err(failure)?;
+            evaluations.push(start.elapsed());
+        }
+        let (instantiate, evaluate) = (us(median(instantiations)), us(median(evaluations)));
+        figures.add(
+            &format!("{language}_gate_instantiate_us"),
+            instantiate.into(),
+            format!("{language:<6} gate instantiate      {instantiate:>10.1} us  (median of {}; {policy})", args.python_runs),
+        );
+        figures.add(
+            &format!("{language}_gate_evaluate_us"),
+            evaluate.into(),
+            format!(
+                "{language:<6} gate evaluate         {evaluate:>10.1} us  (median of {}; instantiate + one kube-read.list answered offline)",
+                args.python_runs
+            ),
+        );
+    }
+    Ok(())
 }
 
 fn timed<T, E>(f: impl FnOnce() -> Result<T, E>) -> Result<Duration, E> {

@@ -2,6 +2,7 @@
 //! its own module and calls the run library ([`crate::run`]), never another verb.
 
 mod bench;
+mod build;
 mod completions;
 mod demo;
 mod demo_blue_green;
@@ -86,8 +87,10 @@ enum Command {
     List(list::ListArgs),
     /// The embedded local cluster: a Kubernetes API server whose Pods are real PostgreSQL and Redis servers.
     Lab(lab::LabArgs),
-    /// Create a new gate or pattern crate that builds as generated.
+    /// Create a new gate or pattern (a Rust crate, or a Python gate with --lang python) that builds as generated.
     New(scaffold::NewArgs),
+    /// Build a policy folder (Rust crate or Python gate) into a component, check it as `exec` would and precompile it.
+    Build(build::BuildArgs),
     /// Run declarative tests (`*.test.yaml`): policies replayed from sessions or canned responses, no cluster needed.
     Test(test::TestArgs),
     /// Targets: check that a cluster has what the runner needs (`runner target check FILE|lab`).
@@ -208,6 +211,7 @@ pub fn main() -> ExitCode {
         Command::List(args) => list::run(args),
         Command::Lab(args) => lab::run(args),
         Command::New(args) => scaffold::run(args),
+        Command::Build(args) => build::run(args, cache_dir),
         Command::Target(args) => target::run(args),
         Command::Test(args) => test::run(args, cache_dir),
         Command::Completions { shell } => {

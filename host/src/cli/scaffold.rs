@@ -1,4 +1,5 @@
-//! `runner new gate|pattern NAME`: a crate that builds as generated.
+//! `runner new gate|pattern NAME`: a crate that builds as generated, or
+//! (`--lang python`) a Python gate folder that `runner build` builds.
 
 use std::path::PathBuf;
 
@@ -12,6 +13,14 @@ enum Kind {
     Pattern,
 }
 
+/// The language of the new policy. Crate-private: a doc comment on a variant would become its help text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Default)]
+enum Lang {
+    #[default]
+    Rust,
+    Python,
+}
+
 #[derive(Args, Debug)]
 pub struct NewArgs {
     /// What to create.
@@ -20,6 +29,10 @@ pub struct NewArgs {
 
     /// The policy's name: lowercase letters, digits and dashes.
     name: String,
+
+    /// The language: a Rust crate, or a Python gate built by componentize-py (`runner build`).
+    #[arg(long, value_enum, default_value_t)]
+    lang: Lang,
 
     /// Where to create the crate (default: ./NAME).
     #[arg(long, value_name = "DIR")]
@@ -132,6 +145,9 @@ pub fn run(args: NewArgs) -> CommandResult {
     if dir.exists() {
         return Err(Failure::bad_input(format!("{}: already exists", dir.display())));
     }
+    if args.lang == Lang::Python {
+        return python(&args, &dir);
+    }
     let sdk = SdkSource::of(&args)?;
     let mut files = vec![
         ("Cargo.toml".to_string(), cargo_toml(name, &sdk.dependency())),
@@ -150,11 +166,7 @@ pub fn run(args: NewArgs) -> CommandResult {
         // The SDK's bindings read the contract from `../wit`, beside the SDK.
         files.push(("wit/policy.wit".to_string(), include_str!("../../../wit/policy.wit").to_string()));
     }
-    for (file, text) in &files {
-        let path = dir.join(file);
-        let written = path.parent().map_or(Ok(()), std::fs::create_dir_all).and_then(|()| std::fs::write(&path, text));
-        written.map_err(|e| Failure::bad_input(format!("{}: {e}", path.display())))?;
-    }
+    write_files(&dir, &files)?;
     let module = name.replace('-', "_");
     if args.output != super::OutputFormat::Text {
         let wasm = format!("target/wasm32-wasip2/release/{module}.wasm");
@@ -172,6 +184,81 @@ pub fn run(args: NewArgs) -> CommandResult {
     println!("\nbuild it:\n  cd {} && cargo build --release --target wasm32-wasip2", dir.display());
     println!("review and run it:\n  runner review target/wasm32-wasip2/release/{module}.wasm\n  runner exec target/wasm32-wasip2/release/{module}.wasm");
     Ok(Exit::Success)
+}
+
+fn write_files(dir: &std::path::Path, files: &[(String, String)]) -> Result<(), Failure> {
+    for (file, text) in files {
+        let path = dir.join(file);
+        let written = path.parent().map_or(Ok(()), std::fs::create_dir_all).and_then(|()| std::fs::write(&path, text));
+        written.map_err(|e| Failure::bad_input(format!("{}: {e}", path.display())))?;
+    }
+    Ok(())
+}
+
+/// The bundled Python gate, the model of a new one: its name is the only change.
+const PYTHON_MODEL: &str = "pod-restarts";
+const PYTHON_APP: &str = include_str!("../../../policies/python/pod-restarts/app.py");
+const PYTHON_MANIFEST: &str = include_str!("../../../policies/python/pod-restarts/manifest.toml");
+const PYTHON_CASE: &str = include_str!("../../../policies/python/pod-restarts/tests/crash-looping.test.yaml");
+
+/// A Python gate: `app.py` (the `WitWorld` class componentize-py exports),
+/// `manifest.toml`, the contract in `wit/` (for `componentize-py bindings`
+/// and the build) and a `runner test` case against the built component.
+fn python(args: &NewArgs, dir: &std::path::Path) -> CommandResult {
+    let name = &args.name;
+    if args.kind == Kind::Pattern {
+        return Err(Failure::bad_input("--lang python makes gates only: write a pattern in Rust (`runner new pattern NAME`)"));
+    }
+    if args.sdk.is_some() || args.sdk_git.is_some() {
+        return Err(Failure::bad_input("--sdk and --sdk-git are for Rust crates; a Python gate uses componentize-py's bindings"));
+    }
+    let component = format!("target/{name}.wasm");
+    let files = vec![
+        ("app.py".to_string(), PYTHON_APP.replace(PYTHON_MODEL, name)),
+        ("manifest.toml".to_string(), PYTHON_MANIFEST.replace(PYTHON_MODEL, name).replace(". Written in Python.", ".")),
+        (format!("tests/{name}.test.yaml"), PYTHON_CASE.replace(&format!("component: {PYTHON_MODEL}"), &format!("component: ../{component}"))),
+        ("wit/policy.wit".to_string(), include_str!("../../../wit/policy.wit").to_string()),
+        ("README.md".to_string(), python_readme(name, &dir.display().to_string())),
+        (".gitignore".to_string(), "/target\n/.bindings\n__pycache__/\n".to_string()),
+    ];
+    write_files(dir, &files)?;
+    if args.output != super::OutputFormat::Text {
+        args.output.print(&serde_json::json!({
+            "created": dir,
+            "kind": "gate",
+            "lang": "python",
+            "name": name,
+            "files": files.iter().map(|(file, _)| file).collect::<Vec<_>>(),
+            "build": format!("runner build {}", dir.display()),
+            "component": dir.join(&component),
+        }));
+        return Ok(Exit::Success);
+    }
+    println!("created Python gate {name} in {}", dir.display());
+    println!("\nbuild it (componentize-py, about 20 s, then the compile for this runner):\n  runner build {}", dir.display());
+    println!("test and run it:\n  runner test {}\n  runner exec {} --target lab", dir.display(), dir.join(&component).display());
+    Ok(Exit::Success)
+}
+
+fn python_readme(name: &str, dir: &str) -> String {
+    format!(
+        r#"# {name}
+
+A runner gate written in Python: `app.py` exports the `gate` world of
+`wit/policy.wit` (class `WitWorld`, method `evaluate`), `manifest.toml` says
+what it may call and what it can be configured with.
+
+```sh
+runner build {dir}                    # componentize-py, then precompiled for this runner
+runner test {dir}                     # the cases in tests/, from canned answers
+runner lab up                         # a local cluster
+runner exec {dir}/target/{name}.wasm --target lab --config selector=app=postgres
+```
+
+Editor completion for the bindings (`wit_world`): `componentize-py -d wit -w gate bindings .bindings`
+and add `.bindings` to the editor's Python path (`runner build` generates its own).
+"#
+    )
 }
 
 fn cargo_toml(name: &str, sdk_dependency: &str) -> String {

@@ -64,7 +64,8 @@ impl Default for Limits {
             pattern_deadline: Duration::from_secs(3600),
             memory_bytes: 256 << 20,
             output_bytes: 1 << 20,
-            instances: 32,
+            // A componentize-py gate has 38 core instances (the interpreter, libc, its WASI stubs).
+            instances: 64,
             tables: 32,
             table_elements: 100_000,
             concurrent_components: 16,

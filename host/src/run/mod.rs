@@ -9,6 +9,7 @@
 //! [`survey`] (a database cluster after a run), [`cases`] (declarative test
 //! cases) and [`lab`] (starting and stopping the local lab a run targets).
 
+pub mod build;
 mod builder;
 pub mod cases;
 mod compose;
