@@ -225,7 +225,7 @@ fn build_rust(dir: &Path, progress: &mut dyn FnMut(&str)) -> Result<Vec<u8>, Fai
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
         .filter(|message| message["reason"] == "compiler-artifact" && message["target"]["kind"].as_array().is_some_and(|k| k.iter().any(|k| k == "cdylib")))
         .filter_map(|message| message["filenames"].as_array()?.iter().filter_map(|f| f.as_str()).find(|f| f.ends_with(".wasm")).map(PathBuf::from))
-        .last()
+        .next_back()
         .ok_or_else(|| Failure::bad_input(format!("{}: cargo built no cdylib component (is crate-type [\"cdylib\"] set?)", dir.display())))?;
     std::fs::read(&wasm).map_err(|e| Failure::bad_input(format!("{}: {e}", wasm.display())))
 }
