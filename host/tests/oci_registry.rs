@@ -234,18 +234,24 @@ fn the_trust_policy_refuses_a_pattern_from_a_gates_only_repository_before_its_la
     assert!(!stderr(&untrusted).contains("trust policy"), "{}", stderr(&untrusted));
 }
 
+/// pods-ready's `too-few-pods` case, in a directory of its own, with its component named by `reference`.
+fn case_by_reference(sandbox: &Sandbox, reference: &str) -> PathBuf {
+    let case = std::fs::read_to_string(common::repo().join("policies/gates/pods-ready/tests/too-few-pods.test.yaml")).unwrap();
+    let case = case.replace("component: pods-ready", &format!("component: {reference}"));
+    assert!(case.contains(reference));
+    let dir = sandbox.dir.path().join("cases");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("too-few-pods.test.yaml"), case).unwrap();
+    dir
+}
+
 #[test]
 fn a_test_case_runs_a_component_by_reference() {
     let registry = Registry::start();
     let sandbox = Sandbox::new();
     let reference = format!("oci://{}/gates/pods-ready:1", registry.address);
     push(&sandbox, &registry, "pods-ready", &reference);
-    let case = std::fs::read_to_string(common::repo().join("policies/gates/pods-ready/tests/too-few-pods.test.yaml")).unwrap();
-    let case = case.replace("component: pods-ready", &format!("component: {reference}"));
-    assert!(case.contains(&reference));
-    let dir = sandbox.dir.path().join("cases");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("too-few-pods.test.yaml"), case).unwrap();
+    let dir = case_by_reference(&sandbox, &reference);
     let output = runner(&sandbox, &registry, &["test", dir.to_str().unwrap()]);
     assert_eq!(code(&output), 0, "{}{}", stdout(&output), stderr(&output));
     assert!(stdout(&output).contains("too-few-pods"), "{}", stdout(&output));
@@ -297,10 +303,7 @@ fn a_rule_with_keys_refuses_an_unsigned_component_and_runs_a_signed_one() {
     push(&sandbox, &registry, "pods-ready", &reference);
     let (team_key, _) = key_pair(sandbox.dir.path(), "team");
     let trust = write_trust(sandbox.dir.path(), &format!("sources:\n  - match: \"{}/gates/*\"\n    keys: [team.pub]\n", registry.address));
-    let case = std::fs::read_to_string(common::repo().join("policies/gates/pods-ready/tests/too-few-pods.test.yaml")).unwrap();
-    let dir = sandbox.dir.path().join("cases");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("too-few-pods.test.yaml"), case.replace("component: pods-ready", &format!("component: {reference}"))).unwrap();
+    let dir = case_by_reference(&sandbox, &reference);
     let test = || runner(&sandbox, &registry, &["test", dir.to_str().unwrap(), "--trust", trust.to_str().unwrap()]);
 
     let unsigned = runner(&sandbox, &registry, &["review", &reference, "--trust", trust.to_str().unwrap()]);
@@ -315,4 +318,81 @@ fn a_rule_with_keys_refuses_an_unsigned_component_and_runs_a_signed_one() {
     assert!(json_of(&review)["origin"]["signer"].as_str().unwrap().contains("team.pub"));
     let passed = test();
     assert_eq!(code(&passed), 0, "{}{}", stdout(&passed), stderr(&passed));
+}
+
+/// `runner key generate PREFIX` with `password`.
+fn generated_key(sandbox: &Sandbox, name: &str, password: &str) -> (PathBuf, PathBuf) {
+    let prefix = sandbox.dir.path().join(name);
+    let output = sandbox.runner_env(&["key", "generate", prefix.to_str().unwrap()], &[("COSIGN_PASSWORD", password)]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    (prefix.with_extension("key"), prefix.with_extension("pub"))
+}
+
+#[test]
+fn key_generate_writes_an_encrypted_cosign_key_and_refuses_to_overwrite() {
+    let sandbox = Sandbox::new();
+    let (private, public) = generated_key(&sandbox, "team", "s3cret");
+    let pem = std::fs::read_to_string(&private).unwrap();
+    assert!(pem.starts_with("-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----"), "{pem}");
+    assert!(!pem.contains("s3cret"));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&private).unwrap().permissions().mode() & 0o777, 0o600);
+    // openssl, an independent reader, takes the public key as a P-256 SPKI key.
+    let text = std::process::Command::new("openssl").args(["pkey", "-pubin", "-noout", "-text", "-in"]).arg(&public).output().unwrap();
+    assert!(text.status.success() && String::from_utf8_lossy(&text.stdout).contains("prime256v1"), "{}", String::from_utf8_lossy(&text.stderr));
+
+    let again = sandbox.runner_env(&["key", "generate", sandbox.dir.path().join("team").to_str().unwrap()], &[("COSIGN_PASSWORD", "x")]);
+    assert_eq!(code(&again), 2);
+    assert!(stderr(&again).contains("team.key exists") && stderr(&again).contains("--force"), "{}", stderr(&again));
+    assert_eq!(std::fs::read_to_string(&private).unwrap(), pem, "a refused generate leaves the key alone");
+    let no_password = sandbox.runner_env(&["key", "generate", sandbox.dir.path().join("other").to_str().unwrap()], &[]);
+    assert_eq!(code(&no_password), 2);
+    assert!(stderr(&no_password).contains("COSIGN_PASSWORD"), "{}", stderr(&no_password));
+}
+
+#[test]
+fn air_gapped_a_gate_is_pushed_signed_and_run_from_a_layout_with_no_registry() {
+    let sandbox = Sandbox::new();
+    let layout = sandbox.dir.path().join("carry");
+    let reference = format!("oci-layout:{}:1", layout.display());
+    let file = bundled("pods-ready");
+    let pushed = sandbox.runner(&["push", file.to_str().unwrap(), &reference, "-o", "json"]);
+    assert_eq!(code(&pushed), 0, "{}", stderr(&pushed));
+    let digest = json_of(&pushed)["manifest_digest"].as_str().unwrap().to_string();
+    let index: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(layout.join("index.json")).unwrap()).unwrap();
+    assert_eq!(index["manifests"][0]["digest"], digest.as_str());
+    assert_eq!(index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"], "1");
+
+    let (team_key, team_pub) = generated_key(&sandbox, "team", "");
+    let (_, other_pub) = generated_key(&sandbox, "other", "");
+    let trust = write_trust(sandbox.dir.path(), "sources:\n  - match: \"oci-layout/**\"\n    keys: [team.pub]\n");
+    // Unsigned: refused before it runs, naming the key expected.
+    let unsigned = sandbox.runner(&["review", &reference, "--trust", trust.to_str().unwrap()]);
+    assert_eq!(code(&unsigned), 2, "{}", stderr(&unsigned));
+    assert!(stderr(&unsigned).contains("not signed") && stderr(&unsigned).contains("team.pub"), "{}", stderr(&unsigned));
+
+    let signed = sandbox.runner_env(&["sign", &reference, "--key", team_key.to_str().unwrap()], &[("COSIGN_PASSWORD", "")]);
+    assert_eq!(code(&signed), 0, "{}", stderr(&signed));
+    let verified = sandbox.runner(&["verify", &reference, "--key", team_pub.to_str().unwrap()]);
+    assert_eq!(code(&verified), 0, "{}", stderr(&verified));
+    let wrong = sandbox.runner(&["verify", &reference, "--key", other_pub.to_str().unwrap()]);
+    assert_eq!(code(&wrong), 2, "{}", stderr(&wrong));
+
+    // Carried as a tar (made by tar(1)) into a sandbox with no cache: the signed gate runs its test case.
+    let tar_file = sandbox.dir.path().join("carry.tar");
+    assert!(std::process::Command::new("tar").arg("-cf").arg(&tar_file).arg("-C").arg(&layout).arg(".").status().unwrap().success());
+    let elsewhere = Sandbox::new();
+    let from_tar = format!("oci-layout:{}:1", tar_file.display());
+    let review = elsewhere.runner(&["review", &from_tar, "--trust", trust.to_str().unwrap(), "-o", "json"]);
+    assert_eq!(code(&review), 0, "{}", stderr(&review));
+    assert_eq!(json_of(&review)["origin"]["manifest_digest"], digest.as_str());
+    assert!(json_of(&review)["origin"]["signer"].as_str().unwrap().contains("team.pub"), "{}", stdout(&review));
+    let cases = case_by_reference(&elsewhere, &from_tar);
+    let test = elsewhere.runner(&["test", cases.to_str().unwrap(), "--trust", trust.to_str().unwrap()]);
+    assert_eq!(code(&test), 0, "{}{}", stdout(&test), stderr(&test));
+
+    // A tar is read-only: signing into it is refused and names what to do.
+    let into_tar = elsewhere.runner_env(&["sign", &from_tar, "--key", team_key.to_str().unwrap()], &[("COSIGN_PASSWORD", "")]);
+    assert_eq!(code(&into_tar), 2, "{}", stderr(&into_tar));
+    assert!(stderr(&into_tar).contains("read-only"), "{}", stderr(&into_tar));
 }

@@ -118,6 +118,8 @@ enum Command {
     Sign(push::SignArgs),
     /// Check a reference's signature against public keys.
     Verify(push::VerifyArgs),
+    /// Signing keys: `runner key generate` writes a cosign-compatible key pair.
+    Key(push::KeyArgs),
 }
 
 /// kubectl's cluster-selection flags, on every command that reaches a cluster.
@@ -227,6 +229,7 @@ pub fn main() -> ExitCode {
         Command::Pull(args) => push::pull(args, lock_file),
         Command::Sign(args) => push::sign(args),
         Command::Verify(args) => push::verify(args),
+        Command::Key(args) => push::key(args),
     };
     match result {
         Ok(exit) => ExitCode::from(exit as u8),

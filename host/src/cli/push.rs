@@ -1,5 +1,6 @@
-//! `runner push`, `runner pull`, `runner sign`, `runner verify`: policies
-//! in OCI registries and image layouts ([`crate::distribution`]).
+//! `runner push`, `runner pull`, `runner sign`, `runner verify`, `runner
+//! key generate`: policies in OCI registries and image layouts
+//! ([`crate::distribution`]).
 
 use std::path::PathBuf;
 
@@ -18,7 +19,7 @@ use crate::run::{distribution_failure, distribution_settings};
 pub struct PushArgs {
     /// The component to push (inspected first: what the host would refuse is not pushed).
     file: PathBuf,
-    /// Where: `oci://REGISTRY/REPOSITORY:TAG`.
+    /// Where: `oci://REGISTRY/REPOSITORY:TAG`, or `oci-layout:DIR:TAG` (an image-layout directory, created when missing).
     reference: String,
     /// Report format.
     #[arg(short = 'o', long, value_enum, default_value_t)]
@@ -44,7 +45,7 @@ pub struct PullArgs {
 /// `runner sign`'s arguments.
 #[derive(Args, Debug)]
 pub struct SignArgs {
-    /// The reference whose manifest to sign (`oci://...`).
+    /// The reference whose manifest to sign (`oci://...`, or `oci-layout:DIR[:TAG|@sha256:...]`, signed in place with no network).
     reference: String,
     /// The private key (PEM: cosign's encrypted key, PKCS#8 or SEC1); its password from COSIGN_PASSWORD.
     #[arg(long, value_name = "KEY.pem")]
@@ -65,6 +66,31 @@ pub struct VerifyArgs {
     /// Report format.
     #[arg(short = 'o', long, value_enum, default_value_t)]
     output: OutputFormat,
+}
+
+/// `runner key`'s arguments.
+#[derive(Args, Debug)]
+pub struct KeyArgs {
+    #[command(subcommand)]
+    command: KeyCommand,
+}
+
+/// What `runner key` does.
+#[derive(clap::Subcommand, Debug)]
+enum KeyCommand {
+    /// Write an ECDSA P-256 key pair as cosign does: PREFIX.key (encrypted
+    /// with COSIGN_PASSWORD, which may be empty) and PREFIX.pub.
+    Generate {
+        /// The files' prefix: PREFIX.key and PREFIX.pub.
+        #[arg(default_value = "runner")]
+        prefix: PathBuf,
+        /// Replace files that are already there.
+        #[arg(long)]
+        force: bool,
+        /// Report format.
+        #[arg(short = 'o', long, value_enum, default_value_t)]
+        output: OutputFormat,
+    },
 }
 
 fn parse(reference: &str) -> Result<Reference, Failure> {
@@ -168,6 +194,47 @@ pub fn verify(args: VerifyArgs) -> CommandResult {
     match args.output {
         OutputFormat::Text => println!("verified {}: signed by {} ({})", args.reference, signer.key, signer.fingerprint),
         format => format.print(&json!({"reference": args.reference, "signer": {"key": signer.key, "fingerprint": signer.fingerprint}})),
+    }
+    Ok(Exit::Success)
+}
+
+/// Generate a key pair; the private key never leaves its file unencrypted.
+pub fn key(args: KeyArgs) -> CommandResult {
+    let KeyCommand::Generate { prefix, force, output } = args.command;
+    let password = std::env::var("COSIGN_PASSWORD")
+        .map_err(|_| Failure::bad_input("set COSIGN_PASSWORD to the password that encrypts the private key (it may be empty: COSIGN_PASSWORD=)"))?;
+    let with_extension = |extension: &str| {
+        let mut path = prefix.clone().into_os_string();
+        path.push(extension);
+        PathBuf::from(path)
+    };
+    let (private, public) = (with_extension(".key"), with_extension(".pub"));
+    if !force && let Some(existing) = [&private, &public].into_iter().find(|path| path.exists()) {
+        return Err(Failure::bad_input(format!("{} exists; choose another prefix, or --force to replace it", existing.display())));
+    }
+    let key = SigningKey::generate();
+    let write = |path: &PathBuf, text: &str, mode: u32| -> Result<(), Failure> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .open(path)
+            .map_err(|e| Failure::bad_input(format!("cannot write {}: {e}", path.display())))?;
+        file.write_all(text.as_bytes()).map_err(|e| Failure::bad_input(format!("cannot write {}: {e}", path.display())))
+    };
+    write(&private, &key.to_encrypted_pem(password.as_bytes()), 0o600)?;
+    let public_key = key.public_key();
+    write(&public, &public_key.to_pem(), 0o644)?;
+    let fingerprint = public_key.fingerprint();
+    match output {
+        OutputFormat::Text => {
+            println!("private key: {} (encrypted with COSIGN_PASSWORD; cosign reads it too)", private.display());
+            println!("public key:  {} ({fingerprint})", public.display());
+        }
+        format => format.print(&json!({"private_key": private, "public_key": public, "fingerprint": fingerprint})),
     }
     Ok(Exit::Success)
 }

@@ -92,11 +92,12 @@ impl Source for LayoutSource {
 }
 
 /// Write a manifest and the blobs it names from `cache` into the layout
-/// `dir` (created), tagged `tag` in `index.json`; also its signature
+/// `dir` (created when missing), tagged `tag` in `index.json`; also its signature
 /// manifest when the cache has one (tag `sha256-<hex>.sig`), so a policy and
 /// its signature travel together.
 pub fn write(dir: &Path, cache: &Cache, manifest_digest: &str, tag: Option<&str>, signature_digest: Option<&str>) -> Result<(), DistributionError> {
     let bad = |reason: String| DistributionError::Layout { path: dir.display().to_string(), reason };
+    std::fs::create_dir_all(dir).map_err(|e| bad(e.to_string()))?;
     let target = Cache::new(dir);
     let mut index: Index = match std::fs::read(dir.join("index.json")) {
         Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| bad(format!("index.json: {e}")))?,

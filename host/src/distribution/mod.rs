@@ -331,13 +331,51 @@ pub fn fetch(reference: &Reference, settings: &Settings) -> Result<Fetched, Dist
 }
 
 /// Push a component as a CNCF Wasm OCI artifact at a tag; the manifest is
-/// annotated with the runner manifest's name, version and world.
+/// annotated with the runner manifest's name, version and world. To a
+/// registry, or into an image-layout directory (created when missing), so a
+/// policy can be published for an air-gapped cluster with no registry at all.
 pub fn push(component_bytes: &[u8], reference: &Reference, settings: &Settings) -> Result<Pushed, DistributionError> {
-    let (registry, repository) = registry_of(reference)?;
     let tag = reference.tag().ok_or_else(|| DistributionError::BadReference {
         reference: reference.to_string(),
         reason: "push needs a tag (a digest is what the push produces)".into(),
     })?;
+    let cache = Cache::new(&settings.cache);
+    let artifact = package(component_bytes, reference, &cache)?;
+    let manifest_digest = digest_of(&artifact.manifest);
+    match &reference.location {
+        Location::Layout(dir) => layout::write(writable_layout(dir)?, &cache, &manifest_digest, Some(tag), None)?,
+        Location::Registry { registry, repository } => {
+            if settings.offline {
+                return Err(DistributionError::NotCached(format!("{reference} (push needs the network)")));
+            }
+            client::check_insecure(&settings.insecure)?;
+            on_network_thread(|| {
+                let remote = Remote::connect(registry, &settings.insecure)?;
+                remote.push_blob(repository, component_bytes, &artifact.layer.digest)?;
+                remote.push_blob(repository, &artifact.config, &digest_of(&artifact.config))?;
+                remote.push_manifest(repository, tag, &artifact.manifest, OCI_MANIFEST_MEDIA_TYPE)
+            })?;
+            cache.set_tag(&tag_key(registry, repository, tag), &manifest_digest)?;
+        }
+    }
+    Ok(Pushed {
+        reference: reference.at_digest(&manifest_digest).to_string(),
+        manifest_digest,
+        layer_digest: artifact.layer.digest,
+        size: component_bytes.len() as u64,
+    })
+}
+
+/// A component's artifact: its manifest and config bytes and its layer.
+struct Artifact {
+    manifest: Vec<u8>,
+    config: Vec<u8>,
+    layer: Descriptor,
+}
+
+/// Inspect a component as the host would load it and build its artifact;
+/// its blobs are written into `cache` (what a later pull by digest reads).
+fn package(component_bytes: &[u8], reference: &Reference, cache: &Cache) -> Result<Artifact, DistributionError> {
     let policy =
         crate::policy::Policy::from_bytes(Path::new(&reference.to_string()), component_bytes.to_vec()).map_err(|e| DistributionError::Policy(e.to_string()))?;
     let layer = Descriptor::of(WASM_LAYER_MEDIA_TYPE, component_bytes);
@@ -369,66 +407,105 @@ pub fn push(component_bytes: &[u8], reference: &Reference, settings: &Settings) 
         annotations,
     };
     let manifest_bytes = serde_json::to_vec(&manifest).map_err(|e| DistributionError::Format(e.to_string()))?;
-    let manifest_digest = digest_of(&manifest_bytes);
-    let cache = Cache::new(&settings.cache);
-    for (digest, bytes) in [(&layer.digest, component_bytes), (&manifest.config.digest, &config_bytes[..]), (&manifest_digest, &manifest_bytes[..])] {
+    for (digest, bytes) in [(&layer.digest, component_bytes), (&manifest.config.digest, &config_bytes[..]), (&digest_of(&manifest_bytes), &manifest_bytes[..])]
+    {
         cache.put(digest, bytes)?;
     }
-    if settings.offline {
-        return Err(DistributionError::NotCached(format!("{reference} (push needs the network)")));
+    Ok(Artifact { manifest: manifest_bytes, config: config_bytes, layer })
+}
+
+/// A layout directory to write into: a tar is read-only.
+fn writable_layout(path: &Path) -> Result<&Path, DistributionError> {
+    if path.is_file() {
+        return Err(DistributionError::Layout {
+            path: path.display().to_string(),
+            reason: "a tar of a layout is read-only: write into a directory (oci-layout:DIR), then tar it".into(),
+        });
     }
-    client::check_insecure(&settings.insecure)?;
-    on_network_thread(|| {
-        let remote = Remote::connect(&registry, &settings.insecure)?;
-        remote.push_blob(&repository, component_bytes, &layer.digest)?;
-        remote.push_blob(&repository, &config_bytes, &manifest.config.digest)?;
-        remote.push_manifest(&repository, tag, &manifest_bytes, OCI_MANIFEST_MEDIA_TYPE)
-    })?;
-    cache.set_tag(&tag_key(&registry, &repository, tag), &manifest_digest)?;
-    Ok(Pushed { reference: reference.at_digest(&manifest_digest).to_string(), manifest_digest, layer_digest: layer.digest, size: component_bytes.len() as u64 })
+    Ok(path)
 }
 
 /// Sign the manifest `reference` names, cosign's way: a simple-signing
 /// payload layer with the signature in an annotation, in a manifest at the
-/// tag `sha256-<hex>.sig` (appended to the signatures already there).
+/// tag `sha256-<hex>.sig` (appended to the signatures already there). In a
+/// registry, or in an image-layout directory, where no network is needed.
 /// Returns the signature tag.
 pub fn sign(reference: &Reference, key: &signature::SigningKey, settings: &Settings) -> Result<String, DistributionError> {
-    let (registry, repository) = registry_of(reference)?;
-    if settings.offline {
-        return Err(DistributionError::NotCached(format!("{reference} (signing needs the network)")));
-    }
-    client::check_insecure(&settings.insecure)?;
-    on_network_thread(|| {
-        let remote = Remote::connect(&registry, &settings.insecure)?;
-        let manifest_digest = match &reference.selector {
-            Selector::Digest(digest) => digest.clone(),
-            Selector::Tag(tag) => remote.manifest(&repository, tag)?.ok_or_else(|| DistributionError::NotFound(reference.to_string()))?.1,
-        };
-        let payload = signature::payload(&format!("{registry}/{repository}"), &manifest_digest);
-        let mut layer = Descriptor::of(signature::PAYLOAD_MEDIA_TYPE, &payload);
-        layer.annotations.insert(signature::SIGNATURE_ANNOTATION.into(), key.sign(&payload));
-        let tag = signature::signature_tag(&manifest_digest);
-        let mut layers = match remote.manifest(&repository, &tag)? {
-            Some((bytes, _)) => parse_manifest(&bytes)?.layers,
-            None => Vec::new(),
-        };
-        if !layers.iter().any(|l| l.digest == layer.digest && l.annotations == layer.annotations) {
-            layers.push(layer);
+    match &reference.location {
+        Location::Layout(dir) => {
+            let mut source = layout::LayoutSource::open(writable_layout(dir)?)?;
+            let (_, manifest_digest) = source.manifest(&reference.selector)?;
+            let signatures = signature_manifest(&mut source, &reference.repository_name(), &manifest_digest, key)?;
+            // The layout's own blobs are where layout::write reads from.
+            let blobs = Cache::new(dir);
+            for bytes in [&signatures.payload, &signatures.config, &signatures.manifest] {
+                blobs.put(&digest_of(bytes), bytes)?;
+            }
+            layout::write(dir, &blobs, &manifest_digest, None, Some(&digest_of(&signatures.manifest)))?;
+            Ok(signatures.tag)
         }
-        let config = b"{}";
-        let manifest = ImageManifest {
-            schema_version: 2,
-            media_type: Some(OCI_MANIFEST_MEDIA_TYPE.into()),
-            config: Descriptor::of(EMPTY_CONFIG_MEDIA_TYPE, config),
-            layers,
-            annotations: BTreeMap::new(),
-        };
-        let manifest_bytes = serde_json::to_vec(&manifest).map_err(|e| DistributionError::Format(e.to_string()))?;
-        remote.push_blob(&repository, &payload, &digest_of(&payload))?;
-        remote.push_blob(&repository, config, &manifest.config.digest)?;
-        remote.push_manifest(&repository, &tag, &manifest_bytes, OCI_MANIFEST_MEDIA_TYPE)?;
-        Ok(tag)
-    })
+        Location::Registry { registry, repository } => {
+            if settings.offline {
+                return Err(DistributionError::NotCached(format!("{reference} (signing a registry's manifest needs the network)")));
+            }
+            client::check_insecure(&settings.insecure)?;
+            on_network_thread(|| {
+                let remote = Remote::connect(registry, &settings.insecure)?;
+                let mut source = RegistrySource { remote, cache: Cache::new(&settings.cache), registry: registry.clone(), repository: repository.clone() };
+                let (_, manifest_digest) = source.manifest(&reference.selector)?;
+                let signatures = signature_manifest(&mut source, &format!("{registry}/{repository}"), &manifest_digest, key)?;
+                let remote = &source.remote;
+                remote.push_blob(repository, &signatures.payload, &digest_of(&signatures.payload))?;
+                remote.push_blob(repository, &signatures.config, &digest_of(&signatures.config))?;
+                remote.push_manifest(repository, &signatures.tag, &signatures.manifest, OCI_MANIFEST_MEDIA_TYPE)?;
+                // What an offline pull checks is what was just pushed.
+                let manifest_digest = digest_of(&signatures.manifest);
+                source.cache.put(&digest_of(&signatures.payload), &signatures.payload)?;
+                source.cache.put(&manifest_digest, &signatures.manifest)?;
+                source.cache.set_tag(&tag_key(registry, repository, &signatures.tag), &manifest_digest)?;
+                Ok(signatures.tag)
+            })
+        }
+    }
+}
+
+/// A signature manifest and the blobs it names.
+struct Signatures {
+    tag: String,
+    manifest: Vec<u8>,
+    config: Vec<u8>,
+    payload: Vec<u8>,
+}
+
+/// The signature manifest of `manifest_digest` once `key`'s signature is
+/// appended to those `source` already has (a signature already there is kept once).
+fn signature_manifest(
+    source: &mut dyn Source,
+    docker_reference: &str,
+    manifest_digest: &str,
+    key: &signature::SigningKey,
+) -> Result<Signatures, DistributionError> {
+    let payload = signature::payload(docker_reference, manifest_digest);
+    let mut layer = Descriptor::of(signature::PAYLOAD_MEDIA_TYPE, &payload);
+    layer.annotations.insert(signature::SIGNATURE_ANNOTATION.into(), key.sign(&payload));
+    let tag = signature::signature_tag(manifest_digest);
+    let mut layers = match source.tagged(&tag)? {
+        Some((bytes, _)) => parse_manifest(&bytes)?.layers,
+        None => Vec::new(),
+    };
+    if !layers.iter().any(|l| l.digest == layer.digest && l.annotations == layer.annotations) {
+        layers.push(layer);
+    }
+    let config = b"{}".to_vec();
+    let manifest = ImageManifest {
+        schema_version: 2,
+        media_type: Some(OCI_MANIFEST_MEDIA_TYPE.into()),
+        config: Descriptor::of(EMPTY_CONFIG_MEDIA_TYPE, &config),
+        layers,
+        annotations: BTreeMap::new(),
+    };
+    let manifest = serde_json::to_vec(&manifest).map_err(|e| DistributionError::Format(e.to_string()))?;
+    Ok(Signatures { tag, manifest, config, payload })
 }
 
 /// Check the signatures of the manifest `reference` names against `keys`.
@@ -462,23 +539,12 @@ pub fn write_layout(fetched: &Fetched, reference: &Reference, settings: &Setting
         Location::Registry { registry, repository } => cache.tag(&tag_key(registry, repository, &signature::signature_tag(&fetched.manifest_digest)))?,
         Location::Layout(_) => None,
     };
-    std::fs::create_dir_all(dir).map_err(|e| DistributionError::Layout { path: dir.display().to_string(), reason: e.to_string() })?;
     layout::write(dir, &cache, &fetched.manifest_digest, reference.tag(), signature.as_deref())
 }
 
 /// Where the cache keeps the blob `digest`, if it has it.
 pub fn cached_blob(settings: &Settings, digest: &str) -> Option<PathBuf> {
     Cache::new(&settings.cache).blob_path(digest).ok().filter(|p| p.is_file())
-}
-
-fn registry_of(reference: &Reference) -> Result<(String, String), DistributionError> {
-    match &reference.location {
-        Location::Registry { registry, repository } => Ok((registry.clone(), repository.clone())),
-        Location::Layout(_) => Err(DistributionError::BadReference {
-            reference: reference.to_string(),
-            reason: "this needs a registry (oci://); write a layout with `runner pull REF --layout DIR`".into(),
-        }),
-    }
 }
 
 /// Run network work on a thread of its own, where a current-thread runtime

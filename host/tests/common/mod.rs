@@ -114,6 +114,12 @@ impl Sandbox {
     /// lab` finds none and every Kubernetes call answers `unavailable` (exit 4),
     /// whatever lab a developer has running.
     pub fn runner(&self, args: &[&str]) -> Output {
+        self.runner_env(args, &[])
+    }
+
+    /// [`Sandbox::runner`] with these environment variables set (and
+    /// COSIGN_PASSWORD only when given: a developer's own never leaks in).
+    pub fn runner_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         let no_lab = self.dir.path().join("no-lab");
         std::fs::create_dir_all(&no_lab).unwrap();
         let mut command = assert_cmd::Command::cargo_bin("runner").unwrap();
@@ -121,8 +127,9 @@ impl Sandbox {
             .env("RUNNER_CACHE_DIR", self.dir.path().join("cache"))
             .env("RUNNER_LAB_DIR", &no_lab)
             .env_remove("RUNNER_LOG")
+            .env_remove("COSIGN_PASSWORD")
             .env("RUNNER_POLICY_PATH", repo().join("policies/dist"));
-        command.args(args);
+        command.envs(env.iter().copied()).args(args);
         if args.first() == Some(&"exec") {
             command.arg("--journal").arg(self.journal());
         }
