@@ -93,8 +93,15 @@ impl ImportReport {
         for request in &self.unused_requests {
             lines.push(format!("requests `{request}` but never imports the interface that serves it"));
         }
-        for interface in &self.unrequested_imports {
-            lines.push(format!("imports `runner:policy/{interface}` but requests none of its capabilities: every call will be denied"));
+        // One line for them all: componentize-py's bindings import every
+        // interface of the world, so a Python gate would otherwise warn once per interface.
+        match &self.unrequested_imports[..] {
+            [] => {}
+            [interface] => lines.push(format!("imports `runner:policy/{interface}` but requests none of its capabilities: every call to it will be denied")),
+            interfaces => lines.push(format!(
+                "imports {} but requests none of their capabilities: every call to them will be denied",
+                interfaces.iter().map(|i| format!("`runner:policy/{i}`")).collect::<Vec<_>>().join(", ")
+            )),
         }
         lines
     }
@@ -127,7 +134,13 @@ mod tests {
         assert_eq!(report.unrequested_imports, strings(&["kube-write", "postgres-read"]));
         assert_eq!(report.unused_requests, vec!["redis:read".parse().unwrap()]);
         assert_eq!(report.mutating_interfaces(), vec!["kube-write"]);
-        assert_eq!(report.mismatches().len(), 3);
+        assert_eq!(
+            report.mismatches(),
+            [
+                "requests `redis:read` but never imports the interface that serves it",
+                "imports `runner:policy/kube-write`, `runner:policy/postgres-read` but requests none of their capabilities: every call to them will be denied",
+            ]
+        );
     }
 
     #[test]

@@ -37,6 +37,6 @@ pub fn run(args: BuildArgs, cache_dir: Option<PathBuf>) -> CommandResult {
     let compiled = if built.already_compiled { "already in the cache" } else { "compiled" };
     let cache = built.cache_dir.as_ref().map_or("no cache directory: exec compiles it again".to_string(), |d| d.display().to_string());
     println!("  compile  {:.1} s, {compiled} ({cache})", built.compile_time.as_secs_f64());
-    println!("\ntest and run it:\n  runner test {}\n  runner exec {}", args.dir.display(), built.component.display());
+    println!("\ntest and run it:\n  runner test {}\n  runner exec {} --target lab", args.dir.display(), built.component.display());
     Ok(Exit::Success)
 }
