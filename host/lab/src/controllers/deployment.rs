@@ -157,6 +157,14 @@ fn available(set: &Value) -> i64 {
     set["status"]["availableReplicas"].as_i64().unwrap_or(0).min(replicas(set))
 }
 
+/// Pods an old ReplicaSet may still have: what it asks for, or more while
+/// the Pods of a scale-down are not yet deleted (its status counts the live
+/// ones). Surge room counted from the spec alone let a new Pod start before
+/// the old one it replaces was gone: maxSurge + 1 at once.
+fn pods_of(set: &Value) -> i64 {
+    replicas(set).max(set["status"]["replicas"].as_i64().unwrap_or(0))
+}
+
 /// The next step of the rollout: create or find the new ReplicaSet, move
 /// replicas from the old ones to it by strategy, trim the history.
 fn roll(store: &Store, deployment: &Value, hash: &str, sets: Vec<Value>) -> anyhow::Result<()> {
@@ -177,7 +185,7 @@ fn roll(store: &Store, deployment: &Value, hash: &str, sets: Vec<Value>) -> anyh
         }
         Some(set) => set,
         None => {
-            let total: i64 = old.iter().map(replicas).sum();
+            let total: i64 = old.iter().map(pods_of).sum();
             let initial = if recreate { 0 } else { (desired + bounds.max_surge - total).clamp(0, desired) };
             create_replicaset(store, deployment, hash, initial, latest_old + 1)?
         }
@@ -216,7 +224,7 @@ fn new_replicas(current: i64, desired: i64, bounds: Bounds, old: &[Value]) -> i6
     if current >= desired {
         return desired;
     }
-    let total = current + old.iter().map(replicas).sum::<i64>();
+    let total = current + old.iter().map(pods_of).sum::<i64>();
     let room = desired + bounds.max_surge - total;
     current + room.clamp(0, desired - current)
 }
@@ -526,5 +534,7 @@ mod tests {
         assert_eq!(new_replicas(3, 3, bounds, &old(0)), 3);
         assert_eq!(new_replicas(5, 3, bounds, &old(0)), 3, "a scale-down applies at once");
         assert_eq!(new_replicas(0, 3, bounds, &[]), 3, "a first rollout starts every Pod");
+        let deleting = vec![json!({"spec": {"replicas": 2}, "status": {"replicas": 3}})];
+        assert_eq!(new_replicas(1, 3, bounds, &deleting), 1, "no room while the old Pod scaled away still lives");
     }
 }
